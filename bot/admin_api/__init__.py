@@ -1,0 +1,34 @@
+"""The Synapse Admin API client: one typed async method per endpoint, grouped by area.
+
+`AdminAPI` combines the areas; commands call its methods and never see httpx or URLs.
+"""
+
+from __future__ import annotations
+
+from .client import ClientAPI
+from .errors import AdminAPIError, Forbidden, NotFound, RateLimited, ServerError, TransportError, Unauthorized
+from .http import AdminHTTP
+from .rooms import RoomListAPI, RoomsAPI
+from .server import ServerAPI, StatisticsAPI
+from .users import UsersAPI
+
+
+class AdminAPI(ServerAPI, StatisticsAPI, UsersAPI, RoomsAPI, RoomListAPI, ClientAPI):
+    def __init__(self, http: AdminHTTP) -> None:
+        self._http = http
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+__all__ = [
+    "AdminAPI",
+    "AdminAPIError",
+    "AdminHTTP",
+    "Forbidden",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "TransportError",
+    "Unauthorized",
+]

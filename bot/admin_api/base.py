@@ -1,0 +1,11 @@
+"""The base every area of the Admin API client builds on."""
+
+from __future__ import annotations
+
+from .http import AdminHTTP
+
+
+class Area:
+    """An area of the API (users, rooms, …); methods send requests through `self._http`."""
+
+    _http: AdminHTTP

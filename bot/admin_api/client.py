@@ -1,0 +1,36 @@
+"""Client-server API lookups the bot needs next to the Admin API (alias resolution, whoami)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Area
+from .paths import CLIENT
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    user_id: str
+    device_id: str | None
+
+
+class ClientAPI(Area):
+    async def resolve_alias(self, alias: str) -> str:
+        """GET /_matrix/client/v3/directory/room/<alias> → room ID (NotFound when unknown)."""
+        data = await self._http.request("GET", CLIENT.v3.directory.room[alias])
+        return str(data["room_id"])
+
+    async def whoami(self) -> WhoAmI:
+        """GET /_matrix/client/v3/account/whoami"""
+        data = await self._http.request("GET", CLIENT.v3.account.whoami)
+        return WhoAmI(user_id=str(data["user_id"]), device_id=data.get("device_id"))
+
+    async def client_versions(self) -> list[str]:
+        """GET /_matrix/client/versions (no auth): is a Matrix homeserver there?"""
+        data = await self._http.request("GET", CLIENT.versions, auth=False)
+        return [str(v) for v in data.get("versions", [])]
+
+    async def my_joined_rooms(self) -> list[str]:
+        """GET /_matrix/client/v3/joined_rooms — the rooms of the token's own account."""
+        data = await self._http.request("GET", CLIENT.v3.joined_rooms)
+        return [str(r) for r in data.get("joined_rooms", [])]

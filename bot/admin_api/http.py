@@ -1,0 +1,216 @@
+"""HTTP transport of the Admin API client: auth, bounded retries, typed errors.
+
+- Redirects are never followed: a redirect would carry the admin token to another place.
+- 429 answers are retried after `retry_after_ms` / `Retry-After`, each wait capped, a few times.
+- Idempotent reads are retried on 502/503/504 and connection failures, with a short backoff.
+- 401 makes the token provider reload once (a rotated token file takes effect).
+- The token never appears in an exception, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from .errors import AdminAPIError, RateLimited, TransportError, UnrecognizedEndpoint, error_for_status
+from .paths import Path
+
+log = logging.getLogger(__name__)
+
+TokenGetter = Callable[[], str]
+TokenRefresher = Callable[[], "bool | Awaitable[bool]"]
+ResponseObserver = Callable[[str, str, int, float], None]
+
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+
+
+class AdminHTTP:
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenGetter,
+        *,
+        refresh_token: TokenRefresher | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_retries: int = 3,
+        max_retry_wait: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: ResponseObserver | None = None,
+    ) -> None:
+        self._token = token
+        self._refresh_token = refresh_token
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._sleep = sleep
+        self._observer = observer
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            follow_redirects=False,
+            transport=transport,
+            headers={"User-Agent": "synapse-admin-bot"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: Path,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Send one request; returns the decoded JSON body of a 2xx answer or raises."""
+        url = str(path)
+        query = _clean_params(params)
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                response = await self._client.request(
+                    method,
+                    url,
+                    params=query,
+                    json=json,
+                    content=content,
+                    headers=self._headers(headers, auth),
+                )
+            except httpx.TimeoutException:
+                self._observe(method, url, 0, started)
+                if method in _IDEMPOTENT and attempt <= self._max_retries:
+                    await self._sleep(min(0.5 * attempt, self._max_retry_wait))
+                    continue
+                raise TransportError(0, "M_TIMEOUT", "the homeserver did not answer in time", method=method, path=url) from None
+            except httpx.TransportError as exc:
+                self._observe(method, url, 0, started)
+                if method in _IDEMPOTENT and attempt <= self._max_retries:
+                    await self._sleep(min(0.5 * attempt, self._max_retry_wait))
+                    continue
+                raise TransportError(
+                    0, "M_CONNECTION_FAILED", f"cannot reach the homeserver ({type(exc).__name__})", method=method, path=url
+                ) from None
+            self._observe(method, url, response.status_code, started)
+            log.debug("%s %s -> %s", method, url, response.status_code)
+
+            if response.is_redirect:
+                raise TransportError(
+                    response.status_code,
+                    "M_REDIRECT_REFUSED",
+                    "the Admin API answered with a redirect, which the bot does not follow "
+                    "(it would send its admin token elsewhere); point homeserver.admin_api_url at the final address",
+                    method=method,
+                    path=url,
+                )
+            if response.status_code == 401 and auth and not refreshed and self._refresh_token:
+                refreshed = True
+                if await _maybe_await(self._refresh_token()):
+                    continue
+            if response.status_code == 429 and attempt <= self._max_retries:
+                await self._sleep(self._retry_wait(response, attempt))
+                continue
+            if response.status_code in _RETRYABLE_STATUS and method in _IDEMPOTENT and attempt <= self._max_retries:
+                await self._sleep(min(0.5 * 2 ** (attempt - 1), self._max_retry_wait))
+                continue
+            return self._decode(response, method, url)
+
+    def _headers(self, extra: Mapping[str, str] | None, auth: bool) -> dict[str, str]:
+        headers = dict(extra or {})
+        if auth:
+            headers["Authorization"] = f"Bearer {self._token()}"
+        return headers
+
+    def _observe(self, method: str, url: str, status: int, started: float) -> None:
+        if self._observer is not None:
+            self._observer(method, url, status, time.monotonic() - started)
+
+    def _retry_wait(self, response: httpx.Response, attempt: int) -> float:
+        wait = _retry_after_seconds(response)
+        if wait is None:
+            wait = 0.5 * 2 ** (attempt - 1)
+        return max(0.0, min(wait, self._max_retry_wait))
+
+    @staticmethod
+    def _decode(response: httpx.Response, method: str, url: str) -> Any:
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = None
+        if response.is_success:
+            if body is None:
+                raise TransportError(
+                    response.status_code, "M_BAD_RESPONSE", "the homeserver answered with something other than JSON",
+                    method=method, path=url,
+                )
+            return body
+        errcode = "M_UNKNOWN"
+        message = response.reason_phrase or f"HTTP {response.status_code}"
+        if isinstance(body, dict):
+            errcode = str(body.get("errcode") or errcode)
+            message = str(body.get("error") or message)
+        if response.status_code == 404 and errcode == "M_UNRECOGNIZED":
+            raise UnrecognizedEndpoint(404, errcode, message, method=method, path=url)
+        cls = error_for_status(response.status_code)
+        if cls is RateLimited:
+            wait = _retry_after_seconds(response)
+            raise RateLimited(
+                response.status_code, errcode, message, method=method, path=url,
+                retry_after_ms=None if wait is None else int(wait * 1000),
+            )
+        raise cls(response.status_code, errcode, message, method=method, path=url)
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("retry_after_ms"), (int, float)):
+        return float(body["retry_after_ms"]) / 1000
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return float(header)
+        except ValueError:
+            return None
+    return None
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Drop unset options and spell booleans the way Synapse parses them."""
+    if not params:
+        return None
+    cleaned: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            cleaned[key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            cleaned[key] = [str(v) for v in value]
+        else:
+            cleaned[key] = str(value)
+    return cleaned
+
+
+async def _maybe_await(value: bool | Awaitable[bool]) -> bool:
+    if inspect.isawaitable(value):
+        return bool(await value)
+    return bool(value)
+
+
+__all__ = ["AdminHTTP", "AdminAPIError"]

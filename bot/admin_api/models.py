@@ -1,0 +1,38 @@
+"""Shared model helpers. Area modules define their own models next to their methods."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list endpoint; `next_token` is None on the last page."""
+
+    items: list[T]
+    total: int | None
+    next_token: str | None
+
+
+def build(cls: type[M], data: Mapping[str, Any], **overrides: Any) -> M:
+    """Build a dataclass from a JSON object, ignoring fields it does not know.
+
+    Unknown keys are dropped on purpose: Synapse adds fields between versions, and some
+    endpoints return things that must never be shown (the legacy user search returns
+    password hashes).
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {key: value for key, value in data.items() if key in names}
+    values.update(overrides)
+    return cls(**values)
+
+
+def next_token(data: Mapping[str, Any], key: str = "next_token") -> str | None:
+    value = data.get(key)
+    return None if value is None else str(value)

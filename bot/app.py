@@ -1,0 +1,157 @@
+"""The composition root: the only place that knows every part and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import httpx
+
+from .access import Access, AdminRooms
+from .admin_api import AdminAPI, AdminHTTP
+from .config import Config
+from .dispatcher import Dispatcher
+from .jobs import JobRunner
+from .matrix import MatrixClient
+from .spec import CommandTable
+from .storage import Database, Store
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_S = 2.0
+JOURNAL_RETENTION_MS = 30 * 86_400_000
+
+
+class App:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        table: CommandTable | None = None,
+        admin_transport: httpx.AsyncBaseTransport | None = None,
+        job_poll_interval: float = 1.0,
+        job_edit_interval: float = 2.0,
+    ) -> None:
+        if table is None:
+            from commands import load_table
+
+            table = load_table()
+        self.config = config
+        self.table = table
+        self._admin_transport = admin_transport
+        self._job_poll_interval = job_poll_interval
+        self._job_edit_interval = job_edit_interval
+        self.stop_event = asyncio.Event()
+        self.db: Database | None = None
+        self.store: Store
+        self.api: AdminAPI
+        self.matrix: MatrixClient
+        self.jobs: JobRunner
+        self.dispatcher: Dispatcher
+        self.extras: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        config = self.config
+        self.db = Database(config.storage.path)
+        await self.db.open()
+        self.store = Store(self.db)
+        admin_rooms = AdminRooms(config.admin_rooms)
+        access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
+        crypto_dir = config.storage.directory / "crypto" if config.encryption.enabled else None
+        self.matrix = MatrixClient(
+            homeserver_url=config.homeserver.url,
+            user_id=config.bot.user_id,
+            token=config.bot.token,
+            password=config.bot.password,
+            device_id=config.bot.device_id,
+            device_name=config.bot.device_name,
+            store=self.store,
+            crypto_dir=crypto_dir,
+            admin_rooms=admin_rooms,
+        )
+        await self.matrix.login()
+        admin_token = config.admin_token
+
+        def current_admin_token() -> str:
+            # Without a separate admin token the bot's own session token is used.
+            if admin_token is not None and admin_token.current() is not None:
+                return admin_token.current().reveal()  # type: ignore[union-attr]
+            return str(self.matrix.client.access_token)
+
+        refresh = admin_token.reload if admin_token is not None else (config.bot.token.reload if config.bot.token else None)
+        self.api = AdminAPI(AdminHTTP(
+            config.homeserver.admin_api_url, current_admin_token, refresh_token=refresh, transport=self._admin_transport,
+        ))
+        self.jobs = JobRunner(
+            store=self.store, api=self.api, access=access, sender=self.matrix, runners=self.table.jobs,
+            poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
+        )
+        self.dispatcher = Dispatcher(
+            table=self.table, access=access, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
+            prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
+            confirm_timeout=config.confirmations.timeout,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders,
+            extras=self.extras,
+        )
+        await self.matrix.resolve_admin_rooms()
+        await self.jobs.resume_all()
+
+    async def run(self) -> None:
+        """Sync and serve until `stop()` (or a signal) sets the stop event."""
+        self._tasks = [
+            asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        done, _ = await asyncio.wait([*self._tasks, asyncio.create_task(self.stop_event.wait())], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in self._tasks and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _housekeeping(self) -> None:
+        ticks = 0
+        while not self.stop_event.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=HOUSEKEEPING_INTERVAL_S)
+            if self.stop_event.is_set():
+                return
+            ticks += 1
+            try:
+                await self.dispatcher.expire_confirmations()
+                await self.matrix.tick_pending(self.dispatcher)
+                if ticks % 1800 == 0:
+                    await self.store.prune_events(JOURNAL_RETENTION_MS)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def close(self) -> None:
+        self.stop_event.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "jobs"):
+            await self.jobs.stop()
+        if hasattr(self, "matrix"):
+            await self.matrix.close()
+        if hasattr(self, "api"):
+            await self.api.aclose()
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+
+async def run_until_signalled(app: App) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.stop)
+    try:
+        await app.start()
+        await app.run()
+    finally:
+        await app.close()

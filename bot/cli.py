@@ -1,0 +1,164 @@
+"""`synapse-admin-bot run | check | demo` — exit codes: 0 fine, 1 a check failed, 2 bad config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .admin_api import AdminAPI, AdminHTTP
+from .admin_api.errors import AdminAPIError, Forbidden
+from .config import Config, ConfigError, load
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_CONFIG = 2
+
+Say = Callable[[bool, str], None]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synapse-admin-bot", description="Run the Synapse Admin API from a Matrix room.")
+    parser.add_argument("--log-level", default=os.environ.get("SYNAPSE_ADMIN_BOT_LOG_LEVEL", "INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot until SIGTERM/SIGINT")
+    run.add_argument("--config", required=True)
+    check = sub.add_parser("check", help="validate the config and probe the homeserver")
+    check.add_argument("--config", required=True)
+    sub.add_parser("demo", help="a throwaway local Synapse with the bot; commands from standard input")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # nio logs every request at INFO; keep the bot's own log readable.
+    for noisy in ("nio", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "demo":
+        from .demo import main_demo
+
+        return main_demo()
+    try:
+        config = load(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check":
+        return asyncio.run(check(config))
+    return asyncio.run(_run(config))
+
+
+async def _run(config: Config) -> int:
+    from .app import App, run_until_signalled
+    from .matrix import MatrixError
+
+    try:
+        await run_until_signalled(App(config))
+    except MatrixError as exc:
+        logging.getLogger("bot").error("%s", exc)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+@dataclass
+class CheckLine:
+    ok: bool
+    text: str
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.text}"
+
+
+async def check(config: Config, *, out: object = None) -> int:
+    """One line per probe; never prints a token."""
+    lines: list[CheckLine] = []
+
+    def say(ok: bool, text: str) -> None:
+        line = CheckLine(ok, text)
+        lines.append(line)
+        print(line, file=out or sys.stdout, flush=True)
+
+    bot_token = config.bot.token.current().reveal() if config.bot.token and config.bot.token.current() else None
+    client = AdminAPI(AdminHTTP(config.homeserver.url, lambda: bot_token or "", timeout=15))
+    try:
+        try:
+            versions = await client.client_versions()
+            say(True, f"homeserver reachable at {config.homeserver.url} (Matrix {versions[-1] if versions else '?'})")
+        except AdminAPIError as exc:
+            say(False, f"homeserver not reachable at {config.homeserver.url}: {exc.error}")
+            return EXIT_CHECK_FAILED
+        bot_user = await _check_bot_token(client, config, bot_token, say)
+        await _check_admin(config, bot_token, say)
+        if bot_user is not None:
+            await _check_rooms(client, config, say)
+    finally:
+        await client.aclose()
+    return EXIT_OK if all(line.ok for line in lines) else EXIT_CHECK_FAILED
+
+
+async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, say: Say) -> str | None:
+    if token is None:
+        say(True, "bot token: none configured; the bot logs in with its password at start")
+        return None
+    try:
+        who = await client.whoami()
+    except AdminAPIError as exc:
+        say(False, f"bot token is not valid: {exc.errcode}: {exc.error}")
+        return None
+    if who.user_id != config.bot.user_id:
+        say(False, f"bot token belongs to {who.user_id}, not to bot.user_id {config.bot.user_id}")
+        return None
+    say(True, f"bot token valid for {who.user_id} (device {who.device_id or '?'})")
+    return who.user_id
+
+
+async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
+    admin_source = config.admin_token
+    token = admin_source.current().reveal() if admin_source and admin_source.current() else bot_token
+    if token is None:
+        say(True, "admin token: the bot's password session is used; checked when the bot runs")
+        return
+    api = AdminAPI(AdminHTTP(config.homeserver.admin_api_url, lambda: token, timeout=15))
+    try:
+        who = await api.whoami()
+        try:
+            details = await api.user_details(who.user_id)
+        except Forbidden:
+            say(False, f"{who.user_id} is not a server admin: the Admin API refuses its token "
+                       "(make it one with `register_new_matrix_user -a` or PUT /_synapse/admin/v2/users/<user_id> {\"admin\": true})")
+            return
+        if details.admin:
+            version = await api.server_version()
+            say(True, f"{who.user_id} is a server admin; Admin API at {config.homeserver.admin_api_url} answers (Synapse {version})")
+        else:
+            say(False, f"{who.user_id} is not a server admin")
+    except AdminAPIError as exc:
+        say(False, f"Admin API at {config.homeserver.admin_api_url} failed: {exc.errcode}: {exc.error}")
+    finally:
+        await api.aclose()
+
+
+async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
+    try:
+        joined = set(await client.my_joined_rooms())
+    except AdminAPIError as exc:
+        say(False, f"cannot list the bot's rooms: {exc.errcode}: {exc.error}")
+        return
+    for room in config.admin_rooms:
+        room_id = room
+        if room.startswith("#"):
+            try:
+                room_id = await client.resolve_alias(room)
+            except AdminAPIError as exc:
+                say(False, f"admin room {room}: alias does not resolve ({exc.errcode})")
+                continue
+        if room_id in joined:
+            say(True, f"bot is in admin room {room}" + (f" ({room_id})" if room_id != room else ""))
+        else:
+            say(False, f"bot is not in admin room {room}: invite it; it joins admin rooms by itself")

@@ -1,0 +1,428 @@
+"""Configuration: frozen dataclasses built by `load(path, environ)`.
+
+Every problem is a `ConfigError` that names the key and what is wrong with it, so that the
+CLI can print one line and exit 2. Loading has no side effect beyond reading files.
+Relative paths are taken relative to the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
+ENV_ADMIN_TOKEN = "SYNAPSE_ADMIN_BOT_ADMIN_TOKEN"
+ENV_PASSWORD = "SYNAPSE_ADMIN_BOT_PASSWORD"
+
+USER_ID_RE = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
+ROLES = ("admins", "moderators", "viewers")
+
+
+class ConfigError(Exception):
+    """A problem with one key of the configuration."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class Secret:
+    """A secret string that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class TokenSource:
+    """Where an access token comes from: a literal (config or environment) or a file.
+
+    A file is read again on `reload()`, which the clients call when the homeserver answers
+    401, so that a token rotated outside the bot takes effect without a restart.
+    """
+
+    def __init__(self, *, value: Secret | None = None, file: Path | None = None, key: str = "") -> None:
+        self._value = value
+        self.file = file
+        self.key = key
+        if file is not None:
+            self._value = self._read_file()
+
+    def _read_file(self) -> Secret:
+        assert self.file is not None
+        try:
+            text = self.file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(self.key, f"cannot read token file {self.file}: {exc.strerror}") from None
+        if not text:
+            raise ConfigError(self.key, f"token file {self.file} is empty")
+        return Secret(text.splitlines()[0].strip())
+
+    def current(self) -> Secret | None:
+        return self._value
+
+    def reload(self) -> bool:
+        """Re-read the token file; True when it now holds a different token."""
+        if self.file is None:
+            return False
+        try:
+            fresh = self._read_file()
+        except ConfigError:
+            return False
+        changed = fresh != self._value
+        self._value = fresh
+        return changed
+
+    def __repr__(self) -> str:
+        return f"TokenSource(file={self.file!s})" if self.file else "TokenSource(value='***')"
+
+
+@dataclass(frozen=True)
+class HomeserverConfig:
+    url: str
+    admin_api_url: str
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    user_id: str
+    token: TokenSource | None
+    password: Secret | None
+    device_id: str | None
+    device_name: str = "synapse-admin-bot"
+
+    @property
+    def server_name(self) -> str:
+        return self.user_id.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    admins: tuple[str, ...] = ()
+    moderators: tuple[str, ...] = ()
+    viewers: tuple[str, ...] = ()
+
+    @property
+    def everyone(self) -> frozenset[str]:
+        return frozenset(self.admins + self.moderators + self.viewers)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    enabled: bool = True
+    require_cross_signed_senders: bool = False
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    enabled: bool = True
+    poll_interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class ConfirmationsConfig:
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    homeserver: HomeserverConfig
+    bot: BotConfig
+    admin_token: TokenSource | None  # None: use the bot's own token
+    admin_rooms: tuple[str, ...]
+    command_prefix: str
+    access: AccessConfig
+    storage: StorageConfig
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
+
+    @property
+    def server_name(self) -> str:
+        return self.bot.server_name
+
+
+_TOP_LEVEL_KEYS = (
+    "homeserver",
+    "bot",
+    "admin_api",
+    "admin_rooms",
+    "command_prefix",
+    "access",
+    "storage",
+    "encryption",
+    "reports",
+    "confirmations",
+)
+
+
+class _Reader:
+    """Typed access to one mapping of the YAML document, naming keys by their full path."""
+
+    def __init__(self, data: Any, prefix: str, allowed: tuple[str, ...]) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(prefix or "(top level)", f"must be a mapping, not {_kind(data)}")
+        self.data = data
+        self.prefix = prefix
+        for key in data:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+                raise ConfigError(self.key(str(key)), f"unknown key{suggestion}")
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def section(self, name: str, allowed: tuple[str, ...]) -> _Reader:
+        return _Reader(self.data.get(name), self.key(name), allowed)
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(self.key(name), "missing")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(self.key(name), f"must be a non-empty string, not {_kind(value)}")
+        return value.strip()
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, not {_kind(value)}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(self.key(name), f"must be a number, not {_kind(value)}")
+        if value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum:g}, not {value:g}")
+        return float(value)
+
+    def string_list(self, name: str) -> tuple[str, ...]:
+        value = self.data.get(name)
+        if value is None:
+            return ()
+        if isinstance(value, str) or not isinstance(value, list):
+            raise ConfigError(self.key(name), f"must be a list of strings, not {_kind(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(f"{self.key(name)}[{index}]", f"must be a non-empty string, not {_kind(item)}")
+        return tuple(item.strip() for item in value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _url(reader: _Reader, name: str, *, required: bool) -> str | None:
+    value = reader.string(name, required=required)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(reader.key(name), f"must be an http(s) URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _token_source(
+    reader: _Reader, *, base: Path, env_value: str | None, env_name: str
+) -> TokenSource | None:
+    if env_value:
+        return TokenSource(value=Secret(env_value.strip()), key=env_name)
+    token = reader.string("access_token")
+    token_file = reader.string("access_token_file")
+    if token and token_file:
+        raise ConfigError(reader.key("access_token"), "set either access_token or access_token_file, not both")
+    if token:
+        return TokenSource(value=Secret(token), key=reader.key("access_token"))
+    if token_file:
+        return TokenSource(file=_path(base, token_file), key=reader.key("access_token_file"))
+    return None
+
+
+def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
+    root = _Reader(data, "", _TOP_LEVEL_KEYS)
+
+    hs = root.section("homeserver", ("url", "admin_api_url"))
+    url = _url(hs, "url", required=True)
+    assert url is not None
+    homeserver = HomeserverConfig(url=url, admin_api_url=_url(hs, "admin_api_url", required=False) or url)
+
+    bot_reader = root.section(
+        "bot", ("user_id", "access_token", "access_token_file", "password", "password_file", "device_id", "device_name")
+    )
+    user_id = bot_reader.string("user_id", required=True)
+    assert user_id is not None
+    if not USER_ID_RE.match(user_id):
+        raise ConfigError("bot.user_id", f"must be a Matrix user ID like @adminbot:example.com, not {user_id!r}")
+    token = _token_source(
+        bot_reader, base=base_dir, env_value=environ.get(ENV_ACCESS_TOKEN), env_name=ENV_ACCESS_TOKEN
+    )
+    password = _password(bot_reader, base_dir, environ)
+    if token is None and password is None:
+        raise ConfigError(
+            "bot.access_token",
+            f"missing: set bot.access_token, bot.access_token_file, bot.password or ${ENV_ACCESS_TOKEN}",
+        )
+    bot = BotConfig(
+        user_id=user_id,
+        token=token,
+        password=password,
+        device_id=bot_reader.string("device_id"),
+        device_name=bot_reader.string("device_name", "synapse-admin-bot") or "synapse-admin-bot",
+    )
+
+    admin_reader = root.section("admin_api", ("access_token", "access_token_file"))
+    admin_token = _token_source(
+        admin_reader, base=base_dir, env_value=environ.get(ENV_ADMIN_TOKEN), env_name=ENV_ADMIN_TOKEN
+    )
+
+    admin_rooms = root.string_list("admin_rooms")
+    if not admin_rooms:
+        raise ConfigError("admin_rooms", "missing: list at least one room ID (!…) or alias (#…)")
+    for index, room in enumerate(admin_rooms):
+        if not re.match(r"^[!#][^\s]+$", room) or (room.startswith("#") and ":" not in room):
+            raise ConfigError(f"admin_rooms[{index}]", f"must be a room ID (!…) or an alias (#…:server), not {room!r}")
+
+    prefix = root.string("command_prefix", "!admin") or "!admin"
+    if any(ch.isspace() for ch in prefix):
+        raise ConfigError("command_prefix", "must not contain spaces")
+
+    access_reader = root.section("access", ROLES)
+    lists: dict[str, tuple[str, ...]] = {}
+    for role in ROLES:
+        people = access_reader.string_list(role)
+        for index, person in enumerate(people):
+            if not USER_ID_RE.match(person):
+                raise ConfigError(f"access.{role}[{index}]", f"must be a full Matrix user ID like @alice:example.com, not {person!r}")
+        lists[role] = people
+    access = AccessConfig(**lists)
+    if not access.everyone:
+        raise ConfigError("access", "nobody is listed: add someone under access.admins")
+    if user_id in access.everyone:
+        raise ConfigError("access", f"{user_id} is the bot itself and cannot hold a role")
+
+    storage_reader = root.section("storage", ("path",))
+    storage = StorageConfig(path=_path(base_dir, storage_reader.string("path", "./data/state.db") or ""))
+
+    enc = root.section("encryption", ("enabled", "require_cross_signed_senders"))
+    encryption = EncryptionConfig(
+        enabled=enc.boolean("enabled", True),
+        require_cross_signed_senders=enc.boolean("require_cross_signed_senders", False),
+    )
+
+    rep = root.section("reports", ("enabled", "poll_interval"))
+    reports = ReportsConfig(
+        enabled=rep.boolean("enabled", True), poll_interval=rep.number("poll_interval", 2.0, minimum=0.2)
+    )
+
+    conf = root.section("confirmations", ("timeout",))
+    confirmations = ConfirmationsConfig(timeout=conf.number("timeout", 600.0, minimum=10))
+
+    return Config(
+        homeserver=homeserver,
+        bot=bot,
+        admin_token=admin_token,
+        admin_rooms=admin_rooms,
+        command_prefix=prefix,
+        access=access,
+        storage=storage,
+        encryption=encryption,
+        reports=reports,
+        confirmations=confirmations,
+    )
+
+
+def _password(reader: _Reader, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:
+    if environ.get(ENV_PASSWORD):
+        return Secret(environ[ENV_PASSWORD])
+    password = reader.string("password")
+    password_file = reader.string("password_file")
+    if password and password_file:
+        raise ConfigError("bot.password", "set either password or password_file, not both")
+    if password_file:
+        path = _path(base_dir, password_file)
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError("bot.password_file", f"cannot read {path}: {exc.strerror}") from None
+        if not text:
+            raise ConfigError("bot.password_file", f"{path} is empty")
+        return Secret(text)
+    return Secret(password) if password else None
+
+
+def load(path: Path | str, environ: Mapping[str, str]) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError("--config", f"{path} is not valid YAML{where}: {problem}") from None
+    return parse(data, base_dir=path.resolve().parent, environ=environ)

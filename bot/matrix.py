@@ -1,0 +1,492 @@
+"""The Matrix side: nio AsyncClient, login/restore, E2EE store, our own sync loop, sending.
+
+- The sync position is stored in sqlite only after the events of a batch have been handed over,
+  and every event goes through the journal first, so nothing is handled twice after a restart.
+- On a first start the room history is skipped: the bot answers what is said from now on.
+- A homeserver that is down or answers 5xx/429 is retried with capped exponential backoff;
+  the loop never spins and never exits on a homeserver error.
+- Invites are accepted only to admin rooms; others are declined.
+- Encrypted rooms work out of the box: keys live under the storage directory; an event that
+  cannot be decrypted yet is retried for a short while (its key often arrives a moment later),
+  then reported instead of being executed.
+
+This module knows no command and no Admin API endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinError,
+    LoginResponse,
+    MegolmEvent,
+    ReactionEvent,
+    RoomMessage,
+    RoomRedactResponse,
+    RoomResolveAliasResponse,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+    UploadResponse,
+    WhoamiResponse,
+)
+from nio.exceptions import EncryptionError, LocalProtocolError
+
+from .access import AdminRooms
+from .config import Secret, TokenSource
+from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
+from .render import file_content
+from .storage import Store
+
+log = logging.getLogger(__name__)
+
+SYNC_TOKEN_KEY = "sync.next_batch"
+SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
+UNDECRYPTABLE_GRACE_S = 8.0
+# Presence and ephemeral events (typing, receipts) are of no use to the bot.
+SYNC_FILTER: dict[str, Any] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {"ephemeral": {"not_types": ["*"]}, "timeline": {"limit": 50}, "account_data": {"not_types": ["*"]}},
+}
+
+
+class EventSink(Protocol):
+    async def on_message(self, msg: IncomingMessage) -> None: ...
+
+    async def on_reaction(self, reaction: IncomingReaction) -> None: ...
+
+    async def on_undecryptable(self, event: UndecryptableMessage) -> None: ...
+
+
+class MatrixError(RuntimeError):
+    """A Matrix request failed in a way the caller should hear about."""
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter; reset after a success."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    failures: int = 0
+
+    def next_delay(self, hint: float | None = None) -> float:
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
+        if hint is not None:
+            delay = min(self.cap, max(delay, hint))
+        return delay * (0.8 + 0.4 * random.random())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class _Pending:
+    event: MegolmEvent
+    room_id: str
+    first_seen: float
+
+
+class MatrixClient:
+    def __init__(
+        self,
+        *,
+        homeserver_url: str,
+        user_id: str,
+        token: TokenSource | None,
+        password: Secret | None,
+        device_id: str | None,
+        device_name: str,
+        store: Store,
+        crypto_dir: Path | None,
+        admin_rooms: AdminRooms,
+        sync_timeout_ms: int = 30_000,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self._token = token
+        self._password = password
+        self._configured_device = device_id
+        self._device_name = device_name
+        self._store = store
+        self.admin_rooms = admin_rooms
+        self._sync_timeout_ms = sync_timeout_ms
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.encryption = crypto_dir is not None
+        if crypto_dir is not None:
+            crypto_dir.mkdir(parents=True, exist_ok=True)
+            crypto_dir.chmod(0o700)
+        config = AsyncClientConfig(
+            encryption_enabled=self.encryption,
+            store_sync_tokens=False,
+            max_limit_exceeded=3,
+            max_timeouts=1,
+            request_timeout=60,
+        )
+        self.client = AsyncClient(
+            homeserver_url,
+            user=user_id,
+            device_id=device_id,
+            store_path=str(crypto_dir) if crypto_dir else "",
+            config=config,
+        )
+        self.last_sync_ok: float | None = None
+        self.sync_failures = 0
+
+    # -- login
+
+    async def login(self) -> None:
+        """Restore a session from a token (or a stored password session), or log in with the password."""
+        if self._token is not None and self._token.current() is not None:
+            await self._restore(self._token.current().reveal(), self._configured_device)  # type: ignore[union-attr]
+        else:
+            stored = await self._store.get_meta(SESSION_KEY)
+            if stored and await self._try_stored_session(stored):
+                pass
+            else:
+                await self._password_login()
+        if self.encryption and self.client.should_upload_keys:
+            await self.client.keys_upload()
+
+    async def _restore(self, token: str, device_id: str | None) -> None:
+        self.client.access_token = token
+        who = await self.client.whoami()
+        if not isinstance(who, WhoamiResponse):
+            raise MatrixError(f"the bot's access token was refused: {getattr(who, 'message', who)}")
+        if who.user_id != self.user_id:
+            raise MatrixError(f"the access token belongs to {who.user_id}, not to bot.user_id {self.user_id}")
+        device = who.device_id or device_id
+        if not device:
+            raise MatrixError("the homeserver did not say which device this token belongs to; set bot.device_id")
+        if device_id and who.device_id and device_id != who.device_id:
+            log.warning("bot.device_id %s differs from the token's device %s; using the token's", device_id, who.device_id)
+        self.client.restore_login(self.user_id, device, token)
+
+    async def _try_stored_session(self, stored: str) -> bool:
+        user_id, device_id, token = (stored.split(" ", 2) + ["", "", ""])[:3]
+        if user_id != self.user_id or not token:
+            return False
+        try:
+            await self._restore(token, device_id)
+        except MatrixError:
+            return False
+        return True
+
+    async def _password_login(self) -> None:
+        if self._password is None:
+            raise MatrixError("no usable access token and no password to log in with")
+        response = await self.client.login(password=self._password.reveal(), device_name=self._device_name)
+        if not isinstance(response, LoginResponse):
+            raise MatrixError(f"password login failed: {getattr(response, 'message', response)}")
+        await self._store.set_meta(SESSION_KEY, f"{response.user_id} {response.device_id} {response.access_token}")
+
+    @property
+    def device_id(self) -> str:
+        return str(self.client.device_id)
+
+    async def resolve_admin_rooms(self) -> list[str]:
+        """Add the room IDs of configured aliases; returns the aliases that could not be resolved."""
+        missing = []
+        for alias in self.admin_rooms.aliases:
+            response = await self.client.room_resolve_alias(alias)
+            if isinstance(response, RoomResolveAliasResponse):
+                self.admin_rooms.add(response.room_id)
+            else:
+                missing.append(alias)
+        return missing
+
+    # -- the sync loop
+
+    async def run(self, sink: EventSink, stop: asyncio.Event) -> None:
+        since = await self._store.get_meta(SYNC_TOKEN_KEY)
+        first_start = since is None
+        unresolved = list(self.admin_rooms.aliases)
+        while not stop.is_set():
+            if unresolved:
+                unresolved = await self._resolve_quietly()
+            response = await self._sync_once(since, first_start, stop)
+            if response is None:
+                continue
+            await self._handle_invites(response)
+            if not first_start:
+                await self._handle_timeline(response, sink)
+            await self._after_sync()
+            since = response.next_batch
+            first_start = False
+            await self._store.set_meta(SYNC_TOKEN_KEY, since)
+            await self._retry_pending(sink)
+
+    async def _resolve_quietly(self) -> list[str]:
+        try:
+            return await self.resolve_admin_rooms()
+        except Exception:
+            return list(self.admin_rooms.aliases)
+
+    async def _sync_once(self, since: str | None, first_start: bool, stop: asyncio.Event) -> SyncResponse | None:
+        sync = asyncio.ensure_future(
+            self.client.sync(
+                timeout=0 if first_start else self._sync_timeout_ms,
+                since=since,
+                full_state=first_start or None,
+                sync_filter=SYNC_FILTER,
+            )
+        )
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait({sync, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if sync not in done:
+                return None
+            response = sync.result()
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as exc:
+            await self._sync_failed(f"cannot reach the homeserver ({type(exc).__name__})", None, stop)
+            return None
+        finally:
+            # Also on cancellation: a long-poll left running would outlive the bot.
+            for future in (sync, stopper):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(sync, stopper, return_exceptions=True)
+        if isinstance(response, SyncResponse):
+            self._backoff.reset()
+            self.last_sync_ok = time.time()
+            return response
+        status = str(getattr(response, "status_code", "") or "")
+        retry_ms = getattr(response, "retry_after_ms", None)
+        if status in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") and self._token and self._token.reload():
+            current = self._token.current()
+            if current is not None:
+                self.client.access_token = current.reveal()
+                log.info("re-read the bot's token file after the homeserver refused the token")
+                return None
+        message = getattr(response, "message", "") or status or type(response).__name__
+        await self._sync_failed(f"sync failed: {message}", retry_ms / 1000 if retry_ms else None, stop)
+        return None
+
+    async def _sync_failed(self, reason: str, hint: float | None, stop: asyncio.Event) -> None:
+        self.sync_failures += 1
+        delay = self._backoff.next_delay(hint)
+        log.warning("%s; retrying in %.1fs", reason, delay)
+        if self._sleep is not None:
+            await self._sleep(delay)
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _handle_invites(self, response: SyncResponse) -> None:
+        for room_id, info in response.rooms.invite.items():
+            inviter = next((e.sender for e in info.invite_state if getattr(e, "membership", None) == "invite"), "?")
+            if room_id in self.admin_rooms or await self._invite_names_admin_alias(info):
+                log.info("joining admin room %s (invited by %s)", room_id, inviter)
+                result = await self.client.join(room_id)
+                if isinstance(result, JoinError):
+                    log.warning("could not join admin room %s: %s", room_id, result.message)
+                else:
+                    self.admin_rooms.add(room_id)
+            else:
+                log.info("declining invite to %s from %s: not an admin room", room_id, inviter)
+                await self.client.room_leave(room_id)
+
+    async def _invite_names_admin_alias(self, info: Any) -> bool:
+        for event in info.invite_state:
+            alias = getattr(event, "canonical_alias", None)
+            if alias and alias in self.admin_rooms.aliases:
+                return True
+        return False
+
+    async def _handle_timeline(self, response: SyncResponse, sink: EventSink) -> None:
+        for room_id, info in response.rooms.join.items():
+            if room_id not in self.admin_rooms:
+                continue
+            for event in info.timeline.events:
+                await self._dispatch(room_id, event, sink)
+
+    async def _dispatch(self, room_id: str, event: Any, sink: EventSink) -> None:
+        event_id = getattr(event, "event_id", None)
+        if not event_id or getattr(event, "sender", None) == self.user_id:
+            return
+        if isinstance(event, MegolmEvent):
+            if event_id not in self._pending:
+                self._pending[event_id] = _Pending(event, room_id, time.monotonic())
+                await self._request_key(event)
+            return
+        if not await self._store.claim_event(event_id, room_id):
+            return
+        if isinstance(event, ReactionEvent):
+            self._spawn(sink.on_reaction(IncomingReaction(room_id, event_id, event.sender, event.reacts_to, event.key)))
+        elif isinstance(event, RoomMessage):
+            self._spawn(sink.on_message(self._message(room_id, event)))
+
+    def _message(self, room_id: str, event: Any) -> IncomingMessage:
+        content = event.source.get("content", {}) or {}
+        relates = content.get("m.relates_to") or {}
+        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        if relates.get("m.in_reply_to"):
+            body = strip_reply_fallback(body)
+        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+        device, trusted = self._sender_device(event)
+        return IncomingMessage(
+            room_id=room_id,
+            event_id=event.event_id,
+            sender=event.sender,
+            body=body,
+            msgtype=str(content.get("msgtype", "")),
+            origin_ts=int(getattr(event, "server_timestamp", 0) or 0),
+            thread_root=thread_root,
+            is_edit=relates.get("rel_type") == "m.replace" or "m.new_content" in content,
+            encrypted=bool(getattr(event, "decrypted", False)),
+            sender_device=device,
+            sender_device_trusted=trusted,
+        )
+
+    def _sender_device(self, event: Any) -> tuple[str | None, bool | None]:
+        sender_key = getattr(event, "sender_key", None)
+        if not getattr(event, "decrypted", False) or not sender_key or not self.encryption:
+            return None, None
+        for device in self.client.device_store.active_user_devices(event.sender):
+            if device.curve25519 == sender_key:
+                return device.id, self.device_trust(event.sender, device.id)
+        return None, False
+
+    def device_trust(self, user_id: str, device_id: str) -> bool | None:
+        """Whether the owner cross-signed this device; None when unknown. Replaced by cross-signing support."""
+        return None
+
+    async def _request_key(self, event: MegolmEvent) -> None:
+        try:
+            await self.client.request_room_key(event)
+        except (LocalProtocolError, aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+
+    async def _retry_pending(self, sink: EventSink) -> None:
+        """Events whose keys arrived since are decrypted now; those still locked after a grace period are reported."""
+        now = time.monotonic()
+        for event_id, pending in list(self._pending.items()):
+            try:
+                decrypted = self.client.decrypt_event(pending.event)
+            except (EncryptionError, LocalProtocolError, ValueError):
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, MegolmEvent):
+                del self._pending[event_id]
+                if hasattr(decrypted, "room_id"):
+                    decrypted.room_id = pending.room_id
+                await self._dispatch(pending.room_id, decrypted, sink)
+            elif now - pending.first_seen > UNDECRYPTABLE_GRACE_S:
+                del self._pending[event_id]
+                if await self._store.claim_event(event_id, pending.room_id):
+                    self._spawn(sink.on_undecryptable(UndecryptableMessage(
+                        pending.room_id, event_id, pending.event.sender, "no room key reached the bot's device")))
+
+    async def tick_pending(self, sink: EventSink) -> None:
+        """Called periodically so that an undecryptable event is reported even when the room is quiet."""
+        if self._pending:
+            await self._retry_pending(sink)
+
+    async def _after_sync(self) -> None:
+        if not self.encryption:
+            return
+        try:
+            if self.client.should_upload_keys:
+                await self.client.keys_upload()
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+            if self.client.should_claim_keys:
+                await self.client.keys_claim(self.client.get_users_for_key_claiming())
+            await self.client.send_to_device_messages()
+        except (aiohttp.ClientError, asyncio.TimeoutError, LocalProtocolError) as exc:
+            log.warning("key maintenance failed: %s", type(exc).__name__)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event handler failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running handlers (on shutdown), then cancel what is left."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+    # -- sending (the Messenger of the dispatcher)
+
+    def is_encrypted(self, room_id: str) -> bool:
+        room = self.client.rooms.get(room_id)
+        return bool(room and room.encrypted)
+
+    async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
+        response = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+        if not isinstance(response, RoomSendResponse):
+            raise MatrixError(f"sending to {room_id} failed: {getattr(response, 'message', response)}")
+        return str(response.event_id)
+
+    async def redact(self, room_id: str, event_id: str, reason: str) -> bool:
+        response = await self.client.room_redact(room_id, event_id, reason=reason)
+        return isinstance(response, RoomRedactResponse)
+
+    async def send_file(
+        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None
+    ) -> str:
+        size = Path(path).stat().st_size
+        encrypt = self.is_encrypted(room_id)
+        with open(path, "rb") as handle:
+            response, keys = await self.client.upload(
+                handle, content_type=mimetype, filename=filename, encrypt=encrypt, filesize=size
+            )
+        if not isinstance(response, UploadResponse):
+            raise MatrixError(f"upload failed: {getattr(response, 'message', response)}")
+        file_info = None
+        if encrypt and keys:
+            file_info = {**keys, "url": response.content_uri}
+        content = file_content(
+            filename=filename, mimetype=mimetype, size=size, url=response.content_uri, file_info=file_info,
+            reply_to=reply_to, thread_root=thread_root,
+        )
+        return await self.send(room_id, content)
+
+    async def joined_rooms(self) -> list[str]:
+        response = await self.client.joined_rooms()
+        return list(getattr(response, "rooms", []))
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.client.close()
+
+
+def strip_reply_fallback(body: str) -> str:
+    """Remove the quoted original that older clients put before a reply's own text."""
+    lines = body.split("\n")
+    if not lines or not lines[0].startswith("> "):
+        return body
+    index = 0
+    while index < len(lines) and lines[index].startswith(">"):
+        index += 1
+    if index < len(lines) and lines[index] == "":
+        index += 1
+    return "\n".join(lines[index:])
+
+
+__all__ = ["MatrixClient", "Backoff", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]

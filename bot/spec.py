@@ -1,0 +1,316 @@
+"""Command declarations: one spec per command drives parsing, checks, confirmation, help and docs.
+
+A command module creates a `CommandGroup` and declares each verb with `@group.command(...)`:
+
+    user = CommandGroup("user", "Local accounts")
+
+    @user.command("deactivate", role=Role.ADMIN, destructive=True,
+                  summary="Deactivate a local account",
+                  params=[Param("user", UserID, "account to deactivate")],
+                  flags=[Flag("erase", "also GDPR-erase the account")],
+                  endpoints=["POST /_synapse/admin/v1/deactivate/<user_id>"])
+    async def deactivate(ctx, user, erase): ...
+
+    @deactivate.preview
+    async def _(ctx, user, erase): ...
+
+The group object is the module's only export; `commands.load_groups()` collects them into a
+`CommandTable`. Nothing here runs an API call or knows about Matrix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from .argtypes import Choice, Int, Text
+
+
+class Role(IntEnum):
+    """Ordered: a role may run every command of the roles below it."""
+
+    VIEWER = 1
+    MODERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Param:
+    """A positional argument."""
+
+    name: str
+    type: Any
+    help: str
+    optional: bool = False
+    variadic: bool = False  # takes every remaining positional token (at least one unless optional)
+    secret: bool = False  # redacted from the room as soon as read; hidden in prompts and the audit log
+    protected: bool = True  # a command that writes may not target the bot, admin rooms or staff with it
+    default: Any = None
+
+    @property
+    def usage(self) -> str:
+        label = f"<{self.name}>" if self.name == self.type.label else f"<{self.name}:{self.type.label}>"
+        if self.variadic:
+            label = f"{label} [{label} …]"
+        return f"[{label}]" if self.optional else label
+
+
+@dataclass(frozen=True)
+class Flag:
+    """An option: `--name` (a switch when `type` is None) or `--name VALUE`."""
+
+    name: str
+    help: str
+    type: Any = None
+    default: Any = None
+    repeat: bool = False  # may be given several times; the value is a list
+    secret: bool = False
+    protected: bool = True
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def is_switch(self) -> bool:
+        return self.type is None
+
+    @property
+    def usage(self) -> str:
+        if self.is_switch:
+            return f"[{self.option}]"
+        return f"[{self.option} <{self.type.label}>]" + (" …" if self.repeat else "")
+
+
+Handler = Callable[..., Awaitable[Any]]
+Validator = Callable[..., None]
+
+# Options every command of a kind gets; the parser and help know them, handlers do not.
+HELP_FLAG = Flag("help", "show this help")
+DRY_RUN_FLAG = Flag("dry-run", "show what would happen and change nothing")
+PAGE_FLAGS = (
+    Flag("from", "start at this position (the next-page hint gives it)", Text),
+    Flag("limit", "rows per page", Int(minimum=1, maximum=1000)),
+    Flag("export", "send every page as a file attachment instead", Choice("csv", "json")),
+)
+DEFAULT_PAGE_SIZE = 25
+EXPORT_PAGE_SIZE = 500
+
+
+@dataclass
+class Command:
+    group: str
+    verb: str
+    summary: str
+    handler: Handler
+    role: Role
+    destructive: bool = False
+    writes: bool = False
+    params: tuple[Param, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    paged: bool = False
+    top_level: bool = False
+    details: str = ""
+    examples: tuple[str, ...] = ()
+    preview_handler: Handler | None = None
+    validator: Validator | None = None
+
+    @property
+    def name(self) -> str:
+        return self.verb if self.top_level else f"{self.group} {self.verb}"
+
+    @property
+    def all_flags(self) -> tuple[Flag, ...]:
+        extra: list[Flag] = []
+        if self.writes:
+            extra.append(DRY_RUN_FLAG)
+        if self.paged:
+            extra.extend(PAGE_FLAGS)
+        return self.flags + tuple(extra)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return frozenset(
+            [p.name for p in self.params if p.secret] + [f.dest for f in self.flags if f.secret]
+        )
+
+    def usage(self, prefix: str) -> str:
+        parts = [prefix, self.name]
+        parts += [p.usage for p in self.params]
+        parts += [f.usage for f in self.all_flags]
+        return " ".join(parts)
+
+    def preview(self, fn: Handler) -> Handler:
+        """Declare the read-only step whose result the confirmation prompt shows."""
+        self.preview_handler = fn
+        return fn
+
+    def validate(self, fn: Validator) -> Validator:
+        """Declare a check across arguments (e.g. `--all` excludes `<user>`); raise ArgumentError."""
+        self.validator = fn
+        return fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self.handler(*args, **kwargs)
+
+
+@dataclass
+class CommandGroup:
+    name: str
+    summary: str
+    top_level: bool = False
+    commands: list[Command] = field(default_factory=list)
+    jobs: dict[str, Handler] = field(default_factory=dict)
+
+    def command(
+        self,
+        verb: str,
+        *,
+        summary: str,
+        role: Role,
+        destructive: bool = False,
+        writes: bool | None = None,
+        params: Sequence[Param] = (),
+        flags: Sequence[Flag] = (),
+        endpoints: Sequence[str] = (),
+        paged: bool = False,
+        details: str = "",
+        examples: Sequence[str] = (),
+    ) -> Callable[[Handler], Command]:
+        def register(handler: Handler) -> Command:
+            command = Command(
+                group=self.name,
+                verb=verb,
+                summary=summary,
+                handler=handler,
+                role=role,
+                destructive=destructive,
+                writes=destructive if writes is None else writes,
+                params=tuple(params),
+                flags=tuple(flags),
+                endpoints=tuple(endpoints),
+                paged=paged,
+                top_level=self.top_level,
+                details=details,
+                examples=tuple(examples),
+            )
+            _check_declaration(command)
+            self.commands.append(command)
+            return command
+
+        return register
+
+    def job(self, kind: str) -> Callable[[Handler], Handler]:
+        """Declare the runner of a long operation (see bot/jobs.py)."""
+
+        def register(fn: Handler) -> Handler:
+            self.jobs[kind] = fn
+            return fn
+
+        return register
+
+
+def _check_declaration(command: Command) -> None:
+    seen: set[str] = set()
+    for param in command.params:
+        if param.name in seen:
+            raise ValueError(f"{command.name}: duplicate parameter {param.name}")
+        seen.add(param.name)
+    for flag in command.all_flags:
+        if flag.dest in seen:
+            raise ValueError(f"{command.name}: --{flag.name} clashes with another argument")
+        seen.add(flag.dest)
+    variadic = [p for p in command.params if p.variadic]
+    if variadic and command.params[-1] is not variadic[0]:
+        raise ValueError(f"{command.name}: only the last parameter may be variadic")
+    if command.destructive and not command.writes:
+        raise ValueError(f"{command.name}: a destructive command writes")
+    for endpoint in command.endpoints:
+        method, _, path = endpoint.partition(" ")
+        if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):
+            raise ValueError(f"{command.name}: endpoint {endpoint!r} is not 'METHOD /path'")
+
+
+class CommandTable:
+    """Every command, found by its words; also the source of help and did-you-mean."""
+
+    def __init__(self, groups: Iterable[CommandGroup]) -> None:
+        self.groups: dict[str, CommandGroup] = {}
+        self.top_level: dict[str, Command] = {}
+        self.by_name: dict[str, Command] = {}
+        self.jobs: dict[str, Handler] = {}
+        for group in groups:
+            if group.name in self.groups:
+                raise ValueError(f"duplicate group {group.name}")
+            self.groups[group.name] = group
+            for command in group.commands:
+                if command.name in self.by_name:
+                    raise ValueError(f"duplicate command {command.name}")
+                self.by_name[command.name] = command
+                if command.top_level:
+                    self.top_level[command.verb] = command
+            for kind, runner in group.jobs.items():
+                if kind in self.jobs:
+                    raise ValueError(f"duplicate job kind {kind}")
+                self.jobs[kind] = runner
+        clash = set(self.top_level) & {g.name for g in self.groups.values() if not g.top_level}
+        if clash:
+            raise ValueError(f"top-level commands clash with groups: {sorted(clash)}")
+
+    def commands(self) -> list[Command]:
+        return list(self.by_name.values())
+
+    def command_groups(self) -> list[CommandGroup]:
+        return [g for g in self.groups.values() if not g.top_level]
+
+    def group(self, name: str) -> CommandGroup | None:
+        group = self.groups.get(name)
+        return group if group is not None and not group.top_level else None
+
+    def find(self, words: Sequence[str]) -> tuple[Command | None, int]:
+        """The command named by the first words, and how many words its name took."""
+        if not words:
+            return None, 0
+        if words[0] in self.top_level:
+            return self.top_level[words[0]], 1
+        group = self.group(words[0])
+        if group is None or len(words) < 2:
+            return None, 0
+        command = self.by_name.get(f"{words[0]} {words[1]}")
+        return (command, 2) if command else (None, 0)
+
+    def suggest(self, words: Sequence[str]) -> list[str]:
+        """Close matches for an unknown command, best first."""
+        if not words:
+            return []
+        names = list(self.by_name)
+        typed = " ".join(words[:2])
+        matches = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
+        if not matches:
+            matches = difflib.get_close_matches(words[0], names, n=3, cutoff=0.6)
+        group = self.group(words[0])
+        if group is not None and len(words) >= 2:
+            verbs = [c.verb for c in group.commands]
+            matches = [f"{group.name} {v}" for v in difflib.get_close_matches(words[1], verbs, n=3, cutoff=0.5)] + matches
+        elif group is None:
+            for name in difflib.get_close_matches(words[0], list(self.groups), n=2, cutoff=0.6):
+                candidate = " ".join([name, *words[1:2]])
+                if candidate in self.by_name:
+                    matches.insert(0, candidate)
+        unique: list[str] = []
+        for match in matches:
+            if match not in unique:
+                unique.append(match)
+        return unique[:3]

@@ -1,0 +1,485 @@
+"""The bot's own state in sqlite: sync position, event journal, confirmations, jobs, audit log.
+
+sqlite3 is blocking, so every statement runs on one dedicated worker thread (which also owns
+the connection); the event loop only awaits. Schema changes are numbered migrations,
+registered in code and applied in order on open; `PRAGMA user_version` records the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Append only: a migration that has shipped is never edited, a new one is added.
+MIGRATIONS: list[str] = [
+    # 1: the core
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE handled_events (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        handled_ts INTEGER NOT NULL
+    );
+    CREATE INDEX handled_events_ts ON handled_events (handled_ts);
+    CREATE TABLE confirmations (
+        code TEXT PRIMARY KEY,
+        command TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        command_event_id TEXT NOT NULL,
+        thread_root TEXT,
+        prompt_event_id TEXT,
+        summary TEXT NOT NULL,
+        created_ts INTEGER NOT NULL,
+        expires_ts INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        decided_ts INTEGER
+    );
+    CREATE INDEX confirmations_prompt ON confirmations (prompt_event_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        command TEXT NOT NULL,
+        args TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_sender ON audit (sender, id);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        params_json TEXT NOT NULL,
+        state_json TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'running',
+        summary TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        reply_to TEXT,
+        thread_root TEXT,
+        progress_event_id TEXT,
+        result_text TEXT NOT NULL DEFAULT '',
+        created_ts INTEGER NOT NULL,
+        updated_ts INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs (status, id);
+    """,
+]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class PendingConfirmation:
+    code: str
+    command: str
+    args: dict[str, Any]
+    sender: str
+    room_id: str
+    command_event_id: str
+    thread_root: str | None
+    prompt_event_id: str | None
+    summary: str
+    created_ts: int
+    expires_ts: int
+    state: str
+    decided_by: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: int
+    sender: str
+    room_id: str
+    command: str
+    args: str
+    result: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    kind: str
+    params: dict[str, Any]
+    state: dict[str, Any]
+    status: str
+    summary: str
+    sender: str
+    room_id: str
+    reply_to: str | None
+    thread_root: str | None
+    progress_event_id: str | None
+    result_text: str
+    created_ts: int
+    updated_ts: int
+
+
+class Database:
+    """A sqlite connection owned by one worker thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open)
+
+    def _open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The database holds pending invocations and session data: owner-only.
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+        self._migrate(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            conn.execute("BEGIN")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise RuntimeError("database is not open")
+        return fn(self._conn)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        return await self.run(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one INSERT; returns the new row id."""
+        return await self.run(lambda conn: int(conn.execute(sql, params).lastrowid or 0))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return await self.run(lambda conn: conn.execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return await self.run(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            conn.close()
+
+        if self._conn is not None:
+            await self.run(_close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+
+class Store:
+    """Typed access to the bot's tables. The only module that writes SQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- meta: small values such as the sync token and the report cursors
+    async def get_meta(self, key: str) -> str | None:
+        row = await self.db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def delete_meta(self, key: str) -> None:
+        await self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- event journal: each event is handled at most once, across restarts
+    async def claim_event(self, event_id: str, room_id: str) -> bool:
+        """Record an event as handled. False when it already was."""
+        changed = await self.db.execute(
+            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts) VALUES (?, ?, ?)",
+            (event_id, room_id, now_ms()),
+        )
+        return changed == 1
+
+    async def prune_events(self, older_than_ms: int) -> int:
+        return await self.db.execute(
+            "DELETE FROM handled_events WHERE handled_ts < ?", (now_ms() - older_than_ms,)
+        )
+
+    # -- confirmations
+    async def add_confirmation(
+        self,
+        *,
+        code: str,
+        command: str,
+        args: dict[str, Any],
+        sender: str,
+        room_id: str,
+        command_event_id: str,
+        thread_root: str | None,
+        summary: str,
+        ttl_ms: int,
+    ) -> None:
+        created = now_ms()
+        await self.db.execute(
+            "INSERT INTO confirmations (code, command, args_json, sender, room_id, "
+            "command_event_id, thread_root, summary, created_ts, expires_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                code,
+                command,
+                json.dumps(args),
+                sender,
+                room_id,
+                command_event_id,
+                thread_root,
+                summary,
+                created,
+                created + ttl_ms,
+            ),
+        )
+
+    async def set_confirmation_prompt(self, code: str, prompt_event_id: str) -> None:
+        await self.db.execute(
+            "UPDATE confirmations SET prompt_event_id = ? WHERE code = ?", (prompt_event_id, code)
+        )
+
+    @staticmethod
+    def _confirmation(row: sqlite3.Row | None) -> PendingConfirmation | None:
+        if row is None:
+            return None
+        return PendingConfirmation(
+            code=row["code"],
+            command=row["command"],
+            args=json.loads(row["args_json"]),
+            sender=row["sender"],
+            room_id=row["room_id"],
+            command_event_id=row["command_event_id"],
+            thread_root=row["thread_root"],
+            prompt_event_id=row["prompt_event_id"],
+            summary=row["summary"],
+            created_ts=row["created_ts"],
+            expires_ts=row["expires_ts"],
+            state=row["state"],
+            decided_by=row["decided_by"],
+        )
+
+    async def get_confirmation(self, code: str) -> PendingConfirmation | None:
+        row = await self.db.fetchone("SELECT * FROM confirmations WHERE code = ?", (code,))
+        return self._confirmation(row)
+
+    async def confirmation_by_prompt(self, prompt_event_id: str) -> PendingConfirmation | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM confirmations WHERE prompt_event_id = ?", (prompt_event_id,)
+        )
+        return self._confirmation(row)
+
+    async def pending_confirmations(
+        self, *, room_id: str | None = None, sender: str | None = None
+    ) -> list[PendingConfirmation]:
+        sql = "SELECT * FROM confirmations WHERE state = 'pending' AND expires_ts > ?"
+        params: list[Any] = [now_ms()]
+        if room_id is not None:
+            sql += " AND room_id = ?"
+            params.append(room_id)
+        if sender is not None:
+            sql += " AND sender = ?"
+            params.append(sender)
+        rows = await self.db.fetchall(sql + " ORDER BY created_ts DESC", params)
+        return [c for c in map(self._confirmation, rows) if c is not None]
+
+    async def decide_confirmation(self, code: str, state: str, decided_by: str) -> bool:
+        """Move a pending, unexpired confirmation to `state`. True for exactly one caller.
+
+        The stored invocation is cleared at the same time: it may hold a password.
+        """
+        changed = await self.db.execute(
+            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}' "
+            "WHERE code = ? AND state = 'pending' AND expires_ts > ?",
+            (state, decided_by, now_ms(), code, now_ms()),
+        )
+        return changed == 1
+
+    async def take_confirmation(self, code: str, decided_by: str) -> PendingConfirmation | None:
+        """Atomically read and consume a pending confirmation (single use)."""
+
+        def _take(conn: sqlite3.Connection) -> PendingConfirmation | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT * FROM confirmations WHERE code = ? AND state = 'pending' "
+                    "AND expires_ts > ?",
+                    (code, now_ms()),
+                ).fetchone()
+                if row is not None:
+                    conn.execute(
+                        "UPDATE confirmations SET state = 'confirmed', decided_by = ?, "
+                        "decided_ts = ?, args_json = '{}' WHERE code = ?",
+                        (decided_by, now_ms(), code),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return self._confirmation(row)
+
+        return await self.db.run(_take)
+
+    async def expire_confirmations(self) -> list[PendingConfirmation]:
+        """Mark overdue confirmations expired; returns them so their prompts can be edited."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM confirmations WHERE state = 'pending' AND expires_ts <= ?", (now_ms(),)
+        )
+        if rows:
+            await self.db.execute(
+                "UPDATE confirmations SET state = 'expired', args_json = '{}' "
+                "WHERE state = 'pending' AND expires_ts <= ?",
+                (now_ms(),),
+            )
+        return [c for c in map(self._confirmation, rows) if c is not None]
+
+    # -- audit log
+    async def audit(
+        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = ""
+    ) -> int:
+        return await self.db.insert(
+            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now_ms(), sender, room_id, command, args, result, detail[:2000]),
+        )
+
+    async def audit_entries(
+        self, *, limit: int, before_id: int | None = None, sender: str | None = None
+    ) -> list[AuditEntry]:
+        sql = "SELECT * FROM audit WHERE 1 = 1"
+        params: list[Any] = []
+        if before_id is not None:
+            sql += " AND id < ?"
+            params.append(before_id)
+        if sender is not None:
+            sql += " AND sender = ?"
+            params.append(sender)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.db.fetchall(sql, params)
+        return [AuditEntry(**dict(row)) for row in rows]
+
+    async def audit_count(self, *, sender: str | None = None) -> int:
+        if sender is None:
+            row = await self.db.fetchone("SELECT COUNT(*) AS n FROM audit")
+        else:
+            row = await self.db.fetchone("SELECT COUNT(*) AS n FROM audit WHERE sender = ?", (sender,))
+        return int(row["n"]) if row else 0
+
+    # -- jobs
+    @staticmethod
+    def _job(row: sqlite3.Row | None) -> JobRecord | None:
+        if row is None:
+            return None
+        return JobRecord(
+            id=row["id"],
+            kind=row["kind"],
+            params=json.loads(row["params_json"]),
+            state=json.loads(row["state_json"]),
+            status=row["status"],
+            summary=row["summary"],
+            sender=row["sender"],
+            room_id=row["room_id"],
+            reply_to=row["reply_to"],
+            thread_root=row["thread_root"],
+            progress_event_id=row["progress_event_id"],
+            result_text=row["result_text"],
+            created_ts=row["created_ts"],
+            updated_ts=row["updated_ts"],
+        )
+
+    async def add_job(
+        self,
+        *,
+        kind: str,
+        params: dict[str, Any],
+        summary: str,
+        sender: str,
+        room_id: str,
+        reply_to: str | None,
+        thread_root: str | None,
+    ) -> int:
+        ts = now_ms()
+        return await self.db.insert(
+            "INSERT INTO jobs (kind, params_json, summary, sender, room_id, reply_to, thread_root, "
+            "created_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, json.dumps(params), summary, sender, room_id, reply_to, thread_root, ts, ts),
+        )
+
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        return self._job(await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,)))
+
+    async def update_job(
+        self,
+        job_id: int,
+        *,
+        state: dict[str, Any] | None = None,
+        status: str | None = None,
+        progress_event_id: str | None = None,
+        result_text: str | None = None,
+    ) -> None:
+        sets = ["updated_ts = ?"]
+        params: list[Any] = [now_ms()]
+        for column, value in (
+            ("state_json", None if state is None else json.dumps(state)),
+            ("status", status),
+            ("progress_event_id", progress_event_id),
+            ("result_text", result_text),
+        ):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                params.append(value)
+        params.append(job_id)
+        await self.db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
+
+    async def jobs(self, *, statuses: Sequence[str] | None = None, limit: int = 20) -> list[JobRecord]:
+        sql = "SELECT * FROM jobs"
+        params: list[Any] = []
+        if statuses:
+            sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(statuses)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.db.fetchall(sql, params)
+        return [j for j in map(self._job, rows) if j is not None]

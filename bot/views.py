@@ -1,0 +1,138 @@
+"""What handlers return: presentation-neutral data that bot/render.py turns into a reply.
+
+Handlers never build HTML or pick fonts; they say "this is a record with these fields" or "this
+is a page of a table", and mark values by kind (a time, a size, an identifier) so the renderer
+can format and escape them in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+Tone = Literal["info", "ok", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class When:
+    """A point in time in milliseconds since the epoch (None: never / unknown)."""
+
+    ms: int | None
+
+
+@dataclass(frozen=True)
+class Bytes:
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Code:
+    """An identifier or literal shown in monospace: user and room IDs, mxc URIs, commands."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Strong:
+    text: str
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A secret the bot generated and shows exactly once (e.g. a new password)."""
+
+    text: str
+
+
+Value = Union[str, int, float, bool, None, When, Bytes, Code, Strong, Shown, Sequence["Value"]]
+Inline = Union[str, Code, Strong, Shown, When, Bytes]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph made of plain strings and marked pieces."""
+
+    parts: tuple[Inline, ...]
+    tone: Tone = "info"
+
+    def __init__(self, *parts: Inline, tone: Tone = "info") -> None:
+        object.__setattr__(self, "parts", tuple(parts))
+        object.__setattr__(self, "tone", tone)
+
+
+@dataclass(frozen=True)
+class Record:
+    """Key/value lines about one thing."""
+
+    title: str | None
+    fields: Sequence[tuple[str, Value]]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One page of rows. `next_from` is the position of the next page, if there is one."""
+
+    title: str | None
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Value]]
+    total: int | None = None
+    next_from: str | None = None
+    empty: str = "Nothing found."
+    next_hint: str | None = None  # filled in by the dispatcher: the command that shows the next page
+
+
+@dataclass(frozen=True)
+class Items:
+    """A bulleted list."""
+
+    title: str | None
+    items: Sequence[Value]
+
+
+@dataclass(frozen=True)
+class Preformatted:
+    """Text shown verbatim in a code block (event JSON, usage lines)."""
+
+    text: str
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Doc:
+    """Several blocks, in order."""
+
+    blocks: tuple[Any, ...]
+
+    def __init__(self, *blocks: Any) -> None:
+        object.__setattr__(self, "blocks", tuple(b for b in blocks if b is not None))
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """A long operation was started; its progress message is the reply to the command."""
+
+    job_id: int
+    view: Any
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Internal: a paged command asked for every page as a file."""
+
+    format: str
+
+
+@dataclass
+class Attachment:
+    """A file the dispatcher uploads and sends after its reply."""
+
+    filename: str
+    path: str
+    mimetype: str
+    rows: int = 0
+    caption: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Block = Union[Text, Record, Table, Items, Preformatted, Doc]

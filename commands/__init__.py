@@ -1,0 +1,25 @@
+"""Command groups, one module per group. `load_table()` collects every declared group."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from bot.spec import CommandGroup, CommandTable
+
+# Help lists groups in this order; modules not named here follow alphabetically.
+_ORDER = ["server", "user", "room", "media", "token", "federation", "notice", "reports", "meta"]
+
+
+def load_groups() -> list[CommandGroup]:
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    names.sort(key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+    groups: list[CommandGroup] = []
+    for name in names:
+        module = importlib.import_module(f"{__name__}.{name}")
+        groups.extend(v for v in vars(module).values() if isinstance(v, CommandGroup))
+    return groups
+
+
+def load_table() -> CommandTable:
+    return CommandTable(load_groups())

@@ -1,0 +1,112 @@
+"""`server` — the homeserver as a whole: version, health, statistics, background work."""
+
+from __future__ import annotations
+
+from bot.admin_api.errors import BadRequest
+from bot.argtypes import Choice, Identifier, Int, Timestamp
+from bot.context import Context
+from bot.spec import CommandGroup, Flag, Role
+from bot.views import Bytes, Code, Doc, Record, Table, Text, When
+
+server = CommandGroup("server", "The homeserver as a whole")
+
+TASK_STATUSES = ("scheduled", "active", "complete", "cancelled", "failed")
+
+
+@server.command(
+    "version", summary="Show the Synapse version", role=Role.VIEWER,
+    endpoints=["GET /_synapse/admin/v1/server_version"],
+)
+async def version(ctx: Context) -> Record:
+    return Record("Homeserver", [("server", Code(ctx.server_name)), ("version", await ctx.api.server_version())])
+
+
+@server.command(
+    "status", summary="Is the homeserver healthy, and what is the bot doing", role=Role.VIEWER,
+    endpoints=[
+        "GET /_synapse/admin/v1/server_version",
+        "GET /_synapse/admin/v1/background_updates/status",
+        "GET /_synapse/admin/v1/scheduled_tasks",
+    ],
+)
+async def status(ctx: Context) -> Record:
+    version = await ctx.api.server_version()
+    updates = await ctx.api.background_updates()
+    active = await ctx.api.scheduled_tasks(statuses=["active", "scheduled"])
+    pending = await ctx.store.pending_confirmations()
+    running = ctx.jobs.running()
+    current = ", ".join(f"{u.name} ({u.database})" for u in updates.current) or "none running"
+    return Record("Status", [
+        ("homeserver", Code(ctx.server_name)),
+        ("version", version),
+        ("background updates", ("enabled" if updates.enabled else "PAUSED") + f"; {current}"),
+        ("server tasks active or scheduled", len(active)),
+        ("bot jobs running", len(running)),
+        ("confirmations waiting", len(pending)),
+    ])
+
+
+@server.command(
+    "stats", summary="Users, rooms, largest rooms and biggest media uploaders", role=Role.VIEWER,
+    endpoints=[
+        "GET /_synapse/admin/v3/users",
+        "GET /_synapse/admin/v1/rooms",
+        "GET /_synapse/admin/v1/statistics/database/rooms",
+        "GET /_synapse/admin/v1/statistics/users/media",
+    ],
+)
+async def stats(ctx: Context) -> Doc:
+    users = await ctx.api.list_users(limit=1)
+    deactivated = await ctx.api.list_users(limit=1, deactivated=True)
+    rooms = await ctx.api.list_rooms(limit=1)
+    totals = Record("Totals", [
+        ("local accounts (active)", users.total),
+        ("deactivated accounts", deactivated.total),
+        ("rooms known to the server", rooms.total),
+    ])
+    try:
+        sizes = await ctx.api.largest_rooms()
+        largest: object = Table("Largest rooms in the database (rough estimate)", ["room", "size"],
+                                [[Code(r.room_id), Bytes(r.estimated_size)] for r in sizes])
+    except BadRequest:
+        largest = Text("Largest rooms: this statistic needs PostgreSQL; this homeserver runs on SQLite.", tone="info")
+    media = await ctx.api.user_media_statistics(order_by="media_length", direction="b", limit=5)
+    uploaders = Table("Biggest media uploaders", ["user", "files", "size"],
+                      [[Code(u.user_id), u.media_count, Bytes(u.media_length)] for u in media.items],
+                      total=media.total)
+    return Doc(totals, largest, uploaders)
+
+
+@server.command(
+    "bgupdates", summary="Show database background updates", role=Role.VIEWER,
+    endpoints=["GET /_synapse/admin/v1/background_updates/status"],
+)
+async def bgupdates(ctx: Context) -> Doc:
+    updates = await ctx.api.background_updates()
+    rows = [[u.database, Code(u.name), u.total_item_count, f"{u.total_duration_ms / 1000:.1f}s"] for u in updates.current]
+    return Doc(
+        Text("Background updates are " + ("enabled." if updates.enabled else "PAUSED."), tone="info" if updates.enabled else "warning"),
+        Table(None, ["database", "update", "items done", "time spent"], rows, empty="No background update is running."),
+    )
+
+
+@server.command(
+    "tasks", summary="List the homeserver's scheduled tasks (deletions, purges, redactions)", role=Role.VIEWER,
+    flags=[
+        Flag("status", "only tasks in this state", Choice(*TASK_STATUSES)),
+        Flag("action", "only this action, e.g. shutdown_and_purge_room", Identifier),
+        Flag("resource-id", "only tasks about this room or user", Identifier),
+        Flag("before", "only tasks scheduled before this time", Timestamp(past=True)),
+        Flag("limit", "show at most this many", Int(minimum=1, maximum=500), default=25),
+    ],
+    endpoints=["GET /_synapse/admin/v1/scheduled_tasks"],
+)
+async def tasks(ctx: Context, status: str | None, action: str | None, resource_id: str | None, before: int | None, limit: int) -> Table:
+    found = await ctx.api.scheduled_tasks(
+        statuses=[status] if status else None, actions=[action] if action else None,
+        resource_id=resource_id, max_timestamp=before,
+    )
+    found.sort(key=lambda t: t.timestamp_ms or 0, reverse=True)
+    rows = [[Code(t.id), t.action, t.status, Code(t.resource_id or "—"), When(t.timestamp_ms), t.error or ""] for t in found[:limit]]
+    return Table("Scheduled tasks", ["id", "action", "status", "resource", "time", "error"], rows, total=len(found))
+
