@@ -34,6 +34,7 @@ class App:
         admin_transport: httpx.AsyncBaseTransport | None = None,
         job_poll_interval: float = 1.0,
         job_edit_interval: float = 2.0,
+        undecryptable_grace_s: float | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -44,6 +45,9 @@ class App:
         self._admin_transport = admin_transport
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
+        self._matrix_options: dict[str, Any] = {}
+        if undecryptable_grace_s is not None:
+            self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
         self.db: Database | None = None
         self.store: Store
@@ -72,6 +76,7 @@ class App:
             store=self.store,
             crypto_dir=crypto_dir,
             admin_rooms=admin_rooms,
+            **self._matrix_options,
         )
         await self.matrix.login()
         admin_token = config.admin_token

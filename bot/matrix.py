@@ -32,6 +32,7 @@ from nio import (
     LoginResponse,
     MegolmEvent,
     ReactionEvent,
+    RoomMemberEvent,
     RoomMessage,
     RoomRedactResponse,
     RoomResolveAliasResponse,
@@ -114,6 +115,7 @@ class MatrixClient:
         crypto_dir: Path | None,
         admin_rooms: AdminRooms,
         sync_timeout_ms: int = 30_000,
+        undecryptable_grace_s: float = UNDECRYPTABLE_GRACE_S,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
@@ -125,6 +127,7 @@ class MatrixClient:
         self._store = store
         self.admin_rooms = admin_rooms
         self._sync_timeout_ms = sync_timeout_ms
+        self._undecryptable_grace_s = undecryptable_grace_s
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._pending: dict[str, _Pending] = {}
@@ -316,8 +319,21 @@ class MatrixClient:
         for room_id, info in response.rooms.join.items():
             if room_id not in self.admin_rooms:
                 continue
-            for event in info.timeline.events:
+            for event in self._after_own_join(info.timeline.events):
                 await self._dispatch(room_id, event, sink)
+
+    def _after_own_join(self, events: list[Any]) -> list[Any]:
+        """A room the bot has just joined comes with its recent history: that is not for us."""
+        start = 0
+        for index, event in enumerate(events):
+            if (
+                isinstance(event, RoomMemberEvent)
+                and event.state_key == self.user_id
+                and event.membership == "join"
+                and event.prev_membership != "join"
+            ):
+                start = index + 1
+        return events[start:]
 
     async def _dispatch(self, room_id: str, event: Any, sink: EventSink) -> None:
         event_id = getattr(event, "event_id", None)
@@ -389,7 +405,7 @@ class MatrixClient:
                 if hasattr(decrypted, "room_id"):
                     decrypted.room_id = pending.room_id
                 await self._dispatch(pending.room_id, decrypted, sink)
-            elif now - pending.first_seen > UNDECRYPTABLE_GRACE_S:
+            elif now - pending.first_seen > self._undecryptable_grace_s:
                 del self._pending[event_id]
                 if await self._store.claim_event(event_id, pending.room_id):
                     self._spawn(sink.on_undecryptable(UndecryptableMessage(

@@ -173,6 +173,11 @@ class CommandGroup:
     top_level: bool = False
     commands: list[Command] = field(default_factory=list)
     jobs: dict[str, Handler] = field(default_factory=dict)
+    not_offered: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, endpoint: str, reason: str) -> None:
+        """Record why an Admin API endpoint of this area is deliberately not offered in chat."""
+        self.not_offered[endpoint] = reason
 
     def command(
         self,

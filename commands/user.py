@@ -85,7 +85,11 @@ async def info(ctx: Context, user: str) -> Record:
     role=Role.ADMIN, destructive=True,
     params=[Param("user", LocalUserID, "account to deactivate")],
     flags=[Flag("erase", "also GDPR-erase it: profile cleared, messages hidden from later joiners")],
-    endpoints=["POST /_synapse/admin/v1/deactivate/<user_id>"],
+    endpoints=[
+        "GET /_synapse/admin/v2/users/<user_id>",
+        "GET /_synapse/admin/v1/users/<user_id>/joined_rooms",
+        "POST /_synapse/admin/v1/deactivate/<user_id>",
+    ],
     details="Irreversible in practice: devices, keys, 3PIDs and the password are deleted.",
 )
 async def deactivate(ctx: Context, user: str, erase: bool) -> Text:

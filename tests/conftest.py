@@ -1,0 +1,107 @@
+"""One real Synapse per test session, one running bot, and people in its admin room.
+
+Roles in the session bot's config: `admin` (the room's creator) is an admin, `mod` a
+moderator, `viewer` a viewer; `stranger` sits in the admin room without any role.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import App
+from bot.demo import World, build_world, running_bot
+from bot.homeserver import LocalHomeserver
+from bot.localchat import ChatClient
+from tests.support.chat import Person
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return Path(tempfile.mkdtemp(prefix="sab-tests-"))
+
+
+@pytest.fixture(scope="session")
+async def homeserver(tmp_root: Path) -> AsyncIterator[LocalHomeserver]:
+    hs = LocalHomeserver(tmp_root / "synapse")
+    await hs.start()
+    yield hs
+    await hs.stop()
+
+
+async def join_people(hs: LocalHomeserver, world: World, names: list[str]) -> dict[str, Person]:
+    people: dict[str, Person] = {"admin": Person(world.chat, world.admin_room)}
+    for name in names:
+        account = await hs.register(f"{name}-{world.bot.localpart}", displayname=name.title())
+        chat = ChatClient(hs.url, account.user_id, account.access_token)
+        await world.chat.invite(world.admin_room, account.user_id)
+        await chat.join(world.admin_room)
+        await chat.start()
+        people[name] = Person(chat, world.admin_room)
+    await world.chat.start()
+    return people
+
+
+async def make_world(hs: LocalHomeserver, root: Path, bot_name: str, *, encrypted: bool = False) -> tuple[World, dict[str, Person]]:
+    world = await build_world(hs, root / bot_name, bot_localpart=bot_name, moderator_localpart=f"admin-{bot_name}",
+                              encrypted=encrypted)
+    people = await join_people(hs, world, ["mod", "viewer", "stranger"])
+    world.roles = {
+        "admins": [people["admin"].user_id],
+        "moderators": [people["mod"].user_id],
+        "viewers": [people["viewer"].user_id],
+    }
+    return world, people
+
+
+@pytest.fixture(scope="session")
+async def world_and_people(homeserver: LocalHomeserver, tmp_root: Path) -> AsyncIterator[tuple[World, dict[str, Person]]]:
+    world, people = await make_world(homeserver, tmp_root, "adminbot")
+    yield world, people
+    for person in people.values():
+        await person.chat.close()
+
+
+@pytest.fixture(scope="session")
+def world(world_and_people: tuple[World, dict[str, Person]]) -> World:
+    return world_and_people[0]
+
+
+@pytest.fixture(scope="session")
+def people(world_and_people: tuple[World, dict[str, Person]]) -> dict[str, Person]:
+    return world_and_people[1]
+
+
+@pytest.fixture(scope="session")
+async def bot(world: World, people: dict[str, Person]) -> AsyncIterator[App]:
+    async with running_bot(world.config(), job_poll_interval=0.2, job_edit_interval=0.2) as app:
+        await people["admin"].chat.wait_for(
+            world.admin_room,
+            lambda e: e.get("sender") == world.bot.user_id and e.get("content", {}).get("membership") == "join",
+        )
+        yield app
+
+
+@pytest.fixture
+def admin(bot: App, people: dict[str, Person]) -> Person:
+    return people["admin"]
+
+
+@pytest.fixture
+def mod(bot: App, people: dict[str, Person]) -> Person:
+    return people["mod"]
+
+
+@pytest.fixture
+def viewer(bot: App, people: dict[str, Person]) -> Person:
+    return people["viewer"]
+
+
+@pytest.fixture
+def stranger(bot: App, people: dict[str, Person]) -> Person:
+    return people["stranger"]

@@ -1,0 +1,62 @@
+"""Restarts: nothing replayed, nothing lost, history ignored on a first start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.demo import World, running_bot
+from bot.homeserver import LocalHomeserver
+from tests.conftest import make_world
+from tests.support.chat import Person, body, code_of
+
+
+@pytest.fixture(scope="module")
+async def restart_world(homeserver: LocalHomeserver, tmp_root: Path):
+    world, people = await make_world(homeserver, tmp_root, "restartbot")
+    yield world, people
+    for person in people.values():
+        await person.chat.close()
+
+
+async def _wait_joined(world: World, admin: Person) -> None:
+    await admin.chat.wait_for(
+        world.admin_room,
+        lambda e: e.get("sender") == world.bot.user_id and e.get("content", {}).get("membership") == "join",
+    )
+
+
+async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_world, homeserver: LocalHomeserver) -> None:
+    world, people = restart_world
+    admin = people["admin"]
+    old = await admin.say("!admin server version")  # before the bot ever ran: history
+    config = world.config()
+    async with running_bot(config) as app:
+        await _wait_joined(world, admin)
+        await admin.ask("!admin server version")
+        target = await homeserver.register("restart-target")
+        prompt = await admin.ask(f"!admin user deactivate {target.user_id}")
+        first_count = await app.store.audit_count()
+    assert admin.chat.replies_to(world.admin_room, old) == []
+
+    # While the bot is down, a command arrives; the pending confirmation survives the restart.
+    while_down = await admin.say("!admin server version")
+    async with running_bot(config) as app:
+        reply = await admin.chat.wait_for_reply(world.admin_room, while_down)
+        assert "Homeserver" in body(reply)
+        result = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+        assert "Deactivated" in result
+        await asyncio.sleep(0.5)
+        # Only the two new commands (and the confirmed one) were added: nothing was replayed.
+        entries = await app.store.audit_entries(limit=10)
+        new = [e for e in entries if e.id > first_count]
+        assert sorted(e.command for e in new) == ["confirm", "server version", "user deactivate"]
+
+    async with running_bot(config) as app:
+        await admin.ask("!admin server version")
+        await asyncio.sleep(0.5)
+        assert len(admin.chat.replies_to(world.admin_room, while_down)) == 1
+        assert len([e for e in admin.chat.events[world.admin_room]
+                    if e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == prompt["event_id"]]) == 0
