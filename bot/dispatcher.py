@@ -28,7 +28,7 @@ from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableM
 from .jobs import JobRunner
 from .parsing import CommandNotFound, HelpRequest, Invocation, PageRequest, UsageError, parse
 from .render import edit_content, notice_content, plain_value, render_fitting
-from .spec import EXPORT_PAGE_SIZE, Command, CommandTable, Role
+from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role
 from .storage import PendingConfirmation, Store
 from .views import Attachment, Code, Doc, JobStarted, Table, Text
 
@@ -225,6 +225,8 @@ class Dispatcher:
             return helptext.api_error(exc), f"error {exc.errcode}"
         except ArgumentError as exc:
             return helptext.usage_error(inv.command, str(exc), self.prefix), "usage"
+        except CommandError as exc:
+            return Text(f"{inv.command.name}: {exc}", tone="error"), "refused"
         except Exception as exc:  # a handler bug must not take the bot down or leak details
             log.exception("command %s failed", inv.command.name)
             return Text(f"Internal error while running {inv.command.name} ({type(exc).__name__}); the bot's log has the details.", tone="error"), "internal error"
@@ -261,6 +263,9 @@ class Dispatcher:
             except ArgumentError as exc:
                 await self._reply(ctx, helptext.usage_error(command, str(exc), self.prefix))
                 return "usage"
+            except CommandError as exc:
+                await self._reply(ctx, Text(f"{command.name}: {exc}", tone="error"))
+                return "refused"
         if inv.dry_run:
             await self._reply(ctx, prompt_view(command, inv.args, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
             await self._audit(ctx, command.name, audit_args(command, inv.args), "dry-run")

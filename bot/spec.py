@@ -29,6 +29,11 @@ from typing import Any
 from .argtypes import Choice, Int, Text
 
 
+class CommandError(Exception):
+    """A command cannot do what was asked (the account is already deactivated, the room is
+    unknown…): shown as an error, without a usage line, and nothing is changed."""
+
+
 class Role(IntEnum):
     """Ordered: a role may run every command of the roles below it."""
 

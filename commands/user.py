@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from bot.admin_api.users import UserDetails
-from bot.argtypes import ArgumentError, Choice, LocalUserID, Text as TextArg
+from bot.argtypes import Choice, LocalUserID
+from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.parsing import PageRequest
-from bot.spec import CommandGroup, Flag, Param, Role
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.views import Code, Doc, Record, Table, Text, When
 
 user = CommandGroup("user", "Local accounts")
@@ -104,7 +105,7 @@ async def deactivate(ctx: Context, user: str, erase: bool) -> Text:
 async def _(ctx: Context, user: str, erase: bool) -> Record:
     details = await ctx.api.user_details(user)
     if details.deactivated and not erase:
-        raise ArgumentError(f"{user} is already deactivated")
+        raise CommandError(f"{user} is already deactivated")
     rooms = await ctx.api.joined_rooms(user)
     return Record("Account", [
         ("user", Code(user)), ("display name", details.displayname), ("flags", account_flags(details)),
@@ -122,7 +123,7 @@ async def reactivate(ctx: Context, user: str) -> Doc:
     # PUT v2/users creates missing accounts: make sure this one exists and is deactivated.
     details = await ctx.api.user_details(user)
     if not details.deactivated:
-        raise ArgumentError(f"{user} is not deactivated")
+        raise CommandError(f"{user} is not deactivated")
     after = await ctx.api.modify_user(user, deactivated=False)
     if after.deactivated:
         return Doc(Text(f"The homeserver accepted the request but {user} is still deactivated.", tone="error"))

@@ -7,13 +7,32 @@ from __future__ import annotations
 
 from .client import ClientAPI
 from .errors import AdminAPIError, Forbidden, NotFound, RateLimited, ServerError, TransportError, Unauthorized
+from .events import EventsAPI
+from .federation import FederationAPI
 from .http import AdminHTTP
+from .media import MediaAPI
+from .notices import ServerNoticesAPI
+from .registration_tokens import RegistrationTokensAPI
+from .reports import ReportsAPI
 from .rooms import RoomListAPI, RoomsAPI
 from .server import ServerAPI, StatisticsAPI
 from .users import UsersAPI
 
 
-class AdminAPI(ServerAPI, StatisticsAPI, UsersAPI, RoomsAPI, RoomListAPI, ClientAPI):
+class AdminAPI(
+    ServerAPI,
+    StatisticsAPI,
+    UsersAPI,
+    RoomsAPI,
+    RoomListAPI,
+    MediaAPI,
+    RegistrationTokensAPI,
+    FederationAPI,
+    ServerNoticesAPI,
+    ReportsAPI,
+    EventsAPI,
+    ClientAPI,
+):
     def __init__(self, http: AdminHTTP) -> None:
         self._http = http
 
