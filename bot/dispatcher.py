@@ -160,6 +160,8 @@ class Dispatcher:
             self._observe("(unknown)", "unknown", started)
             return
         except UsageError as exc:
+            if exc.command.secret_names:
+                await self._redact_secret(ctx)  # it may hold a password even though it did not parse
             await self._reply(ctx, helptext.usage_error(exc.command, exc.message, self.prefix))
             self._observe(exc.command.name, "usage", started)
             return
@@ -173,13 +175,13 @@ class Dispatcher:
 
     async def _run(self, ctx: Context, inv: Invocation, started: float) -> None:
         command = inv.command
+        if command.secret_names and any(inv.args.get(n) for n in command.secret_names):
+            await self._redact_secret(ctx)  # first: whatever happens next, the password leaves the room
         if not self.access.may_run(ctx.role, command):
             await self._reply(ctx, Text(f"Refused: {command.name} needs the {command.role.label} role; you are a {ctx.role.label}.", tone="error"))
             await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", "role")
             self._observe(command.name, "refused", started)
             return
-        if command.secret_names and any(inv.args.get(n) for n in command.secret_names):
-            await self._redact_secret(ctx)
         try:
             await self._resolve(inv)
         except ArgumentError as exc:
