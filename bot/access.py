@@ -54,8 +54,8 @@ class Access:
         return self._roles.get(user_id)
 
     @staticmethod
-    def may_run(role: Role | None, command: Command) -> bool:
-        return role is not None and role >= command.role
+    def may_run(role: Role | None, command: Command, args: dict[str, Any] | None = None) -> bool:
+        return role is not None and role >= command.role_for(args or {})
 
     def user_protection(self, role: Role, user_id: str) -> str | None:
         """Why `role` may not act on this account, or None. Also for bulk operations."""
@@ -72,7 +72,7 @@ class Access:
 
     def protection_problem(self, role: Role, command: Command, args: dict[str, Any]) -> str | None:
         """The first protected target of a writing command, explained; None when all is fine."""
-        if not command.writes:
+        if not command.writes_for(args):
             return None
         protected = {p.name for p in command.params if p.protected} | {f.dest for f in command.flags if f.protected}
         for name, value in args.items():

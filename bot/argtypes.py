@@ -484,3 +484,23 @@ def load_value(argtype: Any, raw: Any) -> Any:
 def ago(ms: int, now_ms: int) -> str:
     delta = timedelta(milliseconds=now_ms - ms)
     return human_duration(int(abs(delta.total_seconds()) * 1000))
+
+
+class EventOrTimestamp:
+    """A cut-off: an event ID (`$…`), or a date or duration counting back from now."""
+
+    label = "date|duration|event"
+
+    def __init__(self) -> None:
+        self._time = Timestamp(past=True)
+
+    def parse(self, token: str, env: ParseEnv) -> Any:
+        if token.strip().startswith("$"):
+            return EventID.parse(token, env)
+        return self._time.parse(token, env)
+
+    def describe(self, value: Any) -> str:
+        return str(value) if isinstance(value, str) else self._time.describe(value)
+
+    def load(self, raw: Any) -> Any:
+        return EventID(raw) if isinstance(raw, str) else int(raw)

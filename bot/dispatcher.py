@@ -177,8 +177,8 @@ class Dispatcher:
         command = inv.command
         if command.secret_names and any(inv.args.get(n) for n in command.secret_names):
             await self._redact_secret(ctx)  # first: whatever happens next, the password leaves the room
-        if not self.access.may_run(ctx.role, command):
-            await self._reply(ctx, Text(f"Refused: {command.name} needs the {command.role.label} role; you are a {ctx.role.label}.", tone="error"))
+        if not self.access.may_run(ctx.role, command, inv.args):
+            await self._reply(ctx, Text(f"Refused: {_as_asked(command, inv.args)} needs the {command.role_for(inv.args).label} role; you are a {ctx.role.label}.", tone="error"))
             await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", "role")
             self._observe(command.name, "refused", started)
             return
@@ -196,7 +196,7 @@ class Dispatcher:
             await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", problem)
             self._observe(command.name, "refused", started)
             return
-        if command.destructive or inv.dry_run:
+        if command.destructive_for(inv.args) or inv.dry_run:
             result = await self._prompt(ctx, inv)
         else:
             result = await self._execute(ctx, inv)
@@ -312,9 +312,9 @@ class Dispatcher:
         command = self.table.by_name.get(pending.command)
         if command is None:
             return Text(f"{pending.command} no longer exists in this version of the bot; nothing was done.", tone="error")
-        if not self.access.may_run(ctx.role, command):
-            return Text(f"Refused: confirming {command.name} needs the {command.role.label} role; you are a {ctx.role.label}.", tone="error")
         args = _load_args(command, pending.args)
+        if not self.access.may_run(ctx.role, command, args):
+            return Text(f"Refused: confirming {_as_asked(command, args)} needs the {command.role_for(args).label} role; you are a {ctx.role.label}.", tone="error")
         problem = self.access.protection_problem(ctx.role, command, args)
         if problem:
             return Text(f"Refused: {problem}.", tone="error")
@@ -332,7 +332,7 @@ class Dispatcher:
         if isinstance(pending, Text):
             return pending
         command = self.table.by_name.get(pending.command)
-        if pending.sender != ctx.sender and (command is None or not self.access.may_run(ctx.role, command)):
+        if pending.sender != ctx.sender and (command is None or not self.access.may_run(ctx.role, command, _load_args(command, pending.args))):
             return Text("Refused: only the requester or someone who may run that command can cancel it.", tone="error")
         if not await self.store.decide_confirmation(pending.code, "cancelled", ctx.sender):
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired.", tone="error")
@@ -456,6 +456,12 @@ class Dispatcher:
     def _observe(self, command: str, result: str, started: float) -> None:
         for observer in self.observers:
             observer(command, result, time.monotonic() - started)
+
+
+def _as_asked(command: Command, args: dict[str, Any]) -> str:
+    """The command name with the escalating flags that were given (`user media --delete`)."""
+    raised = [f.option for f in command.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
+    return " ".join([command.name, *raised])
 
 
 def _first_table(view: Any) -> Table | None:

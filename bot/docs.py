@@ -109,8 +109,8 @@ def render(table: CommandTable, prefix: str = "!admin", catalogue: list[Catalogu
         for command in group.commands:
             endpoints = "<br>".join(f"`{_cell(e)}`" for e in command.endpoints) or "—"
             lines.append(
-                f"| `{_cell(command.usage(prefix))}` | {_cell(command.summary)} | {command.role.label} | "
-                f"{'yes' if command.destructive else 'no'} | {endpoints} |"
+                f"| `{_cell(command.usage(prefix))}` | {_cell(command.summary)} | {_cell(command.role_label)} | "
+                f"{command.confirm_label} | {endpoints} |"
             )
         lines.append("")
     lines += [

@@ -22,20 +22,24 @@ def overview(table: CommandTable, prefix: str) -> Doc:
 
 def group_help(group: CommandGroup, prefix: str) -> Doc:
     rows = [
-        [Code(c.usage(prefix)), c.summary, c.role.label, "yes" if c.destructive else ""]
+        [Code(c.usage(prefix)), c.summary, c.role_label, "" if c.confirm_label == "no" else c.confirm_label]
         for c in group.commands
     ]
     return Doc(Table(f"{group.name} — {group.summary}", ["usage", "what", "role", "confirm"], rows))
 
 
 def command_help(command: Command, prefix: str) -> Doc:
-    fields: list[tuple[str, object]] = [("role", command.role.label)]
-    fields.append(("asks for confirmation", "yes" if command.destructive else "no"))
+    fields: list[tuple[str, object]] = [("role", command.role_label)]
+    fields.append(("asks for confirmation", command.confirm_label))
     for param in command.params:
         fields.append((f"<{param.name}>", f"{param.help} ({param.type.label}{', optional' if param.optional else ''})"))
     for flag in command.all_flags:
         label = flag.option if flag.is_switch else f"{flag.option} <{flag.type.label}>"
-        fields.append((label, flag.help))
+        extra = [part for part in (
+            f"needs {flag.role.label}" if flag.role is not None and flag.role > command.role else "",
+            "asks for confirmation" if flag.destructive and not command.destructive else "",
+        ) if part]
+        fields.append((label, flag.help + (f" ({', '.join(extra)})" if extra else "")))
     if command.endpoints:
         fields.append(("calls", [Code(e) for e in command.endpoints]))
     blocks: list[object] = [

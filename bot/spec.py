@@ -78,6 +78,14 @@ class Flag:
     repeat: bool = False  # may be given several times; the value is a list
     secret: bool = False
     protected: bool = True
+    # When given, the flag turns the command into something heavier: `--delete` on a listing
+    # makes it a destructive command for a higher role. Declared here, enforced centrally.
+    role: Role | None = None
+    destructive: bool = False
+
+    @property
+    def escalates(self) -> bool:
+        return self.role is not None or self.destructive
 
     @property
     def option(self) -> str:
@@ -136,10 +144,39 @@ class Command:
     def name(self) -> str:
         return self.verb if self.top_level else f"{self.group} {self.verb}"
 
+    def _escalations(self, args: dict[str, Any]) -> list[Flag]:
+        return [f for f in self.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
+
+    def role_for(self, args: dict[str, Any]) -> Role:
+        """The role this invocation needs: the command's, raised by any escalating flag given."""
+        return max([self.role] + [f.role for f in self._escalations(args) if f.role is not None])
+
+    def destructive_for(self, args: dict[str, Any]) -> bool:
+        return self.destructive or any(f.destructive for f in self._escalations(args))
+
+    def writes_for(self, args: dict[str, Any]) -> bool:
+        return self.writes or self.destructive_for(args)
+
+    @property
+    def may_write(self) -> bool:
+        return self.writes or any(f.destructive for f in self.flags)
+
+    @property
+    def confirm_label(self) -> str:
+        if self.destructive:
+            return "yes"
+        triggers = [f.option for f in self.flags if f.destructive]
+        return f"with {' or '.join(triggers)}" if triggers else "no"
+
+    @property
+    def role_label(self) -> str:
+        raised = [f"{f.role.label} with {f.option}" for f in self.flags if f.role is not None and f.role > self.role]
+        return ", ".join([self.role.label] + raised)
+
     @property
     def all_flags(self) -> tuple[Flag, ...]:
         extra: list[Flag] = []
-        if self.writes:
+        if self.may_write:
             extra.append(DRY_RUN_FLAG)
         if self.paged:
             extra.extend(PAGE_FLAGS)
@@ -247,6 +284,9 @@ def _check_declaration(command: Command) -> None:
         raise ValueError(f"{command.name}: only the last parameter may be variadic")
     if command.destructive and not command.writes:
         raise ValueError(f"{command.name}: a destructive command writes")
+    for flag in command.flags:
+        if flag.role is not None and flag.role < command.role:
+            raise ValueError(f"{command.name}: --{flag.name} cannot lower the command's role")
     for endpoint in command.endpoints:
         method, _, path = endpoint.partition(" ")
         if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):

@@ -1,43 +1,417 @@
-"""`room` — rooms known to the homeserver, and their deletion as a job."""
+"""`room` — rooms known to the homeserver: reading them as an admin, moderating them, and long
+operations (deletion, history purge, bulk joins) run as jobs."""
 
 from __future__ import annotations
 
-from bot.admin_api.errors import BadRequest, NotFound
+import json
+from typing import Any
+
+from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound
 from bot.admin_api.rooms import DeleteStatus, RoomDetails
-from bot.argtypes import LocalUserID, RoomRef, Text as TextArg
+from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
+from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult
-from bot.spec import CommandGroup, Flag, Param, Role
-from bot.views import Code, Doc, Record, Text
+from bot.parsing import PageRequest
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.views import Code, Doc, Items, Record, Table, Text, When
+
+from ._events import EVENT_COLUMNS, event_row
 
 room = CommandGroup("room", "Rooms known to the homeserver")
 
 FINISHED_STATES = ("complete", "completed")  # the docs say one, the code returns the other
+ROOM_ORDER = ("name", "canonical_alias", "joined_members", "joined_local_members", "version", "creator",
+              "encryption", "federatable", "public", "join_rules", "guest_access", "history_visibility", "state_events")
+# Joining more users than this runs as a job, with a progress message.
+JOIN_JOB_THRESHOLD = 5
+
+room.skip("DELETE /_synapse/admin/v1/rooms/<room_id>",
+          "v1 deletion blocks the request for minutes; `room delete` uses the asynchronous v2 API, and "
+          "`room block` blocks rooms the server does not know")
+room.skip("POST /_synapse/admin/v1/quarantine_media/<room_id>",
+          "deprecated alias of POST /_synapse/admin/v1/room/<room_id>/media/quarantine (`room quarantine-media`)")
 
 
-def room_record(details: RoomDetails, title: str | None = None) -> Record:
-    return Record(title or (details.name or details.room_id), [
+def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool | None = None) -> Record:
+    fields: list[tuple[str, Any]] = [
         ("room", Code(details.room_id)),
         ("name", details.name),
         ("alias", Code(details.canonical_alias) if details.canonical_alias else None),
+        ("topic", details.topic),
         ("creator", Code(details.creator) if details.creator else None),
         ("version", details.version),
         ("encryption", details.encryption or "none"),
         ("join rules", details.join_rules),
         ("members (local / total)", f"{details.joined_local_members} / {details.joined_members}"),
         ("state events", details.state_events),
-        ("public", details.public),
+        ("public in the directory", details.public),
         ("room type", details.room_type),
-    ])
+    ]
+    if blocked is not None:
+        fields.append(("blocked", blocked))
+    if details.tombstoned:
+        fields.append(("replaced by", Code(details.replacement_room) if details.replacement_room else "yes"))
+    return Record(title or (details.name or details.room_id), fields)
+
+
+# -- reading
 
 
 @room.command(
-    "info", summary="Details of a room", role=Role.VIEWER,
+    "list", summary="List rooms known to the homeserver", role=Role.VIEWER, paged=True,
+    flags=[
+        Flag("search", "only rooms whose name, alias or ID contains this", TextArg),
+        Flag("order", "sort by this column", Choice(*ROOM_ORDER)),
+        Flag("dir", "sort direction (f ascending, b descending)", Choice("f", "b")),
+        Flag("public", "only rooms published in the room directory"),
+        Flag("empty", "only rooms without local members"),
+    ],
+    endpoints=["GET /_synapse/admin/v1/rooms"],
+    examples=["room list --search spam", "room list --order joined_members --dir b --export csv"],
+)
+async def list_rooms(ctx: Context, search: str | None, order: str | None, dir: str | None, public: bool,
+                     empty: bool, page: PageRequest) -> Table:
+    result = await ctx.api.list_rooms(
+        search_term=search, order_by=order, direction=dir, public_rooms=True if public else None,
+        empty_rooms=True if empty else None, from_token=page.from_token, limit=page.limit,
+    )
+    rows = [[Code(r.room_id), r.name, Code(r.canonical_alias) if r.canonical_alias else None,
+             f"{r.joined_local_members} / {r.joined_members}", r.encryption or "none", r.public]
+            for r in result.items]
+    return Table("Rooms", ["room", "name", "alias", "members (local / all)", "encryption", "public"], rows,
+                 total=result.total, next_from=result.next_token)
+
+
+@room.command(
+    "info", summary="Details of a room, including whether it is blocked", role=Role.VIEWER,
     params=[Param("room", RoomRef, "room ID or alias")],
-    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>"],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "GET /_synapse/admin/v1/rooms/<room_id>/block"],
 )
 async def info(ctx: Context, room: str) -> Record:
-    return room_record(await ctx.api.room_details(room))
+    details = await ctx.api.room_details(room)
+    blocked, _ = await ctx.api.block_status(room)
+    return room_record(details, blocked=blocked)
+
+
+@room.command(
+    "members", summary="Joined members of a room", role=Role.VIEWER, paged=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/members"],
+)
+async def members(ctx: Context, room: str, page: PageRequest) -> Table:
+    everyone = await ctx.api.room_members(room)  # the endpoint has no paging: page here
+    start = _offset(page.from_token)
+    chunk = everyone[start:start + page.limit]
+    rows = [[Code(m), "yes" if m.endswith(":" + ctx.server_name) else ""] for m in chunk]
+    more = start + len(chunk) < len(everyone)
+    return Table("Members", ["user", "local"], rows, total=len(everyone), next_from=str(start + len(chunk)) if more else None)
+
+
+def _offset(token: str | None) -> int:
+    if token is None:
+        return 0
+    if not token.isdigit():
+        raise ArgumentError(f"--from {token!r}: expected a position given by the previous page")
+    return int(token)
+
+
+@room.command(
+    "state", summary="Current state events of a room", role=Role.VIEWER,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    flags=[Flag("type", "only state events of this type, e.g. m.room.power_levels", TextArg),
+           Flag("json", "show the full events as JSON")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/state"],
+)
+async def state(ctx: Context, room: str, type: str | None, json: bool) -> Any:
+    events = await ctx.api.room_state(room, event_type=type)
+    if json:
+        return _json_block(events)
+    rows = [[e.get("type"), Code(str(e.get("state_key", ""))) if e.get("state_key") else "", Code(str(e.get("sender", ""))),
+             event_row(e)[3]] for e in events]
+    return Table("State", ["type", "state key", "sender", "content"], rows, total=len(rows), empty="No such state.")
+
+
+def _json_block(data: Any) -> Any:
+    from bot.views import Preformatted
+
+    return Preformatted(json_dumps(data), "json")
+
+
+def json_dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@room.command(
+    "messages", summary="Read a room's messages without being a member", role=Role.MODERATOR, paged=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    flags=[
+        Flag("dir", "b: newest first (default), f: oldest first", Choice("b", "f"), default="b"),
+        Flag("type", "only events of this type", TextArg, repeat=True),
+        Flag("sender", "only events from this user", UserID, repeat=True, protected=False),
+        Flag("filter", "a RoomEventFilter as JSON, for anything else", TextArg),
+    ],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/messages"],
+    details="Encrypted rooms return ciphertext: such events are shown as encrypted.",
+    examples=["room messages #general --limit 20", "room messages !abc:example.org --sender spammer --type m.room.message"],
+)
+async def messages(ctx: Context, room: str, dir: str, type: list[str], sender: list[str], filter: str | None,
+                   page: PageRequest) -> Table:
+    filter_json = _event_filter(type, sender, filter)
+    result = await ctx.api.room_messages(room, from_token=page.from_token, direction=dir, limit=page.limit,
+                                         filter_json=filter_json)
+    rows = [event_row(e) for e in result.events]
+    # Synapse returns an `end` token even on the last page: only a full page may have more.
+    next_from = result.end if result.end and len(result.events) >= page.limit else None
+    return Table("Messages", EVENT_COLUMNS, rows, next_from=next_from, empty="No messages there.")
+
+
+def _event_filter(types: list[str], senders: list[str], raw: str | None) -> str | None:
+    event_filter: dict[str, Any] = {}
+    if raw:
+        try:
+            event_filter = json.loads(raw)
+        except ValueError:
+            raise ArgumentError("--filter must be a JSON object, e.g. '{\"types\": [\"m.room.message\"]}'") from None
+        if not isinstance(event_filter, dict):
+            raise ArgumentError("--filter must be a JSON object")
+    if types:
+        event_filter["types"] = types
+    if senders:
+        event_filter["senders"] = senders
+    return json.dumps(event_filter) if event_filter else None
+
+
+@room.command(
+    "context", summary="An event with the messages around it (for investigating a report)", role=Role.MODERATOR,
+    params=[Param("room", RoomRef, "room ID or alias"), Param("event", EventID, "the event")],
+    flags=[Flag("limit", "events before and after", Int(minimum=0, maximum=50), default=5)],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/context/<event_id>"],
+)
+async def context(ctx: Context, room: str, event: str, limit: int) -> Table:
+    found = await ctx.api.event_context(room, event, limit=limit)
+    rows = [["", *event_row(e)] for e in reversed(found.before)]
+    rows.append(["▶", *event_row(found.event)])
+    rows += [["", *event_row(e)] for e in found.after]
+    return Table(f"Around {event}", ["", *EVENT_COLUMNS], rows)
+
+
+@room.command(
+    "event-at", summary="The event closest to a point in time", role=Role.MODERATOR,
+    params=[Param("room", RoomRef, "room ID or alias"), Param("when", Timestamp(past=True), "a date or how long ago")],
+    flags=[Flag("dir", "f: first event at or after (default), b: last event at or before", Choice("f", "b"), default="f")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/timestamp_to_event"],
+    examples=["room event-at #general 2024-01-31", "room event-at #general 2h --dir b"],
+)
+async def event_at(ctx: Context, room: str, when: int, dir: str) -> Record:
+    event_id, ts = await ctx.api.timestamp_to_event(room, when, direction=dir)
+    return Record("Closest event", [("asked for", When(when)), ("event", Code(event_id)), ("sent", When(ts))])
+
+
+@room.command(
+    "hierarchy", summary="The rooms of a space (local knowledge only)", role=Role.VIEWER, paged=True,
+    params=[Param("room", RoomRef, "the space")],
+    flags=[Flag("max-depth", "how deep to go", Int(minimum=0, maximum=50))],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/hierarchy"],
+)
+async def hierarchy(ctx: Context, room: str, max_depth: int | None, page: PageRequest) -> Table:
+    rooms, next_batch = await ctx.api.room_hierarchy(room, from_token=page.from_token, limit=page.limit, max_depth=max_depth)
+    rows = [[Code(str(r.get("room_id"))), r.get("name"), r.get("room_type") or "room", r.get("num_joined_members"),
+             len(r.get("children_state") or [])] for r in rooms]
+    return Table("Hierarchy", ["room", "name", "type", "members", "children"], rows, next_from=next_batch)
+
+
+@room.command(
+    "media", summary="Media referenced by a room's unencrypted events", role=Role.MODERATOR,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/room/<room_id>/media"],
+)
+async def media(ctx: Context, room: str) -> Doc:
+    found = await ctx.api.room_media(room)
+    return Doc(
+        Items(f"Local media ({len(found.local)})", [Code(m) for m in found.local] or ["none"]),
+        Items(f"Remote media ({len(found.remote)})", [Code(m) for m in found.remote] or ["none"]),
+    )
+
+
+@room.command(
+    "forward-extremities", summary="Show a room's forward extremities (diagnosing slow rooms)", role=Role.ADMIN,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    flags=[Flag("delete", "delete them (read synapse issue #1760 first; never as routine maintenance)",
+                role=Role.ADMIN, destructive=True)],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities",
+               "DELETE /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities"],
+)
+async def forward_extremities(ctx: Context, room: str, delete: bool) -> Any:
+    if delete:
+        deleted = await ctx.api.delete_forward_extremities(room)
+        return Text(f"Deleted {deleted} forward extremities of ", Code(room), ".", tone="ok")
+    found = await ctx.api.forward_extremities(room)
+    rows = [[Code(e.event_id), e.state_group, e.depth, When(e.received_ts)] for e in found]
+    return Table("Forward extremities", ["event", "state group", "depth", "received"], rows, total=len(rows))
+
+
+@forward_extremities.preview
+async def _(ctx: Context, room: str, delete: bool) -> Table:
+    found = await ctx.api.forward_extremities(room)
+    return Table(f"{len(found)} forward extremities would be deleted", ["event", "depth"],
+                 [[Code(e.event_id), e.depth] for e in found])
+
+
+# -- moderation
+
+
+@room.command(
+    "block", summary="Block a room: local users can no longer join it (works for unknown rooms too)",
+    role=Role.MODERATOR, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/block", "PUT /_synapse/admin/v1/rooms/<room_id>/block"],
+)
+async def block(ctx: Context, room: str) -> Text:
+    if not await ctx.api.set_room_blocked(room, True):
+        raise CommandError(f"the homeserver did not block {room}")
+    return Text("Blocked ", Code(room), ": local users cannot join it.", tone="ok")
+
+
+@block.preview
+async def _(ctx: Context, room: str) -> Any:
+    blocked, by = await ctx.api.block_status(room)
+    if blocked:
+        raise CommandError(f"{room} is already blocked (by {by or 'unknown'})")
+    return await _room_summary_or_unknown(ctx, room)
+
+
+@room.command(
+    "unblock", summary="Unblock a room", role=Role.MODERATOR, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/block", "PUT /_synapse/admin/v1/rooms/<room_id>/block"],
+)
+async def unblock(ctx: Context, room: str) -> Text:
+    if await ctx.api.set_room_blocked(room, False):
+        raise CommandError(f"the homeserver still reports {room} as blocked")
+    return Text("Unblocked ", Code(room), ".", tone="ok")
+
+
+@unblock.preview
+async def _(ctx: Context, room: str) -> Any:
+    blocked, by = await ctx.api.block_status(room)
+    if not blocked:
+        raise CommandError(f"{room} is not blocked")
+    return Doc(Text(f"Blocked by {by or 'unknown'}; local users will be able to join again."),
+               await _room_summary_or_unknown(ctx, room))
+
+
+@room.command(
+    "block-status", summary="Whether a room is blocked, and by whom", role=Role.VIEWER,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/block"],
+)
+async def block_status(ctx: Context, room: str) -> Record:
+    blocked, by = await ctx.api.block_status(room)
+    return Record("Block status", [("room", Code(room)), ("blocked", blocked), ("blocked by", Code(by) if by else None)])
+
+
+async def _room_summary_or_unknown(ctx: Context, room: str) -> Any:
+    try:
+        return room_record(await ctx.api.room_details(room), "Room")
+    except NotFound:
+        return Text(f"The homeserver does not know {room} (blocking still works).")
+
+
+@room.command(
+    "make-admin", summary="Give a local user (default: the bot) the highest power level in a room",
+    role=Role.ADMIN, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias"), Param("user", LocalUserID, "local user to promote", optional=True)],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "POST /_synapse/admin/v1/rooms/<room_identifier>/make_room_admin"],
+    details="Uses the most powerful local member of the room; invites the user if the room is not public.",
+)
+async def make_admin(ctx: Context, room: str, user: str | None) -> Text:
+    await ctx.api.make_room_admin(room, user)
+    return Text(f"{user or ctx.bot_user_id} is now an admin of ", Code(room), ".", tone="ok")
+
+
+@make_admin.preview
+async def _(ctx: Context, room: str, user: str | None) -> Any:
+    details = await ctx.api.room_details(room)
+    return Doc(room_record(details, "Room"),
+               Text(f"{user or ctx.bot_user_id + ' (the bot)'} gets power level 100 there, through its most powerful local member."))
+
+
+@room.command(
+    "quarantine-media", summary="Quarantine every media file referenced in a room", role=Role.MODERATOR, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    endpoints=["GET /_synapse/admin/v1/room/<room_id>/media", "POST /_synapse/admin/v1/room/<room_id>/media/quarantine"],
+)
+async def quarantine_media(ctx: Context, room: str) -> Text:
+    count = await ctx.api.quarantine_room_media(room)
+    return Text(f"Quarantined {count} media files of ", Code(room), ".", tone="ok")
+
+
+@quarantine_media.preview
+async def _(ctx: Context, room: str) -> Text:
+    found = await ctx.api.room_media(room)
+    return Text(f"{len(found.local)} local and {len(found.remote)} remote media files referenced by unencrypted "
+                "events become undownloadable (files are kept; `media unquarantine` reverses it).")
+
+
+# -- force-joining users
+
+
+@room.command(
+    "join", summary="Force-join local users to a room", role=Role.ADMIN, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias"), Param("users", LocalUserID, "local users", variadic=True)],
+    endpoints=["POST /_synapse/admin/v1/join/<room_identifier>"],
+    details=f"The bot must be in the room with invite power unless the room is public. More than "
+            f"{JOIN_JOB_THRESHOLD} users run as a job.",
+    examples=["room join #general alice bob carol"],
+)
+async def join(ctx: Context, room: str, users: list[str]) -> Any:
+    unique = list(dict.fromkeys(users))
+    if len(unique) > JOIN_JOB_THRESHOLD:
+        return await ctx.start_job("room-join", {"room": room, "users": unique},
+                                   summary=f"join {len(unique)} users to {room}", view=Text("Starting…"))
+    results = [await _join_one(ctx.api, room, user) for user in unique]
+    return _join_table(results)
+
+
+@join.preview
+async def _(ctx: Context, room: str, users: list[str]) -> Any:
+    unique = list(dict.fromkeys(users))
+    try:
+        details: Any = room_record(await ctx.api.room_details(room), "Room")
+    except NotFound:
+        details = Text(f"The homeserver does not know {room} yet.")
+    return Doc(details, Items(f"{len(unique)} users will be joined without being asked", [Code(u) for u in unique]))
+
+
+async def _join_one(api: Any, room: str, user: str) -> list[str]:
+    try:
+        await api.force_join(room, user)
+        return [user, "joined", ""]
+    except AdminAPIError as exc:
+        return [user, "failed", f"{exc.errcode}: {exc.error}"]
+
+
+def _join_table(results: list[list[str]]) -> Table:
+    rows = [[Code(user), status, detail] for user, status, detail in results]
+    failed = sum(1 for _, status, _ in results if status != "joined")
+    title = f"Joined {len(results) - failed} of {len(results)}" + (f"; {failed} failed" if failed else "")
+    return Table(title, ["user", "result", "detail"], rows)
+
+
+@room.job("room-join")
+async def run_join(job: JobContext) -> JobResult:
+    results: list[list[str]] = job.state.get("results", [])
+    users: list[str] = job.params["users"]
+    for user in users[len(results):]:
+        results.append(await _join_one(job.api, job.params["room"], user))
+        await job.save(results=results)
+        await job.progress(Text(f"{len(results)} of {len(users)} done."))
+    failed = any(status != "joined" for _, status, _ in results)
+    return JobResult("partial" if failed else "done", _join_table(results))
+
+
+# -- deletion
 
 
 @room.command(
@@ -48,6 +422,7 @@ async def info(ctx: Context, room: str) -> Record:
         Flag("block", "block the room so that local users cannot join it again"),
         Flag("message", "what the notice room says to the users moved there", TextArg),
         Flag("new-room-user", "move local members to a new room created by this local user", LocalUserID),
+        Flag("force-purge", "purge even if local users cannot be kicked (with --purge)"),
     ],
     endpoints=[
         "GET /_synapse/admin/v1/rooms/<room_id>",
@@ -58,13 +433,22 @@ async def info(ctx: Context, room: str) -> Record:
     details="Runs as a job on the homeserver; its progress is shown by editing the reply.",
     examples=["room delete !abc:example.org --purge --block", "room delete #spam:example.org --message 'Closed for spam'"],
 )
-async def delete(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None) -> object:
-    params = {"room": room, "purge": purge, "block": block, "message": message, "new_room_user": new_room_user}
+async def delete(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
+                 force_purge: bool) -> object:
+    params = {"room": room, "purge": purge, "block": block, "message": message, "new_room_user": new_room_user,
+              "force_purge": force_purge}
     return await ctx.start_job("room-delete", params, summary=f"delete {room}", view=Text("Submitting the deletion…"))
 
 
+@delete.validate
+def _(room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None, force_purge: bool) -> None:
+    if force_purge and not purge:
+        raise ArgumentError("--force-purge only makes sense with --purge")
+
+
 @delete.preview
-async def _(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None) -> Doc:
+async def _(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
+            force_purge: bool) -> Doc:
     try:
         details = await ctx.api.room_details(room)
     except NotFound:
@@ -89,6 +473,10 @@ def _status_record(status: DeleteStatus) -> Record:
     ])
 
 
+FORGOTTEN = ("The homeserver no longer knows this task (it forgets finished tasks after a while and "
+             "running ones when it restarts), so its outcome is unknown. ")
+
+
 @room.job("room-delete")
 async def run_delete(job: JobContext) -> JobResult:
     room_id = job.params["room"]
@@ -97,7 +485,7 @@ async def run_delete(job: JobContext) -> JobResult:
         try:
             delete_id = await job.api.delete_room(
                 room_id, purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
-                new_room_user_id=job.params.get("new_room_user"),
+                new_room_user_id=job.params.get("new_room_user"), force_purge=job.params.get("force_purge", False),
             )
         except BadRequest as exc:
             if "already in progress" not in exc.error:
@@ -106,17 +494,82 @@ async def run_delete(job: JobContext) -> JobResult:
             if not running:
                 raise
             delete_id = running[0].delete_id  # follow the deletion that is already under way
+            await job.progress(Text("A deletion of this room was already under way: following it."), force=True)
         await job.save(delete_id=delete_id)
     while True:
+        await job.sleep(job.poll_interval)
         try:
             status = await job.api.delete_status(delete_id)
         except NotFound:
-            return JobResult("unknown", Text(
-                "The homeserver no longer knows this deletion (it forgets finished tasks after a day and "
-                "all of them when it restarts). Check with `room info` whether the room is gone."))
+            return JobResult("unknown", Text(FORGOTTEN + "Check with `room info` whether the room is gone."))
         if status.status in FINISHED_STATES:
             return JobResult("done", _status_record(status))
         if status.status == "failed":
             return JobResult("failed", Doc(Text(f"The homeserver reports: {status.error or 'no reason given'}", tone="error"), _status_record(status)))
         await job.progress(_status_record(status))
+
+
+# -- history purge
+
+
+@room.command(
+    "purge-history", summary="Delete a room's history before a date or an event (the room itself stays)",
+    role=Role.ADMIN, destructive=True,
+    params=[Param("room", RoomRef, "room ID or alias")],
+    flags=[
+        Flag("before", "purge events before this date, duration ago, or event ID (required)", EventOrTimestamp()),
+        Flag("delete-local-events", "also delete events sent by local users (by default only remote users' events go)"),
+    ],
+    endpoints=[
+        "GET /_synapse/admin/v1/rooms/<room_id>",
+        "POST /_synapse/admin/v1/purge_history/<room_id>",
+        "GET /_synapse/admin/v1/purge_history_status/<purge_id>",
+    ],
+    details="Runs as a job. State and the latest message are always kept. Irreversible.",
+    examples=["room purge-history #general --before 90d", "room purge-history !abc:example.org --before 2024-01-31 --delete-local-events"],
+)
+async def purge_history(ctx: Context, room: str, before: Any, delete_local_events: bool) -> object:
+    params = {"room": room, "before": before, "delete_local_events": delete_local_events}
+    return await ctx.start_job("room-purge-history", params, summary=f"purge history of {room}", view=Text("Submitting the purge…"))
+
+
+@purge_history.validate
+def _(room: str, before: Any, delete_local_events: bool) -> None:
+    if before is None:
+        raise ArgumentError("--before is required: a date (2024-01-31), a duration ago (90d) or an event ID")
+
+
+@purge_history.preview
+async def _(ctx: Context, room: str, before: Any, delete_local_events: bool) -> Doc:
+    details = await ctx.api.room_details(room)
+    cutoff = f"event {before}" if isinstance(before, str) else When(before)
+    who = "all users' events, local ones included" if delete_local_events else "remote users' events only (local users' events are kept)"
+    return Doc(room_record(details, "Room"), Record("Purge", [("before", cutoff), ("deletes", who),
+                                                             ("always kept", "room state and the latest message")]))
+
+
+@room.job("room-purge-history")
+async def run_purge_history(job: JobContext) -> JobResult:
+    purge_id = job.state.get("purge_id")
+    if purge_id is None:
+        before = job.params["before"]
+        try:
+            purge_id = await job.api.purge_history(
+                job.params["room"], before_event=before if isinstance(before, str) else None,
+                before_ts=before if isinstance(before, int) else None,
+                delete_local_events=job.params["delete_local_events"],
+            )
+        except NotFound as exc:
+            return JobResult("done", Text(f"Nothing to purge: {exc.error}."))
+        await job.save(purge_id=purge_id)
+    while True:
         await job.sleep(job.poll_interval)
+        try:
+            status, error = await job.api.purge_history_status(purge_id)
+        except NotFound:
+            return JobResult("unknown", Text(FORGOTTEN))
+        if status in FINISHED_STATES:
+            return JobResult("done", Text("History purged."))
+        if status == "failed":
+            return JobResult("failed", Text(f"The homeserver reports: {error or 'no reason given'}", tone="error"))
+        await job.progress(Record(None, [("homeserver status", status)]))

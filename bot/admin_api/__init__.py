@@ -14,7 +14,7 @@ from .media import MediaAPI
 from .notices import ServerNoticesAPI
 from .registration_tokens import RegistrationTokensAPI
 from .reports import ReportsAPI
-from .rooms import RoomListAPI, RoomsAPI
+from .rooms import RoomContentAPI, RoomListAPI, RoomModerationAPI, RoomsAPI
 from .server import ServerAPI, StatisticsAPI
 from .users import UsersAPI
 
@@ -25,6 +25,8 @@ class AdminAPI(
     UsersAPI,
     RoomsAPI,
     RoomListAPI,
+    RoomContentAPI,
+    RoomModerationAPI,
     MediaAPI,
     RegistrationTokensAPI,
     FederationAPI,

@@ -123,3 +123,142 @@ class RoomListAPI(Area):
         )
         rooms = [build(RoomSummary, r) for r in data.get("rooms", [])]
         return Page(rooms, data.get("total_rooms"), next_token(data, "next_batch"))
+
+
+@dataclass(frozen=True)
+class MessagesPage:
+    events: list[dict[str, Any]]
+    start: str | None
+    end: str | None  # None: no more events in that direction
+
+
+@dataclass(frozen=True)
+class EventContext:
+    event: dict[str, Any]
+    before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ForwardExtremity:
+    event_id: str
+    state_group: int | None = None
+    depth: int | None = None
+    received_ts: int | None = None
+
+
+@dataclass(frozen=True)
+class RoomMedia:
+    local: list[str]
+    remote: list[str]
+
+
+class RoomContentAPI(Area):
+    """Reading a room as an admin, without being a member."""
+
+    async def room_members(self, room_id: str) -> list[str]:
+        """GET /_synapse/admin/v1/rooms/<room_id>/members (joined members, no pagination)"""
+        data = await self._http.request("GET", ADMIN.v1.rooms[room_id].members)
+        return [str(m) for m in data.get("members", [])]
+
+    async def room_state(self, room_id: str, *, event_type: str | None = None) -> list[dict[str, Any]]:
+        """GET /_synapse/admin/v1/rooms/<room_id>/state"""
+        data = await self._http.request("GET", ADMIN.v1.rooms[room_id].state, params={"type": event_type})
+        return list(data.get("state", []))
+
+    async def room_messages(
+        self,
+        room_id: str,
+        *,
+        from_token: str | None = None,
+        to_token: str | None = None,
+        direction: str = "b",
+        limit: int = 10,
+        filter_json: str | None = None,
+    ) -> MessagesPage:
+        """GET /_synapse/admin/v1/rooms/<room_id>/messages (encrypted rooms return ciphertext)."""
+        data = await self._http.request(
+            "GET",
+            ADMIN.v1.rooms[room_id].messages,
+            params={"from": from_token, "to": to_token, "dir": direction, "limit": limit, "filter": filter_json},
+        )
+        return MessagesPage(list(data.get("chunk", [])), data.get("start"), data.get("end"))
+
+    async def event_context(self, room_id: str, event_id: str, *, limit: int = 5) -> EventContext:
+        """GET /_synapse/admin/v1/rooms/<room_id>/context/<event_id>"""
+        data = await self._http.request("GET", ADMIN.v1.rooms[room_id].context[event_id], params={"limit": limit})
+        return EventContext(dict(data.get("event", {})), list(data.get("events_before", [])), list(data.get("events_after", [])))
+
+    async def timestamp_to_event(self, room_id: str, ts: int, *, direction: str = "f") -> tuple[str, int]:
+        """GET /_synapse/admin/v1/rooms/<room_id>/timestamp_to_event → (event_id, origin_server_ts)"""
+        data = await self._http.request(
+            "GET", ADMIN.v1.rooms[room_id].timestamp_to_event, params={"ts": ts, "dir": direction}
+        )
+        return str(data["event_id"]), int(data["origin_server_ts"])
+
+    async def room_hierarchy(
+        self, room_id: str, *, from_token: str | None = None, limit: int | None = None, max_depth: int | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """GET /_synapse/admin/v1/rooms/<room_id>/hierarchy → (rooms, next_batch)"""
+        data = await self._http.request(
+            "GET", ADMIN.v1.rooms[room_id].hierarchy, params={"from": from_token, "limit": limit, "max_depth": max_depth}
+        )
+        return list(data.get("rooms", [])), data.get("next_batch")
+
+    async def room_media(self, room_id: str) -> RoomMedia:
+        """GET /_synapse/admin/v1/room/<room_id>/media (mxc URIs from unencrypted events)"""
+        data = await self._http.request("GET", ADMIN.v1.room[room_id].media)
+        return RoomMedia([str(m) for m in data.get("local", [])], [str(m) for m in data.get("remote", [])])
+
+
+class RoomModerationAPI(Area):
+    async def forward_extremities(self, room: str) -> list[ForwardExtremity]:
+        """GET /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities"""
+        data = await self._http.request("GET", ADMIN.v1.rooms[room].forward_extremities)
+        return [build(ForwardExtremity, e) for e in data.get("results", [])]
+
+    async def delete_forward_extremities(self, room: str) -> int:
+        """DELETE /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities → number deleted"""
+        data = await self._http.request("DELETE", ADMIN.v1.rooms[room].forward_extremities)
+        return int(data.get("deleted", 0))
+
+    async def block_status(self, room_id: str) -> tuple[bool, str | None]:
+        """GET /_synapse/admin/v1/rooms/<room_id>/block → (blocked, by whom)"""
+        data = await self._http.request("GET", ADMIN.v1.rooms[room_id].block)
+        return bool(data.get("block")), data.get("user_id")
+
+    async def set_room_blocked(self, room_id: str, blocked: bool) -> bool:
+        """PUT /_synapse/admin/v1/rooms/<room_id>/block (works for rooms unknown to the server)"""
+        data = await self._http.request("PUT", ADMIN.v1.rooms[room_id].block, json={"block": blocked})
+        return bool(data.get("block"))
+
+    async def make_room_admin(self, room: str, user_id: str | None = None) -> None:
+        """POST /_synapse/admin/v1/rooms/<room_identifier>/make_room_admin (default: the calling admin)"""
+        await self._http.request("POST", ADMIN.v1.rooms[room].make_room_admin, json={"user_id": user_id} if user_id else {})
+
+    async def force_join(self, room: str, user_id: str) -> str:
+        """POST /_synapse/admin/v1/join/<room_identifier> → the room ID (local users only)"""
+        data = await self._http.request("POST", ADMIN.v1.join[room], json={"user_id": user_id})
+        return str(data["room_id"])
+
+    async def purge_history(
+        self, room_id: str, *, before_event: str | None = None, before_ts: int | None = None, delete_local_events: bool = False
+    ) -> str:
+        """POST /_synapse/admin/v1/purge_history/<room_id> (asynchronous) → purge_id"""
+        body: dict[str, Any] = {"delete_local_events": delete_local_events}
+        if before_event is not None:
+            body["purge_up_to_event_id"] = before_event
+        elif before_ts is not None:
+            body["purge_up_to_ts"] = before_ts
+        data = await self._http.request("POST", ADMIN.v1.purge_history[room_id], json=body)
+        return str(data["purge_id"])
+
+    async def purge_history_status(self, purge_id: str) -> tuple[str, str | None]:
+        """GET /_synapse/admin/v1/purge_history_status/<purge_id> → (active|complete|failed, error)"""
+        data = await self._http.request("GET", ADMIN.v1.purge_history_status[purge_id])
+        return str(data.get("status")), data.get("error")
+
+    async def quarantine_room_media(self, room_id: str) -> int:
+        """POST /_synapse/admin/v1/room/<room_id>/media/quarantine → number quarantined"""
+        data = await self._http.request("POST", ADMIN.v1.room[room_id].media.quarantine, json={})
+        return int(data.get("num_quarantined", 0))

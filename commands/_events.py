@@ -1,0 +1,45 @@
+"""Short, safe descriptions of events for tables (shared by room, event and report commands)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.views import Code, When
+
+EXCERPT_LENGTH = 140
+_MEDIA = {"m.image": "image", "m.video": "video", "m.audio": "audio", "m.file": "file", "m.sticker": "sticker"}
+
+
+def excerpt(event: dict[str, Any], length: int = EXCERPT_LENGTH) -> str:
+    """What an event says, as plain text: message bodies clipped, media by type, ciphertext named."""
+    content = event.get("content") or {}
+    kind = event.get("type", "")
+    if (event.get("unsigned") or {}).get("redacted_because") is not None or (kind == "m.room.message" and not content):
+        return "(redacted)"
+    if kind == "m.room.encrypted":
+        return "(encrypted: the Admin API only sees ciphertext)"
+    if kind == "m.room.message":
+        msgtype = str(content.get("msgtype", ""))
+        if msgtype in _MEDIA:
+            return f"[{_MEDIA[msgtype]}] {_clip(str(content.get('body', '')), length)}"
+        return _clip(str(content.get("body", "")), length)
+    if kind == "m.sticker":
+        return f"[sticker] {_clip(str(content.get('body', '')), length)}"
+    if "state_key" in event:
+        state_key = event.get("state_key") or ""
+        shown = json.dumps(content, ensure_ascii=False, sort_keys=True)
+        return _clip((f"{state_key}: " if state_key else "") + shown, length)
+    return _clip(json.dumps(content, ensure_ascii=False, sort_keys=True), length)
+
+
+def _clip(text: str, length: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def event_row(event: dict[str, Any]) -> list[Any]:
+    return [When(event.get("origin_server_ts")), Code(str(event.get("sender", ""))), str(event.get("type", "")), excerpt(event)]
+
+
+EVENT_COLUMNS = ["time", "sender", "type", "what"]

@@ -1,0 +1,190 @@
+"""Every room command, through the chat, checked against the real homeserver."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.app import App
+from bot.demo import TINY_PNG, World
+from bot.homeserver import LocalHomeserver
+from bot.localchat import ChatClient, ChatError
+from tests.support.chat import Person, body, code_of
+
+
+@pytest.fixture(scope="module")
+async def owner(homeserver: LocalHomeserver):
+    account = await homeserver.register("room-owner-rc", displayname="Owner")
+    chat = ChatClient(homeserver.url, account.user_id, account.access_token)
+    yield chat
+    await chat.close()
+
+
+@pytest.fixture(scope="module")
+async def public_room(owner: ChatClient) -> str:
+    room_id = await owner.create_room(name="Lobby <b>x</b>", preset="public_chat", alias="lobby-rc")
+    await owner.send_text(room_id, "first message")
+    await owner.send_text(room_id, "second <message>")
+    return room_id
+
+
+async def confirm(person: Person, command: str) -> str:
+    prompt = await person.ask(command)
+    assert "confirm" in body(prompt), body(prompt)
+    return await person.ask_body(f"!admin confirm {code_of(prompt)}")
+
+
+async def test_list_info_members_state(admin: Person, viewer: Person, public_room: str, owner: ChatClient) -> None:
+    listed = await viewer.ask_body("!admin room list --search lobby")
+    assert public_room in listed and "Lobby <b>x</b>" in listed and "1 shown of 1" in listed
+    info = await viewer.ask_body("!admin room info #lobby-rc")
+    assert public_room in info and "blocked: no" in info and "members (local / total): 1 / 1" in info
+    members = await viewer.ask_body(f"!admin room members {public_room}")
+    assert owner.user_id in members and "1 shown of 1" in members
+    state = await viewer.ask_body(f"!admin room state {public_room} --type m.room.name")
+    assert "m.room.name" in state and "Lobby" in state and "m.room.create" not in state
+
+
+async def test_room_list_pages_and_exports(admin: Person, public_room: str) -> None:
+    first = await admin.ask_body("!admin room list --limit 1")
+    assert "next page: !admin room list --limit 1 --from 1" in first
+
+
+async def test_messages_context_and_event_at(mod: Person, viewer: Person, public_room: str, owner: ChatClient) -> None:
+    newest = await mod.ask_body(f"!admin room messages {public_room} --limit 2 --type m.room.message")
+    assert "second <message>" in newest and "first message" in newest
+    assert newest.index("second <message>") < newest.index("first message")  # newest first
+    refused = await viewer.ask_body(f"!admin room messages {public_room}")
+    assert "needs the moderator role" in refused
+    event_id = await owner.send_text(public_room, "in the middle")
+    await owner.send_text(public_room, "after it")
+    around = await mod.ask_body(f"!admin room context {public_room} {event_id} --limit 1")
+    assert "▶" in around and "in the middle" in around and "after it" in around
+    at = await mod.ask_body(f"!admin room event-at {public_room} 1h")
+    assert "Closest event" in at and "$" in at
+
+
+async def test_encrypted_messages_are_named_not_shown_as_garbage(mod: Person, owner: ChatClient) -> None:
+    room_id = await owner.create_room(name="secret", encrypted=True)
+    await owner.send(room_id, {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnB", "sender_key": "x",
+                               "session_id": "y", "device_id": "Z"}, "m.room.encrypted")
+    text = await mod.ask_body(f"!admin room messages {room_id} --limit 1")
+    assert "encrypted: the Admin API only sees ciphertext" in text and "AwgAEnB" not in text
+
+
+async def test_hierarchy_of_a_space(viewer: Person, owner: ChatClient) -> None:
+    child = await owner.create_room(name="Child room")
+    space = await owner.request("POST", "/_matrix/client/v3/createRoom", json={
+        "name": "A space", "creation_content": {"type": "m.space"},
+        "initial_state": [{"type": "m.space.child", "state_key": child, "content": {"via": ["localhost"]}}]})
+    text = await viewer.ask_body(f"!admin room hierarchy {space['room_id']}")
+    assert "A space" in text and "m.space" in text and child in text
+
+
+async def test_media_and_quarantine_media(mod: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="pictures")
+    mxc = await owner.upload(TINY_PNG, "image/png", "p.png")
+    await owner.send(room_id, {"msgtype": "m.image", "body": "p.png", "url": mxc})
+    listed = await mod.ask_body(f"!admin room media {room_id}")
+    assert mxc in listed
+    result = await confirm(mod, f"!admin room quarantine-media {room_id}")
+    assert "Quarantined 1 media" in result
+    response = await owner.http.get("/_matrix/client/v1/media/download/" + mxc[len("mxc://"):])
+    assert response.status_code == 404  # quarantined media cannot be downloaded
+
+
+async def test_block_unblock_and_status(mod: Person, owner: ChatClient, world: World) -> None:
+    room_id = await owner.create_room(name="to block", preset="public_chat")
+    assert "Blocked" in await confirm(mod, f"!admin room block {room_id}")
+    status = await mod.ask_body(f"!admin room block-status {room_id}")
+    assert "blocked: yes" in status and world.bot.user_id in status
+    newcomer = await owner.request("GET", "/_matrix/client/v3/account/whoami")
+    assert newcomer
+    assert "already blocked" in await mod.ask_body(f"!admin room block {room_id}")
+    assert "Unblocked" in await confirm(mod, f"!admin room unblock {room_id}")
+    assert "blocked: no" in await mod.ask_body(f"!admin room block-status {room_id}")
+    # a room the server has never seen can be blocked too
+    unknown = "!" + "Q" * 43
+    assert "Blocked" in await confirm(mod, f"!admin room block {unknown}")
+
+
+async def test_blocked_room_cannot_be_joined(mod: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="blocked for joiners", preset="public_chat")
+    await confirm(mod, f"!admin room block {room_id}")
+    joiner = await homeserver.register("would-join")
+    chat = ChatClient(homeserver.url, joiner.user_id, joiner.access_token)
+    with pytest.raises(ChatError, match="403"):
+        await chat.join(room_id)
+    await chat.close()
+
+
+async def test_force_join_by_alias_with_per_user_results(admin: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="join me", preset="public_chat", alias="join-me-rc")
+    users = [await homeserver.register(f"joiner-{i}") for i in range(3)]
+    names = " ".join(u.localpart for u in users)
+    result = await confirm(admin, f"!admin room join #join-me-rc {names} nobody-such")
+    assert "Joined 3 of 4; 1 failed" in result and "M_NOT_FOUND" in result
+    members = await admin.ask_body(f"!admin room members {room_id}")
+    assert all(u.user_id in members for u in users)
+
+
+async def test_bulk_join_runs_as_a_job(admin: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="many joiners", preset="public_chat", alias="many-rc")
+    users = [await homeserver.register(f"bulk-joiner-{i}") for i in range(7)]
+    prompt = await admin.ask("!admin room join #many-rc " + " ".join(u.user_id for u in users))
+    event_id = await admin.say(f"!admin confirm {code_of(prompt)}")
+    started = await admin.chat.wait_for_reply(admin.room_id, event_id)
+    assert body(started).startswith("Job #")
+    final = await admin.chat.wait_for_edit(admin.room_id, started["event_id"],
+                                           lambda e: "✅ done" in e["content"]["m.new_content"]["body"], timeout=60)
+    assert "Joined 7 of 7" in final["content"]["m.new_content"]["body"]
+    members = await admin.ask_body(f"!admin room members {room_id}")
+    assert "8 shown of 8" in members
+
+
+async def test_make_admin_raises_the_power_level(admin: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="make admin", preset="public_chat")
+    helper = await homeserver.register("promoted")
+    assert "is now an admin" in await confirm(admin, f"!admin room make-admin {room_id} {helper.user_id}")
+    levels = await owner.request("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels/")
+    assert levels["users"][helper.user_id] == 100
+
+
+async def test_forward_extremities_read_and_delete_needs_confirmation(admin: Person, mod: Person, public_room: str) -> None:
+    shown = await admin.ask_body(f"!admin room forward-extremities {public_room}")
+    assert "Forward extremities" in shown and "1 shown of 1" in shown
+    assert "needs the admin role" in await mod.ask_body(f"!admin room forward-extremities {public_room}")
+    prompt = await admin.ask(f"!admin room forward-extremities {public_room} --delete")
+    assert "would be deleted" in body(prompt)
+    result = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+    assert "Deleted" in result  # a healthy room has one extremity, which Synapse keeps
+
+
+async def test_purge_history_removes_old_events(admin: Person, owner: ChatClient) -> None:
+    room_id = await owner.create_room(name="purge me")
+    await owner.send_text(room_id, "old message to purge")
+    recent = await owner.send_text(room_id, "recent message")
+    prompt = await admin.ask(f"!admin room purge-history {room_id} --before 2024-01-31")
+    assert "2024-01-31 00:00 UTC" in body(prompt) and "remote users' events only" in body(prompt)
+    await admin.ask_body(f"!admin cancel {code_of(prompt)}")
+    prompt = await admin.ask(f"!admin room purge-history {room_id} --before {recent} --delete-local-events")
+    assert f"event {recent}" in body(prompt) and "local ones included" in body(prompt)
+    started_id = await admin.say(f"!admin confirm {code_of(prompt)}")
+    started = await admin.chat.wait_for_reply(admin.room_id, started_id)
+    final = await admin.chat.wait_for_edit(admin.room_id, started["event_id"],
+                                           lambda e: "⏳" not in e["content"]["m.new_content"]["body"], timeout=60)
+    assert "✅ done" in final["content"]["m.new_content"]["body"], final["content"]["m.new_content"]["body"]
+    left = await admin.ask_body(f"!admin room messages {room_id} --limit 50 --type m.room.message")
+    assert "old message to purge" not in left and "recent message" in left
+
+
+async def test_purge_history_needs_a_cut_off(admin: Person, owner: ChatClient) -> None:
+    room_id = await owner.create_room(name="no cut-off")
+    assert "--before is required" in await admin.ask_body(f"!admin room purge-history {room_id}")
+
+
+async def test_admin_rooms_are_never_deleted_purged_or_blocked(admin: Person, world: World, bot: App) -> None:
+    for command in (f"room delete {world.admin_room}", f"room purge-history {world.admin_room} --before 1d",
+                    f"room block {world.admin_room}", f"room quarantine-media {world.admin_room}"):
+        text = await admin.ask_body(f"!admin {command}")
+        assert "Refused" in text and "admin room" in text, (command, text)
+    assert world.admin_room in bot.dispatcher.access.admin_rooms
