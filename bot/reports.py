@@ -50,6 +50,7 @@ KINDS = (EVENT, USER)
 CURSOR_KEY = "reports.cursor.{kind}"
 
 DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
 # A report filed up to this long before the cursor's own time is still looked at: the order by
 # received_ts and the order by id can disagree when the homeserver's clock is stepped back.
@@ -152,17 +153,17 @@ T = TypeVar("T")
 PageFetcher = Callable[[int, int], Awaitable[Page[T]]]  # (offset, limit) → newest-first page
 
 
-def next_offset(offset: int, items: Sequence[Any]) -> int:
-    """The next page starts at the group of reports sharing the last timestamp, so that a group
-    split across two pages is read whole even if the server orders it differently each time."""
+def tie_step(items: Sequence[Any]) -> int:
+    """How far the next page may start: at the group of reports sharing the last timestamp, so that
+    a group split across two pages is read whole even if the server orders it differently each
+    time. 0 when the whole page is one such group."""
     last = items[-1].received_ts
     tail = 0
     for item in reversed(items):
         if item.received_ts != last:
             break
         tail += 1
-    step = len(items) - tail
-    return offset + (step if step > 0 else len(items))
+    return len(items) - tail
 
 
 async def scan_newer(fetch: PageFetcher[T], cursor: Cursor, page_size: int) -> list[T]:
@@ -170,9 +171,9 @@ async def scan_newer(fetch: PageFetcher[T], cursor: Cursor, page_size: int) -> l
     found: dict[int, T] = {}
     for attempt in range(1, SCAN_ATTEMPTS + 1):
         found = {}
-        offset, previous_total, shrank = 0, None, False
+        offset, limit, previous_total, shrank = 0, page_size, None, False
         while True:
-            page = await fetch(offset, page_size)
+            page = await fetch(offset, limit)
             if previous_total is not None and page.total is not None and page.total < previous_total:
                 shrank = True
             previous_total = page.total
@@ -185,7 +186,12 @@ async def scan_newer(fetch: PageFetcher[T], cursor: Cursor, page_size: int) -> l
                     break
             if reached_old or not page.items or page.next_token is None:
                 break
-            offset = next_offset(offset, page.items)
+            step = tie_step(page.items)
+            if step == 0 and limit < MAX_PAGE_SIZE:
+                limit = min(limit * 2, MAX_PAGE_SIZE)  # one timestamp fills the page: read more of it at once
+                continue
+            offset += step or len(page.items)
+            limit = page_size
         if not shrank:
             break
         log.info("reports were deleted while paging (attempt %d); reading again", attempt)
