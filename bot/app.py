@@ -116,7 +116,7 @@ class App:
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
             prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
-            ready=lambda: self.matrix.last_sync_ok is not None, **options,
+            ready=lambda: self.matrix.caught_up, **options,
         )
         self.extras["reports"] = self.reports
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)

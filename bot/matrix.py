@@ -152,6 +152,9 @@ class MatrixClient:
         )
         self.last_sync_ok: float | None = None
         self.sync_failures = 0
+        # True once the first sync of this run has been handled, keys included: from then on the bot
+        # knows its rooms and the devices in them, and may post on its own (report notices).
+        self.caught_up = False
 
     # -- login
 
@@ -237,6 +240,7 @@ class MatrixClient:
             await self._after_sync()
             since = response.next_batch
             first_start = catching_up = False
+            self.caught_up = True
             await self._store.set_meta(SYNC_TOKEN_KEY, since)
             await self._retry_pending(sink)
 

@@ -49,7 +49,7 @@ USER = "user"
 KINDS = (EVENT, USER)
 CURSOR_KEY = "reports.cursor.{kind}"
 
-DEFAULT_PAGE_SIZE = 50
+DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
 # A report filed up to this long before the cursor's own time is still looked at: the order by
