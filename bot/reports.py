@@ -300,13 +300,13 @@ def report_row(facts: ReportFacts) -> list[Any]:
 REPORT_COLUMNS = ["id", "filed", "reported user", "room", "reason"]
 
 
-def summary_view(title: str, reports: Sequence[ReportFacts], prefix: str, *, note: str | None = None) -> Doc:
+def summary_view(title: str, reports: Sequence[ReportFacts], prefix: str) -> Doc:
     shown = list(reports)[:SUMMARY_ROWS]
     more = len(reports) - len(shown)
     table = Table(title, REPORT_COLUMNS, [report_row(f) for f in shown], empty="None.")
-    tail = Text("… and ", str(more), " more. ") if more else None
+    tail = Text(f"… and {more:,} more.") if more else None
     return Doc(
-        table, tail, Text(note) if note else None,
+        table, tail,
         Text("They wait in the queue: ", Code(f"{prefix} report show <id>"), ", ", Code(f"{prefix} report claim <id>"),
              "; every open report: ", Code(f"{prefix} reports list"), "."),
     )
@@ -398,7 +398,7 @@ class ReportInbox:
     async def poll_once(self) -> int:
         """One round: find new reports, queue them durably, post what is queued. Returns how many
         reports were posted (one by one or in a summary)."""
-        first_poll = self.polls == 0
+        first_poll = self.last_poll_ok is None  # what it finds arrived while the bot was away
         self.polls += 1
         new: list[tuple[str, Any]] = []
         meta: dict[str, str] = {}

@@ -7,6 +7,7 @@ inbox (bot/reports.py) posts new reports and edits their notices whenever the st
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +38,7 @@ reports = CommandGroup("reports", "The report inbox: list the queue")
 report = CommandGroup("report", "One report of the inbox: show it, claim it, resolve or dismiss it, act on it")
 
 REDACTION_WAIT_S = 20.0
+MIN_REDACT_VERSION = (1, 157)  # after_ts/before_ts of the user-redaction endpoint
 REDACTABLE_TYPES = ("m.room.message", "m.room.encrypted")  # what the user-redaction task looks at
 
 REPORT_PARAM = Param("report", ReportRef, "report id: a number for an event report, u<number> for a user report")
@@ -261,9 +263,20 @@ async def _(ctx: Context, report: ReportRef, note: list[str] | None) -> Record:
 # -- acting on the reported message and user
 
 
+def _version(text: str) -> tuple[int, ...]:
+    match = re.match(r"\s*(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
 async def _reported_event(ctx: Context, report: ReportRef) -> Any:
     if report.kind != EVENT:
         raise CommandError(f"{report} is a user report: there is no message to redact")
+    # Before 1.157 the redaction endpoint ignores after_ts/before_ts and would redact everything the
+    # sender wrote in the room.
+    version = await ctx.api.server_version()
+    if _version(version) < MIN_REDACT_VERSION:
+        raise CommandError(f"redacting one message needs Synapse 1.157 or newer (this is {version}); "
+                           "redact it from a client with moderator power in that room")
     try:
         details = await ctx.api.event_report(report.id)
     except NotFound:
@@ -288,6 +301,7 @@ async def _reported_event(ctx: Context, report: ReportRef) -> Any:
     "redact", summary="Redact the reported message (asks for confirmation)", role=Role.MODERATOR, destructive=True,
     params=[EVENT_REPORT_PARAM], flags=[Flag("reason", "reason shown with the redaction", TextArg)],
     endpoints=[
+        "GET /_synapse/admin/v1/server_version",
         "GET /_synapse/admin/v1/event_reports/<report_id>",
         "POST /_synapse/admin/v1/user/<user_id>/redact",
         "GET /_synapse/admin/v1/user/redact_status/<redact_id>",
