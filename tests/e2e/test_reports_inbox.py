@@ -99,20 +99,23 @@ async def test_claim_and_resolve_by_reaction_edit_the_notice(admin: Person, mod:
     assert admin.chat.replies_to(admin.room_id, notice["event_id"]) == []
 
 
-async def test_reactions_from_a_stranger_or_a_viewer_change_nothing(
-    admin: Person, viewer: Person, stranger: Person, bot: App, scene
+async def test_reactions_from_a_stranger_or_a_viewer_or_on_other_messages_change_nothing(
+    admin: Person, mod: Person, viewer: Person, stranger: Person, bot: App, scene
 ) -> None:
     reason = unique("untouchable")
     await scene.report_event(reason)
     notice = await _posted(admin, bot, reason)
     label = report_label(notice)
+    shown = await admin.ask(f"!admin report show {label}")
     await stranger.chat.react(admin.room_id, notice["event_id"], "👀")
     await stranger.chat.react(admin.room_id, notice["event_id"], "❌")
+    await mod.chat.react(admin.room_id, shown["event_id"], "👀")  # not a report notice: nothing happens
     await viewer.chat.react(admin.room_id, notice["event_id"], "✅")
     refusal = await viewer.chat.wait_for_reply(admin.room_id, notice["event_id"])
     assert "Refused" in body(refusal) and "moderator role" in body(refusal)
     await asyncio.sleep(1.0)
     assert edits_of(admin.chat, admin.room_id, notice["event_id"]) == []
+    assert admin.chat.replies_to(admin.room_id, shown["event_id"]) == []
     assert "state: open" in await admin.ask_body(f"!admin report show {label}")
     assert (await bot.api.event_report(int(label))).reason == reason  # not dismissed either
 
@@ -184,6 +187,13 @@ async def test_reports_list_shows_the_queue(admin: Person, mod: Person, bot: App
     two = report_label(await _posted(admin, bot, second))
     listing = await admin.ask_body(f"!admin reports list --user {scene.offender.user_id}")
     assert first in listing and second in listing and "open" in listing
+    # one row a page: the next-page hint walks both lists, newest first
+    page_one = await admin.ask_body(f"!admin reports list --user {scene.offender.user_id} --limit 1")
+    assert second in page_one and first not in page_one and "--from" in page_one
+    hint = page_one.split("next page: ")[1].strip()
+    page_two = await admin.ask_body(hint)
+    assert first in page_two and second not in page_two
+    assert "has no event report 99999999" in await admin.ask_body("!admin report show 99999999")
     await mod.ask_body(f"!admin report claim {two}")
     mine = await mod.ask_body("!admin reports list --mine")
     assert second in mine and first not in mine
