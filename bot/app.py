@@ -16,6 +16,7 @@ from .config import Config
 from .dispatcher import Dispatcher
 from .jobs import JobRunner
 from .matrix import MatrixClient
+from .reports import ReportInbox
 from .spec import CommandTable
 from .storage import Database, Store
 
@@ -35,6 +36,7 @@ class App:
         job_poll_interval: float = 1.0,
         job_edit_interval: float = 2.0,
         undecryptable_grace_s: float | None = None,
+        report_page_size: int | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -57,6 +59,8 @@ class App:
         self.dispatcher: Dispatcher
         self.extras: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._report_page_size = report_page_size
+        self.reports: ReportInbox
 
     async def start(self) -> None:
         config = self.config
@@ -102,8 +106,20 @@ class App:
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
             extras=self.extras,
         )
+        self._build_report_inbox(admin_rooms)
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
+
+    def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
+        """The report inbox (bot/reports.py): its commands and reactions work even when polling is off."""
+        options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        self.reports = ReportInbox(
+            api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
+            prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
+            ready=lambda: self.matrix.caught_up, **options,
+        )
+        self.extras["reports"] = self.reports
+        self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:
         """Sync and serve until `stop()` (or a signal) sets the stop event."""
@@ -111,6 +127,8 @@ class App:
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        if self.config.reports.enabled:
+            self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         done, _ = await asyncio.wait([*self._tasks, asyncio.create_task(self.stop_event.wait())], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task in self._tasks and task.exception() is not None:

@@ -30,7 +30,7 @@ from .parsing import CommandNotFound, HelpRequest, Invocation, PageRequest, Usag
 from .render import edit_content, notice_content, plain_value, render_fitting
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role
 from .storage import PendingConfirmation, Store
-from .views import Attachment, Code, Doc, JobStarted, Table, Text
+from .views import Attachment, Code, Doc, Handoff, JobStarted, Table, Text
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,29 @@ class Dispatcher:
             "Make sure your client shares room keys with the bot's device (verify it, or allow unverified "
             "devices), then send the command again.", tone="warning"))
 
+    async def run_as(
+        self, *, sender: str, room_id: str, reply_to: str, command: str, args: dict[str, Any],
+        thread_root: str | None = None, quiet: bool = False,
+    ) -> str:
+        """Run a command that the bot built for a person (a reaction on a report notice, a quick
+        action) exactly as if they had typed it: the same role and protection checks, preview and
+        confirmation, reply and audit. `args` are in their stored (JSON) form. With `quiet`, a plain
+        success gets no reply (the caller shows it, e.g. by editing a notice); refusals, errors and
+        prompts are answered as usual. A sender without a role is ignored."""
+        role = self.access.role_of(sender)
+        if role is None or room_id not in self.access.admin_rooms:
+            return "ignored"
+        ctx = self._context(sender, role, room_id, reply_to, thread_root)
+        return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+
+    async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
+        command = self.table.by_name.get(name)
+        if command is None:
+            await self._reply(ctx, Text(f"{name} is not available in this version of the bot.", tone="error"))
+            return "unknown"
+        inv = Invocation(command=command, args=_load_args(command, raw_args), page=PageRequest() if command.paged else None)
+        return await self._run(ctx, inv, started, quiet=quiet)
+
     # -- the command path
 
     def _strip_prefix(self, body: str) -> str | None:
@@ -173,7 +196,7 @@ class Dispatcher:
             return
         await self._run(ctx, parsed, started)
 
-    async def _run(self, ctx: Context, inv: Invocation, started: float) -> None:
+    async def _run(self, ctx: Context, inv: Invocation, started: float, *, quiet: bool = False) -> str:
         command = inv.command
         if command.secret_names and any(inv.args.get(n) for n in command.secret_names):
             await self._redact_secret(ctx)  # first: whatever happens next, the password leaves the room
@@ -181,26 +204,27 @@ class Dispatcher:
             await self._reply(ctx, Text(f"Refused: {_as_asked(command, inv.args)} needs the {command.role_for(inv.args).label} role; you are a {ctx.role.label}.", tone="error"))
             await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", "role")
             self._observe(command.name, "refused", started)
-            return
+            return "refused"
         try:
             await self._resolve(inv)
         except ArgumentError as exc:
             await self._reply(ctx, helptext.usage_error(command, str(exc), self.prefix))
-            return
+            return "usage"
         except AdminAPIError as exc:
             await self._reply(ctx, helptext.api_error(exc))
-            return
+            return f"error {exc.errcode}"
         problem = self.access.protection_problem(ctx.role, command, inv.args)
         if problem:
             await self._reply(ctx, Text(f"Refused: {problem}.", tone="error"))
             await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", problem)
             self._observe(command.name, "refused", started)
-            return
+            return "refused"
         if command.destructive_for(inv.args) or inv.dry_run:
             result = await self._prompt(ctx, inv)
         else:
-            result = await self._execute(ctx, inv)
+            result = await self._execute(ctx, inv, quiet=quiet)
         self._observe(command.name, result, started)
+        return result
 
     async def _resolve(self, inv: Invocation) -> None:
         """Aliases → room IDs, before the prompt, so a confirmation acts on what it showed."""
@@ -233,8 +257,14 @@ class Dispatcher:
             log.exception("command %s failed", inv.command.name)
             return Text(f"Internal error while running {inv.command.name} ({type(exc).__name__}); the bot's log has the details.", tone="error"), "internal error"
 
-    async def _execute(self, ctx: Context, inv: Invocation, *, note: str = "") -> str:
+    async def _execute(self, ctx: Context, inv: Invocation, *, note: str = "", quiet: bool = False) -> str:
         view, result = await self._invoke(ctx, inv)
+        if isinstance(view, Handoff):
+            await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), "handed off", view.command)
+            return await self._run_built(ctx, view.command, view.args, time.monotonic())
+        if quiet and result == "ok":
+            await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), result, note or "by reaction")
+            return result
         reply_id = await self._reply(ctx, view)
         await self._after_reply(view, reply_id, ctx)
         await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), result, note)

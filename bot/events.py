@@ -41,7 +41,9 @@ class UndecryptableMessage:
 class Messenger(Protocol):
     """Sending side of the Matrix layer."""
 
-    async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str: ...
+    async def send(
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None
+    ) -> str: ...
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool: ...
 

@@ -152,6 +152,9 @@ class MatrixClient:
         )
         self.last_sync_ok: float | None = None
         self.sync_failures = 0
+        # True once the first sync of this run has been handled, keys included: from then on the bot
+        # knows its rooms and the devices in them, and may post on its own (report notices).
+        self.caught_up = False
 
     # -- login
 
@@ -220,11 +223,15 @@ class MatrixClient:
     async def run(self, sink: EventSink, stop: asyncio.Event) -> None:
         since = await self._store.get_meta(SYNC_TOKEN_KEY)
         first_start = since is None
+        # The first sync of every run returns at once with the full state of the joined rooms: nio
+        # keeps rooms in memory only, and must know them (and whether they are encrypted) before
+        # the bot posts anything on its own, e.g. a report notice right after a restart.
+        catching_up = True
         unresolved = list(self.admin_rooms.aliases)
         while not stop.is_set():
             if unresolved:
                 unresolved = await self._resolve_quietly()
-            response = await self._sync_once(since, first_start, stop)
+            response = await self._sync_once(since, catching_up, stop)
             if response is None:
                 continue
             await self._handle_invites(response)
@@ -232,7 +239,8 @@ class MatrixClient:
                 await self._handle_timeline(response, sink)
             await self._after_sync()
             since = response.next_batch
-            first_start = False
+            first_start = catching_up = False
+            self.caught_up = True
             await self._store.set_meta(SYNC_TOKEN_KEY, since)
             await self._retry_pending(sink)
 
@@ -242,12 +250,12 @@ class MatrixClient:
         except Exception:
             return list(self.admin_rooms.aliases)
 
-    async def _sync_once(self, since: str | None, first_start: bool, stop: asyncio.Event) -> SyncResponse | None:
+    async def _sync_once(self, since: str | None, catching_up: bool, stop: asyncio.Event) -> SyncResponse | None:
         sync = asyncio.ensure_future(
             self.client.sync(
-                timeout=0 if first_start else self._sync_timeout_ms,
+                timeout=0 if catching_up else self._sync_timeout_ms,
                 since=since,
-                full_state=first_start or None,
+                full_state=catching_up or None,
                 sync_filter=SYNC_FILTER,
             )
         )
@@ -453,8 +461,12 @@ class MatrixClient:
         room = self.client.rooms.get(room_id)
         return bool(room and room.encrypted)
 
-    async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
-        response = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+    async def send(
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None
+    ) -> str:
+        """Send an event; a repeated `txn_id` (same device, within the server's ~30 min transaction
+        cache) returns the first event instead of sending a second one."""
+        response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=True)
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(f"sending to {room_id} failed: {getattr(response, 'message', response)}")
         return str(response.event_id)

@@ -77,6 +77,44 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_status ON jobs (status, id);
     """,
+    # 2: the report inbox — one row per report the bot has posted or acted on, and its notices
+    """
+    CREATE TABLE reports (
+        kind TEXT NOT NULL,
+        report_id INTEGER NOT NULL,
+        received_ts INTEGER NOT NULL,
+        reporter TEXT NOT NULL DEFAULT '',
+        target TEXT,
+        room_id TEXT,
+        room_name TEXT,
+        room_alias TEXT,
+        event_id TEXT,
+        reason TEXT,
+        score INTEGER,
+        excerpt TEXT,
+        state TEXT NOT NULL DEFAULT 'open',
+        claimed_by TEXT,
+        claimed_ts INTEGER,
+        closed_by TEXT,
+        closed_ts INTEGER,
+        note TEXT,
+        redacted_by TEXT,
+        redacted_ts INTEGER,
+        post_state TEXT NOT NULL DEFAULT 'none',
+        created_ts INTEGER NOT NULL,
+        updated_ts INTEGER NOT NULL,
+        PRIMARY KEY (kind, report_id)
+    );
+    CREATE INDEX reports_claimed ON reports (claimed_by, state);
+    CREATE INDEX reports_post_state ON reports (post_state);
+    CREATE TABLE report_notices (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        report_id INTEGER NOT NULL
+    );
+    CREATE INDEX report_notices_report ON report_notices (kind, report_id);
+    """,
 ]
 
 
@@ -129,6 +167,45 @@ class JobRecord:
     result_text: str
     created_ts: int
     updated_ts: int
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """What a report says; it does not change once filed. `kind` is "event" or "user"."""
+
+    kind: str
+    report_id: int
+    received_ts: int
+    reporter: str
+    target: str | None = None  # the reported user
+    room_id: str | None = None
+    room_name: str | None = None
+    room_alias: str | None = None
+    event_id: str | None = None
+    reason: str | None = None
+    score: int | None = None
+    excerpt: str | None = None  # what the notice shows of the reported event
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """A report and what the moderation team did with it."""
+
+    facts: ReportFacts
+    state: str  # open | claimed | resolved | dismissed
+    claimed_by: str | None
+    claimed_ts: int | None
+    closed_by: str | None
+    closed_ts: int | None
+    note: str | None
+    redacted_by: str | None
+    redacted_ts: int | None
+    post_state: str  # none | pending | posted | pending_summary | summarised
+    updated_ts: int
+
+
+_REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
+                        "room_alias", "event_id", "reason", "score", "excerpt")
 
 
 class Database:
@@ -483,3 +560,153 @@ class Store:
         params.append(limit)
         rows = await self.db.fetchall(sql, params)
         return [j for j in map(self._job, rows) if j is not None]
+
+    # -- report inbox
+    @staticmethod
+    def _report(row: sqlite3.Row | None) -> ReportRecord | None:
+        if row is None:
+            return None
+        return ReportRecord(
+            facts=ReportFacts(**{column: row[column] for column in _REPORT_FACT_COLUMNS}),
+            state=row["state"],
+            claimed_by=row["claimed_by"],
+            claimed_ts=row["claimed_ts"],
+            closed_by=row["closed_by"],
+            closed_ts=row["closed_ts"],
+            note=row["note"],
+            redacted_by=row["redacted_by"],
+            redacted_ts=row["redacted_ts"],
+            post_state=row["post_state"],
+            updated_ts=row["updated_ts"],
+        )
+
+    @staticmethod
+    def _insert_report(conn: sqlite3.Connection, facts: ReportFacts) -> None:
+        ts = now_ms()
+        values = [getattr(facts, column) for column in _REPORT_FACT_COLUMNS]
+        conn.execute(
+            f"INSERT OR IGNORE INTO reports ({', '.join(_REPORT_FACT_COLUMNS)}, created_ts, updated_ts) "
+            f"VALUES ({', '.join('?' for _ in _REPORT_FACT_COLUMNS)}, ?, ?)",
+            (*values, ts, ts),
+        )
+
+    async def add_report(self, facts: ReportFacts) -> None:
+        """Remember a report (seen by a command); a report already known is left as it is."""
+        await self.db.run(lambda conn: self._insert_report(conn, facts))
+
+    async def record_new_reports(self, reports: Sequence[ReportFacts], *, post_state: str, meta: dict[str, str]) -> int:
+        """In one transaction: remember new reports as waiting to be posted (`post_state`) and move
+        the poll cursors (`meta`). A report that was already posted or waits already keeps its
+        state, so a report is queued for posting exactly once. Returns how many were queued."""
+
+        def _record(conn: sqlite3.Connection) -> int:
+            queued = 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for facts in reports:
+                    self._insert_report(conn, facts)
+                    queued += conn.execute(
+                        "UPDATE reports SET post_state = ?, updated_ts = ? WHERE kind = ? AND report_id = ? "
+                        "AND post_state = 'none'",
+                        (post_state, now_ms(), facts.kind, facts.report_id),
+                    ).rowcount
+                for key, value in meta.items():
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return queued
+
+        return await self.db.run(_record)
+
+    async def get_report(self, kind: str, report_id: int) -> ReportRecord | None:
+        row = await self.db.fetchone("SELECT * FROM reports WHERE kind = ? AND report_id = ?", (kind, report_id))
+        return self._report(row)
+
+    async def reports_by_post_state(self, post_state: str, *, limit: int = 1000) -> list[ReportRecord]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE post_state = ? ORDER BY received_ts, kind, report_id LIMIT ?", (post_state, limit)
+        )
+        return [r for r in map(self._report, rows) if r is not None]
+
+    async def set_report_post_state(self, kind: str, report_id: int, post_state: str) -> None:
+        await self.db.execute(
+            "UPDATE reports SET post_state = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",
+            (post_state, now_ms(), kind, report_id),
+        )
+
+    async def add_report_notice(self, kind: str, report_id: int, room_id: str, event_id: str) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO report_notices (event_id, room_id, kind, report_id) VALUES (?, ?, ?, ?)",
+            (event_id, room_id, kind, report_id),
+        )
+
+    async def report_notices(self, kind: str, report_id: int) -> list[tuple[str, str]]:
+        """(room_id, event_id) of each notice that shows this report."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, event_id FROM report_notices WHERE kind = ? AND report_id = ? ORDER BY room_id",
+            (kind, report_id),
+        )
+        return [(row["room_id"], row["event_id"]) for row in rows]
+
+    async def report_by_notice(self, room_id: str, event_id: str) -> ReportRecord | None:
+        row = await self.db.fetchone(
+            "SELECT reports.* FROM report_notices JOIN reports USING (kind, report_id) "
+            "WHERE report_notices.event_id = ? AND report_notices.room_id = ?",
+            (event_id, room_id),
+        )
+        return self._report(row)
+
+    async def change_report_state(
+        self, kind: str, report_id: int, *, allowed_from: Sequence[str], state: str, by: str, note: str | None = None
+    ) -> bool:
+        """Move a report to `state` if it is in one of `allowed_from`. True for exactly one caller."""
+        ts = now_ms()
+        if state == "claimed":
+            sets, values = "claimed_by = ?, claimed_ts = ?", [by, ts]
+        elif state == "open":
+            sets, values = "claimed_by = NULL, claimed_ts = NULL", []
+        elif state in ("resolved", "dismissed"):
+            sets, values = "closed_by = ?, closed_ts = ?, note = ?", [by, ts, note]
+        else:
+            raise ValueError(f"unknown report state {state!r}")
+        changed = await self.db.execute(
+            f"UPDATE reports SET state = ?, {sets}, updated_ts = ? WHERE kind = ? AND report_id = ? "
+            f"AND state IN ({', '.join('?' for _ in allowed_from)})",
+            (state, *values, ts, kind, report_id, *allowed_from),
+        )
+        return changed == 1
+
+    async def mark_report_redacted(self, kind: str, report_id: int, by: str) -> None:
+        await self.db.execute(
+            "UPDATE reports SET redacted_by = ?, redacted_ts = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",
+            (by, now_ms(), now_ms(), kind, report_id),
+        )
+
+    async def reports_known(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReportRecord]:
+        found: dict[tuple[str, int], ReportRecord] = {}
+        for kind in {k for k, _ in keys}:
+            ids = [i for k, i in keys if k == kind]
+            rows = await self.db.fetchall(
+                f"SELECT * FROM reports WHERE kind = ? AND report_id IN ({', '.join('?' for _ in ids)})", (kind, *ids)
+            )
+            for record in map(self._report, rows):
+                if record is not None:
+                    found[(record.facts.kind, record.facts.report_id)] = record
+        return found
+
+    async def reports_claimed_by(self, user_id: str, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """Reports this person claimed and nobody has closed yet, newest first, and how many there are."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE claimed_by = ? AND state = 'claimed' "
+            "ORDER BY received_ts DESC, kind, report_id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        count = await self.db.fetchone(
+            "SELECT COUNT(*) AS n FROM reports WHERE claimed_by = ? AND state = 'claimed'", (user_id,)
+        )
+        return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0

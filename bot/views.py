@@ -117,6 +117,16 @@ class JobStarted:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """Run another command for the same person, as if they had typed it (e.g. `report suspend 12`
+    → `user suspend @spammer:…`): the dispatcher applies that command's role, protections,
+    preview and confirmation. `args` are in their stored (JSON) form."""
+
+    command: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ExportRequest:
     """Internal: a paged command asked for every page as a file."""
 

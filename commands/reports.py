@@ -1,0 +1,384 @@
+"""`reports list` and `report show|claim|unclaim|resolve|dismiss|redact|suspend|deactivate`: the
+moderation queue. A bare number is an event report, `u<number>` a user report. The state of each
+report (open → claimed → resolved or dismissed) is the bot's own, shared by the whole team; the
+inbox (bot/reports.py) posts new reports and edits their notices whenever the state changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+from typing import Any
+
+from bot.admin_api.errors import NotFound
+from bot.argtypes import ArgumentError, RoomID, UserID
+from bot.argtypes import Text as TextArg
+from bot.context import Context
+from bot.parsing import PageRequest
+from bot.reports import (
+    CLOSED,
+    EVENT,
+    USER,
+    ReportInbox,
+    ReportRef,
+    excerpt_of,
+    facts_from_event_report,
+    facts_from_user_report,
+    ref_label,
+    report_fields,
+    room_value,
+    state_text,
+)
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.storage import ReportFacts, ReportRecord
+from bot.views import Code, Doc, Handoff, Record, Table, Text, When
+
+reports = CommandGroup("reports", "The report inbox: list the queue")
+report = CommandGroup("report", "One report of the inbox: show it, claim it, resolve or dismiss it, act on it")
+
+REDACTION_WAIT_S = 20.0
+MIN_REDACT_VERSION = (1, 157)  # after_ts/before_ts of the user-redaction endpoint
+REDACTABLE_TYPES = ("m.room.message", "m.room.encrypted")  # what the user-redaction task looks at
+
+REPORT_PARAM = Param("report", ReportRef, "report id: a number for an event report, u<number> for a user report")
+EVENT_REPORT_PARAM = Param("report", ReportRef, "event report id (a number)")
+NOTE_PARAM = Param("note", TextArg, "a note for the team, shown on the notice", optional=True, variadic=True)
+
+
+def _inbox(ctx: Context) -> ReportInbox:
+    inbox = ctx.extras.get("reports")
+    if inbox is None:
+        raise CommandError("the report inbox is not set up in this bot")
+    return inbox  # type: ignore[no-any-return]
+
+
+def _note(words: list[str] | None) -> str | None:
+    return " ".join(words) if words else None
+
+
+# -- reports list
+
+
+def _merge_token(token: str | None) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    try:
+        event_offset, user_offset = token.split(".", 1)
+        return max(0, int(event_offset)), max(0, int(user_offset))
+    except ValueError:
+        raise ArgumentError(f"{token!r} is not a position of this list: use the one the next-page hint shows") from None
+
+
+def _state_cell(record: ReportRecord | None) -> str:
+    return "open" if record is None else state_text(record).split(" since ")[0].split(" at ")[0]
+
+
+def _row(facts: ReportFacts, record: ReportRecord | None) -> list[Any]:
+    room = facts.room_name or facts.room_alias or facts.room_id or "—"
+    return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"),
+            Code(facts.reporter), room, facts.reason or "", _state_cell(record)]
+
+
+COLUMNS = ["id", "filed", "reported user", "reporter", "room", "reason", "state"]
+
+
+@reports.command(
+    "list", summary="The report queue, newest first: open reports unless told otherwise", role=Role.VIEWER, paged=True,
+    flags=[
+        Flag("open", "only reports nobody has resolved or dismissed (the default)"),
+        Flag("mine", "only reports I have claimed and not closed"),
+        Flag("all", "every report still on the homeserver, resolved ones too"),
+        Flag("user", "only reports about this user (the reported user)", UserID),
+        Flag("room", "only event reports from this room", RoomID),
+    ],
+    endpoints=["GET /_synapse/admin/v1/event_reports", "GET /_synapse/admin/v1/user_reports"],
+    details="Dismissed reports are deleted from the homeserver: the audit log keeps who dismissed what.",
+    examples=["reports list", "reports list --mine", "reports list --all --user @spammer:example.org"],
+)
+async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, user: str | None, room: str | None,
+                       page: PageRequest) -> Table:
+    if mine:
+        return await _list_mine(ctx, user, room, page)
+    event_offset, user_offset = _merge_token(page.from_token)
+    events = await ctx.api.list_event_reports(from_token=event_offset, limit=page.limit, direction="b",
+                                              reported_user=user, room_id=room)
+    users = None
+    if room is None:
+        users = await ctx.api.list_user_reports(from_token=user_offset, limit=page.limit, direction="b", target_user_id=user)
+    merged: list[tuple[ReportFacts, str]] = [(facts_from_event_report(r, None), EVENT) for r in events.items]
+    merged += [(facts_from_user_report(r), USER) for r in (users.items if users else [])]
+    merged.sort(key=lambda pair: (pair[0].received_ts, pair[0].report_id), reverse=True)
+    merged = merged[: page.limit]
+    used_events = sum(1 for _, kind in merged if kind == EVENT)
+    used_users = len(merged) - used_events
+    next_events, next_users = event_offset + used_events, user_offset + used_users
+    more = (events.total or 0) > next_events or (users is not None and (users.total or 0) > next_users)
+    known = await ctx.store.reports_known([(f.kind, f.report_id) for f, _ in merged])
+    rows = []
+    for facts, _ in merged:
+        # The server filters users and rooms with LIKE: keep exact matches only.
+        if user and facts.target != user or room and facts.room_id != room:
+            continue
+        record = known.get((facts.kind, facts.report_id))
+        if not all and record is not None and record.state in CLOSED:
+            continue
+        rows.append(_row(facts, record))
+    total = (events.total or 0) + ((users.total or 0) if users else 0)
+    title = "Reports on the homeserver" if all else "Open reports"
+    return Table(title, COLUMNS, rows, total=total if all else None,
+                 next_from=f"{next_events}.{next_users}" if more else None,
+                 empty="Nothing on this page." if more else "No reports: the queue is empty.")
+
+
+async def _list_mine(ctx: Context, user: str | None, room: str | None, page: PageRequest) -> Table:
+    try:
+        offset = int(page.from_token or 0)
+    except ValueError:
+        raise ArgumentError(f"{page.from_token!r} is not a position of this list") from None
+    records, total = await ctx.store.reports_claimed_by(ctx.sender, limit=page.limit, offset=offset)
+    rows = [_row(r.facts, r) for r in records
+            if (not user or r.facts.target == user) and (not room or r.facts.room_id == room)]
+    more = offset + len(records) < total
+    return Table("Reports I have claimed", COLUMNS, rows, total=total, next_from=str(offset + len(records)) if more else None,
+                 empty="You have no claimed reports.")
+
+
+@list_reports.validate
+def _(open: bool, mine: bool, all: bool, **_: Any) -> None:
+    if sum([open, mine, all]) > 1:
+        raise ArgumentError("choose one of --open, --mine and --all")
+
+
+# -- report show
+
+
+@report.command(
+    "show", summary="Everything about one report, its state and what can be done", role=Role.VIEWER,
+    params=[REPORT_PARAM],
+    endpoints=["GET /_synapse/admin/v1/event_reports/<report_id>", "GET /_synapse/admin/v1/user_reports/<report_id>"],
+    examples=["report show 12", "report show u3"],
+)
+async def show(ctx: Context, report: ReportRef) -> Doc:
+    inbox = _inbox(ctx)
+    record = await ctx.store.get_report(report.kind, report.id)
+    live: ReportFacts | None = None
+    try:
+        if report.kind == EVENT:
+            details = await ctx.api.event_report(report.id)
+            live = facts_from_event_report(details, excerpt_of(details.event_json))
+        else:
+            live = facts_from_user_report(await ctx.api.user_report(report.id))
+    except NotFound:
+        if record is None:
+            raise CommandError(f"the homeserver has no {report.kind} report {report}") from None
+    if record is None:
+        record = await inbox.record(report)
+    if live is not None and live.excerpt and not record.facts.excerpt:
+        record = _with_facts(record, live)
+    title = f"{'Event' if report.kind == EVENT else 'User'} report {report}"
+    fields = report_fields(record)
+    if live is None:
+        fields.append(("on the homeserver", "no longer (deleted)"))
+    if report.kind == EVENT and record.facts.event_id:
+        fields.insert(3, ("event", Code(record.facts.event_id)))
+    return Doc(Record(title, fields), _next_steps(ctx, record))
+
+
+def _with_facts(record: ReportRecord, facts: ReportFacts) -> ReportRecord:
+    return replace(record, facts=facts)
+
+
+def _next_steps(ctx: Context, record: ReportRecord) -> Text | None:
+    label = ref_label(record.facts.kind, record.facts.report_id)
+    p = ctx.prefix
+    steps: list[Any] = []
+    if record.state not in CLOSED:
+        steps += [Code(f"{p} report claim {label}") if record.state == "open" else Code(f"{p} report unclaim {label}"),
+                  Code(f"{p} report resolve {label} [note]"), Code(f"{p} report dismiss {label} [note]")]
+    if record.facts.kind == EVENT and not record.redacted_by:
+        steps.append(Code(f"{p} report redact {label}"))
+    if record.facts.target:
+        steps += [Code(f"{p} report suspend {label}"), Code(f"{p} report deactivate {label}")]
+    if not steps:
+        return None
+    parts: list[Any] = ["Next: "]
+    for index, step in enumerate(steps):
+        parts += ([" · "] if index else []) + [step]
+    return Text(*parts)
+
+
+# -- state changes
+
+
+@report.command(
+    "claim", summary="Take a report: the team sees that you handle it", role=Role.MODERATOR,
+    params=[REPORT_PARAM], details="A 👀 reaction on the report's notice does the same.",
+)
+async def claim(ctx: Context, report: ReportRef) -> Text:
+    await _inbox(ctx).claim(report, ctx.sender)
+    return Text(f"You have claimed report {report}.", tone="ok")
+
+
+@report.command(
+    "unclaim", summary="Release a claimed report so that someone else can take it", role=Role.MODERATOR,
+    params=[REPORT_PARAM],
+)
+async def unclaim(ctx: Context, report: ReportRef) -> Text:
+    record = await _inbox(ctx).record(report)
+    await _inbox(ctx).unclaim(report, ctx.sender)
+    whose = "your claim" if record.claimed_by == ctx.sender else f"the claim of {record.claimed_by}"
+    return Text(f"Released {whose} on report {report}: it is open again.", tone="ok")
+
+
+@report.command(
+    "resolve", summary="Close a report as handled; it stays on the homeserver", role=Role.MODERATOR,
+    params=[REPORT_PARAM, NOTE_PARAM], details="A ✅ reaction on the report's notice does the same.",
+    examples=["report resolve 12 spammer deactivated"],
+)
+async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
+    await _inbox(ctx).resolve(report, ctx.sender, _note(note))
+    return Text(f"Report {report} is resolved.", tone="ok")
+
+
+@report.command(
+    "dismiss", summary="Close a report as unfounded and delete it from the homeserver", role=Role.MODERATOR, writes=True,
+    params=[REPORT_PARAM, NOTE_PARAM],
+    endpoints=["DELETE /_synapse/admin/v1/event_reports/<report_id>", "DELETE /_synapse/admin/v1/user_reports/<report_id>"],
+    details="Deletes the report record only, never the reported message. A ❌ reaction on the report's notice does the same.",
+    examples=["report dismiss u3 not abusive"],
+)
+async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
+    _, existed = await _inbox(ctx).dismiss(report, ctx.sender, _note(note))
+    gone = "deleted it from the homeserver" if existed else "the homeserver had already deleted it"
+    return Text(f"Report {report} is dismissed; {gone}.", tone="ok")
+
+
+@dismiss.preview
+async def _(ctx: Context, report: ReportRef, note: list[str] | None) -> Record:
+    record = await _inbox(ctx).record(report)
+    return Record(f"Report {report} would be dismissed and deleted from the homeserver", report_fields(record))
+
+
+# -- acting on the reported message and user
+
+
+def _version(text: str) -> tuple[int, ...]:
+    match = re.match(r"\s*(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+async def _reported_event(ctx: Context, report: ReportRef) -> Any:
+    if report.kind != EVENT:
+        raise CommandError(f"{report} is a user report: there is no message to redact")
+    # Before 1.157 the redaction endpoint ignores after_ts/before_ts and would redact everything the
+    # sender wrote in the room.
+    version = await ctx.api.server_version()
+    if _version(version) < MIN_REDACT_VERSION:
+        raise CommandError(f"redacting one message needs Synapse 1.157 or newer (this is {version}); "
+                           "redact it from a client with moderator power in that room")
+    try:
+        details = await ctx.api.event_report(report.id)
+    except NotFound:
+        raise CommandError(f"the homeserver has no event report {report}, or no longer has its event") from None
+    event = details.event_json or {}
+    sender = details.sender or event.get("sender")
+    if not sender:
+        raise CommandError(f"the homeserver no longer knows who sent the message of report {report}")
+    problem = ctx.user_protection(sender)
+    if problem:
+        raise CommandError(f"refused: {problem}")
+    etype = event.get("type")
+    if etype not in REDACTABLE_TYPES:
+        raise CommandError(f"the reported event is a {etype or 'unknown'} event; only messages can be redacted this way "
+                           f"(use {ctx.prefix} user redact for everything its sender wrote)")
+    if not isinstance(event.get("origin_server_ts"), int):
+        raise CommandError("the reported event has no timestamp; it cannot be redacted this way")
+    return details
+
+
+@report.command(
+    "redact", summary="Redact the reported message (asks for confirmation)", role=Role.MODERATOR, destructive=True,
+    params=[EVENT_REPORT_PARAM], flags=[Flag("reason", "reason shown with the redaction", TextArg)],
+    endpoints=[
+        "GET /_synapse/admin/v1/server_version",
+        "GET /_synapse/admin/v1/event_reports/<report_id>",
+        "POST /_synapse/admin/v1/user/<user_id>/redact",
+        "GET /_synapse/admin/v1/user/redact_status/<redact_id>",
+    ],
+    details=("A 🗑️ reaction on the report's notice asks for the same confirmation. The homeserver redacts as the "
+             "sender (local senders; the bot need not be in the room), limited to that room and to the message's "
+             "own millisecond. The report stays open."),
+)
+async def redact(ctx: Context, report: ReportRef, reason: str | None) -> Text:
+    details = await _reported_event(ctx, report)
+    event = details.event_json
+    redact_id = await ctx.api.start_reported_event_redaction(
+        details.sender or event["sender"], room_id=details.room_id, origin_server_ts=event["origin_server_ts"],
+        reason=reason,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REDACTION_WAIT_S
+    status = await ctx.api.reported_event_redaction_status(redact_id)
+    while status.status in ("scheduled", "active") and loop.time() < deadline:
+        await asyncio.sleep(0.25)
+        status = await ctx.api.reported_event_redaction_status(redact_id)
+    if status.status == "failed":
+        return Text(f"The homeserver could not redact the message: {status.error or 'no reason given'}.", tone="error")
+    if status.status != "complete":
+        return Text(f"The redaction is still {status.status} on the homeserver (task {redact_id}); "
+                    "check the room later.", tone="warning")
+    failure = status.failed_redactions.get(details.event_id)
+    if failure:
+        return Text(f"The homeserver could not redact the message: {failure}.", tone="error")
+    await _inbox(ctx).redacted(report, ctx.sender)
+    return Text(f"Redacted the message of report {report}. The report stays open: resolve or dismiss it when done.", tone="ok")
+
+
+@redact.preview
+async def _(ctx: Context, report: ReportRef, reason: str | None) -> Doc:
+    details = await _reported_event(ctx, report)
+    event = details.event_json
+    sender = details.sender or event["sender"]
+    local = sender.endswith(":" + ctx.server_name)
+    facts = facts_from_event_report(details, excerpt_of(event))
+    warning = None if local else Text(
+        f"{sender} is on another server: the homeserver redacts as the bot's account, which needs the power to "
+        "redact in that room.", tone="warning")
+    return Doc(
+        Record("Message to redact", [
+            ("report", report), ("sender", Code(sender)), ("room", room_value(facts)), ("event", Code(details.event_id)),
+            ("message", facts.excerpt), ("sent", When(event["origin_server_ts"])), ("reason shown", reason),
+        ]),
+        Text("Effect: the message's content is removed for everyone (as would any other message its sender sent in "
+             "that room in the same millisecond). The report stays open."),
+        warning,
+    )
+
+
+async def _reported_local_user(ctx: Context, report: ReportRef, what: str) -> str:
+    record = await _inbox(ctx).record(report)
+    target = record.facts.target
+    if not target:
+        raise CommandError(f"the homeserver no longer knows who report {report} is about")
+    if not target.endswith(":" + ctx.server_name):
+        raise CommandError(f"{target} is on another server: only local accounts can be {what}")
+    return target
+
+
+@report.command(
+    "suspend", summary="Suspend the reported user: asks for the same confirmation as `user suspend`", role=Role.MODERATOR,
+    params=[REPORT_PARAM],
+    details="A shortcut: the bot prepares `user suspend <reported user>` for you, with its usual checks and prompt.",
+)
+async def suspend(ctx: Context, report: ReportRef) -> Handoff:
+    return Handoff("user suspend", {"user": await _reported_local_user(ctx, report, "suspended")})
+
+
+@report.command(
+    "deactivate", summary="Deactivate the reported user: asks for the same confirmation as `user deactivate`",
+    role=Role.ADMIN, params=[REPORT_PARAM],
+    details="A shortcut: the bot prepares `user deactivate <reported user>` for you, with its usual checks and prompt.",
+)
+async def deactivate(ctx: Context, report: ReportRef) -> Handoff:
+    return Handoff("user deactivate", {"user": await _reported_local_user(ctx, report, "deactivated")})
