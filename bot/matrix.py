@@ -16,6 +16,7 @@ This module knows no command and no Admin API endpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
 UNDECRYPTABLE_GRACE_S = 8.0
+SEND_WAIT_FOR_SYNC_S = 30.0
 # Presence and ephemeral events (typing, receipts) are of no use to the bot.
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
@@ -155,6 +157,7 @@ class MatrixClient:
         # True once the first sync of this run has been handled, keys included: from then on the bot
         # knows its rooms and the devices in them, and may post on its own (report notices).
         self.caught_up = False
+        self._caught_up_event = asyncio.Event()
 
     # -- login
 
@@ -241,6 +244,7 @@ class MatrixClient:
             since = response.next_batch
             first_start = catching_up = False
             self.caught_up = True
+            self._caught_up_event.set()
             await self._store.set_meta(SYNC_TOKEN_KEY, since)
             await self._retry_pending(sink)
 
@@ -466,6 +470,10 @@ class MatrixClient:
     ) -> str:
         """Send an event; a repeated `txn_id` (same device, within the server's ~30 min transaction
         cache) returns the first event instead of sending a second one."""
+        if not self._caught_up_event.is_set():
+            # Jobs resumed at start-up may want to edit before nio knows the room (first sync).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._caught_up_event.wait(), timeout=SEND_WAIT_FOR_SYNC_S)
         response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=True)
         if not isinstance(response, RoomSendResponse):
             raise MatrixError(f"sending to {room_id} failed: {getattr(response, 'message', response)}")
