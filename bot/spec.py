@@ -82,10 +82,11 @@ class Flag:
     # makes it a destructive command for a higher role. Declared here, enforced centrally.
     role: Role | None = None
     destructive: bool = False
+    writes: bool = False  # given, the command changes something (implied by destructive)
 
     @property
     def escalates(self) -> bool:
-        return self.role is not None or self.destructive
+        return self.role is not None or self.destructive or self.writes
 
     @property
     def option(self) -> str:
@@ -155,11 +156,11 @@ class Command:
         return self.destructive or any(f.destructive for f in self._escalations(args))
 
     def writes_for(self, args: dict[str, Any]) -> bool:
-        return self.writes or self.destructive_for(args)
+        return self.writes or self.destructive_for(args) or any(f.writes for f in self._escalations(args))
 
     @property
     def may_write(self) -> bool:
-        return self.writes or any(f.destructive for f in self.flags)
+        return self.writes or any(f.destructive or f.writes for f in self.flags)
 
     @property
     def confirm_label(self) -> str:
