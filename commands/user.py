@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.admin_api.errors import NotFound
+from bot.admin_api.errors import NotFound, UnrecognizedEndpoint
 from bot.admin_api.users import UserDetails
 from bot.argtypes import (
     ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp, human_size,
@@ -16,7 +16,7 @@ from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult
 from bot.parsing import PageRequest
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role
 from bot.views import Bytes, Code, Doc, Items, Record, Shown, Table, Text, When
 
 user = CommandGroup("user", "Local accounts")
@@ -35,14 +35,10 @@ user.skip("GET /_synapse/admin/v1/register",
           "shared-secret registration needs the registration secret, not an admin token; `user create` creates accounts")
 user.skip("POST /_synapse/admin/v1/register",
           "shared-secret registration needs the registration secret, not an admin token; `user create` creates accounts")
-user.skip("GET /_synapse/admin/v2/users", "superseded by v3, whose deactivated filter is a real filter (`user list`)")
 user.skip("GET /_synapse/admin/v1/search_users/<user_id>",
           "legacy search that returns password hashes; `user list --name` searches safely")
 user.skip("POST /_synapse/admin/v1/users/<user_id>/login",
           "would put a working access token for someone else's account into the room's history")
-user.skip("GET /_matrix/client/v3/admin/whois/<user_id>", "the same servlet as /_synapse/admin/v1/whois (`user whois`)")
-user.skip("POST /_synapse/admin/v2/users/<user_id>/devices",
-          "creating an empty device for someone is an appservice tool, not a moderation task")
 
 
 def generated_password() -> str:
@@ -95,18 +91,25 @@ async def existing(ctx: Context, user: str) -> UserDetails:
         Flag("order", "sort by this column", Choice(*USER_ORDER)),
         Flag("dir", "sort direction (f ascending, b descending)", Choice("f", "b")),
     ],
-    endpoints=["GET /_synapse/admin/v3/users"],
+    endpoints=["GET /_synapse/admin/v3/users", "GET /_synapse/admin/v2/users"],
+    details="Homeservers without the v3 list (before Synapse 1.121) are read through v2.",
     examples=["user list --name spam", "user list --deactivated --order creation_ts --dir b", "user list --all --export csv"],
 )
 async def list_users(
     ctx: Context, name: str | None, admins: bool, deactivated: bool, all: bool, locked: bool, no_guests: bool,
     not_type: list[str], order: str | None, dir: str | None, page: PageRequest,
 ) -> Table:
-    result = await ctx.api.list_users(
-        name=name, admins=True if admins else None, deactivated=None if all else deactivated,
-        locked=True if locked or all else None, guests=False if no_guests else None, not_user_types=not_type or None,
-        order_by=order, direction=dir, from_token=page.from_token, limit=page.limit,
+    options: dict[str, Any] = dict(
+        name=name, admins=True if admins else None, locked=True if locked or all else None,
+        guests=False if no_guests else None, order_by=order, direction=dir, from_token=page.from_token, limit=page.limit,
     )
+    try:
+        result = await ctx.api.list_users(deactivated=None if all else deactivated, not_user_types=not_type or None, **options)
+    except UnrecognizedEndpoint:
+        # v2 cannot list only deactivated accounts: it includes them, and this page is filtered.
+        result = await ctx.api.list_users_v2(deactivated=True if all or deactivated else None, **options)
+        if deactivated:
+            result = type(result)([u for u in result.items if u.deactivated], None, result.next_token)
     rows = [
         [Code(u.name), u.displayname, "yes" if u.admin else "", "yes" if u.deactivated else "",
          "yes" if u.locked else "", When(u.creation_ts), When(u.last_seen_ts)]
@@ -157,10 +160,15 @@ def _ratelimit_text(ratelimit: Any) -> str:
 @user.command(
     "whois", summary="Sessions of an account: IP addresses, clients, last seen", role=Role.MODERATOR,
     params=[Param("user", LocalUserID, "the account")],
-    endpoints=["GET /_synapse/admin/v1/whois/<user_id>"],
+    endpoints=["GET /_synapse/admin/v1/whois/<user_id>", "GET /_matrix/client/v3/admin/whois/<user_id>"],
+    details="Falls back to the client-server spec path when /_synapse/admin/v1/whois is not reachable.",
 )
 async def whois(ctx: Context, user: str) -> Table:
-    connections = sorted(await ctx.api.whois(user), key=lambda c: c.last_seen or 0, reverse=True)
+    try:
+        found = await ctx.api.whois(user)
+    except (UnrecognizedEndpoint, NotFound):
+        found = await ctx.api.whois_client_path(user)
+    connections = sorted(found, key=lambda c: c.last_seen or 0, reverse=True)
     rows = [[Code(c.ip), c.user_agent, When(c.last_seen)] for c in connections]
     return Table(f"Sessions of {user}", ["IP", "client", "last seen"], rows, total=len(rows),
                  empty="No session recorded.")
@@ -626,6 +634,18 @@ async def device(ctx: Context, user: str, device: str) -> Record:
 
 
 @user.command(
+    "device-create", summary="Create an empty device for an account (e.g. for an appservice or a bridge)",
+    role=Role.ADMIN, writes=True,
+    params=[Param("user", LocalUserID, "the account"), Param("device", Identifier, "the device ID to create")],
+    endpoints=["POST /_synapse/admin/v2/users/<user_id>/devices"],
+)
+async def device_create(ctx: Context, user: str, device: str) -> Text:
+    await existing(ctx, user)
+    await ctx.api.create_device(user, device)
+    return Text(f"Device {device} exists for ", Code(user), " (it was created unless it already existed).", tone="ok")
+
+
+@user.command(
     "device-rename", summary="Rename one device of an account", role=Role.MODERATOR, writes=True,
     params=[Param("user", LocalUserID, "the account"), Param("device", Identifier, "device ID"),
             Param("name", TextArg, "the new name")],
@@ -638,9 +658,10 @@ async def device_rename(ctx: Context, user: str, device: str, name: str) -> Text
 
 
 @user.command(
-    "ratelimit", summary="Show, set or remove an account's rate-limit override", role=Role.MODERATOR, writes=True,
+    "ratelimit", summary="Show, set or remove an account's rate-limit override", role=Role.MODERATOR,
     params=[Param("user", LocalUserID, "the account"),
-            Param("action", Choice("show", "set", "reset"), "show (default), set or reset", optional=True, default="show")],
+            Param("action", Choice("show", "set", "reset"), "show (default), set or reset", optional=True, default="show",
+                  escalations={"set": Escalation(writes=True), "reset": Escalation(writes=True)})],
     flags=[Flag("messages-per-second", "with set: messages per second (0 turns rate limiting off)", Int(minimum=0)),
            Flag("burst", "with set: how many messages in a burst", Int(minimum=0))],
     endpoints=["GET /_synapse/admin/v1/users/<user_id>/override_ratelimit",

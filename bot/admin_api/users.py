@@ -8,7 +8,7 @@ from typing import Any
 from .base import Area
 from .media import LocalMedia
 from .models import Page, build, next_token
-from .paths import ADMIN
+from .paths import ADMIN, CLIENT
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,19 @@ class UsersAPI(Area):
         users = [build(UserSummary, u) for u in data.get("users", [])]
         return Page(users, data.get("total"), next_token(data))
 
+    async def list_users_v2(
+        self, *, name: str | None = None, guests: bool | None = None, admins: bool | None = None,
+        deactivated: bool | None = None, locked: bool | None = None, order_by: str | None = None,
+        direction: str | None = None, from_token: str | None = None, limit: int = 100,
+    ) -> Page[UserSummary]:
+        """GET /_synapse/admin/v2/users — for homeservers without v3; here `deactivated=true` INCLUDES them."""
+        data = await self._http.request(
+            "GET", ADMIN.v2.users,
+            params={"name": name, "guests": guests, "admins": admins, "deactivated": deactivated, "locked": locked,
+                    "order_by": order_by, "dir": direction, "from": from_token, "limit": limit},
+        )
+        return Page([build(UserSummary, u) for u in data.get("users", [])], data.get("total"), next_token(data))
+
     async def user_details(self, user_id: str) -> UserDetails:
         """GET /_synapse/admin/v2/users/<user_id> (NotFound when there is no such account)."""
         return UserDetails.from_json(await self._http.request("GET", ADMIN.v2.users[user_id]))
@@ -183,18 +196,31 @@ class RedactStatus:
     error: str | None = None
 
 
+def _connections(data: dict[str, Any]) -> list[Connection]:
+    connections: list[Connection] = []
+    for device in (data.get("devices") or {}).values():
+        for session in device.get("sessions", []):
+            for c in session.get("connections", []):
+                connections.append(Connection(str(c.get("ip", "")), c.get("last_seen"), c.get("user_agent")))
+    return connections
+
+
 class UserSessionsAPI(Area):
     """Devices, sessions and pushers of local users."""
 
     async def whois(self, user_id: str) -> list[Connection]:
         """GET /_synapse/admin/v1/whois/<user_id> — every known (ip, user agent, last seen)."""
-        data = await self._http.request("GET", ADMIN.v1.whois[user_id])
-        connections: list[Connection] = []
-        for device in (data.get("devices") or {}).values():
-            for session in device.get("sessions", []):
-                for c in session.get("connections", []):
-                    connections.append(Connection(str(c.get("ip", "")), c.get("last_seen"), c.get("user_agent")))
-        return connections
+        return _connections(await self._http.request("GET", ADMIN.v1.whois[user_id]))
+
+    async def whois_client_path(self, user_id: str) -> list[Connection]:
+        """GET /_matrix/client/v3/admin/whois/<user_id> — the spec's path for the same data, reachable
+        where a reverse proxy does not expose /_synapse/admin."""
+        data = await self._http.request("GET", CLIENT.v3.admin.whois[user_id])
+        return _connections(data)
+
+    async def create_device(self, user_id: str, device_id: str) -> None:
+        """POST /_synapse/admin/v2/users/<user_id>/devices (no-op when it exists)"""
+        await self._http.request("POST", ADMIN.v2.users[user_id].devices, json={"device_id": device_id})
 
     async def devices(self, user_id: str) -> list[Device]:
         """GET /_synapse/admin/v2/users/<user_id>/devices"""
