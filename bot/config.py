@@ -8,8 +8,9 @@ Relative paths are taken relative to the directory of the config file.
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,21 +58,37 @@ class Secret:
         return hash(self._value)
 
 
+@dataclass(frozen=True)
+class OAuthSession:
+    """What an OAuth token file (written by `synapse-admin-bot login` on MAS) adds to the token."""
+
+    refresh_token: Secret
+    expires_at: int | None  # ms
+    client_id: str
+    token_endpoint: str
+    device_id: str | None
+    user_id: str | None
+
+
 class TokenSource:
     """Where an access token comes from: a literal (config or environment) or a file.
 
     A file is read again on `reload()`, which the clients call when the homeserver answers
-    401, so that a token rotated outside the bot takes effect without a restart.
+    401, so that a token rotated outside the bot takes effect without a restart. A JSON token
+    file also holds an OAuth refresh token (see bot/login.py), kept in `oauth`.
+    Listeners registered with `on_change` hear about every new token.
     """
 
     def __init__(self, *, value: Secret | None = None, file: Path | None = None, key: str = "") -> None:
         self._value = value
         self.file = file
         self.key = key
+        self.oauth: OAuthSession | None = None
+        self._listeners: list[Callable[[Secret], None]] = []
         if file is not None:
-            self._value = self._read_file()
+            self._value, self.oauth = self._read_file()
 
-    def _read_file(self) -> Secret:
+    def _read_file(self) -> tuple[Secret, OAuthSession | None]:
         assert self.file is not None
         try:
             text = self.file.read_text().strip()
@@ -79,21 +96,40 @@ class TokenSource:
             raise ConfigError(self.key, f"cannot read token file {self.file}: {exc.strerror}") from None
         if not text:
             raise ConfigError(self.key, f"token file {self.file} is empty")
-        return Secret(text.splitlines()[0].strip())
+        if not text.startswith("{"):
+            return Secret(text.splitlines()[0].strip()), None
+        try:
+            data = json.loads(text)
+            session = None
+            if data.get("refresh_token"):
+                session = OAuthSession(
+                    refresh_token=Secret(str(data["refresh_token"])), expires_at=data.get("expires_at"),
+                    client_id=str(data["client_id"]), token_endpoint=str(data["token_endpoint"]),
+                    device_id=data.get("device_id"), user_id=data.get("user_id"),
+                )
+            return Secret(str(data["access_token"])), session
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(self.key, f"token file {self.file} is not a token nor a token file written by login") from None
 
     def current(self) -> Secret | None:
         return self._value
+
+    def on_change(self, listener: Callable[[Secret], None]) -> None:
+        self._listeners.append(listener)
 
     def reload(self) -> bool:
         """Re-read the token file; True when it now holds a different token."""
         if self.file is None:
             return False
         try:
-            fresh = self._read_file()
+            fresh, session = self._read_file()
         except ConfigError:
             return False
         changed = fresh != self._value
-        self._value = fresh
+        self._value, self.oauth = fresh, session
+        if changed:
+            for listener in self._listeners:
+                listener(fresh)
         return changed
 
     def __repr__(self) -> str:

@@ -366,6 +366,8 @@ class ReportInbox:
         self.ready = ready
         self.polls = 0
         self.last_poll_ok: float | None = None
+        # Called with the seconds from a report being filed to its first notice (metrics).
+        self.latency_observers: list[Callable[[float], None]] = []
         self._lock = asyncio.Lock()  # one writer of notices at a time: each shows the latest state
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._room_retry_at: dict[str, float] = {}
@@ -518,6 +520,10 @@ class ReportInbox:
                 complete = False
                 continue
             await self.store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
+            if not done:
+                done.add(room_id)
+                for observe in self.latency_observers:
+                    observe(max(0.0, time.time() - facts.received_ts / 1000))
         return complete
 
     async def _post_summary(self, reports: list[ReportFacts], *, away: bool) -> bool:
