@@ -178,7 +178,7 @@ class CrossSigningKeys:
 
     def sign_device(self, device_keys: Mapping[str, Any]) -> dict[str, Any]:
         """The device's keys, as published, with the self-signing key's signature (for /keys/signatures/upload)."""
-        return sign_json({k: v for k, v in device_keys.items() if k != "signatures"}, self.user_id, self.self_signing)
+        return sign_json(device_keys, self.user_id, self.self_signing)
 
     # -- the keys file
 
@@ -354,10 +354,12 @@ class KeysAPIError(RuntimeError):
 class AuthRequired(KeysAPIError):
     """The homeserver wants user-interactive auth (UIA) for this upload."""
 
-    def __init__(self, flows: list[list[str]], session: str | None, errcode: str = "", error: str = "") -> None:
+    def __init__(self, flows: list[list[str]], session: str | None, errcode: str = "", error: str = "",
+                 params: Mapping[str, Any] | None = None) -> None:
         super().__init__(401, errcode or "M_FORBIDDEN", error or "interactive authentication required")
         self.flows = flows
         self.session = session
+        self.params = params or {}
 
     def offers(self, stage: str) -> bool:
         return any(flow == [stage] for flow in self.flows)
@@ -390,7 +392,8 @@ class KeysAPI:
             raise KeysAPIError(response.status_code, "M_BAD_RESPONSE", "the homeserver answered with something other than JSON")
         if response.status_code == 401 and "flows" in data:
             flows = [list(flow.get("stages") or []) for flow in data.get("flows") or [] if isinstance(flow, dict)]
-            raise AuthRequired(flows, data.get("session"), str(data.get("errcode") or ""), str(data.get("error") or ""))
+            params = data.get("params") if isinstance(data.get("params"), dict) else {}
+            raise AuthRequired(flows, data.get("session"), str(data.get("errcode") or ""), str(data.get("error") or ""), params)
         if not response.is_success:
             raise KeysAPIError(response.status_code, str(data.get("errcode") or "M_UNKNOWN"), str(data.get("error") or ""))
         return data
@@ -440,15 +443,25 @@ def foreign_keys_detail(user_id: str) -> str:
             f"(see {README_RECOVERY})")
 
 
-def _auth_detail(exc: AuthRequired, has_password: bool) -> str:
+MAS_STAGES = ("m.oauth", "org.matrix.cross_signing_reset")
+
+
+def _auth_detail(exc: AuthRequired, has_password: bool, action: str, then: str) -> str:
+    """What to do when the homeserver wants interactive auth (UIA) for an upload of the bot's keys."""
     stages = ", ".join("+".join(flow) for flow in exc.flows) or "none offered"
-    if has_password:
-        return (f"the homeserver refused the bot's password for uploading cross-signing keys ({exc.errcode}: "
-                f"{exc.error}; flows: {stages})")
-    return ("the homeserver asks for interactive authentication to upload the bot's cross-signing keys "
-            f"(flows: {stages}). Either set bot.password so the bot can answer it, or have a server admin allow "
-            "the upload without it for 10 minutes (POST /_synapse/admin/v1/users/<user_id>/"
-            f"_allow_cross_signing_replacement_without_uia) and restart the bot; `{RESET_COMMAND}` does both steps")
+    if any(exc.offers(stage) for stage in MAS_STAGES):
+        url = next((p.get("url") for p in exc.params.values() if isinstance(p, Mapping) and p.get("url")), None)
+        return (f"the homeserver delegates authentication to MAS, which must approve before the bot can {action}: "
+                f"approve the cross-signing reset on the bot account's page{f' ({url})' if url else ''}, or let "
+                f"`{RESET_COMMAND}` open a 10-minute window through the Admin API; then {then}")
+    if exc.offers("m.login.password"):
+        if has_password:
+            return f"the homeserver refused the bot's password when asked to {action} ({exc.errcode}: {exc.error})"
+        return (f"the homeserver wants the bot account's password to {action} (Synapse asks for it whenever a "
+                "master key is replaced, and older versions for the first upload too): set bot.password or "
+                f"bot.password_file, then {then}. If nobody knows the password, a server admin sets a new one with "
+                "PUT /_synapse/admin/v2/users/<user_id> {\"password\": \"…\", \"logout_devices\": false}")
+    return f"the homeserver wants interactive authentication the bot cannot give to {action} (flows: {stages})"
 
 
 class CrossSigning:
@@ -481,7 +494,8 @@ class CrossSigning:
         except KeysFileError as exc:
             status = Status(State.NEEDS_AUTH, str(exc))
         except AuthRequired as exc:
-            status = Status(State.NEEDS_AUTH, _auth_detail(exc, self._password() is not None))
+            status = Status(State.NEEDS_AUTH, _auth_detail(
+                exc, self._password() is not None, "upload its cross-signing keys", "restart the bot"))
         except KeysAPIError as exc:
             status = Status(State.ERROR, f"cross-signing set-up failed: {exc}")
         self.status = status
@@ -524,13 +538,20 @@ class CrossSigning:
                               + status.detail, status.device_signed)
             if server.master_public is not None and allow_without_uia is not None:
                 await allow_without_uia()
-            keys = CrossSigningKeys.generate(self.user_id)
-            save_keys(self.path, keys)
+            # Keys the bot already holds are put back rather than a third identity made up.
+            keys = local or CrossSigningKeys.generate(self.user_id)
+            if local is None:
+                save_keys(self.path, keys)
             await self._upload(keys)
-            log.warning("replaced the cross-signing identity of %s (new master key %s)", self.user_id, keys.master.public)
+            log.warning("replaced the cross-signing identity of %s (master key now %s)", self.user_id, keys.master.public)
             status = await self._sign_device(keys, None)
+            if status.ready:
+                status = Status(status.state, f"the bot now holds the account's cross-signing identity; {status.detail}",
+                                status.device_signed)
         except AuthRequired as exc:
-            status = Status(State.NEEDS_AUTH, _auth_detail(exc, self._password() is not None))
+            status = Status(State.NEEDS_AUTH, _auth_detail(
+                exc, self._password() is not None, "replace the account's cross-signing keys",
+                f"run `{RESET_COMMAND}` again"))
         except KeysAPIError as exc:
             status = Status(State.ERROR, f"replacing the cross-signing identity failed: {exc}")
         self.status = status

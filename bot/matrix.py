@@ -393,13 +393,21 @@ class MatrixClient:
         if not await self._store.claim_event(event_id, room_id):
             return
         if isinstance(event, ReactionEvent):
-            self._spawn(sink.on_reaction(IncomingReaction(room_id, event_id, event.sender, event.reacts_to, event.key)))
+            self._spawn(self._deliver_reaction(room_id, event, sink))
         elif isinstance(event, RoomMessage):
             self._spawn(self._deliver_message(room_id, event, sink))
 
+    # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
+
     async def _deliver_message(self, room_id: str, event: Any, sink: EventSink) -> None:
-        # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
         await sink.on_message(await self._message(room_id, event))
+
+    async def _deliver_reaction(self, room_id: str, event: ReactionEvent, sink: EventSink) -> None:
+        device, trusted = await self._sender_device(event)
+        await sink.on_reaction(IncomingReaction(
+            room_id, event.event_id, event.sender, event.reacts_to, event.key,
+            encrypted=bool(getattr(event, "decrypted", False)), sender_device=device, sender_device_trusted=trusted,
+        ))
 
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
         content = event.source.get("content", {}) or {}

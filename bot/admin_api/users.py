@@ -136,3 +136,16 @@ class UsersAPI(Area):
         """GET /_synapse/admin/v1/users/<user_id>/joined_rooms"""
         data = await self._http.request("GET", ADMIN.v1.users[user_id].joined_rooms)
         return [str(r) for r in data.get("joined_rooms", [])]
+
+    async def allow_cross_signing_replacement_without_uia(self, user_id: str) -> int:
+        """POST /_synapse/admin/v1/users/<user_id>/_allow_cross_signing_replacement_without_uia
+
+        Opens a 10-minute window in which the account's master cross-signing key may be replaced
+        without interactive auth; returns its end (ms). Synapse honours the window only when it
+        delegates auth to MAS; otherwise a replacement still needs the account's password.
+        NotFound when the account has no master key.
+        """
+        data = await self._http.request(
+            "POST", ADMIN.v1.users[user_id]._allow_cross_signing_replacement_without_uia, json={}
+        )
+        return int(data["updatable_without_uia_before_ms"])
