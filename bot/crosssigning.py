@@ -422,6 +422,7 @@ class State:
     FOREIGN = "foreign"  # the account has cross-signing keys the bot does not hold
     NEEDS_AUTH = "needs-auth"  # the homeserver wants interactive auth the bot cannot give
     ERROR = "error"  # a transient failure; retried later
+    BAD_FILE = "bad-keys-file"  # the keys file exists but cannot be used; left as it is
     ABSENT = "absent"  # (check only) no keys yet: the bot creates them at its next start
 
 
@@ -492,7 +493,7 @@ class CrossSigning:
         try:
             status = await self._ensure()
         except KeysFileError as exc:
-            status = Status(State.NEEDS_AUTH, str(exc))
+            status = Status(State.BAD_FILE, str(exc))
         except AuthRequired as exc:
             status = Status(State.NEEDS_AUTH, _auth_detail(
                 exc, self._password() is not None, "upload its cross-signing keys", "restart the bot"))
@@ -543,7 +544,8 @@ class CrossSigning:
             if local is None:
                 save_keys(self.path, keys)
             await self._upload(keys)
-            log.warning("replaced the cross-signing identity of %s (master key now %s)", self.user_id, keys.master.public)
+            log.warning("uploaded the cross-signing identity of %s held by the bot (master key %s)",
+                        self.user_id, keys.master.public)
             status = await self._sign_device(keys, None)
             if status.ready:
                 status = Status(status.state, f"the bot now holds the account's cross-signing identity; {status.detail}",
@@ -607,7 +609,7 @@ async def inspect(api: KeysAPI, *, user_id: str, device_id: str | None, path: Pa
     try:
         local = load_keys(path, user_id)
     except KeysFileError as exc:
-        return Status(State.NEEDS_AUTH, str(exc))
+        return Status(State.BAD_FILE, str(exc))
     server = (await api.query([user_id]))[user_id]
     on_server = server.master_public
     if on_server is None:

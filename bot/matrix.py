@@ -61,9 +61,11 @@ SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
 UNDECRYPTABLE_GRACE_S = 8.0
 SEND_WAIT_FOR_SYNC_S = 30.0
-# Published keys of message senders are cached this long (and dropped when the homeserver says a
-# user's devices changed); a device that does not look cross-signed is always looked up afresh.
+# Published keys of message senders are cached this long, and dropped when the homeserver says a
+# user's devices changed; a device that does not look cross-signed in an answer older than
+# SENDER_KEYS_RECHECK_S is looked up again.
 SENDER_KEYS_CACHE_S = 300.0
+SENDER_KEYS_RECHECK_S = 10.0
 CROSS_SIGNING_RETRY_S = 60.0
 # Presence and ephemeral events (typing, receipts) are of no use to the bot.
 SYNC_FILTER: dict[str, Any] = {
@@ -455,9 +457,11 @@ class MatrixClient:
         if keys.device_cross_signed(device_id, curve25519=curve25519):
             return True
         # A cached answer may predate the signature (people often verify a new login just before using it).
-        keys = await self._published_keys(user_id, fresh=True)
-        if keys is None:
-            return None
+        fetched_at = self._sender_keys.get(user_id, (0.0, None))[0]
+        if keys.device(device_id) is None or time.monotonic() - fetched_at > SENDER_KEYS_RECHECK_S:
+            keys = await self._published_keys(user_id, fresh=True)
+            if keys is None:
+                return None
         return keys.device_cross_signed(device_id, curve25519=curve25519)
 
     async def _published_keys(self, user_id: str, *, fresh: bool = False) -> UserKeys | None:
