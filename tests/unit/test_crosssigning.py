@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import canonicaljson
+import httpx
 import pytest
 import signedjson.key
 import signedjson.sign
 
 from bot.crosssigning import (
+    CrossSigning,
     CrossSigningKeys,
+    KeysAPI,
     KeysFileError,
     SigningKey,
     UserKeys,
@@ -197,3 +200,88 @@ def test_a_keys_file_readable_by_others_is_tightened(tmp_path: Path) -> None:
     path.chmod(0o644)
     assert load_keys(path, USER) is not None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# -- interactive auth, as older Synapse versions (first upload) and MAS deployments ask for it.
+# A real Synapse 1.163 without MAS asks only when replacing keys (tests/e2e/test_crosssigning.py).
+
+
+class FakeHomeserver:
+    """Just the three key endpoints; the device-signing upload wants UIA as configured."""
+
+    def __init__(self, flows: list[list[str]], params: dict[str, Any] | None = None) -> None:
+        self.flows = flows
+        self.params = params or {}
+        self.device_key = SigningKey.generate()
+        self.device = device_keys(USER, "BOTDEVICE", self.device_key)
+        self.signing_keys: dict[str, Any] = {}
+        self.auth_seen: list[dict[str, Any]] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if request.url.path.endswith("/keys/query"):
+            answer: dict[str, Any] = {"device_keys": {USER: {"BOTDEVICE": self.device}}}
+            if self.signing_keys:
+                answer["master_keys"] = {USER: self.signing_keys["master_key"]}
+                answer["self_signing_keys"] = {USER: self.signing_keys["self_signing_key"]}
+            return httpx.Response(200, json=answer)
+        if request.url.path.endswith("/keys/device_signing/upload"):
+            auth = body.pop("auth", None)
+            if auth is None or auth.get("session") != "S1" or auth.get("password") != "bot-password":
+                if auth is not None:
+                    self.auth_seen.append(auth)
+                return httpx.Response(401, json={"flows": [{"stages": f} for f in self.flows], "params": self.params,
+                                                 "session": "S1", **({"errcode": "M_FORBIDDEN", "error": "Invalid password"} if auth else {})})
+            self.auth_seen.append(auth)
+            self.signing_keys = body
+            return httpx.Response(200, json={})
+        if request.url.path.endswith("/keys/signatures/upload"):
+            signature = body[USER]["BOTDEVICE"]["signatures"][USER]
+            self.device["signatures"][USER].update(signature)
+            return httpx.Response(200, json={"failures": {}})
+        return httpx.Response(404, json={"errcode": "M_UNRECOGNIZED"})
+
+    def signing(self, tmp_path: Path, password: str | None) -> tuple[KeysAPI, CrossSigning]:
+        api = KeysAPI("http://hs.invalid", lambda: "token", transport=httpx.MockTransport(self.handle))
+        return api, CrossSigning(api, user_id=USER, device_id="BOTDEVICE", device_ed25519=self.device_key.public,
+                                 path=tmp_path / "keys.json", password=lambda: password)
+
+
+async def test_the_password_answers_interactive_auth_when_the_homeserver_asks(tmp_path: Path) -> None:
+    server = FakeHomeserver([["m.login.password"]])
+    api, signing = server.signing(tmp_path, "bot-password")
+    status = await signing.ensure()
+    await api.aclose()
+    assert status.ready and status.device_signed, status
+    assert server.auth_seen == [{"type": "m.login.password", "identifier": {"type": "m.id.user", "user": USER},
+                                 "password": "bot-password", "session": "S1"}]
+    keys = load_keys(tmp_path / "keys.json", USER)
+    assert keys is not None and server.signing_keys["master_key"]["keys"] == {keys.master.key_id: keys.master.public}
+
+
+async def test_without_a_password_the_bot_says_what_to_do(tmp_path: Path) -> None:
+    server = FakeHomeserver([["m.login.password"]])
+    api, signing = server.signing(tmp_path, None)
+    status = await signing.ensure()
+    await api.aclose()
+    assert status.state == "needs-auth" and not server.signing_keys
+    assert "set bot.password" in status.detail and "restart the bot" in status.detail
+
+
+async def test_a_wrong_password_is_reported_as_such(tmp_path: Path) -> None:
+    server = FakeHomeserver([["m.login.password"]])
+    api, signing = server.signing(tmp_path, "not-it")
+    status = await signing.ensure()
+    await api.aclose()
+    assert status.state == "needs-auth" and "refused the bot's password" in status.detail
+    assert "not-it" not in status.detail
+
+
+async def test_under_mas_the_bot_points_at_the_approval(tmp_path: Path) -> None:
+    url = "https://auth.example.org/account?action=org.matrix.cross_signing_reset"
+    server = FakeHomeserver([["m.oauth"], ["org.matrix.cross_signing_reset"]], {"m.oauth": {"url": url}})
+    api, signing = server.signing(tmp_path, "bot-password")
+    status = await signing.ensure()
+    await api.aclose()
+    assert status.state == "needs-auth" and "MAS" in status.detail and url in status.detail
+    assert "reset-cross-signing" in status.detail
