@@ -261,7 +261,7 @@ async def reset_cross_signing(config: Config, *, out: object = None) -> int:
         say(f"{config.bot.user_id} has cross-signing keys the bot does not hold; replacing them "
             "(clients will show that the bot's identity changed; whoever verified the bot verifies it again)")
         try:
-            until = await admin.allow_cross_signing_replacement_without_uia(config.bot.user_id)
+            until = await admin.allow_cross_signing_replacement(config.bot.user_id)
             when = datetime.fromtimestamp(until / 1000, tz=timezone.utc).strftime("%H:%M:%S UTC")
             say(f"the Admin API allows replacing the master key without interactive auth until {when} (Synapse "
                 "honours this when it delegates auth to MAS; otherwise it asks for the bot's password)")

@@ -516,9 +516,8 @@ class Dispatcher:
 
 
 def _as_asked(command: Command, args: dict[str, Any]) -> str:
-    """The command name with the escalating flags that were given (`user media --delete`)."""
-    raised = [f.option for f in command.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
-    return " ".join([command.name, *raised])
+    """The command name with what raised it (`user media --delete`, `server bgupdates enable`)."""
+    return " ".join([command.name, *(name for name, _ in command.escalations_given(args))])
 
 
 def _first_table(view: Any) -> Table | None:

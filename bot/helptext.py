@@ -32,7 +32,9 @@ def command_help(command: Command, prefix: str) -> Doc:
     fields: list[tuple[str, object]] = [("role", command.role_label)]
     fields.append(("asks for confirmation", command.confirm_label))
     for param in command.params:
-        fields.append((f"<{param.name}>", f"{param.help} ({param.type.label}{', optional' if param.optional else ''})"))
+        raised = [f"{value}: needs {e.role.label}" for value, e in param.escalations.items() if e.role is not None and e.role > command.role]
+        extra = "; " + "; ".join(raised) if raised else ""
+        fields.append((f"<{param.name}>", f"{param.help} ({param.type.label}{', optional' if param.optional else ''}{extra})"))
     for flag in command.all_flags:
         label = flag.option if flag.is_switch else f"{flag.option} <{flag.type.label}>"
         extra = [part for part in (

@@ -168,6 +168,14 @@ class LocalHomeserver:
             "url_preview_enabled": False,
             "presence": {"enabled": False},
             "federation_domain_whitelist": [],
+            # A fresh database schedules background updates (some create unique indexes that
+            # Synapse then relies on); run them at once instead of trickling over a minute.
+            "background_updates": {
+                "sleep_enabled": False,
+                "background_update_duration_ms": 2000,
+                "min_batch_size": 10000,
+                "default_batch_size": 10000,
+            },
             "server_notices": {
                 "system_mxid_localpart": "notices",
                 "system_mxid_display_name": "Server Notices",

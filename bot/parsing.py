@@ -127,7 +127,7 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
             given[flag.dest] = [value]
 
     invocation = Invocation(command=command, tokens=tokens)
-    invocation.args.update(_bind_params(command, positionals, env))
+    invocation.args.update(_bind_params(command, positionals, env, switches_given=set(given)))
     for flag in command.all_flags:
         raw = given.get(flag.dest)
         value = _flag_value(flag, raw, env)
@@ -171,10 +171,13 @@ def _flag_value(flag: Flag, raw: list[str] | bool | None, env: ParseEnv) -> Any:
     return values if flag.repeat else values[0]
 
 
-def _bind_params(command: Command, positionals: list[str], env: ParseEnv) -> dict[str, Any]:
+def _bind_params(command: Command, positionals: list[str], env: ParseEnv, *, switches_given: set[str]) -> dict[str, Any]:
     bound: dict[str, Any] = {}
     remaining = list(positionals)
     for param in command.params:
+        if param.absent_with in switches_given:
+            bound[param.name] = param.default
+            continue
         if param.variadic:
             if not remaining and not param.optional:
                 raise ArgumentError(f"missing {param.usage}")

@@ -47,6 +47,15 @@ class Role(IntEnum):
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """What a flag, or a value of a positional, adds to its command when given."""
+
+    role: Role | None = None
+    writes: bool = False
+    destructive: bool = False
+
+
+@dataclass(frozen=True)
 class Param:
     """A positional argument."""
 
@@ -58,6 +67,8 @@ class Param:
     secret: bool = False  # redacted from the room as soon as read; hidden in prompts and the audit log
     protected: bool = True  # a command that writes may not target the bot, admin rooms or staff with it
     default: Any = None
+    absent_with: str | None = None  # not taken from the words when this switch is given (`--all`)
+    escalations: dict[str, Escalation] = field(default_factory=dict)  # by value, e.g. {"enable": …}
 
     @property
     def usage(self) -> str:
@@ -82,10 +93,11 @@ class Flag:
     # makes it a destructive command for a higher role. Declared here, enforced centrally.
     role: Role | None = None
     destructive: bool = False
+    writes: bool = False  # given, the command changes something (implied by destructive)
 
     @property
     def escalates(self) -> bool:
-        return self.role is not None or self.destructive
+        return self.role is not None or self.destructive or self.writes
 
     @property
     def option(self) -> str:
@@ -144,34 +156,50 @@ class Command:
     def name(self) -> str:
         return self.verb if self.top_level else f"{self.group} {self.verb}"
 
-    def _escalations(self, args: dict[str, Any]) -> list[Flag]:
-        return [f for f in self.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
+    def _declared_escalations(self) -> list[tuple[str, Escalation]]:
+        found = [(f.option, Escalation(f.role, f.writes, f.destructive)) for f in self.flags if f.escalates]
+        for param in self.params:
+            found += [(value, escalation) for value, escalation in param.escalations.items()]
+        return found
+
+    def escalations_given(self, args: dict[str, Any]) -> list[tuple[str, Escalation]]:
+        """The escalations this invocation triggers, with what triggered them (`--delete`, `enable`)."""
+        given = [(f.option, Escalation(f.role, f.writes, f.destructive))
+                 for f in self.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
+        for param in self.params:
+            value = args.get(param.name)
+            if isinstance(value, str) and value in param.escalations:
+                given.append((value, param.escalations[value]))
+        return given
 
     def role_for(self, args: dict[str, Any]) -> Role:
-        """The role this invocation needs: the command's, raised by any escalating flag given."""
-        return max([self.role] + [f.role for f in self._escalations(args) if f.role is not None])
+        """The role this invocation needs: the command's, raised by what was given."""
+        return max([self.role] + [e.role for _, e in self.escalations_given(args) if e.role is not None])
 
     def destructive_for(self, args: dict[str, Any]) -> bool:
-        return self.destructive or any(f.destructive for f in self._escalations(args))
+        return self.destructive or any(e.destructive for _, e in self.escalations_given(args))
 
     def writes_for(self, args: dict[str, Any]) -> bool:
-        return self.writes or self.destructive_for(args)
+        return self.writes or any(e.writes or e.destructive for _, e in self.escalations_given(args))
 
     @property
     def may_write(self) -> bool:
-        return self.writes or any(f.destructive for f in self.flags)
+        return self.writes or any(e.writes or e.destructive for _, e in self._declared_escalations())
 
     @property
     def confirm_label(self) -> str:
         if self.destructive:
             return "yes"
-        triggers = [f.option for f in self.flags if f.destructive]
+        triggers = [name for name, e in self._declared_escalations() if e.destructive]
         return f"with {' or '.join(triggers)}" if triggers else "no"
 
     @property
     def role_label(self) -> str:
-        raised = [f"{f.role.label} with {f.option}" for f in self.flags if f.role is not None and f.role > self.role]
-        return ", ".join([self.role.label] + raised)
+        raised: dict[Role, list[str]] = {}
+        for name, e in self._declared_escalations():
+            if e.role is not None and e.role > self.role:
+                raised.setdefault(e.role, []).append(name)
+        return ", ".join([self.role.label] + [f"{role.label} with {'/'.join(names)}" for role, names in raised.items()])
 
     @property
     def all_flags(self) -> tuple[Flag, ...]:
@@ -284,9 +312,13 @@ def _check_declaration(command: Command) -> None:
         raise ValueError(f"{command.name}: only the last parameter may be variadic")
     if command.destructive and not command.writes:
         raise ValueError(f"{command.name}: a destructive command writes")
-    for flag in command.flags:
-        if flag.role is not None and flag.role < command.role:
-            raise ValueError(f"{command.name}: --{flag.name} cannot lower the command's role")
+    for name, escalation in command._declared_escalations():
+        if escalation.role is not None and escalation.role < command.role:
+            raise ValueError(f"{command.name}: {name} cannot lower the command's role")
+    switches = {f.dest for f in command.flags if f.is_switch}
+    for param in command.params:
+        if param.absent_with is not None and (param.absent_with not in switches or not param.optional):
+            raise ValueError(f"{command.name}: {param.name} is absent with an unknown switch or is not optional")
     for endpoint in command.endpoints:
         method, _, path = endpoint.partition(" ")
         if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):

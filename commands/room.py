@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound
+from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
 from bot.admin_api.rooms import DeleteStatus, RoomDetails
 from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
 from bot.argtypes import Text as TextArg
@@ -26,11 +26,13 @@ ROOM_ORDER = ("name", "canonical_alias", "joined_members", "joined_local_members
 # Joining more users than this runs as a job, with a progress message.
 JOIN_JOB_THRESHOLD = 5
 
-room.skip("DELETE /_synapse/admin/v1/rooms/<room_id>",
-          "v1 deletion blocks the request for minutes; `room delete` uses the asynchronous v2 API, and "
-          "`room block` blocks rooms the server does not know")
-room.skip("POST /_synapse/admin/v1/quarantine_media/<room_id>",
-          "deprecated alias of POST /_synapse/admin/v1/room/<room_id>/media/quarantine (`room quarantine-media`)")
+
+
+async def quarantine_room_media(api: Any, room_id: str) -> int:
+    try:
+        return await api.quarantine_room_media(room_id)
+    except UnrecognizedEndpoint:
+        return await api.quarantine_room_media_legacy(room_id)
 
 
 def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool | None = None) -> Record:
@@ -340,10 +342,12 @@ async def _(ctx: Context, room: str, user: str | None) -> Any:
 @room.command(
     "quarantine-media", summary="Quarantine every media file referenced in a room", role=Role.MODERATOR, destructive=True,
     params=[Param("room", RoomRef, "room ID or alias")],
-    endpoints=["GET /_synapse/admin/v1/room/<room_id>/media", "POST /_synapse/admin/v1/room/<room_id>/media/quarantine"],
+    endpoints=["GET /_synapse/admin/v1/room/<room_id>/media", "POST /_synapse/admin/v1/room/<room_id>/media/quarantine",
+               "POST /_synapse/admin/v1/quarantine_media/<room_id>"],
+    details="Older homeservers only have the legacy quarantine_media path; it is used when the current one is missing.",
 )
 async def quarantine_media(ctx: Context, room: str) -> Text:
-    count = await ctx.api.quarantine_room_media(room)
+    count = await quarantine_room_media(ctx.api, room)
     return Text(f"Quarantined {count} media files of ", Code(room), ".", tone="ok")
 
 
@@ -429,8 +433,10 @@ async def run_join(job: JobContext) -> JobResult:
         "DELETE /_synapse/admin/v2/rooms/<room_id>",
         "GET /_synapse/admin/v2/rooms/delete_status/<delete_id>",
         "GET /_synapse/admin/v2/rooms/<room_id>/delete_status",
+        "DELETE /_synapse/admin/v1/rooms/<room_id>",
     ],
-    details="Runs as a job on the homeserver; its progress is shown by editing the reply.",
+    details="Runs as a job on the homeserver; its progress is shown by editing the reply. Homeservers without "
+            "the asynchronous v2 API get the synchronous v1 deletion (the job then waits for its answer).",
     examples=["room delete !abc:example.org --purge --block", "room delete #spam:example.org --message 'Closed for spam'"],
 )
 async def delete(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
@@ -487,6 +493,8 @@ async def run_delete(job: JobContext) -> JobResult:
                 room_id, purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
                 new_room_user_id=job.params.get("new_room_user"), force_purge=job.params.get("force_purge", False),
             )
+        except UnrecognizedEndpoint:
+            return await _delete_v1(job)
         except BadRequest as exc:
             if "already in progress" not in exc.error:
                 raise
@@ -507,6 +515,15 @@ async def run_delete(job: JobContext) -> JobResult:
         if status.status == "failed":
             return JobResult("failed", Doc(Text(f"The homeserver reports: {status.error or 'no reason given'}", tone="error"), _status_record(status)))
         await job.progress(_status_record(status))
+
+
+async def _delete_v1(job: JobContext) -> JobResult:
+    await job.progress(Text("This homeserver has no asynchronous deletion: waiting for the synchronous one."), force=True)
+    result = await job.api.delete_room_v1(
+        job.params["room"], purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
+        new_room_user_id=job.params.get("new_room_user"), force_purge=job.params.get("force_purge", False),
+    )
+    return JobResult("done", _status_record(DeleteStatus(delete_id="v1", status="complete", shutdown_room=result)))
 
 
 # -- history purge

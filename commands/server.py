@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.admin_api.errors import BadRequest
-from bot.argtypes import Choice, Identifier, Int, Timestamp
+from bot.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
 from bot.context import Context
-from bot.spec import CommandGroup, Flag, Role
+from bot.spec import CommandGroup, Escalation, Flag, Param, Role
 from bot.views import Bytes, Code, Doc, Record, Table, Text, When
 
 server = CommandGroup("server", "The homeserver as a whole")
@@ -77,17 +77,55 @@ async def stats(ctx: Context) -> Doc:
     return Doc(totals, largest, uploaders)
 
 
+BACKGROUND_JOBS = ("populate_stats_process_rooms", "regenerate_directory", "event_resign")
+
+
 @server.command(
-    "bgupdates", summary="Show database background updates", role=Role.VIEWER,
-    endpoints=["GET /_synapse/admin/v1/background_updates/status"],
+    "bgupdates", summary="Show database background updates; pause, resume or start one", role=Role.VIEWER,
+    params=[
+        Param("action", Choice("show", "enable", "disable", "start"), "show (default), enable, disable or start",
+              optional=True, default="show",
+              escalations={"enable": Escalation(role=Role.ADMIN, writes=True),
+                           "disable": Escalation(role=Role.ADMIN, writes=True),
+                           "start": Escalation(role=Role.ADMIN, destructive=True)}),
+        Param("job", Choice(*BACKGROUND_JOBS), "with start: which job", optional=True),
+    ],
+    endpoints=["GET /_synapse/admin/v1/background_updates/status",
+               "GET /_synapse/admin/v1/background_updates/enabled",
+               "POST /_synapse/admin/v1/background_updates/enabled",
+               "POST /_synapse/admin/v1/background_updates/start_job"],
+    details="Pausing is not kept across a Synapse restart, and a running index build is not interrupted.",
 )
-async def bgupdates(ctx: Context) -> Doc:
+async def bgupdates(ctx: Context, action: str, job: str | None) -> Doc:
+    notes: list[Text] = []
+    if action in ("enable", "disable"):
+        now = await ctx.api.set_background_updates_enabled(action == "enable")
+        notes.append(Text("Background updates " + ("resumed." if now else "paused (until resumed or Synapse restarts)."), tone="ok"))
+    elif action == "start":
+        assert job is not None
+        await ctx.api.start_background_job(job)
+        notes.append(Text(f"Started the background job {job}.", tone="ok"))
     updates = await ctx.api.background_updates()
+    enabled = await ctx.api.background_updates_enabled()
     rows = [[u.database, Code(u.name), u.total_item_count, f"{u.total_duration_ms / 1000:.1f}s"] for u in updates.current]
     return Doc(
-        Text("Background updates are " + ("enabled." if updates.enabled else "PAUSED."), tone="info" if updates.enabled else "warning"),
+        *notes,
+        Text("Background updates are " + ("enabled." if enabled else "PAUSED."), tone="info" if enabled else "warning"),
         Table(None, ["database", "update", "items done", "time spent"], rows, empty="No background update is running."),
     )
+
+
+@bgupdates.validate
+def _(action: str, job: str | None) -> None:
+    if action == "start" and job is None:
+        raise ArgumentError(f"start needs a job: {', '.join(BACKGROUND_JOBS)}")
+    if action != "start" and job is not None:
+        raise ArgumentError("a job name only goes with start")
+
+
+@bgupdates.preview
+async def _(ctx: Context, action: str, job: str | None) -> Text:
+    return Text(f"Starts {job}: it rescans large tables and puts a heavy load on the database for a while.", tone="warning")
 
 
 @server.command(

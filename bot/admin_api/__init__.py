@@ -16,13 +16,16 @@ from .registration_tokens import RegistrationTokensAPI
 from .reports import ReportsAPI
 from .rooms import RoomContentAPI, RoomListAPI, RoomModerationAPI, RoomsAPI
 from .server import ServerAPI, StatisticsAPI
-from .users import UsersAPI
+from .users import UserDataAPI, UserModerationAPI, UserSessionsAPI, UsersAPI
 
 
 class AdminAPI(
     ServerAPI,
     StatisticsAPI,
     UsersAPI,
+    UserSessionsAPI,
+    UserModerationAPI,
+    UserDataAPI,
     RoomsAPI,
     RoomListAPI,
     RoomContentAPI,

@@ -72,6 +72,7 @@ class AdminHTTP:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> Any:
         """Send one request; returns the decoded JSON body of a 2xx answer or raises."""
         url = str(path)
@@ -89,6 +90,7 @@ class AdminHTTP:
                     json=json,
                     content=content,
                     headers=self._headers(headers, auth),
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout, connect=10.0),
                 )
             except httpx.TimeoutException:
                 self._observe(method, url, 0, started)

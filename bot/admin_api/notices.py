@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Area
+from .paths import ADMIN
 
 
 class ServerNoticesAPI(Area):
-    pass
+    async def send_server_notice(self, user_id: str, content: dict[str, Any], *, txn_id: str) -> str:
+        """PUT /_synapse/admin/v1/send_server_notice/<txn_id> — idempotent: a retry with the same
+        txn_id does not send twice. 400 'Server notices are not enabled' without server_notices config."""
+        data = await self._http.request(
+            "PUT", ADMIN.v1.send_server_notice[txn_id], json={"user_id": user_id, "content": content}
+        )
+        return str(data["event_id"])

@@ -55,6 +55,10 @@ class ServerAPI(Area):
         ]
         return BackgroundUpdates(enabled=bool(data.get("enabled")), current=current)
 
+    async def background_updates_enabled(self) -> bool:
+        """GET /_synapse/admin/v1/background_updates/enabled"""
+        return bool((await self._http.request("GET", ADMIN.v1.background_updates.enabled)).get("enabled"))
+
     async def set_background_updates_enabled(self, enabled: bool) -> bool:
         """POST /_synapse/admin/v1/background_updates/enabled"""
         data = await self._http.request("POST", ADMIN.v1.background_updates.enabled, json={"enabled": enabled})

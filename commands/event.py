@@ -1,0 +1,39 @@
+"""`event <event_id>` — any event on the homeserver, whoever can see it."""
+
+from __future__ import annotations
+
+import json
+
+from bot.argtypes import EventID
+from bot.context import Context
+from bot.spec import CommandGroup, Param, Role
+from bot.views import Code, Doc, Preformatted, Record, When
+
+from ._events import excerpt
+
+events = CommandGroup("events", "Single events", top_level=True)
+
+CONTENT_LIMIT = 4000
+
+
+@events.command(
+    "event", summary="Show one event: sender, type, room, time and its content", role=Role.MODERATOR,
+    params=[Param("event_id", EventID, "the event ID ($…)")],
+    endpoints=["GET /_synapse/admin/v1/fetch_event/<event_id>"],
+    details="Works whatever the bot's membership; encrypted events show their ciphertext envelope only.",
+)
+async def event(ctx: Context, event_id: str) -> Doc:
+    found = await ctx.api.fetch_event(event_id)
+    content = json.dumps(found.get("content") or {}, indent=2, ensure_ascii=False, sort_keys=True)
+    if len(content) > CONTENT_LIMIT:
+        content = content[:CONTENT_LIMIT] + "\n… (cut)"
+    unsigned = found.get("unsigned") or {}
+    return Doc(
+        Record("Event", [
+            ("event", Code(event_id)), ("sender", Code(str(found.get("sender", "")))), ("type", found.get("type")),
+            ("room", Code(str(found.get("room_id", "")))), ("sent", When(found.get("origin_server_ts"))),
+            ("state key", found.get("state_key")), ("redacted", "redacted_because" in unsigned),
+            ("summary", excerpt(found)),
+        ]),
+        Preformatted(content, "json"),
+    )

@@ -1,0 +1,269 @@
+"""`media` — the media repository: inspect, quarantine, protect, delete and purge files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.admin_api.errors import UnrecognizedEndpoint
+from bot.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp, human_size
+from bot.argtypes import Text as TextArg
+from bot.context import Context
+from bot.jobs import JobContext, JobResult
+from bot.parsing import PageRequest
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.views import Bytes, Code, Doc, Record, Table, Text, When
+
+from .room import quarantine_room_media
+
+media = CommandGroup("media", "The media repository")
+
+STATS_ORDER = ("user_id", "displayname", "media_length", "media_count")
+QUARANTINE_CHANGES_PAGE = 100  # fixed by Synapse
+
+
+
+def _local(ctx: Context, uri: MxcURI, what: str) -> None:
+    if uri.server_name != ctx.server_name:
+        raise CommandError(f"{what} only works on media uploaded to this homeserver ({ctx.server_name}), not {uri.server_name}")
+
+
+def _media_record(uri: str, info: Any, title: str | None = None) -> Record:
+    state = "quarantined by " + info.quarantined_by if info.quarantined_by else (
+        "protected from quarantine" if info.safe_from_quarantine else "normal")
+    return Record(title or "Media", [
+        ("media", Code(uri)), ("uploaded by", Code(info.user_id) if info.user_id else (info.media_origin and f"remote ({info.media_origin})")),
+        ("type", info.media_type), ("size", Bytes(info.media_length)), ("name", info.upload_name),
+        ("uploaded", When(info.created_ts)), ("last accessed", When(info.last_access_ts)), ("state", state),
+        ("sha256", Code(info.sha256) if info.sha256 else None),
+    ])
+
+
+@media.command(
+    "info", summary="Details of one file: uploader, type, size, quarantine state", role=Role.MODERATOR,
+    params=[Param("mxc", MxcURI, "mxc://server/media_id")],
+    endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>"],
+)
+async def info(ctx: Context, mxc: MxcURI) -> Record:
+    return _media_record(mxc, await ctx.api.media_info(mxc.server_name, mxc.media_id))
+
+
+@media.command(
+    "quarantine", summary="Quarantine a file, or every file of a room or of a user: kept on disk, no longer served",
+    role=Role.MODERATOR, destructive=True,
+    params=[Param("mxc", MxcURI, "the file (or use --room / --user)", optional=True)],
+    flags=[Flag("room", "every file referenced in this room's unencrypted events", RoomRef),
+           Flag("user", "every file this local user uploaded", LocalUserID)],
+    endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
+               "POST /_synapse/admin/v1/media/quarantine/<server_name>/<media_id>",
+               "POST /_synapse/admin/v1/room/<room_id>/media/quarantine",
+               "POST /_synapse/admin/v1/user/<user_id>/media/quarantine"],
+    details="Also quarantines every copy with the same content (same sha256). `media unquarantine` reverses it.",
+)
+async def quarantine(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None) -> Text:
+    if room:
+        count = await quarantine_room_media(ctx.api, room)
+        return Text(f"Quarantined {count} files of ", Code(room), ".", tone="ok")
+    if user:
+        count = await ctx.api.quarantine_user_media(user)
+        return Text(f"Quarantined {count} files uploaded by ", Code(user), ".", tone="ok")
+    assert mxc is not None
+    await ctx.api.quarantine_media(mxc.server_name, mxc.media_id)
+    return Text("Quarantined ", Code(mxc), ": it can no longer be downloaded.", tone="ok")
+
+
+@quarantine.validate
+def _(mxc: MxcURI | None, room: str | None, user: str | None) -> None:
+    if sum(1 for given in (mxc, room, user) if given) != 1:
+        raise ArgumentError("give exactly one of <mxc>, --room or --user")
+
+
+@quarantine.preview
+async def _(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None) -> Any:
+    if room:
+        found = await ctx.api.room_media(room)
+        return Text(f"{len(found.local)} local and {len(found.remote)} remote files referenced in {room} stop being served.")
+    if user:
+        total = (await ctx.api.user_media(user, limit=1)).total
+        return Text(f"{total or 0} files uploaded by {user} stop being served (protected ones excepted).")
+    assert mxc is not None
+    info = await ctx.api.media_info(mxc.server_name, mxc.media_id)
+    if info.quarantined_by:
+        raise CommandError(f"{mxc} is already quarantined (by {info.quarantined_by})")
+    if info.safe_from_quarantine:
+        raise CommandError(f"{mxc} is protected from quarantine; `media unprotect` it first")
+    return _media_record(mxc, info, "File to quarantine")
+
+
+@media.command(
+    "unquarantine", summary="Serve a quarantined file again", role=Role.MODERATOR, destructive=True,
+    params=[Param("mxc", MxcURI, "mxc://server/media_id")],
+    endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
+               "POST /_synapse/admin/v1/media/unquarantine/<server_name>/<media_id>"],
+    details="Re-exposes what someone judged harmful: hence the confirmation.",
+)
+async def unquarantine(ctx: Context, mxc: MxcURI) -> Text:
+    await ctx.api.unquarantine_media(mxc.server_name, mxc.media_id)
+    return Text("Released ", Code(mxc), " from quarantine.", tone="ok")
+
+
+@unquarantine.preview
+async def _(ctx: Context, mxc: MxcURI) -> Record:
+    info = await ctx.api.media_info(mxc.server_name, mxc.media_id)
+    if not info.quarantined_by:
+        raise CommandError(f"{mxc} is not quarantined")
+    return _media_record(mxc, info, "File to serve again")
+
+
+@media.command(
+    "protect", summary="Protect a local file from quarantine (e.g. sticker packs)", role=Role.MODERATOR, writes=True,
+    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    endpoints=["POST /_synapse/admin/v1/media/protect/<media_id>"],
+)
+async def protect(ctx: Context, mxc: MxcURI) -> Text:
+    _local(ctx, mxc, "protection")
+    await ctx.api.protect_media(mxc.media_id)
+    return Text("Protected ", Code(mxc), " from quarantine.", tone="ok")
+
+
+@media.command(
+    "unprotect", summary="Let a local file be quarantined again", role=Role.MODERATOR, writes=True,
+    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    endpoints=["POST /_synapse/admin/v1/media/unprotect/<media_id>"],
+)
+async def unprotect(ctx: Context, mxc: MxcURI) -> Text:
+    _local(ctx, mxc, "protection")
+    await ctx.api.unprotect_media(mxc.media_id)
+    return Text(Code(mxc), " can be quarantined again.", tone="ok")
+
+
+@media.command(
+    "delete", summary="Delete one local file and its thumbnails from disk", role=Role.ADMIN, destructive=True,
+    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
+               "DELETE /_synapse/admin/v1/media/<server_name>/<media_id>"],
+)
+async def delete(ctx: Context, mxc: MxcURI) -> Text:
+    deleted = await ctx.api.delete_media(mxc.server_name, mxc.media_id)
+    if mxc.media_id not in deleted:
+        raise CommandError(f"the homeserver did not delete {mxc}")
+    return Text("Deleted ", Code(mxc), ".", tone="ok")
+
+
+@delete.preview
+async def _(ctx: Context, mxc: MxcURI) -> Any:
+    _local(ctx, mxc, "deletion")
+    return Doc(_media_record(mxc, await ctx.api.media_info(mxc.server_name, mxc.media_id), "File to delete"),
+               Text("The file and its thumbnails are removed from disk. Irreversible.", tone="warning"))
+
+
+@media.command(
+    "quarantine-changes", summary="Quarantine and release events, oldest first", role=Role.MODERATOR, paged=True,
+    endpoints=["GET /_synapse/admin/v1/media/quarantine_changes"],
+    details="Best effort: the homeserver may skip or repeat a record.",
+)
+async def quarantine_changes(ctx: Context, page: PageRequest) -> Table:
+    changes, next_batch = await ctx.api.quarantine_changes(from_token=page.from_token)
+    rows = [[Code(f"mxc://{c.origin}/{c.media_id}"), "quarantined" if c.quarantined else "released"] for c in changes]
+    full = len(changes) >= QUARANTINE_CHANGES_PAGE
+    return Table("Quarantine changes", ["media", "change"], rows, next_from=next_batch if full else None,
+                 empty="No quarantine changes" + (" after that position." if page.from_token else "."))
+
+
+@media.command(
+    "stats", summary="Media use per local user: files and bytes", role=Role.VIEWER, paged=True,
+    flags=[
+        Flag("order", "sort by (default media_length)", Choice(*STATS_ORDER), default="media_length"),
+        Flag("dir", "direction (default b: biggest first)", Choice("f", "b"), default="b"),
+        Flag("search", "only users whose ID or display name contains this", TextArg),
+        Flag("since", "only media uploaded since then", Timestamp(past=True)),
+        Flag("until", "only media uploaded before then", Timestamp(past=True)),
+    ],
+    endpoints=["GET /_synapse/admin/v1/statistics/users/media"],
+)
+async def stats(ctx: Context, order: str, dir: str, search: str | None, since: int | None, until: int | None,
+                page: PageRequest) -> Table:
+    result = await ctx.api.user_media_statistics(order_by=order, direction=dir, search_term=search, from_ts=since,
+                                                 until_ts=until, from_token=page.from_token, limit=page.limit)
+    rows = [[Code(u.user_id), u.displayname, u.media_count, Bytes(u.media_length)] for u in result.items]
+    return Table("Media per user", ["user", "display name", "files", "size"], rows, total=result.total,
+                 next_from=result.next_token)
+
+
+# -- purges, as jobs: a big one keeps the homeserver busy for minutes
+
+
+@media.command(
+    "purge", summary="Delete local media not accessed since a date", role=Role.ADMIN, destructive=True,
+    flags=[
+        Flag("before", "delete files last accessed before this date (or this long ago); required", Timestamp(past=True)),
+        Flag("larger-than", "only files larger than this, e.g. 10M", Size),
+        Flag("keep-profiles", "keep files used as avatars (display pictures) even if old"),
+    ],
+    endpoints=["POST /_synapse/admin/v1/media/delete", "POST /_synapse/admin/v1/media/<server_name>/delete"],
+    details="Runs as a job. Includes local copies of remote media. Irreversible. Homeservers older than "
+            "Synapse 1.78 are purged through the legacy path.",
+    examples=["media purge --before 2024-01-31 --keep-profiles", "media purge --before 365d --larger-than 50M"],
+)
+async def purge(ctx: Context, before: int | None, larger_than: int | None, keep_profiles: bool) -> Any:
+    params = {"before": before, "larger_than": larger_than, "keep_profiles": keep_profiles, "server_name": ctx.server_name}
+    return await ctx.start_job("media-purge", params, summary="purge local media", view=Text("Purging…"))
+
+
+@purge.validate
+def _(before: int | None, larger_than: int | None, keep_profiles: bool) -> None:
+    if before is None:
+        raise ArgumentError("--before is required, e.g. --before 2024-01-31 or --before 365d")
+
+
+@purge.preview
+async def _(ctx: Context, before: int, larger_than: int | None, keep_profiles: bool) -> Record:
+    if before > ctx.now_ms():
+        raise CommandError("--before is in the future: that would delete every file")
+    return Record("Purge", [
+        ("deletes local files last accessed before", When(before)),
+        ("size", f"only files larger than {human_size(larger_than)}" if larger_than else "any size"),
+        ("avatars (profile pictures)", "kept" if keep_profiles else "DELETED too (add --keep-profiles to keep them)"),
+        ("always kept", "files protected from quarantine are not special here: they go too"),
+    ])
+
+
+@media.job("media-purge")
+async def run_purge(job: JobContext) -> JobResult:
+    options = dict(before_ts=job.params["before"], size_gt=job.params.get("larger_than"),
+                   keep_profiles=job.params["keep_profiles"])
+    try:
+        deleted = await job.api.delete_media_before(**options)
+    except UnrecognizedEndpoint:
+        deleted = await job.api.delete_media_before_legacy(job.params["server_name"], **options)
+    return JobResult("done", Text(f"Deleted {len(deleted)} local files."))
+
+
+@media.command(
+    "purge-remote", summary="Drop cached copies of remote media not accessed since a date", role=Role.ADMIN, destructive=True,
+    flags=[Flag("before", "drop copies last accessed before this date (or this long ago); required", Timestamp(past=True))],
+    endpoints=["POST /_synapse/admin/v1/purge_media_cache"],
+    details="Runs as a job. The files are fetched again from their servers when someone asks for them.",
+)
+async def purge_remote(ctx: Context, before: int | None) -> Any:
+    return await ctx.start_job("media-purge-remote", {"before": before}, summary="purge the remote media cache",
+                               view=Text("Purging…"))
+
+
+@purge_remote.validate
+def _(before: int | None) -> None:
+    if before is None:
+        raise ArgumentError("--before is required, e.g. --before 30d")
+
+
+@purge_remote.preview
+async def _(ctx: Context, before: int) -> Record:
+    return Record("Purge", [("drops cached remote files last accessed before", When(before)),
+                            ("kept", "local media, and remote files used since then")])
+
+
+@media.job("media-purge-remote")
+async def run_purge_remote(job: JobContext) -> JobResult:
+    deleted = await job.api.purge_remote_media_cache(before_ts=job.params["before"])
+    return JobResult("done", Text(f"Dropped {deleted} cached remote files."))
+
+
