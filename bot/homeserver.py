@@ -50,6 +50,12 @@ _RATE_LIMITS: dict[str, Any] = {
 }
 
 
+def _blocklist_without_loopback() -> list[str]:
+    from synapse.config.server import DEFAULT_IP_RANGE_BLOCKLIST
+
+    return [r for r in DEFAULT_IP_RANGE_BLOCKLIST if r not in ("127.0.0.0/8", "::1/128")]
+
+
 class HomeserverError(RuntimeError):
     """The local homeserver could not be started or did not answer as expected."""
 
@@ -117,11 +123,18 @@ class LocalHomeserver:
         port: int | None = None,
         postgres: PostgresDatabase | None = None,
         extra_config: dict[str, Any] | None = None,
+        federation: bool = False,
+        log_level: str = "WARNING",
     ) -> None:
+        self.log_level = log_level
         self._owns_root = root is None
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="synapse-admin-bot-hs-"))
-        self.server_name = server_name
         self.port = port or free_port()
+        # With federation, the server is named after its TLS federation listener on loopback
+        # ("127.0.0.1:<port>"), so that two local homeservers find each other without DNS.
+        self.federation_port = free_port() if federation else None
+        self.server_name = f"{LOOPBACK}:{self.federation_port}" if federation else server_name
+        self.federation_peers: set[str] = {self.server_name}
         self.postgres = postgres
         self.extra_config = extra_config or {}
         self.shared_secret = hashlib.sha256(os.urandom(32)).hexdigest()
@@ -145,16 +158,7 @@ class LocalHomeserver:
             "server_name": self.server_name,
             "public_baseurl": self.url + "/",
             "pid_file": str(self.root / "homeserver.pid"),
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": [LOOPBACK],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client", "federation"], "compress": False}],
-                }
-            ],
+            "listeners": self.config_listeners(),
             "database": database,
             "log_config": str(self.root / "log.yaml"),
             "media_store_path": str(self.root / "media"),
@@ -183,8 +187,49 @@ class LocalHomeserver:
             },
             **_RATE_LIMITS,
         }
+        if self.federation_port is not None:
+            config.update(self._federation_config())
         config.update(self.extra_config)
         return config
+
+    def _federation_config(self) -> dict[str, Any]:
+        listener = {
+            "port": self.federation_port,
+            "bind_addresses": [LOOPBACK],
+            "type": "http",
+            "tls": True,
+            "x_forwarded": False,
+            "resources": [{"names": ["federation"], "compress": False}],
+        }
+        return {
+            "listeners": [*self.config_listeners(), listener],
+            "tls_certificate_path": str(self.root / "tls.crt"),
+            "tls_private_key_path": str(self.root / "tls.key"),
+            "federation_verify_certificates": False,  # self-signed, loopback only
+            # Synapse refuses private addresses, loopback included, for federation: allow loopback only.
+            "ip_range_blacklist": _blocklist_without_loopback(),
+            # Only the local peers named by the caller (`federate_with`); nobody by default.
+            "federation_domain_whitelist": list(self.federation_peers),
+            # Give up on an unreachable peer in a second, not after ten minutes of retries.
+            "federation": {
+                "client_timeout": "5s", "max_long_retry_delay": 100, "max_short_retry_delay": 100,
+                "max_long_retries": 1, "max_short_retries": 1,
+            },
+        }
+
+    def federate_with(self, *others: LocalHomeserver) -> None:
+        """Allow federation with these local homeservers (call before start)."""
+        self.federation_peers.update(o.server_name for o in others)
+
+    def config_listeners(self) -> list[dict[str, Any]]:
+        return [{
+            "port": self.port,
+            "bind_addresses": [LOOPBACK],
+            "type": "http",
+            "tls": False,
+            "x_forwarded": False,
+            "resources": [{"names": ["client", "federation"], "compress": False}],
+        }]
 
     def _write_files(self) -> None:
         from signedjson.key import generate_signing_key, write_signing_keys
@@ -205,11 +250,33 @@ class LocalHomeserver:
                     "filename": str(self.log_path),
                 }
             },
-            "root": {"level": "WARNING", "handlers": ["file"]},
+            "root": {"level": self.log_level, "handlers": ["file"]},
             "disable_existing_loggers": False,
         }
         (self.root / "log.yaml").write_text(yaml.safe_dump(log_config))
+        if self.federation_port is not None:
+            self._write_self_signed_certificate()
         (self.root / "homeserver.yaml").write_text(yaml.safe_dump(self.config()))
+
+    def _write_self_signed_certificate(self) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOOPBACK)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+        )
+        (self.root / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (self.root / "tls.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
     async def start(self, timeout: float = 90.0) -> None:
         if not synapse_available():

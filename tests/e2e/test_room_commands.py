@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bot.app import App
@@ -82,7 +84,7 @@ async def test_hierarchy_of_a_space(viewer: Person, owner: ChatClient) -> None:
 
 async def test_media_and_quarantine_media(mod: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
     room_id = await owner.create_room(name="pictures")
-    mxc = await owner.upload(TINY_PNG, "image/png", "p.png")
+    mxc = await owner.upload(TINY_PNG + os.urandom(8), "image/png", "p.png")  # unique: same-hash copies are quarantined too
     await owner.send(room_id, {"msgtype": "m.image", "body": "p.png", "url": mxc})
     listed = await mod.ask_body(f"!admin room media {room_id}")
     assert mxc in listed
