@@ -1,4 +1,4 @@
-"""`synapse-admin-bot run | check | demo` — exit codes: 0 fine, 1 a check failed, 2 bad config."""
+"""`synapse-admin-bot run | check | demo | reset-cross-signing` — exit codes: 0 fine, 1 a check failed, 2 bad config."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .admin_api import AdminAPI, AdminHTTP
-from .admin_api.errors import AdminAPIError, Forbidden
+from .admin_api.client import WhoAmI
+from .admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEndpoint
 from .config import Config, ConfigError, load
+from .crosssigning import CrossSigning, KeysAPI, KeysAPIError, State, file_mode, inspect, keys_path
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -31,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config and probe the homeserver")
     check.add_argument("--config", required=True)
     sub.add_parser("demo", help="a throwaway local Synapse with the bot; commands from standard input")
+    reset = sub.add_parser(
+        "reset-cross-signing",
+        help="give the bot's account a new cross-signing identity held by the bot (when the account has keys "
+             "the bot does not hold); clients will show that the bot's identity changed",
+    )
+    reset.add_argument("--config", required=True)
     return parser
 
 
@@ -51,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "check":
         return asyncio.run(check(config))
+    if args.command == "reset-cross-signing":
+        return asyncio.run(reset_cross_signing(config))
     return asyncio.run(_run(config))
 
 
@@ -93,16 +104,17 @@ async def check(config: Config, *, out: object = None) -> int:
         except AdminAPIError as exc:
             say(False, f"homeserver not reachable at {config.homeserver.url}: {exc.error}")
             return EXIT_CHECK_FAILED
-        bot_user = await _check_bot_token(client, config, bot_token, say)
+        bot_who = await _check_bot_token(client, config, bot_token, say)
         await _check_admin(config, bot_token, say)
-        if bot_user is not None:
+        if bot_who is not None:
             await _check_rooms(client, config, say)
+        await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
     finally:
         await client.aclose()
     return EXIT_OK if all(line.ok for line in lines) else EXIT_CHECK_FAILED
 
 
-async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, say: Say) -> str | None:
+async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, say: Say) -> WhoAmI | None:
     if token is None:
         say(True, "bot token: none configured; the bot logs in with its password at start")
         return None
@@ -115,7 +127,7 @@ async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, 
         say(False, f"bot token belongs to {who.user_id}, not to bot.user_id {config.bot.user_id}")
         return None
     say(True, f"bot token valid for {who.user_id} (device {who.device_id or '?'})")
-    return who.user_id
+    return who
 
 
 async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
@@ -162,3 +174,112 @@ async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
             say(True, f"bot is in admin room {room}" + (f" ({room_id})" if room_id != room else ""))
         else:
             say(False, f"bot is not in admin room {room}: invite it; it joins admin rooms by itself")
+
+
+async def _bot_session(config: Config, token: str | None) -> tuple[str, str | None] | None:
+    """The bot's client token and device: the configured token, else the session its password login stored."""
+    if token is None:
+        if not config.storage.path.exists():
+            return None
+        from .matrix import SESSION_KEY
+        from .storage import Database, Store
+
+        db = Database(config.storage.path)
+        await db.open()
+        try:
+            stored = await Store(db).get_meta(SESSION_KEY)
+        finally:
+            await db.close()
+        user_id, device_id, token = ((stored or "").split(" ", 2) + ["", "", ""])[:3]
+        if user_id != config.bot.user_id or not token:
+            return None
+    api = AdminAPI(AdminHTTP(config.homeserver.url, lambda: token or "", timeout=15))
+    try:
+        who = await api.whoami()
+    except AdminAPIError:
+        return None
+    finally:
+        await api.aclose()
+    if who.user_id != config.bot.user_id:
+        return None
+    return token, who.device_id
+
+
+async def _check_cross_signing(config: Config, token: str | None, say: Say) -> None:
+    """Encrypted admin rooms: is the bot's device cross-signed, and by keys the bot holds?"""
+    if not config.encryption.enabled:
+        say(True, "encryption: off (encryption.enabled: false); the bot cannot read encrypted admin rooms")
+        return
+    path = keys_path(config.storage.directory)
+    mode = file_mode(path)
+    if mode is None:
+        say(True, f"cross-signing keys file: not created yet (the bot creates {path} at its first start)")
+    elif mode & 0o077:
+        say(False, f"cross-signing keys file {path} is readable by others (mode {mode:o}): `chmod 600` it")
+    else:
+        say(True, f"cross-signing keys file: {path} (mode {mode:o})")
+    session = await _bot_session(config, token)
+    if session is None:
+        say(True, "cross-signing: not checked (no usable session yet: the bot logs in with its password at start)")
+        return
+    api = KeysAPI(config.homeserver.url, lambda: session[0], timeout=15)
+    try:
+        status = await inspect(api, user_id=config.bot.user_id, device_id=session[1], path=path)
+    except KeysAPIError as exc:
+        say(False, f"cross-signing: cannot read the bot's keys from the homeserver: {exc}")
+        return
+    finally:
+        await api.aclose()
+    say(status.state in (State.READY, State.ABSENT), f"cross-signing: {status.detail}")
+
+
+async def reset_cross_signing(config: Config, *, out: object = None) -> int:
+    """The operator's explicit action when the account has cross-signing keys the bot does not hold."""
+
+    def say(text: str) -> None:
+        print(text, file=out or sys.stdout, flush=True)
+
+    if not config.encryption.enabled:
+        say("encryption is off in the config (encryption.enabled: false): the bot has no cross-signing identity")
+        return EXIT_CHECK_FAILED
+    bot_token = config.bot.token.current().reveal() if config.bot.token and config.bot.token.current() else None
+    session = await _bot_session(config, bot_token)
+    if session is None:
+        say("no usable session for the bot: configure bot.access_token, or start the bot once so that it logs in "
+            "with its password")
+        return EXIT_CHECK_FAILED
+    token, device_id = session
+    if device_id is None:
+        say("the homeserver did not say which device the bot's token belongs to; cannot sign it")
+        return EXIT_CHECK_FAILED
+    admin_source = config.admin_token
+    admin_token = admin_source.current().reveal() if admin_source and admin_source.current() else token
+    admin = AdminAPI(AdminHTTP(config.homeserver.admin_api_url, lambda: admin_token, timeout=15))
+    keys_api = KeysAPI(config.homeserver.url, lambda: token, timeout=30)
+
+    async def allow_without_uia() -> None:
+        say(f"{config.bot.user_id} has cross-signing keys the bot does not hold; replacing them "
+            "(clients will show that the bot's identity changed; whoever verified the bot verifies it again)")
+        try:
+            until = await admin.allow_cross_signing_replacement(config.bot.user_id)
+            when = datetime.fromtimestamp(until / 1000, tz=timezone.utc).strftime("%H:%M:%S UTC")
+            say(f"the Admin API allows replacing the master key without interactive auth until {when} (Synapse "
+                "honours this when it delegates auth to MAS; otherwise it asks for the bot's password)")
+        except (NotFound, UnrecognizedEndpoint, Forbidden) as exc:
+            say(f"could not open the replacement window through the Admin API ({exc.errcode}: {exc.error}); "
+                "trying with the bot's password")
+        except AdminAPIError as exc:
+            say(f"the Admin API failed ({exc.errcode}: {exc.error}); trying with the bot's password")
+
+    signing = CrossSigning(
+        keys_api, user_id=config.bot.user_id, device_id=device_id, device_ed25519=None,
+        path=keys_path(config.storage.directory),
+        password=lambda: config.bot.password.reveal() if config.bot.password is not None else None,
+    )
+    try:
+        status = await signing.replace(allow_without_uia)
+    finally:
+        await keys_api.aclose()
+        await admin.aclose()
+    say(("done: " if status.ready else "FAILED: ") + status.detail)
+    return EXIT_OK if status.ready else EXIT_CHECK_FAILED

@@ -91,10 +91,9 @@ class Dispatcher:
             await self._reply(ctx, Text("You are not allowed to use this bot.", tone="error"))
             await self._audit(ctx, "(refused)", rest[:200], "refused", "sender has no role")
             return
-        if self.require_cross_signed_senders and msg.encrypted and msg.sender_device_trusted is not True:
-            await self._reply(ctx, Text(
-                f"Refused: this message came from a device ({msg.sender_device or 'unknown'}) that its owner has not "
-                "cross-signed. Verify the device from another session, then send the command again.", tone="error"))
+        untrusted = self._untrusted_device(msg.room_id, msg.encrypted, msg.sender_device, msg.sender_device_trusted)
+        if untrusted is not None:
+            await self._reply(ctx, Text(f"Refused: this message {untrusted}, then send the command again.", tone="error"))
             await self._audit(ctx, "(refused)", rest[:200], "refused", "device not cross-signed")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
@@ -105,11 +104,39 @@ class Dispatcher:
             return
         await self._handle_command(ctx, rest)
 
+    def _untrusted_device(self, room_id: str, encrypted: bool, device: str | None, trusted: bool | None) -> str | None:
+        """With `encryption.require_cross_signed_senders`, why an event in an encrypted room may not act; else None."""
+        if not self.require_cross_signed_senders or not (encrypted or self.messenger.is_encrypted(room_id)):
+            return None
+        if not encrypted:
+            # Anyone holding a stolen token can post in the clear into an encrypted room.
+            return ("was sent unencrypted into an encrypted admin room, so the device that sent it is unknown. "
+                    "Use a client that encrypts, on a device you have cross-signed")
+        if trusted is True:
+            return None
+        return (f"came from a device ({device or 'unknown'}) that its owner has not cross-signed. "
+                "Verify the device from another session")
+
     async def on_reaction(self, reaction: IncomingReaction) -> None:
         if reaction.room_id not in self.access.admin_rooms or reaction.sender == self.bot_user_id:
             return
         role = self.access.role_of(reaction.sender)
         key = normalise_key(reaction.key)
+        if self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
+                                  reaction.sender_device_trusted) is not None:
+            # Reactions act too (✅ confirms, report notices take reactions), but clients send them in the
+            # clear, so their device is unknown: with cross-signed senders required, they act on nothing.
+            if role is not None and (key in CONFIRM_KEYS or key in CANCEL_KEYS):
+                pending = await self.store.confirmation_by_prompt(reaction.target_event_id)
+                if pending is not None:
+                    ctx = self._context(reaction.sender, role, reaction.room_id, reaction.target_event_id,
+                                        pending.thread_root)
+                    verb = "confirm" if key in CONFIRM_KEYS else "cancel"
+                    await self._reply(ctx, Text(
+                        f"Not {verb}ed: the bot only takes commands from devices their owner has cross-signed, "
+                        "and cannot tell which device sent a reaction (clients send reactions unencrypted). "
+                        f"Send {self.prefix} {verb} {pending.code} instead.", tone="error"))
+            return
         if key in CONFIRM_KEYS or key in CANCEL_KEYS:
             pending = await self.store.confirmation_by_prompt(reaction.target_event_id)
             if pending is not None:

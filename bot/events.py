@@ -28,6 +28,9 @@ class IncomingReaction:
     sender: str
     target_event_id: str
     key: str
+    encrypted: bool = False
+    sender_device: str | None = None
+    sender_device_trusted: bool | None = None  # as for IncomingMessage
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@
 - Encrypted rooms work out of the box: keys live under the storage directory; an event that
   cannot be decrypted yet is retried for a short while (its key often arrives a moment later),
   then reported instead of being executed.
+- The bot cross-signs its own device (bot/crosssigning.py), so that clients in "exclude insecure
+  devices" mode share room keys with it and trust its replies; and it tells whether the device that
+  sent a message is cross-signed by its owner.
 
 This module knows no command and no Admin API endpoint.
 """
@@ -47,6 +50,7 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 
 from .access import AdminRooms
 from .config import Secret, TokenSource
+from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
 from .render import file_content
 from .storage import Store
@@ -57,6 +61,12 @@ SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
 UNDECRYPTABLE_GRACE_S = 8.0
 SEND_WAIT_FOR_SYNC_S = 30.0
+# Published keys of message senders are cached this long, and dropped when the homeserver says a
+# user's devices changed; a device that does not look cross-signed in an answer older than
+# SENDER_KEYS_RECHECK_S is looked up again.
+SENDER_KEYS_CACHE_S = 300.0
+SENDER_KEYS_RECHECK_S = 10.0
+CROSS_SIGNING_RETRY_S = 60.0
 # Presence and ephemeral events (typing, receipts) are of no use to the bot.
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
@@ -135,6 +145,10 @@ class MatrixClient:
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.encryption = crypto_dir is not None
+        self._crypto_dir = crypto_dir
+        self.cross_signing: CrossSigning | None = None
+        self._keys_api: KeysAPI | None = None
+        self._sender_keys: dict[str, tuple[float, UserKeys]] = {}
         if crypto_dir is not None:
             crypto_dir.mkdir(parents=True, exist_ok=True)
             crypto_dir.chmod(0o700)
@@ -173,6 +187,26 @@ class MatrixClient:
                 await self._password_login()
         if self.encryption and self.client.should_upload_keys:
             await self.client.keys_upload()
+        if self.encryption:
+            await self._setup_cross_signing()
+
+    async def _setup_cross_signing(self) -> None:
+        """Create (first start) or reuse the bot's cross-signing identity and sign this device.
+
+        Failing here does not stop the bot: it still works with clients in the default trust mode,
+        and says in its log (and `check`) what is missing."""
+        assert self._crypto_dir is not None
+        self._keys_api = KeysAPI(self.client.homeserver, lambda: str(self.client.access_token))
+        olm = self.client.olm
+        self.cross_signing = CrossSigning(
+            self._keys_api,
+            user_id=self.user_id,
+            device_id=self.device_id,
+            device_ed25519=olm.account.identity_keys["ed25519"] if olm is not None else None,
+            path=self._crypto_dir / KEYS_FILE_NAME,
+            password=lambda: self._password.reveal() if self._password is not None else None,
+        )
+        await self.cross_signing.ensure()
 
     async def _restore(self, token: str, device_id: str | None) -> None:
         self.client.access_token = token
@@ -238,6 +272,8 @@ class MatrixClient:
             if response is None:
                 continue
             await self._handle_invites(response)
+            for user_id in response.device_list.changed:
+                self._sender_keys.pop(user_id, None)
             if not first_start:
                 await self._handle_timeline(response, sink)
             await self._after_sync()
@@ -359,18 +395,30 @@ class MatrixClient:
         if not await self._store.claim_event(event_id, room_id):
             return
         if isinstance(event, ReactionEvent):
-            self._spawn(sink.on_reaction(IncomingReaction(room_id, event_id, event.sender, event.reacts_to, event.key)))
+            self._spawn(self._deliver_reaction(room_id, event, sink))
         elif isinstance(event, RoomMessage):
-            self._spawn(sink.on_message(self._message(room_id, event)))
+            self._spawn(self._deliver_message(room_id, event, sink))
 
-    def _message(self, room_id: str, event: Any) -> IncomingMessage:
+    # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
+
+    async def _deliver_message(self, room_id: str, event: Any, sink: EventSink) -> None:
+        await sink.on_message(await self._message(room_id, event))
+
+    async def _deliver_reaction(self, room_id: str, event: ReactionEvent, sink: EventSink) -> None:
+        device, trusted = await self._sender_device(event)
+        await sink.on_reaction(IncomingReaction(
+            room_id, event.event_id, event.sender, event.reacts_to, event.key,
+            encrypted=bool(getattr(event, "decrypted", False)), sender_device=device, sender_device_trusted=trusted,
+        ))
+
+    async def _message(self, room_id: str, event: Any) -> IncomingMessage:
         content = event.source.get("content", {}) or {}
         relates = content.get("m.relates_to") or {}
         body = content.get("body") if isinstance(content.get("body"), str) else ""
         if relates.get("m.in_reply_to"):
             body = strip_reply_fallback(body)
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
-        device, trusted = self._sender_device(event)
+        device, trusted = await self._sender_device(event)
         return IncomingMessage(
             room_id=room_id,
             event_id=event.event_id,
@@ -385,18 +433,50 @@ class MatrixClient:
             sender_device_trusted=trusted,
         )
 
-    def _sender_device(self, event: Any) -> tuple[str | None, bool | None]:
+    async def _sender_device(self, event: Any) -> tuple[str | None, bool | None]:
+        """The device that sent a decrypted event (found by the Megolm sender key) and whether it is cross-signed."""
         sender_key = getattr(event, "sender_key", None)
         if not getattr(event, "decrypted", False) or not sender_key or not self.encryption:
             return None, None
-        for device in self.client.device_store.active_user_devices(event.sender):
-            if device.curve25519 == sender_key:
-                return device.id, self.device_trust(event.sender, device.id)
-        return None, False
+        device_id = next((d.id for d in self.client.device_store.active_user_devices(event.sender)
+                          if d.curve25519 == sender_key), None)
+        if device_id is None:
+            keys = await self._published_keys(event.sender, fresh=True)
+            device_id = keys.device_with_curve25519(sender_key) if keys is not None else None
+        if device_id is None:
+            return None, False
+        return device_id, await self.device_trust(event.sender, device_id, curve25519=sender_key)
 
-    def device_trust(self, user_id: str, device_id: str) -> bool | None:
-        """Whether the owner cross-signed this device; None when unknown. Replaced by cross-signing support."""
-        return None
+    async def device_trust(self, user_id: str, device_id: str, *, curve25519: str | None = None) -> bool | None:
+        """Whether the owner cross-signed this device: their self-signing key, itself signed by their
+        master key, signed the device's published keys (and, when given, `curve25519` is its key).
+        None when it cannot be known (no encryption, or the homeserver did not answer)."""
+        keys = await self._published_keys(user_id)
+        if keys is None:
+            return None
+        if keys.device_cross_signed(device_id, curve25519=curve25519):
+            return True
+        # A cached answer may predate the signature (people often verify a new login just before using it).
+        fetched_at = self._sender_keys.get(user_id, (0.0, None))[0]
+        if keys.device(device_id) is None or time.monotonic() - fetched_at > SENDER_KEYS_RECHECK_S:
+            keys = await self._published_keys(user_id, fresh=True)
+            if keys is None:
+                return None
+        return keys.device_cross_signed(device_id, curve25519=curve25519)
+
+    async def _published_keys(self, user_id: str, *, fresh: bool = False) -> UserKeys | None:
+        if self._keys_api is None:
+            return None
+        cached = self._sender_keys.get(user_id)
+        if cached is not None and not fresh and time.monotonic() - cached[0] < SENDER_KEYS_CACHE_S:
+            return cached[1]
+        try:
+            keys = (await self._keys_api.query([user_id]))[user_id]
+        except KeysAPIError as exc:
+            log.warning("cannot look up the devices of %s: %s", user_id, exc)
+            return None
+        self._sender_keys[user_id] = (time.monotonic(), keys)
+        return keys
 
     async def _request_key(self, event: MegolmEvent) -> None:
         try:
@@ -441,6 +521,10 @@ class MatrixClient:
             await self.client.send_to_device_messages()
         except (aiohttp.ClientError, asyncio.TimeoutError, LocalProtocolError) as exc:
             log.warning("key maintenance failed: %s", type(exc).__name__)
+        signing = self.cross_signing
+        if (signing is not None and signing.status is not None and signing.status.state == State.ERROR
+                and time.monotonic() - signing.last_attempt > CROSS_SIGNING_RETRY_S):
+            await signing.ensure()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -509,6 +593,8 @@ class MatrixClient:
 
     async def close(self) -> None:
         await self.drain()
+        if self._keys_api is not None:
+            await self._keys_api.aclose()
         await self.client.close()
 
 
