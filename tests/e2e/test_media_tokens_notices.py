@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ async def wait_job(person: Person, command: str) -> str:
 
 @pytest.fixture
 async def uploader(homeserver: LocalHomeserver):
-    account = await homeserver.register(f"uploader-{id(object())}")
+    account = await homeserver.register(f"uploader-{uuid.uuid4().hex[:8]}")
     chat = ChatClient(homeserver.url, account.user_id, account.access_token)
     yield chat
     await chat.close()
