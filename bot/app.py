@@ -15,7 +15,10 @@ from .admin_api import AdminAPI, AdminHTTP
 from .config import Config
 from .dispatcher import Dispatcher
 from .jobs import JobRunner
+from .login import TokenRefresher
+from .logs import SecretScrubber
 from .matrix import MatrixClient
+from .metrics import Metrics
 from .reports import ReportInbox
 from .spec import CommandTable
 from .storage import Database, Store
@@ -37,6 +40,8 @@ class App:
         job_edit_interval: float = 2.0,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
+        scrubber: SecretScrubber | None = None,
+        oauth_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -61,6 +66,10 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._report_page_size = report_page_size
         self.reports: ReportInbox
+        self.scrubber = scrubber or SecretScrubber()
+        self._oauth_transport = oauth_transport
+        self.refreshers: list[TokenRefresher] = []
+        self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
 
     async def start(self) -> None:
         config = self.config
@@ -83,7 +92,12 @@ class App:
             **self._matrix_options,
         )
         await self.matrix.login()
+        self._watch_secrets()
         admin_token = config.admin_token
+        bot_refresher = self._refresher(config.bot.token)
+        admin_refresher = self._refresher(admin_token) if admin_token is not None else bot_refresher
+        if bot_refresher is not None:
+            self.matrix.refresh_token = bot_refresher.on_unauthorized
 
         def current_admin_token() -> str:
             # Without a separate admin token the bot's own session token is used.
@@ -91,9 +105,12 @@ class App:
                 return admin_token.current().reveal()  # type: ignore[union-attr]
             return str(self.matrix.client.access_token)
 
-        refresh = admin_token.reload if admin_token is not None else (config.bot.token.reload if config.bot.token else None)
+        refresh: Any = admin_token.reload if admin_token is not None else (config.bot.token.reload if config.bot.token else None)
+        if admin_refresher is not None:
+            refresh = admin_refresher.on_unauthorized
         self.api = AdminAPI(AdminHTTP(
             config.homeserver.admin_api_url, current_admin_token, refresh_token=refresh, transport=self._admin_transport,
+            observer=self.metrics.observe_admin_api if self.metrics else None,
         ))
         self.jobs = JobRunner(
             store=self.store, api=self.api, access=access, sender=self.matrix, runners=self.table.jobs,
@@ -107,8 +124,59 @@ class App:
             extras=self.extras,
         )
         self._build_report_inbox(admin_rooms)
+        self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
+
+    # -- secrets, token refresh and metrics (issue: deployment)
+
+    def _watch_secrets(self) -> None:
+        """Every token and password the bot holds is scrubbed from the logs, refreshed ones too."""
+        config = self.config
+        for source in (config.bot.token, config.admin_token):
+            if source is not None:
+                current = source.current()
+                self.scrubber.add(current.reveal() if current else None)
+                if source.oauth is not None:
+                    self.scrubber.add(source.oauth.refresh_token.reveal())
+                source.on_change(lambda secret: self.scrubber.add(secret.reveal()))
+        if config.bot.password is not None:
+            self.scrubber.add(config.bot.password.reveal())
+        self.scrubber.add(str(self.matrix.client.access_token or ""))
+        if config.bot.token is not None:
+            # A refreshed or rotated bot token goes straight to the Matrix client.
+            config.bot.token.on_change(lambda secret: setattr(self.matrix.client, "access_token", secret.reveal()))
+
+    def _refresher(self, source: Any) -> TokenRefresher | None:
+        if source is None or source.oauth is None:
+            return None
+        for existing in self.refreshers:
+            if existing.source is source:
+                return existing
+        refresher = TokenRefresher(source, on_lost=self._authentication_lost, transport=self._oauth_transport)
+        self.refreshers.append(refresher)
+        return refresher
+
+    async def _authentication_lost(self, message: str) -> None:
+        """Say it where the team looks; the log has it already. The room may be out of reach too."""
+        from .render import notice_content, render
+        from .views import Text
+
+        content = notice_content(render(Text(f"I can no longer authenticate: {message}.", tone="error")))
+        for room_id in self.matrix.admin_rooms:
+            with contextlib.suppress(Exception):
+                await self.matrix.send(room_id, content)
+
+    def _start_metrics(self) -> None:
+        if self.metrics is None or self.config.metrics.bind is None:
+            return
+        self.dispatcher.observers.append(self.metrics.observe_command)
+        self.reports.latency_observers.append(self.metrics.observe_report_latency)
+        self.metrics.watch(running_jobs=lambda: len(self.jobs.running()), last_sync_ok=lambda: self.matrix.last_sync_ok,
+                           sync_failures=lambda: self.matrix.sync_failures)
+        host, port = self.config.metrics.bind
+        self.metrics.serve(host, port)
+        log.info("metrics on http://%s:%d/metrics", host, port)
 
     def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
         """The report inbox (bot/reports.py): its commands and reactions work even when polling is off."""
@@ -129,6 +197,8 @@ class App:
         ]
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
+        for refresher in self.refreshers:
+            self._tasks.append(asyncio.create_task(refresher.run(self.stop_event), name="token-refresh"))
         done, _ = await asyncio.wait([*self._tasks, asyncio.create_task(self.stop_event.wait())], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task in self._tasks and task.exception() is not None:
@@ -145,6 +215,8 @@ class App:
             try:
                 await self.dispatcher.expire_confirmations()
                 await self.matrix.tick_pending(self.dispatcher)
+                if self.metrics is not None:
+                    self.metrics.pending_confirmations.set(len(await self.store.pending_confirmations()))
                 if ticks % 1800 == 0:
                     await self.store.prune_events(JOURNAL_RETENTION_MS)
             except Exception:
@@ -164,6 +236,8 @@ class App:
             await self.matrix.close()
         if hasattr(self, "api"):
             await self.api.aclose()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -1,9 +1,11 @@
-"""`synapse-admin-bot run | check | demo | reset-cross-signing` — exit codes: 0 fine, 1 a check failed, 2 bad config."""
+"""`synapse-admin-bot run | check | demo | login | reset-cross-signing` — exit codes: 0 fine, 1 a check or
+login failed, 2 bad config or bad arguments."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import sys
@@ -15,6 +17,8 @@ from .admin_api import AdminAPI, AdminHTTP
 from .admin_api.client import WhoAmI
 from .admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEndpoint
 from .config import Config, ConfigError, load
+from .logs import SecretScrubber
+from .logs import configure as configure_logging
 from .crosssigning import CrossSigning, KeysAPI, KeysAPIError, State, file_mode, inspect, keys_path
 
 EXIT_OK = 0
@@ -28,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synapse-admin-bot", description="Run the Synapse Admin API from a Matrix room.")
     parser.add_argument("--log-level", default=os.environ.get("SYNAPSE_ADMIN_BOT_LOG_LEVEL", "INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default=os.environ.get("SYNAPSE_ADMIN_BOT_LOG_FORMAT", "human"),
+                        choices=["human", "json"], help="human-readable lines (default) or JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot until SIGTERM/SIGINT")
     run.add_argument("--config", required=True)
@@ -40,37 +46,79 @@ def _parser() -> argparse.ArgumentParser:
              "the bot does not hold); clients will show that the bot's identity changed",
     )
     reset.add_argument("--config", required=True)
+    login = sub.add_parser("login", help="get an access token (password, or the OAuth device grant on MAS) into a file")
+    login.add_argument("--homeserver", required=True, help="client-server API URL, e.g. https://matrix.example.com")
+    login.add_argument("--user", required=True, help="the bot's user ID, e.g. @adminbot:example.com")
+    login.add_argument("--token-file", default="./data/access_token", help="where to write the token (mode 0600)")
+    login.add_argument("--password-file", help="read the password from this file instead of prompting")
+    login.add_argument("--device-name", default="synapse-admin-bot")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # nio logs every request at INFO; keep the bot's own log readable.
-    for noisy in ("nio", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    scrubber = SecretScrubber()
+    configure_logging(args.log_level, args.log_format, scrubber)
     if args.command == "demo":
         from .demo import main_demo
 
         return main_demo()
+    if args.command == "login":
+        return asyncio.run(_login(args))
     try:
         config = load(args.config, os.environ)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    for source in (config.bot.token, config.admin_token):
+        current = source.current() if source else None
+        scrubber.add(current.reveal() if current else None)
+    scrubber.add(config.bot.password.reveal() if config.bot.password else None)
     if args.command == "check":
         return asyncio.run(check(config))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
-    return asyncio.run(_run(config))
+    return asyncio.run(_run(config, scrubber))
 
 
-async def _run(config: Config) -> int:
+async def _login(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .login import DeviceCodePrompt, LoginError, login
+
+    def password() -> str:
+        if args.password_file:
+            return Path(args.password_file).read_text().strip()
+        return getpass.getpass(f"Password for {args.user}: ")
+
+    def prompt(code: DeviceCodePrompt) -> None:
+        print(f"This homeserver delegates login to its authorization service. Open\n  {code.verification_uri}\n"
+              f"and enter the code {code.user_code} (valid {code.expires_in // 60} min), logged in as {args.user}."
+              + (f"\nOr open directly: {code.verification_uri_complete}" if code.verification_uri_complete else ""),
+              flush=True)
+
+    token_file = Path(args.token_file).expanduser().resolve()
+    try:
+        result = await login(args.homeserver, args.user, token_file, password=password, prompt=prompt,
+                             device_name=args.device_name)
+    except (LoginError, OSError) as exc:
+        print(f"login failed: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    print(f"Logged in as {result.user_id}; token written to {result.token_file} (mode 0600).")
+    if result.oauth:
+        print("It is an OAuth token that the bot refreshes by itself (the file holds the refresh token).")
+    print("Config lines:\nbot:\n"
+          f"  user_id: \"{result.user_id}\"\n  access_token_file: {result.token_file}\n"
+          + (f"  device_id: {result.device_id}\n" if result.device_id else ""))
+    return EXIT_OK
+
+
+async def _run(config: Config, scrubber: SecretScrubber) -> int:
     from .app import App, run_until_signalled
     from .matrix import MatrixError
 
     try:
-        await run_until_signalled(App(config))
+        await run_until_signalled(App(config, scrubber=scrubber))
     except MatrixError as exc:
         logging.getLogger("bot").error("%s", exc)
         return EXIT_CHECK_FAILED

@@ -193,6 +193,11 @@ class ConfirmationsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    bind: tuple[str, int] | None = None  # off unless set
+
+
+@dataclass(frozen=True)
 class Config:
     homeserver: HomeserverConfig
     bot: BotConfig
@@ -204,6 +209,7 @@ class Config:
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def server_name(self) -> str:
@@ -221,6 +227,7 @@ _TOP_LEVEL_KEYS = (
     "encryption",
     "reports",
     "confirmations",
+    "metrics",
 )
 
 
@@ -415,6 +422,9 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     conf = root.section("confirmations", ("timeout",))
     confirmations = ConfirmationsConfig(timeout=conf.number("timeout", 600.0, minimum=10))
 
+    metrics_reader = root.section("metrics", ("bind",))
+    metrics = MetricsConfig(bind=_bind_address(metrics_reader))
+
     return Config(
         homeserver=homeserver,
         bot=bot,
@@ -426,7 +436,18 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         encryption=encryption,
         reports=reports,
         confirmations=confirmations,
+        metrics=metrics,
     )
+
+
+def _bind_address(reader: _Reader) -> tuple[str, int] | None:
+    value = reader.string("bind")
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ConfigError(reader.key("bind"), f"must be host:port, like 127.0.0.1:9464, not {value!r}")
+    return host.strip("[]"), int(port)
 
 
 def _password(reader: _Reader, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:

@@ -147,6 +147,8 @@ class MatrixClient:
         self.encryption = crypto_dir is not None
         self._crypto_dir = crypto_dir
         self.cross_signing: CrossSigning | None = None
+        # Set by the app when the token can be refreshed (OAuth on MAS): called after a 401.
+        self.refresh_token: Callable[[], Awaitable[bool]] | None = None
         self._keys_api: KeysAPI | None = None
         self._sender_keys: dict[str, tuple[float, UserKeys]] = {}
         if crypto_dir is not None:
@@ -320,12 +322,17 @@ class MatrixClient:
             return response
         status = str(getattr(response, "status_code", "") or "")
         retry_ms = getattr(response, "retry_after_ms", None)
-        if status in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") and self._token and self._token.reload():
+        if status in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") and self._token is not None:
+            renewed = self._token.reload()  # a token file rotated from outside wins
+            if not renewed and self.refresh_token is not None:
+                renewed = await self.refresh_token()
             current = self._token.current()
-            if current is not None:
+            if renewed and current is not None:
                 self.client.access_token = current.reveal()
-                log.info("re-read the bot's token file after the homeserver refused the token")
+                log.info("the homeserver refused the bot's token; using the renewed one")
                 return None
+            log.error("the homeserver refuses the bot's access token (%s); run `synapse-admin-bot login` "
+                      "and restart, or update the token file", status)
         message = getattr(response, "message", "") or status or type(response).__name__
         await self._sync_failed(f"sync failed: {message}", retry_ms / 1000 if retry_ms else None, stop)
         return None
