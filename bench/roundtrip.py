@@ -79,8 +79,7 @@ async def main(rounds: int) -> None:
         async with running_bot(world.config()):
             chat = world.chat
             await chat.start()
-            await chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                and e.get("content", {}).get("membership") == "join")
+            await chat.wait_for_join(world.admin_room, world.bot.user_id)
             timings: dict[str, list[float]] = {"echo": [], "raw": [], "bot": []}
 
             async def round_trip(text: str) -> float:

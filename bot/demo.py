@@ -140,8 +140,7 @@ async def run_demo(stdin: TextIO, stdout: TextIO) -> int:
         config = world.config()
         async with running_bot(config):
             await world.chat.start()
-            await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join", timeout=30)
+            await world.chat.wait_for_join(world.admin_room, world.bot.user_id, timeout=30)
             out(
                 f"Homeserver: {hs.url}  (server name {hs.server_name})\n"
                 f"Log in with any Matrix client: user {world.moderator.user_id}, password {MODERATOR_PASSWORD}\n"

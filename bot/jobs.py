@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from .render import edit_content, render_fitting
 from .storage import JobRecord, Store, now_ms
@@ -23,6 +23,11 @@ from .views import Doc, Text
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["running", "done", "failed", "unknown", "partial", "cancelled"]
+# Synapse's task states; its docs say "completed" where its code says "complete": both finish.
+TASK_FINISHED = frozenset({"complete", "completed"})
+TASK_FAILED = "failed"
+FORGOTTEN_TASK = ("The homeserver no longer knows this task (it forgets finished tasks after a while and "
+                  "running ones when it restarts), so its outcome is unknown.")
 FINISHED: frozenset[str] = frozenset({"done", "failed", "unknown", "partial", "cancelled"})
 _STATUS_LABEL = {
     "running": "⏳ running",
@@ -82,6 +87,34 @@ class JobContext:
 
 
 Runner = Callable[[JobContext], Awaitable[JobResult]]
+T = TypeVar("T")
+
+
+async def follow(
+    job: JobContext,
+    poll: Callable[[], Awaitable[T]],
+    *,
+    state: Callable[[T], str],
+    finished: Callable[[T], JobResult],
+    failed: Callable[[T], JobResult],
+    progress: Callable[[T], Any],
+    forgotten: str = "",
+) -> JobResult:
+    """Follow a task on the homeserver until it ends. A task the server no longer knows is
+    'unknown', never 'done'."""
+    from .admin_api.errors import NotFound
+
+    while True:
+        await job.sleep(job.poll_interval)
+        try:
+            status = await poll()
+        except NotFound:
+            return JobResult("unknown", Text(f"{FORGOTTEN_TASK} {forgotten}".strip()))
+        if state(status) in TASK_FINISHED:
+            return finished(status)
+        if state(status) == TASK_FAILED:
+            return failed(status)
+        await job.progress(progress(status))
 
 
 class JobRunner:

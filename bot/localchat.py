@@ -103,6 +103,12 @@ class ChatClient:
 
         return await self.wait_for(room_id, matches, timeout)
 
+    async def wait_for_join(self, room_id: str, user_id: str, timeout: float = 30.0) -> Event:
+        """Until `user_id` (typically the bot) has joined the room."""
+        return await self.wait_for(
+            room_id, lambda e: e.get("type") == "m.room.member" and e.get("state_key") == user_id
+            and e.get("content", {}).get("membership") == "join", timeout)
+
     def replies_to(self, room_id: str, event_id: str) -> list[Event]:
         return [e for e in self.events.get(room_id, []) if reply_target(e) == event_id]
 

@@ -41,7 +41,6 @@ from nio import (
     RoomRedactResponse,
     RoomResolveAliasResponse,
     RoomSendResponse,
-    SyncError,
     SyncResponse,
     UploadResponse,
     WhoamiResponse,

@@ -11,7 +11,7 @@ from bot.admin_api.rooms import DeleteStatus, RoomDetails
 from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.jobs import JobContext, JobResult
+from bot.jobs import JobContext, JobResult, follow
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.views import Code, Doc, Items, Record, Table, Text, When
@@ -20,7 +20,6 @@ from ._events import EVENT_COLUMNS, event_row
 
 room = CommandGroup("room", "Rooms known to the homeserver")
 
-FINISHED_STATES = ("complete", "completed")  # the docs say one, the code returns the other
 ROOM_ORDER = ("name", "canonical_alias", "joined_members", "joined_local_members", "version", "creator",
               "encryption", "federatable", "public", "join_rules", "guest_access", "history_visibility", "state_events")
 # Joining more users than this runs as a job, with a progress message.
@@ -479,10 +478,6 @@ def _status_record(status: DeleteStatus) -> Record:
     ])
 
 
-FORGOTTEN = ("The homeserver no longer knows this task (it forgets finished tasks after a while and "
-             "running ones when it restarts), so its outcome is unknown. ")
-
-
 @room.job("room-delete")
 async def run_delete(job: JobContext) -> JobResult:
     room_id = job.params["room"]
@@ -504,17 +499,13 @@ async def run_delete(job: JobContext) -> JobResult:
             delete_id = running[0].delete_id  # follow the deletion that is already under way
             await job.progress(Text("A deletion of this room was already under way: following it."), force=True)
         await job.save(delete_id=delete_id)
-    while True:
-        await job.sleep(job.poll_interval)
-        try:
-            status = await job.api.delete_status(delete_id)
-        except NotFound:
-            return JobResult("unknown", Text(FORGOTTEN + "Check with `room info` whether the room is gone."))
-        if status.status in FINISHED_STATES:
-            return JobResult("done", _status_record(status))
-        if status.status == "failed":
-            return JobResult("failed", Doc(Text(f"The homeserver reports: {status.error or 'no reason given'}", tone="error"), _status_record(status)))
-        await job.progress(_status_record(status))
+    return await follow(
+        job, lambda: job.api.delete_status(delete_id), state=lambda s: s.status,
+        finished=lambda s: JobResult("done", _status_record(s)),
+        failed=lambda s: JobResult("failed", Doc(Text(f"The homeserver reports: {s.error or 'no reason given'}", tone="error"),
+                                                 _status_record(s))),
+        progress=_status_record, forgotten="Check with `room info` whether the room is gone.",
+    )
 
 
 async def _delete_v1(job: JobContext) -> JobResult:
@@ -579,14 +570,9 @@ async def run_purge_history(job: JobContext) -> JobResult:
         except NotFound as exc:
             return JobResult("done", Text(f"Nothing to purge: {exc.error}."))
         await job.save(purge_id=purge_id)
-    while True:
-        await job.sleep(job.poll_interval)
-        try:
-            status, error = await job.api.purge_history_status(purge_id)
-        except NotFound:
-            return JobResult("unknown", Text(FORGOTTEN))
-        if status in FINISHED_STATES:
-            return JobResult("done", Text("History purged."))
-        if status == "failed":
-            return JobResult("failed", Text(f"The homeserver reports: {error or 'no reason given'}", tone="error"))
-        await job.progress(Record(None, [("homeserver status", status)]))
+    return await follow(
+        job, lambda: job.api.purge_history_status(purge_id), state=lambda s: s[0],
+        finished=lambda s: JobResult("done", Text("History purged.")),
+        failed=lambda s: JobResult("failed", Text(f"The homeserver reports: {s[1] or 'no reason given'}", tone="error")),
+        progress=lambda s: Record(None, [("homeserver status", s[0])]),
+    )

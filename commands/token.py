@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.argtypes import ArgumentError, Int, ParseEnv, Timestamp
+from bot.argtypes import ArgumentError, Identifier, Int, ParseEnv, Timestamp
 from bot.context import Context
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.views import Code, Record, Table, Text, When
@@ -13,7 +13,7 @@ from bot.views import Code, Record, Table, Text, When
 token = CommandGroup("token", "Registration tokens")
 
 
-class TokenValue(str):
+class TokenValue(Identifier):
     """A registration token: 1–64 of A-Z a-z 0-9 . _ ~ - (Synapse's rule)."""
 
     label = "token"
@@ -23,14 +23,6 @@ class TokenValue(str):
         if not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", text) or text in (".", ".."):
             raise ArgumentError(f"{text!r} is not a registration token: 1 to 64 of A-Z a-z 0-9 . _ ~ -")
         return cls(text)
-
-    @classmethod
-    def describe(cls, value: Any) -> str:
-        return str(value)
-
-    @classmethod
-    def load(cls, raw: Any) -> TokenValue:
-        return cls(raw)
 
 
 def _uses(value: int | None) -> str:

@@ -14,7 +14,7 @@ from bot.argtypes import (
 )
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.jobs import JobContext, JobResult
+from bot.jobs import JobContext, JobResult, follow
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role
 from bot.views import Bytes, Code, Doc, Items, Record, Shown, Table, Text, When
@@ -187,7 +187,7 @@ async def rooms(ctx: Context, user: str, since: int | None) -> Doc:
                                empty="Not in any room.")]
     if since is not None:
         count = await ctx.api.cumulative_joined_room_count(user, from_ts=since)
-        blocks.append(Text(f"Rooms joined since ", When(since), f": {count} (including rooms left since)."))
+        blocks.append(Text("Rooms joined since ", When(since), f": {count} (including rooms left since)."))
     return Doc(*blocks)
 
 
@@ -616,7 +616,7 @@ async def _(ctx: Context, user: str, delete: str | None, prune_older_than: int |
         return _devices_table(chosen, "This device will be logged out")
     cutoff = ctx.now_ms() - (prune_older_than or 0)
     stale = _stale(found, cutoff)
-    return Doc(_devices_table(stale, f"{len(stale)} of {len(found)} devices not seen since {When(cutoff) and ''}".rstrip()),
+    return Doc(_devices_table(stale, f"{len(stale)} of {len(found)} devices not seen since the cut-off will be logged out"),
                Text("Cut-off: ", When(cutoff), ". Devices never seen are kept."))
 
 
@@ -770,22 +770,19 @@ async def run_redact(job: JobContext) -> JobResult:
             limit=job.params.get("limit"), after_ts=job.params.get("since"),
         )
         await job.save(redact_id=redact_id)
-    while True:
-        await job.sleep(job.poll_interval)
-        try:
-            status = await job.api.redact_status(redact_id)
-        except NotFound:
-            return JobResult("unknown", Text("The homeserver no longer knows this redaction (it forgets tasks when it "
-                                             "restarts); check the account's messages."))
-        if status.status in ("complete", "completed"):
-            if status.failed_redactions:
-                rows = [[Code(event_id), error] for event_id, error in list(status.failed_redactions.items())[:50]]
-                return JobResult("partial", Table(f"{len(status.failed_redactions)} events could not be redacted",
-                                                  ["event", "error"], rows, total=len(status.failed_redactions)))
-            return JobResult("done", Text("Every event found was redacted."))
-        if status.status == "failed":
-            return JobResult("failed", Text(f"The homeserver reports: {status.error}", tone="error"))
-        await job.progress(Text(f"Homeserver status: {status.status}."))
+    return await follow(
+        job, lambda: job.api.redact_status(redact_id), state=lambda s: s.status, finished=_redaction_result,
+        failed=lambda s: JobResult("failed", Text(f"The homeserver reports: {s.error}", tone="error")),
+        progress=lambda s: Text(f"Homeserver status: {s.status}."), forgotten="Check the account's messages.",
+    )
+
+
+def _redaction_result(status: Any) -> JobResult:
+    if not status.failed_redactions:
+        return JobResult("done", Text("Every event found was redacted."))
+    rows = [[Code(event_id), error] for event_id, error in list(status.failed_redactions.items())[:50]]
+    return JobResult("partial", Table(f"{len(status.failed_redactions)} events could not be redacted",
+                                      ["event", "error"], rows, total=len(status.failed_redactions)))
 
 
 # -- external IDs (SSO links), for one account or every local account

@@ -81,10 +81,7 @@ def people(world_and_people: tuple[World, dict[str, Person]]) -> dict[str, Perso
 async def bot(world: World, people: dict[str, Person]) -> AsyncIterator[App]:
     # Reports are polled every second (the default is 2 s) to keep the inbox tests short.
     async with running_bot(world.config(reports={"poll_interval": 1}), job_poll_interval=0.2, job_edit_interval=0.2) as app:
-        await people["admin"].chat.wait_for(
-            world.admin_room,
-            lambda e: e.get("sender") == world.bot.user_id and e.get("content", {}).get("membership") == "join",
-        )
+        await people["admin"].chat.wait_for_join(world.admin_room, world.bot.user_id)
         yield app
 
 

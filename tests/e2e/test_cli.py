@@ -119,8 +119,7 @@ async def test_run_stops_cleanly_on_sigterm(homeserver: LocalHomeserver, tmp_roo
     )
     try:
         await world.chat.start()
-        await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                  and e.get("content", {}).get("membership") == "join", timeout=30)
+        await world.chat.wait_for_join(world.admin_room, world.bot.user_id, timeout=30)
         asked = await world.chat.send_text(world.admin_room, "!admin server version")
         await world.chat.wait_for_reply(world.admin_room, asked, timeout=30)
         process.send_signal(signal.SIGTERM)

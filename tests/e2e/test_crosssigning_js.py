@@ -166,8 +166,7 @@ async def test_a_moderator_excluding_insecure_devices_gets_trusted_answers_and_u
     legacy: EncryptedPerson | None = None
     try:
         async with running_bot(config) as app:
-            await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
             bot_device = app.matrix.device_id
             moderator = await JsModerator.start(node, homeserver.url, world.moderator, world.admin_room,
                                                 tmp_root / "js-moderator.log")

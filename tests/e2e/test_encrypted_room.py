@@ -21,8 +21,7 @@ async def test_encrypted_admin_room_gets_encrypted_answers(homeserver: LocalHome
     await world.chat.start()
     try:
         async with running_bot(world.config(), undecryptable_grace_s=1.0):
-            await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
             await asyncio.sleep(0.5)  # let the moderator's client see the bot's device
             event_id = await person.send_text(world.admin_room, "!admin server version")
             reply = await person.wait_for_reply(world.admin_room, event_id)

@@ -46,8 +46,7 @@ async def test_federation_list_info_rooms_and_reset(tmp_root: Path) -> None:
 
         async with running_bot(world.config()):
             await world.chat.start()
-            await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
             listed = await admin.ask_body("!admin federation list")
             assert there.server_name in listed and "ok" in listed and "1 shown of 1" in listed
             assert room_id in await admin.ask_body(f"!admin federation rooms {there.server_name}")

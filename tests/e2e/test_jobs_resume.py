@@ -28,8 +28,7 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
     try:
         # A long poll interval keeps the job in its wait between submission and the next status check.
         async with running_bot(config, job_poll_interval=30) as app:
-            await admin.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
             prompt = await admin.ask(f"!admin room delete {room_id} --purge")
             confirm_id = await admin.say(f"!admin confirm {code_of(prompt)}")
             started = await admin.chat.wait_for_reply(world.admin_room, confirm_id)

@@ -47,8 +47,7 @@ async def test_password_login_writes_a_token_file_the_bot_then_runs_from(homeser
     async with running_bot(config):
         await world.chat.start()
         admin = Person(world.chat, world.admin_room)
-        await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                  and e.get("content", {}).get("membership") == "join")
+        await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
         assert "Homeserver" in await admin.ask_body("!admin server version")
     await world.chat.close()
 
@@ -72,8 +71,7 @@ async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: L
     try:
         await world.chat.start()
         admin = Person(world.chat, world.admin_room)
-        await world.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                  and e.get("content", {}).get("membership") == "join", timeout=30)
+        await world.chat.wait_for_join(world.admin_room, world.bot.user_id, timeout=30)
         assert "M_NOT_FOUND" in await admin.ask_body("!admin user info nobody-at-all")  # a failing call
         assert "Homeserver" in await admin.ask_body("!admin server version")
         async with httpx.AsyncClient() as http:

@@ -76,7 +76,7 @@ async def test_the_operator_guide_works_as_written(homeserver: LocalHomeserver, 
                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         await chat.start()
-        await chat.wait_for(room_id, lambda e: e.get("sender") == bot_id and e.get("content", {}).get("membership") == "join", timeout=60)
+        await chat.wait_for_join(room_id, bot_id, timeout=60)
         code, out = await bash(check, env)
         assert code == 0, out
         assert "FAIL" not in out and f"bot is in admin room {room_id}" in out

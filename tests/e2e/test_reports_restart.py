@@ -106,8 +106,7 @@ async def test_disabled_inbox_posts_nothing_and_the_commands_still_work(quiet_wo
     scene = await make_scene(homeserver, "quiet")
     try:
         async with running_bot(world.config(reports={"enabled": False, "poll_interval": 0.5})) as app:
-            await admin.chat.wait_for(admin.room_id, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await admin.chat.wait_for_join(admin.room_id, world.bot.user_id)
             reason = unique("while disabled")
             await scene.report_user(reason)
             page = await app.api.list_user_reports(target_user_id=scene.offender.user_id)

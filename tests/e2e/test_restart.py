@@ -22,10 +22,7 @@ async def restart_world(homeserver: LocalHomeserver, tmp_root: Path):
 
 
 async def _wait_joined(world: World, admin: Person) -> None:
-    await admin.chat.wait_for(
-        world.admin_room,
-        lambda e: e.get("sender") == world.bot.user_id and e.get("content", {}).get("membership") == "join",
-    )
+    await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
 
 
 async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_world, homeserver: LocalHomeserver) -> None:

@@ -33,8 +33,7 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
     config = world.config()
     try:
         async with running_bot(config, job_poll_interval=0.5) as app:
-            await admin.chat.wait_for(world.admin_room, lambda e: e.get("sender") == world.bot.user_id
-                                      and e.get("content", {}).get("membership") == "join")
+            await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
             prompt = await admin.ask("!admin user external-ids --all --remove oidc-retired")
             assert f"12 of {total} local accounts have an ID at oidc-retired" in body(prompt)
             confirm_id = await admin.say(f"!admin confirm {code_of(prompt)}")
