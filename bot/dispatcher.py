@@ -30,7 +30,7 @@ from .parsing import CommandNotFound, HelpRequest, Invocation, PageRequest, Usag
 from .render import edit_content, notice_content, plain_value, render_fitting
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role
 from .storage import PendingConfirmation, Store
-from .views import Attachment, Code, Doc, Handoff, JobStarted, Table, Text
+from .views import Attachment, Doc, Handoff, JobStarted, Table, Text
 
 log = logging.getLogger(__name__)
 
