@@ -283,3 +283,9 @@ async def test_external_ids_show_and_remove_one_provider(admin: Person, world: W
     after = await details(world, account.user_id)
     assert after["external_ids"] == [{"auth_provider": "oidc-b", "external_id": "b-1"}]
 
+
+
+async def test_device_create(admin: Person, homeserver: LocalHomeserver) -> None:
+    account = await homeserver.register("device-made")
+    assert "exists for" in await admin.ask_body(f"!admin user device-create {account.user_id} BRIDGEDEV")
+    assert "BRIDGEDEV" in await admin.ask_body(f"!admin user devices {account.user_id}")
