@@ -1,4 +1,9 @@
-"""Rooms. Docs: https://element-hq.github.io/synapse/latest/admin_api/rooms.html"""
+"""Rooms. Docs: https://element-hq.github.io/synapse/latest/admin_api/rooms.html
+
+Deliberately absent: the synchronous v1 deletion (`DELETE /_synapse/admin/v1/rooms/<room_id>`,
+which holds the request open for minutes; v2 does the same as a task) and the deprecated
+`POST /_synapse/admin/v1/quarantine_media/<room_id>` alias of the room media quarantine.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +65,11 @@ class RoomsAPI(Area):
         new_room_user_id: str | None = None,
         room_name: str | None = None,
     ) -> str:
-        """DELETE /_synapse/admin/v2/rooms/<room_id> (asynchronous); returns the delete_id."""
+        """DELETE /_synapse/admin/v2/rooms/<room_id> (asynchronous); returns the delete_id.
+
+        BadRequest "Purge already in progress" when a deletion of the room is active.
+        https://element-hq.github.io/synapse/latest/admin_api/rooms.html#version-2-new-version
+        """
         body: dict[str, Any] = {"purge": purge, "block": block, "force_purge": force_purge}
         if message is not None:
             body["message"] = message
@@ -70,18 +79,6 @@ class RoomsAPI(Area):
             body["room_name"] = room_name
         data = await self._http.request("DELETE", ADMIN.v2.rooms[room_id], json=body)
         return str(data["delete_id"])
-
-    async def delete_room_v1(
-        self, room_id: str, *, purge: bool = True, block: bool = False, force_purge: bool = False,
-        message: str | None = None, new_room_user_id: str | None = None,
-    ) -> dict[str, Any]:
-        """DELETE /_synapse/admin/v1/rooms/<room_id> — synchronous (minutes); for homeservers without v2."""
-        body: dict[str, Any] = {"purge": purge, "block": block, "force_purge": force_purge}
-        if message is not None:
-            body["message"] = message
-        if new_room_user_id is not None:
-            body["new_room_user_id"] = new_room_user_id
-        return dict(await self._http.request("DELETE", ADMIN.v1.rooms[room_id], json=body, timeout=3600))
 
     async def delete_status(self, delete_id: str) -> DeleteStatus:
         """GET /_synapse/admin/v2/rooms/delete_status/<delete_id> (NotFound once forgotten)."""
@@ -273,9 +270,4 @@ class RoomModerationAPI(Area):
     async def quarantine_room_media(self, room_id: str) -> int:
         """POST /_synapse/admin/v1/room/<room_id>/media/quarantine → number quarantined"""
         data = await self._http.request("POST", ADMIN.v1.room[room_id].media.quarantine, json={})
-        return int(data.get("num_quarantined", 0))
-
-    async def quarantine_room_media_legacy(self, room_id: str) -> int:
-        """POST /_synapse/admin/v1/quarantine_media/<room_id> — the older path of the same operation."""
-        data = await self._http.request("POST", ADMIN.v1.quarantine_media[room_id], json={})
         return int(data.get("num_quarantined", 0))

@@ -90,19 +90,3 @@ async def test_media_purge_uses_the_legacy_path_on_old_homeservers(tmp_path: Pat
                                                          "server_name": "hs.test"}, api)
     assert seen == ["POST /_synapse/admin/v1/media/delete", "POST /_synapse/admin/v1/media/hs.test/delete"]
     assert job.status == "done" and "Deleted 2 local files" in edits.contents[-1]["m.new_content"]["body"]
-
-
-async def test_room_deletion_uses_v1_where_v2_is_missing(tmp_path: Path) -> None:
-    seen: list[str] = []
-    api = api_for({"DELETE /_synapse/admin/v1/rooms/%21r%3Ahs.test": httpx.Response(200, json={
-        "kicked_users": ["@x:hs.test"], "failed_to_kick_users": [], "local_aliases": [], "new_room_id": None})}, seen)
-    job, edits = await run_job(tmp_path, "room-delete", {"room": "!r:hs.test", "purge": True, "block": False}, api)
-    assert job.status == "done" and "kicked: 1" in edits.contents[-1]["m.new_content"]["body"]
-
-
-async def test_room_media_quarantine_uses_the_legacy_path(tmp_path: Path) -> None:
-    from commands.room import quarantine_room_media
-
-    seen: list[str] = []
-    api = api_for({"POST /_synapse/admin/v1/quarantine_media/%21r%3Ahs.test": httpx.Response(200, json={"num_quarantined": 3})}, seen)
-    assert await quarantine_room_media(api, "!r:hs.test") == 3
