@@ -73,7 +73,7 @@ def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool
         Flag("order", "sort by this column", Choice(*ROOM_ORDER)),
         Flag("dir", "sort direction (f ascending, b descending)", Choice("f", "b")),
         Flag("public", "only rooms published in the room directory"),
-        Flag("empty", "only rooms without local members"),
+        Flag("empty", "only rooms nobody is joined to any more"),
     ],
     endpoints=["GET /_synapse/admin/v1/rooms"],
     examples=["room list --search spam", "room list --order joined_members --dir b --export csv"],

@@ -62,6 +62,11 @@ async def test_messages_context_and_event_at(mod: Person, viewer: Person, public
     newest = await mod.ask_body(f"!admin room messages {public_room} --limit 2 --type m.room.message")
     assert "second <message>" in newest and "first message" in newest
     assert newest.index("second <message>") < newest.index("first message")  # newest first
+    oldest = await mod.ask_body(f"!admin room messages {public_room} --dir f --limit 1 --type m.room.message")
+    assert "first message" in oldest and "second" not in oldest and "next page:" in oldest
+    filtered = await mod.ask_body(f"!admin room messages {public_room} --filter '{{\"types\": [\"m.room.name\"]}}'")
+    assert "m.room.name" in filtered and "first message" not in filtered
+    assert "--filter must be a JSON object" in await mod.ask_body(f"!admin room messages {public_room} --filter nope")
     refused = await viewer.ask_body(f"!admin room messages {public_room}")
     assert "needs the moderator role" in refused
     event_id = await owner.send_text(public_room, "in the middle")
@@ -78,6 +83,7 @@ async def test_encrypted_messages_are_named_not_shown_as_garbage(mod: Person, ow
                                "session_id": "y", "device_id": "Z"}, "m.room.encrypted")
     text = await mod.ask_body(f"!admin room messages {room_id} --limit 1")
     assert "encrypted: the Admin API only sees ciphertext" in text and "AwgAEnB" not in text
+    assert "1 of these events are end-to-end encrypted" in text
 
 
 async def test_hierarchy_of_a_space(viewer: Person, owner: ChatClient) -> None:
