@@ -79,7 +79,7 @@ async def jobs(ctx: Context, job: int | None, limit: int) -> Any:
     running = await ctx.store.jobs(statuses=["running"], limit=100)
     finished = [r for r in await ctx.store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
     rows = [[r.id, r.summary, STATUS_WORDS.get(r.status, r.status), Code(r.sender), When(r.created_ts),
-             When(None if r.status == "running" else r.updated_ts), _first_line(r.result_text)]
+             None if r.status == "running" else When(r.updated_ts), _first_line(r.result_text)]
             for r in running + finished]
     return Table("Jobs", ["#", "what", "status", "by", "started", "finished", "result"], rows,
                  empty="No jobs yet.")
