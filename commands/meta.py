@@ -8,8 +8,8 @@ from bot import helptext
 from bot.argtypes import Identifier, Int, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.spec import CommandGroup, Flag, Param, Role
-from bot.views import Code, Table, When
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.views import Code, Doc, Preformatted, Record, Table, When
 
 meta = CommandGroup("meta", "The bot itself", top_level=True)
 
@@ -62,11 +62,50 @@ async def audit(ctx: Context, user: str | None, limit: int, before: int | None) 
     return table
 
 
+STATUS_WORDS = {"running": "⏳ running", "done": "✅ done", "failed": "❌ failed", "unknown": "❔ unknown",
+                "partial": "⚠️ partly done", "cancelled": "⏹ cancelled"}
+
+
 @meta.command(
-    "jobs", summary="List running and recent long operations", role=Role.VIEWER,
-    flags=[Flag("limit", "how many", Int(minimum=1, maximum=100), default=15)],
+    "jobs", summary="List running and recent long operations, or show one", role=Role.VIEWER,
+    params=[Param("job", Int(minimum=1), "a job's number, for its details", optional=True)],
+    flags=[Flag("limit", "how many finished jobs to list", Int(minimum=1, maximum=100), default=15)],
+    details="Running jobs are always listed, then the most recent finished ones. A job's outcome stays here after "
+            "its progress message scrolls away.",
 )
-async def jobs(ctx: Context, limit: int) -> Table:
-    records = await ctx.store.jobs(limit=limit)
-    rows = [[r.id, r.kind, r.summary, r.status, Code(r.sender), When(r.created_ts), When(r.updated_ts)] for r in records]
-    return Table("Jobs", ["#", "kind", "what", "status", "by", "started", "updated"], rows, empty="No jobs yet.")
+async def jobs(ctx: Context, job: int | None, limit: int) -> Any:
+    if job is not None:
+        return await _job_details(ctx, job)
+    running = await ctx.store.jobs(statuses=["running"], limit=100)
+    finished = [r for r in await ctx.store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
+    rows = [[r.id, r.summary, STATUS_WORDS.get(r.status, r.status), Code(r.sender), When(r.created_ts),
+             None if r.status == "running" else When(r.updated_ts), _first_line(r.result_text)]
+            for r in running + finished]
+    return Table("Jobs", ["#", "what", "status", "by", "started", "finished", "result"], rows,
+                 empty="No jobs yet.")
+
+
+async def _job_details(ctx: Context, job_id: int) -> Any:
+    record = await ctx.store.get_job(job_id)
+    if record is None:
+        raise CommandError(f"there is no job #{job_id}")
+    followed = "yes" if job_id in ctx.jobs.running() else "no (it resumes when the bot restarts)"
+    tasks = [(key.replace("_", " "), Code(str(value))) for key, value in sorted(record.state.items())
+             if key.endswith("_id") and isinstance(value, str)]
+    fields: list[tuple[str, Any]] = [
+        ("what", record.summary), ("kind", record.kind), ("status", STATUS_WORDS.get(record.status, record.status)),
+        ("requested by", Code(record.sender)), ("started", When(record.created_ts)),
+        ("finished" if record.status != "running" else "last change", When(record.updated_ts)),
+        *tasks,
+    ]
+    if record.status == "running":
+        fields.append(("followed right now", followed))
+    blocks: list[Any] = [Record(f"Job #{record.id}", fields)]
+    if record.result_text:
+        blocks.append(Preformatted(record.result_text))
+    return Doc(*blocks)
+
+
+def _first_line(text: str) -> str:
+    line = next((part for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= 80 else line[:79] + "…"

@@ -8,10 +8,10 @@ from typing import Any
 
 from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
 from bot.admin_api.rooms import DeleteStatus, RoomDetails
-from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
+from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID, format_ts
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.jobs import JobContext, JobResult, follow
+from bot.jobs import JobContext, JobResult, follow, is_transient
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.views import Code, Doc, Items, Record, Table, Text, When
@@ -22,12 +22,14 @@ room = CommandGroup("room", "Rooms known to the homeserver")
 
 ROOM_ORDER = ("name", "canonical_alias", "joined_members", "joined_local_members", "version", "creator",
               "encryption", "federatable", "public", "join_rules", "guest_access", "history_visibility", "state_events")
+RUNNING_STATES = ("scheduled", "active")
 # Joining more users than this runs as a job, with a progress message.
 JOIN_JOB_THRESHOLD = 5
 
 
-
 async def quarantine_room_media(api: Any, room_id: str) -> int:
+    """Quarantine what a room's unencrypted events reference (shared with `media quarantine --room`);
+    the legacy path on homeservers that only have that."""
     try:
         return await api.quarantine_room_media(room_id)
     except UnrecognizedEndpoint:
@@ -66,7 +68,7 @@ def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool
         Flag("order", "sort by this column", Choice(*ROOM_ORDER)),
         Flag("dir", "sort direction (f ascending, b descending)", Choice("f", "b")),
         Flag("public", "only rooms published in the room directory"),
-        Flag("empty", "only rooms without local members"),
+        Flag("empty", "only rooms nobody is joined to any more"),
     ],
     endpoints=["GET /_synapse/admin/v1/rooms"],
     examples=["room list --search spam", "room list --order joined_members --dir b --export csv"],
@@ -157,14 +159,20 @@ def json_dumps(data: Any) -> str:
     examples=["room messages #general --limit 20", "room messages !abc:example.org --sender spammer --type m.room.message"],
 )
 async def messages(ctx: Context, room: str, dir: str, type: list[str], sender: list[str], filter: str | None,
-                   page: PageRequest) -> Table:
+                   page: PageRequest) -> Any:
     filter_json = _event_filter(type, sender, filter)
     result = await ctx.api.room_messages(room, from_token=page.from_token, direction=dir, limit=page.limit,
                                          filter_json=filter_json)
     rows = [event_row(e) for e in result.events]
     # Synapse returns an `end` token even on the last page: only a full page may have more.
     next_from = result.end if result.end and len(result.events) >= page.limit else None
-    return Table("Messages", EVENT_COLUMNS, rows, next_from=next_from, empty="No messages there.")
+    table = Table("Messages", EVENT_COLUMNS, rows, next_from=next_from, empty="No messages there.")
+    encrypted = sum(1 for e in result.events if e.get("type") == "m.room.encrypted")
+    if not encrypted:
+        return table
+    return Doc(table, Text(f"{encrypted} of these events are end-to-end encrypted: the homeserver only holds their "
+                           "ciphertext, so the Admin API cannot show what they say (senders, types and times are real).",
+                      tone="info"))
 
 
 def _event_filter(types: list[str], senders: list[str], raw: str | None) -> str | None:
@@ -320,22 +328,55 @@ async def _room_summary_or_unknown(ctx: Context, room: str) -> Any:
 
 
 @room.command(
-    "make-admin", summary="Give a local user (default: the bot) the highest power level in a room",
+    "make-admin", summary="Give a local user (default: the bot) the top power level of a room's local members",
     role=Role.ADMIN, destructive=True,
     params=[Param("room", RoomRef, "room ID or alias"), Param("user", LocalUserID, "local user to promote", optional=True)],
-    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "POST /_synapse/admin/v1/rooms/<room_identifier>/make_room_admin"],
-    details="Uses the most powerful local member of the room; invites the user if the room is not public.",
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "GET /_synapse/admin/v1/rooms/<room_id>/state",
+               "POST /_synapse/admin/v1/rooms/<room_identifier>/make_room_admin"],
+    details="The room's most powerful joined local member sets the user's power level to its own; a user who "
+            "is not in a room that is not public is invited. Without <user>, the account of the bot's admin "
+            "token is promoted (the bot accepts invitations to its admin rooms only, so it holds the power "
+            "without joining).",
 )
 async def make_admin(ctx: Context, room: str, user: str | None) -> Text:
+    target = user or (await ctx.api.whoami()).user_id
     await ctx.api.make_room_admin(room, user)
-    return Text(f"{user or ctx.bot_user_id} is now an admin of ", Code(room), ".", tone="ok")
+    level = _power_level(await ctx.api.room_state(room, event_type="m.room.power_levels"), target)
+    shown = f"power level {level}" if level is not None else "the power of the room's top local member"
+    return Text(f"{target} now has {shown} in ", Code(room), ".", tone="ok")
 
 
 @make_admin.preview
 async def _(ctx: Context, room: str, user: str | None) -> Any:
     details = await ctx.api.room_details(room)
+    target = user or f"{(await ctx.api.whoami()).user_id} (the bot's admin account)"
+    levels = await ctx.api.room_state(room, event_type="m.room.power_levels")
+    local = [lvl for u, lvl in _levels(levels).items() if u.endswith(":" + ctx.server_name)]
+    creator_local = bool(details.creator and details.creator.endswith(":" + ctx.server_name))
+    # From room version 12 on, creators are above every level and are not listed; Synapse then gives 100.
+    if (creator_local and _version_at_least(details.version, 12)) or not local:
+        level = 100
+    else:
+        level = max(local)
+    invite = "" if details.join_rules == "public" else "; invited first if not a member"
     return Doc(room_record(details, "Room"),
-               Text(f"{user or ctx.bot_user_id + ' (the bot)'} gets power level 100 there, through its most powerful local member."))
+               Text(f"{target} gets power level {level}, set by the room's most powerful joined local member{invite}."))
+
+
+def _version_at_least(version: str | None, number: int) -> bool:
+    return bool(version) and str(version).isdigit() and int(str(version)) >= number
+
+
+def _levels(state: list[dict[str, Any]]) -> dict[str, int]:
+    for event in state:
+        if event.get("type") == "m.room.power_levels":
+            users = (event.get("content") or {}).get("users") or {}
+            return {str(u): int(v) for u, v in users.items() if isinstance(v, int)}
+    return {}
+
+
+def _power_level(state: list[dict[str, Any]], user: str) -> int | None:
+    return _levels(state).get(user)
 
 
 @room.command(
@@ -343,7 +384,8 @@ async def _(ctx: Context, room: str, user: str | None) -> Any:
     params=[Param("room", RoomRef, "room ID or alias")],
     endpoints=["GET /_synapse/admin/v1/room/<room_id>/media", "POST /_synapse/admin/v1/room/<room_id>/media/quarantine",
                "POST /_synapse/admin/v1/quarantine_media/<room_id>"],
-    details="Older homeservers only have the legacy quarantine_media path; it is used when the current one is missing.",
+    details="Files stay on disk but are no longer served; copies with the same content are quarantined too. "
+            "Media of encrypted events is invisible to the homeserver and not affected.",
 )
 async def quarantine_media(ctx: Context, room: str) -> Text:
     count = await quarantine_room_media(ctx.api, room)
@@ -361,57 +403,103 @@ async def _(ctx: Context, room: str) -> Text:
 
 
 @room.command(
-    "join", summary="Force-join local users to a room", role=Role.ADMIN, destructive=True,
+    "join", summary="Force-join local users to a room, each with its own result", role=Role.ADMIN, destructive=True,
     params=[Param("room", RoomRef, "room ID or alias"), Param("users", LocalUserID, "local users", variadic=True)],
-    endpoints=["POST /_synapse/admin/v1/join/<room_identifier>"],
-    details=f"The bot must be in the room with invite power unless the room is public. More than "
-            f"{JOIN_JOB_THRESHOLD} users run as a job.",
-    examples=["room join #general alice bob carol"],
+    endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "GET /_synapse/admin/v1/rooms/<room_id>/members",
+               "POST /_synapse/admin/v1/join/<room_identifier>"],
+    details="Into a room that is not public, Synapse has the calling admin (the bot) invite each user first, so "
+            "the bot must be joined there with the power to invite; the prompt says when it is not. "
+            f"More than {JOIN_JOB_THRESHOLD} users run as a job.",
+    examples=["room join #general alice bob carol", "room join !abc:example.org @dave:example.org"],
 )
 async def join(ctx: Context, room: str, users: list[str]) -> Any:
     unique = list(dict.fromkeys(users))
     if len(unique) > JOIN_JOB_THRESHOLD:
         return await ctx.start_job("room-join", {"room": room, "users": unique},
-                                   summary=f"join {len(unique)} users to {room}", view=Text("Starting…"))
-    results = [await _join_one(ctx.api, room, user) for user in unique]
-    return _join_table(results)
+                                   summary=f"join {len(unique)} users to {room}", view=Text(f"0 of {len(unique)} done."))
+    members = set(await ctx.api.room_members(room))
+    results: list[list[str]] = []
+    for user in unique:
+        results.append(await _join_one(ctx.api, room, user, members))
+        if _blocked_by_membership(results[-1]):
+            results += [[u, NOT_TRIED, ""] for u in unique[len(results):]]
+            break
+    return _join_view(results, room)
 
 
 @join.preview
 async def _(ctx: Context, room: str, users: list[str]) -> Any:
     unique = list(dict.fromkeys(users))
-    try:
-        details: Any = room_record(await ctx.api.room_details(room), "Room")
-    except NotFound:
-        details = Text(f"The homeserver does not know {room} yet.")
-    return Doc(details, Items(f"{len(unique)} users will be joined without being asked", [Code(u) for u in unique]))
+    details = await ctx.api.room_details(room)
+    members = set(await ctx.api.room_members(room))
+    if details.join_rules != "public":
+        caller = (await ctx.api.whoami()).user_id
+        if caller not in members:
+            raise CommandError(
+                f"{room} is not public ({details.join_rules or 'no join rule'}), and Synapse force-joins into such a room "
+                f"by having the calling admin ({caller}) invite the user first, but {caller} is not in it; nothing was "
+                "done. Have a member invite the users, or make the room public for a moment. (`room make-admin <room> "
+                "<user>` also gets one user in, through the room's most powerful local member, but makes them a room admin.)")
+    already = [u for u in unique if u in members]
+    lines: list[Any] = [room_record(details, "Room"),
+                        Items(f"{len(unique) - len(already)} users will be joined without being asked",
+                              [Code(u) for u in unique if u not in members] or ["nobody"])]
+    if already:
+        lines.append(Items(f"{len(already)} already members (left alone)", [Code(u) for u in already]))
+    return Doc(*lines)
 
 
-async def _join_one(api: Any, room: str, user: str) -> list[str]:
+JOINED, ALREADY, FAILED, NOT_TRIED = "joined", "already a member", "failed", "not tried"
+
+
+async def _join_one(api: Any, room: str, user: str, members: set[str]) -> list[str]:
+    if user in members:
+        return [user, ALREADY, ""]
     try:
         await api.force_join(room, user)
-        return [user, "joined", ""]
+        return [user, JOINED, ""]
     except AdminAPIError as exc:
-        return [user, "failed", f"{exc.errcode}: {exc.error}"]
+        if is_transient(exc):
+            raise  # the homeserver is down: not this user's result (a job tries again)
+        return [user, FAILED, f"{exc.errcode}: {exc.error}"]
 
 
-def _join_table(results: list[list[str]]) -> Table:
+def _blocked_by_membership(result: list[str]) -> bool:
+    """The bot itself is not in the room: every further user would fail the same way."""
+    return result[1] == FAILED and "not in room" in result[2]
+
+
+def _join_view(results: list[list[str]], room: str) -> Any:
     rows = [[Code(user), status, detail] for user, status, detail in results]
-    failed = sum(1 for _, status, _ in results if status != "joined")
-    title = f"Joined {len(results) - failed} of {len(results)}" + (f"; {failed} failed" if failed else "")
-    return Table(title, ["user", "result", "detail"], rows)
+    done = sum(1 for _, status, _ in results if status in (JOINED, ALREADY))
+    failed = sum(1 for _, status, _ in results if status == FAILED)
+    title = f"Joined {done} of {len(results)}" + (f"; {failed} failed" if failed else "")
+    table = Table(title, ["user", "result", "detail"], rows)
+    if any(_blocked_by_membership(r) for r in results):
+        return Doc(Text("Synapse refused because the calling admin (the bot) is not in ", Code(room),
+                        ", which is not public: it has to invite each user first. Have a member invite them instead.",
+                        tone="error"), table)
+    return table
+
+
+def _join_status(results: list[list[str]]) -> str:
+    failed = sum(1 for _, status, _ in results if status in (FAILED, NOT_TRIED))
+    return "done" if not failed else "failed" if failed == len(results) else "partial"
 
 
 @room.job("room-join")
 async def run_join(job: JobContext) -> JobResult:
     results: list[list[str]] = job.state.get("results", [])
     users: list[str] = job.params["users"]
+    room_id = job.params["room"]
+    members = set(await job.api.room_members(room_id))
     for user in users[len(results):]:
-        results.append(await _join_one(job.api, job.params["room"], user))
+        results.append(await _join_one(job.api, room_id, user, members))
+        if _blocked_by_membership(results[-1]):
+            results += [[u, NOT_TRIED, ""] for u in users[len(results):]]
         await job.save(results=results)
-        await job.progress(Text(f"{len(results)} of {len(users)} done."))
-    failed = any(status != "joined" for _, status, _ in results)
-    return JobResult("partial" if failed else "done", _join_table(results))
+        await job.progress(Text(f"{len(results)} of {len(users)} done; last: {user} {results[-1][1]}."))
+    return JobResult(_join_status(results), _join_view(results, room_id))
 
 
 # -- deletion
@@ -423,8 +511,9 @@ async def run_join(job: JobContext) -> JobResult:
     flags=[
         Flag("purge", "also erase the room and its history from the database"),
         Flag("block", "block the room so that local users cannot join it again"),
-        Flag("message", "what the notice room says to the users moved there", TextArg),
+        Flag("message", "what the notice room says to the users moved there (with --new-room-user)", TextArg),
         Flag("new-room-user", "move local members to a new room created by this local user", LocalUserID),
+        Flag("room-name", "name of that new room (with --new-room-user)", TextArg),
         Flag("force-purge", "purge even if local users cannot be kicked (with --purge)"),
     ],
     endpoints=[
@@ -434,74 +523,99 @@ async def run_join(job: JobContext) -> JobResult:
         "GET /_synapse/admin/v2/rooms/<room_id>/delete_status",
         "DELETE /_synapse/admin/v1/rooms/<room_id>",
     ],
-    details="Runs as a job on the homeserver; its progress is shown by editing the reply. Homeservers without "
-            "the asynchronous v2 API get the synchronous v1 deletion (the job then waits for its answer).",
-    examples=["room delete !abc:example.org --purge --block", "room delete #spam:example.org --message 'Closed for spam'"],
+    details="Runs as a job on the homeserver (the asynchronous v2 API); its progress is shown by editing the "
+            "reply, also across a restart of the bot. If a deletion of the room is already under way, the job "
+            "follows that one instead of starting another. Homeservers without the v2 API get the synchronous "
+            "v1 deletion, whose answer the job waits for.",
+    examples=["room delete !abc:example.org --purge --block",
+              "room delete #spam:example.org --new-room-user moderator --message 'Closed for spam'"],
 )
 async def delete(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
-                 force_purge: bool) -> object:
+                 room_name: str | None, force_purge: bool) -> object:
     params = {"room": room, "purge": purge, "block": block, "message": message, "new_room_user": new_room_user,
-              "force_purge": force_purge}
+              "room_name": room_name, "force_purge": force_purge}
     return await ctx.start_job("room-delete", params, summary=f"delete {room}", view=Text("Submitting the deletion…"))
 
 
 @delete.validate
-def _(room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None, force_purge: bool) -> None:
+def _(room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None, room_name: str | None,
+      force_purge: bool) -> None:
     if force_purge and not purge:
         raise ArgumentError("--force-purge only makes sense with --purge")
+    if (message or room_name) and not new_room_user:
+        raise ArgumentError("--message and --room-name describe the new room: give --new-room-user too")
 
 
 @delete.preview
 async def _(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
-            force_purge: bool) -> Doc:
+            room_name: str | None, force_purge: bool) -> Doc:
     try:
         details = await ctx.api.room_details(room)
     except NotFound:
         if not block:
-            raise
+            raise CommandError(f"the homeserver does not know {room}; add --block to block it anyway "
+                               "(or use `room block`)") from None
         return Doc(Text(f"The homeserver does not know {room}; it will only be blocked."))
+    moved = (f" and moved to a new room owned by {new_room_user}" + (f" named {room_name!r}" if room_name else "")
+             + (f" that says {message!r}" if message else "")) if new_room_user else ""
     what = [
-        "all local members are kicked" + (f" and moved to a new room owned by {new_room_user}" if new_room_user else ""),
-        "the room and its whole history are erased from the database" if purge else "its history stays in the database (no --purge)",
+        f"all {details.joined_local_members} local members are kicked{moved}; its local aliases are removed",
+        "the room and its whole history are erased from the database" + (" even if some users cannot be kicked" if force_purge else "")
+        if purge else "its history stays in the database (no --purge)",
         "local users can never join it again (blocked)" if block else "it is not blocked",
     ]
-    return Doc(room_record(details, "Room to delete"), Text("Effect: " + "; ".join(what) + "."))
+    return Doc(room_record(details, "Room to delete"), Text("Effect: " + "; ".join(what) + ". Irreversible."))
 
 
-def _status_record(status: DeleteStatus) -> Record:
+def _status_record(status: DeleteStatus, title: str | None = None) -> Record:
     shutdown = status.shutdown_room or {}
-    return Record(None, [
+    failed = shutdown.get("failed_to_kick_users") or []
+    return Record(title, [
         ("homeserver status", status.status),
         ("kicked", len(shutdown.get("kicked_users") or [])),
-        ("failed to kick", len(shutdown.get("failed_to_kick_users") or [])),
+        ("failed to kick", [Code(u) for u in failed] if failed else 0),
+        ("local aliases removed", [Code(a) for a in shutdown.get("local_aliases") or []] or None),
         ("new room", Code(shutdown["new_room_id"]) if shutdown.get("new_room_id") else None),
     ])
 
 
-@room.job("room-delete")
-async def run_delete(job: JobContext) -> JobResult:
+async def _submit_delete(job: JobContext) -> str:
     room_id = job.params["room"]
-    delete_id = job.state.get("delete_id")
-    if delete_id is None:
+    for _ in range(2):  # once more if the deletion that blocked us ended in between
         try:
-            delete_id = await job.api.delete_room(
+            return await job.api.delete_room(
                 room_id, purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
-                new_room_user_id=job.params.get("new_room_user"), force_purge=job.params.get("force_purge", False),
+                new_room_user_id=job.params.get("new_room_user"), room_name=job.params.get("room_name"),
+                force_purge=job.params.get("force_purge", False),
             )
-        except UnrecognizedEndpoint:
-            return await _delete_v1(job)
         except BadRequest as exc:
             if "already in progress" not in exc.error:
                 raise
-            running = [s for s in await job.api.delete_statuses_for_room(room_id) if s.status in ("scheduled", "active")]
-            if not running:
-                raise
-            delete_id = running[0].delete_id  # follow the deletion that is already under way
-            await job.progress(Text("A deletion of this room was already under way: following it."), force=True)
+        try:
+            running = [s for s in await job.api.delete_statuses_for_room(room_id) if s.status in RUNNING_STATES]
+        except NotFound:
+            running = []
+        if running:
+            await job.progress(Text("A deletion of this room was already under way: following it "
+                                    f"(task {running[0].delete_id}) instead of starting another."), force=True)
+            return running[0].delete_id
+    raise BadRequest(400, "M_UNKNOWN", f"a deletion of {room_id} keeps being reported as in progress")
+
+
+@room.job("room-delete")
+async def run_delete(job: JobContext) -> JobResult:
+    delete_id = job.state.get("delete_id")
+    if delete_id is None:
+        try:
+            delete_id = await _submit_delete(job)
+        except UnrecognizedEndpoint:
+            return await _delete_v1(job)
         await job.save(delete_id=delete_id)
+    purged = "; purged" if job.params["purge"] else ""
+    blocked = "; blocked" if job.params["block"] else ""
     return await follow(
         job, lambda: job.api.delete_status(delete_id), state=lambda s: s.status,
-        finished=lambda s: JobResult("done", _status_record(s)),
+        finished=lambda s: JobResult("done", _status_record(s, f"Room deleted{purged}{blocked}")),
         failed=lambda s: JobResult("failed", Doc(Text(f"The homeserver reports: {s.error or 'no reason given'}", tone="error"),
                                                  _status_record(s))),
         progress=_status_record, forgotten="Check with `room info` whether the room is gone.",
@@ -530,10 +644,13 @@ async def _delete_v1(job: JobContext) -> JobResult:
     ],
     endpoints=[
         "GET /_synapse/admin/v1/rooms/<room_id>",
+        "GET /_synapse/admin/v1/rooms/<room_id>/timestamp_to_event",
+        "GET /_synapse/admin/v1/rooms/<room_id>/context/<event_id>",
         "POST /_synapse/admin/v1/purge_history/<room_id>",
         "GET /_synapse/admin/v1/purge_history_status/<purge_id>",
     ],
-    details="Runs as a job. State and the latest message are always kept. Irreversible.",
+    details="Runs as a job. State and the latest message are always kept. Irreversible; on PostgreSQL the disk "
+            "space comes back only after a VACUUM FULL.",
     examples=["room purge-history #general --before 90d", "room purge-history !abc:example.org --before 2024-01-31 --delete-local-events"],
 )
 async def purge_history(ctx: Context, room: str, before: Any, delete_local_events: bool) -> object:
@@ -550,9 +667,20 @@ def _(room: str, before: Any, delete_local_events: bool) -> None:
 @purge_history.preview
 async def _(ctx: Context, room: str, before: Any, delete_local_events: bool) -> Doc:
     details = await ctx.api.room_details(room)
-    cutoff = f"event {before}" if isinstance(before, str) else When(before)
+    if isinstance(before, str):
+        try:
+            found = await ctx.api.event_context(room, before, limit=0)
+        except NotFound:
+            raise CommandError(f"{room} has no event {before}; nothing was done") from None
+        cutoff: list[tuple[str, Any]] = [("before event", Code(before)), ("sent", When(found.event.get("origin_server_ts")))]
+    else:
+        try:
+            last_id, last_ts = await ctx.api.timestamp_to_event(room, before, direction="b")
+        except NotFound:
+            raise CommandError(f"{room} has no event before {format_ts(before)}: there is nothing to purge") from None
+        cutoff = [("before", When(before)), ("newest event it reaches", f"{last_id}, sent {format_ts(last_ts)}")]
     who = "all users' events, local ones included" if delete_local_events else "remote users' events only (local users' events are kept)"
-    return Doc(room_record(details, "Room"), Record("Purge", [("before", cutoff), ("deletes", who),
+    return Doc(room_record(details, "Room"), Record("Purge", [*cutoff, ("deletes", who),
                                                              ("always kept", "room state and the latest message")]))
 
 
@@ -568,11 +696,15 @@ async def run_purge_history(job: JobContext) -> JobResult:
                 delete_local_events=job.params["delete_local_events"],
             )
         except NotFound as exc:
-            return JobResult("done", Text(f"Nothing to purge: {exc.error}."))
+            if "no event to be purged" in exc.error:
+                return JobResult("done", Text("Nothing to purge: the room has no event before that point."))
+            raise
         await job.save(purge_id=purge_id)
+    local = " (local users' events included)." if job.params["delete_local_events"] else " (remote users' events; local ones were kept)."
     return await follow(
         job, lambda: job.api.purge_history_status(purge_id), state=lambda s: s[0],
-        finished=lambda s: JobResult("done", Text("History purged.")),
+        finished=lambda s: JobResult("done", Text("History purged" + local)),
         failed=lambda s: JobResult("failed", Text(f"The homeserver reports: {s[1] or 'no reason given'}", tone="error")),
         progress=lambda s: Record(None, [("homeserver status", s[0])]),
+        forgotten="Read the room with `room messages` to see what is left.",
     )

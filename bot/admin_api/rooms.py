@@ -1,4 +1,8 @@
-"""Rooms. Docs: https://element-hq.github.io/synapse/latest/admin_api/rooms.html"""
+"""Rooms. Docs: https://element-hq.github.io/synapse/latest/admin_api/rooms.html
+
+The synchronous v1 deletion and the legacy quarantine_media path are here only as fallbacks
+for homeservers that lack the v2 deletion or the current room media quarantine path.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +64,11 @@ class RoomsAPI(Area):
         new_room_user_id: str | None = None,
         room_name: str | None = None,
     ) -> str:
-        """DELETE /_synapse/admin/v2/rooms/<room_id> (asynchronous); returns the delete_id."""
+        """DELETE /_synapse/admin/v2/rooms/<room_id> (asynchronous); returns the delete_id.
+
+        BadRequest "Purge already in progress" when a deletion of the room is active.
+        https://element-hq.github.io/synapse/latest/admin_api/rooms.html#version-2-new-version
+        """
         body: dict[str, Any] = {"purge": purge, "block": block, "force_purge": force_purge}
         if message is not None:
             body["message"] = message

@@ -36,7 +36,10 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
 
             version = await admin.ask_body("!admin server version")  # answered while the job runs
             assert "Homeserver" in version
-            assert "running" in await admin.ask_body("!admin jobs")
+            job_id = int(body(started).split()[1].lstrip("#"))
+            assert "⏳ running" in await admin.ask_body("!admin jobs")
+            details = await admin.ask_body(f"!admin jobs {job_id}")
+            assert "followed right now: yes" in details and "delete id:" in details
             assert not [e for e in admin.chat.events[world.admin_room]
                         if e.get("content", {}).get("m.relates_to", {}).get("event_id") == started["event_id"]
                         and "m.new_content" in e["content"] and _done(e)]
@@ -46,6 +49,10 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
         async with running_bot(config, job_poll_interval=0.2, job_edit_interval=0.2) as app:
             final = await admin.chat.wait_for_edit(world.admin_room, started["event_id"], _done, timeout=60)
             assert final["content"]["m.mentions"] == {}
+            picked_up = await admin.chat.wait_for_edit(
+                world.admin_room, started["event_id"], lambda e: "Picked up again" in e["content"]["m.new_content"]["body"])
+            assert picked_up["origin_server_ts"] <= final["origin_server_ts"]
+            assert len(admin.chat.replies_to(world.admin_room, confirm_id)) == 1  # no second progress message
             assert "M_NOT_FOUND" in await admin.ask_body(f"!admin room info {room_id}")
             assert (await app.store.get_job(job.id)).status == "done"
 

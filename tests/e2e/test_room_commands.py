@@ -47,14 +47,26 @@ async def test_list_info_members_state(admin: Person, viewer: Person, public_roo
 
 
 async def test_room_list_pages_and_exports(admin: Person, public_room: str) -> None:
-    first = await admin.ask_body("!admin room list --limit 1")
-    assert "next page: !admin room list --limit 1 --from 1" in first
+    first = await admin.ask_body("!admin room list --limit 1 --order joined_members --dir b")
+    assert "next page: !admin room list --limit 1 --order joined_members --dir b --from 1" in first
+    event_id = await admin.say("!admin room list --search lobby --export json")
+    file_event = await admin.chat.wait_for(
+        admin.room_id, lambda e: e.get("content", {}).get("msgtype") == "m.file"
+        and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id)
+    assert file_event["content"]["filename"].endswith(".json")
+    response = await admin.chat.http.get("/_matrix/client/v1/media/download/" + file_event["content"]["url"][len("mxc://"):])
+    assert [row["room"] for row in response.json()] == [public_room]
 
 
 async def test_messages_context_and_event_at(mod: Person, viewer: Person, public_room: str, owner: ChatClient) -> None:
     newest = await mod.ask_body(f"!admin room messages {public_room} --limit 2 --type m.room.message")
     assert "second <message>" in newest and "first message" in newest
     assert newest.index("second <message>") < newest.index("first message")  # newest first
+    oldest = await mod.ask_body(f"!admin room messages {public_room} --dir f --limit 1 --type m.room.message")
+    assert "first message" in oldest and "second" not in oldest and "next page:" in oldest
+    filtered = await mod.ask_body(f"!admin room messages {public_room} --filter '{{\"types\": [\"m.room.name\"]}}'")
+    assert "m.room.name" in filtered and "first message" not in filtered
+    assert "--filter must be a JSON object" in await mod.ask_body(f"!admin room messages {public_room} --filter nope")
     refused = await viewer.ask_body(f"!admin room messages {public_room}")
     assert "needs the moderator role" in refused
     event_id = await owner.send_text(public_room, "in the middle")
@@ -71,6 +83,7 @@ async def test_encrypted_messages_are_named_not_shown_as_garbage(mod: Person, ow
                                "session_id": "y", "device_id": "Z"}, "m.room.encrypted")
     text = await mod.ask_body(f"!admin room messages {room_id} --limit 1")
     assert "encrypted: the Admin API only sees ciphertext" in text and "AwgAEnB" not in text
+    assert "1 of these events are end-to-end encrypted" in text
 
 
 async def test_hierarchy_of_a_space(viewer: Person, owner: ChatClient) -> None:
@@ -123,10 +136,21 @@ async def test_force_join_by_alias_with_per_user_results(admin: Person, owner: C
     room_id = await owner.create_room(name="join me", preset="public_chat", alias="join-me-rc")
     users = [await homeserver.register(f"joiner-{i}") for i in range(3)]
     names = " ".join(u.localpart for u in users)
-    result = await confirm(admin, f"!admin room join #join-me-rc {names} nobody-such")
-    assert "Joined 3 of 4; 1 failed" in result and "M_NOT_FOUND" in result
+    prompt = await admin.ask(f"!admin room join #join-me-rc {names} nobody-such {owner.user_id}")
+    assert room_id in body(prompt) and "4 users will be joined" in body(prompt) and "1 already members" in body(prompt)
+    result = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+    assert "Joined 4 of 5; 1 failed" in result and "M_NOT_FOUND" in result and "already a member" in result
     members = await admin.ask_body(f"!admin room members {room_id}")
-    assert all(u.user_id in members for u in users)
+    assert all(u.user_id in members for u in users) and "4 shown of 4" in members
+
+
+async def test_force_join_into_a_private_room_the_bot_is_not_in_is_refused_clearly(admin: Person, owner: ChatClient,
+                                                                                     homeserver: LocalHomeserver, world: World) -> None:
+    room_id = await owner.create_room(name="private", alias="private-rc")
+    joiner = await homeserver.register("private-joiner")
+    text = await admin.ask_body(f"!admin room join #private-rc {joiner.user_id}")
+    assert "not public (invite)" in text and f"{world.bot.user_id} is not in it" in text and "nothing was done" in text
+    assert joiner.user_id not in await admin.ask_body(f"!admin room members {room_id}")
 
 
 async def test_bulk_join_runs_as_a_job(admin: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
@@ -143,12 +167,19 @@ async def test_bulk_join_runs_as_a_job(admin: Person, owner: ChatClient, homeser
     assert "8 shown of 8" in members
 
 
-async def test_make_admin_raises_the_power_level(admin: Person, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+async def test_make_admin_raises_the_power_level(admin: Person, owner: ChatClient, homeserver: LocalHomeserver, world: World) -> None:
     room_id = await owner.create_room(name="make admin", preset="public_chat")
     helper = await homeserver.register("promoted")
-    assert "is now an admin" in await confirm(admin, f"!admin room make-admin {room_id} {helper.user_id}")
+    prompt = await admin.ask(f"!admin room make-admin {room_id} {helper.user_id}")
+    assert f"{helper.user_id} gets power level 100" in body(prompt)
+    result = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+    assert f"{helper.user_id} now has power level 100" in result
     levels = await owner.request("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels/")
     assert levels["users"][helper.user_id] == 100
+    # without a user: the bot's own (admin) account
+    assert f"{world.bot.user_id} now has power level 100" in await confirm(admin, f"!admin room make-admin {room_id}")
+    levels = await owner.request("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels/")
+    assert levels["users"][world.bot.user_id] == 100
 
 
 async def test_forward_extremities_read_and_delete_needs_confirmation(admin: Person, mod: Person, public_room: str) -> None:
@@ -165,11 +196,12 @@ async def test_purge_history_removes_old_events(admin: Person, owner: ChatClient
     room_id = await owner.create_room(name="purge me")
     await owner.send_text(room_id, "old message to purge")
     recent = await owner.send_text(room_id, "recent message")
-    prompt = await admin.ask(f"!admin room purge-history {room_id} --before 2024-01-31")
-    assert "2024-01-31 00:00 UTC" in body(prompt) and "remote users' events only" in body(prompt)
+    prompt = await admin.ask(f"!admin room purge-history {room_id} --before 2100-01-01")
+    assert "2100-01-01 00:00 UTC" in body(prompt) and "remote users' events only" in body(prompt)
+    assert "newest event it reaches" in body(prompt)
     await admin.ask_body(f"!admin cancel {code_of(prompt)}")
     prompt = await admin.ask(f"!admin room purge-history {room_id} --before {recent} --delete-local-events")
-    assert f"event {recent}" in body(prompt) and "local ones included" in body(prompt)
+    assert f"before event: {recent}" in body(prompt) and "local ones included" in body(prompt)
     started_id = await admin.say(f"!admin confirm {code_of(prompt)}")
     started = await admin.chat.wait_for_reply(admin.room_id, started_id)
     final = await admin.chat.wait_for_edit(admin.room_id, started["event_id"],
@@ -179,14 +211,30 @@ async def test_purge_history_removes_old_events(admin: Person, owner: ChatClient
     assert "old message to purge" not in left and "recent message" in left
 
 
-async def test_purge_history_needs_a_cut_off(admin: Person, owner: ChatClient) -> None:
+async def test_purge_history_needs_a_cut_off_that_exists(admin: Person, owner: ChatClient, public_room: str) -> None:
     room_id = await owner.create_room(name="no cut-off")
     assert "--before is required" in await admin.ask_body(f"!admin room purge-history {room_id}")
+    other_event = await owner.send_text(public_room, "an event of another room")
+    text = await admin.ask_body(f"!admin room purge-history {room_id} --before {other_event}")
+    assert f"has no event {other_event}" in text and "nothing was done" in text
+    text = await admin.ask_body(f"!admin room purge-history {room_id} --before 2001-01-01")
+    assert "no event before 2001-01-01 00:00 UTC: there is nothing to purge" in text
+
+
+async def test_deleting_an_unknown_room_needs_block(admin: Person) -> None:
+    unknown = "!" + "D" * 43
+    assert "add --block to block it anyway" in await admin.ask_body(f"!admin room delete {unknown}")
+    prompt = await admin.ask(f"!admin room delete {unknown} --block")
+    assert "it will only be blocked" in body(prompt)
+    await admin.ask_body(f"!admin cancel {code_of(prompt)}")
 
 
 async def test_admin_rooms_are_never_deleted_purged_or_blocked(admin: Person, world: World, bot: App) -> None:
-    for command in (f"room delete {world.admin_room}", f"room purge-history {world.admin_room} --before 1d",
-                    f"room block {world.admin_room}", f"room quarantine-media {world.admin_room}"):
+    for command in (f"room delete {world.admin_room}", f"room delete {world.admin_room} --purge --block",
+                    f"room purge-history {world.admin_room} --before 1d",
+                    f"room block {world.admin_room}", f"room unblock {world.admin_room}",
+                    f"room quarantine-media {world.admin_room}", f"room join {world.admin_room} someone",
+                    f"room make-admin {world.admin_room}", f"room forward-extremities {world.admin_room} --delete"):
         text = await admin.ask_body(f"!admin {command}")
         assert "Refused" in text and "admin room" in text, (command, text)
     assert world.admin_room in bot.dispatcher.access.admin_rooms
