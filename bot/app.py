@@ -14,6 +14,7 @@ from .access import Access, AdminRooms
 from .admin_api import AdminAPI, AdminHTTP
 from .config import Config
 from .dispatcher import Dispatcher
+from .gate import HomeserverGate
 from .jobs import JobRunner
 from .login import TokenRefresher
 from .logs import SecretScrubber
@@ -70,6 +71,9 @@ class App:
         self._oauth_transport = oauth_transport
         self.refreshers: list[TokenRefresher] = []
         self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
+        # One gate in front of the homeserver for every part of the bot: the sync loop, commands,
+        # jobs and the report inbox hold back together on a 429 or while it is down.
+        self.gate = HomeserverGate()
 
     async def start(self) -> None:
         config = self.config
@@ -89,6 +93,7 @@ class App:
             store=self.store,
             crypto_dir=crypto_dir,
             admin_rooms=admin_rooms,
+            gate=self.gate,
             **self._matrix_options,
         )
         await self.matrix.login()
@@ -108,9 +113,12 @@ class App:
         refresh: Any = admin_token.reload if admin_token is not None else (config.bot.token.reload if config.bot.token else None)
         if admin_refresher is not None:
             refresh = admin_refresher.on_unauthorized
+        # An Admin API on another host (homeserver.admin_api_url) is down or busy on its own.
+        same_host = _origin(config.homeserver.admin_api_url) == _origin(config.homeserver.url)
         self.api = AdminAPI(AdminHTTP(
             config.homeserver.admin_api_url, current_admin_token, refresh_token=refresh, transport=self._admin_transport,
             observer=self.metrics.observe_admin_api if self.metrics else None,
+            gate=self.gate if same_host else HomeserverGate(),
         ))
         self.jobs = JobRunner(
             store=self.store, api=self.api, access=access, sender=self.matrix, runners=self.table.jobs,
@@ -241,6 +249,11 @@ class App:
         if self.db is not None:
             await self.db.close()
             self.db = None
+
+
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}:{parts.port or ''}"
 
 
 async def run_until_signalled(app: App) -> None:

@@ -200,11 +200,16 @@ class Valve:
             result = self.try_pass()
             if isinstance(result, Ticket):
                 return result
-            if deadline is not None and result > deadline:
-                hold = self.hold()
-                assert hold is not None
-                raise GateClosed(hold)
-            await self.wait_for_change(result - self._clock.monotonic())
+            now = self._clock.monotonic()
+            if deadline is not None:
+                # Closed beyond the deadline: say so at once. A probe under way may come back any
+                # moment: wait for it up to the deadline.
+                if self._until > deadline or now >= deadline:
+                    hold = self.hold()
+                    assert hold is not None
+                    raise GateClosed(hold)
+                result = min(result, deadline)
+            await self.wait_for_change(result - now)
 
     # -- outcomes
 

@@ -3,8 +3,10 @@
 - The sync position is stored in sqlite only after the events of a batch have been handed over,
   and every event goes through the journal first, so nothing is handled twice after a restart.
 - On a first start the room history is skipped: the bot answers what is said from now on.
-- A homeserver that is down or answers 5xx/429 is retried with capped exponential backoff;
-  the loop never spins and never exits on a homeserver error.
+- A homeserver that is down (connection failures, 502/503/504) is probed through the gate shared
+  with the Admin API client (bot/gate.py): one request per backoff step for the whole bot, and
+  the sync that finds it back returns at once. Other errors (429, a refused token) are retried
+  with the same backoff policy (bot/backoff.py); the loop never spins and never exits on them.
 - Invites are accepted only to admin rooms; others are declined.
 - Encrypted rooms work out of the box: keys live under the storage directory; an event that
   cannot be decrypted yet is retried for a short while (its key often arrives a moment later),
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,9 +49,11 @@ from nio import (
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from .access import AdminRooms
+from .backoff import Backoff
 from .config import Secret, TokenSource
 from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
+from .gate import HomeserverGate, Ticket
 from .render import file_content
 from .storage import Store
 
@@ -87,25 +90,6 @@ class MatrixError(RuntimeError):
 
 
 @dataclass
-class Backoff:
-    """Capped exponential backoff with jitter; reset after a success."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    failures: int = 0
-
-    def next_delay(self, hint: float | None = None) -> float:
-        self.failures += 1
-        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
-        if hint is not None:
-            delay = min(self.cap, max(delay, hint))
-        return delay * (0.8 + 0.4 * random.random())
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-@dataclass
 class _Pending:
     event: MegolmEvent
     room_id: str
@@ -129,6 +113,7 @@ class MatrixClient:
         undecryptable_grace_s: float = UNDECRYPTABLE_GRACE_S,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        gate: HomeserverGate | None = None,
     ) -> None:
         self.user_id = user_id
         self._token = token
@@ -141,6 +126,9 @@ class MatrixClient:
         self._undecryptable_grace_s = undecryptable_grace_s
         self._backoff = backoff or Backoff()
         self._sleep = sleep
+        # Shared with the Admin API client by the app: they find out together whether the
+        # homeserver is back.
+        self.gate = gate or HomeserverGate()
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.encryption = crypto_dir is not None
@@ -157,7 +145,10 @@ class MatrixClient:
             encryption_enabled=self.encryption,
             store_sync_tokens=False,
             max_limit_exceeded=3,
-            max_timeouts=1,
+            # No immediate retry of a failed connection inside nio: the gate decides when the
+            # homeserver is tried again (else each probe of a dead homeserver costs two requests).
+            # A kept-alive connection the server closed is retried by aiohttp itself.
+            max_timeouts=0,
             request_timeout=60,
         )
         self.client = AsyncClient(
@@ -292,9 +283,14 @@ class MatrixClient:
             return list(self.admin_rooms.aliases)
 
     async def _sync_once(self, since: str | None, catching_up: bool, stop: asyncio.Event) -> SyncResponse | None:
+        ticket = await self._pass_gate(stop)
+        if ticket is None:
+            return None
+        # A probe must come back at once: a long-poll would keep the whole bot waiting for news.
+        quick = catching_up or ticket.probe
         sync = asyncio.ensure_future(
             self.client.sync(
-                timeout=0 if catching_up else self._sync_timeout_ms,
+                timeout=0 if quick else self._sync_timeout_ms,
                 since=since,
                 full_state=catching_up or None,
                 sync_filter=SYNC_FILTER,
@@ -304,11 +300,15 @@ class MatrixClient:
         try:
             done, _ = await asyncio.wait({sync, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if sync not in done:
+                ticket.release()
                 return None
             response = sync.result()
         except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as exc:
-            await self._sync_failed(f"cannot reach the homeserver ({type(exc).__name__})", None, stop)
+            self._unreachable(ticket, f"cannot reach the homeserver ({type(exc).__name__})")
             return None
+        except BaseException:
+            ticket.release()
+            raise
         finally:
             # Also on cancellation: a long-poll left running would outlive the bot.
             for future in (sync, stopper):
@@ -316,9 +316,15 @@ class MatrixClient:
                     future.cancel()
             await asyncio.gather(sync, stopper, return_exceptions=True)
         if isinstance(response, SyncResponse):
+            ticket.ok()
             self._backoff.reset()
             self.last_sync_ok = time.time()
             return response
+        http_status = getattr(getattr(response, "transport_response", None), "status", None)
+        if http_status is None or http_status in (502, 503, 504):
+            self._unreachable(ticket, f"sync failed: HTTP {http_status or '?'}")
+            return None
+        ticket.ok()  # the homeserver answered: it is up, it just refused this sync
         status = str(getattr(response, "status_code", "") or "")
         retry_ms = getattr(response, "retry_after_ms", None)
         if status in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") and self._token is not None:
@@ -335,6 +341,33 @@ class MatrixClient:
         message = getattr(response, "message", "") or status or type(response).__name__
         await self._sync_failed(f"sync failed: {message}", retry_ms / 1000 if retry_ms else None, stop)
         return None
+
+    async def _pass_gate(self, stop: asyncio.Event) -> Ticket | None:
+        """Leave to sync, or None when the bot stops while the homeserver is held to be down."""
+        admit = asyncio.ensure_future(self.gate.health.admit())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({admit, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (admit, stopper):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(admit, stopper, return_exceptions=True)
+        if admit.cancelled() or admit.exception() is not None:
+            return None
+        ticket = admit.result()
+        if stop.is_set():
+            ticket.release()
+            return None
+        return ticket
+
+    def _unreachable(self, ticket: Ticket, reason: str) -> None:
+        """The gate spaces the next try (and every Admin API request's) on the shared backoff."""
+        self.sync_failures += 1
+        ticket.failed(detail=reason)
+        hold = self.gate.health.hold()
+        wait = hold.seconds_left(self.gate.clock.wall()) if hold is not None else 0.0
+        log.warning("%s; next try in %.1fs", reason, wait)
 
     async def _sync_failed(self, reason: str, hint: float | None, stop: asyncio.Event) -> None:
         self.sync_failures += 1
