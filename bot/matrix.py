@@ -53,7 +53,7 @@ from .backoff import Backoff
 from .config import Secret, TokenSource
 from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
-from .gate import HomeserverGate, Ticket
+from .gate import GateClosed, HomeserverGate, Ticket
 from .render import file_content
 from .storage import Store
 
@@ -63,6 +63,7 @@ SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
 UNDECRYPTABLE_GRACE_S = 8.0
 SEND_WAIT_FOR_SYNC_S = 30.0
+SEND_WAIT_FOR_HOMESERVER_S = 60.0
 # Published keys of message senders are cached this long, and dropped when the homeserver says a
 # user's devices changed; a device that does not look cross-signed in an answer older than
 # SENDER_KEYS_RECHECK_S is looked up again.
@@ -597,9 +598,29 @@ class MatrixClient:
             # Jobs resumed at start-up may want to edit before nio knows the room (first sync).
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._caught_up_event.wait(), timeout=SEND_WAIT_FOR_SYNC_S)
-        response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=True)
+        # While the homeserver is held to be down, a reply or a job's edit waits for its return
+        # (one probe for the whole bot) instead of knocking on its own.
+        try:
+            ticket = await self.gate.health.admit(max_wait=SEND_WAIT_FOR_HOMESERVER_S)
+        except GateClosed as closed:
+            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}") from None
+        try:
+            response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
+                                                   ignore_unverified_devices=True)
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as exc:
+            ticket.failed(detail=f"cannot reach the homeserver ({type(exc).__name__})")
+            raise
+        except BaseException:
+            ticket.release()
+            raise
         if not isinstance(response, RoomSendResponse):
+            http_status = getattr(getattr(response, "transport_response", None), "status", None)
+            if http_status is None or http_status in (502, 503, 504):
+                ticket.failed(detail=f"sending failed: HTTP {http_status or '?'}")
+            else:
+                ticket.ok()
             raise MatrixError(f"sending to {room_id} failed: {getattr(response, 'message', response)}")
+        ticket.ok()
         return str(response.event_id)
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool:
