@@ -162,6 +162,10 @@ class LocalPostgres:
     def database(self, name: str) -> PostgresDatabase:
         return PostgresDatabase(host=self.host, port=self.port, user=SUPERUSER, database=name)
 
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser; returns psql's unaligned output."""
+        return self._psql(sql, database)
+
     def _psql(self, sql: str, database: str = "postgres") -> str:
         psql = self.bindir / "psql"
         if not psql.is_file():
