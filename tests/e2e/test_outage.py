@@ -28,8 +28,8 @@ async def test_an_outage_costs_about_a_request_a_second_and_a_command_said_durin
     async with FaultProxy(homeserver.url) as proxy:
         # Reports polled every second: the inbox is one more part of the bot that wants to ask.
         config = world.config(homeserver={"url": proxy.url}, reports={"poll_interval": 1})
+        await world.chat.start()  # before the bot joins: its join must not be skipped as history
         async with running_bot(config, job_poll_interval=0.2):
-            await world.chat.start()
             await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
             before = await admin.say("!admin server version")
             assert "version:" in body(await world.chat.wait_for_reply(world.admin_room, before, 30))

@@ -77,6 +77,7 @@ class FaultProxy:
         self.hits: list[Hit] = []
         self._fault: _Fault | None = None
         self._healed = asyncio.Event()
+        self._outage = asyncio.Event()  # set when a 502 or reset fault begins: requests under way fail too
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -155,6 +156,9 @@ class FaultProxy:
         if fault is None or fault.kind != "stall":
             self._healed.set()
             self._healed = asyncio.Event()
+        if fault is not None and fault.kind in ("502", "reset"):
+            self._outage.set()
+            self._outage = asyncio.Event()
 
     # -- counting
 
@@ -194,16 +198,36 @@ class FaultProxy:
         if fault is not None:
             if fault.kind == "429":
                 return self._limited(fault)
-            if fault.kind == "502":
-                return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
-                                    content_type="text/html")
-            if fault.kind == "reset":
-                if request.transport is not None:
-                    request.transport.abort()
-                raise asyncio.CancelledError  # aiohttp drops the request without answering
+            if fault.kind in ("502", "reset"):
+                return self._fail(request, fault)
             if fault.kind == "stall":
                 await self._healed.wait()
-        return await self._forward(request)
+                lifted_to = self._fault if self._fault is not None and cls in self._fault.classes else None
+                if lifted_to is not None and lifted_to.kind in ("502", "reset"):
+                    return self._fail(request, lifted_to)
+        # A request under way when an outage begins (a /sync long-poll) fails with it, as it
+        # would if the homeserver really went away; it does not see through the outage.
+        forward = asyncio.ensure_future(self._forward(request))
+        outage = asyncio.ensure_future(self._outage.wait())
+        try:
+            await asyncio.wait({forward, outage}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            outage.cancel()
+            if not forward.done():
+                forward.cancel()
+        if forward.cancelled() or not forward.done():
+            assert self._fault is not None
+            return self._fail(request, self._fault)
+        return forward.result()
+
+    @staticmethod
+    def _fail(request: web.Request, fault: _Fault) -> web.Response:
+        if fault.kind == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # aiohttp drops the request without answering
+        return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+                            content_type="text/html")
 
     @staticmethod
     def _limited(fault: _Fault) -> web.Response:

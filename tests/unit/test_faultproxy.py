@@ -80,3 +80,13 @@ async def test_forwards_counts_and_injects_faults(upstream) -> None:
         assert proxy.by_class() == {ADMIN: 4, REPORTS: 1, SYNC: 2}
         assert proxy.count(classes={SYNC}) == 2 and proxy.count(since=t0, until=time.monotonic() + 1) == 7
         assert sum(sum(s.values()) for s in proxy.per_second(t0, time.monotonic() + 0.01)) == 7
+
+
+async def test_a_request_under_way_fails_when_an_outage_begins(upstream) -> None:
+    url, _ = upstream
+    async with FaultProxy(url) as proxy, httpx.AsyncClient(base_url=proxy.url) as http:
+        proxy.stall(only={SYNC})  # a long-poll: under way until something happens
+        sync = asyncio.ensure_future(http.get("/_matrix/client/v3/sync"))
+        await asyncio.sleep(0.3)
+        proxy.bad_gateway()
+        assert (await asyncio.wait_for(sync, 10)).status_code == 502
