@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from botproc import bot_process, source_tree  # noqa: E402
-from seeded import Seed, data_dir_from, describe, seeded_homeserver  # noqa: E402
+from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
 
 from bot.demo import World, ask  # noqa: E402
 from bot.homeserver import LocalHomeserver  # noqa: E402
@@ -125,8 +125,7 @@ async def run(hs: LocalHomeserver, seed: Seed, provider: str, concurrency: int, 
     world = World(hs=hs, bot=bot, moderator=moderator, admin_room=seed.admin_room, state_dir=root, chat=chat)
     await chat.start()
     async with bot_process(world.config_dict(), source_tree(None), root / "state"):
-        await chat.wait_for_join(seed.admin_room, bot.user_id, timeout=120)
-        await ask(chat, seed.admin_room, "!admin server version")
+        await answering(chat, seed.admin_room)
         print("(b) the bot…", flush=True)
         started = time.perf_counter()
         prompt = await ask(chat, seed.admin_room, f"!admin user external-ids --all --remove {provider}", timeout=1800)

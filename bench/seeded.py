@@ -92,6 +92,22 @@ async def seeded_homeserver(data_dir: Path) -> AsyncIterator[tuple[LocalHomeserv
         await asyncio.to_thread(pg.stop)
 
 
+async def answering(chat: Any, room_id: str, timeout: float = 180.0) -> None:
+    """Wait until the bot answers in its room (its first start joins it; later ones find it joined)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        event_id = await chat.send_text(room_id, "!admin server version")
+        try:
+            await chat.wait_for_reply(room_id, event_id, 15)
+            return
+        except (TimeoutError, asyncio.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+
+
 def describe(seed: Seed) -> str:
     c = seed.counts
     return (f"seeded homeserver: {c.get('users', 0):,} users ({c.get('users_with_external_ids', 0):,} with "

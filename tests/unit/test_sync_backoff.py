@@ -103,3 +103,65 @@ async def test_5xx_closes_the_gate_and_429_backs_off_after_a_pause(tmp_path: Pat
         await store.db.close()
     finally:
         await runner.cleanup()
+
+
+async def fake_homeserver(handlers: dict[tuple[str, str], object]) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    for (method, path), handler in handlers.items():
+        app.router.add_route(method, path, handler)  # type: ignore[arg-type]
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_the_sync_that_probes_a_returning_homeserver_does_not_long_poll(tmp_path: Path) -> None:
+    timeouts: list[str] = []
+    stop = asyncio.Event()
+
+    async def sync(request: web.Request) -> web.Response:
+        timeouts.append(request.query.get("timeout", "0"))  # nio leaves out a zero timeout
+        if len(timeouts) == 2:
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "bad gateway"}, status=502)
+        if len(timeouts) == 3:
+            stop.set()
+        return web.json_response({"next_batch": f"s{len(timeouts)}"})
+
+    runner, url = await fake_homeserver({("GET", "/_matrix/client/v3/sync"): sync})
+    try:
+        async with VirtualClock() as clock:
+            client, store = await make_client(tmp_path, url, HomeserverGate(clock), [])
+            client._sync_timeout_ms = 30_000
+            await asyncio.wait_for(client.run(Sink(), stop), timeout=30)
+        # Catching up at start returns at once; then the long-poll; after its 502, the probe must
+        # come back at once too, or everything waiting at the gate would wait for its long-poll.
+        assert timeouts[:3] == ["0", "30000", "0"]
+        await client.close()
+        await store.db.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_reply_waits_at_the_gate_while_the_homeserver_is_down(tmp_path: Path) -> None:
+    sent: list[float] = []
+
+    async def send(request: web.Request) -> web.Response:
+        sent.append(clock.monotonic())
+        return web.json_response({"event_id": "$reply"})
+
+    runner, url = await fake_homeserver({("PUT", "/_matrix/client/v3/rooms/{room}/send/{type}/{txn}"): send})
+    try:
+        async with VirtualClock() as clock:
+            gate = HomeserverGate(clock)
+            client, store = await make_client(tmp_path, url, gate, [])
+            client._caught_up_event.set()
+            (await gate.health.admit()).failed(detail="502")  # e.g. the sync just found it down
+            until = clock.monotonic() + (gate.health.hold().until - clock.wall())
+            assert await client.send("!r:test", {"msgtype": "m.notice", "body": "answer"}) == "$reply"
+        assert len(sent) == 1 and sent[0] >= until - 1e-6  # it went out as the next probe, not on its own
+        assert gate.health.is_open
+        await client.close()
+        await store.db.close()
+    finally:
+        await runner.cleanup()
