@@ -198,8 +198,11 @@ class EventID(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> EventID:
         value = token.strip()
         if not re.match(r"^\$[^\s]+$", value) or len(value) > 255:
-            raise ArgumentError(f"{token!r} is not an event ID: expected $opaque")
-        _segment(value, "event ID")
+            raise ArgumentError(f"{_shown(token)} is not an event ID: expected $opaque")
+        try:
+            check_segment(value, allow_slash=True)  # room versions 3+: base64 with `/` and `+`
+        except UnsafePathSegment as exc:
+            raise ArgumentError(f"{_shown(token)} is not a valid event ID: {exc}") from None
         return cls(value)
 
 
