@@ -43,6 +43,7 @@ class App:
         report_page_size: int | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
+        matrix_options: dict[str, Any] | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -53,7 +54,7 @@ class App:
         self._admin_transport = admin_transport
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
-        self._matrix_options: dict[str, Any] = {}
+        self._matrix_options: dict[str, Any] = dict(matrix_options or {})
         if undecryptable_grace_s is not None:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
@@ -90,6 +91,7 @@ class App:
             store=self.store,
             crypto_dir=crypto_dir,
             admin_rooms=admin_rooms,
+            on_secret=self.scrubber.add,
             **self._matrix_options,
         )
         await self.matrix.login()

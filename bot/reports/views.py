@@ -113,6 +113,15 @@ def notice_view(record: ReportRecord, prefix: str) -> Doc:
     return Doc(Record(title, report_fields(record)), footer)
 
 
+def minimal_notice_view(record: ReportRecord, prefix: str) -> Doc:
+    """The notice in its smallest form, for when the full one cannot be sent: the id, the state,
+    and how to see the rest."""
+    facts = record.facts
+    label = ref_label(facts.kind, facts.report_id)
+    return Doc(Text(f"🚩 {'Event' if facts.kind == EVENT else 'User'} report {label} · {record.state} — "
+                    f"{state_text(record)}. Its details are too large for a notice: ", Code(f"{prefix} report show {label}")))
+
+
 def report_row(facts: ReportFacts) -> list[Any]:
     room = Untrusted(facts.room_name or facts.room_alias or facts.room_id or "—", 60)
     return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"), room,
