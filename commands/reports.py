@@ -235,10 +235,12 @@ async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Te
 
 
 @report.command(
-    "dismiss", summary="Close a report as unfounded and delete it from the homeserver", role=Role.MODERATOR, writes=True,
+    "dismiss", summary="Close a report as unfounded and delete it from the homeserver", role=Role.MODERATOR,
+    destructive=True,
     params=[REPORT_PARAM, NOTE_PARAM],
     endpoints=["DELETE /_synapse/admin/v1/event_reports/<report_id>", "DELETE /_synapse/admin/v1/user_reports/<report_id>"],
-    details="Deletes the report record only, never the reported message. A ❌ reaction on the report's notice does the same.",
+    details="Deletes the report record only, never the reported message, and only once confirmed: the deletion "
+            "cannot be undone. A ❌ reaction on the report's notice asks the same confirmation.",
     examples=["report dismiss u3 not abusive"],
 )
 async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:

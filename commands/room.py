@@ -106,7 +106,8 @@ async def info(ctx: Context, room: str) -> Record:
 async def members(ctx: Context, room: str, page: PageRequest) -> Table:
     everyone = await ctx.api.room_members(room)  # the endpoint has no paging: page here
     start = _offset(page.from_token)
-    chunk = everyone[start:start + page.limit]
+    # An export takes the rest at once: asking again per page would read the whole list each time.
+    chunk = everyone[start:] if page.export else everyone[start:start + page.limit]
     rows = [[Code(m), "yes" if m.endswith(":" + ctx.server_name) else ""] for m in chunk]
     more = start + len(chunk) < len(everyone)
     return Table("Members", ["user", "local"], rows, total=len(everyone), next_from=str(start + len(chunk)) if more else None)

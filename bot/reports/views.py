@@ -106,10 +106,10 @@ def notice_view(record: ReportRecord, prefix: str) -> Doc:
     if record.state in CLOSED:
         footer = None
     elif facts.kind == EVENT:
-        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report) — or ",
+        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report, once confirmed) — or ",
                       Code(f"{prefix} report show {label}"))
     else:
-        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report) — or ", Code(f"{prefix} report show {label}"))
+        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report, once confirmed) — or ", Code(f"{prefix} report show {label}"))
     return Doc(Record(title, report_fields(record)), footer)
 
 
