@@ -223,7 +223,7 @@ def render(view: Any, *, row_limit: int | None = None) -> Rendered:
 def _render(view: Any, opts: _Options) -> Rendered:
     if view is None:
         return Rendered("Done.", "<p>Done.</p>")
-    if isinstance(view, str):
+    if isinstance(view, (str, When, Bytes, Code, Strong, Shown, Untrusted)):
         return _text(Text(view), opts)
     if isinstance(view, Text):
         return _text(view, opts)

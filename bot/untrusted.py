@@ -55,9 +55,11 @@ def _codepoint(match: re.Match[str]) -> str:
     return f"<U+{ord(match.group(0)):04X}>"
 
 
-def _limit_combining(text: str) -> str:
+def _bounded(text: str, keep: int) -> str:
+    """The start of `text` that can matter for `keep` shown characters, with runs of combining marks
+    cut to MAX_COMBINING. The work stays bounded whatever the input's length."""
     if text.isascii():
-        return text
+        return text[:keep]
     out: list[str] = []
     run = 0
     for ch in text:
@@ -68,6 +70,8 @@ def _limit_combining(text: str) -> str:
         else:
             run = 0
         out.append(ch)
+        if len(out) >= keep:
+            break
     return "".join(out)
 
 
@@ -85,8 +89,7 @@ def inline(text: object, limit: int = DEFAULT_LIMIT) -> str:
     runs of spaces collapsed, a cut shown with `…`."""
     value = text if isinstance(text, str) else str(text)
     # Bound the work first: whatever comes after this is never shown.
-    value = value[: limit * 4 + 64]
-    value = strip_invisible(_limit_combining(value))
+    value = strip_invisible(_bounded(value, limit * 4 + 64))
     value = _BREAK_RE.sub(f" {LINE_MARK} ", value)
     value = _SPACES_RE.sub(" ", value).strip()
     return clip(value, limit)
@@ -96,8 +99,7 @@ def block(text: object, limit: int = DEFAULT_LIMIT * 10, *, max_lines: int = 40)
     """Several lines (a message shown whole): invisible characters removed, at most `max_lines`
     lines and `limit` characters, each cut shown with `…`."""
     value = text if isinstance(text, str) else str(text)
-    value = value[: limit * 4 + 64]
-    value = strip_invisible(_limit_combining(value))
+    value = strip_invisible(_bounded(value, limit * 4 + 64))
     lines = _BREAK_RE.split(value)
     if len(lines) > max_lines:
         lines = lines[:max_lines] + [ELLIPSIS]
