@@ -111,6 +111,9 @@ class EventSink(Protocol):
     async def on_undecryptable(self, event: UndecryptableMessage) -> None: ...
 
 
+NOT_READY = "M_BOT_NOT_READY"  # errcode of a send that failed on the bot's side: the room is not known (yet)
+
+
 class MatrixError(RuntimeError):
     """A Matrix request failed in a way the caller should hear about. `errcode` and `status` are
     the homeserver's answer when there was one (the report inbox tells a refused message from a
@@ -173,6 +176,7 @@ class MatrixClient:
         self._invite_timeout_s = invite_timeout_s
         self._invite_slots = asyncio.Semaphore(INVITE_TASKS)
         self._open_invites: set[str] = set()
+        self._joining: set[str] = set()  # admin rooms joined but not yet seen in a sync
         self.invites_dropped = 0
         # Called with every secret the moment the bot learns it (the token of a password login), so
         # that the log scrubber knows it before anything can log it.
@@ -327,6 +331,7 @@ class MatrixClient:
             if response is None:
                 continue
             self._queue_invites(response)
+            self._joining.difference_update(self.client.rooms)
             for user_id in response.device_list.changed:
                 self._sender_keys.pop(user_id, None)
             if not first_start:
@@ -444,13 +449,16 @@ class MatrixClient:
 
     async def _join_admin_room(self, room_id: str, inviter: str) -> None:
         log.info("joining admin room %s (invited by %s)", room_id, inviter)
+        self._joining.add(room_id)
         try:
             result = await asyncio.wait_for(self.client.join(room_id), timeout=self._invite_timeout_s)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._joining.discard(room_id)
             log.warning("could not join admin room %s: %s; trying again at the next invite or start", room_id,
                         type(exc).__name__)
             return
         if isinstance(result, JoinError):
+            self._joining.discard(room_id)
             log.warning("could not join admin room %s: %s", room_id, result.message)
 
     async def _decline(self, room_id: str, inviter: str) -> None:
@@ -700,7 +708,15 @@ class MatrixClient:
                                        timeout=BACKGROUND_WAIT_S)
 
     async def _room_send(self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str | None) -> str:
-        response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id, ignore_unverified_devices=True)
+        deadline = time.monotonic() + SEND_WAIT_FOR_SYNC_S
+        while room_id in self._joining and room_id not in self.client.rooms and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # an admin room being joined right now: wait for the join and its sync
+        try:
+            response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
+                                                   ignore_unverified_devices=True)
+        except (LocalProtocolError, EncryptionError) as exc:
+            # nio does not know the room (yet), or its members or keys: the room's state, not the message's.
+            raise MatrixError(f"sending to {room_id} failed: {exc}", errcode=NOT_READY) from exc
         if not isinstance(response, RoomSendResponse):
             raise _error_of(response, f"sending to {room_id} failed")
         return str(response.event_id)

@@ -44,7 +44,7 @@ MAX_NOTICE_ATTEMPTS = 3
 NOTICE_RETRY_S = 2.0
 # Answers that say the room (or the homeserver) cannot take anything now, not that this message is
 # wrong: the room is tried again later, and the message is not charged an attempt.
-_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"})
+_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
