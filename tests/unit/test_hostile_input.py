@@ -279,3 +279,59 @@ async def test_a_member_export_reads_the_member_list_once() -> None:
     assert len(table.rows) == 2_000 and table.next_from is None and len(calls) == 1
     page = await handler(ctx, room="!r:hs", page=PageRequest(from_token="500", limit=100))
     assert len(page.rows) == 100 and page.next_from == "600"
+
+
+# -- remote answers are checked like people's words
+
+
+@pytest.mark.parametrize("answer", [{"room_id": "!a:hs/../../x"}, {"room_id": "#alias:hs"}, {"room_id": 5}, {}, ["x"]])
+async def test_an_alias_answer_that_is_not_a_room_id_is_an_error(answer: Any) -> None:
+    import httpx
+
+    from bot.admin_api import AdminAPI, AdminHTTP
+    from bot.admin_api.errors import AdminAPIError
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=transport))
+    with pytest.raises(AdminAPIError) as caught:
+        await api.resolve_alias("#remote:evil.example")
+    assert caught.value.errcode == "M_INVALID_RESPONSE"
+    await api.aclose()
+
+
+# -- no failure of one event's handling ends the sync loop
+
+
+async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_is_handled(tmp_path: Path) -> None:
+    from nio import RoomMessageText
+
+    client, store = await _matrix(tmp_path)
+    delivered: list[str] = []
+
+    class Sink:
+        async def on_message(self, msg: Any) -> None:
+            delivered.append(msg.body)
+
+        async def on_reaction(self, reaction: Any) -> None: ...
+
+        async def on_undecryptable(self, event: Any) -> None: ...
+
+    def event(event_id: str, text: str) -> Any:
+        return RoomMessageText.from_dict({"event_id": event_id, "sender": "@mod:hs", "origin_server_ts": 1,
+                                          "type": "m.room.message", "content": {"msgtype": "m.text", "body": text}})
+
+    real_claim = store.claim_event
+
+    async def claim(event_id: str, room_id: str) -> bool:
+        if event_id == "$bad":
+            raise RuntimeError("the journal failed on this one")
+        return await real_claim(event_id, room_id)
+
+    store.claim_event = claim  # type: ignore[method-assign]
+    timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")])
+    response = SimpleNamespace(rooms=SimpleNamespace(join={"!admin:hs": SimpleNamespace(timeline=timeline)}))
+    await client._handle_timeline(response, Sink())  # type: ignore[arg-type]
+    await client.drain()
+    assert delivered == ["second"]
+    await client.close()
+    await store.db.close()
