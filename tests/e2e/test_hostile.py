@@ -7,6 +7,7 @@ httpx transport for its Admin API side)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 import uuid
@@ -60,6 +61,7 @@ class Hostile:
     proxy: FaultProxy
     admin: Person
     alias: str
+    config: Any
 
 
 async def _wait(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
@@ -90,7 +92,7 @@ async def hostile(homeserver: LocalHomeserver, tmp_root: Path) -> AsyncIterator[
         async with running_bot(config, admin_transport=FarFutureTimestamps(),
                                matrix_options={"invite_timeout_s": 3.0}) as app:
             await world.chat.wait_for_join(world.admin_room, world.bot.user_id)
-            yield Hostile(homeserver, world, app, proxy, Person(world.chat, world.admin_room), alias)
+            yield Hostile(homeserver, world, app, proxy, Person(world.chat, world.admin_room), alias, config)
     finally:
         await proxy.close()
         await world.chat.close()
@@ -188,6 +190,27 @@ async def test_events_with_timestamps_past_year_9999_still_render(hostile: Hosti
         assert "out of range" in shown and event_id in shown
     finally:
         await stranger.close()
+
+
+async def test_an_admin_alias_moved_elsewhere_is_a_warning_and_check_says_so(hostile: Hostile) -> None:
+    """Attack 2: whoever takes the alias over does not get an admin room; `check` tells the operator."""
+    from bot.cli import check
+
+    decoy = await hostile.world.chat.create_room(name="Decoy")
+    directory = f"/_matrix/client/v3/directory/room/{quote(hostile.alias, safe='')}"
+    await hostile.world.chat.request("DELETE", directory)
+    await hostile.world.chat.request("PUT", directory, json={"room_id": decoy})
+    try:
+        assert await hostile.app.matrix.resolve_admin_rooms() == []
+        assert decoy not in hostile.app.matrix.admin_rooms and hostile.world.admin_room in hostile.app.matrix.admin_rooms
+        assert decoy in hostile.app.matrix.admin_rooms.warnings()[0]
+        out = io.StringIO()
+        assert await check(hostile.config, out=out) == 1
+        assert f"now points to {decoy}" in out.getvalue() and "is not an admin room" in out.getvalue()
+        assert "Homeserver" in await hostile.admin.ask_body("!admin server version")
+    finally:
+        await hostile.world.chat.request("DELETE", directory)
+        await hostile.world.chat.request("PUT", directory, json={"room_id": hostile.world.admin_room})
 
 
 # -- with the session bot
