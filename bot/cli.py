@@ -19,7 +19,9 @@ from .admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEn
 from .config import Config, ConfigError, load
 from .logs import SecretScrubber
 from .logs import configure as configure_logging
-from .crosssigning import CrossSigning, KeysAPI, KeysAPIError, State, file_mode, inspect, keys_path
+from .crosssigning.identity import CrossSigning, State, inspect
+from .crosssigning.keyfile import file_mode, keys_path
+from .crosssigning.keys_api import KeysAPI, KeysAPIError
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
