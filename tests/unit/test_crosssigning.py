@@ -338,3 +338,17 @@ async def test_under_mas_the_bot_points_at_the_approval(tmp_path: Path) -> None:
     await api.aclose()
     assert status.state == "needs-auth" and "MAS" in status.detail and url in status.detail
     assert "reset-cross-signing" in status.detail
+
+
+async def test_a_hostile_keys_answer_is_a_bad_response_not_a_crash() -> None:
+    from bot.crosssigning.keys_api import KeysAPIError
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    api = KeysAPI("http://hs.invalid", lambda: "token",
+                  transport=httpx.MockTransport(lambda request: httpx.Response(200, content=deep)))
+    try:
+        with pytest.raises(KeysAPIError) as raised:
+            await api.query([USER])
+    finally:
+        await api.aclose()
+    assert raised.value.errcode == "M_BAD_RESPONSE"
