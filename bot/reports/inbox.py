@@ -14,18 +14,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
 from ..confirm import normalise_key
 from ..events import IncomingReaction, Messenger
 from ..render import edit_content, notice_content, render_fitting
 from ..spec import CommandError, Role
-from ..storage import ReportFacts, ReportRecord, Store, now_ms
+from ..records import ReportFacts, ReportRecord, now_ms
 from ..views import Doc, Text
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from .scan import Cursor, PageFetcher, scan_newer
 from .views import excerpt_of, facts_from_event_report, facts_from_user_report, notice_view, state_text, summary_view
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 log = logging.getLogger(__name__)
 
