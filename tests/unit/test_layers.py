@@ -265,3 +265,11 @@ def test_the_checks_see_a_broken_arrow(tmp_path: Path) -> None:
     reached = our_imports_closure(["layered.top"], tmp_path, ("layered",))
     assert reached["wave"] == ("layered.top", "layered.middle", "layered.bottom", "wave")
     assert reached["layered.bottom"][:2] == ("layered.top", "layered.middle")
+
+
+def test_the_shared_wiring_builds_parts_not_the_command_runtime() -> None:
+    """bot/wiring.py builds what the app and the CLI share; the command runtime stays in bot/app.py,
+    and the CLI's `check` and `login` start without loading matrix-nio."""
+    forbidden = (*COMMAND_LAYER, "nio")
+    assert_loads_none(["bot.wiring", "bot.cli"], forbidden)
+    assert_reaches_none(["bot.wiring"], COMMAND_LAYER)
