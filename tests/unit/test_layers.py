@@ -184,7 +184,8 @@ def assert_reaches_none(start: Iterable[str], forbidden: Iterable[str]) -> None:
 
 COMMANDS = modules_under("commands")
 ADMIN_API_MODULES = modules_under("bot/admin_api")
-BOTTOM_FLOOR = ["bot.ids", "bot.units", "bot.backoff"]
+BOTTOM_FLOOR = ["bot.ids", "bot.units", "bot.backoff"]  # nothing of ours at all
+FLOOR = (*BOTTOM_FLOOR, "bot.records", "bot.storage", "bot.config", "bot.logs", "bot.metrics")
 
 
 def test_rendering_calls_no_api_and_sends_nothing() -> None:
@@ -217,20 +218,23 @@ def test_the_admin_api_knows_no_matrix_commands_rendering_or_storage() -> None:
     assert_reaches_none(ADMIN_API_MODULES, forbidden)
 
 
-@pytest.mark.parametrize("module", BOTTOM_FLOOR)
-def test_the_bottom_floor_imports_nothing_of_ours(module: str) -> None:
-    chains = loaded_by((module,))
-    ours = sorted(name for name in chains if matches(name, OURS) and name not in (module, "bot"))
+def test_the_bottom_floor_imports_nothing_of_ours() -> None:
+    assert_imports_none(files(*(m.replace(".", "/") + ".py" for m in BOTTOM_FLOOR)), OURS)
+    chains = loaded_by(tuple(BOTTOM_FLOOR))
+    ours = sorted(" → ".join(chain) for name, chain in chains.items() if matches(name, OURS) and name not in ("bot", *BOTTOM_FLOOR))
     assert not ours, ours
-    assert_imports_none(files(module.replace(".", "/") + ".py"), OURS)
 
 
-def test_storage_is_a_floor_too() -> None:
-    """The store knows its records and nothing else of ours; the records need no database."""
+def test_the_rest_of_the_floor_stays_on_the_floor() -> None:
+    """The store, its records, the config, logging and metrics import only from the floor."""
+    chains = loaded_by(FLOOR)
+    above = sorted(" → ".join(chain) for name, chain in chains.items() if matches(name, OURS) and name not in ("bot", *FLOOR))
+    assert not above, above
+    assert_reaches_none(FLOOR, tuple(m for m in modules_under("bot") if m not in ("bot", *FLOOR)))
+
+
+def test_the_records_need_no_database() -> None:
     assert_loads_none(["bot.records"], ("sqlite3",))
-    chains = loaded_by(("bot.storage",))
-    ours = sorted(name for name in chains if matches(name, OURS) and name not in ("bot", "bot.storage", "bot.records"))
-    assert not ours, ours
 
 
 def test_the_matrix_layer_knows_no_command_and_no_endpoint() -> None:
