@@ -62,7 +62,9 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 from .adminrooms import MOVED, PINNED, AdminRooms
 from .backoff import Backoff
 from .config import Secret, TokenSource
-from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
+from .crosssigning.identity import CrossSigning, State
+from .crosssigning.keyfile import KEYS_FILE_NAME
+from .crosssigning.keys_api import KeysAPI, KeysAPIError, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
 from .ids import valid_room_id
 from .render import file_content
