@@ -45,6 +45,7 @@ class App:
         report_page_size: int | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
+        matrix_options: dict[str, Any] | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -55,7 +56,7 @@ class App:
         self._admin_transport = admin_transport
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
-        self._matrix_options: dict[str, Any] = {}
+        self._matrix_options: dict[str, Any] = dict(matrix_options or {})
         if undecryptable_grace_s is not None:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
@@ -79,7 +80,8 @@ class App:
         self.db, self.store = await wiring.open_store(config)
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
-        self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, **self._matrix_options)
+        self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)

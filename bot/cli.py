@@ -210,18 +210,49 @@ async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
     except AdminAPIError as exc:
         say(False, f"cannot list the bot's rooms: {exc.errcode}: {exc.error}")
         return
+    pins = await _stored_pins(config)
     for room in config.admin_rooms:
         room_id = room
         if room.startswith("#"):
             try:
                 room_id = await client.resolve_alias(room)
             except AdminAPIError as exc:
-                say(False, f"admin room {room}: alias does not resolve ({exc.errcode})")
+                say(False, f"admin room {room}: alias does not resolve ({exc.errcode})"
+                    + (f"; the bot keeps using {pins[room]}, where it pointed first" if room in pins else ""))
                 continue
+            pinned = pins.get(room)
+            if pinned is not None and pinned != room_id:
+                # The bot never follows a moved alias (someone may have taken it over): say so.
+                say(False, f"admin room alias {room} now points to {room_id}, not to {pinned} where it pointed "
+                           f"first: {room_id} is not an admin room (if the move is intended, list {room_id} "
+                           "under admin_rooms)")
+                room_id = pinned
         if room_id in joined:
             say(True, f"bot is in admin room {room}" + (f" ({room_id})" if room_id != room else ""))
         else:
             say(False, f"bot is not in admin room {room}: invite it; it joins admin rooms by itself")
+
+
+async def _stored_pins(config: Config) -> dict[str, str]:
+    """The admin room aliases as the running bot pinned them at their first resolution."""
+    if not config.storage.path.exists():
+        return {}
+    import json
+
+    from .matrix import PINS_KEY
+    from .storage import Database, Store
+
+    db = Database(config.storage.path)
+    await db.open()
+    try:
+        stored = await Store(db).get_meta(PINS_KEY)
+    finally:
+        await db.close()
+    try:
+        pins = json.loads(stored) if stored else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
 async def _bot_session(config: Config, token: str | None) -> tuple[str, str | None] | None:

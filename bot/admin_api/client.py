@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ids import valid_room_id
 from .base import Area
+from .errors import AdminAPIError
 from .paths import CLIENT
 
 
@@ -18,7 +20,13 @@ class ClientAPI(Area):
     async def resolve_alias(self, alias: str) -> str:
         """GET /_matrix/client/v3/directory/room/<alias> → room ID (NotFound when unknown)."""
         data = await self._http.request("GET", CLIENT.v3.directory.room[alias])
-        return str(data["room_id"])
+        room_id = data.get("room_id") if isinstance(data, dict) else None
+        if not valid_room_id(room_id):
+            # A remote alias is answered by its server: its word is checked like a person's.
+            raise AdminAPIError(502, "M_INVALID_RESPONSE",
+                                f"the homeserver answered {alias} with something that is not a room ID",
+                                method="GET", path="/_matrix/client/v3/directory/room/<alias>")
+        return str(room_id)
 
     async def whoami(self) -> WhoAmI:
         """GET /_matrix/client/v3/account/whoami"""
