@@ -384,13 +384,15 @@ class MASStandIn:
         """`refuse`: nothing listens any more (connection refused); `503`: every request gets 503."""
         if how not in ("refuse", "503"):
             raise ValueError(how)
+        if how == "503" and self._site is None:
+            await self._listen()
         self.down = how
         if how == "refuse" and self._site is not None:
             await self._site.stop()
             self._site = None
 
     async def come_up(self) -> None:
-        if self.down == "refuse":
+        if self._site is None:
             await self._listen()
         self.down = None
 
