@@ -212,7 +212,7 @@ class ClientCredentials:
         description = str(body.get("error_description") or "")
         text = f"MAS's token endpoint refused the client-credentials grant: {code}" + (f" ({description})" if description else "")
         cls = ScopeRefused if code in ("invalid_scope", "access_denied") else TokenError
-        return cls(status, text, oauth_error=code, method="POST", path=path)
+        return cls(status, text, oauth_error=code, description=description, method="POST", path=path)
 
     def _http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self._timeout, transport=self._transport, follow_redirects=False,

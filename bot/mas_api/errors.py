@@ -121,9 +121,10 @@ class TokenError(MASAPIError, synapse.Unauthorized):
 
     errcode_default = "MAS_TOKEN_REFUSED"
 
-    def __init__(self, status: int, error: str, *, oauth_error: str = "", **kwargs: object) -> None:
+    def __init__(self, status: int, error: str, *, oauth_error: str = "", description: str = "", **kwargs: object) -> None:
         super().__init__(status, error, **kwargs)  # type: ignore[arg-type]
         self.oauth_error = oauth_error
+        self.description = clip(description)
 
     @property
     def hint(self) -> str:
