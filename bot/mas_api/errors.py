@@ -10,6 +10,8 @@ for `AdminAPIError` — the dispatcher's error replies, the job runner's retry o
 
 from __future__ import annotations
 
+import unicodedata
+
 from ..admin_api import errors as synapse
 
 # MAS's own words when a valid token lacks the scope (crates/handlers/src/admin/call_context.rs).
@@ -18,8 +20,10 @@ _MAX_TEXT = 300
 
 
 def clip(text: str, limit: int = _MAX_TEXT) -> str:
-    """One line, bounded: error titles can echo data that came from strangers (an e-mail address …)."""
+    """One line, bounded, without control or bidi characters: error titles can echo data that came
+    from strangers (an e-mail address, a username …)."""
     flat = " ".join(text.split())
+    flat = "".join(ch for ch in flat if unicodedata.category(ch) not in ("Cc", "Cf"))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

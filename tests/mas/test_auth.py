@@ -207,3 +207,23 @@ async def test_a_token_without_the_admin_scope(mas: MASStandIn) -> None:
         assert info.value.errcode == "MAS_MISSING_SCOPE" and "admin_clients" in info.value.hint
     finally:
         await api.aclose()
+
+
+async def test_a_token_issued_without_the_admin_scope_is_not_used() -> None:
+    """MAS may narrow the scope it grants; the bot notices instead of failing later on every call."""
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json={"issuer": "https://mas.test/", "token_endpoint": "https://mas.test/oauth2/token"})
+        if request.url.path == "/oauth2/token":
+            return httpx.Response(200, json={"access_token": "mat_narrow", "token_type": "Bearer", "expires_in": 300,
+                                             "scope": "openid"})
+        return httpx.Response(500)
+
+    seen: list[str] = []
+    credentials = ClientCredentials("https://mas.test", "client", lambda: "secret",
+                                    transport=httpx.MockTransport(handler), on_token=seen.append)
+    with pytest.raises(ScopeRefused) as info:
+        await credentials.token()
+    assert "without the urn:mas:admin scope" in info.value.error and seen == [] and credentials.current is None
