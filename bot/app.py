@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from .access import Access, AdminRooms
+from .access import Access
+from .adminrooms import AdminRooms
 from .admin_api import AdminAPI, AdminHTTP
 from .config import Config
 from .dispatcher import Dispatcher
@@ -21,7 +22,7 @@ from .mas import MASDetection, detect_mas, mas_client
 from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
-from .reports import ReportInbox
+from .reports.inbox import ReportInbox
 from .spec import CommandTable
 from .storage import Database, Store
 
@@ -203,7 +204,7 @@ class App:
         log.info("metrics on http://%s:%d/metrics", host, port)
 
     def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
-        """The report inbox (bot/reports.py): its commands and reactions work even when polling is off."""
+        """The report inbox (bot/reports/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from .admin_api.paths import UnsafePathSegment, check_segment
+from .ids import UnsafePathSegment, check_segment, valid_server_name
+from .units import format_ts, human_duration, human_size, parse_duration_ms
 
 
 class ArgumentError(ValueError):
@@ -52,16 +53,6 @@ def _segment(token: str, what: str) -> str:
         return check_segment(token)
     except UnsafePathSegment as exc:
         raise ArgumentError(f"{token!r} is not a valid {what}: {exc}") from None
-
-
-_SERVER_NAME_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*"
-    r"|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
-)
-
-
-def valid_server_name(name: str) -> bool:
-    return bool(_SERVER_NAME_RE.match(name)) and len(name) <= 255
 
 
 class _StrValue(str):
@@ -289,47 +280,6 @@ class Size(int):
         return cls(int(raw))
 
 
-def human_size(size: int) -> str:
-    units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
-    value = float(size)
-    for unit in units:
-        if abs(value) < 1024 or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}".replace(".0 ", " ")
-        value /= 1024
-    return f"{size} bytes"
-
-
-_DURATION_UNITS_MS = {
-    "s": 1000,
-    "m": 60_000,
-    "min": 60_000,
-    "h": 3_600_000,
-    "d": 86_400_000,
-    "w": 7 * 86_400_000,
-    "y": 365 * 86_400_000,
-}
-_DURATION_RE = re.compile(r"(\d+)\s*(min|[smhdwy])", re.IGNORECASE)
-
-
-def parse_duration_ms(token: str) -> int | None:
-    text = token.strip().lower()
-    if not text or not re.fullmatch(r"(?:\d+\s*(?:min|[smhdwy])\s*)+", text):
-        return None
-    return sum(int(n) * _DURATION_UNITS_MS[unit] for n, unit in _DURATION_RE.findall(text))
-
-
-def human_duration(ms: int) -> str:
-    seconds = int(ms // 1000)
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
-
-
 class Duration(int):
     """A length of time in milliseconds: `90s`, `30m`, `12h`, `30d`, `2w`, `1y`, `1d12h`."""
 
@@ -349,13 +299,6 @@ class Duration(int):
     @classmethod
     def load(cls, raw: Any) -> Duration:
         return cls(int(raw))
-
-
-def format_ts(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    if moment.second == 0 and moment.microsecond == 0:
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class Timestamp:
@@ -479,11 +422,6 @@ def load_value(argtype: Any, raw: Any) -> Any:
     if isinstance(raw, list):
         return [argtype.load(item) for item in raw]
     return argtype.load(raw)
-
-
-def ago(ms: int, now_ms: int) -> str:
-    delta = timedelta(milliseconds=now_ms - ms)
-    return human_duration(int(abs(delta.total_seconds()) * 1000))
 
 
 class EventOrTimestamp:

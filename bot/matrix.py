@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,7 +46,8 @@ from nio import (
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
-from .access import AdminRooms
+from .adminrooms import AdminRooms
+from .backoff import Backoff
 from .config import Secret, TokenSource
 from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
@@ -84,25 +84,6 @@ class EventSink(Protocol):
 
 class MatrixError(RuntimeError):
     """A Matrix request failed in a way the caller should hear about."""
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with jitter; reset after a success."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    failures: int = 0
-
-    def next_delay(self, hint: float | None = None) -> float:
-        self.failures += 1
-        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
-        if hint is not None:
-            delay = min(self.cap, max(delay, hint))
-        return delay * (0.8 + 0.4 * random.random())
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 @dataclass
@@ -617,4 +598,4 @@ def strip_reply_fallback(body: str) -> str:
     return "\n".join(lines[index:])
 
 
-__all__ = ["MatrixClient", "Backoff", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]
+__all__ = ["MatrixClient", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]

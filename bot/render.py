@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .argtypes import format_ts, human_size
+from .units import format_ts, human_size
 from .views import Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Value, When
 
 # Matrix events are capped at 65,536 bytes; leave room for the envelope and encryption.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.admin_api.errors import UnrecognizedEndpoint
-from bot.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp, human_size
+from bot.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp
+from bot.units import human_size
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult

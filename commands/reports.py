@@ -1,7 +1,7 @@
 """`reports list` and `report show|claim|unclaim|resolve|dismiss|redact|suspend|deactivate`: the
 moderation queue. A bare number is an event report, `u<number>` a user report. The state of each
 report (open → claimed → resolved or dismissed) is the bot's own, shared by the whole team; the
-inbox (bot/reports.py) posts new reports and edits their notices whenever the state changes.
+inbox (bot/reports/) posts new reports and edits their notices whenever the state changes.
 """
 
 from __future__ import annotations
@@ -16,19 +16,10 @@ from bot.argtypes import ArgumentError, RoomID, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.parsing import PageRequest
-from bot.reports import (
-    CLOSED,
-    EVENT,
-    USER,
-    ReportInbox,
-    ReportRef,
-    excerpt_of,
-    facts_from_event_report,
-    facts_from_user_report,
-    ref_label,
-    report_fields,
-    room_value,
-    state_text,
+from bot.reports.inbox import ReportInbox
+from bot.reports.model import CLOSED, EVENT, USER, ReportRef, ref_label
+from bot.reports.views import (
+    excerpt_of, facts_from_event_report, facts_from_user_report, report_fields, room_value, state_text,
 )
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.storage import ReportFacts, ReportRecord

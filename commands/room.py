@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
 from bot.admin_api.rooms import DeleteStatus, RoomDetails
-from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID, format_ts
+from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
+from bot.units import format_ts
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult, follow, is_transient

@@ -10,9 +10,10 @@ from typing import Any
 from bot.admin_api.errors import NotFound, UnrecognizedEndpoint
 from bot.admin_api.users import UserDetails
 from bot.argtypes import (
-    ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp, human_size,
+    ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp,
 )
 from bot.argtypes import Text as TextArg
+from bot.units import human_size
 from bot.context import Context
 from bot.jobs import JobContext, JobResult, follow
 from bot.parsing import PageRequest

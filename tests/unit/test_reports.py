@@ -15,7 +15,10 @@ import pytest
 from bot.admin_api.models import Page
 from bot.argtypes import ArgumentError
 from bot.render import notice_content, render
-from bot.reports import Cursor, ReportInbox, ReportRef, excerpt_of, notice_view, scan_newer
+from bot.reports.inbox import ReportInbox
+from bot.reports.model import ReportRef
+from bot.reports.scan import Cursor, scan_newer
+from bot.reports.views import excerpt_of, notice_view
 from bot.storage import Database, ReportFacts, Store
 
 

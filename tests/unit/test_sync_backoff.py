@@ -7,9 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.access import AdminRooms
+from bot.adminrooms import AdminRooms
 from bot.homeserver import free_port
-from bot.matrix import Backoff, MatrixClient
+from bot.backoff import Backoff
+from bot.matrix import MatrixClient
 from bot.storage import Database, Store
 
 

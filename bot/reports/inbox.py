@@ -2,19 +2,6 @@
 the moderation team works through them together — claim, resolve, dismiss, redact — by command
 or by reaction. Each notice is edited on every change, so the room always shows the state.
 
-Polling. Both list endpoints page with an OFFSET over `ORDER BY received_ts`, newest first, and
-the order of reports filed in the same millisecond is not fixed. An offset is therefore no
-cursor (it shifts whenever a report is filed or deleted: the incumbent bots re-post or skip).
-The durable cursor here is the highest report id seen per kind, with its `received_ts`. A poll
-reads newest-first pages until it meets a report that is both older than the cursor (by id) and
-filed clearly before it (by time), collecting every id above the cursor. Pages overlap at a
-group of reports that share a timestamp, and a scan during which reports were deleted (the
-`total` shrank: the pages shifted up) is repeated, so none is skipped. The new reports and the
-moved cursor are written in one sqlite transaction, and a report is queued for posting only
-from the "none" state: each is posted once, across pages, deletions and restarts. Notices are
-sent with a transaction ID derived from the report, so a crash between sending and recording
-does not post twice either (the homeserver answers a repeated transaction with the first event).
-
 First start (no cursor): the history is not posted report by report; the cursor starts at the
 newest report and one notice says how many earlier reports exist and lists the recent ones.
 After an outage, everything filed meanwhile is posted; more than a handful in one poll become
@@ -24,47 +11,31 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
-from .admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
-from .admin_api.models import Page
-from .argtypes import ArgumentError, ParseEnv, format_ts
-from .confirm import normalise_key
-from .events import IncomingReaction, Messenger
-from .render import edit_content, notice_content, render_fitting
-from .spec import CommandError, Role
-from .storage import ReportFacts, ReportRecord, Store, now_ms
-from .views import Code, Doc, Record, Table, Text, When
+from ..admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
+from ..confirm import normalise_key
+from ..events import IncomingReaction, Messenger
+from ..render import edit_content, notice_content, render_fitting
+from ..spec import CommandError, Role
+from ..storage import ReportFacts, ReportRecord, Store, now_ms
+from ..views import Doc, Text
+from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
+from .scan import Cursor, PageFetcher, scan_newer
+from .views import excerpt_of, facts_from_event_report, facts_from_user_report, notice_view, state_text, summary_view
 
 log = logging.getLogger(__name__)
 
-EVENT = "event"
-USER = "user"
-KINDS = (EVENT, USER)
 CURSOR_KEY = "reports.cursor.{kind}"
-
 DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 1000
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
-# A report filed up to this long before the cursor's own time is still looked at: the order by
-# received_ts and the order by id can disagree when the homeserver's clock is stepped back.
-CLOCK_SLACK_MS = 30_000
-SCAN_ATTEMPTS = 3
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
-SUMMARY_ROWS = 30
-EXCERPT_CHARS = 300
 ROOM_RETRY_S = 60.0
 MAX_ERROR_BACKOFF_S = 60.0
-
-OPEN, CLAIMED, RESOLVED, DISMISSED = "open", "claimed", "resolved", "dismissed"
-CLOSED = (RESOLVED, DISMISSED)
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -74,258 +45,6 @@ REACTIONS = {
     "🗑": "report redact",
     "❌": "report dismiss",
 }
-
-_MEDIA = {
-    "m.image": "an image", "m.video": "a video", "m.audio": "an audio clip", "m.file": "a file",
-    "m.location": "a location", "m.sticker": "a sticker",
-}
-
-
-# -- report references: `12` is event report 12, `u12` user report 12
-
-
-def ref_label(kind: str, report_id: int) -> str:
-    return str(report_id) if kind == EVENT else f"u{report_id}"
-
-
-class ReportRef(str):
-    """An argument naming a report: `12` (event report) or `u12` (user report)."""
-
-    label = "report"
-    _PATTERN = re.compile(r"^(?:#)?(u?)(\d{1,18})$", re.IGNORECASE)
-
-    @property
-    def kind(self) -> str:
-        return USER if self.startswith("u") else EVENT
-
-    @property
-    def id(self) -> int:
-        return int(self.lstrip("u"))
-
-    @classmethod
-    def of(cls, kind: str, report_id: int) -> ReportRef:
-        return cls(ref_label(kind, report_id))
-
-    @classmethod
-    def parse(cls, token: str, env: ParseEnv | None = None) -> ReportRef:
-        match = cls._PATTERN.match(token.strip())
-        if not match:
-            raise ArgumentError(f"{token!r} is not a report: expected a number (event report) or u<number> (user report)")
-        return cls.of(USER if match.group(1) else EVENT, int(match.group(2)))
-
-    @classmethod
-    def describe(cls, value: Any) -> str:
-        ref = cls.parse(str(value))
-        return f"{ref.kind} report {ref}"
-
-    @classmethod
-    def load(cls, raw: Any) -> ReportRef:
-        return cls.parse(str(raw))
-
-
-# -- the cursor and the scan
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The newest report seen: its id, and the newest received_ts seen."""
-
-    id: int
-    ts: int
-
-    def dump(self) -> str:
-        return json.dumps({"id": self.id, "ts": self.ts})
-
-    @classmethod
-    def load(cls, text: str) -> Cursor:
-        data = json.loads(text)
-        return cls(int(data["id"]), int(data["ts"]))
-
-    def advanced(self, items: Iterable[Any]) -> Cursor:
-        ids, stamps = [self.id], [self.ts]
-        for item in items:
-            ids.append(int(item.id))
-            stamps.append(int(item.received_ts))
-        return Cursor(max(ids), max(stamps))
-
-
-T = TypeVar("T")
-PageFetcher = Callable[[int, int], Awaitable[Page[T]]]  # (offset, limit) → newest-first page
-
-
-def tie_step(items: Sequence[Any]) -> int:
-    """How far the next page may start: at the group of reports sharing the last timestamp, so that
-    a group split across two pages is read whole even if the server orders it differently each
-    time. 0 when the whole page is one such group."""
-    last = items[-1].received_ts
-    tail = 0
-    for item in reversed(items):
-        if item.received_ts != last:
-            break
-        tail += 1
-    return len(items) - tail
-
-
-async def scan_newer(fetch: PageFetcher[T], cursor: Cursor, page_size: int) -> list[T]:
-    """Every report above the cursor, oldest first (see the module docstring)."""
-    found: dict[int, T] = {}
-    for attempt in range(1, SCAN_ATTEMPTS + 1):
-        found = {}
-        offset, limit, previous_total, shrank = 0, page_size, None, False
-        while True:
-            page = await fetch(offset, limit)
-            if previous_total is not None and page.total is not None and page.total < previous_total:
-                shrank = True
-            previous_total = page.total
-            reached_old = False
-            for item in page.items:
-                if item.id > cursor.id:  # type: ignore[attr-defined]
-                    found[item.id] = item  # type: ignore[attr-defined]
-                elif item.received_ts < cursor.ts - CLOCK_SLACK_MS:  # type: ignore[attr-defined]
-                    reached_old = True
-                    break
-            if reached_old or not page.items or page.next_token is None:
-                break
-            step = tie_step(page.items)
-            if step == 0 and limit < MAX_PAGE_SIZE:
-                limit = min(limit * 2, MAX_PAGE_SIZE)  # one timestamp fills the page: read more of it at once
-                continue
-            offset += step or len(page.items)
-            limit = page_size
-        if not shrank:
-            break
-        log.info("reports were deleted while paging (attempt %d); reading again", attempt)
-    return [found[key] for key in sorted(found)]
-
-
-# -- what a notice shows
-
-
-def excerpt_of(event: dict[str, Any]) -> str:
-    """A short, plain-text idea of the reported event; media and encrypted events by their kind."""
-    etype = str(event.get("type") or "")
-    content = event.get("content")
-    if etype == "m.room.encrypted":
-        return "(encrypted: the homeserver cannot read it)"
-    if not isinstance(content, dict) or not content:
-        return "(no content: the event was redacted)" if etype else "(the event is not available)"
-    if etype == "m.sticker":
-        return "(a sticker)"
-    if etype != "m.room.message":
-        return f"(a {etype} event)"
-    msgtype = str(content.get("msgtype") or "")
-    if msgtype in _MEDIA:
-        return f"({_MEDIA[msgtype]})"
-    body = content.get("body")
-    if not isinstance(body, str) or not body.strip():
-        return "(no text)"
-    text = " ".join(_strip_reply_fallback(body).split())
-    if msgtype == "m.emote":
-        text = "* " + text
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-def _strip_reply_fallback(body: str) -> str:
-    lines = body.split("\n")
-    index = 0
-    while index < len(lines) and lines[index].startswith(">"):
-        index += 1
-    rest = "\n".join(lines[index:]).strip()
-    return rest or body
-
-
-def state_text(record: ReportRecord) -> str:
-    if record.state == CLAIMED:
-        text = f"claimed by {record.claimed_by}" + (f" since {format_ts(record.claimed_ts)}" if record.claimed_ts else "")
-    elif record.state in CLOSED:
-        text = f"{record.state} by {record.closed_by}" + (f" at {format_ts(record.closed_ts)}" if record.closed_ts else "")
-        if record.state == DISMISSED:
-            text += " (deleted from the homeserver)"
-        if record.note:
-            text += f" — {record.note}"
-    else:
-        text = "open: nobody has claimed it yet"
-    return text
-
-
-def room_value(facts: ReportFacts) -> list[Any]:
-    parts: list[Any] = [facts.room_name] if facts.room_name else []
-    if facts.room_alias:
-        parts.append(Code(facts.room_alias))
-    if facts.room_id:
-        parts.append(Code(facts.room_id))
-    return parts
-
-
-def report_fields(record: ReportRecord) -> list[tuple[str, Any]]:
-    facts = record.facts
-    fields: list[tuple[str, Any]] = [
-        ("reporter", Code(facts.reporter)),
-        ("reported user", Code(facts.target) if facts.target else "unknown (the homeserver no longer has the event)"),
-    ]
-    if facts.kind == EVENT:
-        fields.append(("room", room_value(facts)))
-        message = facts.excerpt or "(not fetched)"
-        if record.redacted_by:
-            message = f"redacted by {record.redacted_by}" + (f" at {format_ts(record.redacted_ts)}" if record.redacted_ts else "")
-        fields.append(("message", message))
-    fields.append(("reason", facts.reason or "(none given)"))
-    if facts.kind == EVENT:
-        fields.append(("score", facts.score))
-    fields.append(("filed", When(facts.received_ts)))
-    fields.append(("state", state_text(record)))
-    return fields
-
-
-def notice_view(record: ReportRecord, prefix: str) -> Doc:
-    facts = record.facts
-    label = ref_label(facts.kind, facts.report_id)
-    title = f"🚩 {'Event' if facts.kind == EVENT else 'User'} report {label} · {record.state}"
-    if record.state in CLOSED:
-        footer = None
-    elif facts.kind == EVENT:
-        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report) — or ",
-                      Code(f"{prefix} report show {label}"))
-    else:
-        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report) — or ", Code(f"{prefix} report show {label}"))
-    return Doc(Record(title, report_fields(record)), footer)
-
-
-def report_row(facts: ReportFacts) -> list[Any]:
-    room = facts.room_name or facts.room_alias or facts.room_id or "—"
-    return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"), room,
-            facts.reason or "(none given)"]
-
-
-REPORT_COLUMNS = ["id", "filed", "reported user", "room", "reason"]
-
-
-def summary_view(title: str, reports: Sequence[ReportFacts], prefix: str) -> Doc:
-    shown = list(reports)[:SUMMARY_ROWS]
-    more = len(reports) - len(shown)
-    table = Table(title, REPORT_COLUMNS, [report_row(f) for f in shown], empty="None.")
-    tail = Text(f"… and {more:,} more.") if more else None
-    return Doc(
-        table, tail,
-        Text("They wait in the queue: ", Code(f"{prefix} report show <id>"), ", ", Code(f"{prefix} report claim <id>"),
-             "; every open report: ", Code(f"{prefix} reports list"), "."),
-    )
-
-
-def facts_from_event_report(report: Any, excerpt: str | None) -> ReportFacts:
-    return ReportFacts(
-        kind=EVENT, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-        target=report.sender, room_id=report.room_id, room_name=report.name, room_alias=report.canonical_alias,
-        event_id=report.event_id, reason=report.reason, score=report.score, excerpt=excerpt,
-    )
-
-
-def facts_from_user_report(report: Any) -> ReportFacts:
-    return ReportFacts(kind=USER, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-                       target=report.target_user_id, reason=report.reason)
-
-
-# -- the inbox
 
 
 class CommandRunner(Protocol):
