@@ -3,7 +3,7 @@
 `V1.users[ulid(user_id)].set_password` → `/api/admin/v1/users/01J…/set-password`.
 An attribute is a literal segment written in our code (underscores become the hyphens MAS uses);
 indexing adds a segment that comes from data, validated and percent-encoded by the same rules as
-the Synapse client's paths (`bot/admin_api/paths.py`). Every ID of the MAS admin API is a ULID,
+the Synapse client's paths (`bot/ids.py`). Every ID of the MAS admin API is a ULID,
 checked here before it goes anywhere; a username may only be a plain localpart.
 Query parameters never go into a path: they are passed to httpx as a mapping.
 """
@@ -11,8 +11,9 @@ Query parameters never go into a path: they are passed to httpx as a mapping.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
-from ..admin_api.paths import UnsafePathSegment, encode_segment
+from ..ids import UnsafePathSegment, check_segment
 from .errors import InvalidIdentifier
 
 # Crockford base32, 26 characters, as the description's `ULID` schema says.
@@ -51,7 +52,7 @@ class MASPath:
 
     def __getitem__(self, value: str) -> MASPath:
         try:
-            return MASPath(self._segments + (encode_segment(value),))
+            return MASPath(self._segments + (quote(check_segment(value), safe=""),))
         except UnsafePathSegment as exc:
             raise InvalidIdentifier(str(exc)) from None
 
