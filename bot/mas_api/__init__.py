@@ -36,6 +36,17 @@ from .upstream import UpstreamOAuthLinksAPI, UpstreamOAuthProvidersAPI
 from .users import UsersAPI, localpart_of
 
 
+# Operations of docs/mas-admin-api.tsv the client does not offer, by operationId, with the reason.
+NOT_OFFERED: dict[str, str] = {
+    "setPolicyData": "policy data is MAS configuration (who may register, which clients are admin clients): "
+                     "changed with MAS's config or CLI, not from a chat room",
+    "getLatestPolicyData": "policy data is MAS configuration, not an account matter",
+    "getPolicyData": "policy data is MAS configuration, not an account matter",
+    "createPersonalSession": "its answer is a new access token, which must never be posted into a room",
+    "regeneratePersonalSession": "its answer is a new access token, which must never be posted into a room",
+}
+
+
 class MASAPI(
     ServerAPI,
     UsersAPI,
@@ -62,6 +73,7 @@ class MASAPI(
 
 __all__ = [
     "ADMIN_SCOPE",
+    "NOT_OFFERED",
     "BadRequest",
     "ClientCredentials",
     "Conflict",

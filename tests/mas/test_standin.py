@@ -144,3 +144,15 @@ async def test_down_refused_then_503_then_up(mas: MASStandIn) -> None:
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+async def test_seeding_from_the_real_synapse(mas: MASStandIn, homeserver) -> None:  # type: ignore[no-untyped-def]
+    admin = await homeserver.register("seed-admin", admin=True)
+    plain = await homeserver.register("seed-plain")
+    mas.add_account(plain)  # already known: kept as is, with its compatibility session
+    added = await mas.add_synapse_users(homeserver.url, admin.access_token)
+    names = {u.username for u in added}
+    assert "seed-admin" in names and "seed-plain" not in names
+    assert mas.user_by_username("seed-admin").admin is True
+    session = next(s for s in mas.compat_sessions.values() if s.user_id == mas.user_by_username("seed-plain").id)
+    assert session.device_id == plain.device_id

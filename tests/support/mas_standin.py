@@ -20,7 +20,8 @@ and:
 - can be switched down: connection refused, or 503 to everything.
 
 Seeding: `add_user("alice")`, or `add_account(account)` for an account registered on the real
-test Synapse (same localpart, plus a compatibility session for its device), then
+test Synapse (same localpart, plus a compatibility session for its device), or
+`await add_synapse_users(hs.url, admin_token)` for all of them at once, then
 `add_compat_session`, `add_oauth2_session`, `add_browser_session`, `add_email`, `add_provider`,
 `add_link`, `add_registration_token`, `add_personal_session`, `add_client`.
 """
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 from aiohttp import web
 
 from bot.homeserver import LOOPBACK, free_port
@@ -424,6 +426,27 @@ class MASStandIn:
         user = self.add_user(account.localpart, admin=admin, password=account.password)
         self.add_compat_session(user, device_id=account.device_id, user_agent=user_agent)
         return user
+
+    async def add_synapse_users(self, homeserver_url: str, admin_token: str) -> list[User]:
+        """A MAS user for every local account of a real Synapse that the stand-in does not know yet
+        (same localpart, the admin flag as can_request_admin, deactivated ones deactivated), as after
+        a migration with syn2mas. Returns the users added."""
+        added: list[User] = []
+        async with httpx.AsyncClient(base_url=homeserver_url, timeout=30,
+                                     headers={"Authorization": f"Bearer {admin_token}"}) as http:
+            start: str | None = "0"
+            while start is not None:
+                response = await http.get("/_synapse/admin/v2/users",
+                                          params={"from": start, "limit": 100, "guests": "false", "deactivated": "true"})
+                response.raise_for_status()
+                data = response.json()
+                for entry in data.get("users", []):
+                    localpart = entry["name"][1:].split(":", 1)[0]
+                    if self.user_by_username(localpart) is None:
+                        added.append(self.add_user(localpart, admin=bool(entry.get("admin")),
+                                                   deactivated=bool(entry.get("deactivated"))))
+                start = data.get("next_token")
+        return added
 
     def user_by_username(self, username: str) -> User | None:
         return next((u for u in self.users.values() if u.username == username), None)
