@@ -7,9 +7,6 @@ from typing import Any
 from .http import MASHTTP
 from .paths import ulid
 
-DOCS = "https://element-hq.github.io/matrix-authentication-service/api/index.html"
-
-
 class Area:
     """An area of the API (users, sessions, …); methods send requests through `self._http`."""
 

@@ -1,4 +1,4 @@
-"""E-mail addresses of MAS users. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-email"""
+"""E-mail addresses of MAS users. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-email"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class UserEmailsAPI(Area):
     ) -> Page[UserEmail]:
         """GET /api/admin/v1/user-emails (listUserEmails) — `email` matches the whole address.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-email/operation/listUserEmails
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-email/listUserEmails
         """
         params = {
             "filter[user]": None if user is None else ulid(user),
@@ -26,7 +26,7 @@ class UserEmailsAPI(Area):
     async def get_user_email(self, email_id: str) -> UserEmail:
         """GET /api/admin/v1/user-emails/{id} (getUserEmail).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-email/operation/getUserEmail
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-email/getUserEmail
         """
         return single(UserEmail, await self._http.request("GET", V1.user_emails[ulid(email_id)]))
 
@@ -34,7 +34,7 @@ class UserEmailsAPI(Area):
         """POST /api/admin/v1/user-emails (addUserEmail) — no verification mail; Conflict when the
         address belongs to someone already, BadRequest when it is not an address.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-email/operation/addUserEmail
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-email/addUserEmail
         """
         body = {"user_id": ulid(user_id), "email": email}
         return single(UserEmail, await self._http.request("POST", V1.user_emails, json=body))
@@ -42,6 +42,6 @@ class UserEmailsAPI(Area):
     async def delete_user_email(self, email_id: str) -> None:
         """DELETE /api/admin/v1/user-emails/{id} (deleteUserEmail).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-email/operation/deleteUserEmail
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-email/deleteUserEmail
         """
         await self._http.request("DELETE", V1.user_emails[ulid(email_id)])

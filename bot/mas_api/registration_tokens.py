@@ -1,4 +1,4 @@
-"""MAS user registration tokens. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token
+"""MAS user registration tokens. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token
 
 MAS addresses a token by its ULID, not by the token string people type: `registration_token_by_value`
 finds one by its string (MAS has no filter for it, so it pages through the list).
@@ -30,7 +30,7 @@ class RegistrationTokensAPI(Area):
     ) -> Page[RegistrationToken]:
         """GET /api/admin/v1/user-registration-tokens (listUserRegistrationTokens).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/listUserRegistrationTokens
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/listUserRegistrationTokens
         """
         params = {
             "filter[used]": used, "filter[revoked]": revoked, "filter[expired]": expired, "filter[valid]": valid,
@@ -41,7 +41,7 @@ class RegistrationTokensAPI(Area):
     async def get_registration_token(self, token_id: str) -> RegistrationToken:
         """GET /api/admin/v1/user-registration-tokens/{id} (getUserRegistrationToken).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/getUserRegistrationToken
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/getUserRegistrationToken
         """
         return single(RegistrationToken, await self._http.request("GET", V1.user_registration_tokens[ulid(token_id)]))
 
@@ -58,7 +58,7 @@ class RegistrationTokensAPI(Area):
         """POST /api/admin/v1/user-registration-tokens (addUserRegistrationToken) — MAS draws a random
         token when none is given; unlimited uses and no expiry unless given. Conflict when it exists.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/addUserRegistrationToken
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/addUserRegistrationToken
         """
         body: dict[str, Any] = {}
         if token is not None:
@@ -75,7 +75,7 @@ class RegistrationTokensAPI(Area):
         """PUT /api/admin/v1/user-registration-tokens/{id} (updateUserRegistrationToken) — only the given
         fields change; None removes the limit or the expiry.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/updateUserRegistrationToken
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/updateUserRegistrationToken
         """
         body: dict[str, Any] = {}
         if usage_limit is not UNSET:
@@ -88,13 +88,13 @@ class RegistrationTokensAPI(Area):
     async def revoke_registration_token(self, token_id: str) -> RegistrationToken:
         """POST /api/admin/v1/user-registration-tokens/{id}/revoke (revokeUserRegistrationToken) — BadRequest when revoked already.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/revokeUserRegistrationToken
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/revokeUserRegistrationToken
         """
         return single(RegistrationToken, await self._http.request("POST", V1.user_registration_tokens[ulid(token_id)].revoke))
 
     async def unrevoke_registration_token(self, token_id: str) -> RegistrationToken:
         """POST /api/admin/v1/user-registration-tokens/{id}/unrevoke (unrevokeUserRegistrationToken) — BadRequest when not revoked.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-registration-token/operation/unrevokeUserRegistrationToken
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-registration-token/unrevokeUserRegistrationToken
         """
         return single(RegistrationToken, await self._http.request("POST", V1.user_registration_tokens[ulid(token_id)].unrevoke))

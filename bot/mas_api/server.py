@@ -1,5 +1,5 @@
 """What MAS says about itself, and its OAuth 2.0 clients (read only).
-Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/server"""
+Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/server"""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ class ServerAPI(Area):
     async def version(self) -> str:
         """GET /api/admin/v1/version (version).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/server/operation/version
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/server/version
         """
         return str((await self._http.request("GET", V1.version))["version"])
 
     async def site_config(self) -> SiteConfig:
         """GET /api/admin/v1/site-config (siteConfig).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/server/operation/siteConfig
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/server/siteConfig
         """
         return SiteConfig.from_json(await self._http.request("GET", V1.site_config))
 
@@ -32,7 +32,7 @@ class OAuth2ClientsAPI(Area):
     ) -> Page[OAuth2Client]:
         """GET /api/admin/v1/oauth2-clients (listOAuth2Clients).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/oauth2-client/operation/listOAuth2Clients
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/oauth2-client/listOAuth2Clients
         """
         params = paging(first=first, after=after, count=count)
         return page(OAuth2Client, await self._http.request("GET", V1.oauth2_clients, params=params))
@@ -40,6 +40,6 @@ class OAuth2ClientsAPI(Area):
     async def get_oauth2_client(self, client_id: str) -> OAuth2Client:
         """GET /api/admin/v1/oauth2-clients/{id} (getOAuth2Client).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/oauth2-client/operation/getOAuth2Client
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/oauth2-client/getOAuth2Client
         """
         return single(OAuth2Client, await self._http.request("GET", V1.oauth2_clients[ulid(client_id)]))

@@ -52,7 +52,7 @@ class CompatSessionsAPI(Area):
     ) -> Page[CompatSession]:
         """GET /api/admin/v1/compat-sessions (listCompatSessions) — all statuses unless `status` is given.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/compat-session/operation/listCompatSessions
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/compat-session/listCompatSessions
         """
         params = {
             "filter[user]": _optional_ulid(user),
@@ -66,14 +66,14 @@ class CompatSessionsAPI(Area):
     async def get_compat_session(self, session_id: str) -> CompatSession:
         """GET /api/admin/v1/compat-sessions/{id} (getCompatSession).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/compat-session/operation/getCompatSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/compat-session/getCompatSession
         """
         return single(CompatSession, await self._http.request("GET", V1.compat_sessions[ulid(session_id)]))
 
     async def finish_compat_session(self, session_id: str) -> CompatSession:
         """POST /api/admin/v1/compat-sessions/{id}/finish (finishCompatSession) — BadRequest when already finished.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/compat-session/operation/finishCompatSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/compat-session/finishCompatSession
         """
         return single(CompatSession, await self._http.request("POST", V1.compat_sessions[ulid(session_id)].finish))
 
@@ -98,7 +98,7 @@ class OAuth2SessionsAPI(Area):
     ) -> Page[OAuth2Session]:
         """GET /api/admin/v1/oauth2-sessions (listOAuth2Sessions) — `clients` match any; `scopes` all.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/oauth2-session/operation/listOAuth2Sessions
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/oauth2-session/listOAuth2Sessions
         """
         params = {
             "filter[user]": _optional_ulid(user),
@@ -115,14 +115,14 @@ class OAuth2SessionsAPI(Area):
     async def get_oauth2_session(self, session_id: str) -> OAuth2Session:
         """GET /api/admin/v1/oauth2-sessions/{id} (getOAuth2Session).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/oauth2-session/operation/getOAuth2Session
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/oauth2-session/getOAuth2Session
         """
         return single(OAuth2Session, await self._http.request("GET", V1.oauth2_sessions[ulid(session_id)]))
 
     async def finish_oauth2_session(self, session_id: str) -> OAuth2Session:
         """POST /api/admin/v1/oauth2-sessions/{id}/finish (finishOAuth2Session) — BadRequest when already finished.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/oauth2-session/operation/finishOAuth2Session
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/oauth2-session/finishOAuth2Session
         """
         return single(OAuth2Session, await self._http.request("POST", V1.oauth2_sessions[ulid(session_id)].finish))
 
@@ -143,7 +143,7 @@ class UserSessionsAPI(Area):
     ) -> Page[UserSession]:
         """GET /api/admin/v1/user-sessions (listUserSessions) — browser sessions with MAS.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-session/operation/listUserSessions
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-session/listUserSessions
         """
         params = {
             "filter[user]": _optional_ulid(user),
@@ -156,14 +156,14 @@ class UserSessionsAPI(Area):
     async def get_user_session(self, session_id: str) -> UserSession:
         """GET /api/admin/v1/user-sessions/{id} (getUserSession).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-session/operation/getUserSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-session/getUserSession
         """
         return single(UserSession, await self._http.request("GET", V1.user_sessions[ulid(session_id)]))
 
     async def finish_user_session(self, session_id: str) -> UserSession:
         """POST /api/admin/v1/user-sessions/{id}/finish (finishUserSession) — BadRequest when already finished.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user-session/operation/finishUserSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user-session/finishUserSession
         """
         return single(UserSession, await self._http.request("POST", V1.user_sessions[ulid(session_id)].finish))
 
@@ -186,7 +186,7 @@ class PersonalSessionsAPI(Area):
     ) -> Page[PersonalSession]:
         """GET /api/admin/v1/personal-sessions (listPersonalSessions) — note MAS spells these filters with underscores.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/personal-session/operation/listPersonalSessions
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/personal-session/listPersonalSessions
         """
         params = {
             "filter[owner_user]": _optional_ulid(owner_user),
@@ -204,13 +204,13 @@ class PersonalSessionsAPI(Area):
     async def get_personal_session(self, session_id: str) -> PersonalSession:
         """GET /api/admin/v1/personal-sessions/{id} (getPersonalSession).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/personal-session/operation/getPersonalSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/personal-session/getPersonalSession
         """
         return single(PersonalSession, await self._http.request("GET", V1.personal_sessions[ulid(session_id)]))
 
     async def revoke_personal_session(self, session_id: str) -> PersonalSession:
         """POST /api/admin/v1/personal-sessions/{id}/revoke (revokePersonalSession) — Conflict when already revoked.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/personal-session/operation/revokePersonalSession
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/personal-session/revokePersonalSession
         """
         return single(PersonalSession, await self._http.request("POST", V1.personal_sessions[ulid(session_id)].revoke))

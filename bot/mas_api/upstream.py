@@ -2,7 +2,7 @@
 
 Under MAS these replace Synapse's external IDs: removing one provider's links from every user is
 `walk(list_upstream_oauth_links(provider=…))` + `delete_upstream_oauth_link` for each.
-Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-link
+Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-link
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class UpstreamOAuthLinksAPI(Area):
     ) -> Page[UpstreamOAuthLink]:
         """GET /api/admin/v1/upstream-oauth-links (listUpstreamOAuthLinks).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-link/operation/listUpstreamOAuthLinks
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-link/listUpstreamOAuthLinks
         """
         params = {
             "filter[user]": None if user is None else ulid(user),
@@ -36,7 +36,7 @@ class UpstreamOAuthLinksAPI(Area):
     async def get_upstream_oauth_link(self, link_id: str) -> UpstreamOAuthLink:
         """GET /api/admin/v1/upstream-oauth-links/{id} (getUpstreamOAuthLink).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-link/operation/getUpstreamOAuthLink
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-link/getUpstreamOAuthLink
         """
         return single(UpstreamOAuthLink, await self._http.request("GET", V1.upstream_oauth_links[ulid(link_id)]))
 
@@ -46,7 +46,7 @@ class UpstreamOAuthLinksAPI(Area):
         """POST /api/admin/v1/upstream-oauth-links (addUpstreamOAuthLink) — Conflict when that
         provider's subject is linked to a user already.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-link/operation/addUpstreamOAuthLink
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-link/addUpstreamOAuthLink
         """
         body: dict[str, Any] = {"user_id": ulid(user_id), "provider_id": ulid(provider_id), "subject": subject}
         if human_account_name is not None:
@@ -56,7 +56,7 @@ class UpstreamOAuthLinksAPI(Area):
     async def delete_upstream_oauth_link(self, link_id: str) -> None:
         """DELETE /api/admin/v1/upstream-oauth-links/{id} (deleteUpstreamOAuthLink).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-link/operation/deleteUpstreamOAuthLink
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-link/deleteUpstreamOAuthLink
         """
         await self._http.request("DELETE", V1.upstream_oauth_links[ulid(link_id)])
 
@@ -68,7 +68,7 @@ class UpstreamOAuthProvidersAPI(Area):
     ) -> Page[UpstreamOAuthProvider]:
         """GET /api/admin/v1/upstream-oauth-providers (listUpstreamOAuthProviders).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-provider/operation/listUpstreamOAuthProviders
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-provider/listUpstreamOAuthProviders
         """
         params = {"filter[enabled]": enabled, **paging(first=first, after=after, count=count)}
         return page(UpstreamOAuthProvider, await self._http.request("GET", V1.upstream_oauth_providers, params=params))
@@ -76,6 +76,6 @@ class UpstreamOAuthProvidersAPI(Area):
     async def get_upstream_oauth_provider(self, provider_id: str) -> UpstreamOAuthProvider:
         """GET /api/admin/v1/upstream-oauth-providers/{id} (getUpstreamOAuthProvider).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/upstream-oauth-provider/operation/getUpstreamOAuthProvider
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/upstream-oauth-provider/getUpstreamOAuthProvider
         """
         return single(UpstreamOAuthProvider, await self._http.request("GET", V1.upstream_oauth_providers[ulid(provider_id)]))

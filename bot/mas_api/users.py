@@ -1,4 +1,4 @@
-"""MAS users: the accounts themselves. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user
+"""MAS users: the accounts themselves. Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user
 
 A MAS user is addressed by its ULID, not by its Matrix ID: `user_for_matrix_id` maps one to the
 other through `GET /users/by-username/{username}`.
@@ -43,7 +43,7 @@ class UsersAPI(Area):
     ) -> Page[User]:
         """GET /api/admin/v1/users (listUsers) — ordered by ID; `status="locked"` includes deactivated users.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/listUsers
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/listUsers
         """
         params: dict[str, Any] = {
             "filter[admin]": admin,
@@ -60,14 +60,14 @@ class UsersAPI(Area):
     async def get_user(self, user_id: str) -> User:
         """GET /api/admin/v1/users/{id} (getUser).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/getUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/getUser
         """
         return single(User, await self._http.request("GET", V1.users[ulid(user_id)]))
 
     async def get_user_by_username(self, name: str) -> User:
         """GET /api/admin/v1/users/by-username/{username} (getUserByUsername); NotFound when MAS has no such user.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/getUserByUsername
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/getUserByUsername
         """
         return single(User, await self._http.request("GET", V1.users.by_username[username(name)]))
 
@@ -83,7 +83,7 @@ class UsersAPI(Area):
         """POST /api/admin/v1/users (createUser) — also provisions the account on the homeserver.
         Conflict when the username is taken or reserved by the homeserver.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/createUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/createUser
         """
         body: dict[str, Any] = {"username": username(name)}
         if skip_homeserver_check:
@@ -98,7 +98,7 @@ class UsersAPI(Area):
         """POST /api/admin/v1/users/{id}/set-password (setUserPassword) — BadRequest when MAS finds the
         password too weak; Forbidden when password login is disabled in MAS. Other sessions stay.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/setUserPassword
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/setUserPassword
         """
         body: dict[str, Any] = {"password": password}
         if skip_password_check:
@@ -109,7 +109,7 @@ class UsersAPI(Area):
         """POST /api/admin/v1/users/{id}/set-admin (userSetAdmin) — whether the user may request admin
         scopes; sessions that already have them keep them.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/userSetAdmin
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/userSetAdmin
         """
         return single(User, await self._http.request("POST", V1.users[ulid(user_id)].set_admin, json={"admin": admin}))
 
@@ -120,7 +120,7 @@ class UsersAPI(Area):
         MAS asks the homeserver to GDPR-ERASE the account unless told `skip_erase: true` — the opposite
         of Synapse's default — so the caller must always say which, and the body always carries it.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/deactivateUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/deactivateUser
         """
         if not isinstance(skip_erase, bool):
             raise TypeError("skip_erase must be True or False")
@@ -130,20 +130,20 @@ class UsersAPI(Area):
     async def reactivate_user(self, user_id: str) -> User:
         """POST /api/admin/v1/users/{id}/reactivate (reactivateUser) — also on the homeserver.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/reactivateUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/reactivateUser
         """
         return single(User, await self._http.request("POST", V1.users[ulid(user_id)].reactivate))
 
     async def lock_user(self, user_id: str) -> User:
         """POST /api/admin/v1/users/{id}/lock (lockUser) — the user can no longer log in or use sessions.
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/lockUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/lockUser
         """
         return single(User, await self._http.request("POST", V1.users[ulid(user_id)].lock))
 
     async def unlock_user(self, user_id: str) -> User:
         """POST /api/admin/v1/users/{id}/unlock (unlockUser).
 
-        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#tag/user/operation/unlockUser
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/user/unlockUser
         """
         return single(User, await self._http.request("POST", V1.users[ulid(user_id)].unlock))
