@@ -7,6 +7,7 @@ from typing import Any
 from .http import MASHTTP
 from .paths import ulid
 
+
 class Area:
     """An area of the API (users, sessions, …); methods send requests through `self._http`."""
 
