@@ -1,13 +1,11 @@
-"""matrix-authentication-service (MAS) next to Synapse: build the MAS client from the config, tell
-whether the homeserver delegates its accounts to MAS, and probe MAS for `check`.
+"""matrix-authentication-service (MAS) next to Synapse: whether the homeserver delegates its
+accounts to MAS, and `check`'s probe of MAS. (The MAS client itself is built by bot/wiring.py.)
 
-The wiring glue between `bot/config.py` and `bot/mas_api/`; the CLI and the app use it, commands
-see only the detection result (`MASDetection`) and the client.
+The CLI and the app use it; commands see only the detection result (`MASDetection`) and the client.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,20 +14,10 @@ import httpx
 
 from .config import MASConfig, TokenSource
 from .login import AUTH_METADATA_PATHS
-from .mas_api import (
-    ADMIN_SCOPE,
-    MASAPI,
-    MASHTTP,
-    ClientCredentials,
-    MASAPIError,
-    MissingScope,
-    ScopeRefused,
-    StaticToken,
-    TokenError,
-    TokenProvider,
-)
+from .mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, ScopeRefused, TokenError
 from .mas_api.errors import clip
 from .mas_api.paths import V1
+from .wiring import mas_client
 
 Say = Callable[[bool, str], None]
 GUIDE = "README: ESS / MAS"
@@ -102,52 +90,6 @@ async def detect_mas(
 
 def _text(value: Any) -> str | None:
     return clip(value, 200) if isinstance(value, str) else None
-
-
-def _fresh(source: TokenSource) -> str:
-    """A secret from a file is read again each time it is needed (an outside rotation takes effect)."""
-    source.reload()
-    current = source.current()
-    assert current is not None
-    return current.reveal()
-
-
-def token_provider(
-    config: MASConfig, *, on_secret: Callable[[str], None] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
-) -> TokenProvider:
-    if config.client_id is not None:
-        assert config.client_secret is not None
-        secret_source = config.client_secret
-        return ClientCredentials(config.url, config.client_id, lambda: _fresh(secret_source),
-                                 auth_method=config.client_auth_method, transport=transport, clock=clock,
-                                 on_token=on_secret)
-    assert config.token is not None
-    token = config.token
-
-    def current() -> str:
-        value = token.current()
-        assert value is not None
-        return value.reveal()
-
-    return StaticToken(current, reload=token.reload)
-
-
-def mas_client(
-    config: MASConfig, *, on_secret: Callable[[str], None] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0, clock: Callable[[], float] = time.time,
-    max_retries: int = 3,
-) -> MASAPI:
-    """The MAS admin API client for the `mas:` section. `on_secret` hears every secret it comes to
-    hold (tokens it is issued, a rotated secret file) before it is used: give it the log scrubber."""
-    if on_secret is not None:
-        for secret in config.secrets():
-            on_secret(secret)
-        for source in (config.token, config.client_secret):
-            if source is not None:
-                source.on_change(lambda secret: on_secret(secret.reveal()))
-    provider = token_provider(config, on_secret=on_secret, transport=transport, clock=clock)
-    return MASAPI(MASHTTP(config.url, provider, transport=transport, timeout=timeout, max_retries=max_retries))
 
 
 async def probe_mas(

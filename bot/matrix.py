@@ -49,7 +49,9 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 from .adminrooms import AdminRooms
 from .backoff import Backoff
 from .config import Secret, TokenSource
-from .crosssigning import KEYS_FILE_NAME, CrossSigning, KeysAPI, KeysAPIError, State, UserKeys
+from .crosssigning.identity import CrossSigning, State
+from .crosssigning.keyfile import KEYS_FILE_NAME
+from .crosssigning.keys_api import KeysAPI, KeysAPIError, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
 from .render import file_content
 from .storage import Store

@@ -22,7 +22,7 @@ from bot.reports.views import (
     excerpt_of, facts_from_event_report, facts_from_user_report, report_fields, room_value, state_text,
 )
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.storage import ReportFacts, ReportRecord
+from bot.records import ReportFacts, ReportRecord
 from bot.views import Code, Doc, Handoff, Record, Table, Text, When
 
 reports = CommandGroup("reports", "The report inbox: list the queue")

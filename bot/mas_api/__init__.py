@@ -3,16 +3,20 @@ grouped by area, under `/api/admin/v1/`.
 
 `MASAPI` combines the areas; callers never see httpx or URLs. It knows httpx and its own models
 only — never Matrix, commands, rendering or storage. What it covers: every operation of
-`docs/mas-admin-api.tsv` that a chat command can offer; not policy data, not creating or
-regenerating personal sessions (their answer is a token).
+`docs/mas-admin-api.tsv` that a chat command can offer; `NOT_OFFERED` names the others and why.
+
+As in `bot.admin_api`, the client and its credentials (`MASAPI`, `MASHTTP`, `ClientCredentials`,
+`StaticToken`) load on first use, so that the errors and the models (`.errors`, `.models`, each
+area's module) come without httpx: commands use those without depending on the transport.
 Docs: https://element-hq.github.io/matrix-authentication-service/topics/admin-api.html
 """
 
 from __future__ import annotations
 
-from .auth import ADMIN_SCOPE, ClientCredentials, StaticToken, TokenProvider
-from .emails import UserEmailsAPI
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
+    ADMIN_SCOPE,
     BadRequest,
     Conflict,
     Forbidden,
@@ -27,13 +31,24 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
-from .http import MASHTTP
 from .models import Page, walk
-from .registration_tokens import RegistrationTokensAPI
-from .server import OAuth2ClientsAPI, ServerAPI
-from .sessions import CompatSessionsAPI, OAuth2SessionsAPI, PersonalSessionsAPI, UserSessionsAPI
-from .upstream import UpstreamOAuthLinksAPI, UpstreamOAuthProvidersAPI
-from .users import UsersAPI, localpart_of
+from .users import localpart_of
+
+if TYPE_CHECKING:
+    from .api import MASAPI
+    from .auth import ClientCredentials, StaticToken, TokenProvider
+    from .http import MASHTTP
+
+_LAZY = {"MASAPI": ".api", "MASHTTP": ".http", "ClientCredentials": ".auth", "StaticToken": ".auth",
+         "TokenProvider": ".auth"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Operations of docs/mas-admin-api.tsv the client does not offer, by operationId, with the reason.
@@ -45,30 +60,6 @@ NOT_OFFERED: dict[str, str] = {
     "createPersonalSession": "its answer is a new access token, which must never be posted into a room",
     "regeneratePersonalSession": "its answer is a new access token, which must never be posted into a room",
 }
-
-
-class MASAPI(
-    ServerAPI,
-    UsersAPI,
-    CompatSessionsAPI,
-    OAuth2SessionsAPI,
-    UserSessionsAPI,
-    PersonalSessionsAPI,
-    UserEmailsAPI,
-    UpstreamOAuthLinksAPI,
-    UpstreamOAuthProvidersAPI,
-    RegistrationTokensAPI,
-    OAuth2ClientsAPI,
-):
-    def __init__(self, http: MASHTTP) -> None:
-        self._http = http
-
-    @property
-    def url(self) -> str:
-        return self._http.base_url
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 __all__ = [

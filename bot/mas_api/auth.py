@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ScopeRefused, TokenError, TransportError, clip
+from .errors import ADMIN_SCOPE, ScopeRefused, TokenError, TransportError, clip
 
-ADMIN_SCOPE = "urn:mas:admin"
 CLIENT_CREDENTIALS = "client_credentials"
 CLIENT_SECRET_BASIC = "client_secret_basic"
 CLIENT_SECRET_POST = "client_secret_post"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .http import MASHTTP
 from .paths import ulid
+
+if TYPE_CHECKING:
+    from .http import MASHTTP
 
 
 class Area:

@@ -14,7 +14,9 @@ import unicodedata
 
 from ..admin_api import errors as synapse
 
-# MAS's own words when a valid token lacks the scope (crates/handlers/src/admin/call_context.rs).
+# The scope a token needs for MAS's admin API.
+ADMIN_SCOPE = "urn:mas:admin"
+# MAS's own words when a valid token lacks it (crates/handlers/src/admin/call_context.rs).
 MISSING_SCOPE_TITLE = "Missing urn:mas:admin scope"
 _MAX_TEXT = 300
 

@@ -14,18 +14,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
+from ..admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint
+from ..backoff import Backoff
 from ..confirm import normalise_key
 from ..events import IncomingReaction, Messenger
 from ..render import edit_content, notice_content, render_fitting
 from ..spec import CommandError, Role
-from ..storage import ReportFacts, ReportRecord, Store, now_ms
+from ..records import ReportFacts, ReportRecord, now_ms
 from ..views import Doc, Text
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from .scan import Cursor, PageFetcher, scan_newer
 from .views import excerpt_of, facts_from_event_report, facts_from_user_report, notice_view, state_text, summary_view
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ class ReportInbox:
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
         ready: Callable[[], bool] = lambda: True,
+        backoff: Backoff | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -83,6 +88,8 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.ready = ready
+        # After a failed poll: the shared policy, starting at twice the poll interval.
+        self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
@@ -96,24 +103,24 @@ class ReportInbox:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.ready():
             await _wait(stop, 0.2)
-        failures = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
                 await self.poll_once()
-                if failures:
+                if self.backoff.failures:
                     log.info("report polling works again")
-                failures = 0
+                self.backoff.reset()
+                delay = self.poll_interval
             except asyncio.CancelledError:
                 raise
             except AdminAPIError as exc:
-                failures += 1
-                if failures == 1:
+                asked = exc.retry_after_ms / 1000 if isinstance(exc, RateLimited) and exc.retry_after_ms else None
+                delay = self.backoff.next_delay(asked)
+                if self.backoff.failures == 1:
                     log.warning("could not poll the reports: %s %s; retrying with backoff", exc.errcode, exc.error)
             except Exception:
-                failures += 1
+                delay = self.backoff.next_delay()
                 log.exception("report polling failed")
-            delay = self.poll_interval if not failures else min(MAX_ERROR_BACKOFF_S, self.poll_interval * 2 ** failures)
             await _wait(stop, max(0.0, delay - (time.monotonic() - started)))
 
     async def poll_once(self) -> int:

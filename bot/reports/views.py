@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..storage import ReportFacts, ReportRecord
+from ..records import ReportFacts, ReportRecord
 from ..units import format_ts
 from ..views import Code, Doc, Record, Table, Text, When
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label

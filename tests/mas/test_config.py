@@ -16,7 +16,7 @@ from bot.config import ENV_MAS_CLIENT_SECRET, ENV_MAS_TOKEN, parse
 from bot.demo import build_world, running_bot
 from bot.homeserver import LocalHomeserver
 from bot.logs import SecretScrubber, configure
-from bot.mas import mas_client
+from bot.wiring import mas_client
 from tests.support.mas_standin import MASStandIn
 
 BASE = {
