@@ -108,7 +108,7 @@ def stranger(bot: App, people: dict[str, Person]) -> Person:
 
 @pytest.fixture
 async def mas() -> AsyncIterator[MASStandIn]:
-    """A stand-in matrix-authentication-service on loopback (tests/support/mas_standin.py).
+    """A stand-in matrix-authentication-service on loopback (tests/support/mas_standin/).
 
     Every request and answer is validated against MAS's API description; a test that leaves a
     violation behind fails here (take provoked ones with `mas.take_violations()`).
