@@ -14,10 +14,21 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from .admin_api.paths import UnsafePathSegment, check_segment
+from .ids import UnsafePathSegment, check_segment, valid_server_name
+from .units import MAX_TIME_MS, format_ts, human_duration, human_size, parse_duration_ms
+
+# Ranges of the numeric argument types: anything beyond is a usage error at parse time, never a
+# value that fails later in the homeserver or in rendering (`--expires 3000000d` is year 10240).
+MAX_DURATION_MS = 100 * 365 * 86_400_000  # 100y
+MAX_SIZE = 1024**5  # 1 PiB
+# Whole numbers default to what every homeserver database column and JSON parser holds.
+DEFAULT_INT_MIN = -(2**31)
+DEFAULT_INT_MAX = 2**31 - 1
+MAX_NUMBER = 1e15
+MAX_TOKEN_DIGITS = 30
 
 
 class ArgumentError(ValueError):
@@ -52,16 +63,6 @@ def _segment(token: str, what: str) -> str:
         return check_segment(token)
     except UnsafePathSegment as exc:
         raise ArgumentError(f"{token!r} is not a valid {what}: {exc}") from None
-
-
-_SERVER_NAME_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*"
-    r"|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
-)
-
-
-def valid_server_name(name: str) -> bool:
-    return bool(_SERVER_NAME_RE.match(name)) and len(name) <= 255
 
 
 class _StrValue(str):
@@ -197,8 +198,11 @@ class EventID(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> EventID:
         value = token.strip()
         if not re.match(r"^\$[^\s]+$", value) or len(value) > 255:
-            raise ArgumentError(f"{token!r} is not an event ID: expected $opaque")
-        _segment(value, "event ID")
+            raise ArgumentError(f"{_shown(token)} is not an event ID: expected $opaque")
+        try:
+            check_segment(value, allow_slash=True)  # room versions 3+: base64 with `/` and `+`
+        except UnsafePathSegment as exc:
+            raise ArgumentError(f"{_shown(token)} is not a valid event ID: {exc}") from None
         return cls(value)
 
 
@@ -272,13 +276,16 @@ class Size(int):
 
     @classmethod
     def parse(cls, token: str, env: ParseEnv) -> Size:
-        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", token, re.IGNORECASE)
-        if not match:
-            raise ArgumentError(f"{token!r} is not a size: expected a number with K, M, G or T, like 10M")
+        match = re.match(r"^\s*(\d{1,15}(?:\.\d{1,6})?)\s*([kmgt]?)(?:i?b)?\s*$", token[:64], re.IGNORECASE)
+        if not match or len(token) > 64:
+            raise ArgumentError(f"{_shown(token)} is not a size: expected a number with K, M, G or T, like 10M "
+                                f"(at most {human_size(MAX_SIZE)})")
         number = float(match.group(1)) * cls._UNITS[match.group(2).lower()]
-        if number > 2**62:
-            raise ArgumentError(f"{token!r} is too large")
+        if number > MAX_SIZE:
+            raise ArgumentError(f"{_shown(token)} is too large: at most {human_size(MAX_SIZE)}")
         return cls(int(number))
+
+    bounds = f"up to {human_size(MAX_SIZE)}"
 
     @classmethod
     def describe(cls, value: Any) -> str:
@@ -289,47 +296,6 @@ class Size(int):
         return cls(int(raw))
 
 
-def human_size(size: int) -> str:
-    units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
-    value = float(size)
-    for unit in units:
-        if abs(value) < 1024 or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}".replace(".0 ", " ")
-        value /= 1024
-    return f"{size} bytes"
-
-
-_DURATION_UNITS_MS = {
-    "s": 1000,
-    "m": 60_000,
-    "min": 60_000,
-    "h": 3_600_000,
-    "d": 86_400_000,
-    "w": 7 * 86_400_000,
-    "y": 365 * 86_400_000,
-}
-_DURATION_RE = re.compile(r"(\d+)\s*(min|[smhdwy])", re.IGNORECASE)
-
-
-def parse_duration_ms(token: str) -> int | None:
-    text = token.strip().lower()
-    if not text or not re.fullmatch(r"(?:\d+\s*(?:min|[smhdwy])\s*)+", text):
-        return None
-    return sum(int(n) * _DURATION_UNITS_MS[unit] for n, unit in _DURATION_RE.findall(text))
-
-
-def human_duration(ms: int) -> str:
-    seconds = int(ms // 1000)
-    if seconds < 60:
-        return f"{seconds}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
-
-
 class Duration(int):
     """A length of time in milliseconds: `90s`, `30m`, `12h`, `30d`, `2w`, `1y`, `1d12h`."""
 
@@ -337,10 +303,9 @@ class Duration(int):
 
     @classmethod
     def parse(cls, token: str, env: ParseEnv) -> Duration:
-        ms = parse_duration_ms(token)
-        if ms is None or ms <= 0:
-            raise ArgumentError(f"{token!r} is not a duration: expected a number with s, m, h, d, w or y, like 30d")
-        return cls(ms)
+        return cls(duration_ms(token))
+
+    bounds = "up to 100y"
 
     @classmethod
     def describe(cls, value: Any) -> str:
@@ -351,11 +316,19 @@ class Duration(int):
         return cls(int(raw))
 
 
-def format_ts(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    if moment.second == 0 and moment.microsecond == 0:
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _shown(token: str) -> str:
+    """A token quoted in an error message, cut when long (a 5,000-digit number is not echoed whole)."""
+    return repr(token) if len(token) <= 40 else repr(token[:40]) + "…"
+
+
+def duration_ms(token: str) -> int:
+    ms = parse_duration_ms(token)
+    if ms is None or ms <= 0:
+        raise ArgumentError(f"{_shown(token)} is not a duration: expected a number with s, m, h, d, w or y, "
+                            "like 30d (up to 100y)")
+    if ms > MAX_DURATION_MS:
+        raise ArgumentError(f"{_shown(token)} is too long: at most 100y")
+    return ms
 
 
 class Timestamp:
@@ -366,14 +339,24 @@ class Timestamp:
     from now otherwise (`--before 30d`, `--expires 7d`).
     """
 
+    bounds = "a date from 1970-01-01 to 9999-12-31, or a duration up to 100y"
+
     def __init__(self, *, past: bool) -> None:
         self.past = past
         self.label = "date|duration"
 
     def parse(self, token: str, env: ParseEnv) -> int:
+        moment = self._parse(token, env)
+        if not 0 <= moment <= MAX_TIME_MS:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected a date from 1970-01-01 to 9999-12-31")
+        return moment
+
+    def _parse(self, token: str, env: ParseEnv) -> int:
         text = token.strip()
-        ms = parse_duration_ms(text)
-        if ms is not None:
+        if len(text) > 64:
+            raise ArgumentError(f"{_shown(token)} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d")
+        if text and text[0].isdigit() and text[-1].lower() in "smhdwyn" and not text[-1].isdigit() and "-" not in text:
+            ms = duration_ms(text)
             return env.now_ms - ms if self.past else env.now_ms + ms
         if text.lower() == "now":
             return env.now_ms
@@ -385,13 +368,16 @@ class Timestamp:
                 continue
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ArgumentError(
                 f"{token!r} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d"
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp() * 1000)
+        try:
+            return int(moment.timestamp() * 1000)
+        except (OverflowError, ValueError, OSError):
+            raise ArgumentError(f"{_shown(token)} is out of range: expected a date from 1970-01-01 to 9999-12-31") from None
 
     def describe(self, value: Any) -> str:
         return format_ts(int(value))
@@ -401,20 +387,29 @@ class Timestamp:
 
 
 class Int:
+    """A whole number within bounds; without explicit bounds, what a 32-bit column holds."""
+
     def __init__(self, *, minimum: int | None = None, maximum: int | None = None, label: str = "number") -> None:
-        self.minimum = minimum
-        self.maximum = maximum
+        self.minimum = DEFAULT_INT_MIN if minimum is None else minimum
+        self.maximum = DEFAULT_INT_MAX if maximum is None else maximum
         self.label = label
 
+    @property
+    def bounds(self) -> str:
+        return f"{self.minimum:,} to {self.maximum:,}"
+
     def parse(self, token: str, env: ParseEnv) -> int:
+        digits = token.strip().replace("_", "").replace(",", "")
+        if len(digits) > MAX_TOKEN_DIGITS:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         try:
-            value = int(token.replace("_", "").replace(",", ""))
+            value = int(digits)
         except ValueError:
-            raise ArgumentError(f"{token!r} is not a whole number") from None
-        if self.minimum is not None and value < self.minimum:
-            raise ArgumentError(f"{token!r} is too small: at least {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise ArgumentError(f"{token!r} is too large: at most {self.maximum}")
+            raise ArgumentError(f"{_shown(token)} is not a whole number") from None
+        if value < self.minimum:
+            raise ArgumentError(f"{_shown(token)} is too small: at least {self.minimum:,}")
+        if value > self.maximum:
+            raise ArgumentError(f"{_shown(token)} is too large: at most {self.maximum:,}")
         return value
 
     def describe(self, value: Any) -> str:
@@ -425,17 +420,24 @@ class Int:
 
 
 class Number:
-    def __init__(self, *, minimum: float | None = None, label: str = "number") -> None:
+    def __init__(self, *, minimum: float | None = None, maximum: float = MAX_NUMBER, label: str = "number") -> None:
         self.minimum = minimum
+        self.maximum = maximum
         self.label = label
 
+    @property
+    def bounds(self) -> str:
+        return f"{self.minimum:g} to {self.maximum:g}" if self.minimum is not None else f"up to {self.maximum:g}"
+
     def parse(self, token: str, env: ParseEnv) -> float:
+        if len(token) > 64:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         try:
             value = float(token)
         except ValueError:
-            raise ArgumentError(f"{token!r} is not a number") from None
-        if not math.isfinite(value) or (self.minimum is not None and value < self.minimum):
-            raise ArgumentError(f"{token!r} is out of range")
+            raise ArgumentError(f"{_shown(token)} is not a number") from None
+        if not math.isfinite(value) or (self.minimum is not None and value < self.minimum) or value > self.maximum:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         return value
 
     def describe(self, value: Any) -> str:
@@ -481,15 +483,12 @@ def load_value(argtype: Any, raw: Any) -> Any:
     return argtype.load(raw)
 
 
-def ago(ms: int, now_ms: int) -> str:
-    delta = timedelta(milliseconds=now_ms - ms)
-    return human_duration(int(abs(delta.total_seconds()) * 1000))
-
-
 class EventOrTimestamp:
     """A cut-off: an event ID (`$…`), or a date or duration counting back from now."""
 
     label = "date|duration|event"
+
+    bounds = Timestamp.bounds
 
     def __init__(self) -> None:
         self._time = Timestamp(past=True)

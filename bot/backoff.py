@@ -1,7 +1,9 @@
-"""The one backoff policy of the bot: capped exponential delays with jitter, reset after a success.
+"""One backoff policy for everything that waits on the homeserver: capped exponential delays
+with jitter, stretched to what the homeserver asked for (`retry_after_ms`), reset after a success.
 
-Neutral: no Matrix, no HTTP, no commands. The homeserver gate (bot/gate.py) spaces its probes
-with it, and the sync loop its retries after a rate limit.
+The homeserver gate (bot/gate.py) spaces its probes with it, the sync loop its retries after a
+rate limit, the report inbox its polls after an error.
+A bottom-layer module: it imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# The longest wait a server's hint is honoured for: a broken proxy saying "come back tomorrow"
+# must not silence the bot for a day.
+MAX_HINT_S = 300.0
 
 
 @dataclass
@@ -28,11 +34,11 @@ class Backoff:
         delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 62))
         delay *= 1 - self.jitter + 2 * self.jitter * self.random()
         if hint is not None and hint > delay:
-            delay = hint * (1 + self.jitter * self.random())
+            delay = min(hint, max(self.cap, MAX_HINT_S)) * (1 + self.jitter * self.random())
         return delay
 
     def reset(self) -> None:
         self.failures = 0
 
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "MAX_HINT_S"]

@@ -27,7 +27,7 @@ from .context import Context
 from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
 from .jobs import JobRunner
 from .parsing import CommandNotFound, HelpRequest, Invocation, PageRequest, UsageError, parse
-from .render import edit_content, notice_content, plain_value, render_fitting
+from .render import csv_cell, edit_content, notice_content, plain_value, render_fitting
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role
 from .storage import PendingConfirmation, Store
 from .views import Attachment, Doc, Handoff, JobStarted, Table, Text
@@ -426,7 +426,7 @@ class Dispatcher:
             if fmt == "json":
                 handle.write("[")
             while True:
-                page_inv = dataclasses.replace(inv, page=PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE), export=None)
+                page_inv = dataclasses.replace(inv, page=PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True), export=None)
                 table = _first_table(await inv.command.handler(ctx, **page_inv.handler_kwargs()))
                 if table is None:
                     break
@@ -435,7 +435,7 @@ class Dispatcher:
                     if writer is not None:
                         writer.writerow(columns)
                 for row in table.rows:
-                    values = [plain_value(v) for v in row]
+                    values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
                     if writer is not None:
                         writer.writerow(values)
                     else:

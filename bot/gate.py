@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from .backoff import Backoff
+from .backoff import MAX_HINT_S, Backoff
 
-# The longest a Retry-After is honoured: a broken proxy saying "come back tomorrow" must not
-# silence the bot for a day.
-MAX_RETRY_AFTER_S = 300.0
+# The longest a Retry-After is honoured (the one backoff policy's bound on a server's hint).
+MAX_RETRY_AFTER_S = MAX_HINT_S
 # While the homeserver is down, probes are spaced 1, 2, then 3 s apart (±20 %): at most one
 # request a second, and the bot answers again within about three seconds of its return.
 HEALTH_BACKOFF = (1.0, 3.0)

@@ -18,12 +18,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from .admin_api.errors import AdminAPIError, RateLimited, ServerError, TransportError
 from .render import edit_content, notice_content, render_fitting
-from .storage import JobRecord, Store, now_ms
+from .records import JobRecord, now_ms
 from .views import Doc, Text
+
+if TYPE_CHECKING:
+    from .storage import Store
 
 log = logging.getLogger(__name__)
 

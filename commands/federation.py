@@ -23,7 +23,7 @@ def _state(d: Destination) -> str:
 
 
 def _ts(ms: int) -> str:
-    from bot.argtypes import format_ts
+    from bot.units import format_ts
 
     return format_ts(ms)
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
 from bot.admin_api.rooms import DeleteStatus, RoomDetails
-from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID, format_ts
+from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
+from bot.units import format_ts
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult, follow, is_transient
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Code, Doc, Items, Record, Table, Text, When
+from bot.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from ._events import EVENT_COLUMNS, event_row
 
@@ -39,17 +40,17 @@ async def quarantine_room_media(api: Any, room_id: str) -> int:
 def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool | None = None) -> Record:
     fields: list[tuple[str, Any]] = [
         ("room", Code(details.room_id)),
-        ("name", details.name),
+        ("name", Untrusted.of(details.name, 200)),
         ("alias", Code(details.canonical_alias) if details.canonical_alias else None),
-        ("topic", details.topic),
+        ("topic", Untrusted.of(details.topic, 500)),
         ("creator", Code(details.creator) if details.creator else None),
-        ("version", details.version),
+        ("version", Untrusted.of(details.version, 40)),
         ("encryption", details.encryption or "none"),
-        ("join rules", details.join_rules),
+        ("join rules", Untrusted.of(details.join_rules, 40)),
         ("members (local / total)", f"{details.joined_local_members} / {details.joined_members}"),
         ("state events", details.state_events),
         ("public in the directory", details.public),
-        ("room type", details.room_type),
+        ("room type", Untrusted.of(details.room_type, 80)),
     ]
     if blocked is not None:
         fields.append(("blocked", blocked))
@@ -79,7 +80,7 @@ async def list_rooms(ctx: Context, search: str | None, order: str | None, dir: s
         search_term=search, order_by=order, direction=dir, public_rooms=True if public else None,
         empty_rooms=True if empty else None, from_token=page.from_token, limit=page.limit,
     )
-    rows = [[Code(r.room_id), r.name, Code(r.canonical_alias) if r.canonical_alias else None,
+    rows = [[Code(r.room_id), Untrusted.of(r.name, 80), Code(r.canonical_alias) if r.canonical_alias else None,
              f"{r.joined_local_members} / {r.joined_members}", r.encryption or "none", r.public]
             for r in result.items]
     return Table("Rooms", ["room", "name", "alias", "members (local / all)", "encryption", "public"], rows,
@@ -105,7 +106,8 @@ async def info(ctx: Context, room: str) -> Record:
 async def members(ctx: Context, room: str, page: PageRequest) -> Table:
     everyone = await ctx.api.room_members(room)  # the endpoint has no paging: page here
     start = _offset(page.from_token)
-    chunk = everyone[start:start + page.limit]
+    # An export takes the rest at once: asking again per page would read the whole list each time.
+    chunk = everyone[start:] if page.export else everyone[start:start + page.limit]
     rows = [[Code(m), "yes" if m.endswith(":" + ctx.server_name) else ""] for m in chunk]
     more = start + len(chunk) < len(everyone)
     return Table("Members", ["user", "local"], rows, total=len(everyone), next_from=str(start + len(chunk)) if more else None)
@@ -225,7 +227,7 @@ async def event_at(ctx: Context, room: str, when: int, dir: str) -> Record:
 )
 async def hierarchy(ctx: Context, room: str, max_depth: int | None, page: PageRequest) -> Table:
     rooms, next_batch = await ctx.api.room_hierarchy(room, from_token=page.from_token, limit=page.limit, max_depth=max_depth)
-    rows = [[Code(str(r.get("room_id"))), r.get("name"), r.get("room_type") or "room", r.get("num_joined_members"),
+    rows = [[Code(str(r.get("room_id"))), Untrusted.of(r.get("name"), 80), Untrusted.of(r.get("room_type") or "room", 40), r.get("num_joined_members"),
              len(r.get("children_state") or [])] for r in rooms]
     return Table("Hierarchy", ["room", "name", "type", "members", "children"], rows, next_from=next_batch)
 

@@ -10,14 +10,15 @@ from typing import Any
 from bot.admin_api.errors import NotFound, UnrecognizedEndpoint
 from bot.admin_api.users import UserDetails
 from bot.argtypes import (
-    ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp, human_size,
+    ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp,
 )
 from bot.argtypes import Text as TextArg
+from bot.units import human_size
 from bot.context import Context
 from bot.jobs import JobContext, JobResult, follow
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Items, Record, Shown, Table, Text, When
+from bot.views import Bytes, Code, Doc, Items, Record, Shown, Table, Text, Untrusted, When
 
 user = CommandGroup("user", "Local accounts")
 
@@ -57,7 +58,7 @@ def account_flags(details: UserDetails) -> str:
 def details_record(details: UserDetails, title: str | None = None) -> Record:
     return Record(title or details.name, [
         ("user", Code(details.name)),
-        ("display name", details.displayname),
+        ("display name", Untrusted.of(details.displayname, 100)),
         ("flags", account_flags(details)),
         ("created", When(details.creation_ts)),
         ("last seen", When(details.last_seen_ts)),
@@ -111,7 +112,7 @@ async def list_users(
         if deactivated:
             result = type(result)([u for u in result.items if u.deactivated], None, result.next_token)
     rows = [
-        [Code(u.name), u.displayname, "yes" if u.admin else "", "yes" if u.deactivated else "",
+        [Code(u.name), Untrusted.of(u.displayname, 60), "yes" if u.admin else "", "yes" if u.deactivated else "",
          "yes" if u.locked else "", When(u.creation_ts), When(u.last_seen_ts)]
         for u in result.items
     ]
@@ -169,7 +170,7 @@ async def whois(ctx: Context, user: str) -> Table:
     except (UnrecognizedEndpoint, NotFound):
         found = await ctx.api.whois_client_path(user)
     connections = sorted(found, key=lambda c: c.last_seen or 0, reverse=True)
-    rows = [[Code(c.ip), c.user_agent, When(c.last_seen)] for c in connections]
+    rows = [[Code(c.ip), Untrusted.of(c.user_agent, 120), When(c.last_seen)] for c in connections]
     return Table(f"Sessions of {user}", ["IP", "client", "last seen"], rows, total=len(rows),
                  empty="No session recorded.")
 
@@ -209,7 +210,7 @@ async def memberships(ctx: Context, user: str) -> Table:
 )
 async def pushers(ctx: Context, user: str) -> Table:
     found = await ctx.api.pushers(user)
-    rows = [[p.kind, p.app_display_name, p.device_display_name, (p.data or {}).get("url")] for p in found]
+    rows = [[Untrusted.of(p.kind, 40), Untrusted.of(p.app_display_name, 60), Untrusted.of(p.device_display_name, 60), Untrusted.of((p.data or {}).get("url"), 200)] for p in found]
     return Table(f"Pushers of {user}", ["kind", "app", "device", "push gateway"], rows, total=len(rows), empty="No pushers.")
 
 
@@ -434,7 +435,7 @@ async def _toggle_preview(ctx: Context, user: str, undo: bool, *, flag: str, on_
     current = getattr(details, flag)
     if current != undo:  # already in the requested state
         raise CommandError(f"{user} is {'not ' if undo else 'already '}{flag.replace('_', '-')}")
-    return Record("Account", [("user", Code(user)), ("display name", details.displayname),
+    return Record("Account", [("user", Code(user)), ("display name", Untrusted.of(details.displayname, 100)),
                               ("flags", account_flags(details)), ("effect", off_text if undo else on_text)])
 
 
@@ -517,7 +518,7 @@ async def _(ctx: Context, user: str, erase: bool) -> Record:
         raise CommandError(f"{user} is already deactivated")
     rooms = await ctx.api.joined_rooms(user)
     return Record("Account", [
-        ("user", Code(user)), ("display name", details.displayname), ("flags", account_flags(details)),
+        ("user", Code(user)), ("display name", Untrusted.of(details.displayname, 100)), ("flags", account_flags(details)),
         ("joined rooms it will leave", len(rooms)), ("erase", "yes" if erase else "no"),
     ])
 
@@ -566,7 +567,7 @@ async def _(ctx: Context, user: str) -> Table:
 
 
 def _devices_table(devices: list[Any], title: str) -> Table:
-    rows = [[Code(d.device_id), d.display_name, Code(d.last_seen_ip) if d.last_seen_ip else None, When(d.last_seen_ts)]
+    rows = [[Code(d.device_id), Untrusted.of(d.display_name, 60), Code(d.last_seen_ip) if d.last_seen_ip else None, When(d.last_seen_ts)]
             for d in devices]
     return Table(title, ["device", "name", "last IP", "last seen"], rows, total=len(rows), empty="No devices.")
 
@@ -628,7 +629,7 @@ async def _(ctx: Context, user: str, delete: str | None, prune_older_than: int |
 async def device(ctx: Context, user: str, device: str) -> Record:
     found = await ctx.api.device(user, device)
     return Record(f"Device {found.device_id}", [
-        ("name", found.display_name), ("last IP", found.last_seen_ip), ("client", found.last_seen_user_agent),
+        ("name", Untrusted.of(found.display_name, 100)), ("last IP", found.last_seen_ip), ("client", Untrusted.of(found.last_seen_user_agent, 200)),
         ("last seen", When(found.last_seen_ts)), ("dehydrated", found.dehydrated),
     ])
 

@@ -11,6 +11,11 @@
     await proxy.heal()                       # forward everything again
     proxy.count(since=t0, until=t1, classes={SYNC})   # requests seen (monotonic times)
 
+One request at a time, by method and path: `fault = proxy.add("POST", r"/leave$", "stall")` (or
+"drop"), for the next `times` matching requests; `fault.hit` is set when one arrives. And
+`proxy.rewrite_sync = f` forges /sync answers (the stripped state of an invite is whatever the
+inviting server wrote).
+
 Every request is recorded with its arrival time (time.monotonic), method, path, path class and
 what the proxy did with it. Path classes: SYNC (/sync), REPORTS (the Admin API's report lists
 and reports, what the report inbox polls), ADMIN (the rest of /_synapse/admin), OTHER.
@@ -22,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -56,6 +63,22 @@ class Hit:
     action: str  # "forwarded", "429", "502", "reset", "stalled"
 
 
+STALL_S = 3600.0
+
+
+@dataclass
+class Fault:
+    """A fault for single requests: `action` "stall" (never answered; cancelled when the client
+    gives up) or "drop" (the connection is closed), for the next `times` matching requests."""
+
+    method: str
+    path: re.Pattern[str]
+    action: str
+    times: int = 1
+    hits: int = 0
+    hit: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @dataclass(frozen=True)
 class _Fault:
     kind: str  # "429", "502", "reset", "stall"
@@ -75,6 +98,9 @@ class FaultProxy:
         self.host = LOOPBACK
         self.port = port or free_port()
         self.hits: list[Hit] = []
+        self.faults: list[Fault] = []
+        # Called with each successful /sync answer (parsed); returns what the client gets.
+        self.rewrite_sync: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._fault: _Fault | None = None
         self._healed = asyncio.Event()
         self._outage = asyncio.Event()  # set when a 502 or reset fault begins: requests under way fail too
@@ -111,6 +137,9 @@ class FaultProxy:
         if self._session is not None:
             await self._session.close()
 
+    async def close(self) -> None:
+        await self.stop()
+
     async def __aenter__(self) -> FaultProxy:
         await self.start()
         return self
@@ -119,6 +148,12 @@ class FaultProxy:
         await self.stop()
 
     # -- faults
+
+    def add(self, method: str, path_pattern: str, action: str, times: int = 1) -> Fault:
+        """Stall or drop the next `times` requests of this method whose path matches the pattern."""
+        fault = Fault(method, re.compile(path_pattern), action, times)
+        self.faults.append(fault)
+        return fault
 
     def rate_limit(self, retry_after_ms: int = 2000, *, only: Iterable[str] = CLASSES, header: bool = False,
                    body: bool = True) -> None:
@@ -191,6 +226,17 @@ class FaultProxy:
     # -- forwarding
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        for single in self.faults:
+            if single.hits < single.times and request.method == single.method and single.path.search(request.path):
+                single.hits += 1
+                single.hit.set()
+                self.hits.append(Hit(time.monotonic(), request.method, request.path, path_class(request.path),
+                                     single.action))
+                if single.action == "drop":
+                    assert request.transport is not None
+                    request.transport.close()
+                    return web.Response(status=500)
+                await asyncio.sleep(STALL_S)  # cancelled when the client gives up, or at close
         cls = path_class(request.path)
         fault = self._fault if self._fault is not None and cls in self._fault.classes else None
         action = "forwarded" if fault is None else ("stalled" if fault.kind == "stall" else fault.kind)
@@ -249,6 +295,8 @@ class FaultProxy:
                                              data=data if data else None, allow_redirects=False) as upstream:
                 body = await upstream.read()
                 out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+                if self.rewrite_sync is not None and request.path.endswith("/sync") and upstream.status == 200:
+                    body = json.dumps(self.rewrite_sync(json.loads(body))).encode()
                 return web.Response(status=upstream.status, body=body, headers=out_headers)
         except aiohttp.ClientError as exc:
             return web.Response(status=502, text=f"upstream failed: {type(exc).__name__}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from bot.access import Access, AdminRooms
+from bot.access import Access
+from bot.adminrooms import AdminRooms
 from bot.argtypes import RoomID, UserID
 from bot.config import AccessConfig
 from bot.spec import CommandGroup, Param, Role

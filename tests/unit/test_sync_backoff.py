@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.access import AdminRooms
+from bot.adminrooms import AdminRooms
 from bot.backoff import Backoff
 from bot.gate import Hold, HoldReason, HomeserverGate
 from bot.homeserver import free_port

@@ -2,19 +2,6 @@
 the moderation team works through them together — claim, resolve, dismiss, redact — by command
 or by reaction. Each notice is edited on every change, so the room always shows the state.
 
-Polling. Both list endpoints page with an OFFSET over `ORDER BY received_ts`, newest first, and
-the order of reports filed in the same millisecond is not fixed. An offset is therefore no
-cursor (it shifts whenever a report is filed or deleted: the incumbent bots re-post or skip).
-The durable cursor here is the highest report id seen per kind, with its `received_ts`. A poll
-reads newest-first pages until it meets a report that is both older than the cursor (by id) and
-filed clearly before it (by time), collecting every id above the cursor. Pages overlap at a
-group of reports that share a timestamp, and a scan during which reports were deleted (the
-`total` shrank: the pages shifted up) is repeated, so none is skipped. The new reports and the
-moved cursor are written in one sqlite transaction, and a report is queued for posting only
-from the "none" state: each is posted once, across pages, deletions and restarts. Notices are
-sent with a transaction ID derived from the report, so a crash between sending and recording
-does not post twice either (the homeserver answers a repeated transaction with the first event).
-
 First start (no cursor): the history is not posted report by report; the cursor starts at the
 newest report and one notice says how many earlier reports exist and lists the recent ones.
 After an outage, everything filed meanwhile is posted; more than a handful in one poll become
@@ -24,47 +11,44 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
-from .admin_api.models import Page
-from .argtypes import ArgumentError, ParseEnv, format_ts
-from .confirm import normalise_key
-from .events import IncomingReaction, Messenger
-from .render import edit_content, notice_content, render_fitting
-from .spec import CommandError, Role
-from .storage import ReportFacts, ReportRecord, Store, now_ms
-from .views import Code, Doc, Record, Table, Text, When
+from ..admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint
+from ..backoff import Backoff
+from ..confirm import normalise_key
+from ..events import IncomingReaction, Messenger
+from ..render import SendForm, fit_content
+from ..spec import CommandError, Role
+from ..records import ReportFacts, ReportRecord, now_ms
+from ..views import Doc, Text
+from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
+from .scan import Cursor, PageFetcher, scan_newer
+from .views import (
+    excerpt_of, facts_from_event_report, facts_from_user_report, minimal_notice_view, notice_view, state_text, summary_view,
+)
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 log = logging.getLogger(__name__)
 
-EVENT = "event"
-USER = "user"
-KINDS = (EVENT, USER)
 CURSOR_KEY = "reports.cursor.{kind}"
-
 DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 1000
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
-# A report filed up to this long before the cursor's own time is still looked at: the order by
-# received_ts and the order by id can disagree when the homeserver's clock is stepped back.
-CLOCK_SLACK_MS = 30_000
-SCAN_ATTEMPTS = 3
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
-SUMMARY_ROWS = 30
-EXCERPT_CHARS = 300
-ROOM_RETRY_S = 60.0
+ROOM_RETRY_S = 30.0
 MAX_ERROR_BACKOFF_S = 60.0
-
-OPEN, CLAIMED, RESOLVED, DISMISSED = "open", "claimed", "resolved", "dismissed"
-CLOSED = (RESOLVED, DISMISSED)
+# A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
+# then once more in a minimal form, then given up: it never holds back the reports after it.
+MAX_NOTICE_ATTEMPTS = 3
+NOTICE_RETRY_S = 2.0
+# Answers that say the room (or the homeserver) cannot take anything now, not that this message is
+# wrong: the room is tried again later, and the message is not charged an attempt.
+_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -74,258 +58,6 @@ REACTIONS = {
     "🗑": "report redact",
     "❌": "report dismiss",
 }
-
-_MEDIA = {
-    "m.image": "an image", "m.video": "a video", "m.audio": "an audio clip", "m.file": "a file",
-    "m.location": "a location", "m.sticker": "a sticker",
-}
-
-
-# -- report references: `12` is event report 12, `u12` user report 12
-
-
-def ref_label(kind: str, report_id: int) -> str:
-    return str(report_id) if kind == EVENT else f"u{report_id}"
-
-
-class ReportRef(str):
-    """An argument naming a report: `12` (event report) or `u12` (user report)."""
-
-    label = "report"
-    _PATTERN = re.compile(r"^(?:#)?(u?)(\d{1,18})$", re.IGNORECASE)
-
-    @property
-    def kind(self) -> str:
-        return USER if self.startswith("u") else EVENT
-
-    @property
-    def id(self) -> int:
-        return int(self.lstrip("u"))
-
-    @classmethod
-    def of(cls, kind: str, report_id: int) -> ReportRef:
-        return cls(ref_label(kind, report_id))
-
-    @classmethod
-    def parse(cls, token: str, env: ParseEnv | None = None) -> ReportRef:
-        match = cls._PATTERN.match(token.strip())
-        if not match:
-            raise ArgumentError(f"{token!r} is not a report: expected a number (event report) or u<number> (user report)")
-        return cls.of(USER if match.group(1) else EVENT, int(match.group(2)))
-
-    @classmethod
-    def describe(cls, value: Any) -> str:
-        ref = cls.parse(str(value))
-        return f"{ref.kind} report {ref}"
-
-    @classmethod
-    def load(cls, raw: Any) -> ReportRef:
-        return cls.parse(str(raw))
-
-
-# -- the cursor and the scan
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The newest report seen: its id, and the newest received_ts seen."""
-
-    id: int
-    ts: int
-
-    def dump(self) -> str:
-        return json.dumps({"id": self.id, "ts": self.ts})
-
-    @classmethod
-    def load(cls, text: str) -> Cursor:
-        data = json.loads(text)
-        return cls(int(data["id"]), int(data["ts"]))
-
-    def advanced(self, items: Iterable[Any]) -> Cursor:
-        ids, stamps = [self.id], [self.ts]
-        for item in items:
-            ids.append(int(item.id))
-            stamps.append(int(item.received_ts))
-        return Cursor(max(ids), max(stamps))
-
-
-T = TypeVar("T")
-PageFetcher = Callable[[int, int], Awaitable[Page[T]]]  # (offset, limit) → newest-first page
-
-
-def tie_step(items: Sequence[Any]) -> int:
-    """How far the next page may start: at the group of reports sharing the last timestamp, so that
-    a group split across two pages is read whole even if the server orders it differently each
-    time. 0 when the whole page is one such group."""
-    last = items[-1].received_ts
-    tail = 0
-    for item in reversed(items):
-        if item.received_ts != last:
-            break
-        tail += 1
-    return len(items) - tail
-
-
-async def scan_newer(fetch: PageFetcher[T], cursor: Cursor, page_size: int) -> list[T]:
-    """Every report above the cursor, oldest first (see the module docstring)."""
-    found: dict[int, T] = {}
-    for attempt in range(1, SCAN_ATTEMPTS + 1):
-        found = {}
-        offset, limit, previous_total, shrank = 0, page_size, None, False
-        while True:
-            page = await fetch(offset, limit)
-            if previous_total is not None and page.total is not None and page.total < previous_total:
-                shrank = True
-            previous_total = page.total
-            reached_old = False
-            for item in page.items:
-                if item.id > cursor.id:  # type: ignore[attr-defined]
-                    found[item.id] = item  # type: ignore[attr-defined]
-                elif item.received_ts < cursor.ts - CLOCK_SLACK_MS:  # type: ignore[attr-defined]
-                    reached_old = True
-                    break
-            if reached_old or not page.items or page.next_token is None:
-                break
-            step = tie_step(page.items)
-            if step == 0 and limit < MAX_PAGE_SIZE:
-                limit = min(limit * 2, MAX_PAGE_SIZE)  # one timestamp fills the page: read more of it at once
-                continue
-            offset += step or len(page.items)
-            limit = page_size
-        if not shrank:
-            break
-        log.info("reports were deleted while paging (attempt %d); reading again", attempt)
-    return [found[key] for key in sorted(found)]
-
-
-# -- what a notice shows
-
-
-def excerpt_of(event: dict[str, Any]) -> str:
-    """A short, plain-text idea of the reported event; media and encrypted events by their kind."""
-    etype = str(event.get("type") or "")
-    content = event.get("content")
-    if etype == "m.room.encrypted":
-        return "(encrypted: the homeserver cannot read it)"
-    if not isinstance(content, dict) or not content:
-        return "(no content: the event was redacted)" if etype else "(the event is not available)"
-    if etype == "m.sticker":
-        return "(a sticker)"
-    if etype != "m.room.message":
-        return f"(a {etype} event)"
-    msgtype = str(content.get("msgtype") or "")
-    if msgtype in _MEDIA:
-        return f"({_MEDIA[msgtype]})"
-    body = content.get("body")
-    if not isinstance(body, str) or not body.strip():
-        return "(no text)"
-    text = " ".join(_strip_reply_fallback(body).split())
-    if msgtype == "m.emote":
-        text = "* " + text
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-def _strip_reply_fallback(body: str) -> str:
-    lines = body.split("\n")
-    index = 0
-    while index < len(lines) and lines[index].startswith(">"):
-        index += 1
-    rest = "\n".join(lines[index:]).strip()
-    return rest or body
-
-
-def state_text(record: ReportRecord) -> str:
-    if record.state == CLAIMED:
-        text = f"claimed by {record.claimed_by}" + (f" since {format_ts(record.claimed_ts)}" if record.claimed_ts else "")
-    elif record.state in CLOSED:
-        text = f"{record.state} by {record.closed_by}" + (f" at {format_ts(record.closed_ts)}" if record.closed_ts else "")
-        if record.state == DISMISSED:
-            text += " (deleted from the homeserver)"
-        if record.note:
-            text += f" — {record.note}"
-    else:
-        text = "open: nobody has claimed it yet"
-    return text
-
-
-def room_value(facts: ReportFacts) -> list[Any]:
-    parts: list[Any] = [facts.room_name] if facts.room_name else []
-    if facts.room_alias:
-        parts.append(Code(facts.room_alias))
-    if facts.room_id:
-        parts.append(Code(facts.room_id))
-    return parts
-
-
-def report_fields(record: ReportRecord) -> list[tuple[str, Any]]:
-    facts = record.facts
-    fields: list[tuple[str, Any]] = [
-        ("reporter", Code(facts.reporter)),
-        ("reported user", Code(facts.target) if facts.target else "unknown (the homeserver no longer has the event)"),
-    ]
-    if facts.kind == EVENT:
-        fields.append(("room", room_value(facts)))
-        message = facts.excerpt or "(not fetched)"
-        if record.redacted_by:
-            message = f"redacted by {record.redacted_by}" + (f" at {format_ts(record.redacted_ts)}" if record.redacted_ts else "")
-        fields.append(("message", message))
-    fields.append(("reason", facts.reason or "(none given)"))
-    if facts.kind == EVENT:
-        fields.append(("score", facts.score))
-    fields.append(("filed", When(facts.received_ts)))
-    fields.append(("state", state_text(record)))
-    return fields
-
-
-def notice_view(record: ReportRecord, prefix: str) -> Doc:
-    facts = record.facts
-    label = ref_label(facts.kind, facts.report_id)
-    title = f"🚩 {'Event' if facts.kind == EVENT else 'User'} report {label} · {record.state}"
-    if record.state in CLOSED:
-        footer = None
-    elif facts.kind == EVENT:
-        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report) — or ",
-                      Code(f"{prefix} report show {label}"))
-    else:
-        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report) — or ", Code(f"{prefix} report show {label}"))
-    return Doc(Record(title, report_fields(record)), footer)
-
-
-def report_row(facts: ReportFacts) -> list[Any]:
-    room = facts.room_name or facts.room_alias or facts.room_id or "—"
-    return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"), room,
-            facts.reason or "(none given)"]
-
-
-REPORT_COLUMNS = ["id", "filed", "reported user", "room", "reason"]
-
-
-def summary_view(title: str, reports: Sequence[ReportFacts], prefix: str) -> Doc:
-    shown = list(reports)[:SUMMARY_ROWS]
-    more = len(reports) - len(shown)
-    table = Table(title, REPORT_COLUMNS, [report_row(f) for f in shown], empty="None.")
-    tail = Text(f"… and {more:,} more.") if more else None
-    return Doc(
-        table, tail,
-        Text("They wait in the queue: ", Code(f"{prefix} report show <id>"), ", ", Code(f"{prefix} report claim <id>"),
-             "; every open report: ", Code(f"{prefix} reports list"), "."),
-    )
-
-
-def facts_from_event_report(report: Any, excerpt: str | None) -> ReportFacts:
-    return ReportFacts(
-        kind=EVENT, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-        target=report.sender, room_id=report.room_id, room_name=report.name, room_alias=report.canonical_alias,
-        event_id=report.event_id, reason=report.reason, score=report.score, excerpt=excerpt,
-    )
-
-
-def facts_from_user_report(report: Any) -> ReportFacts:
-    return ReportFacts(kind=USER, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-                       target=report.target_user_id, reason=report.reason)
-
-
-# -- the inbox
 
 
 class CommandRunner(Protocol):
@@ -353,6 +85,7 @@ class ReportInbox:
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
         ready: Callable[[], bool] = lambda: True,
+        backoff: Backoff | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -364,6 +97,8 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.ready = ready
+        # After a failed poll: the shared policy, starting at twice the poll interval.
+        self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
@@ -371,30 +106,33 @@ class ReportInbox:
         self._lock = asyncio.Lock()  # one writer of notices at a time: each shows the latest state
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._room_retry_at: dict[str, float] = {}
+        # (kind, report id, room) → failed attempts and when to try again; given up after the last
+        self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
+        self.failed_notices: set[tuple[str, int, str]] = set()
 
     # -- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.ready():
             await _wait(stop, 0.2)
-        failures = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
                 await self.poll_once()
-                if failures:
+                if self.backoff.failures:
                     log.info("report polling works again")
-                failures = 0
+                self.backoff.reset()
+                delay = self.poll_interval
             except asyncio.CancelledError:
                 raise
             except AdminAPIError as exc:
-                failures += 1
-                if failures == 1:
+                asked = exc.retry_after_ms / 1000 if isinstance(exc, RateLimited) and exc.retry_after_ms else None
+                delay = self.backoff.next_delay(asked)
+                if self.backoff.failures == 1:
                     log.warning("could not poll the reports: %s %s; retrying with backoff", exc.errcode, exc.error)
             except Exception:
-                failures += 1
+                delay = self.backoff.next_delay()
                 log.exception("report polling failed")
-            delay = self.poll_interval if not failures else min(MAX_ERROR_BACKOFF_S, self.poll_interval * 2 ** failures)
             await _wait(stop, max(0.0, delay - (time.monotonic() - started)))
 
     async def poll_once(self) -> int:
@@ -483,8 +221,10 @@ class ReportInbox:
         async with self._lock:
             for record in await self.store.reports_by_post_state("pending"):
                 if await self._post(record):
-                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id, "posted")
-                    posted += 1
+                    reached = await self.store.report_notices(record.facts.kind, record.facts.report_id)
+                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
+                                                           "posted" if reached else "failed")
+                    posted += 1 if reached else 0
             batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
             if batch and await self._post_summary([r.facts for r in batch], away=away):
                 for record in batch:
@@ -496,29 +236,41 @@ class ReportInbox:
         now = time.monotonic()
         return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
 
+    def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
+        is_encrypted = getattr(self.messenger, "is_encrypted", None)
+        return SendForm(encrypted=bool(is_encrypted(room_id)) if is_encrypted else True, edit_of=edit_of, room_id=room_id)
+
     async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
+        """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
         try:
-            return await self.messenger.send(room_id, content, txn_id=txn_id)
+            return await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
         except Exception as exc:
-            log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
-            self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+            self._room_failed(room_id, exc)
             return None
 
+    def _room_failed(self, room_id: str, exc: BaseException) -> None:
+        log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
+        self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+
     async def _post(self, record: ReportRecord) -> bool:
+        """Post one report's notice to every admin room that lacks it. True when nothing is left to
+        do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
         facts = record.facts
         done = {room for room, _ in await self.store.report_notices(facts.kind, facts.report_id)}
-        content = notice_content(render_fitting(notice_view(record, self.prefix)))
         complete = True
         for room_id in self.admin_rooms:
-            if room_id in done:
+            key = (facts.kind, facts.report_id, room_id)
+            if room_id in done or key in self.failed_notices:
                 continue
-            if room_id not in self._rooms():
+            attempts, not_before = self._attempts.get(key, (0, 0.0))
+            if room_id not in self._rooms() or not_before > time.monotonic():
                 complete = False
                 continue
-            event_id = await self._send(room_id, content, f"sab-report-{facts.kind}-{facts.report_id}")
+            event_id = await self._post_one(record, room_id, attempts)
             if event_id is None:
-                complete = False
+                complete = complete and key in self.failed_notices
                 continue
+            self._attempts.pop(key, None)
             await self.store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
             if not done:
                 done.add(room_id)
@@ -526,17 +278,43 @@ class ReportInbox:
                     observe(max(0.0, time.time() - facts.received_ts / 1000))
         return complete
 
+    async def _post_one(self, record: ReportRecord, room_id: str, attempts: int) -> str | None:
+        """One try at one notice in one room. A refusal of this message (not of the room) costs an
+        attempt; the last attempt sends the minimal notice, once, and then the bot gives up on it."""
+        facts = record.facts
+        key = (facts.kind, facts.report_id, room_id)
+        last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
+        txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
+        try:
+            form = self._form(room_id)
+            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix)
+            content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+            return await self.messenger.send(room_id, content, txn_id=txn, background=True)
+        except Exception as exc:
+            if _room_problem(exc):
+                self._room_failed(room_id, exc)
+                return None
+            label = ref_label(facts.kind, facts.report_id)
+            if last:
+                log.error("gave up posting report %s to %s after %d attempts: %s", label, room_id, attempts + 1, exc)
+                self.failed_notices.add(key)
+                self._attempts.pop(key, None)
+            else:
+                log.warning("could not post report %s to %s (%s); trying it again on its own", label, room_id, exc)
+                self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
+            return None
+
     async def _post_summary(self, reports: list[ReportFacts], *, away: bool) -> bool:
         count = len(reports)
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
-        content = notice_content(render_fitting(summary_view(title, reports, self.prefix)))
+        view = summary_view(title, reports, self.prefix)
         first, last = reports[0], reports[-1]
         txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{count}"
         complete = True
         reachable = self._rooms()
         for room_id in self.admin_rooms:
-            if room_id not in reachable or await self._send(room_id, content, txn) is None:
+            if room_id not in reachable or await self._send(room_id, fit_content(view, self._form(room_id)), txn) is None:
                 complete = False
         return complete
 
@@ -554,9 +332,8 @@ class ReportInbox:
                      f"the newest from the last {BACKLOG_DAYS} days are listed below."),
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
-        content = notice_content(render_fitting(view))
         for room_id in self._rooms():
-            await self._send(room_id, content, None)
+            await self._send(room_id, fit_content(view, self._form(room_id)), None)
 
     # -- state changes (commands and reactions)
 
@@ -644,10 +421,12 @@ class ReportInbox:
             record = await self.store.get_report(ref.kind, ref.id)
             if record is None:
                 return 0
-            rendered = render_fitting(notice_view(record, self.prefix))
+            view = notice_view(record, self.prefix)
             for room_id, event_id in await self.store.report_notices(ref.kind, ref.id):
                 try:
-                    await self.messenger.send(room_id, edit_content(rendered, target_event_id=event_id))
+                    form = self._form(room_id, edit_of=event_id)
+                    content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+                    await self.messenger.send(room_id, content, background=True)
                     edited += 1
                 except Exception:
                     log.warning("could not edit the notice of report %s in %s", ref, room_id, exc_info=True)
@@ -671,6 +450,17 @@ class ReportInbox:
             args={"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True,
         )
         return True
+
+
+def _room_problem(exc: BaseException) -> bool:
+    """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
+    status = getattr(exc, "status", None)
+    errcode = getattr(exc, "errcode", None)
+    if errcode in _ROOM_ERRCODES or status == 429 or (isinstance(status, int) and status >= 500):
+        return True
+    # No answer at all (the homeserver is down, the network is): every message would fail alike.
+    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
+        type(exc).__module__.startswith("aiohttp"))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
