@@ -31,8 +31,6 @@ from tests.support.postgres import LocalPostgres  # noqa: E402
 DEFAULT_DATA_DIR = REPO / "bench" / ".data" / "bigserver"
 SEED_FILE = "seed.json"
 DATABASE = "synapse"
-# Bulk benchmarks run with Synapse's own admin request limits (none by default): only the
-# limits on clients are lifted, as in the tests.
 
 
 def data_dir_from(arg: str | None) -> Path:
@@ -65,10 +63,7 @@ class Seed:
 
 
 def homeserver_for(data_dir: Path, pg: LocalPostgres) -> LocalHomeserver:
-    # cp_max 10: production-like pool; Synapse's default is 5.
-    database = pg.create_database(DATABASE)
-    hs = LocalHomeserver(data_dir / "synapse", postgres=database)
-    return hs
+    return LocalHomeserver(data_dir / "synapse", postgres=pg.create_database(DATABASE))
 
 
 @asynccontextmanager
@@ -113,17 +108,3 @@ def describe(seed: Seed) -> str:
     return (f"seeded homeserver: {c.get('users', 0):,} users ({c.get('users_with_external_ids', 0):,} with "
             f"{len(seed.providers)} external IDs each), {c.get('rooms', 0):,} rooms ({c.get('memberships', 0):,} "
             f"memberships), {c.get('media', 0):,} media, {c.get('reports', 0):,} reports; Synapse on PostgreSQL")
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    import statistics
-
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": float("nan"), "p95": float("nan"), "max": float("nan")}
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
-
-
-def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))

@@ -143,7 +143,6 @@ class Valve:
         self._probe: Ticket | None = None
         self._probe_started = 0.0
         self._changed = asyncio.Event()
-        self.closures = 0  # how often it closed (metrics, tests)
         self.listeners: list[Callable[[Hold | None], None]] = []
 
     # -- state
@@ -247,7 +246,6 @@ class Valve:
     def _close(self, now: float, delay: float, detail: str, *, new_epoch: bool) -> None:
         if not self._closed:
             self._since_wall = self._clock.wall()
-            self.closures += 1
         if new_epoch:
             self._epoch += 1
         self._closed = True
