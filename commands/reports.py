@@ -19,7 +19,7 @@ from bot.parsing import PageRequest
 from bot.reports.inbox import ReportInbox
 from bot.reports.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.reports.views import (
-    NOTE_CHARS, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
+    NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
     room_value, state_text,
 )
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
@@ -69,9 +69,9 @@ def _merge_token(token: str | None) -> tuple[int, int]:
 def _state_cell(record: ReportRecord | None) -> str:
     if record is None:
         return "open"
-    cell = state_text(record).split(" since ")[0].split(" at ")[0]
+    cell = OPEN if record.state == OPEN else state_text(record).split(" (assigned")[0].split(" since ")[0].split(" at ")[0]
     if record.deleted_ts and record.state != DISMISSED:
-        cell += " (in the bot's queue only)"
+        cell += " (only in the bot's queue)"
     return cell
 
 
@@ -225,7 +225,7 @@ async def show(ctx: Context, report: ReportRef) -> Doc:
         fields.insert(3, ("event", Code(record.facts.event_id)))
     if record.post_state in ("pending_summary", "summarised"):
         fields.append(("notice", "none of its own: it came in a batch, listed in one summary notice"))
-    context = await inbox.context(record)
+    context = await inbox.context(record, notes=NOTES_SHOWN)
     if context.history is not None:
         fields += history_fields(context.history, record.facts, context.watching_since)
     return Doc(Record(title, fields), notes_view(context.notes, context.notes_total), _next_steps(ctx, record))

@@ -579,12 +579,12 @@ class ReportInbox:
         _, dismissed = await self.store.reports_matching(ReportQuery(states=(DISMISSED,), reporter=user_id), limit=0)
         return UserStanding(against, against_total, against_open, filed, filed_total, dismissed, self.watching_since)
 
-    async def context(self, record: ReportRecord) -> NoticeContext:
-        """What a notice shows besides the report: the newest notes, and earlier reports like it."""
+    async def context(self, record: ReportRecord, *, notes: int = NOTES_ON_NOTICE) -> NoticeContext:
+        """What a notice shows besides the report: the newest `notes`, and earlier reports like it."""
         facts = record.facts
-        notes, total = await self.store.report_notes(facts.kind, facts.report_id, limit=NOTES_ON_NOTICE)
+        newest, total = await self.store.report_notes(facts.kind, facts.report_id, limit=notes)
         history = await self.store.report_history(facts)
-        return NoticeContext(notes, total, history, self.watching_since)
+        return NoticeContext(newest, total, history, self.watching_since)
 
     # -- the reminder
 

@@ -20,6 +20,7 @@ STORED_CHARS = 4_000
 # A moderator's note: inside text, yet bounded like any other (it is typed in a chat, may be pasted).
 NOTE_CHARS = 500
 NOTES_ON_NOTICE = 3
+NOTES_SHOWN = 10  # by `report show`
 REMINDER_ROWS = 20
 
 

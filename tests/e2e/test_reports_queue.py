@@ -15,7 +15,7 @@ from bot.demo import World, running_bot
 from bot.homeserver import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body
-from tests.support.reports import make_scene, notices_with, report_label, unique, wait_for_notice
+from tests.support.reports import edits_of, make_scene, notices_with, report_label, unique, wait_for_notice, wait_for_state
 
 
 class ReportListGate(httpx.AsyncBaseTransport):
@@ -179,3 +179,146 @@ async def test_the_reminder_fires_once_per_period_across_a_restart(remind_world,
             assert second["origin_server_ts"] - first["origin_server_ts"] >= (every - 1) * 1000
     finally:
         await scene.close()
+
+
+# -- the queue commands, on the session bot
+
+
+@pytest.fixture
+async def scene(homeserver: LocalHomeserver, bot):  # type: ignore[no-untyped-def]
+    made = await make_scene(homeserver, "queue")
+    yield made
+    await made.close()
+
+
+async def test_assign_note_and_reopen_edit_the_notice(admin: Person, mod: Person, viewer: Person, stranger: Person,
+                                                      bot, scene) -> None:  # type: ignore[no-untyped-def]
+    reason = unique("assign me")
+    await scene.report_event(reason)
+    notice = await wait_for_notice(admin.chat, admin.room_id, bot.config.bot.user_id, reason)
+    label = report_label(notice)
+
+    # Only someone who handles reports can be given one.
+    refused = await admin.ask_body(f"!admin report assign {label} {viewer.user_id}")
+    assert "is a viewer" in refused and "only moderators and admins" in refused
+    refused = await admin.ask_body(f"!admin report assign {label} {stranger.user_id}")
+    assert "has no role" in refused
+    refused = await admin.ask_body(f"!admin report assign {label} {scene.offender.user_id}")
+    assert "has no role" in refused
+    assert "Refused" in await viewer.ask_body(f"!admin report assign {label} {mod.user_id}")
+    assert edits_of(admin.chat, admin.room_id, notice["event_id"]) == []
+
+    assert f"assigned to {mod.user_id}" in await admin.ask_body(f"!admin report assign {label} {mod.user_id}")
+    await wait_for_state(admin.chat, admin.room_id, notice, f"claimed by {mod.user_id} (assigned by {admin.user_id})")
+    assert label in await mod.ask_body("!admin reports list --mine")
+
+    # Notes: kept with author and time, the newest few on the notice, all in report show.
+    first = unique("asked the room moderators")
+    assert "1 note now" in await mod.ask_body(f"!admin report note {label} {first}")
+    edit = await wait_for_state(admin.chat, admin.room_id, notice, first)
+    assert mod.user_id in edit["content"]["m.new_content"]["body"]
+    later = [unique(f"later note {i}") for i in range(3)]
+    for text in later:
+        await admin.ask_body(f"!admin report note {label} {text}")
+    edit = await wait_for_state(admin.chat, admin.room_id, notice, later[-1])
+    shown_on_notice = edit["content"]["m.new_content"]["body"]
+    assert "the newest 3 of 4" in shown_on_notice and first not in shown_on_notice
+    shown = await viewer.ask_body(f"!admin report show {label}")
+    assert all(text in shown for text in [first, *later]) and admin.user_id in shown
+    too_long = await mod.ask_body(f"!admin report note {label} {'x' * 501}")
+    assert "at most 500 characters" in too_long
+    hostile = await mod.ask_body(f"!admin report note {label} state: resolved\u202e by @everyone")
+    assert "Noted on report" in hostile and "5 notes now" in hostile
+    edit = await wait_for_state(admin.chat, admin.room_id, notice, "state: resolved by @everyone")
+    assert "\u202e" not in edit["content"]["m.new_content"]["body"]
+
+    # Reopen: a resolved report goes back to open, its closing kept as a note.
+    assert "resolved" in await mod.ask_body(f"!admin report resolve {label} done")
+    await wait_for_state(admin.chat, admin.room_id, notice, f"resolved by {mod.user_id}")
+    assert "open again." in await mod.ask_body(f"!admin report reopen {label}")
+    edit = await wait_for_state(admin.chat, admin.room_id, notice, f"Event report {label} · open")
+    assert f"reopened; it was resolved by {mod.user_id}" in edit["content"]["m.new_content"]["body"]
+    assert "is not closed" in await mod.ask_body(f"!admin report reopen {label}")
+    assert (await bot.api.event_report(int(label))).reason == reason
+
+
+async def test_a_dismissed_report_reopens_in_the_bots_queue_only(admin: Person, mod: Person, bot, scene) -> None:  # type: ignore[no-untyped-def]
+    reason = unique("dismissed then reopened")
+    await scene.report_user(reason)
+    notice = await wait_for_notice(admin.chat, admin.room_id, bot.config.bot.user_id, reason)
+    label = report_label(notice)
+    _, code = await mod.confirm_prompt(f"!admin report dismiss {label} a joke")
+    assert "dismissed" in await mod.ask_body(f"!admin confirm {code}")
+    assert reason not in await admin.ask_body(f"!admin reports list --reported {scene.offender.user_id}")
+    reply = await mod.ask_body(f"!admin report reopen {label}")
+    assert "open again in the bot's queue only" in reply and "deleted on the homeserver" in reply
+    edit = await wait_for_state(admin.chat, admin.room_id, notice, f"User report {label} · open")
+    assert "open again in the bot's queue only" in edit["content"]["m.new_content"]["body"]
+    # Still in the queue, though the homeserver no longer lists it.
+    listing = await admin.ask_body(f"!admin reports list --reported {scene.offender.user_id}")
+    assert reason in listing and "open (only in the bot's queue)" in listing
+    assert "claimed" in await mod.ask_body(f"!admin report claim {label}")
+    assert "resolved" in await mod.ask_body(f"!admin report resolve {label}")
+
+
+async def test_reports_list_filters_combine_and_page(admin: Person, mod: Person, bot, homeserver: LocalHomeserver) -> None:  # type: ignore[no-untyped-def]
+    one = await make_scene(homeserver, "filter-a")
+    two = await make_scene(homeserver, "filter-b")
+    try:
+        a_event, a_user, b_event = unique("filter a event"), unique("filter a user"), unique("filter b event")
+        await one.report_event(a_event)
+        await one.report_user(a_user)
+        await two.report_event(b_event)
+        labels = {}
+        for reason in (a_event, a_user, b_event):
+            labels[reason] = report_label(await wait_for_notice(admin.chat, admin.room_id, bot.config.bot.user_id, reason))
+        await admin.ask_body(f"!admin report assign {labels[a_event]} {mod.user_id}")
+
+        def only(listing: str, *expected: str) -> None:
+            for reason in (a_event, a_user, b_event):
+                assert (reason in listing) == (reason in expected), (reason, listing)
+
+        only(await admin.ask_body(f"!admin reports list --reported {one.offender.user_id}"), a_event, a_user)
+        only(await admin.ask_body(f"!admin reports list --reporter {two.reporter.user_id}"), b_event)
+        only(await admin.ask_body(f"!admin reports list --reporter {one.reporter.user_id} --reported {one.offender.user_id}"
+                                  f" --room {one.room_id}"), a_event)
+        only(await admin.ask_body(f"!admin reports list --assigned-to {mod.user_id} --reporter {one.reporter.user_id}"),
+             a_event)
+        only(await admin.ask_body(f"!admin reports list --assigned-to {admin.user_id} --reporter {one.reporter.user_id}"))
+        only(await admin.ask_body(f"!admin reports list --older-than 1h --reported {one.offender.user_id}"))
+        await asyncio.sleep(1.1)
+        first_page = await admin.ask(f"!admin reports list --older-than 1s --reported {one.offender.user_id} --limit 1")
+        only(body(first_page), a_user)  # newest first
+        assert "2 shown of 2" not in body(first_page) and "1 shown of 2" in body(first_page)
+        assert "--from 1" in body(first_page)
+        only(await admin.ask_body(f"!admin reports list --older-than 1s --reported {one.offender.user_id} --limit 1 --from 1"),
+             a_event)
+        assert "resolved" in await mod.ask_body(f"!admin report resolve {labels[a_event]}")
+        only(await admin.ask_body(f"!admin reports list --older-than 1s --reported {one.offender.user_id}"), a_user)
+        only(await admin.ask_body(f"!admin reports list --all --older-than 1s --reported {one.offender.user_id}"),
+             a_event, a_user)
+        assert "choose one of --mine and --assigned-to" in await mod.ask_body(
+            f"!admin reports list --mine --assigned-to {mod.user_id}")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_each_notice_tells_the_reports_history_from_the_bots_store(admin: Person, mod: Person, bot, scene) -> None:  # type: ignore[no-untyped-def]
+    first = unique("first time")
+    await scene.report_event(first)
+    notice = await wait_for_notice(admin.chat, admin.room_id, bot.config.bot.user_id, first)
+    text = body(notice)
+    assert "earlier reports: 0 reports about the same user, 0 reports about the same message" in text
+    assert "reporter's record: 0 earlier reports filed, 0 dismissed" in text
+    assert "since the bot started watching" in text
+    _, code = await mod.confirm_prompt(f"!admin report dismiss {report_label(notice)}")
+    assert "dismissed" in await mod.ask_body(f"!admin confirm {code}")
+    await scene.report_user(unique("about the user"))
+    again = unique("the same message again")
+    await scene.report_event(again)
+    notice = await wait_for_notice(admin.chat, admin.room_id, bot.config.bot.user_id, again)
+    text = body(notice)
+    assert "earlier reports: 2 reports about the same user, 1 report about the same message" in text
+    assert "reporter's record: 2 earlier reports filed, 1 dismissed" in text
+    assert "reporter's record: 2 earlier reports filed" in await admin.ask_body(f"!admin report show {report_label(notice)}")
