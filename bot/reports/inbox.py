@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "reports.cursor.{kind}"
 START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
 REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
+START_ASK_S = 10.0  # how long the start waits for each report list
 START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
 HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
@@ -189,7 +190,8 @@ class ReportInbox:
         meta: dict[str, str] = {}
         for kind in KINDS:
             try:
-                page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
+                # Bounded: a homeserver that does not answer must not hold up the bot's start.
+                page = await asyncio.wait_for(self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
             except UnrecognizedEndpoint:
                 self._mark_unsupported(kind)
                 continue

@@ -82,7 +82,7 @@ def state_text(record: ReportRecord) -> str:
         if record.state == DISMISSED:
             text += " (deleted from the homeserver)"
         if record.note:
-            text += f" — {record.note}"
+            text += f" — {record.note[:NOTE_CHARS]}"
     else:
         text = "open: nobody has claimed it yet"
     return text
