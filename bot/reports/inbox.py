@@ -573,8 +573,15 @@ class ReportInbox:
         acted on; history from before is only on the homeserver."""
         return await self.store.reports_matching(query, limit=limit, offset=offset)
 
+    async def _load_start(self) -> None:
+        """The starting point as stored, for a bot that does not poll (reports.enabled: false)."""
+        if self._start_point is None:
+            stored = await self.store.get_meta(START_KEY)
+            self._start_point = StartPoint.load(stored) if stored else None
+
     async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
         """Reports against a user and by them, as the bot's queue knows them (the dossier's part)."""
+        await self._load_start()
         against, against_total = await self.store.reports_matching(ReportQuery(states=None, target=user_id), limit=limit)
         _, against_open = await self.store.reports_matching(ReportQuery(target=user_id), limit=0)
         filed, filed_total = await self.store.reports_matching(ReportQuery(states=None, reporter=user_id), limit=limit)
@@ -584,6 +591,7 @@ class ReportInbox:
     async def context(self, record: ReportRecord, *, notes: int = NOTES_ON_NOTICE) -> NoticeContext:
         """What a notice shows besides the report: the newest `notes`, and earlier reports like it."""
         facts = record.facts
+        await self._load_start()
         newest, total = await self.store.report_notes(facts.kind, facts.report_id, limit=notes)
         history = await self.store.report_history(facts)
         return NoticeContext(newest, total, history, self.watching_since)
