@@ -20,6 +20,8 @@ from .dispatcher import Dispatcher
 from .jobs import JobRunner
 from .login import TokenRefresher
 from .logs import SecretScrubber
+from .mas import MASDetection, detect_mas
+from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
 from .reports.inbox import ReportInbox
@@ -46,6 +48,7 @@ class App:
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
+        mas_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -74,6 +77,9 @@ class App:
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
         self.refreshers: list[TokenRefresher] = self._refreshers.all
         self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
+        self._mas_transport = mas_transport
+        self.mas: MASAPI | None = None
+        self.mas_detection: MASDetection | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -105,6 +111,7 @@ class App:
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/reports/inbox.py)
+        await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
@@ -137,6 +144,23 @@ class App:
         for room_id in self.matrix.admin_rooms:
             with contextlib.suppress(Exception):
                 await self.matrix.send(room_id, content)
+
+    async def _start_mas(self) -> None:
+        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
+
+        Both go to the commands through `ctx.extras` ("mas", "mas_detection"). Building the client
+        needs no network; its secrets reach the log scrubber before any request.
+        """
+        config = self.config
+        if config.mas is not None:
+            self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
+            self.extras["mas"] = self.mas
+        self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
+                                              transport=self._mas_transport)
+        self.extras["mas_detection"] = self.mas_detection
+        advice = self.mas_detection.advice()
+        if advice is not None:
+            log.warning("%s", advice)
 
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
@@ -209,6 +233,8 @@ class App:
             await self.matrix.close()
         if hasattr(self, "api"):
             await self.api.aclose()
+        if self.mas is not None:
+            await self.mas.aclose()
         if self.metrics is not None:
             self.metrics.close()
         if self.db is not None:

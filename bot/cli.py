@@ -23,6 +23,7 @@ from .logs import configure as configure_logging
 from .crosssigning.identity import State, inspect
 from .crosssigning.keyfile import file_mode
 from .crosssigning.keys_api import KeysAPIError
+from .mas import check_mas
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -76,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for source in (config.bot.token, config.admin_token):
         scrubber.add(wiring.current_token(source))
     scrubber.add(config.bot.password.reveal() if config.bot.password else None)
+    for secret in config.mas.secrets() if config.mas else []:
+        scrubber.add(secret)
     if args.command == "check":
-        return asyncio.run(check(config))
+        return asyncio.run(check(config, scrubber=scrubber))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
     return asyncio.run(_run(config, scrubber))
@@ -131,19 +134,26 @@ async def _run(config: Config, scrubber: SecretScrubber) -> int:
 class CheckLine:
     ok: bool
     text: str
+    note: bool = False  # worth knowing, not a failure
 
     def __str__(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.text}"
+        label = "note" if self.note else ("ok  " if self.ok else "FAIL")
+        return f"{label}  {self.text}"
 
 
-async def check(config: Config, *, out: object = None) -> int:
+async def check(config: Config, *, out: object = None, scrubber: SecretScrubber | None = None) -> int:
     """One line per probe; never prints a token."""
     lines: list[CheckLine] = []
 
-    def say(ok: bool, text: str) -> None:
-        line = CheckLine(ok, text)
+    def emit(line: CheckLine) -> None:
         lines.append(line)
         print(line, file=out or sys.stdout, flush=True)
+
+    def say(ok: bool, text: str) -> None:
+        emit(CheckLine(ok, text))
+
+    def note(text: str) -> None:
+        emit(CheckLine(True, text, note=True))
 
     bot_token = wiring.current_token(config.bot.token)
     client = wiring.client_api(config, lambda: bot_token or "")
@@ -159,6 +169,7 @@ async def check(config: Config, *, out: object = None) -> int:
         if bot_who is not None:
             await _check_rooms(client, config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
+        await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
         await client.aclose()
     return EXIT_OK if all(line.ok for line in lines) else EXIT_CHECK_FAILED
@@ -207,6 +218,7 @@ async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
 async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
     try:
         joined = set(await client.my_joined_rooms())
+        invited = set(await client.my_invited_rooms())
     except AdminAPIError as exc:
         say(False, f"cannot list the bot's rooms: {exc.errcode}: {exc.error}")
         return
@@ -227,10 +239,14 @@ async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
                            f"first: {room_id} is not an admin room (if the move is intended, list {room_id} "
                            "under admin_rooms)")
                 room_id = pinned
+        named = room + (f" ({room_id})" if room_id != room else "")
         if room_id in joined:
-            say(True, f"bot is in admin room {room}" + (f" ({room_id})" if room_id != room else ""))
+            say(True, f"bot is in admin room {named}")
+        elif room_id in invited:
+            # `check` before the first `run`: the bot joins the rooms it is invited to when it starts.
+            say(True, f"bot is invited to admin room {named}; it joins when it starts")
         else:
-            say(False, f"bot is not in admin room {room}: invite it; it joins admin rooms by itself")
+            say(False, f"bot is neither in nor invited to admin room {named}: invite it; it joins admin rooms by itself")
 
 
 async def _stored_pins(config: Config) -> dict[str, str]:

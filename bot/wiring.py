@@ -7,11 +7,14 @@ Which token goes where:
 - the Admin API at `homeserver.admin_api_url`, with `admin_api.access_token(_file)` when it is
   configured, else with the bot's own session token;
 - after a 401 a token is refreshed: by its OAuth refresher (MAS) when it has one, else by
-  re-reading its token file (rotated from outside).
+  re-reading its token file (rotated from outside);
+- matrix-authentication-service's admin API (the `mas:` section) at `mas.url`, with its own
+  credential: a token (re-read after a 401) or the client-credentials grant.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +24,12 @@ import httpx
 from .admin_api import AdminAPI, AdminHTTP
 from .admin_api.http import ResponseObserver
 from .adminrooms import AdminRooms
-from .config import Config, TokenSource
+from .config import Config, MASConfig, TokenSource
 from .crosssigning.identity import CrossSigning
 from .crosssigning.keyfile import keys_path
 from .crosssigning.keys_api import KeysAPI
 from .login import TokenRefresher
+from .mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
 from .storage import Database, Store
 
 if TYPE_CHECKING:
@@ -152,3 +156,52 @@ def admin_api(
 def client_api(config: Config, token: Callable[[], str], *, timeout: float = CHECK_TIMEOUT_S) -> AdminAPI:
     """The same client pointed at the client-server API (whoami, versions, joined rooms, aliases), as the bot."""
     return AdminAPI(AdminHTTP(config.homeserver.url, token, timeout=timeout))
+
+
+# -- matrix-authentication-service (MAS)
+
+
+def _fresh(source: TokenSource) -> str:
+    """A secret from a file is read again each time it is needed (an outside rotation takes effect)."""
+    source.reload()
+    current = source.current()
+    assert current is not None
+    return current.reveal()
+
+
+def token_provider(
+    config: MASConfig, *, on_secret: Callable[[str], None] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] = time.time,
+) -> TokenProvider:
+    if config.client_id is not None:
+        assert config.client_secret is not None
+        secret_source = config.client_secret
+        return ClientCredentials(config.url, config.client_id, lambda: _fresh(secret_source),
+                                 auth_method=config.client_auth_method, transport=transport, clock=clock,
+                                 on_token=on_secret)
+    assert config.token is not None
+    token = config.token
+
+    def current() -> str:
+        value = token.current()
+        assert value is not None
+        return value.reveal()
+
+    return StaticToken(current, reload=token.reload)
+
+
+def mas_client(
+    config: MASConfig, *, on_secret: Callable[[str], None] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0, clock: Callable[[], float] = time.time,
+    max_retries: int = 3,
+) -> MASAPI:
+    """The MAS admin API client for the `mas:` section. `on_secret` hears every secret it comes to
+    hold (tokens it is issued, a rotated secret file) before it is used: give it the log scrubber."""
+    if on_secret is not None:
+        for secret in config.secrets():
+            on_secret(secret)
+        for source in (config.token, config.client_secret):
+            if source is not None:
+                source.on_change(lambda secret: on_secret(secret.reveal()))
+    provider = token_provider(config, on_secret=on_secret, transport=transport, clock=clock)
+    return MASAPI(MASHTTP(config.url, provider, transport=transport, timeout=timeout, max_retries=max_retries))

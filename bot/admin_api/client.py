@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..ids import valid_room_id
@@ -42,3 +43,18 @@ class ClientAPI(Area):
         """GET /_matrix/client/v3/joined_rooms — the rooms of the token's own account."""
         data = await self._http.request("GET", CLIENT.v3.joined_rooms)
         return [str(r) for r in data.get("joined_rooms", [])]
+
+    async def my_invited_rooms(self) -> list[str]:
+        """The rooms the token's own account is invited to (and has not joined yet), from one
+        initial sync that asks for no timeline, state, presence or account data."""
+        nothing = {"not_types": ["*"]}
+        sync_filter = {
+            "presence": nothing,
+            "account_data": nothing,
+            "room": {"timeline": {"limit": 0}, "state": nothing, "ephemeral": nothing, "account_data": nothing},
+        }
+        data = await self._http.request(
+            "GET", CLIENT.v3.sync,
+            params={"filter": json.dumps(sync_filter, separators=(",", ":")), "timeout": 0, "set_presence": "offline"},
+        )
+        return [str(r) for r in ((data.get("rooms") or {}).get("invite") or {})]

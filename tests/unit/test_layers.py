@@ -184,6 +184,7 @@ def assert_reaches_none(start: Iterable[str], forbidden: Iterable[str]) -> None:
 
 COMMANDS = modules_under("commands")
 ADMIN_API_MODULES = modules_under("bot/admin_api")
+MAS_API_MODULES = modules_under("bot/mas_api")
 BOTTOM_FLOOR = ["bot.ids", "bot.units", "bot.backoff"]  # nothing of ours at all
 FLOOR = (*BOTTOM_FLOOR, "bot.records", "bot.storage", "bot.config", "bot.logs", "bot.metrics")
 
@@ -216,6 +217,25 @@ def test_the_admin_api_knows_no_matrix_commands_rendering_or_storage() -> None:
     assert_loads_none(ADMIN_API_MODULES, forbidden)
     assert_imports_none(files("bot/admin_api"), forbidden)
     assert_reaches_none(ADMIN_API_MODULES, forbidden)
+
+
+def test_the_mas_api_knows_no_matrix_commands_rendering_or_storage() -> None:
+    """matrix-authentication-service's client: httpx and its own models, the Synapse client's error
+    kinds (data only) and the floor's segment rules; nothing above."""
+    forbidden = (*MATRIX_LAYER, *COMMAND_LAYER, *RENDERING, *STORAGE, "bot.config", "bot.wiring", "bot.mas",
+                 "bot.admin_api.http", "bot.admin_api.api")
+    assert_loads_none(MAS_API_MODULES, forbidden)
+    assert_imports_none(files("bot/mas_api"), forbidden)
+    assert_reaches_none(MAS_API_MODULES, forbidden)
+
+
+def test_the_mas_api_errors_and_models_load_no_transport() -> None:
+    """What commands will use of the MAS client (errors, models, each area's module) comes without httpx."""
+    data_only = [m for m in MAS_API_MODULES if m not in ("bot.mas_api.http", "bot.mas_api.api", "bot.mas_api.auth")]
+    assert_loads_none(data_only, ("httpx",))
+    import bot.mas_api
+
+    assert bot.mas_api.MASAPI.__module__ == "bot.mas_api.api"  # still there, loaded when asked for
 
 
 def test_the_bottom_floor_imports_nothing_of_ours() -> None:
