@@ -128,6 +128,14 @@ async def test_queue_queries_filter_page_and_count(tmp_path: Path) -> None:
     assert await store.change_report_state("event", 1, allowed_from=["claimed"], state="open", by="@m:hs")
     assert (await store.get_report("event", 1)).assigned_by is None  # type: ignore[union-attr]
 
+    # The dossier's view of one user: against them (how many still open), by them (how many dismissed).
+    inbox = ReportInbox(api=FakeAPI(), store=store, messenger=FakeMessenger(), admin_rooms=[])
+    standing = await inbox.standing("@a:hs", limit=2)
+    assert [r.facts.report_id for r in standing.against] == [4, 2] and standing.against_total == 3
+    assert standing.against_open == 2 and standing.filed_total == 0
+    standing = await inbox.standing("@r2:hs")
+    assert (standing.filed_total, standing.filed_dismissed, standing.against_total) == (1, 1, 0)
+
     # Earlier reports only (by time), the report itself left out.
     history = await store.report_history(_facts(4, ts=now - 60_000, target="@a:hs", reporter="@r1:hs"))
     assert (history.about_target, history.about_event, history.reporter_filed, history.reporter_dismissed) == (2, 1, 2, 0)
