@@ -20,7 +20,9 @@ from .login import TokenRefresher
 from .logs import SecretScrubber
 from .matrix import MatrixClient
 from .metrics import Metrics
+from .policy import Policy
 from .reports.inbox import ReportInbox
+from .services import ReportDesk
 from .spec import CommandTable
 from .storage import Database, Store
 
@@ -39,6 +41,7 @@ class App:
         admin_transport: httpx.AsyncBaseTransport | None = None,
         job_poll_interval: float = 1.0,
         job_edit_interval: float = 2.0,
+        job_batch_size: int | None = None,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
         scrubber: SecretScrubber | None = None,
@@ -53,6 +56,7 @@ class App:
         self._admin_transport = admin_transport
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
+        self._job_options: dict[str, Any] = {} if job_batch_size is None else {"batch_size": job_batch_size}
         self._matrix_options: dict[str, Any] = {}
         if undecryptable_grace_s is not None:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
@@ -63,7 +67,7 @@ class App:
         self.matrix: MatrixClient
         self.jobs: JobRunner
         self.dispatcher: Dispatcher
-        self.extras: dict[str, Any] = {}
+        self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
         self._report_page_size = report_page_size
         self.reports: ReportInbox
@@ -113,16 +117,17 @@ class App:
             config.homeserver.admin_api_url, current_admin_token, refresh_token=refresh, transport=self._admin_transport,
             observer=self.metrics.observe_admin_api if self.metrics else None,
         ))
+        self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(
-            store=self.store, api=self.api, access=access, sender=self.matrix, runners=self.table.jobs,
-            poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
+            store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
+            sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
+            **self._job_options,
         )
         self.dispatcher = Dispatcher(
-            table=self.table, access=access, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
+            table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
-            extras=self.extras,
         )
         self._build_report_inbox(admin_rooms)
         self._start_metrics()
@@ -187,7 +192,7 @@ class App:
             prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
             ready=lambda: self.matrix.caught_up, **options,
         )
-        self.extras["reports"] = self.reports
+        self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .units import format_ts, human_size
-from .views import Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Value, When
+from .views import (
+    Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Value, When,
+    presenter_for,
+)
 
 # Matrix events are capped at 65,536 bytes; leave room for the envelope and encryption.
 MAX_CONTENT_BYTES = 48_000
@@ -174,6 +177,9 @@ def render(view: Any, *, row_limit: int | None = None) -> Rendered:
     if isinstance(view, Doc):
         parts = [render(block, row_limit=row_limit) for block in view.blocks]
         return Rendered("\n\n".join(p.body for p in parts), "".join(p.html for p in parts))
+    presenter = presenter_for(view)  # typed data (a preview) with its registered presenter
+    if presenter is not None:
+        return render(presenter(view), row_limit=row_limit)
     raise TypeError(f"cannot render {type(view).__name__}")
 
 
@@ -197,7 +203,8 @@ def _max_rows(view: Any) -> int:
         return len(view.rows)
     if isinstance(view, Doc):
         return max((_max_rows(b) for b in view.blocks), default=0)
-    return 0
+    presenter = presenter_for(view)
+    return _max_rows(presenter(view)) if presenter is not None else 0
 
 
 def _size(rendered: Rendered) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import pytest
 
@@ -239,12 +241,21 @@ async def test_experimental_features(admin: Person, viewer: Person, homeserver: 
     assert "msc3881: yes" in await admin.ask_body(f"!admin user experimental-features {account.user_id} --enable msc3881")
 
 
+def expiry_on_the_server(hs: LocalHomeserver, user_id: str) -> int | None:
+    # No endpoint reads an account's expiry back: it is where Synapse keeps it.
+    with sqlite3.connect(hs.root / "homeserver.db", timeout=30) as db:
+        row = db.execute("SELECT expiration_ts_ms FROM account_validity WHERE user_id = ?", (user_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 async def test_account_validity_needs_the_feature(admin: Person, homeserver: LocalHomeserver) -> None:
     account = await homeserver.register("validity")
     assert "--expires is required" in await admin.ask_body(f"!admin user account-validity {account.user_id}")
+    assert expiry_on_the_server(homeserver, account.user_id) is None
     text = await admin.ask_body(f"!admin user account-validity {account.user_id} --expires 2031-05-01")
     # With account_validity off in homeserver.yaml, Synapse still records the date it is given.
     assert "now expires on 2031-05-01 00:00 UTC" in text
+    assert expiry_on_the_server(homeserver, account.user_id) == 1935360000000  # 2031-05-01T00:00Z
 
 
 async def test_allow_cross_signing_reset_needs_a_master_key(admin: Person, homeserver: LocalHomeserver) -> None:
