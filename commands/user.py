@@ -673,6 +673,8 @@ def _(user: str, action: str, messages_per_second: int | None, burst: int | None
     params=[Param("user", LocalUserID, "the account")],
     flags=[Flag("expires", "new expiry: a date or a duration from now (required)", Timestamp(past=False))],
     endpoints=["POST /_synapse/admin/v1/account_validity/validity"],
+    details="Synapse records the date only where `account_validity` is enabled in homeserver.yaml (it answers with "
+            "the date either way). A date in the past locks the account out at once.",
 )
 async def account_validity(ctx: Context, user: str, expires: int | None) -> Text:
     await existing(ctx, user)

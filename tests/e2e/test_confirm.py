@@ -169,7 +169,7 @@ async def test_a_stored_invocation_that_no_longer_validates_is_refused(admin: Pe
     assert "cannot run any more" in text and "--force-purge only makes sense with --purge" in text, text
     edit = await admin.chat.wait_for_edit(admin.room_id, prompt["event_id"], timeout=10)
     assert "Not run" in edit["content"]["m.new_content"]["body"]
-    assert "Room" in await admin.ask_body(f"!admin room info {owner_room}")  # still there
+    assert f"room: {owner_room}" in await admin.ask_body(f"!admin room info {owner_room}")  # still there
     assert (await bot.store.get_confirmation(code)).state == "invalid"
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 import pytest
 
+import commands.room as room_commands
 from bot.app import App
+from bot.context import Context
+from bot.previews import BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomDeletionPreview
+from bot.spec import Role
 from bot.demo import TINY_PNG, World
 from bot.homeserver import LocalHomeserver
 from bot.localchat import ChatClient, ChatError
@@ -257,3 +262,28 @@ async def test_admin_rooms_are_never_deleted_purged_or_blocked(admin: Person, wo
         text = await admin.ask_body(f"!admin {command}")
         assert "Refused" in text and "admin room" in text, (command, text)
     assert world.admin_room in bot.dispatcher.admin_rooms
+
+
+def context_for(bot: App, person: Person) -> Context:
+    return Context(api=bot.api, requester=person.user_id, role=Role.ADMIN, room_id=person.room_id, event_id="$preview",
+                   thread_root=None, server_name="localhost", bot_user_id=bot.config.bot.user_id, prefix="!admin",
+                   now_ms=lambda: int(time.time() * 1000))
+
+
+async def test_room_previews_are_data(admin: Person, bot: App, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="preview <me>", preset="public_chat")
+    first = await owner.send_text(room_id, "one")
+    ctx = context_for(bot, admin)
+    deletion = await room_commands.delete.preview_handler(
+        ctx, room=room_id, purge=True, block=False, message=None, new_room_user=None, room_name=None, force_purge=False)
+    assert isinstance(deletion, RoomDeletionPreview)
+    assert deletion.room.name == "preview <me>" and deletion.room.joined_local_members == 1
+    assert deletion.purge and not deletion.block
+    purge = await room_commands.purge_history.preview_handler(ctx, room=room_id, before=first, delete_local_events=False)
+    assert isinstance(purge, HistoryPurgePreview) and purge.before_event == first and purge.before_event_ts
+    joiner = await homeserver.register("preview-joiner")
+    join = await room_commands.join.preview_handler(ctx, room=room_id, users=[joiner.user_id, owner.user_id])
+    assert isinstance(join, BulkJoinPreview)
+    assert join.to_join == [joiner.user_id] and join.already_members == [owner.user_id]
+    extremities = await room_commands.forward_extremities.preview_handler(ctx, room=room_id, delete=True)
+    assert isinstance(extremities, ForwardExtremitiesPreview) and len(extremities.extremities) == 1

@@ -115,7 +115,7 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
     owner = await homeserver.register(f"join-room-owner-{_tag()}")
     owner_chat = ChatClient(homeserver.url, owner.user_id, owner.access_token)
     room_id = await owner_chat.create_room(name="bulk joins", preset="public_chat")
-    users = [(await homeserver.register(f"joiner-{_tag()}")).user_id for _ in range(9)]
+    users = [(await homeserver.register(f"joiner-{_tag()}")).user_id for _ in range(12)]
     config = world.config(admin_api={"access_token": keeper.access_token})
     # Two users a batch and two seconds between batches: a job is still mid-way when cancelled or stopped.
     options = dict(job_poll_interval=2.0, job_edit_interval=0.1, job_batch_size=2)
@@ -144,16 +144,16 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
             assert (await app.store.get_job(job_id)).status == "cancelled"
 
             # A job whose requester loses the role: stop the bot mid-way…
-            started, job_id = await _start_bulk_join(admin, room_id, users[6:9])
-            await _wait_job_text(admin, started["event_id"], lambda t: "2 of 3 done" in t)
+            started, job_id = await _start_bulk_join(admin, room_id, users[6:12])
+            await _wait_job_text(admin, started["event_id"], lambda t: "2 of 6 done" in t)
         # …and start it again with a config where that person is only a moderator.
         lowered = world.config(admin_api={"access_token": keeper.access_token},
                                access={"admins": [], "moderators": [admin.user_id, mod.user_id]})
         async with running_bot(lowered, **options) as app:
             final = await _wait_job_text(admin, started["event_id"], lambda t: "⏳" not in t)
             assert "❌ failed" in final and f"Stopped: {admin.user_id} has only the moderator role" in final, final
-            assert "needs the admin role" in final and "2 of 3 done" in final
-            assert users[8] not in await _joined(homeserver, keeper.access_token, room_id)
+            assert "needs the admin role" in final and "2 of 6 done" in final
+            assert users[11] not in await _joined(homeserver, keeper.access_token, room_id)
             assert (await app.store.get_job(job_id)).status == "failed"
     finally:
         await owner_chat.close()
