@@ -348,7 +348,10 @@ class Dispatcher:
             view, result = None, "ok"
         else:
             view, result = await self._invoke(ctx, inv, options)
-        if inv.command.job or isinstance(view, RunAsJob):
+        if isinstance(view, RunAsJob) and inv.command.job_body is None:
+            log.error("%s asked to run as a job but declares no job body (@command.as_job)", inv.name)
+            view, result = Text(f"Internal error while running {inv.name}; the bot's log has the details.", tone="error"), "internal error"
+        elif inv.command.job or isinstance(view, RunAsJob):
             job_id = await self.jobs.create(inv, started_by=ctx.requester)
             view = JobStarted(job_id, job_view(job_id, inv.command_line(), "running", 0, Text("Starting…")))
         detail = _execution_detail(ctx, inv, confirmation, job_id)
