@@ -1,4 +1,5 @@
-"""The composition root: the only place that knows every part and wires them together."""
+"""The composition root: the only place that knows every part and wires them together (the parts
+the CLI needs too are built by bot/wiring.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from typing import Any
 
 import httpx
 
+from . import wiring
 from .access import Access
 from .adminrooms import AdminRooms
-from .admin_api import AdminAPI, AdminHTTP
+from .admin_api import AdminAPI
 from .config import Config
 from .dispatcher import Dispatcher
 from .jobs import JobRunner
 from .login import TokenRefresher
 from .logs import SecretScrubber
+from .mas import MASDetection, detect_mas
+from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
 from .policy import Policy
@@ -46,6 +50,8 @@ class App:
         report_page_size: int | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
+        matrix_options: dict[str, Any] | None = None,
+        mas_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -57,7 +63,7 @@ class App:
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
         self._job_options: dict[str, Any] = {} if job_batch_size is None else {"batch_size": job_batch_size}
-        self._matrix_options: dict[str, Any] = {}
+        self._matrix_options: dict[str, Any] = dict(matrix_options or {})
         if undecryptable_grace_s is not None:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
@@ -72,51 +78,29 @@ class App:
         self._report_page_size = report_page_size
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
-        self._oauth_transport = oauth_transport
-        self.refreshers: list[TokenRefresher] = []
+        self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
+        self.refreshers: list[TokenRefresher] = self._refreshers.all
         self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
+        self._mas_transport = mas_transport
+        self.mas: MASAPI | None = None
+        self.mas_detection: MASDetection | None = None
 
     async def start(self) -> None:
         config = self.config
-        self.db = Database(config.storage.path)
-        await self.db.open()
-        self.store = Store(self.db)
+        self.db, self.store = await wiring.open_store(config)
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
-        crypto_dir = config.storage.directory / "crypto" if config.encryption.enabled else None
-        self.matrix = MatrixClient(
-            homeserver_url=config.homeserver.url,
-            user_id=config.bot.user_id,
-            token=config.bot.token,
-            password=config.bot.password,
-            device_id=config.bot.device_id,
-            device_name=config.bot.device_name,
-            store=self.store,
-            crypto_dir=crypto_dir,
-            admin_rooms=admin_rooms,
-            **self._matrix_options,
-        )
+        self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
-        admin_token = config.admin_token
-        bot_refresher = self._refresher(config.bot.token)
-        admin_refresher = self._refresher(admin_token) if admin_token is not None else bot_refresher
+        bot_refresher = self._refreshers.for_source(config.bot.token)
         if bot_refresher is not None:
             self.matrix.refresh_token = bot_refresher.on_unauthorized
-
-        def current_admin_token() -> str:
-            # Without a separate admin token the bot's own session token is used.
-            if admin_token is not None and admin_token.current() is not None:
-                return admin_token.current().reveal()  # type: ignore[union-attr]
-            return str(self.matrix.client.access_token)
-
-        refresh: Any = admin_token.reload if admin_token is not None else (config.bot.token.reload if config.bot.token else None)
-        if admin_refresher is not None:
-            refresh = admin_refresher.on_unauthorized
-        self.api = AdminAPI(AdminHTTP(
-            config.homeserver.admin_api_url, current_admin_token, refresh_token=refresh, transport=self._admin_transport,
-            observer=self.metrics.observe_admin_api if self.metrics else None,
-        ))
+        self.api = wiring.admin_api(
+            config, session_token=lambda: str(self.matrix.client.access_token), refreshers=self._refreshers,
+            transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
+        )
         self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(
             store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
@@ -130,6 +114,7 @@ class App:
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
         )
         self._build_report_inbox(admin_rooms)
+        await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
@@ -153,16 +138,6 @@ class App:
             # A refreshed or rotated bot token goes straight to the Matrix client.
             config.bot.token.on_change(lambda secret: setattr(self.matrix.client, "access_token", secret.reveal()))
 
-    def _refresher(self, source: Any) -> TokenRefresher | None:
-        if source is None or source.oauth is None:
-            return None
-        for existing in self.refreshers:
-            if existing.source is source:
-                return existing
-        refresher = TokenRefresher(source, on_lost=self._authentication_lost, transport=self._oauth_transport)
-        self.refreshers.append(refresher)
-        return refresher
-
     async def _authentication_lost(self, message: str) -> None:
         """Say it where the team looks; the log has it already. The room may be out of reach too."""
         from .render import notice_content, render
@@ -172,6 +147,23 @@ class App:
         for room_id in self.matrix.admin_rooms:
             with contextlib.suppress(Exception):
                 await self.matrix.send(room_id, content)
+
+    async def _start_mas(self) -> None:
+        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
+
+        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`). Building the client
+        needs no network; its secrets reach the log scrubber before any request.
+        """
+        config = self.config
+        if config.mas is not None:
+            self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
+            self.dispatcher.mas = self.mas
+        self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
+                                              transport=self._mas_transport)
+        self.dispatcher.mas_detection = self.mas_detection
+        advice = self.mas_detection.advice()
+        if advice is not None:
+            log.warning("%s", advice)
 
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
@@ -242,6 +234,8 @@ class App:
             await self.matrix.close()
         if hasattr(self, "api"):
             await self.api.aclose()
+        if self.mas is not None:
+            await self.mas.aclose()
         if self.metrics is not None:
             self.metrics.close()
         if self.db is not None:

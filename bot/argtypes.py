@@ -18,7 +18,17 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from .ids import UnsafePathSegment, check_segment, valid_server_name
-from .units import format_ts, human_duration, human_size, parse_duration_ms
+from .units import MAX_TIME_MS, format_ts, human_duration, human_size, parse_duration_ms
+
+# Ranges of the numeric argument types: anything beyond is a usage error at parse time, never a
+# value that fails later in the homeserver or in rendering (`--expires 3000000d` is year 10240).
+MAX_DURATION_MS = 100 * 365 * 86_400_000  # 100y
+MAX_SIZE = 1024**5  # 1 PiB
+# Whole numbers default to what every homeserver database column and JSON parser holds.
+DEFAULT_INT_MIN = -(2**31)
+DEFAULT_INT_MAX = 2**31 - 1
+MAX_NUMBER = 1e15
+MAX_TOKEN_DIGITS = 30
 
 
 class ArgumentError(ValueError):
@@ -188,8 +198,11 @@ class EventID(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> EventID:
         value = token.strip()
         if not re.match(r"^\$[^\s]+$", value) or len(value) > 255:
-            raise ArgumentError(f"{token!r} is not an event ID: expected $opaque")
-        _segment(value, "event ID")
+            raise ArgumentError(f"{_shown(token)} is not an event ID: expected $opaque")
+        try:
+            check_segment(value, allow_slash=True)  # room versions 3+: base64 with `/` and `+`
+        except UnsafePathSegment as exc:
+            raise ArgumentError(f"{_shown(token)} is not a valid event ID: {exc}") from None
         return cls(value)
 
 
@@ -263,13 +276,16 @@ class Size(int):
 
     @classmethod
     def parse(cls, token: str, env: ParseEnv) -> Size:
-        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", token, re.IGNORECASE)
-        if not match:
-            raise ArgumentError(f"{token!r} is not a size: expected a number with K, M, G or T, like 10M")
+        match = re.match(r"^\s*(\d{1,15}(?:\.\d{1,6})?)\s*([kmgt]?)(?:i?b)?\s*$", token[:64], re.IGNORECASE)
+        if not match or len(token) > 64:
+            raise ArgumentError(f"{_shown(token)} is not a size: expected a number with K, M, G or T, like 10M "
+                                f"(at most {human_size(MAX_SIZE)})")
         number = float(match.group(1)) * cls._UNITS[match.group(2).lower()]
-        if number > 2**62:
-            raise ArgumentError(f"{token!r} is too large")
+        if number > MAX_SIZE:
+            raise ArgumentError(f"{_shown(token)} is too large: at most {human_size(MAX_SIZE)}")
         return cls(int(number))
+
+    bounds = f"up to {human_size(MAX_SIZE)}"
 
     @classmethod
     def describe(cls, value: Any) -> str:
@@ -287,10 +303,9 @@ class Duration(int):
 
     @classmethod
     def parse(cls, token: str, env: ParseEnv) -> Duration:
-        ms = parse_duration_ms(token)
-        if ms is None or ms <= 0:
-            raise ArgumentError(f"{token!r} is not a duration: expected a number with s, m, h, d, w or y, like 30d")
-        return cls(ms)
+        return cls(duration_ms(token))
+
+    bounds = "up to 100y"
 
     @classmethod
     def describe(cls, value: Any) -> str:
@@ -301,6 +316,21 @@ class Duration(int):
         return cls(int(raw))
 
 
+def _shown(token: str) -> str:
+    """A token quoted in an error message, cut when long (a 5,000-digit number is not echoed whole)."""
+    return repr(token) if len(token) <= 40 else repr(token[:40]) + "…"
+
+
+def duration_ms(token: str) -> int:
+    ms = parse_duration_ms(token)
+    if ms is None or ms <= 0:
+        raise ArgumentError(f"{_shown(token)} is not a duration: expected a number with s, m, h, d, w or y, "
+                            "like 30d (up to 100y)")
+    if ms > MAX_DURATION_MS:
+        raise ArgumentError(f"{_shown(token)} is too long: at most 100y")
+    return ms
+
+
 class Timestamp:
     """A point in time, in milliseconds since the epoch.
 
@@ -309,14 +339,24 @@ class Timestamp:
     from now otherwise (`--before 30d`, `--expires 7d`).
     """
 
+    bounds = "a date from 1970-01-01 to 9999-12-31, or a duration up to 100y"
+
     def __init__(self, *, past: bool) -> None:
         self.past = past
         self.label = "date|duration"
 
     def parse(self, token: str, env: ParseEnv) -> int:
+        moment = self._parse(token, env)
+        if not 0 <= moment <= MAX_TIME_MS:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected a date from 1970-01-01 to 9999-12-31")
+        return moment
+
+    def _parse(self, token: str, env: ParseEnv) -> int:
         text = token.strip()
-        ms = parse_duration_ms(text)
-        if ms is not None:
+        if len(text) > 64:
+            raise ArgumentError(f"{_shown(token)} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d")
+        if text and text[0].isdigit() and text[-1].lower() in "smhdwyn" and not text[-1].isdigit() and "-" not in text:
+            ms = duration_ms(text)
             return env.now_ms - ms if self.past else env.now_ms + ms
         if text.lower() == "now":
             return env.now_ms
@@ -328,13 +368,16 @@ class Timestamp:
                 continue
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ArgumentError(
                 f"{token!r} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d"
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp() * 1000)
+        try:
+            return int(moment.timestamp() * 1000)
+        except (OverflowError, ValueError, OSError):
+            raise ArgumentError(f"{_shown(token)} is out of range: expected a date from 1970-01-01 to 9999-12-31") from None
 
     def describe(self, value: Any) -> str:
         return format_ts(int(value))
@@ -344,20 +387,29 @@ class Timestamp:
 
 
 class Int:
+    """A whole number within bounds; without explicit bounds, what a 32-bit column holds."""
+
     def __init__(self, *, minimum: int | None = None, maximum: int | None = None, label: str = "number") -> None:
-        self.minimum = minimum
-        self.maximum = maximum
+        self.minimum = DEFAULT_INT_MIN if minimum is None else minimum
+        self.maximum = DEFAULT_INT_MAX if maximum is None else maximum
         self.label = label
 
+    @property
+    def bounds(self) -> str:
+        return f"{self.minimum:,} to {self.maximum:,}"
+
     def parse(self, token: str, env: ParseEnv) -> int:
+        digits = token.strip().replace("_", "").replace(",", "")
+        if len(digits) > MAX_TOKEN_DIGITS:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         try:
-            value = int(token.replace("_", "").replace(",", ""))
+            value = int(digits)
         except ValueError:
-            raise ArgumentError(f"{token!r} is not a whole number") from None
-        if self.minimum is not None and value < self.minimum:
-            raise ArgumentError(f"{token!r} is too small: at least {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise ArgumentError(f"{token!r} is too large: at most {self.maximum}")
+            raise ArgumentError(f"{_shown(token)} is not a whole number") from None
+        if value < self.minimum:
+            raise ArgumentError(f"{_shown(token)} is too small: at least {self.minimum:,}")
+        if value > self.maximum:
+            raise ArgumentError(f"{_shown(token)} is too large: at most {self.maximum:,}")
         return value
 
     def describe(self, value: Any) -> str:
@@ -368,17 +420,24 @@ class Int:
 
 
 class Number:
-    def __init__(self, *, minimum: float | None = None, label: str = "number") -> None:
+    def __init__(self, *, minimum: float | None = None, maximum: float = MAX_NUMBER, label: str = "number") -> None:
         self.minimum = minimum
+        self.maximum = maximum
         self.label = label
 
+    @property
+    def bounds(self) -> str:
+        return f"{self.minimum:g} to {self.maximum:g}" if self.minimum is not None else f"up to {self.maximum:g}"
+
     def parse(self, token: str, env: ParseEnv) -> float:
+        if len(token) > 64:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         try:
             value = float(token)
         except ValueError:
-            raise ArgumentError(f"{token!r} is not a number") from None
-        if not math.isfinite(value) or (self.minimum is not None and value < self.minimum):
-            raise ArgumentError(f"{token!r} is out of range")
+            raise ArgumentError(f"{_shown(token)} is not a number") from None
+        if not math.isfinite(value) or (self.minimum is not None and value < self.minimum) or value > self.maximum:
+            raise ArgumentError(f"{_shown(token)} is out of range: expected {self.bounds}")
         return value
 
     def describe(self, value: Any) -> str:
@@ -428,6 +487,8 @@ class EventOrTimestamp:
     """A cut-off: an event ID (`$…`), or a date or duration counting back from now."""
 
     label = "date|duration|event"
+
+    bounds = Timestamp.bounds
 
     def __init__(self) -> None:
         self._time = Timestamp(past=True)

@@ -13,13 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .admin_api import AdminAPI, AdminHTTP
+from . import wiring
+from .admin_api import AdminAPI
 from .admin_api.client import WhoAmI
 from .admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEndpoint
 from .config import Config, ConfigError, load
 from .logs import SecretScrubber
 from .logs import configure as configure_logging
-from .crosssigning import CrossSigning, KeysAPI, KeysAPIError, State, file_mode, inspect, keys_path
+from .crosssigning.identity import State, inspect
+from .crosssigning.keyfile import file_mode
+from .crosssigning.keys_api import KeysAPIError
+from .mas import check_mas
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -71,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     for source in (config.bot.token, config.admin_token):
-        current = source.current() if source else None
-        scrubber.add(current.reveal() if current else None)
+        scrubber.add(wiring.current_token(source))
     scrubber.add(config.bot.password.reveal() if config.bot.password else None)
+    for secret in config.mas.secrets() if config.mas else []:
+        scrubber.add(secret)
     if args.command == "check":
-        return asyncio.run(check(config))
+        return asyncio.run(check(config, scrubber=scrubber))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
     return asyncio.run(_run(config, scrubber))
@@ -129,22 +134,29 @@ async def _run(config: Config, scrubber: SecretScrubber) -> int:
 class CheckLine:
     ok: bool
     text: str
+    note: bool = False  # worth knowing, not a failure
 
     def __str__(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.text}"
+        label = "note" if self.note else ("ok  " if self.ok else "FAIL")
+        return f"{label}  {self.text}"
 
 
-async def check(config: Config, *, out: object = None) -> int:
+async def check(config: Config, *, out: object = None, scrubber: SecretScrubber | None = None) -> int:
     """One line per probe; never prints a token."""
     lines: list[CheckLine] = []
 
-    def say(ok: bool, text: str) -> None:
-        line = CheckLine(ok, text)
+    def emit(line: CheckLine) -> None:
         lines.append(line)
         print(line, file=out or sys.stdout, flush=True)
 
-    bot_token = config.bot.token.current().reveal() if config.bot.token and config.bot.token.current() else None
-    client = AdminAPI(AdminHTTP(config.homeserver.url, lambda: bot_token or "", timeout=15))
+    def say(ok: bool, text: str) -> None:
+        emit(CheckLine(ok, text))
+
+    def note(text: str) -> None:
+        emit(CheckLine(True, text, note=True))
+
+    bot_token = wiring.current_token(config.bot.token)
+    client = wiring.client_api(config, lambda: bot_token or "")
     try:
         try:
             versions = await client.client_versions()
@@ -157,6 +169,7 @@ async def check(config: Config, *, out: object = None) -> int:
         if bot_who is not None:
             await _check_rooms(client, config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
+        await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
         await client.aclose()
     return EXIT_OK if all(line.ok for line in lines) else EXIT_CHECK_FAILED
@@ -179,12 +192,10 @@ async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, 
 
 
 async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
-    admin_source = config.admin_token
-    token = admin_source.current().reveal() if admin_source and admin_source.current() else bot_token
-    if token is None:
+    if wiring.current_token(config.admin_token) is None and bot_token is None:
         say(True, "admin token: the bot's password session is used; checked when the bot runs")
         return
-    api = AdminAPI(AdminHTTP(config.homeserver.admin_api_url, lambda: token, timeout=15))
+    api = wiring.admin_api(config, session_token=lambda: bot_token or "", timeout=wiring.CHECK_TIMEOUT_S)
     try:
         who = await api.whoami()
         try:
@@ -207,21 +218,57 @@ async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
 async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
     try:
         joined = set(await client.my_joined_rooms())
+        invited = set(await client.my_invited_rooms())
     except AdminAPIError as exc:
         say(False, f"cannot list the bot's rooms: {exc.errcode}: {exc.error}")
         return
+    pins = await _stored_pins(config)
     for room in config.admin_rooms:
         room_id = room
         if room.startswith("#"):
             try:
                 room_id = await client.resolve_alias(room)
             except AdminAPIError as exc:
-                say(False, f"admin room {room}: alias does not resolve ({exc.errcode})")
+                say(False, f"admin room {room}: alias does not resolve ({exc.errcode})"
+                    + (f"; the bot keeps using {pins[room]}, where it pointed first" if room in pins else ""))
                 continue
+            pinned = pins.get(room)
+            if pinned is not None and pinned != room_id:
+                # The bot never follows a moved alias (someone may have taken it over): say so.
+                say(False, f"admin room alias {room} now points to {room_id}, not to {pinned} where it pointed "
+                           f"first: {room_id} is not an admin room (if the move is intended, list {room_id} "
+                           "under admin_rooms)")
+                room_id = pinned
+        named = room + (f" ({room_id})" if room_id != room else "")
         if room_id in joined:
-            say(True, f"bot is in admin room {room}" + (f" ({room_id})" if room_id != room else ""))
+            say(True, f"bot is in admin room {named}")
+        elif room_id in invited:
+            # `check` before the first `run`: the bot joins the rooms it is invited to when it starts.
+            say(True, f"bot is invited to admin room {named}; it joins when it starts")
         else:
-            say(False, f"bot is not in admin room {room}: invite it; it joins admin rooms by itself")
+            say(False, f"bot is neither in nor invited to admin room {named}: invite it; it joins admin rooms by itself")
+
+
+async def _stored_pins(config: Config) -> dict[str, str]:
+    """The admin room aliases as the running bot pinned them at their first resolution."""
+    if not config.storage.path.exists():
+        return {}
+    import json
+
+    from .matrix import PINS_KEY
+    from .storage import Database, Store
+
+    db = Database(config.storage.path)
+    await db.open()
+    try:
+        stored = await Store(db).get_meta(PINS_KEY)
+    finally:
+        await db.close()
+    try:
+        pins = json.loads(stored) if stored else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
 async def _bot_session(config: Config, token: str | None) -> tuple[str, str | None] | None:
@@ -230,18 +277,16 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
         if not config.storage.path.exists():
             return None
         from .matrix import SESSION_KEY
-        from .storage import Database, Store
 
-        db = Database(config.storage.path)
-        await db.open()
+        db, store = await wiring.open_store(config)
         try:
-            stored = await Store(db).get_meta(SESSION_KEY)
+            stored = await store.get_meta(SESSION_KEY)
         finally:
             await db.close()
         user_id, device_id, token = ((stored or "").split(" ", 2) + ["", "", ""])[:3]
         if user_id != config.bot.user_id or not token:
             return None
-    api = AdminAPI(AdminHTTP(config.homeserver.url, lambda: token or "", timeout=15))
+    api = wiring.client_api(config, lambda: token or "")
     try:
         who = await api.whoami()
     except AdminAPIError:
@@ -258,7 +303,7 @@ async def _check_cross_signing(config: Config, token: str | None, say: Say) -> N
     if not config.encryption.enabled:
         say(True, "encryption: off (encryption.enabled: false); the bot cannot read encrypted admin rooms")
         return
-    path = keys_path(config.storage.directory)
+    path = wiring.cross_signing_keys_path(config)
     mode = file_mode(path)
     if mode is None:
         say(True, f"cross-signing keys file: not created yet (the bot creates {path} at its first start)")
@@ -270,7 +315,7 @@ async def _check_cross_signing(config: Config, token: str | None, say: Say) -> N
     if session is None:
         say(True, "cross-signing: not checked (no usable session yet: the bot logs in with its password at start)")
         return
-    api = KeysAPI(config.homeserver.url, lambda: session[0], timeout=15)
+    api = wiring.keys_api(config, lambda: session[0], timeout=wiring.CHECK_TIMEOUT_S)
     try:
         status = await inspect(api, user_id=config.bot.user_id, device_id=session[1], path=path)
     except KeysAPIError as exc:
@@ -290,8 +335,7 @@ async def reset_cross_signing(config: Config, *, out: object = None) -> int:
     if not config.encryption.enabled:
         say("encryption is off in the config (encryption.enabled: false): the bot has no cross-signing identity")
         return EXIT_CHECK_FAILED
-    bot_token = config.bot.token.current().reveal() if config.bot.token and config.bot.token.current() else None
-    session = await _bot_session(config, bot_token)
+    session = await _bot_session(config, wiring.current_token(config.bot.token))
     if session is None:
         say("no usable session for the bot: configure bot.access_token, or start the bot once so that it logs in "
             "with its password")
@@ -300,10 +344,8 @@ async def reset_cross_signing(config: Config, *, out: object = None) -> int:
     if device_id is None:
         say("the homeserver did not say which device the bot's token belongs to; cannot sign it")
         return EXIT_CHECK_FAILED
-    admin_source = config.admin_token
-    admin_token = admin_source.current().reveal() if admin_source and admin_source.current() else token
-    admin = AdminAPI(AdminHTTP(config.homeserver.admin_api_url, lambda: admin_token, timeout=15))
-    keys_api = KeysAPI(config.homeserver.url, lambda: token, timeout=30)
+    admin = wiring.admin_api(config, session_token=lambda: token, timeout=wiring.CHECK_TIMEOUT_S)
+    keys_api = wiring.keys_api(config, lambda: token)
 
     async def allow_without_uia() -> None:
         say(f"{config.bot.user_id} has cross-signing keys the bot does not hold; replacing them "
@@ -319,11 +361,7 @@ async def reset_cross_signing(config: Config, *, out: object = None) -> int:
         except AdminAPIError as exc:
             say(f"the Admin API failed ({exc.errcode}: {exc.error}); trying with the bot's password")
 
-    signing = CrossSigning(
-        keys_api, user_id=config.bot.user_id, device_id=device_id, device_ed25519=None,
-        path=keys_path(config.storage.directory),
-        password=lambda: config.bot.password.reveal() if config.bot.password is not None else None,
-    )
+    signing = wiring.cross_signing(config, keys_api, device_id=device_id)
     try:
         status = await signing.replace(allow_without_uia)
     finally:

@@ -21,6 +21,9 @@ import yaml
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
 ENV_ADMIN_TOKEN = "SYNAPSE_ADMIN_BOT_ADMIN_TOKEN"
 ENV_PASSWORD = "SYNAPSE_ADMIN_BOT_PASSWORD"
+ENV_MAS_TOKEN = "SYNAPSE_ADMIN_BOT_MAS_TOKEN"
+ENV_MAS_CLIENT_SECRET = "SYNAPSE_ADMIN_BOT_MAS_CLIENT_SECRET"
+MAS_CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 USER_ID_RE = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
 ROLES = ("admins", "moderators", "viewers")
@@ -198,6 +201,36 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class MASConfig:
+    """The `mas:` section: matrix-authentication-service, where accounts live on ESS.
+
+    The credential needs the `urn:mas:admin` scope: either a token (`token`: from the config, a
+    file re-read after a 401, or the environment) or an OAuth 2.0 client for the client-credentials
+    grant (`client_id` + `client_secret`, the secret from the config, a file re-read at each
+    grant, or the environment). Exactly one of `token` and `client_id` is set.
+    """
+
+    url: str
+    token: TokenSource | None = None
+    client_id: str | None = None
+    client_secret: TokenSource | None = None
+    client_auth_method: str = "client_secret_basic"
+
+    @property
+    def uses_client_credentials(self) -> bool:
+        return self.client_id is not None
+
+    def secrets(self) -> list[str]:
+        """The secrets known now, for the log scrubber."""
+        found = []
+        for source in (self.token, self.client_secret):
+            current = source.current() if source is not None else None
+            if current is not None:
+                found.append(current.reveal())
+        return found
+
+
+@dataclass(frozen=True)
 class Config:
     homeserver: HomeserverConfig
     bot: BotConfig
@@ -210,6 +243,7 @@ class Config:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
 
     @property
     def server_name(self) -> str:
@@ -228,6 +262,7 @@ _TOP_LEVEL_KEYS = (
     "reports",
     "confirmations",
     "metrics",
+    "mas",
 )
 
 
@@ -328,19 +363,53 @@ def _path(base: Path, value: str) -> Path:
 
 
 def _token_source(
-    reader: _Reader, *, base: Path, env_value: str | None, env_name: str
+    reader: _Reader, *, base: Path, env_value: str | None, env_name: str,
+    names: tuple[str, str] = ("access_token", "access_token_file"),
 ) -> TokenSource | None:
+    literal, file = names
     if env_value:
         return TokenSource(value=Secret(env_value.strip()), key=env_name)
-    token = reader.string("access_token")
-    token_file = reader.string("access_token_file")
+    token = reader.string(literal)
+    token_file = reader.string(file)
     if token and token_file:
-        raise ConfigError(reader.key("access_token"), "set either access_token or access_token_file, not both")
+        raise ConfigError(reader.key(literal), f"set either {literal} or {file}, not both")
     if token:
-        return TokenSource(value=Secret(token), key=reader.key("access_token"))
+        return TokenSource(value=Secret(token), key=reader.key(literal))
     if token_file:
-        return TokenSource(file=_path(base, token_file), key=reader.key("access_token_file"))
+        return TokenSource(file=_path(base, token_file), key=reader.key(file))
     return None
+
+
+def _mas(root: _Reader, base_dir: Path, environ: Mapping[str, str]) -> MASConfig | None:
+    if not root.has("mas"):
+        return None
+    reader = root.section("mas", ("url", "access_token", "access_token_file", "client_id", "client_secret",
+                                  "client_secret_file", "client_auth_method"))
+    url = _url(reader, "url", required=True)
+    assert url is not None
+    method = reader.string("client_auth_method", "client_secret_basic") or "client_secret_basic"
+    if method not in MAS_CLIENT_AUTH_METHODS:
+        raise ConfigError(reader.key("client_auth_method"), f"must be one of {', '.join(MAS_CLIENT_AUTH_METHODS)}, not {method!r}")
+    token = _token_source(reader, base=base_dir, env_value=environ.get(ENV_MAS_TOKEN), env_name=ENV_MAS_TOKEN)
+    if token is not None:
+        # A token in the environment wins over the file, as for the bot's other tokens.
+        if token.key != ENV_MAS_TOKEN and reader.has("client_id"):
+            raise ConfigError(reader.key("client_id"), "set either a token (access_token, access_token_file) "
+                                                       "or client_id + client_secret, not both")
+        return MASConfig(url=url, token=token)
+    client_id = reader.string("client_id")
+    secret = _token_source(reader, base=base_dir, env_value=environ.get(ENV_MAS_CLIENT_SECRET),
+                           env_name=ENV_MAS_CLIENT_SECRET, names=("client_secret", "client_secret_file"))
+    if client_id is None and secret is None:
+        raise ConfigError(reader.key("access_token"), "missing: set mas.access_token, mas.access_token_file or "
+                                                      f"${ENV_MAS_TOKEN} (a token with the urn:mas:admin scope), "
+                                                      "or mas.client_id and mas.client_secret")
+    if client_id is None:
+        raise ConfigError(reader.key("client_id"), "missing: a client secret needs the client it belongs to")
+    if secret is None:
+        raise ConfigError(reader.key("client_secret"), f"missing: set mas.client_secret, mas.client_secret_file "
+                                                       f"or ${ENV_MAS_CLIENT_SECRET} for client {client_id}")
+    return MASConfig(url=url, client_id=client_id, client_secret=secret, client_auth_method=method)
 
 
 def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
@@ -425,6 +494,8 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     metrics_reader = root.section("metrics", ("bind",))
     metrics = MetricsConfig(bind=_bind_address(metrics_reader))
 
+    mas = _mas(root, base_dir, environ)
+
     return Config(
         homeserver=homeserver,
         bot=bot,
@@ -437,6 +508,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         reports=reports,
         confirmations=confirmations,
         metrics=metrics,
+        mas=mas,
     )
 
 

@@ -14,6 +14,8 @@ from .spec import CommandError, Role
 
 if TYPE_CHECKING:
     from .admin_api import AdminAPI
+    from .mas import MASDetection
+    from .mas_api import MASAPI
     from .services import BotStatus, ReportDesk
 
 
@@ -36,6 +38,8 @@ class Context:
     note: Callable[[Any], Awaitable[None]] = _nowhere  # say something now, before the final reply
     report_desk: ReportDesk | None = None
     bot_status: BotStatus | None = None
+    mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
+    mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
 
     @property
     def reports(self) -> ReportDesk:

@@ -37,7 +37,7 @@ from .invocation import InvalidInvocation, Invocation, decode, encode, typed_arg
 from .jobs import JobRunner, job_view
 from .parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
 from .policy import Policy
-from .render import edit_content, notice_content, plain_value, render_fitting
+from .render import csv_cell, edit_content, notice_content, plain_value, render_fitting
 from .services import BotStatus, ReportDesk
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
 from .storage import PendingConfirmation, Store
@@ -94,6 +94,8 @@ class Dispatcher:
         self.require_cross_signed_senders = require_cross_signed_senders
         self.report_desk = report_desk
         self.bot_status = BotStatus(store, jobs.running)
+        self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
+        self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
@@ -545,7 +547,7 @@ class Dispatcher:
             if fmt == "json":
                 handle.write("[")
             while True:
-                page = PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE)
+                page = PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True)
                 table = _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
                 if table is None:
                     break
@@ -554,7 +556,7 @@ class Dispatcher:
                     if writer is not None:
                         writer.writerow(columns)
                 for row in table.rows:
-                    values = [plain_value(v) for v in row]
+                    values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
                     if writer is not None:
                         writer.writerow(values)
                     else:
@@ -611,7 +613,8 @@ class Dispatcher:
         return Context(
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
-            note=note, report_desk=self.report_desk, bot_status=self.bot_status,
+            note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
+            mas_detection=self.mas_detection,
         )
 
     async def _reply(self, ctx: Context, view: Any) -> str | None:

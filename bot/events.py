@@ -45,8 +45,12 @@ class Messenger(Protocol):
     """Sending side of the Matrix layer."""
 
     async def send(
-        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None
-    ) -> str: ...
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None,
+        background: bool = False,
+    ) -> str:
+        """Send an event. `background` sends (report notices) wait while replies to people are being
+        sent, so that the homeserver's send budget goes to the replies first."""
+        ...
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool: ...
 

@@ -34,12 +34,15 @@ def command_help(command: Command, prefix: str) -> Doc:
     for param in command.params:
         raised = [f"{value}: needs {e.role.label}" for value, e in param.escalations.items() if e.role is not None and e.role > command.role]
         extra = "; " + "; ".join(raised) if raised else ""
+        bounds = getattr(param.type, "bounds", None)
+        extra = (f"; {bounds}" if bounds else "") + extra
         fields.append((f"<{param.name}>", f"{param.help} ({param.type.label}{', optional' if param.optional else ''}{extra})"))
     for flag in command.all_flags:
         label = flag.option if flag.is_switch else f"{flag.option} <{flag.type.label}>"
         extra = [part for part in (
             f"needs {flag.role.label}" if flag.role is not None and flag.role > command.role else "",
             "asks for confirmation" if flag.destructive and not command.destructive else "",
+            "" if flag.is_switch else str(getattr(flag.type, "bounds", "") or ""),
         ) if part]
         fields.append((label, flag.help + (f" ({', '.join(extra)})" if extra else "")))
     if command.endpoints:

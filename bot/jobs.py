@@ -38,11 +38,12 @@ from .admin_api.errors import AdminAPIError, NotFound, RateLimited, ServerError,
 from .argtypes import ParseEnv
 from .invocation import Invocation, InvalidInvocation, decode, encode
 from .render import edit_content, notice_content, render_fitting
+from .records import JobRecord, now_ms
 from .spec import CommandError, CommandTable, Role, Target
 from .views import Doc, Record, Text
 
 if TYPE_CHECKING:
-    from .storage import JobRecord, Store
+    from .storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (TransportError, RateLimited)):
         return exc.errcode != "M_REDIRECT_REFUSED"
     return isinstance(exc, ServerError) and exc.status in (502, 503, 504)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Sender(Protocol):
@@ -465,7 +462,7 @@ class JobRunner:
         if record.invocation_json is None:
             raise InvalidInvocation("it was started by an older version of the bot, which kept its progress in a "
                                     "form this one cannot carry on")
-        inv = decode(record.invocation_json, self.table, ParseEnv(server_name=self.server_name, now_ms=_now_ms()))
+        inv = decode(record.invocation_json, self.table, ParseEnv(server_name=self.server_name, now_ms=now_ms()))
         if inv.command.job_body is None:
             raise InvalidInvocation(f"{inv.name} no longer runs as a job")
         return inv
@@ -587,7 +584,7 @@ class JobRunner:
     async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None:
         """Edit the job's message; a job whose message was never sent (the bot stopped between
         storing the job and replying) gets a new reply, which later edits then follow."""
-        elapsed = max(0, (_now_ms() - record.created_ts) // 1000)
+        elapsed = max(0, (now_ms() - record.created_ts) // 1000)
         rendered = render_fitting(job_view(record.id, record.summary, status, elapsed, view))
         current = await self.store.get_job(record.id)
         target = current.progress_event_id if current else record.progress_event_id

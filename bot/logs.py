@@ -14,6 +14,9 @@ from typing import TextIO
 REDACTED = "***"
 # Loggers that log each HTTP request at INFO: useful at DEBUG only.
 CHATTY = ("nio", "httpx", "httpcore", "aiohttp", "peewee")
+# Loggers that write whole responses at DEBUG — a login response holds a fresh access token
+# before the scrubber can know it — so they never go below INFO, even with --log-level DEBUG.
+NEVER_DEBUG = ("nio",)
 
 
 class SecretScrubber:
@@ -72,3 +75,6 @@ def configure(level: str, log_format: str, scrubber: SecretScrubber, stream: Tex
     root.setLevel(level)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name in NEVER_DEBUG:
+        if level == "DEBUG":
+            logging.getLogger(name).setLevel(logging.INFO)

@@ -38,6 +38,9 @@ class UsageError(Exception):
 class PageRequest:
     from_token: str | None = None
     limit: int = DEFAULT_PAGE_SIZE
+    # Set when every page is wanted (an export): a handler that has everything in hand already (an
+    # endpoint without paging) returns all of it at once instead of being asked again per page.
+    export: bool = False
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .units import human_size
-from .views import Code, Doc, Items, Record, Table, Text, When, presents
+from .views import Code, Doc, Items, Record, Table, Text, Untrusted, When, presents
 
 if TYPE_CHECKING:
     from .admin_api.rooms import ForwardExtremity, RoomDetails
@@ -25,17 +25,17 @@ if TYPE_CHECKING:
 def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool | None = None) -> Record:
     fields: list[tuple[str, Any]] = [
         ("room", Code(details.room_id)),
-        ("name", details.name),
+        ("name", Untrusted.of(details.name, 200)),
         ("alias", Code(details.canonical_alias) if details.canonical_alias else None),
-        ("topic", details.topic),
+        ("topic", Untrusted.of(details.topic, 500)),
         ("creator", Code(details.creator) if details.creator else None),
-        ("version", details.version),
+        ("version", Untrusted.of(details.version, 40)),
         ("encryption", details.encryption or "none"),
-        ("join rules", details.join_rules),
+        ("join rules", Untrusted.of(details.join_rules, 40)),
         ("members (local / total)", f"{details.joined_local_members} / {details.joined_members}"),
         ("state events", details.state_events),
         ("public in the directory", details.public),
-        ("room type", details.room_type),
+        ("room type", Untrusted.of(details.room_type, 80)),
     ]
     if blocked is not None:
         fields.append(("blocked", blocked))
@@ -56,7 +56,7 @@ def account_flags(details: UserDetails) -> str:
 def details_record(details: UserDetails, title: str | None = None) -> Record:
     return Record(title or details.name, [
         ("user", Code(details.name)),
-        ("display name", details.displayname),
+        ("display name", Untrusted.of(details.displayname, 100)),
         ("flags", account_flags(details)),
         ("created", When(details.creation_ts)),
         ("last seen", When(details.last_seen_ts)),
@@ -67,7 +67,8 @@ def details_record(details: UserDetails, title: str | None = None) -> Record:
 
 
 def devices_table(devices: list[Device], title: str) -> Table:
-    rows = [[Code(d.device_id), d.display_name, Code(d.last_seen_ip) if d.last_seen_ip else None, When(d.last_seen_ts)]
+    rows = [[Code(d.device_id), Untrusted.of(d.display_name, 60), Code(d.last_seen_ip) if d.last_seen_ip else None,
+             When(d.last_seen_ts)]
             for d in devices]
     return Table(title, ["device", "name", "last IP", "last seen"], rows, total=len(rows), empty="No devices.")
 
@@ -218,7 +219,8 @@ class AccountChangePreview:
 
 @presents(AccountChangePreview)
 def _(p: AccountChangePreview) -> Record:
-    fields: list[tuple[str, Any]] = [("user", Code(p.account.name)), ("display name", p.account.displayname),
+    fields: list[tuple[str, Any]] = [("user", Code(p.account.name)),
+                                     ("display name", Untrusted.of(p.account.displayname, 100)),
                                      ("flags", account_flags(p.account))]
     if p.joined_rooms is not None:
         fields.append(("joined rooms it will leave", p.joined_rooms))

@@ -11,12 +11,12 @@ import asyncio
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union
+
+from .records import AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportRecord, now_ms
 
 T = TypeVar("T")
 
@@ -175,97 +175,6 @@ def _carry_over_invocations(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_carry_over_invocations)  # 4
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class PendingConfirmation:
-    code: str
-    command: str
-    invocation_json: str | None  # bot/invocation.py; cleared once decided (it may hold a password)
-    sender: str
-    room_id: str
-    command_event_id: str
-    thread_root: str | None
-    prompt_event_id: str | None
-    summary: str
-    created_ts: int
-    expires_ts: int
-    state: str
-    decided_by: str | None
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    ts: int
-    sender: str
-    room_id: str
-    command: str
-    args: str
-    result: str
-    detail: str
-    invocation_json: str | None = None  # what ran: command and typed arguments, secrets left out
-    requested_by: str | None = None  # who asked, when someone else confirmed
-    confirmation: str | None = None  # the confirmation code it came from
-    job_id: int | None = None
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    id: int
-    kind: str  # the command's name
-    invocation_json: str | None  # bot/invocation.py; None for a bulk job of an older version
-    state: dict[str, Any]
-    status: str
-    summary: str
-    sender: str
-    room_id: str
-    reply_to: str | None
-    thread_root: str | None
-    progress_event_id: str | None
-    result_text: str
-    created_ts: int
-    updated_ts: int
-    cancel_requested_by: str | None = None
-
-
-@dataclass(frozen=True)
-class ReportFacts:
-    """What a report says; it does not change once filed. `kind` is "event" or "user"."""
-
-    kind: str
-    report_id: int
-    received_ts: int
-    reporter: str
-    target: str | None = None  # the reported user
-    room_id: str | None = None
-    room_name: str | None = None
-    room_alias: str | None = None
-    event_id: str | None = None
-    reason: str | None = None
-    score: int | None = None
-    excerpt: str | None = None  # what the notice shows of the reported event
-
-
-@dataclass(frozen=True)
-class ReportRecord:
-    """A report and what the moderation team did with it."""
-
-    facts: ReportFacts
-    state: str  # open | claimed | resolved | dismissed
-    claimed_by: str | None
-    claimed_ts: int | None
-    closed_by: str | None
-    closed_ts: int | None
-    note: str | None
-    redacted_by: str | None
-    redacted_ts: int | None
-    post_state: str  # none | pending | posted | pending_summary | summarised
-    updated_ts: int
 
 
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",

@@ -45,8 +45,27 @@ class Shown:
     text: str
 
 
-Value = Union[str, int, float, bool, None, When, Bytes, Code, Strong, Shown, Sequence["Value"]]
-Inline = Union[str, Code, Strong, Shown, When, Bytes]
+@dataclass(frozen=True)
+class Untrusted:
+    """Text that someone outside the admin team controls: a report reason, a room name or topic, a
+    display name, a message body, an answer of a remote server. The renderer removes invisible
+    characters from it, keeps it on one line (line breaks become ↵) and clips it to `limit`
+    characters with `…` (tighter still when the whole reply must shrink to fit one event).
+    Handlers mark such text instead of cleaning it themselves."""
+
+    text: str
+    limit: int = 300
+
+    @classmethod
+    def of(cls, text: object, limit: int = 300) -> "Untrusted | None":
+        """None stays None (shown as —); anything else, whatever its type, becomes untrusted text."""
+        if text is None:
+            return None
+        return cls(text if isinstance(text, str) else str(text), limit)
+
+
+Value = Union[str, int, float, bool, None, When, Bytes, Code, Strong, Shown, Untrusted, Sequence["Value"]]
+Inline = Union[str, Code, Strong, Shown, When, Bytes, Untrusted]
 
 
 @dataclass(frozen=True)

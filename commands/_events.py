@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.views import Code, When
+from bot.views import Code, Untrusted, When
 
 EXCERPT_LENGTH = 140
 _MEDIA = {"m.image": "image", "m.video": "video", "m.audio": "audio", "m.file": "file", "m.sticker": "sticker"}
@@ -39,7 +39,13 @@ def _clip(text: str, length: int) -> str:
 
 
 def event_row(event: dict[str, Any]) -> list[Any]:
-    return [When(event.get("origin_server_ts")), Code(str(event.get("sender", ""))), str(event.get("type", "")), excerpt(event)]
+    return [When(event_ts(event.get("origin_server_ts"))), Code(str(event.get("sender", ""))),
+            Untrusted(str(event.get("type", "")), 64), Untrusted(excerpt(event), EXCERPT_LENGTH)]
+
+
+def event_ts(value: Any) -> int | None:
+    """A timestamp as the server sent it, if it is a number at all (a federated event may claim anything)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 EVENT_COLUMNS = ["time", "sender", "type", "what"]

@@ -7,9 +7,9 @@ import json
 from bot.argtypes import EventID
 from bot.context import Context
 from bot.spec import CommandGroup, Param, Role
-from bot.views import Code, Doc, Preformatted, Record, When
+from bot.views import Code, Doc, Preformatted, Record, Untrusted, When
 
-from ._events import excerpt
+from ._events import event_ts, excerpt
 
 events = CommandGroup("events", "Single events", top_level=True)
 
@@ -30,10 +30,10 @@ async def event(ctx: Context, event_id: str) -> Doc:
     unsigned = found.get("unsigned") or {}
     return Doc(
         Record("Event", [
-            ("event", Code(event_id)), ("sender", Code(str(found.get("sender", "")))), ("type", found.get("type")),
-            ("room", Code(str(found.get("room_id", "")))), ("sent", When(found.get("origin_server_ts"))),
-            ("state key", found.get("state_key")), ("redacted", "redacted_because" in unsigned),
-            ("summary", excerpt(found)),
+            ("event", Code(event_id)), ("sender", Code(str(found.get("sender", "")))), ("type", Untrusted.of(found.get("type"), 100)),
+            ("room", Code(str(found.get("room_id", "")))), ("sent", When(event_ts(found.get("origin_server_ts")))),
+            ("state key", Untrusted.of(found.get("state_key"), 255)), ("redacted", "redacted_because" in unsigned),
+            ("summary", Untrusted(excerpt(found), 300)),
         ]),
         Preformatted(content, "json"),
     )

@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.jobs import JobContext, JobResult
 from bot.parsing import PageRequest
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Record, Table, Text, When
+from bot.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
 
 from .room import quarantine_room_media
 
@@ -185,7 +185,7 @@ async def stats(ctx: Context, order: str, dir: str, search: str | None, since: i
                 page: PageRequest) -> Table:
     result = await ctx.api.user_media_statistics(order_by=order, direction=dir, search_term=search, from_ts=since,
                                                  until_ts=until, from_token=page.from_token, limit=page.limit)
-    rows = [[Code(u.user_id), u.displayname, u.media_count, Bytes(u.media_length)] for u in result.items]
+    rows = [[Code(u.user_id), Untrusted.of(u.displayname, 80), u.media_count, Bytes(u.media_length)] for u in result.items]
     return Table("Media per user", ["user", "display name", "files", "size"], rows, total=result.total,
                  next_from=result.next_token)
 

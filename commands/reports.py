@@ -20,10 +20,12 @@ from bot.reports.model import CLOSED, EVENT, USER, ReportRef, ref_label
 from bot.reports.views import (
     excerpt_of, facts_from_event_report, facts_from_user_report, report_fields, room_value, state_text,
 )
+from bot.records import ReportFacts, ReportRecord
 from bot.services import ReportDesk
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
-from bot.storage import ReportFacts, ReportRecord
-from bot.views import Code, Doc, Handoff, Record, Table, Text, When
+from bot.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
+
+from ._events import event_ts
 
 reports = CommandGroup("reports", "The report inbox: list the queue")
 report = CommandGroup("report", "One report of the inbox: show it, claim it, resolve or dismiss it, act on it")
@@ -65,7 +67,7 @@ def _state_cell(record: ReportRecord | None) -> str:
 def _row(facts: ReportFacts, record: ReportRecord | None) -> list[Any]:
     room = facts.room_name or facts.room_alias or facts.room_id or "—"
     return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"),
-            Code(facts.reporter), room, facts.reason or "", _state_cell(record)]
+            Code(facts.reporter), room, Untrusted.of(facts.reason or "", 120), _state_cell(record)]
 
 
 COLUMNS = ["id", "filed", "reported user", "reporter", "room", "reason", "state"]
@@ -230,10 +232,12 @@ async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Te
 
 
 @report.command(
-    "dismiss", summary="Close a report as unfounded and delete it from the homeserver", role=Role.MODERATOR, writes=True,
+    "dismiss", summary="Close a report as unfounded and delete it from the homeserver", role=Role.MODERATOR,
+    destructive=True,
     params=[REPORT_PARAM, NOTE_PARAM],
     endpoints=["DELETE /_synapse/admin/v1/event_reports/<report_id>", "DELETE /_synapse/admin/v1/user_reports/<report_id>"],
-    details="Deletes the report record only, never the reported message. A ❌ reaction on the report's notice does the same.",
+    details="Deletes the report record only, never the reported message, and only once confirmed: the deletion "
+            "cannot be undone. A ❌ reaction on the report's notice asks the same confirmation.",
     examples=["report dismiss u3 not abusive"],
 )
 async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
@@ -338,7 +342,7 @@ async def _(ctx: Context, report: ReportRef, reason: str | None) -> Doc:
     return Doc(
         Record("Message to redact", [
             ("report", report), ("sender", Code(sender)), ("room", room_value(facts)), ("event", Code(details.event_id)),
-            ("message", facts.excerpt), ("sent", When(event["origin_server_ts"])), ("reason shown", reason),
+            ("message", Untrusted.of(facts.excerpt)), ("sent", When(event_ts(event.get("origin_server_ts")))), ("reason shown", reason),
         ]),
         Text("Effect: the message's content is removed for everyone (as would any other message its sender sent in "
              "that room in the same millisecond). The report stays open."),

@@ -19,7 +19,7 @@ from bot.previews import (
 )
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
 from bot.units import format_ts
-from bot.views import Code, Doc, Items, Record, Table, Text, When
+from bot.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from ._events import EVENT_COLUMNS, event_row
 
@@ -62,7 +62,7 @@ async def list_rooms(ctx: Context, search: str | None, order: str | None, dir: s
         search_term=search, order_by=order, direction=dir, public_rooms=True if public else None,
         empty_rooms=True if empty else None, from_token=page.from_token, limit=page.limit,
     )
-    rows = [[Code(r.room_id), r.name, Code(r.canonical_alias) if r.canonical_alias else None,
+    rows = [[Code(r.room_id), Untrusted.of(r.name, 80), Code(r.canonical_alias) if r.canonical_alias else None,
              f"{r.joined_local_members} / {r.joined_members}", r.encryption or "none", r.public]
             for r in result.items]
     return Table("Rooms", ["room", "name", "alias", "members (local / all)", "encryption", "public"], rows,
@@ -88,7 +88,8 @@ async def info(ctx: Context, room: str) -> Record:
 async def members(ctx: Context, room: str, page: PageRequest) -> Table:
     everyone = await ctx.api.room_members(room)  # the endpoint has no paging: page here
     start = _offset(page.from_token)
-    chunk = everyone[start:start + page.limit]
+    # An export takes the rest at once: asking again per page would read the whole list each time.
+    chunk = everyone[start:] if page.export else everyone[start:start + page.limit]
     rows = [[Code(m), "yes" if m.endswith(":" + ctx.server_name) else ""] for m in chunk]
     more = start + len(chunk) < len(everyone)
     return Table("Members", ["user", "local"], rows, total=len(everyone), next_from=str(start + len(chunk)) if more else None)
@@ -208,7 +209,7 @@ async def event_at(ctx: Context, room: str, when: int, dir: str) -> Record:
 )
 async def hierarchy(ctx: Context, room: str, max_depth: int | None, page: PageRequest) -> Table:
     rooms, next_batch = await ctx.api.room_hierarchy(room, from_token=page.from_token, limit=page.limit, max_depth=max_depth)
-    rows = [[Code(str(r.get("room_id"))), r.get("name"), r.get("room_type") or "room", r.get("num_joined_members"),
+    rows = [[Code(str(r.get("room_id"))), Untrusted.of(r.get("name"), 80), Untrusted.of(r.get("room_type") or "room", 40), r.get("num_joined_members"),
              len(r.get("children_state") or [])] for r in rooms]
     return Table("Hierarchy", ["room", "name", "type", "members", "children"], rows, next_from=next_batch)
 

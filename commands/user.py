@@ -21,7 +21,7 @@ from bot.previews import (
     ServerAdminChangePreview, UserMediaDeletionPreview, account_flags, details_record, devices_table,
 )
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
-from bot.views import Bytes, Code, Doc, Record, Shown, Table, Text, When
+from bot.views import Bytes, Code, Doc, Record, Shown, Table, Text, Untrusted, When
 
 user = CommandGroup("user", "Local accounts")
 
@@ -97,7 +97,7 @@ async def list_users(
         if deactivated:
             result = type(result)([u for u in result.items if u.deactivated], None, result.next_token)
     rows = [
-        [Code(u.name), u.displayname, "yes" if u.admin else "", "yes" if u.deactivated else "",
+        [Code(u.name), Untrusted.of(u.displayname, 60), "yes" if u.admin else "", "yes" if u.deactivated else "",
          "yes" if u.locked else "", When(u.creation_ts), When(u.last_seen_ts)]
         for u in result.items
     ]
@@ -155,7 +155,7 @@ async def whois(ctx: Context, user: str) -> Table:
     except (UnrecognizedEndpoint, NotFound):
         found = await ctx.api.whois_client_path(user)
     connections = sorted(found, key=lambda c: c.last_seen or 0, reverse=True)
-    rows = [[Code(c.ip), c.user_agent, When(c.last_seen)] for c in connections]
+    rows = [[Code(c.ip), Untrusted.of(c.user_agent, 120), When(c.last_seen)] for c in connections]
     return Table(f"Sessions of {user}", ["IP", "client", "last seen"], rows, total=len(rows),
                  empty="No session recorded.")
 
@@ -195,7 +195,7 @@ async def memberships(ctx: Context, user: str) -> Table:
 )
 async def pushers(ctx: Context, user: str) -> Table:
     found = await ctx.api.pushers(user)
-    rows = [[p.kind, p.app_display_name, p.device_display_name, (p.data or {}).get("url")] for p in found]
+    rows = [[Untrusted.of(p.kind, 40), Untrusted.of(p.app_display_name, 60), Untrusted.of(p.device_display_name, 60), Untrusted.of((p.data or {}).get("url"), 200)] for p in found]
     return Table(f"Pushers of {user}", ["kind", "app", "device", "push gateway"], rows, total=len(rows), empty="No pushers.")
 
 
@@ -608,7 +608,7 @@ async def _(ctx: Context, user: str, delete: str | None, prune_older_than: int |
 async def device(ctx: Context, user: str, device: str) -> Record:
     found = await ctx.api.device(user, device)
     return Record(f"Device {found.device_id}", [
-        ("name", found.display_name), ("last IP", found.last_seen_ip), ("client", found.last_seen_user_agent),
+        ("name", Untrusted.of(found.display_name, 100)), ("last IP", found.last_seen_ip), ("client", Untrusted.of(found.last_seen_user_agent, 200)),
         ("last seen", When(found.last_seen_ts)), ("dehydrated", found.dehydrated),
     ])
 

@@ -17,6 +17,7 @@ from bot.demo import World, build_world, running_bot
 from bot.homeserver import LocalHomeserver
 from bot.localchat import ChatClient
 from tests.support.chat import Person
+from tests.support.mas_standin import MASStandIn, running_standin
 
 pytest_plugins: list[str] = []
 
@@ -104,3 +105,15 @@ def viewer(bot: App, people: dict[str, Person]) -> Person:
 @pytest.fixture
 def stranger(bot: App, people: dict[str, Person]) -> Person:
     return people["stranger"]
+
+
+@pytest.fixture
+async def mas() -> AsyncIterator[MASStandIn]:
+    """A stand-in matrix-authentication-service on loopback (tests/support/mas_standin/).
+
+    Every request and answer is validated against MAS's API description; a test that leaves a
+    violation behind fails here (take provoked ones with `mas.take_violations()`).
+    """
+    async with running_standin() as standin:
+        yield standin
+        assert not standin.violations, "the stand-in MAS saw requests or gave answers outside its description:\n" + "\n".join(standin.violations)

@@ -1,48 +1,31 @@
 """The Synapse Admin API client: one typed async method per endpoint, grouped by area.
 
 `AdminAPI` combines the areas; commands call its methods and never see httpx or URLs.
+
+The client (`AdminAPI`, `AdminHTTP`) is loaded on first use, so that importing the error types
+or the models (`bot.admin_api.errors`, `.models`, an area's dataclasses) does not load httpx:
+commands and renderers use those without depending on the transport.
 """
 
 from __future__ import annotations
 
-from .client import ClientAPI
+from typing import TYPE_CHECKING, Any
+
 from .errors import AdminAPIError, Forbidden, NotFound, RateLimited, ServerError, TransportError, Unauthorized
-from .events import EventsAPI
-from .federation import FederationAPI
-from .http import AdminHTTP
-from .media import MediaAPI
-from .notices import ServerNoticesAPI
-from .registration_tokens import RegistrationTokensAPI
-from .reports import ReportsAPI
-from .rooms import RoomContentAPI, RoomListAPI, RoomModerationAPI, RoomsAPI
-from .server import ServerAPI, StatisticsAPI
-from .users import UserDataAPI, UserModerationAPI, UserSessionsAPI, UsersAPI
+
+if TYPE_CHECKING:
+    from .api import AdminAPI
+    from .http import AdminHTTP
+
+_LAZY = {"AdminAPI": ".api", "AdminHTTP": ".http"}
 
 
-class AdminAPI(
-    ServerAPI,
-    StatisticsAPI,
-    UsersAPI,
-    UserSessionsAPI,
-    UserModerationAPI,
-    UserDataAPI,
-    RoomsAPI,
-    RoomListAPI,
-    RoomContentAPI,
-    RoomModerationAPI,
-    MediaAPI,
-    RegistrationTokensAPI,
-    FederationAPI,
-    ServerNoticesAPI,
-    ReportsAPI,
-    EventsAPI,
-    ClientAPI,
-):
-    def __init__(self, http: AdminHTTP) -> None:
-        self._http = http
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .http import AdminHTTP
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .http import AdminHTTP
 
 
 class Area:

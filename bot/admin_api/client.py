@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from ..ids import valid_room_id
 from .base import Area
+from .errors import AdminAPIError
 from .paths import CLIENT
 
 
@@ -18,7 +21,13 @@ class ClientAPI(Area):
     async def resolve_alias(self, alias: str) -> str:
         """GET /_matrix/client/v3/directory/room/<alias> → room ID (NotFound when unknown)."""
         data = await self._http.request("GET", CLIENT.v3.directory.room[alias])
-        return str(data["room_id"])
+        room_id = data.get("room_id") if isinstance(data, dict) else None
+        if not valid_room_id(room_id):
+            # A remote alias is answered by its server: its word is checked like a person's.
+            raise AdminAPIError(502, "M_INVALID_RESPONSE",
+                                f"the homeserver answered {alias} with something that is not a room ID",
+                                method="GET", path="/_matrix/client/v3/directory/room/<alias>")
+        return str(room_id)
 
     async def whoami(self) -> WhoAmI:
         """GET /_matrix/client/v3/account/whoami"""
@@ -34,3 +43,18 @@ class ClientAPI(Area):
         """GET /_matrix/client/v3/joined_rooms — the rooms of the token's own account."""
         data = await self._http.request("GET", CLIENT.v3.joined_rooms)
         return [str(r) for r in data.get("joined_rooms", [])]
+
+    async def my_invited_rooms(self) -> list[str]:
+        """The rooms the token's own account is invited to (and has not joined yet), from one
+        initial sync that asks for no timeline, state, presence or account data."""
+        nothing = {"not_types": ["*"]}
+        sync_filter = {
+            "presence": nothing,
+            "account_data": nothing,
+            "room": {"timeline": {"limit": 0}, "state": nothing, "ephemeral": nothing, "account_data": nothing},
+        }
+        data = await self._http.request(
+            "GET", CLIENT.v3.sync,
+            params={"filter": json.dumps(sync_filter, separators=(",", ":")), "timeout": 0, "set_presence": "offline"},
+        )
+        return [str(r) for r in ((data.get("rooms") or {}).get("invite") or {})]

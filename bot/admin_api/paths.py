@@ -15,7 +15,9 @@ from ..ids import UnsafePathSegment, check_segment
 __all__ = ["ADMIN", "CLIENT", "Path", "UnsafePathSegment", "check_segment", "encode_segment"]
 
 def encode_segment(value: str) -> str:
-    return quote(check_segment(value), safe="")
+    # Event IDs ($…) of room versions 3+ are base64 and may hold `/`: encoded as %2F it stays in its segment.
+    event_id = isinstance(value, str) and value.startswith("$")
+    return quote(check_segment(value, allow_slash=event_id), safe="")
 
 
 class Path:

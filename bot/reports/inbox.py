@@ -14,18 +14,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
+from ..admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint
+from ..backoff import Backoff
 from ..confirm import normalise_key
 from ..events import IncomingReaction, Messenger
-from ..render import edit_content, notice_content, render_fitting
+from ..render import SendForm, fit_content
 from ..spec import CommandError, Role
-from ..storage import ReportFacts, ReportRecord, Store, now_ms
+from ..records import ReportFacts, ReportRecord, now_ms
 from ..views import Doc, Text
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from .scan import Cursor, PageFetcher, scan_newer
-from .views import excerpt_of, facts_from_event_report, facts_from_user_report, notice_view, state_text, summary_view
+from .views import (
+    excerpt_of, facts_from_event_report, facts_from_user_report, minimal_notice_view, notice_view, state_text, summary_view,
+)
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,15 @@ DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
-ROOM_RETRY_S = 60.0
+ROOM_RETRY_S = 30.0
 MAX_ERROR_BACKOFF_S = 60.0
+# A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
+# then once more in a minimal form, then given up: it never holds back the reports after it.
+MAX_NOTICE_ATTEMPTS = 3
+NOTICE_RETRY_S = 2.0
+# Answers that say the room (or the homeserver) cannot take anything now, not that this message is
+# wrong: the room is tried again later, and the message is not charged an attempt.
+_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -72,6 +85,7 @@ class ReportInbox:
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
         ready: Callable[[], bool] = lambda: True,
+        backoff: Backoff | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -83,6 +97,8 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.ready = ready
+        # After a failed poll: the shared policy, starting at twice the poll interval.
+        self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
@@ -90,30 +106,33 @@ class ReportInbox:
         self._lock = asyncio.Lock()  # one writer of notices at a time: each shows the latest state
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._room_retry_at: dict[str, float] = {}
+        # (kind, report id, room) → failed attempts and when to try again; given up after the last
+        self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
+        self.failed_notices: set[tuple[str, int, str]] = set()
 
     # -- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.ready():
             await _wait(stop, 0.2)
-        failures = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
                 await self.poll_once()
-                if failures:
+                if self.backoff.failures:
                     log.info("report polling works again")
-                failures = 0
+                self.backoff.reset()
+                delay = self.poll_interval
             except asyncio.CancelledError:
                 raise
             except AdminAPIError as exc:
-                failures += 1
-                if failures == 1:
+                asked = exc.retry_after_ms / 1000 if isinstance(exc, RateLimited) and exc.retry_after_ms else None
+                delay = self.backoff.next_delay(asked)
+                if self.backoff.failures == 1:
                     log.warning("could not poll the reports: %s %s; retrying with backoff", exc.errcode, exc.error)
             except Exception:
-                failures += 1
+                delay = self.backoff.next_delay()
                 log.exception("report polling failed")
-            delay = self.poll_interval if not failures else min(MAX_ERROR_BACKOFF_S, self.poll_interval * 2 ** failures)
             await _wait(stop, max(0.0, delay - (time.monotonic() - started)))
 
     async def poll_once(self) -> int:
@@ -202,8 +221,10 @@ class ReportInbox:
         async with self._lock:
             for record in await self.store.reports_by_post_state("pending"):
                 if await self._post(record):
-                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id, "posted")
-                    posted += 1
+                    reached = await self.store.report_notices(record.facts.kind, record.facts.report_id)
+                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
+                                                           "posted" if reached else "failed")
+                    posted += 1 if reached else 0
             batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
             if batch and await self._post_summary([r.facts for r in batch], away=away):
                 for record in batch:
@@ -215,29 +236,41 @@ class ReportInbox:
         now = time.monotonic()
         return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
 
+    def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
+        is_encrypted = getattr(self.messenger, "is_encrypted", None)
+        return SendForm(encrypted=bool(is_encrypted(room_id)) if is_encrypted else True, edit_of=edit_of, room_id=room_id)
+
     async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
+        """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
         try:
-            return await self.messenger.send(room_id, content, txn_id=txn_id)
+            return await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
         except Exception as exc:
-            log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
-            self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+            self._room_failed(room_id, exc)
             return None
 
+    def _room_failed(self, room_id: str, exc: BaseException) -> None:
+        log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
+        self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+
     async def _post(self, record: ReportRecord) -> bool:
+        """Post one report's notice to every admin room that lacks it. True when nothing is left to
+        do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
         facts = record.facts
         done = {room for room, _ in await self.store.report_notices(facts.kind, facts.report_id)}
-        content = notice_content(render_fitting(notice_view(record, self.prefix)))
         complete = True
         for room_id in self.admin_rooms:
-            if room_id in done:
+            key = (facts.kind, facts.report_id, room_id)
+            if room_id in done or key in self.failed_notices:
                 continue
-            if room_id not in self._rooms():
+            attempts, not_before = self._attempts.get(key, (0, 0.0))
+            if room_id not in self._rooms() or not_before > time.monotonic():
                 complete = False
                 continue
-            event_id = await self._send(room_id, content, f"sab-report-{facts.kind}-{facts.report_id}")
+            event_id = await self._post_one(record, room_id, attempts)
             if event_id is None:
-                complete = False
+                complete = complete and key in self.failed_notices
                 continue
+            self._attempts.pop(key, None)
             await self.store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
             if not done:
                 done.add(room_id)
@@ -245,17 +278,43 @@ class ReportInbox:
                     observe(max(0.0, time.time() - facts.received_ts / 1000))
         return complete
 
+    async def _post_one(self, record: ReportRecord, room_id: str, attempts: int) -> str | None:
+        """One try at one notice in one room. A refusal of this message (not of the room) costs an
+        attempt; the last attempt sends the minimal notice, once, and then the bot gives up on it."""
+        facts = record.facts
+        key = (facts.kind, facts.report_id, room_id)
+        last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
+        txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
+        try:
+            form = self._form(room_id)
+            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix)
+            content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+            return await self.messenger.send(room_id, content, txn_id=txn, background=True)
+        except Exception as exc:
+            if _room_problem(exc):
+                self._room_failed(room_id, exc)
+                return None
+            label = ref_label(facts.kind, facts.report_id)
+            if last:
+                log.error("gave up posting report %s to %s after %d attempts: %s", label, room_id, attempts + 1, exc)
+                self.failed_notices.add(key)
+                self._attempts.pop(key, None)
+            else:
+                log.warning("could not post report %s to %s (%s); trying it again on its own", label, room_id, exc)
+                self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
+            return None
+
     async def _post_summary(self, reports: list[ReportFacts], *, away: bool) -> bool:
         count = len(reports)
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
-        content = notice_content(render_fitting(summary_view(title, reports, self.prefix)))
+        view = summary_view(title, reports, self.prefix)
         first, last = reports[0], reports[-1]
         txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{count}"
         complete = True
         reachable = self._rooms()
         for room_id in self.admin_rooms:
-            if room_id not in reachable or await self._send(room_id, content, txn) is None:
+            if room_id not in reachable or await self._send(room_id, fit_content(view, self._form(room_id)), txn) is None:
                 complete = False
         return complete
 
@@ -273,9 +332,8 @@ class ReportInbox:
                      f"the newest from the last {BACKLOG_DAYS} days are listed below."),
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
-        content = notice_content(render_fitting(view))
         for room_id in self._rooms():
-            await self._send(room_id, content, None)
+            await self._send(room_id, fit_content(view, self._form(room_id)), None)
 
     # -- state changes (commands and reactions)
 
@@ -363,10 +421,12 @@ class ReportInbox:
             record = await self.store.get_report(ref.kind, ref.id)
             if record is None:
                 return 0
-            rendered = render_fitting(notice_view(record, self.prefix))
+            view = notice_view(record, self.prefix)
             for room_id, event_id in await self.store.report_notices(ref.kind, ref.id):
                 try:
-                    await self.messenger.send(room_id, edit_content(rendered, target_event_id=event_id))
+                    form = self._form(room_id, edit_of=event_id)
+                    content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+                    await self.messenger.send(room_id, content, background=True)
                     edited += 1
                 except Exception:
                     log.warning("could not edit the notice of report %s in %s", ref, room_id, exc_info=True)
@@ -390,6 +450,17 @@ class ReportInbox:
             args={"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True,
         )
         return True
+
+
+def _room_problem(exc: BaseException) -> bool:
+    """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
+    status = getattr(exc, "status", None)
+    errcode = getattr(exc, "errcode", None)
+    if errcode in _ROOM_ERRCODES or status == 429 or (isinstance(status, int) and status >= 500):
+        return True
+    # No answer at all (the homeserver is down, the network is): every message would fail alike.
+    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
+        type(exc).__module__.startswith("aiohttp"))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..storage import ReportFacts, ReportRecord
+from ..records import ReportFacts, ReportRecord
 from ..units import format_ts
-from ..views import Code, Doc, Record, Table, Text, When
+from ..views import Code, Doc, Record, Table, Text, Untrusted, When
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
 
 SUMMARY_ROWS = 30
 EXCERPT_CHARS = 300
+REASON_CHARS = 1_000
+ROOM_NAME_CHARS = 120
+# What is stored of a report's texts: enough for every view, never megabytes.
+STORED_CHARS = 4_000
 
 _MEDIA = {
     "m.image": "an image", "m.video": "a video", "m.audio": "an audio clip", "m.file": "a file",
@@ -67,7 +71,7 @@ def state_text(record: ReportRecord) -> str:
 
 
 def room_value(facts: ReportFacts) -> list[Any]:
-    parts: list[Any] = [facts.room_name] if facts.room_name else []
+    parts: list[Any] = [Untrusted(facts.room_name, ROOM_NAME_CHARS)] if facts.room_name else []
     if facts.room_alias:
         parts.append(Code(facts.room_alias))
     if facts.room_id:
@@ -83,11 +87,11 @@ def report_fields(record: ReportRecord) -> list[tuple[str, Any]]:
     ]
     if facts.kind == EVENT:
         fields.append(("room", room_value(facts)))
-        message = facts.excerpt or "(not fetched)"
+        message: Any = Untrusted(facts.excerpt, EXCERPT_CHARS) if facts.excerpt else "(not fetched)"
         if record.redacted_by:
             message = f"redacted by {record.redacted_by}" + (f" at {format_ts(record.redacted_ts)}" if record.redacted_ts else "")
         fields.append(("message", message))
-    fields.append(("reason", facts.reason or "(none given)"))
+    fields.append(("reason", Untrusted(facts.reason, REASON_CHARS) if facts.reason else "(none given)"))
     if facts.kind == EVENT:
         fields.append(("score", facts.score))
     fields.append(("filed", When(facts.received_ts)))
@@ -102,17 +106,26 @@ def notice_view(record: ReportRecord, prefix: str) -> Doc:
     if record.state in CLOSED:
         footer = None
     elif facts.kind == EVENT:
-        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report) — or ",
+        footer = Text("React 👀 claim · ✅ resolve · 🗑️ redact the message · ❌ dismiss (deletes the report, once confirmed) — or ",
                       Code(f"{prefix} report show {label}"))
     else:
-        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report) — or ", Code(f"{prefix} report show {label}"))
+        footer = Text("React 👀 claim · ✅ resolve · ❌ dismiss (deletes the report, once confirmed) — or ", Code(f"{prefix} report show {label}"))
     return Doc(Record(title, report_fields(record)), footer)
 
 
+def minimal_notice_view(record: ReportRecord, prefix: str) -> Doc:
+    """The notice in its smallest form, for when the full one cannot be sent: the id, the state,
+    and how to see the rest."""
+    facts = record.facts
+    label = ref_label(facts.kind, facts.report_id)
+    return Doc(Text(f"🚩 {'Event' if facts.kind == EVENT else 'User'} report {label} · {record.state} — "
+                    f"{state_text(record)}. Its details are too large for a notice: ", Code(f"{prefix} report show {label}")))
+
+
 def report_row(facts: ReportFacts) -> list[Any]:
-    room = facts.room_name or facts.room_alias or facts.room_id or "—"
+    room = Untrusted(facts.room_name or facts.room_alias or facts.room_id or "—", 60)
     return [Code(ref_label(facts.kind, facts.report_id)), When(facts.received_ts), Code(facts.target or "?"), room,
-            facts.reason or "(none given)"]
+            Untrusted(facts.reason, 120) if facts.reason else "(none given)"]
 
 
 REPORT_COLUMNS = ["id", "filed", "reported user", "room", "reason"]
@@ -133,11 +146,21 @@ def summary_view(title: str, reports: Sequence[ReportFacts], prefix: str) -> Doc
 def facts_from_event_report(report: Any, excerpt: str | None) -> ReportFacts:
     return ReportFacts(
         kind=EVENT, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-        target=report.sender, room_id=report.room_id, room_name=report.name, room_alias=report.canonical_alias,
-        event_id=report.event_id, reason=report.reason, score=report.score, excerpt=excerpt,
+        target=report.sender, room_id=report.room_id, room_name=_stored(report.name),
+        room_alias=_stored(report.canonical_alias), event_id=report.event_id, reason=_stored(report.reason),
+        score=report.score if isinstance(report.score, int) and not isinstance(report.score, bool) else None,
+        excerpt=_stored(excerpt),
     )
 
 
 def facts_from_user_report(report: Any) -> ReportFacts:
     return ReportFacts(kind=USER, report_id=int(report.id), received_ts=int(report.received_ts), reporter=report.user_id,
-                       target=report.target_user_id, reason=report.reason)
+                       target=report.target_user_id, reason=_stored(report.reason))
+
+
+def _stored(text: Any) -> str | None:
+    """Outside text as it is kept: a string, at most STORED_CHARS long (views clip it further)."""
+    if text is None:
+        return None
+    value = text if isinstance(text, str) else str(text)
+    return value[:STORED_CHARS]

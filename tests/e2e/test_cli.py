@@ -85,14 +85,22 @@ async def test_check_probes_a_real_homeserver(homeserver: LocalHomeserver, tmp_r
     world = await build_world(homeserver, tmp_root / "checkbot", bot_localpart="checkbot", moderator_localpart="check-admin")
     world.roles = {"admins": [world.moderator.user_id]}
     out = io.StringIO()
-    # Not yet in the admin room (the bot joins when it runs): that check fails, by name.
-    assert await check(world.config(), out=out) == 1
+    # Invited, not joined yet (check before the first run): fine, the bot joins when it starts.
+    assert await check(world.config(), out=out) == 0, out.getvalue()
     text = out.getvalue()
     assert "ok    homeserver reachable" in text
     assert f"ok    bot token valid for {world.bot.user_id}" in text
     assert f"ok    {world.bot.user_id} is a server admin" in text
-    assert f"FAIL  bot is not in admin room {world.admin_room}" in text
+    assert f"ok    bot is invited to admin room {world.admin_room}; it joins when it starts" in text
+    assert "ok    accounts: managed by Synapse itself" in text
     assert world.bot.access_token not in text
+
+    # A room the bot is neither in nor invited to fails, by name.
+    elsewhere = await world.chat.create_room(name="Not for the bot")
+    out = io.StringIO()
+    assert await check(world.config(admin_rooms=[world.admin_room, elsewhere]), out=out) == 1
+    assert f"FAIL  bot is neither in nor invited to admin room {elsewhere}: invite it" in out.getvalue()
+    assert f"ok    bot is invited to admin room {world.admin_room}" in out.getvalue()
 
     plain = await homeserver.register("not-an-admin")
     out = io.StringIO()

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli import check, reset_cross_signing
-from bot.crosssigning import CrossSigningKeys, KeysAPI, State, UserKeys, keys_path, load_keys
+from bot.crosssigning.identity import State
+from bot.crosssigning.keyfile import CrossSigningKeys, keys_path, load_keys
+from bot.crosssigning.keys_api import KeysAPI, UserKeys
 from bot.demo import build_world, running_bot
 from bot.homeserver import LocalHomeserver
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from nio import RoomMessageNotice
 
-from bot.crosssigning import KeysAPI
+from bot.crosssigning.keys_api import KeysAPI
 from bot.demo import MODERATOR_PASSWORD, build_world, running_bot
 from bot.homeserver import Account, LocalHomeserver
 from tests.support.e2ee import EncryptedPerson

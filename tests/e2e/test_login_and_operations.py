@@ -61,6 +61,9 @@ async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: L
     world.roles = {"admins": [world.moderator.user_id]}
     port = free_port()
     data = world.config_dict(metrics={"bind": f"127.0.0.1:{port}"})
+    # A password login at DEBUG (attack 7): nio logs whole responses at DEBUG, the login's included,
+    # before the bot could tell the scrubber the fresh token.
+    del data["bot"]["access_token"]
     data["bot"]["password"] = world.bot.password  # a secret that must not show either
     path = tmp_root / "logbot.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -93,3 +96,18 @@ async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: L
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any(line["level"] == "debug" for line in lines) and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
     assert world.bot.access_token not in output and world.bot.password not in output
+    session = await _stored_session(world.state_dir / "state.db")
+    fresh_token = session.split(" ", 2)[2]
+    assert len(fresh_token) > 10 and fresh_token not in output
+
+
+async def _stored_session(path: Path) -> str:
+    from bot.matrix import SESSION_KEY
+    from bot.storage import Database, Store
+
+    db = Database(path)
+    await db.open()
+    try:
+        return await Store(db).get_meta(SESSION_KEY) or ""
+    finally:
+        await db.close()

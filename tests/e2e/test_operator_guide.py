@@ -71,6 +71,10 @@ async def test_the_operator_guide_works_as_written(homeserver: LocalHomeserver, 
     env["ADMIN_ROOM"] = room_id
     code, out = await bash(write_config, env)
     assert code == 0, out
+    # Step 7 works before the first run too: an invitation is enough, the bot joins when it starts.
+    code, out = await bash(check, env)
+    assert code == 0, out
+    assert f"ok    bot is invited to admin room {room_id}; it joins when it starts" in out
 
     process = await asyncio.create_subprocess_exec("bash", "-euo", "pipefail", "-c", f"exec {run.strip()}", env=env,
                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

@@ -4,6 +4,7 @@ the bot can post right after a restart (before anything has happened in the room
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from nio import RoomMessageNotice, RoomSendResponse
 
 from bot.demo import build_world, running_bot
+from bot.render import SendForm, event_size, notice_content, render
+from bot.views import Text
 from bot.homeserver import LocalHomeserver
 from tests.support.e2ee import EncryptedPerson
 from tests.support.reports import make_scene, unique
@@ -31,13 +34,13 @@ async def test_notices_and_reactions_in_an_encrypted_admin_room(homeserver: Loca
     world = await build_world(homeserver, tmp_root / "cryptoinbox", bot_localpart="cryptoinbox",
                               moderator_localpart="crypto-inbox-admin", encrypted=True)
     world.roles = {"admins": [world.moderator.user_id]}
-    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-inbox-admin-store")
+    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-inbox-admin-store", join_invites=True)
     await person.start()
     await world.chat.start()
     scene = await make_scene(homeserver, "crypto")
     config = world.config(reports={"poll_interval": 0.5})
     try:
-        async with running_bot(config):
+        async with running_bot(config) as app:
             await _decrypted_notice(person, world.admin_room, lambda e: "Report inbox started" in e.body)
             reason = unique("encrypted inbox")
             await scene.report_event(reason)
@@ -51,6 +54,37 @@ async def test_notices_and_reactions_in_an_encrypted_admin_room(homeserver: Loca
             await _decrypted_notice(person, world.admin_room, lambda e: (
                 (e.source["content"].get("m.relates_to") or {}).get("event_id") == notice.event_id
                 and f"claimed by {world.moderator.user_id}" in e.source["content"].get("m.new_content", {}).get("body", "")))
+
+            # Attack 3 in an encrypted room: ~4,000 CJK characters are 24 KB of encrypted plaintext
+            # per copy (nio escapes them), and notice and edit carry several copies.
+            cjk = unique("語") + "語" * 4_000
+            await scene.report_event(cjk)
+            big = await _decrypted_notice(person, world.admin_room, lambda e: cjk[:12] in e.body and "· open" in e.body)
+            raw = await world.chat.get_event(world.admin_room, big.event_id)
+            assert raw["type"] == "m.room.encrypted" and len(raw["content"]["ciphertext"]) > 10_000
+            await person.client.room_send(world.admin_room, "m.reaction", {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": big.event_id, "key": "👀"}},
+                ignore_unverified_devices=True)
+            await _decrypted_notice(person, world.admin_room, lambda e: (
+                (e.source["content"].get("m.relates_to") or {}).get("event_id") == big.event_id
+                and "claimed by" in e.source["content"].get("m.new_content", {}).get("body", "")))
+            # The size estimate of that content, encrypted, is never below the real encrypted content.
+            form = SendForm(encrypted=True, room_id=world.admin_room)
+            real = len(json.dumps(raw["content"], separators=(",", ":")))
+            assert real <= event_size(big.source["content"], form) <= real + 1_000
+
+            # A message to one person alone (generated secrets): an encrypted direct room, read by them only.
+            secret = unique("only-for-you")
+            dm_room, dm_event = await app.matrix.send_direct(world.moderator.user_id, notice_content(render(Text(secret))))
+            assert dm_room != world.admin_room
+            dm = await _decrypted_notice(person, dm_room, lambda e: secret in e.body)
+            assert dm.decrypted and (await world.chat.get_event(dm_room, dm_event))["type"] == "m.room.encrypted"
+            members = await person.client.joined_members(dm_room)
+            assert {m.user_id for m in members.members} == {world.moderator.user_id, world.bot.user_id}
+            assert secret not in str(world.chat.events.get(world.admin_room, []))
+            # Reused the next time, while only the two of them are in it.
+            again, _ = await app.matrix.send_direct(world.moderator.user_id, notice_content(render(Text("second"))))
+            assert again == dm_room
 
         async with running_bot(config):
             later = unique("after a restart")

@@ -126,21 +126,32 @@ async def test_dismiss_deletes_the_report_from_the_homeserver(admin: Person, mod
     notice = await _posted(admin, bot, reason)
     label = report_label(notice)
     assert (await bot.api.user_report(int(label[1:]))).reason == reason
-    reply = await mod.ask_body(f"!admin report dismiss {label} just a joke")
+    prompt, code = await mod.confirm_prompt(f"!admin report dismiss {label} just a joke")
+    assert "report dismiss" in body(prompt)
+    assert (await bot.api.user_report(int(label[1:]))).reason == reason  # nothing before the confirmation
+    reply = await mod.ask_body(f"!admin confirm {code}")
     assert "dismissed" in reply and "deleted it from the homeserver" in reply
     with pytest.raises(NotFound):
         await bot.api.user_report(int(label[1:]))
     await wait_for_state(admin.chat, admin.room_id, notice, f"dismissed by {mod.user_id}")
 
 
-async def test_dismiss_by_reaction(admin: Person, mod: Person, bot: App, scene) -> None:
+async def test_dismiss_by_reaction_asks_for_confirmation_first(admin: Person, mod: Person, bot: App, scene) -> None:
+    """Attack 8: a reported message may ask moderators to react ❌; that alone deletes nothing."""
     reason = unique("dismiss me")
     await scene.report_event(reason)
     notice = await _posted(admin, bot, reason)
+    label = report_label(notice)
     await mod.chat.react(admin.room_id, notice["event_id"], "❌")
+    prompt = await mod.chat.wait_for_reply(admin.room_id, notice["event_id"])
+    assert "report dismiss" in body(prompt) and "confirm" in body(prompt)
+    await asyncio.sleep(1.0)
+    assert (await bot.api.event_report(int(label))).reason == reason  # still on the homeserver
+    assert "state: open" in await admin.ask_body(f"!admin report show {label}")
+    await mod.chat.react(admin.room_id, prompt["event_id"], "✅")
     await wait_for_state(admin.chat, admin.room_id, notice, "deleted from the homeserver")
     with pytest.raises(NotFound):
-        await bot.api.event_report(int(report_label(notice)))
+        await bot.api.event_report(int(label))
 
 
 async def test_redacting_the_reported_message_by_reaction_asks_for_confirmation(

@@ -14,7 +14,7 @@ from bot.homeserver import Account
 
 
 class EncryptedPerson:
-    def __init__(self, homeserver_url: str, account: Account, store_dir: Path) -> None:
+    def __init__(self, homeserver_url: str, account: Account, store_dir: Path, *, join_invites: bool = False) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
         self.client = AsyncClient(
             homeserver_url, account.user_id, device_id=account.device_id, store_path=str(store_dir),
@@ -22,6 +22,8 @@ class EncryptedPerson:
         )
         self.client.restore_login(account.user_id, account.device_id, account.access_token)
         self.events: list[tuple[str, Any]] = []
+        self.join_invites = join_invites
+        self.invited: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -32,6 +34,11 @@ class EncryptedPerson:
     async def _loop(self) -> None:
         while True:
             response = await self.client.sync(timeout=5000)
+            for room_id in getattr(getattr(response, "rooms", None), "invite", {}):
+                if room_id not in self.invited:
+                    self.invited.append(room_id)
+                    if self.join_invites:
+                        await self.client.join(room_id)
             for room_id, info in getattr(getattr(response, "rooms", None), "join", {}).items():
                 for event in info.timeline.events:
                     self.events.append((room_id, event))

@@ -1,4 +1,5 @@
-"""Cross-signing primitives, checked against Synapse's own libraries (canonicaljson, signedjson)."""
+"""Cross-signing: the keys file (and its compatibility with files written before signing moved to
+signedjson), the chain of signatures behind "this device is cross-signed", interactive auth."""
 
 from __future__ import annotations
 
@@ -8,27 +9,17 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import canonicaljson
 import httpx
 import pytest
 import signedjson.key
 import signedjson.sign
 
-from bot.crosssigning import (
-    CrossSigning,
-    CrossSigningKeys,
-    KeysAPI,
-    KeysFileError,
-    SigningKey,
-    UserKeys,
-    b64decode,
-    canonical_json,
-    load_keys,
-    parse_keys_query,
-    save_keys,
-    sign_json,
-    verify_signed_json,
-)
+from unpaddedbase64 import decode_base64
+
+from bot.crosssigning.identity import CrossSigning
+from bot.crosssigning.keyfile import CrossSigningKeys, KeysFileError, load_keys, save_keys
+from bot.crosssigning.keys_api import KeysAPI, UserKeys, parse_keys_query
+from bot.crosssigning.signing import SigningKey, sign_json, verify_signed_json
 
 USER = "@mod:example.org"
 
@@ -37,15 +28,6 @@ def nacl_keys(key: SigningKey) -> tuple[Any, Any]:
     """The same key as signedjson sees it (PyNaCl), from our seed."""
     signing = signedjson.key.decode_signing_key_base64("ed25519", key.public, key.seed_b64())
     return signing, signedjson.key.get_verify_key(signing)
-
-
-@pytest.mark.parametrize("value", [
-    {"b": 1, "a": [3, {"z": None, "y": True}], "ü": "日本 \u2028 \"quoted\" \\ /"},
-    {"keys": {"ed25519:ABC": "x+/y"}, "usage": ["master"], "user_id": "@a:b"},
-    {"nested": {"deep": {"list": [[], {}, "", -5, 2**53 - 1]}}},
-])
-def test_canonical_json_matches_the_reference_encoder(value: Any) -> None:
-    assert canonical_json(value) == canonicaljson.encode_canonical_json(value)
 
 
 def test_our_signatures_verify_with_signedjson_and_back() -> None:
@@ -159,6 +141,77 @@ def test_cross_signing_needs_the_whole_chain() -> None:
     assert not UserKeys(USER, devices={"PHONE": signed_device}).device_cross_signed("PHONE")
 
 
+# Written by the bot before signing moved to signedjson (hand-written canonical JSON and Ed25519 on
+# pycryptodome): test keys, with the public keys and signatures that code derived from them.
+KEYS_FILE_V1 = (
+    '{"version": 1, "user_id": "@bot:example.org", '
+    '"master": "B7RNpVtuaC1+U5G/IastvvanfVTGKdDhrrMYv9BNTC0", '
+    '"self_signing": "zuGuBD0D08vIOUXpvvabiZgqwhwKSMhvqSaLu/OyvEs", '
+    '"user_signing": "1dudKLxTxhXoZs1S8NfRnwdaZKgfyAff7cZdKiE5ejY"}'
+)
+V1_MASTER = "DlPi8S5wjhFBQTwDgw82m4gnBVKJaUm86/3rHTEOZ9Y"
+V1_SELF_SIGNING = "Y1UQZtad8+Y/rUjTp5zGQjMx3N7MnSIz38rAo3+X2oE"
+V1_USER_SIGNING = "QTwzoNoHAq1T7B/HmWsIpi4ADbHMl5ZsRr7pqLw2DqI"
+V1_SSK_SIGNATURE = "7ywfYLErcS3dVAFvH4AvdcULW3f51cQKzf7JeCwDc6h05N1KO8RqOztYdLyYhQmTNW05kEXfXaj6TeUfAQUwDA"
+V1_DEVICE_SIGNATURE = "rNq6mdWZKT+MTmpazuJ3XNx1DaxvfzkU2sM+MVe0/2qDF9yY8UHcGj0+CblNlwFBo/rj/Z0m8iyNsosblrwhDQ"
+
+
+def test_a_keys_file_written_by_earlier_versions_keeps_the_bots_identity(tmp_path: Path) -> None:
+    path = tmp_path / "crypto" / "cross_signing_keys.json"
+    path.parent.mkdir()
+    path.write_text(KEYS_FILE_V1)
+    path.chmod(0o600)
+    keys = load_keys(path, "@bot:example.org")
+    assert keys is not None
+    assert (keys.master.public, keys.self_signing.public, keys.user_signing.public) == (
+        V1_MASTER, V1_SELF_SIGNING, V1_USER_SIGNING)
+    # Ed25519 is deterministic: the same signatures as before, so nothing changes on the homeserver.
+    body = keys.upload_body()
+    assert body["self_signing_key"]["signatures"] == {"@bot:example.org": {f"ed25519:{V1_MASTER}": V1_SSK_SIGNATURE}}
+    device = {"user_id": "@bot:example.org", "device_id": "BOTDEV", "keys": {"ed25519:BOTDEV": "x"}, "unsigned": {"a": 1}}
+    assert keys.sign_device(device) == {
+        "user_id": "@bot:example.org", "device_id": "BOTDEV", "keys": {"ed25519:BOTDEV": "x"},
+        "signatures": {"@bot:example.org": {f"ed25519:{V1_SELF_SIGNING}": V1_DEVICE_SIGNATURE}},
+    }
+    # And the file is written back in the same format.
+    save_keys(path, keys)
+    assert json.loads(path.read_text()) == json.loads(KEYS_FILE_V1)
+
+
+def nested(depth: int) -> list[Any]:
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda o: o.update(signatures=["not", "a", "map"]),
+    lambda o: o.update(signatures={USER: "not a map"}),
+    lambda o: o["signatures"][USER].update({k: 12345 for k in o["signatures"][USER]}),
+    lambda o: o["signatures"][USER].update({k: "é" * 86 for k in o["signatures"][USER]}),
+    lambda o: o.update(score=float("nan")),
+    lambda o: o.update(deep=nested(5000)),
+])
+def test_malformed_signed_objects_are_rejected_not_raised(mangle: Any) -> None:
+    key = SigningKey.generate()
+    signed = sign_json({"user_id": USER, "n": 1}, USER, key)
+    mangle(signed)
+    assert verify_signed_json(signed, USER, key.public) is False
+
+
+def test_malformed_public_keys_are_rejected_not_raised() -> None:
+    key = SigningKey.generate()
+    signed = sign_json({"user_id": USER}, USER, key)
+    for public in (None, 42, "", "short", "é" * 43, key.public + "AAAA"):
+        assert verify_signed_json(signed, USER, public) is False
+    assert verify_signed_json("not an object", USER, key.public) is False
+    weird = UserKeys(USER, master={"user_id": USER, "usage": 5, "keys": {key.key_id: key.public}})
+    assert weird.master_public is None and not weird.device_cross_signed("X")
+
+
 def test_keys_file_is_owner_only_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "crypto" / "cross_signing_keys.json"
     keys = CrossSigningKeys.generate(USER)
@@ -180,7 +233,7 @@ def test_private_keys_never_show_in_reprs_or_errors(tmp_path: Path) -> None:
     seeds = [keys.master.seed_b64(), keys.self_signing.seed_b64(), keys.user_signing.seed_b64()]
     for seed in seeds:
         assert seed not in repr(keys) and seed not in str(keys)
-        assert len(b64decode(seed)) == 32
+        assert len(decode_base64(seed)) == 32
     path = tmp_path / "keys.json"
     save_keys(path, keys)
     with pytest.raises(KeysFileError) as wrong_user:
@@ -285,3 +338,17 @@ async def test_under_mas_the_bot_points_at_the_approval(tmp_path: Path) -> None:
     await api.aclose()
     assert status.state == "needs-auth" and "MAS" in status.detail and url in status.detail
     assert "reset-cross-signing" in status.detail
+
+
+async def test_a_hostile_keys_answer_is_a_bad_response_not_a_crash() -> None:
+    from bot.crosssigning.keys_api import KeysAPIError
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    api = KeysAPI("http://hs.invalid", lambda: "token",
+                  transport=httpx.MockTransport(lambda request: httpx.Response(200, content=deep)))
+    try:
+        with pytest.raises(KeysAPIError) as raised:
+            await api.query([USER])
+    finally:
+        await api.aclose()
+    assert raised.value.errcode == "M_BAD_RESPONSE"

@@ -194,7 +194,7 @@ class FakeMessenger:
         self.by_txn: dict[tuple[str, str], str] = {}
 
     async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
-                   txn_id: str | None = None) -> str:
+                   txn_id: str | None = None, background: bool = False) -> str:
         if txn_id and (room_id, txn_id) in self.by_txn:  # the homeserver's transaction cache
             return self.by_txn[(room_id, txn_id)]
         event_id = f"$ev{len(self.sent)}"

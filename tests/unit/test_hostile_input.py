@@ -1,0 +1,337 @@
+"""Hostile input outside the renderer: argument ranges, identifiers, pinned admin rooms, a report
+queue that one bad notice cannot block, invites that cannot stop the sync loop, replies first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from nio import RoomLeaveResponse, RoomSendResponse
+
+from bot.adminrooms import MOVED, PINNED, SAME, AdminRooms
+from bot.admin_api.paths import ADMIN
+from bot.argtypes import ArgumentError, Duration, EventID, Int, Number, ParseEnv, Size, Timestamp
+from bot.helptext import command_help
+from bot.matrix import INVITE_TASKS, MAX_OPEN_INVITES, MatrixClient, MatrixError
+from bot.parsing import PageRequest
+from bot.reports.inbox import MAX_NOTICE_ATTEMPTS, ReportInbox
+from bot.storage import Database, ReportFacts, Store
+
+ENV = ParseEnv(server_name="hs", now_ms=1_700_000_000_000)
+
+
+# -- ranges at parse time
+
+
+@pytest.mark.parametrize("argtype, token", [
+    (Timestamp(past=False), "3000000d"),  # year 10240
+    (Timestamp(past=False), "1" * 5_000 + "d"),
+    (Timestamp(past=True), "100y 1d"),
+    (Timestamp(past=True), "1000y"),  # before 1970
+    (Timestamp(past=False), "10000-01-01"),
+    (Duration, "1" * 5_000 + "s"),
+    (Duration, "101y"),
+    (Size, "2P"),
+    (Size, "9" * 5_000),
+    (Int(), "1" * 5_000),
+    (Int(), str(2**31)),
+    (Int(minimum=0), "-1"),
+    (Number(), "1e400"),
+    (Number(), "nan"),
+])
+def test_out_of_range_arguments_are_usage_errors(argtype: Any, token: str) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        argtype.parse(token, ENV)
+    assert len(str(caught.value)) < 300  # a 5,000-digit token is not echoed whole
+
+
+def test_limits_are_said_in_the_help() -> None:
+    from commands import load_table
+
+    body = str(command_help(load_table().by_name["token create"], "!admin"))
+    assert "9999-12-31" in body and "100y" in body
+    assert Timestamp(past=False).parse("100y", ENV) > ENV.now_ms
+
+
+def test_event_ids_of_room_version_3_with_slash_and_plus_are_accepted_and_percent_encoded() -> None:
+    event_id = EventID.parse("$AbC/dEf+GhI/jK", ENV)
+    assert str(ADMIN.v1.fetch_event[event_id]) == "/_synapse/admin/v1/fetch_event/%24AbC%2FdEf%2BGhI%2FjK"
+    with pytest.raises(ArgumentError):
+        EventID.parse("$a?b", ENV)
+
+
+# -- admin rooms: pinned at first resolution
+
+
+def test_an_alias_is_pinned_at_first_resolution_and_a_move_is_a_warning_not_an_admin_room() -> None:
+    rooms = AdminRooms(["#admins:hs", "!fixed:hs"])
+    assert rooms.resolved("#admins:hs", "!first:hs") == PINNED
+    assert rooms.resolved("#admins:hs", "!first:hs") == SAME
+    assert rooms.resolved("#admins:hs", "!attacker:hs") == MOVED
+    assert "!attacker:hs" not in rooms and "!first:hs" in rooms and "!fixed:hs" in rooms
+    assert "!attacker:hs" in rooms.warnings()[0] and "!first:hs" in rooms.warnings()[0]
+    # The next start loads the pin: the room is an admin room before any resolution, the move is still refused.
+    again = AdminRooms(["#admins:hs"], pins={"#admins:hs": "!first:hs", "#gone:hs": "!old:hs"})
+    assert "!first:hs" in again and "!old:hs" not in again
+    assert again.resolved("#admins:hs", "!attacker:hs") == MOVED and "!attacker:hs" not in again
+
+
+# -- the report queue: one bad notice never blocks it
+
+
+class FlakyMessenger:
+    """Refuses every notice whose body contains `poison` (as Synapse refuses a too-large event)."""
+
+    def __init__(self, poison: str, *, status: int = 413, errcode: str = "M_TOO_LARGE") -> None:
+        self.poison = poison
+        self.status, self.errcode = status, errcode
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.refused = 0
+
+    def is_encrypted(self, room_id: str) -> bool:
+        return room_id.startswith("!enc")
+
+    async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
+                   txn_id: str | None = None, background: bool = False) -> str:
+        if self.poison in content.get("body", ""):
+            self.refused += 1
+            raise MatrixError("refused", errcode=self.errcode, status=self.status)
+        self.sent.append((room_id, content))
+        return f"$ev{len(self.sent)}"
+
+
+def _facts(report_id: int, reason: str) -> ReportFacts:
+    return ReportFacts(kind="user", report_id=report_id, received_ts=1_700_000_000_000 + report_id, reporter="@r:hs",
+                       target="@spammer:hs", reason=reason)
+
+
+async def _inbox(tmp_path: Path, messenger: Any, rooms: list[str]) -> tuple[ReportInbox, Store]:
+    db = Database(tmp_path / "state.db")
+    await db.open()
+    store = Store(db)
+    return ReportInbox(api=None, store=store, messenger=messenger, admin_rooms=rooms), store
+
+
+async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_then_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.reports.inbox.NOTICE_RETRY_S", 0.0)
+    messenger = FlakyMessenger(poison="POISON")
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs", "!enc:hs"])
+    await store.record_new_reports([_facts(1, "POISON"), _facts(2, "fine")], post_state="pending", meta={})
+    await inbox.flush()
+    # The report after the poisoned one reached both rooms at once.
+    assert {room for room, _ in await store.report_notices("user", 2)} == {"!a:hs", "!enc:hs"}
+    for _ in range(MAX_NOTICE_ATTEMPTS + 2):
+        await store.record_new_reports([_facts(10 + _, "later")], post_state="pending", meta={})
+        await inbox.flush()
+    assert len(await store.report_notices("user", 10 + MAX_NOTICE_ATTEMPTS + 1)) == 2
+    # The full notice was tried MAX-1 times, then the minimal one (which carries no reason) went out.
+    assert messenger.refused == 2 * (MAX_NOTICE_ATTEMPTS - 1)
+    minimal = [c for _, c in messenger.sent if "too large for a notice" in c["body"]]
+    assert len(minimal) == 2 and "User report u1" in minimal[0]["body"]
+    assert (await store.get_report("user", 1)).post_state == "posted"  # type: ignore[union-attr]
+    await store.db.close()
+
+
+async def test_a_notice_that_fails_even_when_minimal_is_given_up_without_holding_anything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.reports.inbox.NOTICE_RETRY_S", 0.0)
+    messenger = FlakyMessenger(poison="u1 ")  # the minimal form names the report too
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
+    await store.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
+    for _ in range(MAX_NOTICE_ATTEMPTS + 3):
+        await inbox.flush()
+    assert messenger.refused == MAX_NOTICE_ATTEMPTS
+    assert (await store.get_report("user", 1)).post_state == "failed"  # type: ignore[union-attr]
+    await store.db.close()
+
+
+async def test_a_room_that_cannot_take_anything_now_is_retried_without_charging_the_notice(tmp_path: Path) -> None:
+    messenger = FlakyMessenger(poison="report", status=502, errcode="M_UNKNOWN")
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
+    await store.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
+    for _ in range(5):
+        inbox._room_retry_at.clear()  # the room's retry pause is over
+        await inbox.flush()
+    assert messenger.refused == 5 and inbox.failed_notices == set()
+    messenger.poison = "nothing matches this"
+    inbox._room_retry_at.clear()
+    await inbox.flush()
+    assert "User report u1 · open" in messenger.sent[0][1]["body"]
+    await store.db.close()
+
+
+# -- the Matrix layer: invites off the loop, bounded; replies first
+
+
+async def _matrix(tmp_path: Path, **options: Any) -> tuple[MatrixClient, Store]:
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    store = Store(db)
+    client = MatrixClient(
+        homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
+        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]), **options)
+    client.client.restore_login("@bot:hs", "DEV", "token")
+    return client, store
+
+
+def _invites(*room_ids: str) -> Any:
+    return SimpleNamespace(rooms=SimpleNamespace(invite={r: SimpleNamespace(invite_state=[]) for r in room_ids}))
+
+
+async def test_an_invite_flood_is_bounded_and_a_stalled_decline_times_out_and_is_remembered(tmp_path: Path) -> None:
+    client, store = await _matrix(tmp_path, invite_timeout_s=0.05)
+    running, peak, calls = 0, 0, []
+
+    async def stalled_leave(room_id: str) -> Any:
+        nonlocal running, peak
+        calls.append(room_id)
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(3600)  # a remote server that never answers send_leave
+        finally:
+            running -= 1
+
+    client.client.room_leave = stalled_leave  # type: ignore[method-assign]
+    client._queue_invites(_invites(*[f"!spam{i}:evil" for i in range(MAX_OPEN_INVITES + 50)]))
+    assert len(client._open_invites) == MAX_OPEN_INVITES and client.invites_dropped == 50
+    deadline = time.monotonic() + 30
+    while client._open_invites and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not client._open_invites and peak <= INVITE_TASKS and len(calls) == MAX_OPEN_INVITES
+    # Seen again (the next start's full sync): not declined again before the retry time.
+    client._queue_invites(_invites("!spam0:evil"))
+    await client.drain()
+    assert calls.count("!spam0:evil") == 1
+    await client.close()
+    await store.db.close()
+
+
+async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> None:
+    client, store = await _matrix(tmp_path)
+
+    async def dropped(room_id: str) -> Any:
+        raise ConnectionResetError("connection dropped")
+
+    client.client.room_leave = dropped  # type: ignore[method-assign]
+    client._queue_invites(_invites("!a:evil"))
+    await client.drain()
+    assert '"state": "failed"' in (await store.get_meta("invite.!a:evil") or "")
+
+    async def fine(room_id: str) -> Any:
+        return RoomLeaveResponse()
+
+    client.client.room_leave = fine  # type: ignore[method-assign]
+    client._queue_invites(_invites("!b:evil"))
+    await client.drain()
+    assert '"state": "declined"' in (await store.get_meta("invite.!b:evil") or "")
+    await client.close()
+    await store.db.close()
+
+
+async def test_report_notices_wait_while_replies_are_sent(tmp_path: Path) -> None:
+    client, store = await _matrix(tmp_path)
+    client._caught_up_event.set()
+    order: list[str] = []
+    reply_may_finish = asyncio.Event()
+
+    async def room_send(room_id: str, event_type: str, content: dict[str, Any], **_: Any) -> Any:
+        order.append(content["body"])
+        if content["body"] == "reply":
+            await reply_may_finish.wait()
+        return RoomSendResponse(f"$ev{len(order)}", room_id)
+
+    client.client.room_send = room_send  # type: ignore[method-assign]
+    reply = asyncio.create_task(client.send("!admin:hs", {"body": "reply"}))
+    await asyncio.sleep(0.05)
+    notices = [asyncio.create_task(client.send("!admin:hs", {"body": f"notice {i}"}, background=True)) for i in range(3)]
+    await asyncio.sleep(0.2)
+    assert order == ["reply"]  # the notices wait for the reply
+    reply_may_finish.set()
+    await asyncio.gather(reply, *notices)
+    assert order == ["reply", "notice 0", "notice 1", "notice 2"]
+    await client.close()
+    await store.db.close()
+
+
+# -- exports
+
+
+async def test_a_member_export_reads_the_member_list_once() -> None:
+    from commands import load_table
+
+    calls = []
+
+    async def room_members(room: str) -> list[str]:
+        calls.append(room)
+        return [f"@u{i}:hs" for i in range(2_000)]
+
+    ctx = SimpleNamespace(api=SimpleNamespace(room_members=room_members), server_name="hs")
+    handler = load_table().by_name["room members"].handler
+    table = await handler(ctx, room="!r:hs", page=PageRequest(from_token=None, limit=500, export=True))
+    assert len(table.rows) == 2_000 and table.next_from is None and len(calls) == 1
+    page = await handler(ctx, room="!r:hs", page=PageRequest(from_token="500", limit=100))
+    assert len(page.rows) == 100 and page.next_from == "600"
+
+
+# -- remote answers are checked like people's words
+
+
+@pytest.mark.parametrize("answer", [{"room_id": "!a:hs/../../x"}, {"room_id": "#alias:hs"}, {"room_id": 5}, {}, ["x"]])
+async def test_an_alias_answer_that_is_not_a_room_id_is_an_error(answer: Any) -> None:
+    import httpx
+
+    from bot.admin_api import AdminAPI, AdminHTTP
+    from bot.admin_api.errors import AdminAPIError
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=transport))
+    with pytest.raises(AdminAPIError) as caught:
+        await api.resolve_alias("#remote:evil.example")
+    assert caught.value.errcode == "M_INVALID_RESPONSE"
+    await api.aclose()
+
+
+# -- no failure of one event's handling ends the sync loop
+
+
+async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_is_handled(tmp_path: Path) -> None:
+    from nio import RoomMessageText
+
+    client, store = await _matrix(tmp_path)
+    delivered: list[str] = []
+
+    class Sink:
+        async def on_message(self, msg: Any) -> None:
+            delivered.append(msg.body)
+
+        async def on_reaction(self, reaction: Any) -> None: ...
+
+        async def on_undecryptable(self, event: Any) -> None: ...
+
+    def event(event_id: str, text: str) -> Any:
+        return RoomMessageText.from_dict({"event_id": event_id, "sender": "@mod:hs", "origin_server_ts": 1,
+                                          "type": "m.room.message", "content": {"msgtype": "m.text", "body": text}})
+
+    real_claim = store.claim_event
+
+    async def claim(event_id: str, room_id: str) -> bool:
+        if event_id == "$bad":
+            raise RuntimeError("the journal failed on this one")
+        return await real_claim(event_id, room_id)
+
+    store.claim_event = claim  # type: ignore[method-assign]
+    timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")])
+    response = SimpleNamespace(rooms=SimpleNamespace(join={"!admin:hs": SimpleNamespace(timeline=timeline)}))
+    await client._handle_timeline(response, Sink())  # type: ignore[arg-type]
+    await client.drain()
+    assert delivered == ["second"]
+    await client.close()
+    await store.db.close()
