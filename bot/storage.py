@@ -14,14 +14,17 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from .records import AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportRecord, now_ms
 
 T = TypeVar("T")
 
-# Append only: a migration that has shipped is never edited, a new one is added.
-MIGRATIONS: list[str] = [
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+# Append only: a migration that has shipped is never edited, a new one is added. A migration is
+# SQL, or a function for what SQL cannot say clearly (rewriting JSON rows).
+MIGRATIONS: list[Migration] = [
     # 1: the core
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,7 +118,63 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX report_notices_report ON report_notices (kind, report_id);
     """,
+    # 3: confirmations and jobs hold one stored invocation (bot/invocation.py); a job can be asked
+    #    to stop; an audit row records exactly what ran, for whom, and the confirmation it came from
+    """
+    ALTER TABLE confirmations ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN invocation_json TEXT;
+    ALTER TABLE audit ADD COLUMN requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN confirmation TEXT;
+    ALTER TABLE audit ADD COLUMN job_id INTEGER;
+    CREATE INDEX audit_confirmation ON audit (confirmation)
+    """,
 ]
+
+
+# Jobs written before migration 3 packed their arguments by hand under a kind string. Those that
+# follow a task on the homeserver carry over (their arguments map onto the command's, their saved
+# task ID keeps its name); bulk jobs do not (their progress was kept in another shape), and the
+# runner marks them unknown with a message.
+_LEGACY_JOBS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "room-delete": ("room delete", (("room", "room"), ("purge", "purge"), ("block", "block"), ("message", "message"),
+                                    ("new_room_user", "new_room_user"), ("room_name", "room_name"),
+                                    ("force_purge", "force_purge"))),
+    "room-purge-history": ("room purge-history", (("room", "room"), ("before", "before"),
+                                                  ("delete_local_events", "delete_local_events"))),
+    "user-redact": ("user redact", (("user", "user"), ("rooms", "room"), ("limit", "limit"), ("reason", "reason"),
+                                    ("since", "since"))),
+    "media-purge": ("media purge", (("before", "before"), ("larger_than", "larger_than"),
+                                    ("keep_profiles", "keep_profiles"))),
+    "media-purge-remote": ("media purge-remote", (("before", "before"),)),
+}
+
+
+def _legacy_invocation(command: str, args: dict[str, Any], requester: str, room_id: str, event_id: str | None,
+                       thread_root: str | None) -> str:
+    # Format 1 of bot/invocation.py, written out here because a migration never changes.
+    return json.dumps({"format": 1, "command": command, "args": args, "requester": requester, "room_id": room_id,
+                       "event_id": event_id or "", "thread_root": thread_root, "targets": []})
+
+
+def _carry_over_invocations(conn: sqlite3.Connection) -> None:
+    for row in conn.execute("SELECT * FROM confirmations WHERE state = 'pending'").fetchall():
+        conn.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (_legacy_invocation(
+            row["command"], json.loads(row["args_json"]), row["sender"], row["room_id"], row["command_event_id"],
+            row["thread_root"]), row["code"]))
+    for row in conn.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall():
+        legacy = _LEGACY_JOBS.get(row["kind"])
+        if legacy is None:
+            continue
+        command, names = legacy
+        params = json.loads(row["params_json"])
+        args = {new: params[old] for old, new in names if old in params}
+        conn.execute("UPDATE jobs SET invocation_json = ?, kind = ? WHERE id = ?", (_legacy_invocation(
+            command, args, row["sender"], row["room_id"], row["reply_to"], row["thread_root"]), command, row["id"]))
+
+
+MIGRATIONS.append(_carry_over_invocations)  # 4
 
 
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
@@ -156,9 +215,12 @@ class Database:
                 continue
             conn.execute("BEGIN")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                if callable(script):
+                    script(conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -239,7 +301,7 @@ class Store:
         *,
         code: str,
         command: str,
-        args: dict[str, Any],
+        invocation_json: str,
         sender: str,
         room_id: str,
         command_event_id: str,
@@ -249,13 +311,13 @@ class Store:
     ) -> None:
         created = now_ms()
         await self.db.execute(
-            "INSERT INTO confirmations (code, command, args_json, sender, room_id, "
+            "INSERT INTO confirmations (code, command, args_json, invocation_json, sender, room_id, "
             "command_event_id, thread_root, summary, created_ts, expires_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code,
                 command,
-                json.dumps(args),
+                invocation_json,
                 sender,
                 room_id,
                 command_event_id,
@@ -278,7 +340,7 @@ class Store:
         return PendingConfirmation(
             code=row["code"],
             command=row["command"],
-            args=json.loads(row["args_json"]),
+            invocation_json=row["invocation_json"],
             sender=row["sender"],
             room_id=row["room_id"],
             command_event_id=row["command_event_id"],
@@ -321,7 +383,7 @@ class Store:
         The stored invocation is cleared at the same time: it may hold a password.
         """
         changed = await self.db.execute(
-            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}' "
+            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}', invocation_json = NULL "
             "WHERE code = ? AND state = 'pending' AND expires_ts > ?",
             (state, decided_by, now_ms(), code, now_ms()),
         )
@@ -341,7 +403,7 @@ class Store:
                 if row is not None:
                     conn.execute(
                         "UPDATE confirmations SET state = 'confirmed', decided_by = ?, "
-                        "decided_ts = ?, args_json = '{}' WHERE code = ?",
+                        "decided_ts = ?, args_json = '{}', invocation_json = NULL WHERE code = ?",
                         (decided_by, now_ms(), code),
                     )
                 conn.execute("COMMIT")
@@ -359,7 +421,7 @@ class Store:
         )
         if rows:
             await self.db.execute(
-                "UPDATE confirmations SET state = 'expired', args_json = '{}' "
+                "UPDATE confirmations SET state = 'expired', args_json = '{}', invocation_json = NULL "
                 "WHERE state = 'pending' AND expires_ts <= ?",
                 (now_ms(),),
             )
@@ -367,13 +429,20 @@ class Store:
 
     # -- audit log
     async def audit(
-        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = ""
+        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
+        invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
+        job_id: int | None = None,
     ) -> int:
         return await self.db.insert(
-            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_ms(), sender, room_id, command, args, result, detail[:2000]),
+            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, requested_by, "
+            "confirmation, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
+             confirmation, job_id),
         )
+
+    async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
+        rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
+        return [AuditEntry(**dict(row)) for row in rows]
 
     async def audit_entries(
         self, *, limit: int, before_id: int | None = None, sender: str | None = None
@@ -406,7 +475,7 @@ class Store:
         return JobRecord(
             id=row["id"],
             kind=row["kind"],
-            params=json.loads(row["params_json"]),
+            invocation_json=row["invocation_json"],
             state=json.loads(row["state_json"]),
             status=row["status"],
             summary=row["summary"],
@@ -418,13 +487,14 @@ class Store:
             result_text=row["result_text"],
             created_ts=row["created_ts"],
             updated_ts=row["updated_ts"],
+            cancel_requested_by=row["cancel_requested_by"],
         )
 
     async def add_job(
         self,
         *,
-        kind: str,
-        params: dict[str, Any],
+        command: str,
+        invocation_json: str,
         summary: str,
         sender: str,
         room_id: str,
@@ -433,10 +503,19 @@ class Store:
     ) -> int:
         ts = now_ms()
         return await self.db.insert(
-            "INSERT INTO jobs (kind, params_json, summary, sender, room_id, reply_to, thread_root, "
-            "created_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, json.dumps(params), summary, sender, room_id, reply_to, thread_root, ts, ts),
+            "INSERT INTO jobs (kind, params_json, invocation_json, summary, sender, room_id, reply_to, thread_root, "
+            "created_ts, updated_ts) VALUES (?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (command, invocation_json, summary, sender, room_id, reply_to, thread_root, ts, ts),
         )
+
+    async def request_job_cancel(self, job_id: int, by: str) -> bool:
+        """Ask a running job to stop at its next checkpoint (kept across a restart). True the first time."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET cancel_requested_by = ?, updated_ts = ? WHERE id = ? AND status = 'running' "
+            "AND cancel_requested_by IS NULL",
+            (by, now_ms(), job_id),
+        )
+        return changed == 1
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return self._job(await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,)))

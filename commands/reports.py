@@ -16,13 +16,13 @@ from bot.argtypes import ArgumentError, RoomID, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.parsing import PageRequest
-from bot.reports.inbox import ReportInbox
 from bot.reports.model import CLOSED, EVENT, USER, ReportRef, ref_label
 from bot.reports.views import (
     excerpt_of, facts_from_event_report, facts_from_user_report, report_fields, room_value, state_text,
 )
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.records import ReportFacts, ReportRecord
+from bot.services import ReportDesk
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
 from bot.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
 
 from ._events import event_ts
@@ -39,11 +39,8 @@ EVENT_REPORT_PARAM = Param("report", ReportRef, "event report id (a number)")
 NOTE_PARAM = Param("note", TextArg, "a note for the team, shown on the notice", optional=True, variadic=True)
 
 
-def _inbox(ctx: Context) -> ReportInbox:
-    inbox = ctx.extras.get("reports")
-    if inbox is None:
-        raise CommandError("the report inbox is not set up in this bot")
-    return inbox  # type: ignore[no-any-return]
+def _inbox(ctx: Context) -> ReportDesk:
+    return ctx.reports
 
 
 def _note(words: list[str] | None) -> str | None:
@@ -107,7 +104,7 @@ async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, user: st
     used_users = len(merged) - used_events
     next_events, next_users = event_offset + used_events, user_offset + used_users
     more = (events.total or 0) > next_events or (users is not None and (users.total or 0) > next_users)
-    known = await ctx.store.reports_known([(f.kind, f.report_id) for f, _ in merged])
+    known = await ctx.reports.known([(f.kind, f.report_id) for f, _ in merged])
     rows = []
     for facts, _ in merged:
         # The server filters users and rooms with LIKE: keep exact matches only.
@@ -129,7 +126,7 @@ async def _list_mine(ctx: Context, user: str | None, room: str | None, page: Pag
         offset = int(page.from_token or 0)
     except ValueError:
         raise ArgumentError(f"{page.from_token!r} is not a position of this list") from None
-    records, total = await ctx.store.reports_claimed_by(ctx.sender, limit=page.limit, offset=offset)
+    records, total = await ctx.reports.claimed_by(ctx.requester, limit=page.limit, offset=offset)
     rows = [_row(r.facts, r) for r in records
             if (not user or r.facts.target == user) and (not room or r.facts.room_id == room)]
     more = offset + len(records) < total
@@ -154,7 +151,7 @@ def _(open: bool, mine: bool, all: bool, **_: Any) -> None:
 )
 async def show(ctx: Context, report: ReportRef) -> Doc:
     inbox = _inbox(ctx)
-    record = await ctx.store.get_report(report.kind, report.id)
+    record = await inbox.stored(report)
     live: ReportFacts | None = None
     try:
         if report.kind == EVENT:
@@ -209,7 +206,7 @@ def _next_steps(ctx: Context, record: ReportRecord) -> Text | None:
     params=[REPORT_PARAM], details="A 👀 reaction on the report's notice does the same.",
 )
 async def claim(ctx: Context, report: ReportRef) -> Text:
-    await _inbox(ctx).claim(report, ctx.sender)
+    await _inbox(ctx).claim(report, ctx.requester)
     return Text(f"You have claimed report {report}.", tone="ok")
 
 
@@ -219,8 +216,8 @@ async def claim(ctx: Context, report: ReportRef) -> Text:
 )
 async def unclaim(ctx: Context, report: ReportRef) -> Text:
     record = await _inbox(ctx).record(report)
-    await _inbox(ctx).unclaim(report, ctx.sender)
-    whose = "your claim" if record.claimed_by == ctx.sender else f"the claim of {record.claimed_by}"
+    await _inbox(ctx).unclaim(report, ctx.requester)
+    whose = "your claim" if record.claimed_by == ctx.requester else f"the claim of {record.claimed_by}"
     return Text(f"Released {whose} on report {report}: it is open again.", tone="ok")
 
 
@@ -230,7 +227,7 @@ async def unclaim(ctx: Context, report: ReportRef) -> Text:
     examples=["report resolve 12 spammer deactivated"],
 )
 async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
-    await _inbox(ctx).resolve(report, ctx.sender, _note(note))
+    await _inbox(ctx).resolve(report, ctx.requester, _note(note))
     return Text(f"Report {report} is resolved.", tone="ok")
 
 
@@ -244,7 +241,7 @@ async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Te
     examples=["report dismiss u3 not abusive"],
 )
 async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
-    _, existed = await _inbox(ctx).dismiss(report, ctx.sender, _note(note))
+    _, existed = await _inbox(ctx).dismiss(report, ctx.requester, _note(note))
     gone = "deleted it from the homeserver" if existed else "the homeserver had already deleted it"
     return Text(f"Report {report} is dismissed; {gone}.", tone="ok")
 
@@ -277,12 +274,8 @@ async def _reported_event(ctx: Context, report: ReportRef) -> Any:
     except NotFound:
         raise CommandError(f"the homeserver has no event report {report}, or no longer has its event") from None
     event = details.event_json or {}
-    sender = details.sender or event.get("sender")
-    if not sender:
+    if not (details.sender or event.get("sender")):
         raise CommandError(f"the homeserver no longer knows who sent the message of report {report}")
-    problem = ctx.user_protection(sender)
-    if problem:
-        raise CommandError(f"refused: {problem}")
     etype = event.get("type")
     if etype not in REDACTABLE_TYPES:
         raise CommandError(f"the reported event is a {etype or 'unknown'} event; only messages can be redacted this way "
@@ -326,8 +319,14 @@ async def redact(ctx: Context, report: ReportRef, reason: str | None) -> Text:
     failure = status.failed_redactions.get(details.event_id)
     if failure:
         return Text(f"The homeserver could not redact the message: {failure}.", tone="error")
-    await _inbox(ctx).redacted(report, ctx.sender)
+    await _inbox(ctx).redacted(report, ctx.requester)
     return Text(f"Redacted the message of report {report}. The report stays open: resolve or dismiss it when done.", tone="ok")
+
+
+@redact.targets
+async def _(ctx: Context, report: ReportRef, **_: Any) -> list[Target]:
+    details = await _reported_event(ctx, report)
+    return [Target("user", details.sender or details.event_json["sender"], "the reported message's sender")]
 
 
 @redact.preview
@@ -370,6 +369,11 @@ async def suspend(ctx: Context, report: ReportRef) -> Handoff:
     return Handoff("user suspend", {"user": await _reported_local_user(ctx, report, "suspended")})
 
 
+@suspend.targets
+async def _(ctx: Context, report: ReportRef) -> list[Target]:
+    return [Target("user", await _reported_local_user(ctx, report, "suspended"), "the reported user")]
+
+
 @report.command(
     "deactivate", summary="Deactivate the reported user: asks for the same confirmation as `user deactivate`",
     role=Role.ADMIN, params=[REPORT_PARAM],
@@ -377,3 +381,8 @@ async def suspend(ctx: Context, report: ReportRef) -> Handoff:
 )
 async def deactivate(ctx: Context, report: ReportRef) -> Handoff:
     return Handoff("user deactivate", {"user": await _reported_local_user(ctx, report, "deactivated")})
+
+
+@deactivate.targets
+async def _(ctx: Context, report: ReportRef) -> list[Target]:
+    return [Target("user", await _reported_local_user(ctx, report, "deactivated"), "the reported user")]
