@@ -17,7 +17,7 @@ def now_ms() -> int:
 class PendingConfirmation:
     code: str
     command: str
-    args: dict[str, Any]
+    invocation_json: str | None  # bot/invocation.py; cleared once decided (it may hold a password)
     sender: str
     room_id: str
     command_event_id: str
@@ -40,13 +40,17 @@ class AuditEntry:
     args: str
     result: str
     detail: str
+    invocation_json: str | None = None  # what ran: command and typed arguments, secrets left out
+    requested_by: str | None = None  # who asked, when someone else confirmed
+    confirmation: str | None = None  # the confirmation code it came from
+    job_id: int | None = None
 
 
 @dataclass(frozen=True)
 class JobRecord:
     id: int
-    kind: str
-    params: dict[str, Any]
+    kind: str  # the command's name
+    invocation_json: str | None  # bot/invocation.py; None for a bulk job of an older version
     state: dict[str, Any]
     status: str
     summary: str
@@ -58,6 +62,7 @@ class JobRecord:
     result_text: str
     created_ts: int
     updated_ts: int
+    cancel_requested_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from .records import (
     AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportHistory, ReportNote, ReportQuery, ReportRecord, now_ms,
@@ -22,8 +22,11 @@ from .records import (
 
 T = TypeVar("T")
 
-# Append only: a migration that has shipped is never edited, a new one is added.
-MIGRATIONS: list[str] = [
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+# Append only: a migration that has shipped is never edited, a new one is added. A migration is
+# SQL, or a function for what SQL cannot say clearly (rewriting JSON rows).
+MIGRATIONS: list[Migration] = [
     # 1: the core
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -117,11 +120,71 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX report_notices_report ON report_notices (kind, report_id);
     """,
-    # 3: report assignment — who gave a claimed report to its holder (`report assign`)
+    # 3: confirmations and jobs hold one stored invocation (bot/invocation.py); a job can be asked
+    #    to stop; an audit row records exactly what ran, for whom, and the confirmation it came from
+    """
+    ALTER TABLE confirmations ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN invocation_json TEXT;
+    ALTER TABLE audit ADD COLUMN requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN confirmation TEXT;
+    ALTER TABLE audit ADD COLUMN job_id INTEGER;
+    CREATE INDEX audit_confirmation ON audit (confirmation)
+    """,
+]
+
+
+# Jobs written before migration 3 packed their arguments by hand under a kind string. Those that
+# follow a task on the homeserver carry over (their arguments map onto the command's, their saved
+# task ID keeps its name); bulk jobs do not (their progress was kept in another shape), and the
+# runner marks them unknown with a message.
+_LEGACY_JOBS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "room-delete": ("room delete", (("room", "room"), ("purge", "purge"), ("block", "block"), ("message", "message"),
+                                    ("new_room_user", "new_room_user"), ("room_name", "room_name"),
+                                    ("force_purge", "force_purge"))),
+    "room-purge-history": ("room purge-history", (("room", "room"), ("before", "before"),
+                                                  ("delete_local_events", "delete_local_events"))),
+    "user-redact": ("user redact", (("user", "user"), ("rooms", "room"), ("limit", "limit"), ("reason", "reason"),
+                                    ("since", "since"))),
+    "media-purge": ("media purge", (("before", "before"), ("larger_than", "larger_than"),
+                                    ("keep_profiles", "keep_profiles"))),
+    "media-purge-remote": ("media purge-remote", (("before", "before"),)),
+}
+
+
+def _legacy_invocation(command: str, args: dict[str, Any], requester: str, room_id: str, event_id: str | None,
+                       thread_root: str | None) -> str:
+    # Format 1 of bot/invocation.py, written out here because a migration never changes.
+    return json.dumps({"format": 1, "command": command, "args": args, "requester": requester, "room_id": room_id,
+                       "event_id": event_id or "", "thread_root": thread_root, "targets": []})
+
+
+def _carry_over_invocations(conn: sqlite3.Connection) -> None:
+    for row in conn.execute("SELECT * FROM confirmations WHERE state = 'pending'").fetchall():
+        conn.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (_legacy_invocation(
+            row["command"], json.loads(row["args_json"]), row["sender"], row["room_id"], row["command_event_id"],
+            row["thread_root"]), row["code"]))
+    for row in conn.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall():
+        legacy = _LEGACY_JOBS.get(row["kind"])
+        if legacy is None:
+            continue
+        command, names = legacy
+        params = json.loads(row["params_json"])
+        args = {new: params[old] for old, new in names if old in params}
+        conn.execute("UPDATE jobs SET invocation_json = ?, kind = ? WHERE id = ?", (_legacy_invocation(
+            command, args, row["sender"], row["room_id"], row["reply_to"], row["thread_root"]), command, row["id"]))
+
+
+MIGRATIONS.append(_carry_over_invocations)  # 4
+
+# The report queue (assignment, notes, reopening, the queue's indexes): one migration per concern.
+MIGRATIONS += [
+    # 5: report assignment — who gave a claimed report to its holder (`report assign`)
     """
     ALTER TABLE reports ADD COLUMN assigned_by TEXT
     """,
-    # 4: report notes — the team's notes on a report, each with its author and time (`report note`)
+    # 6: report notes — the team's notes on a report, each with its author and time (`report note`)
     """
     CREATE TABLE report_notes (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -133,13 +196,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX report_notes_report ON report_notes (kind, report_id, id)
     """,
-    # 5: a dismissed report is deleted on the homeserver: remember when, so that a report reopened
+    # 7: a dismissed report is deleted on the homeserver: remember when, so that a report reopened
     #    afterwards is known to live in the bot's queue only
     """
     ALTER TABLE reports ADD COLUMN deleted_ts INTEGER;
     UPDATE reports SET deleted_ts = closed_ts WHERE state = 'dismissed'
     """,
-    # 6: the queue's questions, answered from indexes: reports about a user, about an event, by a
+    # 8: the queue's questions, answered from indexes: reports about a user, about an event, by a
     #    reporter (a notice's context, the dossier); open or claimed reports by age (filters, reminder)
     """
     CREATE INDEX reports_target ON reports (target, received_ts);
@@ -189,9 +252,12 @@ class Database:
                 continue
             conn.execute("BEGIN")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                if callable(script):
+                    script(conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -272,7 +338,7 @@ class Store:
         *,
         code: str,
         command: str,
-        args: dict[str, Any],
+        invocation_json: str,
         sender: str,
         room_id: str,
         command_event_id: str,
@@ -282,13 +348,13 @@ class Store:
     ) -> None:
         created = now_ms()
         await self.db.execute(
-            "INSERT INTO confirmations (code, command, args_json, sender, room_id, "
+            "INSERT INTO confirmations (code, command, args_json, invocation_json, sender, room_id, "
             "command_event_id, thread_root, summary, created_ts, expires_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code,
                 command,
-                json.dumps(args),
+                invocation_json,
                 sender,
                 room_id,
                 command_event_id,
@@ -311,7 +377,7 @@ class Store:
         return PendingConfirmation(
             code=row["code"],
             command=row["command"],
-            args=json.loads(row["args_json"]),
+            invocation_json=row["invocation_json"],
             sender=row["sender"],
             room_id=row["room_id"],
             command_event_id=row["command_event_id"],
@@ -354,7 +420,7 @@ class Store:
         The stored invocation is cleared at the same time: it may hold a password.
         """
         changed = await self.db.execute(
-            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}' "
+            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}', invocation_json = NULL "
             "WHERE code = ? AND state = 'pending' AND expires_ts > ?",
             (state, decided_by, now_ms(), code, now_ms()),
         )
@@ -374,7 +440,7 @@ class Store:
                 if row is not None:
                     conn.execute(
                         "UPDATE confirmations SET state = 'confirmed', decided_by = ?, "
-                        "decided_ts = ?, args_json = '{}' WHERE code = ?",
+                        "decided_ts = ?, args_json = '{}', invocation_json = NULL WHERE code = ?",
                         (decided_by, now_ms(), code),
                     )
                 conn.execute("COMMIT")
@@ -392,7 +458,7 @@ class Store:
         )
         if rows:
             await self.db.execute(
-                "UPDATE confirmations SET state = 'expired', args_json = '{}' "
+                "UPDATE confirmations SET state = 'expired', args_json = '{}', invocation_json = NULL "
                 "WHERE state = 'pending' AND expires_ts <= ?",
                 (now_ms(),),
             )
@@ -400,13 +466,20 @@ class Store:
 
     # -- audit log
     async def audit(
-        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = ""
+        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
+        invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
+        job_id: int | None = None,
     ) -> int:
         return await self.db.insert(
-            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_ms(), sender, room_id, command, args, result, detail[:2000]),
+            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, requested_by, "
+            "confirmation, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
+             confirmation, job_id),
         )
+
+    async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
+        rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
+        return [AuditEntry(**dict(row)) for row in rows]
 
     async def audit_entries(
         self, *, limit: int, before_id: int | None = None, sender: str | None = None
@@ -439,7 +512,7 @@ class Store:
         return JobRecord(
             id=row["id"],
             kind=row["kind"],
-            params=json.loads(row["params_json"]),
+            invocation_json=row["invocation_json"],
             state=json.loads(row["state_json"]),
             status=row["status"],
             summary=row["summary"],
@@ -451,13 +524,14 @@ class Store:
             result_text=row["result_text"],
             created_ts=row["created_ts"],
             updated_ts=row["updated_ts"],
+            cancel_requested_by=row["cancel_requested_by"],
         )
 
     async def add_job(
         self,
         *,
-        kind: str,
-        params: dict[str, Any],
+        command: str,
+        invocation_json: str,
         summary: str,
         sender: str,
         room_id: str,
@@ -466,10 +540,19 @@ class Store:
     ) -> int:
         ts = now_ms()
         return await self.db.insert(
-            "INSERT INTO jobs (kind, params_json, summary, sender, room_id, reply_to, thread_root, "
-            "created_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, json.dumps(params), summary, sender, room_id, reply_to, thread_root, ts, ts),
+            "INSERT INTO jobs (kind, params_json, invocation_json, summary, sender, room_id, reply_to, thread_root, "
+            "created_ts, updated_ts) VALUES (?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (command, invocation_json, summary, sender, room_id, reply_to, thread_root, ts, ts),
         )
+
+    async def request_job_cancel(self, job_id: int, by: str) -> bool:
+        """Ask a running job to stop at its next checkpoint (kept across a restart). True the first time."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET cancel_requested_by = ?, updated_ts = ? WHERE id = ? AND status = 'running' "
+            "AND cancel_requested_by IS NULL",
+            (by, now_ms(), job_id),
+        )
+        return changed == 1
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return self._job(await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,)))

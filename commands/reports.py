@@ -16,14 +16,14 @@ from bot.argtypes import ArgumentError, Duration, RoomID, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.parsing import PageRequest
-from bot.reports.inbox import ReportInbox
 from bot.reports.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.reports.views import (
     NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
     room_value, state_text,
 )
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
 from bot.records import ReportFacts, ReportQuery, ReportRecord
+from bot.services import ReportDesk
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
 from bot.units import format_ts, human_duration
 from bot.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
 
@@ -41,12 +41,9 @@ EVENT_REPORT_PARAM = Param("report", ReportRef, "event report id (a number)")
 NOTE_PARAM = Param("note", TextArg, "a note for the team, shown on the notice", optional=True, variadic=True)
 
 
-def _inbox(ctx: Context) -> ReportInbox:
-    """The report inbox: every handler here reaches the queue through this one function."""
-    inbox = ctx.extras.get("reports")
-    if inbox is None:
-        raise CommandError("the report inbox is not set up in this bot")
-    return inbox  # type: ignore[no-any-return]
+def _inbox(ctx: Context) -> ReportDesk:
+    """The report queue: every handler here reaches it through this one function."""
+    return ctx.reports
 
 
 def _note(words: list[str] | None) -> str | None:
@@ -120,7 +117,7 @@ async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, reported
                        page: PageRequest) -> Table:
     reported = reported or user
     if mine or assigned_to or older_than:
-        return await _list_queue(ctx, all=all, claimed_by=ctx.sender if mine else assigned_to, mine=mine,
+        return await _list_queue(ctx, all=all, claimed_by=ctx.requester if mine else assigned_to, mine=mine,
                                  older_than=older_than, reported=reported, reporter=reporter, room=room, page=page)
     event_offset, user_offset = _merge_token(page.from_token)
     events = await ctx.api.list_event_reports(from_token=event_offset, limit=page.limit, direction="b",
@@ -266,7 +263,7 @@ def _next_steps(ctx: Context, record: ReportRecord) -> Text | None:
     params=[REPORT_PARAM], details="A 👀 reaction on the report's notice does the same.",
 )
 async def claim(ctx: Context, report: ReportRef) -> Text:
-    await _inbox(ctx).claim(report, ctx.sender)
+    await _inbox(ctx).claim(report, ctx.requester)
     return Text(f"You have claimed report {report}.", tone="ok")
 
 
@@ -276,8 +273,8 @@ async def claim(ctx: Context, report: ReportRef) -> Text:
 )
 async def unclaim(ctx: Context, report: ReportRef) -> Text:
     record = await _inbox(ctx).record(report)
-    await _inbox(ctx).unclaim(report, ctx.sender)
-    whose = "your claim" if record.claimed_by == ctx.sender else f"the claim of {record.claimed_by}"
+    await _inbox(ctx).unclaim(report, ctx.requester)
+    whose = "your claim" if record.claimed_by == ctx.requester else f"the claim of {record.claimed_by}"
     return Text(f"Released {whose} on report {report}: it is open again.", tone="ok")
 
 
@@ -291,7 +288,7 @@ async def unclaim(ctx: Context, report: ReportRef) -> Text:
 )
 async def assign(ctx: Context, report: ReportRef, moderator: str) -> Text:
     before = await _inbox(ctx).record(report)
-    await _inbox(ctx).assign(report, moderator, ctx.sender)
+    await _inbox(ctx).assign(report, moderator, ctx.requester)
     taken = f" (it was claimed by {before.claimed_by})" if before.state == CLAIMED and before.claimed_by else ""
     return Text(f"Report {report} is assigned to {moderator}{taken}.", tone="ok")
 
@@ -303,7 +300,7 @@ async def assign(ctx: Context, report: ReportRef, moderator: str) -> Text:
     examples=["report note 12 asked the room's moderators for context"],
 )
 async def note(ctx: Context, report: ReportRef, text: list[str]) -> Text:
-    count = await _inbox(ctx).add_note(report, " ".join(text), ctx.sender)
+    count = await _inbox(ctx).add_note(report, " ".join(text), ctx.requester)
     return Text(f"Noted on report {report} ({count} note{'s' if count != 1 else ''} now).", tone="ok")
 
 
@@ -316,7 +313,7 @@ async def note(ctx: Context, report: ReportRef, text: list[str]) -> Text:
 )
 async def reopen(ctx: Context, report: ReportRef) -> Text:
     before = await _inbox(ctx).record(report)
-    await _inbox(ctx).reopen(report, ctx.sender)
+    await _inbox(ctx).reopen(report, ctx.requester)
     if before.deleted_ts:
         return Text(f"Report {report} is open again in the bot's queue only: it was deleted on the homeserver when it "
                     "was dismissed, and that cannot be undone.", tone="warning")
@@ -329,7 +326,7 @@ async def reopen(ctx: Context, report: ReportRef) -> Text:
     examples=["report resolve 12 spammer deactivated"],
 )
 async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
-    await _inbox(ctx).resolve(report, ctx.sender, _note(note))
+    await _inbox(ctx).resolve(report, ctx.requester, _note(note))
     return Text(f"Report {report} is resolved.", tone="ok")
 
 
@@ -343,7 +340,7 @@ async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Te
     examples=["report dismiss u3 not abusive"],
 )
 async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
-    _, existed = await _inbox(ctx).dismiss(report, ctx.sender, _note(note))
+    _, existed = await _inbox(ctx).dismiss(report, ctx.requester, _note(note))
     gone = "deleted it from the homeserver" if existed else "the homeserver had already deleted it"
     return Text(f"Report {report} is dismissed; {gone}.", tone="ok")
 
@@ -376,12 +373,8 @@ async def _reported_event(ctx: Context, report: ReportRef) -> Any:
     except NotFound:
         raise CommandError(f"the homeserver has no event report {report}, or no longer has its event") from None
     event = details.event_json or {}
-    sender = details.sender or event.get("sender")
-    if not sender:
+    if not (details.sender or event.get("sender")):
         raise CommandError(f"the homeserver no longer knows who sent the message of report {report}")
-    problem = ctx.user_protection(sender)
-    if problem:
-        raise CommandError(f"refused: {problem}")
     etype = event.get("type")
     if etype not in REDACTABLE_TYPES:
         raise CommandError(f"the reported event is a {etype or 'unknown'} event; only messages can be redacted this way "
@@ -425,8 +418,14 @@ async def redact(ctx: Context, report: ReportRef, reason: str | None) -> Text:
     failure = status.failed_redactions.get(details.event_id)
     if failure:
         return Text(f"The homeserver could not redact the message: {failure}.", tone="error")
-    await _inbox(ctx).redacted(report, ctx.sender)
+    await _inbox(ctx).redacted(report, ctx.requester)
     return Text(f"Redacted the message of report {report}. The report stays open: resolve or dismiss it when done.", tone="ok")
+
+
+@redact.targets
+async def _(ctx: Context, report: ReportRef, **_: Any) -> list[Target]:
+    details = await _reported_event(ctx, report)
+    return [Target("user", details.sender or details.event_json["sender"], "the reported message's sender")]
 
 
 @redact.preview
@@ -469,6 +468,11 @@ async def suspend(ctx: Context, report: ReportRef) -> Handoff:
     return Handoff("user suspend", {"user": await _reported_local_user(ctx, report, "suspended")})
 
 
+@suspend.targets
+async def _(ctx: Context, report: ReportRef) -> list[Target]:
+    return [Target("user", await _reported_local_user(ctx, report, "suspended"), "the reported user")]
+
+
 @report.command(
     "deactivate", summary="Deactivate the reported user: asks for the same confirmation as `user deactivate`",
     role=Role.ADMIN, params=[REPORT_PARAM],
@@ -476,3 +480,8 @@ async def suspend(ctx: Context, report: ReportRef) -> Handoff:
 )
 async def deactivate(ctx: Context, report: ReportRef) -> Handoff:
     return Handoff("user deactivate", {"user": await _reported_local_user(ctx, report, "deactivated")})
+
+
+@deactivate.targets
+async def _(ctx: Context, report: ReportRef) -> list[Target]:
+    return [Target("user", await _reported_local_user(ctx, report, "deactivated"), "the reported user")]

@@ -92,7 +92,7 @@ class CommandRunner(Protocol):
 
 class ReportInbox:
     """Polls the reports, posts them, and keeps their state and notices. Commands reach it as
-    `ctx.extras["reports"]`; with `reports.enabled: false` it does not poll, and the commands
+    `ctx.reports` (through bot/services.py); with `reports.enabled: false` it does not poll, and the commands
     still work (they change the state and edit the notices that exist)."""
 
     def __init__(
