@@ -25,7 +25,9 @@ from .mas import MASDetection, detect_mas
 from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
+from .policy import Policy
 from .reports.inbox import ReportInbox
+from .services import ReportDesk
 from .spec import CommandTable
 from .storage import Database, Store
 
@@ -44,6 +46,7 @@ class App:
         admin_transport: httpx.AsyncBaseTransport | None = None,
         job_poll_interval: float = 1.0,
         job_edit_interval: float = 2.0,
+        job_batch_size: int | None = None,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
         scrubber: SecretScrubber | None = None,
@@ -60,6 +63,7 @@ class App:
         self._admin_transport = admin_transport
         self._job_poll_interval = job_poll_interval
         self._job_edit_interval = job_edit_interval
+        self._job_options: dict[str, Any] = {} if job_batch_size is None else {"batch_size": job_batch_size}
         self._matrix_options: dict[str, Any] = dict(matrix_options or {})
         if undecryptable_grace_s is not None:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
@@ -70,7 +74,7 @@ class App:
         self.matrix: MatrixClient
         self.jobs: JobRunner
         self.dispatcher: Dispatcher
-        self.extras: dict[str, Any] = {}
+        self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
         self._report_page_size = report_page_size
         self.reports: ReportInbox
@@ -102,18 +106,21 @@ class App:
             transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
             gate=self.gate,
         )
+        self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(
-            store=self.store, api=self.api, access=access, sender=self.matrix, runners=self.table.jobs,
-            poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
+            store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
+            sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
+            **self._job_options,
         )
         self.dispatcher = Dispatcher(
-            table=self.table, access=access, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
+            table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
-            extras=self.extras,
         )
-        self._build_report_inbox(admin_rooms)
+        self._build_report_inbox(admin_rooms, access)
+        if config.reports.enabled:
+            await self.reports.begin()  # the starting point, before the first poll (bot/reports/inbox.py)
         await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
@@ -151,16 +158,16 @@ class App:
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
 
-        Both go to the commands through `ctx.extras` ("mas", "mas_detection"). Building the client
+        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`). Building the client
         needs no network; its secrets reach the log scrubber before any request.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.extras["mas"] = self.mas
+            self.dispatcher.mas = self.mas
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.extras["mas_detection"] = self.mas_detection
+        self.dispatcher.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)
@@ -176,15 +183,17 @@ class App:
         self.metrics.serve(host, port)
         log.info("metrics on http://%s:%d/metrics", host, port)
 
-    def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
+    def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
         """The report inbox (bot/reports/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        reports = self.config.reports
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
-            prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
-            ready=lambda: self.matrix.caught_up, **options,
+            prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
+            ready=lambda: self.matrix.caught_up, role_of=access.role_of,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, **options,
         )
-        self.extras["reports"] = self.reports
+        self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from .argtypes import describe_value
-from .spec import Command
+from .invocation import Invocation
 from .views import Code, Doc, Record, Text
 
 # No 0/O, 1/I/L: codes are read off a screen and typed on a phone.
@@ -29,31 +28,8 @@ def normalise_key(key: str) -> str:
     return key.replace("\ufe0f", "")
 
 
-def describe_args(command: Command, args: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Each argument as the bot understood it; secrets hidden."""
-    lines: list[tuple[str, Any]] = []
-    for param in command.params:
-        value = args.get(param.name)
-        if value is None or value == []:
-            continue
-        lines.append((param.name, "(hidden)" if param.secret else describe_value(param.type, value)))
-    for flag in command.flags:
-        value = args.get(flag.dest)
-        if value is None or value is False or value == [] or value == flag.default:
-            continue
-        shown = "(hidden)" if flag.secret else ("yes" if value is True else describe_value(flag.type, value))
-        lines.append((flag.option, shown))
-    return lines
-
-
-def audit_args(command: Command, args: dict[str, Any]) -> str:
-    return " ".join(f"{name}={value}" for name, value in describe_args(command, args))
-
-
-def prompt_view(
-    command: Command, args: dict[str, Any], preview: Any, *, code: str | None, prefix: str, timeout_s: float
-) -> Doc:
-    what = Record(f"This will run: {command.name} — {command.summary}", describe_args(command, args))
+def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str, timeout_s: float) -> Doc:
+    what = Record(f"This will run: {inv.name} — {inv.command.summary}", inv.described())
     if code is None:
         footer = Text("Dry run: nothing was changed.", tone="info")
     else:

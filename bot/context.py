@@ -1,57 +1,49 @@
-"""The narrow view of the bot that a command handler gets."""
+"""The narrow view of the bot that a command handler gets: the Admin API client, who runs the
+command with which role, where (room, event, thread), the clock, a way to say something before
+the final reply, and the typed services a group really needs. Nothing else: policy, storage,
+the command table and the dispatcher stay out of reach of commands.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from .jobs import job_view
-from .spec import CommandTable, Role
-from .views import JobStarted
+from .spec import CommandError, Role
 
 if TYPE_CHECKING:
-    from .access import Access
     from .admin_api import AdminAPI
-    from .jobs import JobRunner
-    from .storage import Store
+    from .mas import MASDetection
+    from .mas_api import MASAPI
+    from .services import BotStatus, ReportDesk
 
 
-class Controls(Protocol):
-    """Operations on pending confirmations, provided by the dispatcher."""
-
-    async def confirm(self, ctx: Context, code: str | None) -> Any: ...
-
-    async def cancel(self, ctx: Context, code: str | None) -> Any: ...
+async def _nowhere(view: Any) -> None:
+    return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
     api: AdminAPI
-    store: Store
-    access: Access
-    table: CommandTable
-    jobs: JobRunner
-    controls: Controls
-    sender: str
+    requester: str  # who runs it: the person who typed it, or who confirmed it
     role: Role
     room_id: str
-    event_id: str
+    event_id: str  # what replies answer to
     thread_root: str | None
     server_name: str
     bot_user_id: str
     prefix: str
     now_ms: Callable[[], int]
-    extras: dict[str, Any]  # optional parts (e.g. the report inbox), by name
+    note: Callable[[Any], Awaitable[None]] = _nowhere  # say something now, before the final reply
+    report_desk: ReportDesk | None = None
+    bot_status: BotStatus | None = None
+    mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
+    mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
 
-    async def start_job(self, kind: str, params: dict[str, Any], *, summary: str, view: Any) -> JobStarted:
-        """Persist a long operation; it starts once its progress message (the reply) is sent."""
-        job_id = await self.jobs.create(
-            kind=kind, params=params, summary=summary, sender=self.sender, room_id=self.room_id,
-            reply_to=self.event_id, thread_root=self.thread_root,
-        )
-        return JobStarted(job_id, job_view(job_id, summary, "running", 0, view))
-
-    def user_protection(self, user_id: str) -> str | None:
-        """Why this sender may not act on this account (for bulk operations), or None."""
-        return self.access.user_protection(self.role, user_id)
+    @property
+    def reports(self) -> ReportDesk:
+        """The report queue; a clear refusal when this bot runs without one."""
+        if self.report_desk is None:
+            raise CommandError("the report inbox is not set up in this bot")
+        return self.report_desk

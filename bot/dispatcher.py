@@ -1,7 +1,15 @@
-"""admin room? → parse → authorise → resolve → protect → preview/confirm or execute → reply → audit.
+"""What runs a command: admin room? → parse → authorise → resolve aliases → derive targets →
+protect → preview and confirm, or execute (directly, or as a job) → reply → audit.
 
-Every check that decides whether something runs lives here, once, before any handler or API
-call: handlers never test roles or targets themselves.
+Every check that decides whether something runs lives here (and, for jobs, in bot/jobs.py),
+once, before any handler or API call: handlers never test roles or targets themselves. The
+decisions themselves are bot/policy.py's.
+
+A destructive command is stored as an Invocation (bot/invocation.py) behind a confirmation code;
+`confirm <code>` and a ✅ on the prompt take the same path (`decide`), which decodes and
+validates the invocation again, re-checks the role and targets of whoever confirms, and executes
+it with one audit row that names the confirmation. The runtime's own verbs (help, confirm,
+cancel, audit, jobs: bot/verbs.py) are run here too, outside the command path.
 """
 
 from __future__ import annotations
@@ -15,20 +23,23 @@ import shlex
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import helptext
-from .access import Access
+from . import helptext, verbs
 from .admin_api.errors import AdminAPIError
-from .argtypes import ArgumentError, ParseEnv, load_value
-from .confirm import CANCEL_KEYS, CONFIRM_KEYS, audit_args, new_code, normalise_code, normalise_key, prompt_view
+from .argtypes import ArgumentError, ParseEnv
+from .confirm import CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_view
 from .context import Context
 from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
-from .jobs import JobRunner
-from .parsing import CommandNotFound, HelpRequest, Invocation, PageRequest, UsageError, parse
+from .invocation import InvalidInvocation, Invocation, decode, encode, typed_args
+from .jobs import JobRunner, job_view
+from .parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
+from .policy import Policy
 from .render import csv_cell, edit_content, notice_content, plain_value, render_fitting
-from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role
+from .services import BotStatus, ReportDesk
+from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
 from .storage import PendingConfirmation, Store
 from .views import Attachment, Doc, Handoff, JobStarted, Table, Text
 
@@ -41,12 +52,23 @@ STALE_COMMAND_MS = 15 * 60 * 1000
 ReactionHook = Callable[[IncomingReaction, Role | None], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run an invocation this time; not part of what is stored."""
+
+    dry_run: bool = False
+    page: PageRequest | None = None
+    export: str | None = None
+    tokens: tuple[str, ...] = ()  # the words typed, for the next-page hint
+    quiet: bool = False  # a plain success gets no reply (a reaction's caller shows it)
+
+
 class Dispatcher:
     def __init__(
         self,
         *,
         table: CommandTable,
-        access: Access,
+        policy: Policy,
         api: Any,
         store: Store,
         messenger: Messenger,
@@ -56,11 +78,11 @@ class Dispatcher:
         bot_user_id: str,
         confirm_timeout: float,
         require_cross_signed_senders: bool = False,
-        extras: dict[str, Any] | None = None,
+        report_desk: ReportDesk | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
         self.table = table
-        self.access = access
+        self.policy = policy
         self.api = api
         self.store = store
         self.messenger = messenger
@@ -70,31 +92,38 @@ class Dispatcher:
         self.bot_user_id = bot_user_id
         self.confirm_timeout = confirm_timeout
         self.require_cross_signed_senders = require_cross_signed_senders
-        self.extras = extras if extras is not None else {}
+        self.report_desk = report_desk
+        self.bot_status = BotStatus(store, jobs.running)
+        self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
+        self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
 
+    @property
+    def admin_rooms(self) -> Any:
+        return self.policy.access.admin_rooms
+
     # -- entry points from the Matrix layer
 
     async def on_message(self, msg: IncomingMessage) -> None:
-        if msg.room_id not in self.access.admin_rooms or msg.sender == self.bot_user_id:
+        if msg.room_id not in self.admin_rooms or msg.sender == self.bot_user_id:
             return
         if msg.is_edit or msg.msgtype != "m.text":
             return
         rest = self._strip_prefix(msg.body)
         if rest is None:
             return
-        role = self.access.role_of(msg.sender)
+        role = self.policy.role_of(msg.sender)
         ctx = self._context(msg.sender, role or Role.VIEWER, msg.room_id, msg.event_id, msg.thread_root)
         if role is None:
             await self._reply(ctx, Text("You are not allowed to use this bot.", tone="error"))
-            await self._audit(ctx, "(refused)", rest[:200], "refused", "sender has no role")
+            await self._audit_refusal(ctx, rest[:200], "sender has no role")
             return
         untrusted = self._untrusted_device(msg.room_id, msg.encrypted, msg.sender_device, msg.sender_device_trusted)
         if untrusted is not None:
             await self._reply(ctx, Text(f"Refused: this message {untrusted}, then send the command again.", tone="error"))
-            await self._audit(ctx, "(refused)", rest[:200], "refused", "device not cross-signed")
+            await self._audit_refusal(ctx, rest[:200], "device not cross-signed")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
             await self._reply(ctx, Text(
@@ -118,44 +147,37 @@ class Dispatcher:
                 "Verify the device from another session")
 
     async def on_reaction(self, reaction: IncomingReaction) -> None:
-        if reaction.room_id not in self.access.admin_rooms or reaction.sender == self.bot_user_id:
+        if reaction.room_id not in self.admin_rooms or reaction.sender == self.bot_user_id:
             return
-        role = self.access.role_of(reaction.sender)
+        role = self.policy.role_of(reaction.sender)
         key = normalise_key(reaction.key)
-        if self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
-                                  reaction.sender_device_trusted) is not None:
-            # Reactions act too (✅ confirms, report notices take reactions), but clients send them in the
-            # clear, so their device is unknown: with cross-signed senders required, they act on nothing.
-            if role is not None and (key in CONFIRM_KEYS or key in CANCEL_KEYS):
-                pending = await self.store.confirmation_by_prompt(reaction.target_event_id)
-                if pending is not None:
-                    ctx = self._context(reaction.sender, role, reaction.room_id, reaction.target_event_id,
-                                        pending.thread_root)
-                    verb = "confirm" if key in CONFIRM_KEYS else "cancel"
-                    await self._reply(ctx, Text(
-                        f"Not {verb}ed: the bot only takes commands from devices their owner has cross-signed, "
-                        "and cannot tell which device sent a reaction (clients send reactions unencrypted). "
-                        f"Send {self.prefix} {verb} {pending.code} instead.", tone="error"))
-            return
-        if key in CONFIRM_KEYS or key in CANCEL_KEYS:
-            pending = await self.store.confirmation_by_prompt(reaction.target_event_id)
-            if pending is not None:
-                if role is None:
-                    return  # a stranger's reaction changes nothing
-                ctx = self._context(reaction.sender, role, reaction.room_id, reaction.target_event_id, pending.thread_root)
-                if key in CONFIRM_KEYS:
-                    view = await self.confirm(ctx, pending.code)
-                else:
-                    view = await self.cancel(ctx, pending.code)
-                reply_id = await self._reply(ctx, view)
-                await self._after_reply(view, reply_id, ctx)
+        deciding = key in CONFIRM_KEYS or key in CANCEL_KEYS
+        pending = await self.store.confirmation_by_prompt(reaction.target_event_id) if deciding else None
+        if pending is not None and role is not None:
+            ctx = self._context(reaction.sender, role, reaction.room_id, reaction.target_event_id, pending.thread_root)
+            verb = "confirm" if key in CONFIRM_KEYS else "cancel"
+            if self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
+                                      reaction.sender_device_trusted) is not None:
+                # Clients send reactions in the clear, so their device is unknown: with cross-signed
+                # senders required, a reaction decides nothing.
+                await self._reply(ctx, Text(
+                    f"Not {verb}ed: the bot only takes commands from devices their owner has cross-signed, "
+                    "and cannot tell which device sent a reaction (clients send reactions unencrypted). "
+                    f"Send {self.prefix} {verb} {pending.code} instead.", tone="error"))
                 return
+            view = await self.decide(ctx, pending.code, confirm=key in CONFIRM_KEYS)  # the path of `confirm <code>`
+            if view is not None:
+                await self._reply(ctx, view)
+            return
+        if pending is not None or self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
+                                                         reaction.sender_device_trusted) is not None:
+            return  # a stranger's reaction on a prompt, or a reaction from an unknown device: nothing happens
         for hook in self.reaction_hooks:
             if await hook(reaction, role):
                 return
 
     async def on_undecryptable(self, event: UndecryptableMessage) -> None:
-        if event.room_id not in self.access.admin_rooms or self.access.role_of(event.sender) is None:
+        if event.room_id not in self.admin_rooms or self.policy.role_of(event.sender) is None:
             return
         ctx = self._context(event.sender, Role.VIEWER, event.room_id, event.event_id, None)
         await self._reply(ctx, Text(
@@ -172,19 +194,24 @@ class Dispatcher:
         confirmation, reply and audit. `args` are in their stored (JSON) form. With `quiet`, a plain
         success gets no reply (the caller shows it, e.g. by editing a notice); refusals, errors and
         prompts are answered as usual. A sender without a role is ignored."""
-        role = self.access.role_of(sender)
-        if role is None or room_id not in self.access.admin_rooms:
+        role = self.policy.role_of(sender)
+        if role is None or room_id not in self.admin_rooms:
             return "ignored"
         ctx = self._context(sender, role, room_id, reply_to, thread_root)
         return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
 
     async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
         command = self.table.by_name.get(name)
-        if command is None:
+        if command is None or command.runtime:
             await self._reply(ctx, Text(f"{name} is not available in this version of the bot.", tone="error"))
             return "unknown"
-        inv = Invocation(command=command, args=_load_args(command, raw_args), page=PageRequest() if command.paged else None)
-        return await self._run(ctx, inv, started, quiet=quiet)
+        try:
+            args = typed_args(command, raw_args, self._env())
+        except ArgumentError as exc:
+            await self._reply(ctx, helptext.usage_error(command, str(exc), self.prefix))
+            return "usage"
+        inv = self._invocation(ctx, command, args)
+        return await self._run(ctx, inv, RunOptions(page=PageRequest() if command.paged else None, quiet=quiet), started)
 
     # -- the command path
 
@@ -202,9 +229,8 @@ class Dispatcher:
         if not text:
             await self._reply(ctx, helptext.overview(self.table, self.prefix))
             return
-        env = ParseEnv(server_name=self.server_name, now_ms=self.clock())
         try:
-            parsed = parse(text, self.table, env)
+            parsed = parse(text, self.table, self._env())
         except CommandNotFound as exc:
             await self._reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
             self._observe("(unknown)", "unknown", started)
@@ -221,80 +247,125 @@ class Dispatcher:
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
             return
-        await self._run(ctx, parsed, started)
+        if parsed.command.runtime:
+            await self._run_verb(ctx, parsed, started)
+            return
+        inv = self._invocation(ctx, parsed.command, parsed.args)
+        options = RunOptions(dry_run=parsed.dry_run, page=parsed.page, export=parsed.export, tokens=tuple(parsed.tokens))
+        await self._run(ctx, inv, options, started)
 
-    async def _run(self, ctx: Context, inv: Invocation, started: float, *, quiet: bool = False) -> str:
-        command = inv.command
-        if command.secret_names and any(inv.args.get(n) for n in command.secret_names):
+    def _invocation(self, ctx: Context, command: Command, args: dict[str, Any]) -> Invocation:
+        return Invocation(command=command, args=args, requester=ctx.requester, room_id=ctx.room_id,
+                          event_id=ctx.event_id, thread_root=ctx.thread_root)
+
+    async def _run(self, ctx: Context, inv: Invocation, options: RunOptions, started: float) -> str:
+        if inv.command.secret_names and any(inv.args.get(n) for n in inv.command.secret_names):
             await self._redact_secret(ctx)  # first: whatever happens next, the password leaves the room
-        if not self.access.may_run(ctx.role, command, inv.args):
-            await self._reply(ctx, Text(f"Refused: {_as_asked(command, inv.args)} needs the {command.role_for(inv.args).label} role; you are a {ctx.role.label}.", tone="error"))
-            await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", "role")
-            self._observe(command.name, "refused", started)
+        checked = await self._checked(ctx, inv, started)
+        if isinstance(checked, str):
+            return checked
+        if checked.destructive or options.dry_run:
+            result = await self._prompt(ctx, checked, options)
+        else:
+            result = await self._execute(ctx, checked, options)
+        self._observe(inv.name, result, started)
+        return result
+
+    async def _checked(self, ctx: Context, inv: Invocation, started: float) -> Invocation | str:
+        """The invocation with aliases resolved and derived targets found, if `ctx`'s role may run
+        it and every target is within its reach; otherwise the refusal is answered and audited."""
+        if not self.policy.may_run(ctx.role, inv):
+            await self._reply(ctx, Text(f"Refused: {_as_asked(inv)} needs the {inv.role_needed.label} role; "
+                                        f"you are a {ctx.role.label}.", tone="error"))
+            await self._audit(ctx, inv, "refused", "role")
+            self._observe(inv.name, "refused", started)
             return "refused"
         try:
-            await self._resolve(inv)
+            inv = await self._derive_targets(ctx, await self._resolve(inv))
         except ArgumentError as exc:
-            await self._reply(ctx, helptext.usage_error(command, str(exc), self.prefix))
+            await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
             return "usage"
         except AdminAPIError as exc:
             await self._reply(ctx, helptext.api_error(exc))
             return f"error {exc.errcode}"
-        problem = self.access.protection_problem(ctx.role, command, inv.args)
+        except CommandError as exc:
+            await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
+            return "refused"
+        problem = await self.policy.invocation_problem(ctx.role, inv)
         if problem:
             await self._reply(ctx, Text(f"Refused: {problem}.", tone="error"))
-            await self._audit(ctx, command.name, audit_args(command, inv.args), "refused", problem)
-            self._observe(command.name, "refused", started)
+            await self._audit(ctx, inv, "refused", problem)
+            self._observe(inv.name, "refused", started)
             return "refused"
-        if command.destructive_for(inv.args) or inv.dry_run:
-            result = await self._prompt(ctx, inv)
-        else:
-            result = await self._execute(ctx, inv, quiet=quiet)
-        self._observe(command.name, result, started)
-        return result
+        return inv
 
-    async def _resolve(self, inv: Invocation) -> None:
+    async def _resolve(self, inv: Invocation) -> Invocation:
         """Aliases → room IDs, before the prompt, so a confirmation acts on what it showed."""
         declared = {p.name: p.type for p in inv.command.params} | {f.dest: f.type for f in inv.command.all_flags}
-        for name, value in list(inv.args.items()):
-            argtype = declared.get(name)
-            resolve = getattr(argtype, "resolve", None)
+        args = dict(inv.args)
+        for name, value in inv.args.items():
+            resolve = getattr(declared.get(name), "resolve", None)
             if resolve is None or value is None:
                 continue
-            if isinstance(value, list):
-                inv.args[name] = [await resolve(item, self.api) for item in value]
-            else:
-                inv.args[name] = await resolve(value, self.api)
+            args[name] = [await resolve(item, self.api) for item in value] if isinstance(value, list) else await resolve(value, self.api)
+        return inv.with_args(args)
 
-    async def _invoke(self, ctx: Context, inv: Invocation) -> tuple[Any, str]:
+    async def _derive_targets(self, ctx: Context, inv: Invocation) -> Invocation:
+        """What the command acts on beyond its arguments (the sender of a reported message)."""
+        derive = inv.command.target_deriver
+        if derive is None:
+            return inv
+        return inv.with_targets(await derive(ctx, **inv.args))
+
+    async def _invoke(self, ctx: Context, inv: Invocation, options: RunOptions) -> tuple[Any, str]:
         """Run a handler; returns (view, result for the audit log). Never raises."""
         try:
-            if inv.export:
-                view = await self._export(ctx, inv)
+            if options.export:
+                view = await self._export(ctx, inv, options)
             else:
-                view = await inv.command.handler(ctx, **inv.handler_kwargs())
-            return self._with_next_hint(view, inv), "ok"
+                view = await inv.command.handler(ctx, **self._kwargs(inv, options.page))
+            return self._with_next_hint(view, inv, options), "ok"
         except AdminAPIError as exc:
             return helptext.api_error(exc), f"error {exc.errcode}"
         except ArgumentError as exc:
             return helptext.usage_error(inv.command, str(exc), self.prefix), "usage"
         except CommandError as exc:
-            return Text(f"{inv.command.name}: {exc}", tone="error"), "refused"
+            return Text(f"{inv.name}: {exc}", tone="error"), "refused"
         except Exception as exc:  # a handler bug must not take the bot down or leak details
-            log.exception("command %s failed", inv.command.name)
-            return Text(f"Internal error while running {inv.command.name} ({type(exc).__name__}); the bot's log has the details.", tone="error"), "internal error"
+            log.exception("command %s failed", inv.name)
+            return Text(f"Internal error while running {inv.name} ({type(exc).__name__}); the bot's log has the details.", tone="error"), "internal error"
 
-    async def _execute(self, ctx: Context, inv: Invocation, *, note: str = "", quiet: bool = False) -> str:
-        view, result = await self._invoke(ctx, inv)
+    @staticmethod
+    def _kwargs(inv: Invocation, page: PageRequest | None) -> dict[str, Any]:
+        kwargs = dict(inv.args)
+        if inv.command.paged:
+            kwargs["page"] = page or PageRequest()
+        return kwargs
+
+    async def _execute(self, ctx: Context, inv: Invocation, options: RunOptions,
+                       confirmation: PendingConfirmation | None = None) -> str:
+        """Run it (or start its job), answer, and write its one audit row."""
+        job_id: int | None = None
+        if inv.command.job:
+            view, result = None, "ok"
+        else:
+            view, result = await self._invoke(ctx, inv, options)
+        if isinstance(view, RunAsJob) and inv.command.job_body is None:
+            log.error("%s asked to run as a job but declares no job body (@command.as_job)", inv.name)
+            view, result = Text(f"Internal error while running {inv.name}; the bot's log has the details.", tone="error"), "internal error"
+        elif inv.command.job or isinstance(view, RunAsJob):
+            job_id = await self.jobs.create(inv, started_by=ctx.requester)
+            view = JobStarted(job_id, job_view(job_id, inv.command_line(), "running", 0, Text("Starting…")))
+        detail = _execution_detail(ctx, inv, confirmation, job_id)
         if isinstance(view, Handoff):
-            await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), "handed off", view.command)
+            await self._audit(ctx, inv, "handed off", view.command, confirmation=confirmation)
             return await self._run_built(ctx, view.command, view.args, time.monotonic())
-        if quiet and result == "ok":
-            await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), result, note or "by reaction")
+        if options.quiet and result == "ok":
+            await self._audit(ctx, inv, result, detail or "by reaction", confirmation=confirmation)
             return result
         reply_id = await self._reply(ctx, view)
         await self._after_reply(view, reply_id, ctx)
-        await self._audit(ctx, inv.command.name, audit_args(inv.command, inv.args), result, note)
+        await self._audit(ctx, inv, result, detail, confirmation=confirmation, job_id=job_id)
         return result
 
     async def _after_reply(self, view: Any, reply_id: str | None, ctx: Context) -> None:
@@ -309,43 +380,94 @@ class Dispatcher:
             finally:
                 os.unlink(view.path)
 
-    async def _prompt(self, ctx: Context, inv: Invocation) -> str:
-        command = inv.command
+    async def _prompt(self, ctx: Context, inv: Invocation, options: RunOptions) -> str:
         preview = None
-        if command.preview_handler is not None:
+        if inv.command.preview_handler is not None:
             try:
-                preview = await command.preview_handler(ctx, **inv.handler_kwargs())
+                preview = await inv.command.preview_handler(ctx, **self._kwargs(inv, options.page))
             except AdminAPIError as exc:
                 await self._reply(ctx, helptext.api_error(exc))
-                await self._audit(ctx, command.name, audit_args(command, inv.args), f"error {exc.errcode}", "preview")
+                await self._audit(ctx, inv, f"error {exc.errcode}", "preview")
                 return f"error {exc.errcode}"
             except ArgumentError as exc:
-                await self._reply(ctx, helptext.usage_error(command, str(exc), self.prefix))
+                await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
                 return "usage"
             except CommandError as exc:
-                await self._reply(ctx, Text(f"{command.name}: {exc}", tone="error"))
+                await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
                 return "refused"
-        if inv.dry_run:
-            await self._reply(ctx, prompt_view(command, inv.args, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
-            await self._audit(ctx, command.name, audit_args(command, inv.args), "dry-run")
+        if options.dry_run:
+            await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
+            await self._audit(ctx, inv, "dry-run")
             return "dry-run"
         code = new_code()
         await self.store.add_confirmation(
-            code=code, command=command.name, args=_jsonable(inv.args), sender=ctx.sender, room_id=ctx.room_id,
-            command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=audit_args(command, inv.args),
+            code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
+            command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
             ttl_ms=int(self.confirm_timeout * 1000),
         )
-        prompt_id = await self._reply(ctx, prompt_view(command, inv.args, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout))
+        prompt_id = await self._reply(ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout))
         if prompt_id:
             await self.store.set_confirmation_prompt(code, prompt_id)
-        await self._audit(ctx, command.name, audit_args(command, inv.args), "pending", f"confirmation {code}")
+        await self._audit(ctx, inv, "pending", f"confirmation {code}", confirmation_code=code)
         return "pending"
 
-    # -- confirmations (the Controls of the Context)
+    # -- deciding on a stored invocation: `confirm`/`cancel <code>`, ✅/❌ on the prompt
+
+    async def decide(self, ctx: Context, code: str | None, *, confirm: bool) -> Any:
+        """Confirm (run) or cancel a pending invocation. Returns what to answer, or None when
+        the execution has answered already."""
+        pending = await self._pending_for(ctx, code)
+        if isinstance(pending, Text):
+            return pending
+        try:
+            inv = decode(pending.invocation_json, self.table, self._env())
+        except InvalidInvocation as exc:
+            return await self._drop_invalid(ctx, pending, str(exc))
+        if confirm:
+            return await self._confirm(ctx, pending, inv)
+        return await self._cancel(ctx, pending, inv)
+
+    async def _confirm(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
+        if not self.policy.may_run(ctx.role, inv):
+            return Text(f"Refused: confirming {_as_asked(inv)} needs the {inv.role_needed.label} role; "
+                        f"you are a {ctx.role.label}.", tone="error")
+        try:
+            fresh = await self._derive_targets(ctx, inv)
+        except (AdminAPIError, CommandError) as exc:
+            return Text(f"Not run: {inv.name} could not check what it acts on ({exc}); nothing was done.", tone="error")
+        if set(fresh.targets) != set(inv.targets):
+            return Text(f"Not run: what {inv.name} acts on has changed since the prompt; nothing was done. "
+                        "Send the command again.", tone="error")
+        problem = await self.policy.invocation_problem(ctx.role, inv)
+        if problem:
+            return Text(f"Refused: {problem}.", tone="error")
+        taken = await self.store.take_confirmation(pending.code, ctx.requester)
+        if taken is None:
+            return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
+        await self._edit_prompt(taken, Text(f"Confirmed by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
+        await self._execute(ctx, inv, RunOptions(page=PageRequest() if inv.command.paged else None), confirmation=taken)
+        return None
+
+    async def _cancel(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
+        if pending.sender != ctx.requester and not self.policy.may_run(ctx.role, inv):
+            return Text("Refused: only the requester or someone who may run that command can cancel it.", tone="error")
+        if not await self.store.decide_confirmation(pending.code, "cancelled", ctx.requester):
+            return Text(f"Confirmation {pending.code} was already used, cancelled or expired.", tone="error")
+        await self._edit_prompt(pending, Text(f"Cancelled by {ctx.requester}: {pending.command} {pending.summary}. "
+                                              "Nothing was done.", tone="info"))
+        await self._audit(ctx, inv, "cancelled", f"confirmation {pending.code}", confirmation=pending)
+        return Text(f"Cancelled {pending.code}: {pending.command} {pending.summary}. Nothing was done.", tone="ok")
+
+    async def _drop_invalid(self, ctx: Context, pending: PendingConfirmation, why: str) -> Text:
+        """A stored invocation that no longer validates is never run; the prompt says so."""
+        if await self.store.decide_confirmation(pending.code, "invalid", ctx.requester):
+            await self._edit_prompt(pending, Text(f"Not run: {pending.command} {pending.summary}: {why}.", tone="error"))
+        return Text(f"Not run: confirmation {pending.code} ({pending.command}) cannot run any more: {why}. "
+                    "Nothing was done; send the command again.", tone="error")
 
     async def _pending_for(self, ctx: Context, code: str | None) -> PendingConfirmation | Text:
         if code is None:
-            mine = await self.store.pending_confirmations(room_id=ctx.room_id, sender=ctx.sender)
+            mine = await self.store.pending_confirmations(room_id=ctx.room_id, sender=ctx.requester)
             if len(mine) == 1:
                 return mine[0]
             if not mine:
@@ -362,40 +484,6 @@ class Dispatcher:
             return Text(f"Confirmation {pending.code} has expired; nothing was done. Send the command again.", tone="error")
         return pending
 
-    async def confirm(self, ctx: Context, code: str | None) -> Any:
-        pending = await self._pending_for(ctx, code)
-        if isinstance(pending, Text):
-            return pending
-        command = self.table.by_name.get(pending.command)
-        if command is None:
-            return Text(f"{pending.command} no longer exists in this version of the bot; nothing was done.", tone="error")
-        args = _load_args(command, pending.args)
-        if not self.access.may_run(ctx.role, command, args):
-            return Text(f"Refused: confirming {_as_asked(command, args)} needs the {command.role_for(args).label} role; you are a {ctx.role.label}.", tone="error")
-        problem = self.access.protection_problem(ctx.role, command, args)
-        if problem:
-            return Text(f"Refused: {problem}.", tone="error")
-        taken = await self.store.take_confirmation(pending.code, ctx.sender)
-        if taken is None:
-            return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
-        await self._edit_prompt(taken, Text(f"Confirmed by {ctx.sender}: {command.name} {taken.summary}", tone="ok"))
-        inv = Invocation(command=command, args=args, page=PageRequest() if command.paged else None)
-        view, result = await self._invoke(ctx, inv)
-        await self._audit(ctx, command.name, taken.summary, result, f"confirmed {taken.code}, requested by {taken.sender}")
-        return view
-
-    async def cancel(self, ctx: Context, code: str | None) -> Any:
-        pending = await self._pending_for(ctx, code)
-        if isinstance(pending, Text):
-            return pending
-        command = self.table.by_name.get(pending.command)
-        if pending.sender != ctx.sender and (command is None or not self.access.may_run(ctx.role, command, _load_args(command, pending.args))):
-            return Text("Refused: only the requester or someone who may run that command can cancel it.", tone="error")
-        if not await self.store.decide_confirmation(pending.code, "cancelled", ctx.sender):
-            return Text(f"Confirmation {pending.code} was already used, cancelled or expired.", tone="error")
-        await self._edit_prompt(pending, Text(f"Cancelled by {ctx.sender}: {pending.command} {pending.summary}. Nothing was done.", tone="info"))
-        return Text(f"Cancelled {pending.code}: {pending.command} {pending.summary}. Nothing was done.", tone="ok")
-
     async def expire_confirmations(self) -> int:
         expired = await self.store.expire_confirmations()
         for pending in expired:
@@ -410,24 +498,57 @@ class Dispatcher:
         except Exception:
             log.warning("could not edit confirmation prompt %s", pending.code, exc_info=True)
 
+    # -- the runtime's own verbs (bot/verbs.py)
+
+    async def _run_verb(self, ctx: Context, parsed: ParsedCommand, started: float) -> None:
+        command = parsed.command
+        if ctx.role < command.role:
+            await self._reply(ctx, Text(f"Refused: {command.name} needs the {command.role.label} role; "
+                                        f"you are a {ctx.role.label}.", tone="error"))
+            return
+        try:
+            view, result = await command.handler(self, ctx, **parsed.args), "ok"
+        except (CommandError, ArgumentError) as exc:
+            view, result = Text(f"{command.name}: {exc}", tone="error"), "refused"
+        if view is not None:
+            await self._reply(ctx, view)
+        if command is not verbs.confirm and command is not verbs.cancel:  # audited as the invocation decided
+            inv = self._invocation(ctx, command, parsed.args)
+            await self._audit(ctx, inv, result)
+        self._observe(command.name, result, started)
+
+    async def cancel_job(self, ctx: Context, job_id: int) -> Any:
+        """`jobs cancel <id>`: the person who started the job, or an admin, stops it."""
+        record = await self.store.get_job(job_id)
+        if record is None:
+            raise CommandError(f"there is no job #{job_id}")
+        if record.status != "running":
+            raise CommandError(f"job #{job_id} is not running any more ({record.status})")
+        if record.sender != ctx.requester and ctx.role < Role.ADMIN:
+            raise CommandError(f"only {record.sender}, who started job #{job_id}, or an admin can stop it")
+        stopped = await self.jobs.cancel(job_id, ctx.requester)
+        if stopped is None:
+            return Text(f"Job #{job_id} stops at its next checkpoint; its message will say how far it got.", tone="info")
+        return Text(f"Job #{job_id} ({stopped.summary}) stopped: {stopped.result_text}", tone="ok")
+
     # -- exports
 
-    async def _export(self, ctx: Context, inv: Invocation) -> Attachment:
+    async def _export(self, ctx: Context, inv: Invocation, options: RunOptions) -> Attachment:
         """Fetch every page and stream the rows into a file; one page in memory at a time."""
-        fmt = inv.export or "csv"
+        fmt = options.export or "csv"
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        filename = f"{inv.command.name.replace(' ', '-')}-{stamp}.{fmt}"
+        filename = f"{inv.name.replace(' ', '-')}-{stamp}.{fmt}"
         handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="")
         rows = 0
-        token = inv.page.from_token if inv.page else None
+        token = options.page.from_token if options.page else None
         columns: list[str] | None = None
         try:
             writer = csv.writer(handle) if fmt == "csv" else None
             if fmt == "json":
                 handle.write("[")
             while True:
-                page_inv = dataclasses.replace(inv, page=PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True), export=None)
-                table = _first_table(await inv.command.handler(ctx, **page_inv.handler_kwargs()))
+                page = PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True)
+                table = _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
                 if table is None:
                     break
                 if columns is None:
@@ -453,19 +574,21 @@ class Dispatcher:
         handle.close()
         mimetype = "text/csv" if fmt == "csv" else "application/json"
         return Attachment(filename=filename, path=handle.name, mimetype=mimetype, rows=rows,
-                          caption=Text(f"Exported {rows:,} rows of {inv.command.name} as {filename}.", tone="ok"))
+                          caption=Text(f"Exported {rows:,} rows of {inv.name} as {filename}.", tone="ok"))
 
-    def _with_next_hint(self, view: Any, inv: Invocation) -> Any:
+    def _with_next_hint(self, view: Any, inv: Invocation, options: RunOptions) -> Any:
+        if not options.tokens:
+            return view  # a stored invocation has no words to repeat; the table says `--from` itself
         if isinstance(view, Table) and view.next_from is not None:
-            return dataclasses.replace(view, next_hint=self._next_page_command(inv, view.next_from))
+            return dataclasses.replace(view, next_hint=self._next_page_command(options.tokens, view.next_from))
         if isinstance(view, Doc):
-            return Doc(*[self._with_next_hint(b, inv) for b in view.blocks])
+            return Doc(*[self._with_next_hint(b, inv, options) for b in view.blocks])
         return view
 
-    def _next_page_command(self, inv: Invocation, next_from: str) -> str:
+    def _next_page_command(self, tokens: tuple[str, ...], next_from: str) -> str:
         words: list[str] = []
         skip = False
-        for token in inv.tokens:
+        for token in tokens:
             if skip:
                 skip = False
                 continue
@@ -480,20 +603,29 @@ class Dispatcher:
 
     # -- replies, redaction, audit
 
+    def _env(self) -> ParseEnv:
+        return ParseEnv(server_name=self.server_name, now_ms=self.clock())
+
     def _context(self, sender: str, role: Role, room_id: str, event_id: str, thread_root: str | None) -> Context:
+        async def note(view: Any) -> None:
+            await self._reply_to(room_id, event_id, thread_root, view)
+
         return Context(
-            api=self.api, store=self.store, access=self.access, table=self.table, jobs=self.jobs, controls=self,
-            sender=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
+            api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
-            extras=self.extras,
+            note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
+            mas_detection=self.mas_detection,
         )
 
     async def _reply(self, ctx: Context, view: Any) -> str | None:
-        content = notice_content(render_fitting(view), reply_to=ctx.event_id, thread_root=ctx.thread_root)
+        return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view)
+
+    async def _reply_to(self, room_id: str, event_id: str, thread_root: str | None, view: Any) -> str | None:
+        content = notice_content(render_fitting(view), reply_to=event_id, thread_root=thread_root)
         try:
-            return await self.messenger.send(ctx.room_id, content)
+            return await self.messenger.send(room_id, content)
         except Exception:
-            log.exception("could not send a reply in %s", ctx.room_id)
+            log.exception("could not send a reply in %s", room_id)
             return None
 
     async def _redact_secret(self, ctx: Context) -> None:
@@ -504,9 +636,27 @@ class Dispatcher:
                 "Your command contains a password and I lack the power to remove it: please delete the "
                 "message yourself, and give the bot a moderator power level in this room.", tone="warning"))
 
-    async def _audit(self, ctx: Context, command: str, args: str, result: str, detail: str = "") -> None:
+    async def _audit(
+        self, ctx: Context, inv: Invocation, result: str, detail: str = "", *,
+        confirmation: PendingConfirmation | None = None, confirmation_code: str | None = None, job_id: int | None = None,
+    ) -> None:
+        """One row per invocation run (or refused, or waiting): who, what exactly (command and
+        typed arguments, secrets left out, enough to undo it later), the result, and the
+        confirmation or job it belongs to."""
         try:
-            await self.store.audit(sender=ctx.sender, room_id=ctx.room_id, command=command, args=args, result=result, detail=detail)
+            await self.store.audit(
+                sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
+                detail=detail, invocation_json=encode(inv, hide_secrets=True),
+                requested_by=inv.requester if inv.requester != ctx.requester else None,
+                confirmation=confirmation.code if confirmation else confirmation_code, job_id=job_id,
+            )
+        except Exception:
+            log.exception("could not write the audit log")
+
+    async def _audit_refusal(self, ctx: Context, text: str, detail: str) -> None:
+        try:
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
+                                   result="refused", detail=detail)
         except Exception:
             log.exception("could not write the audit log")
 
@@ -515,9 +665,18 @@ class Dispatcher:
             observer(command, result, time.monotonic() - started)
 
 
-def _as_asked(command: Command, args: dict[str, Any]) -> str:
+def _execution_detail(ctx: Context, inv: Invocation, confirmation: PendingConfirmation | None, job_id: int | None) -> str:
+    parts = []
+    if confirmation is not None:
+        parts.append(f"confirmed {confirmation.code}, requested by {confirmation.sender}")
+    if job_id is not None:
+        parts.append(f"job #{job_id}")
+    return "; ".join(parts)
+
+
+def _as_asked(inv: Invocation) -> str:
     """The command name with what raised it (`user media --delete`, `server bgupdates enable`)."""
-    return " ".join([command.name, *(name for name, _ in command.escalations_given(args))])
+    return " ".join([inv.name, *(name for name, _ in inv.command.escalations_given(dict(inv.args)))])
 
 
 def _first_table(view: Any) -> Table | None:
@@ -529,21 +688,3 @@ def _first_table(view: Any) -> Table | None:
             if found is not None:
                 return found
     return None
-
-
-def _jsonable(args: dict[str, Any]) -> dict[str, Any]:
-    # Values are str/int/float/bool/None/lists of them (or subclasses): JSON keeps them as they are.
-    return json.loads(json.dumps(args))
-
-
-def _load_args(command: Command, raw: dict[str, Any]) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    for param in command.params:
-        args[param.name] = load_value(param.type, raw.get(param.name, param.default))
-    for flag in command.all_flags:
-        if flag.name in ("dry-run", "from", "limit", "export") and flag not in command.flags:
-            continue
-        value = raw.get(flag.dest, [] if flag.repeat else (False if flag.is_switch else flag.default))
-        args[flag.dest] = value if flag.is_switch else load_value(flag.type, value)
-    return args
-

@@ -1,14 +1,28 @@
-"""Long operations: persisted when they start, progress shown by editing one message, resumed
-after a restart, never blocking the sync loop or other commands.
+"""What runs a job: long operations, persisted when they start, progress shown by editing one
+message, resumed after a restart, re-authorised, cancellable, never blocking the sync loop.
 
-A job kind is declared next to its command with `@group.job("kind")`; its runner is an async
-function `run(job: JobContext) -> JobResult`. The runner keeps whatever it needs to pick up
-again (a server-side task ID, a page cursor, counters) in `job.state` and calls `job.save()`
-after each step; after a restart it is called again with the saved state and `job.resumed`.
+A command that runs as a job says so in its declaration (`job=True`, bot/spec.py), or returns
+`RunAsJob()` when it decides at run time; its body is
 
-Because every runner can pick up from its saved state, the runner also calls it again when the
-homeserver is briefly unreachable (a restart, a proxy answering 502): a job is not declared
+    async def body(job: JobContext, **typed_arguments) -> JobResult
+
+A job is a stored invocation (bot/invocation.py), like a pending confirmation: on resume it is
+decoded and validated again, and its command is found in the table by name.
+
+A body keeps what it needs to pick up again (a homeserver task ID, by convention a state key
+ending in `_id`) in `job.state` with `job.save()`; after a restart it is called again with
+the saved state and `job.resumed`. Because every body can pick up from its saved state, the
+runner also calls it again when the homeserver is briefly unreachable: a job is not declared
 failed because Synapse was down for a minute, only after `outage_budget` seconds of it.
+
+Bulk work (every account, every user of a list, every file) goes through `job.for_each()`: it
+checkpoints its progress durably after each batch, re-authorises the requester before each
+batch, has policy check each item's target, stops cleanly when the job is cancelled, and runs
+the items of a batch with bounded concurrency decided by one `ConcurrencyPolicy`.
+
+Policy lives here and in the dispatcher only: before a body starts (also on resume), the runner
+checks the requester's role from the current config and the invocation's targets; a job whose
+requester lost the role stops with a message saying so and how far it got.
 """
 
 from __future__ import annotations
@@ -16,14 +30,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from .admin_api.errors import AdminAPIError, RateLimited, ServerError, TransportError
+from .admin_api.errors import AdminAPIError, NotFound, RateLimited, ServerError, TransportError
+from .argtypes import ParseEnv
+from .invocation import Invocation, InvalidInvocation, decode, encode
 from .render import edit_content, notice_content, render_fitting
 from .records import JobRecord, now_ms
-from .views import Doc, Text
+from .spec import CommandError, CommandTable, Role, Target
+from .views import Doc, Record, Text
 
 if TYPE_CHECKING:
     from .storage import Store
@@ -47,16 +64,19 @@ _STATUS_LABEL = {
     "cancelled": "⏹ cancelled",
 }
 
-
-def job_view(job_id: int, summary: str, status: str, elapsed_s: int, view: Any) -> Doc:
-    """How a job's message looks, from its first version to its last."""
-    return Doc(Text(f"Job #{job_id} · {summary} · {_STATUS_LABEL.get(status, status)} · {elapsed_s}s"), view)
-
-
 # How long a job keeps trying while the homeserver does not answer, and the longest pause between tries.
 OUTAGE_BUDGET_S = 15 * 60.0
 MAX_RETRY_WAIT_S = 30.0
 _FINAL_EDIT_ATTEMPTS = 3
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_CONCURRENCY = 4
+SKIPPED = "skipped (protected)"
+FAILED = "failed"
+
+
+def job_view(job_id: int, summary: str, status: str, elapsed_s: int, view: Any) -> Doc:
+    """How a job's message looks, from its first version to its last."""
+    return Doc(Text(f"Job #{job_id} · {summary} · {_STATUS_LABEL.get(status, status)} · {elapsed_s}s"), view)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -72,26 +92,151 @@ class Sender(Protocol):
     ) -> str: ...
 
 
+class Policy(Protocol):
+    """The decisions the runner asks for (bot/policy.py)."""
+
+    def role_of(self, user_id: str) -> Role | None: ...
+
+    async def invocation_problem(self, role: Role, inv: Invocation) -> str | None: ...
+
+    async def target_problem(self, role: Role, target: Target) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class JobResult:
     status: JobStatus
     view: Any
 
 
-class JobContext:
-    """What a job runner sees: the API, its parameters, its saved state and a progress line."""
+class JobStopped(Exception):
+    """Ends a job at a checkpoint with this result (cancelled, or no longer authorised)."""
 
-    def __init__(self, runner: JobRunner, record: JobRecord, *, resumed: bool) -> None:
+    def __init__(self, result: JobResult) -> None:
+        super().__init__(result.status)
+        self.result = result
+
+
+# -- bulk work: items, pages, concurrency
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One batch of items from a listing, and where the next one starts (None: the last)."""
+
+    items: list[T]
+    next: str | None
+    total: int | None = None
+
+
+PageFetcher = Callable[[str | None, int], Awaitable[Page[T]]]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item. `stop` ends the whole run after this batch (every further
+    item would fail the same way)."""
+
+    outcome: str
+    detail: str = ""
+    stop: bool = False
+
+
+@dataclass(frozen=True)
+class ItemTiming:
+    """One item's answer, for the concurrency policy: how long it took and, when the homeserver
+    refused or failed, its HTTP status (429, 5xx…)."""
+
+    seconds: float
+    status: int | None = None
+
+
+class ConcurrencyPolicy(Protocol):
+    """How many items of a bulk job run at once. Asked before each item starts, told how each
+    item went: an adaptive policy (more while answers are fast, fewer on 429/5xx/slow answers)
+    replaces the fixed one here, and nowhere else."""
+
+    def limit(self) -> int: ...
+
+    def record(self, timing: ItemTiming) -> None: ...
+
+
+class FixedConcurrency:
+    def __init__(self, limit: int = DEFAULT_CONCURRENCY) -> None:
+        self._limit = max(1, limit)
+
+    def limit(self) -> int:
+        return self._limit
+
+    def record(self, timing: ItemTiming) -> None:
+        pass
+
+
+@dataclass
+class BulkProgress:
+    """How far a `for_each` got; saved in the job's state after every batch."""
+
+    cursor: str | None = None
+    done: int = 0
+    total: int | None = None
+    batches: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    results: list[list[str]] | None = None  # [item, outcome, detail], when the caller keeps them
+    finished: bool = False
+
+    @classmethod
+    def load(cls, saved: dict[str, Any] | None, *, keep_results: bool) -> BulkProgress:
+        progress = cls(**saved) if saved else cls()
+        if keep_results and progress.results is None:
+            progress.results = []
+        return progress
+
+    def saved(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "done": self.done, "total": self.total, "batches": self.batches,
+                "counts": self.counts, "results": self.results, "finished": self.finished}
+
+    def count(self, outcome: str) -> int:
+        return self.counts.get(outcome, 0)
+
+    def how_far(self) -> str:
+        of = f" of {self.total}" if self.total is not None else ""
+        counts = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(self.counts.items()))
+        return f"{self.done}{of} done" + (f" ({counts})" if counts else "")
+
+    def view(self) -> Record:
+        return Record(None, [("done", f"{self.done}" + (f" of {self.total}" if self.total is not None else "")),
+                             *[(outcome, n) for outcome, n in sorted(self.counts.items())]])
+
+
+def _pages_of(items: Sequence[T]) -> PageFetcher[T]:
+    async def fetch(cursor: str | None, size: int) -> Page[T]:
+        start = int(cursor or 0)
+        end = min(start + size, len(items))
+        return Page(list(items[start:end]), str(end) if end < len(items) else None, len(items))
+
+    return fetch
+
+
+# -- what a job body sees
+
+
+class JobContext:
+    """A job body's view: the Admin API, its saved state, progress, checkpoints and bulk work."""
+
+    def __init__(self, runner: JobRunner, record: JobRecord, inv: Invocation, *, resumed: bool) -> None:
         self._runner = runner
-        self.record = record
+        self._record = record
+        self._inv = inv
         self.id = record.id
-        self.params = record.params
         self.state: dict[str, Any] = dict(record.state)
         self.resumed = resumed
         self.api = runner.api
-        self.access = runner.access
-        self.sender = record.sender
+        self.requester = record.sender  # whose authority runs it: who typed or confirmed it
+        self.server_name = runner.server_name
         self.poll_interval = runner.poll_interval
+        self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
 
@@ -107,14 +252,95 @@ class JobContext:
         if not force and now - self._last_edit < self._runner.edit_interval:
             return
         self._last_edit = now
-        await self._runner.show(self.record, "running", view)
+        await self._runner.show(self._record, "running", view)
 
     async def sleep(self, seconds: float) -> None:
         await self._runner.sleep(seconds)
 
+    @property
+    def cancelled_by(self) -> str | None:
+        return self._runner.cancel_requested(self.id)
 
-Runner = Callable[[JobContext], Awaitable[JobResult]]
-T = TypeVar("T")
+    async def checkpoint(self) -> Role:
+        """Between steps: stop if the job was cancelled, or if its requester may no longer run
+        it (roles come from the current config). Returns the requester's current role."""
+        by = self.cancelled_by
+        if by is not None:
+            raise JobStopped(JobResult("cancelled", self._stopped(f"Cancelled by {by}")))
+        role = self._runner.policy.role_of(self.requester)
+        needed = self._inv.role_needed
+        if role is None or role < needed:
+            now = "no role any more" if role is None else f"only the {role.label} role"
+            raise JobStopped(JobResult("failed", self._stopped(
+                f"Stopped: {self.requester} has {now} in the bot's config, and this job needs the {needed.label} role",
+                tone="error")))
+        self.role = role
+        return role
+
+    def _stopped(self, why: str, *, tone: str = "warning") -> Text:
+        """Why the job stopped, how far it got, and what keeps running on the homeserver."""
+        parts = [why]
+        bulk = self.state.get("bulk")
+        if bulk:
+            parts.append(f"It had got this far: {BulkProgress.load(bulk, keep_results=False).how_far()}")
+        elif not self.advanced and not self.resumed and not self._tasks():
+            parts.append("Nothing was done")
+        tasks = self._tasks()
+        if tasks:
+            parts.append("The homeserver's task (" + ", ".join(tasks) + ") cannot be cancelled from here and keeps "
+                         "running on the homeserver")
+        return Text(". ".join(parts) + ".", tone=tone)  # type: ignore[arg-type]
+
+    def _tasks(self) -> list[str]:
+        return [f"{key.replace('_', ' ')} {value}" for key, value in sorted(self.state.items())
+                if key.endswith("_id") and isinstance(value, str)]
+
+    async def for_each(
+        self,
+        source: Sequence[T] | PageFetcher[T],
+        do_one: Callable[[T], Awaitable[ItemResult | str]],
+        *,
+        target: Callable[[T], Target | None] | None = None,
+        key: Callable[[T], str] = str,
+        batch_size: int | None = None,
+        max_concurrency: int | None = None,
+        keep_results: bool = False,
+        view: Callable[[BulkProgress], Any] | None = None,
+    ) -> BulkProgress:
+        """Run `do_one` on every item of a list, or of a listing fetched page by page
+        (`fetch(cursor, size) -> Page`), a batch at a time. Before each batch: cancellation and
+        the requester's role are checked. Each item's `target` (an account it acts on) goes
+        through policy; a protected one is skipped, never passed to `do_one`. After each batch
+        the progress is saved, so a restart goes on with the next batch (the interrupted one is
+        repeated: `do_one` must be idempotent). A transient homeserver failure ends the run (the
+        runner waits and calls the body again); any other Admin API error counts as that item's
+        failure. An item whose result says `stop` ends the run: no further item starts.
+        `max_concurrency` caps the runner's concurrency policy for work the homeserver does one
+        at a time anyway."""
+        fetch = source if callable(source) else _pages_of(source)
+        size = batch_size or self._runner.batch_size
+        progress = BulkProgress.load(self.state.get("bulk"), keep_results=keep_results)
+        while not progress.finished:
+            role = await self.checkpoint()
+            page = await fetch(progress.cursor, size)
+            results = await self._runner.run_batch(page.items, do_one, role=role, target=target, cap=max_concurrency)
+            for item, result in zip(page.items, results):  # items after a stop did not run
+                progress.counts[result.outcome] = progress.count(result.outcome) + 1
+                if progress.results is not None:
+                    progress.results.append([key(item), result.outcome, result.detail])
+            progress.done += len(results)
+            progress.total = page.total if page.total is not None else progress.total
+            progress.batches += 1
+            progress.cursor = page.next
+            progress.finished = page.next is None or any(r.stop for r in results)
+            await self.save(bulk=progress.saved())
+            if not progress.finished:
+                await self.progress(view(progress) if view else progress.view())
+                await self.sleep(self._runner.batch_pause)  # gentle on the homeserver between batches
+        return progress
+
+
+# -- following a task on the homeserver
 
 
 async def follow(
@@ -128,11 +354,10 @@ async def follow(
     forgotten: str = "",
 ) -> JobResult:
     """Follow a task on the homeserver until it ends. A task the server no longer knows is
-    'unknown', never 'done'."""
-    from .admin_api.errors import NotFound
-
+    'unknown', never 'done'. Cancelling the job stops the following, not the task."""
     while True:
         await job.sleep(job.poll_interval)
+        await job.checkpoint()
         try:
             status = await poll()
         except NotFound:
@@ -146,40 +371,50 @@ async def follow(
         await job.progress(progress(status))
 
 
+# -- the runner
+
+
 class JobRunner:
     def __init__(
         self,
         *,
         store: Store,
         api: Any,
-        access: Any,
+        policy: Policy,
+        table: CommandTable,
+        server_name: str,
         sender: Sender,
-        runners: dict[str, Runner],
         edit_interval: float = 2.0,
         poll_interval: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         outage_budget: float = OUTAGE_BUDGET_S,
+        concurrency: ConcurrencyPolicy | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_pause: float | None = None,
     ) -> None:
         self.store = store
         self.api = api
-        self.access = access
+        self.policy = policy
+        self.table = table
+        self.server_name = server_name
         self.sender = sender
-        self.runners = runners
         self.edit_interval = edit_interval
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.outage_budget = outage_budget
+        self.concurrency = concurrency or FixedConcurrency()
+        self.batch_size = batch_size
+        self.batch_pause = poll_interval if batch_pause is None else batch_pause
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._cancels: dict[int, str] = {}
 
-    async def create(
-        self, *, kind: str, params: dict[str, Any], summary: str, sender: str, room_id: str,
-        reply_to: str | None, thread_root: str | None,
-    ) -> int:
-        if kind not in self.runners:
-            raise KeyError(f"no job kind {kind!r}")
+    async def create(self, inv: Invocation, *, started_by: str) -> int:
+        """Store a job for this invocation; it starts once its message exists (`attach`)."""
+        if inv.command.job_body is None:
+            raise ValueError(f"{inv.name} cannot run as a job")
         return await self.store.add_job(
-            kind=kind, params=params, summary=summary, sender=sender, room_id=room_id,
-            reply_to=reply_to, thread_root=thread_root,
+            command=inv.name, invocation_json=encode(inv, hide_secrets=True), summary=inv.command_line(),
+            sender=started_by, room_id=inv.room_id, reply_to=inv.event_id, thread_root=inv.thread_root,
         )
 
     async def attach(self, job_id: int, progress_event_id: str | None) -> None:
@@ -193,47 +428,84 @@ class JobRunner:
     async def resume_all(self) -> int:
         records = await self.store.jobs(statuses=["running"], limit=1000)
         for record in records:
-            if record.kind in self.runners and record.id not in self._tasks:
+            if record.id not in self._tasks:
                 log.info("resuming job #%s (%s)", record.id, record.kind)
                 self._spawn(record, resumed=True)
-            elif record.kind not in self.runners:
-                why = "This version of the bot cannot follow this kind of job; check its outcome on the homeserver."
-                await self.store.update_job(record.id, status="unknown", result_text=why)
-                await self.show(record, "unknown", Text(why, tone="warning"))
         return len(records)
 
     def running(self) -> list[int]:
         return sorted(self._tasks)
 
+    def cancel_requested(self, job_id: int) -> str | None:
+        return self._cancels.get(job_id)
+
+    async def cancel(self, job_id: int, by: str, *, wait: float = 10.0) -> JobRecord | None:
+        """Ask a job to stop at its next checkpoint (remembered across a restart), and wait a
+        little for it. Returns the job's record once it has stopped, or None if it still runs."""
+        await self.store.request_job_cancel(job_id, by)
+        record = await self.store.get_job(job_id)
+        self._cancels[job_id] = record.cancel_requested_by if record and record.cancel_requested_by else by
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=wait)
+        record = await self.store.get_job(job_id)
+        return record if record is not None and record.status != "running" else None
+
     def _spawn(self, record: JobRecord, *, resumed: bool) -> None:
+        if record.cancel_requested_by:
+            self._cancels[record.id] = record.cancel_requested_by
         task = asyncio.create_task(self._run(record, resumed=resumed), name=f"job-{record.id}")
         self._tasks[record.id] = task
         task.add_done_callback(lambda _t, job_id=record.id: self._tasks.pop(job_id, None))
 
+    def _load(self, record: JobRecord) -> Invocation:
+        if record.invocation_json is None:
+            raise InvalidInvocation("it was started by an older version of the bot, which kept its progress in a "
+                                    "form this one cannot carry on")
+        inv = decode(record.invocation_json, self.table, ParseEnv(server_name=self.server_name, now_ms=now_ms()))
+        if inv.command.job_body is None:
+            raise InvalidInvocation(f"{inv.name} no longer runs as a job")
+        return inv
+
     async def _run(self, record: JobRecord, *, resumed: bool) -> None:
+        try:
+            inv = self._load(record)
+        except InvalidInvocation as exc:
+            await self._finish(record, JobResult("unknown", Text(
+                f"Not resumed: {exc}. Check its outcome on the homeserver, and start it again if needed.", tone="warning")))
+            return
         if resumed:
             await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
+        result = await self._run_body(record, inv, resumed=resumed)
+        await self._finish(record, result)
+
+    async def _run_body(self, record: JobRecord, inv: Invocation, *, resumed: bool) -> JobResult:
+        body = inv.command.job_body
+        assert body is not None
         outage_since: float | None = None
         attempt = 0
         while True:
-            job = JobContext(self, record, resumed=resumed or attempt > 0)
+            job = JobContext(self, record, inv, resumed=resumed or attempt > 0)
             try:
-                result = await self.runners[record.kind](job)
-                break
+                role = await job.checkpoint()
+                problem = await self.policy.invocation_problem(role, inv)
+                if problem:
+                    return JobResult("failed", job._stopped(f"Refused: {problem}", tone="error"))
+                return await body(job, **inv.args)
+            except JobStopped as stop:
+                return stop.result
             except asyncio.CancelledError:
                 raise  # the bot is stopping: the job stays 'running' and resumes on the next start
             except AdminAPIError as exc:
                 if not is_transient(exc):
-                    result = _stopped_on(exc)
-                    break
+                    return _stopped_on(exc)
                 now = time.monotonic()
                 if outage_since is None or job.advanced:
                     outage_since, attempt = now, 0
                 if now - outage_since >= self.outage_budget:
-                    result = JobResult("failed", Text(
+                    return JobResult("failed", Text(
                         f"The homeserver did not answer for {int(now - outage_since)}s ({exc.errcode}: {exc.error}); "
                         "the bot gave up following this job. Check its outcome on the homeserver.", tone="error"))
-                    break
                 wait = min(max(self.poll_interval, 0.1) * 2**attempt, MAX_RETRY_WAIT_S)
                 attempt += 1
                 log.warning("job #%s: homeserver unavailable (%s); trying again in %.1fs", record.id, exc.errcode, wait)
@@ -241,13 +513,73 @@ class JobRunner:
                     f"The homeserver does not answer ({exc.errcode}: {exc.error}); trying again in {wait:.0f}s.",
                     tone="warning"))
                 await self.sleep(wait)
-                record = await self.store.get_job(record.id) or record  # with what the runner saved
-            except Exception as exc:  # a runner's bug must not take the bot down
+                record = await self.store.get_job(record.id) or record  # with what the body saved
+            except CommandError as exc:
+                return JobResult("failed", Text(str(exc), tone="error"))
+            except Exception as exc:  # a body's bug must not take the bot down
                 log.exception("job #%s (%s) failed", record.id, record.kind)
-                result = JobResult("failed", Text(f"The job stopped on an error: {type(exc).__name__}: {exc}", tone="error"))
-                break
+                return JobResult("failed", Text(f"The job stopped on an error: {type(exc).__name__}: {exc}", tone="error"))
+
+    async def _finish(self, record: JobRecord, result: JobResult) -> None:
+        self._cancels.pop(record.id, None)
         await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
         await self.show(record, result.status, result.view, final=True)
+
+    async def run_batch(
+        self, items: list[T], do_one: Callable[[T], Awaitable[ItemResult | str]], *, role: Role,
+        target: Callable[[T], Target | None] | None, cap: int | None = None,
+    ) -> list[ItemResult]:
+        """One batch of a bulk job: each item's target checked by policy, at most
+        `concurrency.limit()` items in flight (or `cap`), each answer told to the concurrency
+        policy. Returns the results of the items that ran, in order: after an item says `stop`,
+        no further item starts."""
+        results: list[ItemResult | None] = [None] * len(items)
+
+        def stopped() -> bool:
+            return any(r is not None and r.stop for r in results)
+
+        def limit() -> int:
+            return max(1, min(self.concurrency.limit(), cap or self.concurrency.limit()))
+
+        async def one(index: int, item: T) -> None:
+            started = time.monotonic()
+            try:
+                answer = await do_one(item)
+            except AdminAPIError as exc:
+                self.concurrency.record(ItemTiming(time.monotonic() - started, exc.status))
+                if is_transient(exc):
+                    raise
+                results[index] = ItemResult(FAILED, f"{exc.errcode}: {exc.error}")
+                return
+            self.concurrency.record(ItemTiming(time.monotonic() - started))
+            results[index] = ItemResult(answer) if isinstance(answer, str) else answer
+
+        running: set[asyncio.Task[None]] = set()
+        try:
+            for index, item in enumerate(items):
+                if stopped():
+                    break
+                aimed_at = target(item) if target is not None else None
+                problem = await self.policy.target_problem(role, aimed_at) if aimed_at is not None else None
+                if problem:
+                    results[index] = ItemResult(SKIPPED, problem)
+                    continue
+                while len(running) >= limit():
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a transient failure ends the batch
+                if stopped():
+                    break
+                running.add(asyncio.create_task(one(index, item)))
+            if running:
+                for task in asyncio.as_completed(list(running)):
+                    await task
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        ran = len(results) - next((i for i, r in enumerate(reversed(results)) if r is not None), len(results))
+        return [r if r is not None else ItemResult(FAILED, "not run") for r in results[:ran]]
 
     async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None:
         """Edit the job's message; a job whose message was never sent (the bot stopped between

@@ -44,19 +44,16 @@ class PageRequest:
 
 
 @dataclass
-class Invocation:
+class ParsedCommand:
+    """What the words asked for: the command and its typed arguments (which become a stored
+    Invocation, bot/invocation.py), and how to run it this time (dry run, page, export)."""
+
     command: Command
     args: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
     page: PageRequest | None = None
     export: str | None = None
     tokens: list[str] = field(default_factory=list)
-
-    def handler_kwargs(self) -> dict[str, Any]:
-        kwargs = dict(self.args)
-        if self.command.paged:
-            kwargs["page"] = self.page or PageRequest()
-        return kwargs
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ def tokenize(text: str) -> list[str]:
         raise ArgumentError(f"cannot split the command into words: {exc} (check the quotes)") from None
 
 
-def parse(text: str, table: CommandTable, env: ParseEnv) -> Invocation | HelpRequest:
+def parse(text: str, table: CommandTable, env: ParseEnv) -> ParsedCommand | HelpRequest:
     """Parse the words after the prefix. Raises CommandNotFound, UsageError or ArgumentError."""
     tokens = tokenize(text)
     words = [t.lower() for t in tokens[:2]]
@@ -88,7 +85,7 @@ def parse(text: str, table: CommandTable, env: ParseEnv) -> Invocation | HelpReq
         raise UsageError(command, str(exc)) from None
 
 
-def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -> Invocation:
+def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -> ParsedCommand:
     flags = {f.option: f for f in command.all_flags}
     positionals: list[str] = []
     given: dict[str, list[str] | bool] = {}
@@ -129,7 +126,7 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
         else:
             given[flag.dest] = [value]
 
-    invocation = Invocation(command=command, tokens=tokens)
+    invocation = ParsedCommand(command=command, tokens=tokens)
     invocation.args.update(_bind_params(command, positionals, env, switches_given=set(given)))
     for flag in command.all_flags:
         raw = given.get(flag.dest)

@@ -19,7 +19,7 @@ from . import untrusted
 from .units import format_ts, human_size
 from .views import (
     Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Untrusted, Value,
-    When,
+    When, presenter_for,
 )
 
 # Synapse refuses an event whose PDU (content plus envelope: ids, hashes, signatures, prev and
@@ -242,6 +242,9 @@ def _render(view: Any, opts: _Options) -> Rendered:
     if isinstance(view, Doc):
         parts = [_render(block, opts) for block in view.blocks]
         return Rendered("\n\n".join(p.body for p in parts), "".join(p.html for p in parts))
+    presenter = presenter_for(view)  # typed data (a preview) with its registered presenter
+    if presenter is not None:
+        return _render(presenter(view), opts)
     raise TypeError(f"cannot render {type(view).__name__}")
 
 
@@ -351,7 +354,8 @@ def _max_rows(view: Any) -> int:
         return _max_rows(view.view)
     if isinstance(view, Doc):
         return max((_max_rows(b) for b in view.blocks), default=0)
-    return 0
+    presenter = presenter_for(view)
+    return _max_rows(presenter(view)) if presenter is not None else 0
 
 
 def csv_cell(text: str) -> str:

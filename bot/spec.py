@@ -12,7 +12,14 @@ A command module creates a `CommandGroup` and declares each verb with `@group.co
     async def deactivate(ctx, user, erase): ...
 
     @deactivate.preview
-    async def _(ctx, user, erase): ...
+    async def _(ctx, user, **_): ...
+
+A long operation says so with `job=True`: its function is then the job's body, called with a
+`JobContext` (bot/jobs.py) instead of a Context, and the same typed arguments. A command that
+decides at run time (a join of many users) returns `RunAsJob()` and declares its body with
+`@command.as_job`. Targets that a command derives from data rather than from its arguments
+(the sender of a reported message) are declared with `@command.targets`; the dispatcher and
+the job runner check them like any argument.
 
 The group object is the module's only export; `commands.load_groups()` collects them into a
 `CommandTable`. Nothing here runs an API call or knows about Matrix.
@@ -24,7 +31,7 @@ import difflib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal
 
 from .argtypes import Choice, Int, Text
 
@@ -118,8 +125,24 @@ class Flag:
         return f"[{self.option} <{self.type.label}>]" + (" …" if self.repeat else "")
 
 
+@dataclass(frozen=True)
+class Target:
+    """Something an invocation acts on that policy must see: an account or a room. `via` says
+    where it came from when it is not an argument ("the reported message's sender")."""
+
+    kind: Literal["user", "room"]
+    id: str
+    via: str = ""
+
+
+class RunAsJob:
+    """Returned by a handler that decides at run time to continue as a job (`room join` of many
+    users): the dispatcher starts the command's `job_body` with the same arguments."""
+
+
 Handler = Callable[..., Awaitable[Any]]
 Validator = Callable[..., None]
+TargetDeriver = Callable[..., Awaitable[list[Target]]]
 
 # Options every command of a kind gets; the parser and help know them, handlers do not.
 HELP_FLAG = Flag("help", "show this help")
@@ -151,6 +174,15 @@ class Command:
     examples: tuple[str, ...] = ()
     preview_handler: Handler | None = None
     validator: Validator | None = None
+    job: bool = False  # the handler is a job body: (JobContext, **args) -> JobResult
+    job_handler: Handler | None = None  # the body of a job started by RunAsJob
+    target_deriver: TargetDeriver | None = None
+    runtime: bool = False  # a verb of the bot itself, run by the dispatcher (see bot/verbs.py)
+
+    @property
+    def job_body(self) -> Handler | None:
+        """What runs when this command runs as a job, if it can."""
+        return self.handler if self.job else self.job_handler
 
     @property
     def name(self) -> str:
@@ -232,6 +264,19 @@ class Command:
         self.validator = fn
         return fn
 
+    def as_job(self, fn: Handler) -> Handler:
+        """Declare the job body that runs when the handler returns RunAsJob()."""
+        if self.job:
+            raise ValueError(f"{self.name}: a command declared with job=True is its own job body")
+        self.job_handler = fn
+        return fn
+
+    def targets(self, fn: TargetDeriver) -> TargetDeriver:
+        """Declare the targets this command derives from data: `async (ctx, **args) -> [Target]`.
+        Runs before the preview and again before execution; policy checks each."""
+        self.target_deriver = fn
+        return fn
+
     def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return self.handler(*args, **kwargs)
 
@@ -242,7 +287,6 @@ class CommandGroup:
     summary: str
     top_level: bool = False
     commands: list[Command] = field(default_factory=list)
-    jobs: dict[str, Handler] = field(default_factory=dict)
     not_offered: dict[str, str] = field(default_factory=dict)
 
     def skip(self, endpoint: str, reason: str) -> None:
@@ -263,6 +307,8 @@ class CommandGroup:
         paged: bool = False,
         details: str = "",
         examples: Sequence[str] = (),
+        job: bool = False,
+        runtime: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -280,19 +326,12 @@ class CommandGroup:
                 top_level=self.top_level,
                 details=details,
                 examples=tuple(examples),
+                job=job,
+                runtime=runtime,
             )
             _check_declaration(command)
             self.commands.append(command)
             return command
-
-        return register
-
-    def job(self, kind: str) -> Callable[[Handler], Handler]:
-        """Declare the runner of a long operation (see bot/jobs.py)."""
-
-        def register(fn: Handler) -> Handler:
-            self.jobs[kind] = fn
-            return fn
 
         return register
 
@@ -319,6 +358,8 @@ def _check_declaration(command: Command) -> None:
     for param in command.params:
         if param.absent_with is not None and (param.absent_with not in switches or not param.optional):
             raise ValueError(f"{command.name}: {param.name} is absent with an unknown switch or is not optional")
+    if command.job and (command.paged or command.runtime):
+        raise ValueError(f"{command.name}: a job is neither paged nor a runtime verb")
     for endpoint in command.endpoints:
         method, _, path = endpoint.partition(" ")
         if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):
@@ -332,7 +373,6 @@ class CommandTable:
         self.groups: dict[str, CommandGroup] = {}
         self.top_level: dict[str, Command] = {}
         self.by_name: dict[str, Command] = {}
-        self.jobs: dict[str, Handler] = {}
         for group in groups:
             if group.name in self.groups:
                 raise ValueError(f"duplicate group {group.name}")
@@ -343,10 +383,6 @@ class CommandTable:
                 self.by_name[command.name] = command
                 if command.top_level:
                     self.top_level[command.verb] = command
-            for kind, runner in group.jobs.items():
-                if kind in self.jobs:
-                    raise ValueError(f"duplicate job kind {kind}")
-                self.jobs[kind] = runner
         clash = set(self.top_level) & {g.name for g in self.groups.values() if not g.top_level}
         if clash:
             raise ValueError(f"top-level commands clash with groups: {sorted(clash)}")
@@ -365,6 +401,8 @@ class CommandTable:
         """The command named by the first words, and how many words its name took."""
         if not words:
             return None, 0
+        if " ".join(words[:2]) in self.top_level:  # a top-level verb of two words: `jobs cancel`
+            return self.top_level[" ".join(words[:2])], 2
         if words[0] in self.top_level:
             return self.top_level[words[0]], 1
         group = self.group(words[0])

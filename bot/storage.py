@@ -14,14 +14,19 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
-from .records import AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportRecord, now_ms
+from .records import (
+    AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportHistory, ReportNote, ReportQuery, ReportRecord, now_ms,
+)
 
 T = TypeVar("T")
 
-# Append only: a migration that has shipped is never edited, a new one is added.
-MIGRATIONS: list[str] = [
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+# Append only: a migration that has shipped is never edited, a new one is added. A migration is
+# SQL, or a function for what SQL cannot say clearly (rewriting JSON rows).
+MIGRATIONS: list[Migration] = [
     # 1: the core
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,6 +120,97 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX report_notices_report ON report_notices (kind, report_id);
     """,
+    # 3: confirmations and jobs hold one stored invocation (bot/invocation.py); a job can be asked
+    #    to stop; an audit row records exactly what ran, for whom, and the confirmation it came from
+    """
+    ALTER TABLE confirmations ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN invocation_json TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN invocation_json TEXT;
+    ALTER TABLE audit ADD COLUMN requested_by TEXT;
+    ALTER TABLE audit ADD COLUMN confirmation TEXT;
+    ALTER TABLE audit ADD COLUMN job_id INTEGER;
+    CREATE INDEX audit_confirmation ON audit (confirmation)
+    """,
+]
+
+
+# Jobs written before migration 3 packed their arguments by hand under a kind string. Those that
+# follow a task on the homeserver carry over (their arguments map onto the command's, their saved
+# task ID keeps its name); bulk jobs do not (their progress was kept in another shape), and the
+# runner marks them unknown with a message.
+_LEGACY_JOBS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "room-delete": ("room delete", (("room", "room"), ("purge", "purge"), ("block", "block"), ("message", "message"),
+                                    ("new_room_user", "new_room_user"), ("room_name", "room_name"),
+                                    ("force_purge", "force_purge"))),
+    "room-purge-history": ("room purge-history", (("room", "room"), ("before", "before"),
+                                                  ("delete_local_events", "delete_local_events"))),
+    "user-redact": ("user redact", (("user", "user"), ("rooms", "room"), ("limit", "limit"), ("reason", "reason"),
+                                    ("since", "since"))),
+    "media-purge": ("media purge", (("before", "before"), ("larger_than", "larger_than"),
+                                    ("keep_profiles", "keep_profiles"))),
+    "media-purge-remote": ("media purge-remote", (("before", "before"),)),
+}
+
+
+def _legacy_invocation(command: str, args: dict[str, Any], requester: str, room_id: str, event_id: str | None,
+                       thread_root: str | None) -> str:
+    # Format 1 of bot/invocation.py, written out here because a migration never changes.
+    return json.dumps({"format": 1, "command": command, "args": args, "requester": requester, "room_id": room_id,
+                       "event_id": event_id or "", "thread_root": thread_root, "targets": []})
+
+
+def _carry_over_invocations(conn: sqlite3.Connection) -> None:
+    for row in conn.execute("SELECT * FROM confirmations WHERE state = 'pending'").fetchall():
+        conn.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (_legacy_invocation(
+            row["command"], json.loads(row["args_json"]), row["sender"], row["room_id"], row["command_event_id"],
+            row["thread_root"]), row["code"]))
+    for row in conn.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall():
+        legacy = _LEGACY_JOBS.get(row["kind"])
+        if legacy is None:
+            continue
+        command, names = legacy
+        params = json.loads(row["params_json"])
+        args = {new: params[old] for old, new in names if old in params}
+        conn.execute("UPDATE jobs SET invocation_json = ?, kind = ? WHERE id = ?", (_legacy_invocation(
+            command, args, row["sender"], row["room_id"], row["reply_to"], row["thread_root"]), command, row["id"]))
+
+
+MIGRATIONS.append(_carry_over_invocations)  # 4
+
+# The report queue (assignment, notes, reopening, the queue's indexes): one migration per concern.
+MIGRATIONS += [
+    # 5: report assignment — who gave a claimed report to its holder (`report assign`)
+    """
+    ALTER TABLE reports ADD COLUMN assigned_by TEXT
+    """,
+    # 6: report notes — the team's notes on a report, each with its author and time (`report note`)
+    """
+    CREATE TABLE report_notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        report_id INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX report_notes_report ON report_notes (kind, report_id, id)
+    """,
+    # 7: a dismissed report is deleted on the homeserver: remember when, so that a report reopened
+    #    afterwards is known to live in the bot's queue only
+    """
+    ALTER TABLE reports ADD COLUMN deleted_ts INTEGER;
+    UPDATE reports SET deleted_ts = closed_ts WHERE state = 'dismissed'
+    """,
+    # 8: the queue's questions, answered from indexes: reports about a user, about an event, by a
+    #    reporter (a notice's context, the dossier); open or claimed reports by age (filters, reminder)
+    """
+    CREATE INDEX reports_target ON reports (target, received_ts);
+    CREATE INDEX reports_event ON reports (event_id, received_ts);
+    CREATE INDEX reports_reporter ON reports (reporter, received_ts, state);
+    CREATE INDEX reports_state_age ON reports (state, received_ts);
+    CREATE INDEX reports_state_claimed ON reports (state, claimed_ts)
+    """,
 ]
 
 
@@ -156,9 +252,12 @@ class Database:
                 continue
             conn.execute("BEGIN")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                if callable(script):
+                    script(conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -239,7 +338,7 @@ class Store:
         *,
         code: str,
         command: str,
-        args: dict[str, Any],
+        invocation_json: str,
         sender: str,
         room_id: str,
         command_event_id: str,
@@ -249,13 +348,13 @@ class Store:
     ) -> None:
         created = now_ms()
         await self.db.execute(
-            "INSERT INTO confirmations (code, command, args_json, sender, room_id, "
+            "INSERT INTO confirmations (code, command, args_json, invocation_json, sender, room_id, "
             "command_event_id, thread_root, summary, created_ts, expires_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 code,
                 command,
-                json.dumps(args),
+                invocation_json,
                 sender,
                 room_id,
                 command_event_id,
@@ -278,7 +377,7 @@ class Store:
         return PendingConfirmation(
             code=row["code"],
             command=row["command"],
-            args=json.loads(row["args_json"]),
+            invocation_json=row["invocation_json"],
             sender=row["sender"],
             room_id=row["room_id"],
             command_event_id=row["command_event_id"],
@@ -321,7 +420,7 @@ class Store:
         The stored invocation is cleared at the same time: it may hold a password.
         """
         changed = await self.db.execute(
-            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}' "
+            "UPDATE confirmations SET state = ?, decided_by = ?, decided_ts = ?, args_json = '{}', invocation_json = NULL "
             "WHERE code = ? AND state = 'pending' AND expires_ts > ?",
             (state, decided_by, now_ms(), code, now_ms()),
         )
@@ -341,7 +440,7 @@ class Store:
                 if row is not None:
                     conn.execute(
                         "UPDATE confirmations SET state = 'confirmed', decided_by = ?, "
-                        "decided_ts = ?, args_json = '{}' WHERE code = ?",
+                        "decided_ts = ?, args_json = '{}', invocation_json = NULL WHERE code = ?",
                         (decided_by, now_ms(), code),
                     )
                 conn.execute("COMMIT")
@@ -359,7 +458,7 @@ class Store:
         )
         if rows:
             await self.db.execute(
-                "UPDATE confirmations SET state = 'expired', args_json = '{}' "
+                "UPDATE confirmations SET state = 'expired', args_json = '{}', invocation_json = NULL "
                 "WHERE state = 'pending' AND expires_ts <= ?",
                 (now_ms(),),
             )
@@ -367,13 +466,20 @@ class Store:
 
     # -- audit log
     async def audit(
-        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = ""
+        self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
+        invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
+        job_id: int | None = None,
     ) -> int:
         return await self.db.insert(
-            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now_ms(), sender, room_id, command, args, result, detail[:2000]),
+            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, requested_by, "
+            "confirmation, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
+             confirmation, job_id),
         )
+
+    async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
+        rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
+        return [AuditEntry(**dict(row)) for row in rows]
 
     async def audit_entries(
         self, *, limit: int, before_id: int | None = None, sender: str | None = None
@@ -406,7 +512,7 @@ class Store:
         return JobRecord(
             id=row["id"],
             kind=row["kind"],
-            params=json.loads(row["params_json"]),
+            invocation_json=row["invocation_json"],
             state=json.loads(row["state_json"]),
             status=row["status"],
             summary=row["summary"],
@@ -418,13 +524,14 @@ class Store:
             result_text=row["result_text"],
             created_ts=row["created_ts"],
             updated_ts=row["updated_ts"],
+            cancel_requested_by=row["cancel_requested_by"],
         )
 
     async def add_job(
         self,
         *,
-        kind: str,
-        params: dict[str, Any],
+        command: str,
+        invocation_json: str,
         summary: str,
         sender: str,
         room_id: str,
@@ -433,10 +540,19 @@ class Store:
     ) -> int:
         ts = now_ms()
         return await self.db.insert(
-            "INSERT INTO jobs (kind, params_json, summary, sender, room_id, reply_to, thread_root, "
-            "created_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, json.dumps(params), summary, sender, room_id, reply_to, thread_root, ts, ts),
+            "INSERT INTO jobs (kind, params_json, invocation_json, summary, sender, room_id, reply_to, thread_root, "
+            "created_ts, updated_ts) VALUES (?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (command, invocation_json, summary, sender, room_id, reply_to, thread_root, ts, ts),
         )
+
+    async def request_job_cancel(self, job_id: int, by: str) -> bool:
+        """Ask a running job to stop at its next checkpoint (kept across a restart). True the first time."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET cancel_requested_by = ?, updated_ts = ? WHERE id = ? AND status = 'running' "
+            "AND cancel_requested_by IS NULL",
+            (by, now_ms(), job_id),
+        )
+        return changed == 1
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return self._job(await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,)))
@@ -492,6 +608,8 @@ class Store:
             redacted_ts=row["redacted_ts"],
             post_state=row["post_state"],
             updated_ts=row["updated_ts"],
+            assigned_by=row["assigned_by"],
+            deleted_ts=row["deleted_ts"],
         )
 
     @staticmethod
@@ -581,11 +699,13 @@ class Store:
         """Move a report to `state` if it is in one of `allowed_from`. True for exactly one caller."""
         ts = now_ms()
         if state == "claimed":
-            sets, values = "claimed_by = ?, claimed_ts = ?", [by, ts]
+            sets, values = "claimed_by = ?, claimed_ts = ?, assigned_by = NULL", [by, ts]
         elif state == "open":
-            sets, values = "claimed_by = NULL, claimed_ts = NULL", []
-        elif state in ("resolved", "dismissed"):
+            sets, values = "claimed_by = NULL, claimed_ts = NULL, assigned_by = NULL", []
+        elif state == "resolved":
             sets, values = "closed_by = ?, closed_ts = ?, note = ?", [by, ts, note]
+        elif state == "dismissed":  # the bot deletes a dismissed report on the homeserver
+            sets, values = "closed_by = ?, closed_ts = ?, note = ?, deleted_ts = ?", [by, ts, note, ts]
         else:
             raise ValueError(f"unknown report state {state!r}")
         changed = await self.db.execute(
@@ -624,3 +744,132 @@ class Store:
             "SELECT COUNT(*) AS n FROM reports WHERE claimed_by = ? AND state = 'claimed'", (user_id,)
         )
         return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def assign_report(
+        self, kind: str, report_id: int, *, to: str, by: str, allowed_from: Sequence[str]
+    ) -> bool:
+        """Give a report to `to` as its claim, from one of `allowed_from`, unless `to` holds it already.
+        True for exactly one caller."""
+        ts = now_ms()
+        changed = await self.db.execute(
+            "UPDATE reports SET state = 'claimed', claimed_by = ?, claimed_ts = ?, assigned_by = ?, updated_ts = ? "
+            f"WHERE kind = ? AND report_id = ? AND state IN ({', '.join('?' for _ in allowed_from)}) "
+            "AND (claimed_by IS NULL OR claimed_by != ?)",
+            (to, ts, None if by == to else by, ts, kind, report_id, *allowed_from, to),
+        )
+        return changed == 1
+
+    async def reopen_report(self, kind: str, report_id: int, *, allowed_from: Sequence[str]) -> bool:
+        """A closed report back to open, nobody's, without its closing. True for exactly one caller."""
+        changed = await self.db.execute(
+            "UPDATE reports SET state = 'open', claimed_by = NULL, claimed_ts = NULL, assigned_by = NULL, "
+            "closed_by = NULL, closed_ts = NULL, note = NULL, updated_ts = ? "
+            f"WHERE kind = ? AND report_id = ? AND state IN ({', '.join('?' for _ in allowed_from)})",
+            (now_ms(), kind, report_id, *allowed_from),
+        )
+        return changed == 1
+
+    async def add_report_note(self, kind: str, report_id: int, *, author: str, text: str, most: int) -> int | None:
+        """Keep a note on a report; the number of its notes, or None when it has `most` already."""
+
+        def _add(conn: sqlite3.Connection) -> int | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = conn.execute(
+                    "SELECT COUNT(*) FROM report_notes WHERE kind = ? AND report_id = ?", (kind, report_id)
+                ).fetchone()[0]
+                if count >= most:
+                    conn.execute("ROLLBACK")
+                    return None
+                ts = now_ms()
+                conn.execute(
+                    "INSERT INTO report_notes (kind, report_id, author, ts, text) VALUES (?, ?, ?, ?, ?)",
+                    (kind, report_id, author, ts, text),
+                )
+                conn.execute("UPDATE reports SET updated_ts = ? WHERE kind = ? AND report_id = ?", (ts, kind, report_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(count) + 1
+
+        return await self.db.run(_add)
+
+    async def report_notes(self, kind: str, report_id: int, *, limit: int) -> tuple[list[ReportNote], int]:
+        """The newest notes of a report, newest first, and how many it has."""
+        rows = await self.db.fetchall(
+            "SELECT author, ts, text FROM report_notes WHERE kind = ? AND report_id = ? ORDER BY id DESC LIMIT ?",
+            (kind, report_id, limit),
+        )
+        count = await self.db.fetchone(
+            "SELECT COUNT(*) AS n FROM report_notes WHERE kind = ? AND report_id = ?", (kind, report_id)
+        )
+        return [ReportNote(row["author"], row["ts"], row["text"]) for row in rows], int(count["n"]) if count else 0
+
+    async def report_history(self, facts: ReportFacts) -> ReportHistory:
+        """What the store holds from before this report (by received_ts; the report itself left out)."""
+
+        def _count(conn: sqlite3.Connection) -> ReportHistory:
+            other = "received_ts <= ? AND NOT (kind = ? AND report_id = ?)"
+            me = (facts.received_ts, facts.kind, facts.report_id)
+            about_target = about_event = 0
+            if facts.target:
+                about_target = conn.execute(f"SELECT COUNT(*) FROM reports WHERE target = ? AND {other}",
+                                            (facts.target, *me)).fetchone()[0]
+            if facts.event_id:
+                about_event = conn.execute(f"SELECT COUNT(*) FROM reports WHERE event_id = ? AND {other}",
+                                           (facts.event_id, *me)).fetchone()[0]
+            filed, dismissed = conn.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(state = 'dismissed'), 0) FROM reports WHERE reporter = ? AND {other}",
+                (facts.reporter, *me),
+            ).fetchone()
+            return ReportHistory(int(about_target), int(about_event), int(filed), int(dismissed))
+
+        return await self.db.run(_count)
+
+    @staticmethod
+    def _where(query: ReportQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if query.states is not None:
+            clauses.append(f"state IN ({', '.join('?' for _ in query.states)})")
+            params += list(query.states)
+        for column, value in (("claimed_by", query.claimed_by), ("reporter", query.reporter),
+                              ("target", query.target), ("room_id", query.room_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.claimed_by is not None:
+            clauses.append("state = 'claimed'")
+        if query.received_before is not None:
+            clauses.append("received_ts < ?")
+            params.append(query.received_before)
+        if query.deleted_on_server is not None:
+            clauses.append("deleted_ts IS NOT NULL" if query.deleted_on_server else "deleted_ts IS NULL")
+        return " AND ".join(clauses), params
+
+    async def reports_matching(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """The bot's reports that match, newest first, and how many match."""
+        where, params = self._where(query)
+        rows = await self.db.fetchall(
+            f"SELECT * FROM reports WHERE {where} ORDER BY received_ts DESC, kind, report_id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        count = await self.db.fetchone(f"SELECT COUNT(*) AS n FROM reports WHERE {where}", params)
+        return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def stale_reports(self, *, open_before: int, claimed_before: int, limit: int) -> tuple[list[ReportRecord], int]:
+        """Open reports filed before `open_before` and reports claimed before `claimed_before` and not
+        closed since: oldest first, and how many there are."""
+        where = "(state = 'open' AND received_ts < ?) OR (state = 'claimed' AND claimed_ts < ?)"
+        rows = await self.db.fetchall(
+            f"SELECT * FROM reports WHERE {where} ORDER BY received_ts, kind, report_id LIMIT ?",
+            (open_before, claimed_before, limit),
+        )
+        count = await self.db.fetchone(f"SELECT COUNT(*) AS n FROM reports WHERE {where}", (open_before, claimed_before))
+        return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def first_report_seen(self) -> int | None:
+        """When the bot first stored a report (a bot from before the start point was recorded)."""
+        row = await self.db.fetchone("SELECT MIN(created_ts) AS ts FROM reports")
+        return None if row is None or row["ts"] is None else int(row["ts"])

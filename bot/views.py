@@ -7,9 +7,9 @@ can format and escape them in one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 Tone = Literal["info", "ok", "warning", "error"]
 
@@ -165,3 +165,30 @@ class Attachment:
 
 
 Block = Union[Text, Record, Table, Items, Preformatted, Doc]
+
+
+# -- typed results and how they are shown
+#
+# A handler or a preview may return its own dataclass (a RoomDeletionPreview…) so that tests can
+# assert on data; the function registered for its type turns it into the blocks above, and the
+# renderer calls it. Registered next to the dataclass, in the views layer (bot/previews.py).
+
+_Presented = TypeVar("_Presented")
+_PRESENTERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def presents(kind: type[_Presented]) -> Callable[[Callable[[_Presented], Any]], Callable[[_Presented], Any]]:
+    """Register how values of `kind` are shown: a function returning blocks (Doc, Record, …)."""
+
+    def register(fn: Callable[[_Presented], Any]) -> Callable[[_Presented], Any]:
+        _PRESENTERS[kind] = fn
+        return fn
+
+    return register
+
+
+def presenter_for(value: Any) -> Callable[[Any], Any] | None:
+    for kind in type(value).__mro__:
+        if kind in _PRESENTERS:
+            return _PRESENTERS[kind]
+    return None

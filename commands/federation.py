@@ -33,7 +33,7 @@ def _ts(ms: int) -> str:
     flags=[
         Flag("search", "only destinations whose name contains this", ServerName),
         Flag("order", "sort by", Choice(*DESTINATION_ORDER)),
-        Flag("dir", "direction", Choice("f", "b")),
+        Flag("dir", "sort direction (f ascending, b descending)", Choice("f", "b")),
         Flag("failing", "only destinations currently failing"),
     ],
     endpoints=["GET /_synapse/admin/v1/federation/destinations"],

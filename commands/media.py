@@ -41,7 +41,7 @@ def _media_record(uri: str, info: Any, title: str | None = None) -> Record:
 
 @media.command(
     "info", summary="Details of one file: uploader, type, size, quarantine state", role=Role.MODERATOR,
-    params=[Param("mxc", MxcURI, "mxc://server/media_id")],
+    params=[Param("mxc", MxcURI, "the file, as mxc://server/media_id")],
     endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>"],
 )
 async def info(ctx: Context, mxc: MxcURI) -> Record:
@@ -97,7 +97,7 @@ async def _(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None
 
 @media.command(
     "unquarantine", summary="Serve a quarantined file again", role=Role.MODERATOR, destructive=True,
-    params=[Param("mxc", MxcURI, "mxc://server/media_id")],
+    params=[Param("mxc", MxcURI, "the file, as mxc://server/media_id")],
     endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
                "POST /_synapse/admin/v1/media/unquarantine/<server_name>/<media_id>"],
     details="Re-exposes what someone judged harmful: hence the confirmation.",
@@ -117,7 +117,7 @@ async def _(ctx: Context, mxc: MxcURI) -> Record:
 
 @media.command(
     "protect", summary="Protect a local file from quarantine (e.g. sticker packs)", role=Role.MODERATOR, writes=True,
-    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    params=[Param("mxc", MxcURI, "a file of this homeserver, as mxc://this-server/media_id")],
     endpoints=["POST /_synapse/admin/v1/media/protect/<media_id>"],
 )
 async def protect(ctx: Context, mxc: MxcURI) -> Text:
@@ -128,7 +128,7 @@ async def protect(ctx: Context, mxc: MxcURI) -> Text:
 
 @media.command(
     "unprotect", summary="Let a local file be quarantined again", role=Role.MODERATOR, writes=True,
-    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    params=[Param("mxc", MxcURI, "a file of this homeserver, as mxc://this-server/media_id")],
     endpoints=["POST /_synapse/admin/v1/media/unprotect/<media_id>"],
 )
 async def unprotect(ctx: Context, mxc: MxcURI) -> Text:
@@ -139,7 +139,7 @@ async def unprotect(ctx: Context, mxc: MxcURI) -> Text:
 
 @media.command(
     "delete", summary="Delete one local file and its thumbnails from disk", role=Role.ADMIN, destructive=True,
-    params=[Param("mxc", MxcURI, "mxc://this-server/media_id")],
+    params=[Param("mxc", MxcURI, "a file of this homeserver, as mxc://this-server/media_id")],
     endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
                "DELETE /_synapse/admin/v1/media/<server_name>/<media_id>"],
 )
@@ -204,14 +204,19 @@ async def stats(ctx: Context, order: str, dir: str, search: str | None, since: i
     details="Runs as a job. Includes local copies of remote media. Irreversible. Homeservers older than "
             "Synapse 1.78 are purged through the legacy path.",
     examples=["media purge --before 2024-01-31 --keep-profiles", "media purge --before 365d --larger-than 50M"],
+    job=True,
 )
-async def purge(ctx: Context, before: int | None, larger_than: int | None, keep_profiles: bool) -> Any:
-    params = {"before": before, "larger_than": larger_than, "keep_profiles": keep_profiles, "server_name": ctx.server_name}
-    return await ctx.start_job("media-purge", params, summary="purge local media", view=Text("Purging…"))
+async def purge(job: JobContext, before: int, larger_than: int | None, keep_profiles: bool) -> JobResult:
+    options = dict(before_ts=before, size_gt=larger_than, keep_profiles=keep_profiles)
+    try:
+        deleted = await job.api.delete_media_before(**options)
+    except UnrecognizedEndpoint:
+        deleted = await job.api.delete_media_before_legacy(job.server_name, **options)
+    return JobResult("done", Text(f"Deleted {len(deleted)} local files."))
 
 
 @purge.validate
-def _(before: int | None, larger_than: int | None, keep_profiles: bool) -> None:
+def _(before: int | None, **_: Any) -> None:
     if before is None:
         raise ArgumentError("--before is required, e.g. --before 2024-01-31 or --before 365d")
 
@@ -228,26 +233,16 @@ async def _(ctx: Context, before: int, larger_than: int | None, keep_profiles: b
     ])
 
 
-@media.job("media-purge")
-async def run_purge(job: JobContext) -> JobResult:
-    options = dict(before_ts=job.params["before"], size_gt=job.params.get("larger_than"),
-                   keep_profiles=job.params["keep_profiles"])
-    try:
-        deleted = await job.api.delete_media_before(**options)
-    except UnrecognizedEndpoint:
-        deleted = await job.api.delete_media_before_legacy(job.params["server_name"], **options)
-    return JobResult("done", Text(f"Deleted {len(deleted)} local files."))
-
-
 @media.command(
     "purge-remote", summary="Drop cached copies of remote media not accessed since a date", role=Role.ADMIN, destructive=True,
     flags=[Flag("before", "drop copies last accessed before this date (or this long ago); required", Timestamp(past=True))],
     endpoints=["POST /_synapse/admin/v1/purge_media_cache"],
     details="Runs as a job. The files are fetched again from their servers when someone asks for them.",
+    job=True,
 )
-async def purge_remote(ctx: Context, before: int | None) -> Any:
-    return await ctx.start_job("media-purge-remote", {"before": before}, summary="purge the remote media cache",
-                               view=Text("Purging…"))
+async def purge_remote(job: JobContext, before: int) -> JobResult:
+    deleted = await job.api.purge_remote_media_cache(before_ts=before)
+    return JobResult("done", Text(f"Dropped {deleted} cached remote files."))
 
 
 @purge_remote.validate
@@ -260,11 +255,3 @@ def _(before: int | None) -> None:
 async def _(ctx: Context, before: int) -> Record:
     return Record("Purge", [("drops cached remote files last accessed before", When(before)),
                             ("kept", "local media, and remote files used since then")])
-
-
-@media.job("media-purge-remote")
-async def run_purge_remote(job: JobContext) -> JobResult:
-    deleted = await job.api.purge_remote_media_cache(before_ts=job.params["before"])
-    return JobResult("done", Text(f"Dropped {deleted} cached remote files."))
-
-

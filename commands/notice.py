@@ -9,8 +9,8 @@ from bot.admin_api.errors import BadRequest
 from bot.argtypes import ArgumentError, LocalUserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.jobs import JobContext, JobResult
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.jobs import JobContext, JobResult, Page
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
 from bot.views import Code, Record, Text
 
 notice = CommandGroup("notice", "Server notices")
@@ -57,8 +57,7 @@ async def _send(api: Any, user_id: str, text: str, txn_id: str) -> str:
 async def send(ctx: Context, user: str | None, text: list[str], all: bool) -> Any:
     message = " ".join(text)
     if all:
-        return await ctx.start_job("notice-all", {"text": message, "page_size": BULK_PAGE_SIZE},
-                                   summary="server notice to every local user", view=Text("Sending…"))
+        return RunAsJob()
     assert user is not None
     event_id = await _send(ctx.api, user, message, _txn_id(ctx.event_id, user))
     return Text("Sent a server notice to ", Code(user), f" ({event_id}).", tone="ok")
@@ -83,35 +82,32 @@ async def _(ctx: Context, user: str | None, text: list[str], all: bool) -> Recor
 
 async def _recipients(api: Any, page_size: int, from_token: str | None = None) -> Any:
     while True:
-        page = await api.list_users(deactivated=False, guests=False, from_token=from_token, limit=page_size)
-        yield [u.name for u in page.items if not u.user_type]
-        if not page.next_token:
+        page = await _recipient_page(api, from_token, page_size)
+        yield page.items
+        if not page.next:
             return
-        from_token = page.next_token
+        from_token = page.next
 
 
-@notice.job("notice-all")
-async def run_notice_all(job: JobContext) -> JobResult:
-    state = {"from": None, "sent": 0, "failed": 0, **job.state}
-    bot_user = getattr(job.access, "bot_user_id", None)
-    while True:
-        page = await job.api.list_users(deactivated=False, guests=False, from_token=state["from"],
-                                        limit=int(job.params.get("page_size", BULK_PAGE_SIZE)))
-        for account in page.items:
-            if account.name == bot_user or account.user_type:
-                continue
-            try:
-                await _send(job.api, account.name, job.params["text"], _txn_id(f"job-{job.id}", account.name))
-                state["sent"] += 1
-            except CommandError as exc:
-                return JobResult("failed", Text(str(exc), tone="error"))
-            except Exception:
-                state["failed"] += 1
-        state["from"] = page.next_token
-        await job.save(**state)
-        summary = Record(None, [("sent", state["sent"]), ("failed", state["failed"])])
-        if not page.next_token:
-            return JobResult("partial" if state["failed"] else "done", summary)
-        await job.progress(summary)
+async def _recipient_page(api: Any, cursor: str | None, size: int) -> Page[str]:
+    """Active local accounts, without the system accounts of bridges and bots (a user type)."""
+    found = await api.list_users(deactivated=False, guests=False, from_token=cursor, limit=size)
+    return Page([u.name for u in found.items if not u.user_type], found.next_token if found.items else None)
 
 
+@send.as_job
+async def _(job: JobContext, text: list[str], **_: Any) -> JobResult:
+    message = " ".join(text)
+
+    async def send_one(user_id: str) -> str:
+        await _send(job.api, user_id, message, _txn_id(f"job-{job.id}", user_id))
+        return "sent"
+
+    # The bot's own account (and, for a role below admin, staff) is skipped by policy.
+    done = await job.for_each(lambda cursor, size: _recipient_page(job.api, cursor, size), send_one,
+                              target=lambda user_id: Target("user", user_id), view=_summary)
+    return JobResult("partial" if done.count("failed") else "done", _summary(done))
+
+
+def _summary(progress: Any) -> Record:
+    return Record(None, [("sent", progress.count("sent")), ("failed", progress.count("failed"))])

@@ -7,14 +7,18 @@ import json
 from typing import Any
 
 from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
-from bot.admin_api.rooms import DeleteStatus, RoomDetails
+from bot.admin_api.rooms import DeleteStatus
 from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
-from bot.units import format_ts
 from bot.argtypes import Text as TextArg
 from bot.context import Context
-from bot.jobs import JobContext, JobResult, follow, is_transient
+from bot.jobs import ItemResult, JobContext, JobResult, follow, is_transient
 from bot.parsing import PageRequest
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.previews import (
+    BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomAdminPreview, RoomBlockPreview,
+    RoomDeletionPreview, RoomMediaQuarantinePreview, room_record,
+)
+from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
+from bot.units import format_ts
 from bot.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from ._events import EVENT_COLUMNS, event_row
@@ -35,28 +39,6 @@ async def quarantine_room_media(api: Any, room_id: str) -> int:
         return await api.quarantine_room_media(room_id)
     except UnrecognizedEndpoint:
         return await api.quarantine_room_media_legacy(room_id)
-
-
-def room_record(details: RoomDetails, title: str | None = None, *, blocked: bool | None = None) -> Record:
-    fields: list[tuple[str, Any]] = [
-        ("room", Code(details.room_id)),
-        ("name", Untrusted.of(details.name, 200)),
-        ("alias", Code(details.canonical_alias) if details.canonical_alias else None),
-        ("topic", Untrusted.of(details.topic, 500)),
-        ("creator", Code(details.creator) if details.creator else None),
-        ("version", Untrusted.of(details.version, 40)),
-        ("encryption", details.encryption or "none"),
-        ("join rules", Untrusted.of(details.join_rules, 40)),
-        ("members (local / total)", f"{details.joined_local_members} / {details.joined_members}"),
-        ("state events", details.state_events),
-        ("public in the directory", details.public),
-        ("room type", Untrusted.of(details.room_type, 80)),
-    ]
-    if blocked is not None:
-        fields.append(("blocked", blocked))
-    if details.tombstoned:
-        fields.append(("replaced by", Code(details.replacement_room) if details.replacement_room else "yes"))
-    return Record(title or (details.name or details.room_id), fields)
 
 
 # -- reading
@@ -263,10 +245,8 @@ async def forward_extremities(ctx: Context, room: str, delete: bool) -> Any:
 
 
 @forward_extremities.preview
-async def _(ctx: Context, room: str, delete: bool) -> Table:
-    found = await ctx.api.forward_extremities(room)
-    return Table(f"{len(found)} forward extremities would be deleted", ["event", "depth"],
-                 [[Code(e.event_id), e.depth] for e in found])
+async def _(ctx: Context, room: str, **_: Any) -> ForwardExtremitiesPreview:
+    return ForwardExtremitiesPreview(room, await ctx.api.forward_extremities(room))
 
 
 # -- moderation
@@ -285,11 +265,11 @@ async def block(ctx: Context, room: str) -> Text:
 
 
 @block.preview
-async def _(ctx: Context, room: str) -> Any:
+async def _(ctx: Context, room: str) -> RoomBlockPreview:
     blocked, by = await ctx.api.block_status(room)
     if blocked:
         raise CommandError(f"{room} is already blocked (by {by or 'unknown'})")
-    return await _room_summary_or_unknown(ctx, room)
+    return RoomBlockPreview(room, await _details_or_none(ctx, room), block=True)
 
 
 @room.command(
@@ -304,12 +284,11 @@ async def unblock(ctx: Context, room: str) -> Text:
 
 
 @unblock.preview
-async def _(ctx: Context, room: str) -> Any:
+async def _(ctx: Context, room: str) -> RoomBlockPreview:
     blocked, by = await ctx.api.block_status(room)
     if not blocked:
         raise CommandError(f"{room} is not blocked")
-    return Doc(Text(f"Blocked by {by or 'unknown'}; local users will be able to join again."),
-               await _room_summary_or_unknown(ctx, room))
+    return RoomBlockPreview(room, await _details_or_none(ctx, room), block=False, blocked_by=by)
 
 
 @room.command(
@@ -322,11 +301,11 @@ async def block_status(ctx: Context, room: str) -> Record:
     return Record("Block status", [("room", Code(room)), ("blocked", blocked), ("blocked by", Code(by) if by else None)])
 
 
-async def _room_summary_or_unknown(ctx: Context, room: str) -> Any:
+async def _details_or_none(ctx: Context, room: str) -> Any:
     try:
-        return room_record(await ctx.api.room_details(room), "Room")
+        return await ctx.api.room_details(room)
     except NotFound:
-        return Text(f"The homeserver does not know {room} (blocking still works).")
+        return None
 
 
 @room.command(
@@ -349,9 +328,9 @@ async def make_admin(ctx: Context, room: str, user: str | None) -> Text:
 
 
 @make_admin.preview
-async def _(ctx: Context, room: str, user: str | None) -> Any:
+async def _(ctx: Context, room: str, user: str | None) -> RoomAdminPreview:
     details = await ctx.api.room_details(room)
-    target = user or f"{(await ctx.api.whoami()).user_id} (the bot's admin account)"
+    target = user or (await ctx.api.whoami()).user_id
     levels = await ctx.api.room_state(room, event_type="m.room.power_levels")
     local = [lvl for u, lvl in _levels(levels).items() if u.endswith(":" + ctx.server_name)]
     creator_local = bool(details.creator and details.creator.endswith(":" + ctx.server_name))
@@ -360,9 +339,8 @@ async def _(ctx: Context, room: str, user: str | None) -> Any:
         level = 100
     else:
         level = max(local)
-    invite = "" if details.join_rules == "public" else "; invited first if not a member"
-    return Doc(room_record(details, "Room"),
-               Text(f"{target} gets power level {level}, set by the room's most powerful joined local member{invite}."))
+    return RoomAdminPreview(details, target, level, is_admin_token_account=user is None,
+                            invited_first=details.join_rules != "public")
 
 
 def _version_at_least(version: str | None, number: int) -> bool:
@@ -395,10 +373,9 @@ async def quarantine_media(ctx: Context, room: str) -> Text:
 
 
 @quarantine_media.preview
-async def _(ctx: Context, room: str) -> Text:
+async def _(ctx: Context, room: str) -> RoomMediaQuarantinePreview:
     found = await ctx.api.room_media(room)
-    return Text(f"{len(found.local)} local and {len(found.remote)} remote media files referenced by unencrypted "
-                "events become undownloadable (files are kept; `media unquarantine` reverses it).")
+    return RoomMediaQuarantinePreview(room, len(found.local), len(found.remote))
 
 
 # -- force-joining users
@@ -417,20 +394,33 @@ async def _(ctx: Context, room: str) -> Text:
 async def join(ctx: Context, room: str, users: list[str]) -> Any:
     unique = list(dict.fromkeys(users))
     if len(unique) > JOIN_JOB_THRESHOLD:
-        return await ctx.start_job("room-join", {"room": room, "users": unique},
-                                   summary=f"join {len(unique)} users to {room}", view=Text(f"0 of {len(unique)} done."))
+        return RunAsJob()
     members = set(await ctx.api.room_members(room))
     results: list[list[str]] = []
     for user in unique:
-        results.append(await _join_one(ctx.api, room, user, members))
-        if _blocked_by_membership(results[-1]):
+        result = await _join_one(ctx.api, room, user, members)
+        results.append([user, result.outcome, result.detail])
+        if result.stop:
             results += [[u, NOT_TRIED, ""] for u in unique[len(results):]]
             break
     return _join_view(results, room)
 
 
+@join.as_job
+async def _(job: JobContext, room: str, users: list[str]) -> JobResult:
+    unique = list(dict.fromkeys(users))
+    members = set(await job.api.room_members(room))
+    # Synapse changes the membership of one room one event at a time: parallel joins would only queue.
+    done = await job.for_each(unique, lambda user: _join_one(job.api, room, user, members),
+                              target=lambda user: Target("user", user), keep_results=True, max_concurrency=1,
+                              view=lambda p: Text(f"{p.done} of {len(unique)} done."))
+    results = list(done.results or [])
+    results += [[u, NOT_TRIED, ""] for u in unique[len(results):]]
+    return JobResult(_join_status(results), _join_view(results, room))
+
+
 @join.preview
-async def _(ctx: Context, room: str, users: list[str]) -> Any:
+async def _(ctx: Context, room: str, users: list[str]) -> BulkJoinPreview:
     unique = list(dict.fromkeys(users))
     details = await ctx.api.room_details(room)
     members = set(await ctx.api.room_members(room))
@@ -442,32 +432,26 @@ async def _(ctx: Context, room: str, users: list[str]) -> Any:
                 f"by having the calling admin ({caller}) invite the user first, but {caller} is not in it; nothing was "
                 "done. Have a member invite the users, or make the room public for a moment. (`room make-admin <room> "
                 "<user>` also gets one user in, through the room's most powerful local member, but makes them a room admin.)")
-    already = [u for u in unique if u in members]
-    lines: list[Any] = [room_record(details, "Room"),
-                        Items(f"{len(unique) - len(already)} users will be joined without being asked",
-                              [Code(u) for u in unique if u not in members] or ["nobody"])]
-    if already:
-        lines.append(Items(f"{len(already)} already members (left alone)", [Code(u) for u in already]))
-    return Doc(*lines)
+    return BulkJoinPreview(details, [u for u in unique if u not in members], [u for u in unique if u in members])
 
 
 JOINED, ALREADY, FAILED, NOT_TRIED = "joined", "already a member", "failed", "not tried"
 
 
-async def _join_one(api: Any, room: str, user: str, members: set[str]) -> list[str]:
+async def _join_one(api: Any, room: str, user: str, members: set[str]) -> ItemResult:
     if user in members:
-        return [user, ALREADY, ""]
+        return ItemResult(ALREADY)
     try:
         await api.force_join(room, user)
-        return [user, JOINED, ""]
     except AdminAPIError as exc:
         if is_transient(exc):
             raise  # the homeserver is down: not this user's result (a job tries again)
-        return [user, FAILED, f"{exc.errcode}: {exc.error}"]
+        # When the bot itself is not in the room, every further user would fail the same way.
+        return ItemResult(FAILED, f"{exc.errcode}: {exc.error}", stop="not in room" in exc.error)
+    return ItemResult(JOINED)
 
 
 def _blocked_by_membership(result: list[str]) -> bool:
-    """The bot itself is not in the room: every further user would fail the same way."""
     return result[1] == FAILED and "not in room" in result[2]
 
 
@@ -489,26 +473,12 @@ def _join_status(results: list[list[str]]) -> str:
     return "done" if not failed else "failed" if failed == len(results) else "partial"
 
 
-@room.job("room-join")
-async def run_join(job: JobContext) -> JobResult:
-    results: list[list[str]] = job.state.get("results", [])
-    users: list[str] = job.params["users"]
-    room_id = job.params["room"]
-    members = set(await job.api.room_members(room_id))
-    for user in users[len(results):]:
-        results.append(await _join_one(job.api, room_id, user, members))
-        if _blocked_by_membership(results[-1]):
-            results += [[u, NOT_TRIED, ""] for u in users[len(results):]]
-        await job.save(results=results)
-        await job.progress(Text(f"{len(results)} of {len(users)} done; last: {user} {results[-1][1]}."))
-    return JobResult(_join_status(results), _join_view(results, room_id))
-
-
 # -- deletion
 
 
 @room.command(
     "delete", summary="Delete a room: kick everyone, optionally purge it and block it", role=Role.ADMIN, destructive=True,
+    job=True,
     params=[Param("room", RoomRef, "room ID or alias")],
     flags=[
         Flag("purge", "also erase the room and its history from the database"),
@@ -532,16 +502,31 @@ async def run_join(job: JobContext) -> JobResult:
     examples=["room delete !abc:example.org --purge --block",
               "room delete #spam:example.org --new-room-user moderator --message 'Closed for spam'"],
 )
-async def delete(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
-                 room_name: str | None, force_purge: bool) -> object:
-    params = {"room": room, "purge": purge, "block": block, "message": message, "new_room_user": new_room_user,
-              "room_name": room_name, "force_purge": force_purge}
-    return await ctx.start_job("room-delete", params, summary=f"delete {room}", view=Text("Submitting the deletion…"))
+async def delete(job: JobContext, room: str, purge: bool, block: bool, message: str | None,
+                 new_room_user: str | None, room_name: str | None, force_purge: bool) -> JobResult:
+    options = dict(purge=purge, block=block, message=message, new_room_user_id=new_room_user, force_purge=force_purge)
+    delete_id = job.state.get("delete_id")
+    if delete_id is None:
+        try:
+            delete_id = await _submit_delete(job, room, lambda: job.api.delete_room(room, room_name=room_name, **options))
+        except UnrecognizedEndpoint:
+            await job.progress(Text("This homeserver has no asynchronous deletion: waiting for the synchronous one."), force=True)
+            result = await job.api.delete_room_v1(room, **options)
+            return JobResult("done", _status_record(DeleteStatus(delete_id="v1", status="complete", shutdown_room=result)))
+        await job.save(delete_id=delete_id)
+    done = "Room deleted" + ("; purged" if purge else "") + ("; blocked" if block else "")
+    return await follow(
+        job, lambda: job.api.delete_status(delete_id), state=lambda s: s.status,
+        finished=lambda s: JobResult("done", _status_record(s, done)),
+        failed=lambda s: JobResult("failed", Doc(Text(f"The homeserver reports: {s.error or 'no reason given'}", tone="error"),
+                                                 _status_record(s))),
+        progress=_status_record, forgotten="Check with `room info` whether the room is gone.",
+    )
 
 
 @delete.validate
-def _(room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None, room_name: str | None,
-      force_purge: bool) -> None:
+def _(purge: bool, message: str | None, new_room_user: str | None, room_name: str | None, force_purge: bool,
+      **_: Any) -> None:
     if force_purge and not purge:
         raise ArgumentError("--force-purge only makes sense with --purge")
     if (message or room_name) and not new_room_user:
@@ -550,23 +535,16 @@ def _(room: str, purge: bool, block: bool, message: str | None, new_room_user: s
 
 @delete.preview
 async def _(ctx: Context, room: str, purge: bool, block: bool, message: str | None, new_room_user: str | None,
-            room_name: str | None, force_purge: bool) -> Doc:
+            room_name: str | None, force_purge: bool, **_: Any) -> RoomDeletionPreview:
     try:
         details = await ctx.api.room_details(room)
     except NotFound:
         if not block:
             raise CommandError(f"the homeserver does not know {room}; add --block to block it anyway "
                                "(or use `room block`)") from None
-        return Doc(Text(f"The homeserver does not know {room}; it will only be blocked."))
-    moved = (f" and moved to a new room owned by {new_room_user}" + (f" named {room_name!r}" if room_name else "")
-             + (f" that says {message!r}" if message else "")) if new_room_user else ""
-    what = [
-        f"all {details.joined_local_members} local members are kicked{moved}; its local aliases are removed",
-        "the room and its whole history are erased from the database" + (" even if some users cannot be kicked" if force_purge else "")
-        if purge else "its history stays in the database (no --purge)",
-        "local users can never join it again (blocked)" if block else "it is not blocked",
-    ]
-    return Doc(room_record(details, "Room to delete"), Text("Effect: " + "; ".join(what) + ". Irreversible."))
+        details = None
+    return RoomDeletionPreview(room, details, purge=purge, block=block, force_purge=force_purge,
+                               new_room_user=new_room_user, room_name=room_name, message=message)
 
 
 def _status_record(status: DeleteStatus, title: str | None = None) -> Record:
@@ -581,15 +559,10 @@ def _status_record(status: DeleteStatus, title: str | None = None) -> Record:
     ])
 
 
-async def _submit_delete(job: JobContext) -> str:
-    room_id = job.params["room"]
+async def _submit_delete(job: JobContext, room_id: str, submit: Any) -> str:
     for _ in range(2):  # once more if the deletion that blocked us ended in between
         try:
-            return await job.api.delete_room(
-                room_id, purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
-                new_room_user_id=job.params.get("new_room_user"), room_name=job.params.get("room_name"),
-                force_purge=job.params.get("force_purge", False),
-            )
+            return str(await submit())
         except BadRequest as exc:
             if "already in progress" not in exc.error:
                 raise
@@ -604,41 +577,12 @@ async def _submit_delete(job: JobContext) -> str:
     raise BadRequest(400, "M_UNKNOWN", f"a deletion of {room_id} keeps being reported as in progress")
 
 
-@room.job("room-delete")
-async def run_delete(job: JobContext) -> JobResult:
-    delete_id = job.state.get("delete_id")
-    if delete_id is None:
-        try:
-            delete_id = await _submit_delete(job)
-        except UnrecognizedEndpoint:
-            return await _delete_v1(job)
-        await job.save(delete_id=delete_id)
-    purged = "; purged" if job.params["purge"] else ""
-    blocked = "; blocked" if job.params["block"] else ""
-    return await follow(
-        job, lambda: job.api.delete_status(delete_id), state=lambda s: s.status,
-        finished=lambda s: JobResult("done", _status_record(s, f"Room deleted{purged}{blocked}")),
-        failed=lambda s: JobResult("failed", Doc(Text(f"The homeserver reports: {s.error or 'no reason given'}", tone="error"),
-                                                 _status_record(s))),
-        progress=_status_record, forgotten="Check with `room info` whether the room is gone.",
-    )
-
-
-async def _delete_v1(job: JobContext) -> JobResult:
-    await job.progress(Text("This homeserver has no asynchronous deletion: waiting for the synchronous one."), force=True)
-    result = await job.api.delete_room_v1(
-        job.params["room"], purge=job.params["purge"], block=job.params["block"], message=job.params.get("message"),
-        new_room_user_id=job.params.get("new_room_user"), force_purge=job.params.get("force_purge", False),
-    )
-    return JobResult("done", _status_record(DeleteStatus(delete_id="v1", status="complete", shutdown_room=result)))
-
-
 # -- history purge
 
 
 @room.command(
     "purge-history", summary="Delete a room's history before a date or an event (the room itself stays)",
-    role=Role.ADMIN, destructive=True,
+    role=Role.ADMIN, destructive=True, job=True,
     params=[Param("room", RoomRef, "room ID or alias")],
     flags=[
         Flag("before", "purge events before this date, duration ago, or event ID (required)", EventOrTimestamp()),
@@ -655,54 +599,20 @@ async def _delete_v1(job: JobContext) -> JobResult:
             "space comes back only after a VACUUM FULL.",
     examples=["room purge-history #general --before 90d", "room purge-history !abc:example.org --before 2024-01-31 --delete-local-events"],
 )
-async def purge_history(ctx: Context, room: str, before: Any, delete_local_events: bool) -> object:
-    params = {"room": room, "before": before, "delete_local_events": delete_local_events}
-    return await ctx.start_job("room-purge-history", params, summary=f"purge history of {room}", view=Text("Submitting the purge…"))
-
-
-@purge_history.validate
-def _(room: str, before: Any, delete_local_events: bool) -> None:
-    if before is None:
-        raise ArgumentError("--before is required: a date (2024-01-31), a duration ago (90d) or an event ID")
-
-
-@purge_history.preview
-async def _(ctx: Context, room: str, before: Any, delete_local_events: bool) -> Doc:
-    details = await ctx.api.room_details(room)
-    if isinstance(before, str):
-        try:
-            found = await ctx.api.event_context(room, before, limit=0)
-        except NotFound:
-            raise CommandError(f"{room} has no event {before}; nothing was done") from None
-        cutoff: list[tuple[str, Any]] = [("before event", Code(before)), ("sent", When(found.event.get("origin_server_ts")))]
-    else:
-        try:
-            last_id, last_ts = await ctx.api.timestamp_to_event(room, before, direction="b")
-        except NotFound:
-            raise CommandError(f"{room} has no event before {format_ts(before)}: there is nothing to purge") from None
-        cutoff = [("before", When(before)), ("newest event it reaches", f"{last_id}, sent {format_ts(last_ts)}")]
-    who = "all users' events, local ones included" if delete_local_events else "remote users' events only (local users' events are kept)"
-    return Doc(room_record(details, "Room"), Record("Purge", [*cutoff, ("deletes", who),
-                                                             ("always kept", "room state and the latest message")]))
-
-
-@room.job("room-purge-history")
-async def run_purge_history(job: JobContext) -> JobResult:
+async def purge_history(job: JobContext, room: str, before: Any, delete_local_events: bool) -> JobResult:
     purge_id = job.state.get("purge_id")
     if purge_id is None:
-        before = job.params["before"]
         try:
             purge_id = await job.api.purge_history(
-                job.params["room"], before_event=before if isinstance(before, str) else None,
-                before_ts=before if isinstance(before, int) else None,
-                delete_local_events=job.params["delete_local_events"],
+                room, before_event=before if isinstance(before, str) else None,
+                before_ts=before if isinstance(before, int) else None, delete_local_events=delete_local_events,
             )
         except NotFound as exc:
             if "no event to be purged" in exc.error:
                 return JobResult("done", Text("Nothing to purge: the room has no event before that point."))
             raise
         await job.save(purge_id=purge_id)
-    local = " (local users' events included)." if job.params["delete_local_events"] else " (remote users' events; local ones were kept)."
+    local = " (local users' events included)." if delete_local_events else " (remote users' events; local ones were kept)."
     return await follow(
         job, lambda: job.api.purge_history_status(purge_id), state=lambda s: s[0],
         finished=lambda s: JobResult("done", Text("History purged" + local)),
@@ -710,3 +620,26 @@ async def run_purge_history(job: JobContext) -> JobResult:
         progress=lambda s: Record(None, [("homeserver status", s[0])]),
         forgotten="Read the room with `room messages` to see what is left.",
     )
+
+
+@purge_history.validate
+def _(before: Any, **_: Any) -> None:
+    if before is None:
+        raise ArgumentError("--before is required: a date (2024-01-31), a duration ago (90d) or an event ID")
+
+
+@purge_history.preview
+async def _(ctx: Context, room: str, before: Any, delete_local_events: bool) -> HistoryPurgePreview:
+    details = await ctx.api.room_details(room)
+    if isinstance(before, str):
+        try:
+            found = await ctx.api.event_context(room, before, limit=0)
+        except NotFound:
+            raise CommandError(f"{room} has no event {before}; nothing was done") from None
+        return HistoryPurgePreview(details, delete_local_events, before_event=before,
+                                   before_event_ts=found.event.get("origin_server_ts"))
+    try:
+        last_id, last_ts = await ctx.api.timestamp_to_event(room, before, direction="b")
+    except NotFound:
+        raise CommandError(f"{room} has no event before {format_ts(before)}: there is nothing to purge") from None
+    return HistoryPurgePreview(details, delete_local_events, before_ts=before, newest_event=last_id, newest_event_ts=last_ts)

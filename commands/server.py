@@ -33,16 +33,15 @@ async def status(ctx: Context) -> Record:
     version = await ctx.api.server_version()
     updates = await ctx.api.background_updates()
     active = await ctx.api.scheduled_tasks(statuses=["active", "scheduled"])
-    pending = await ctx.store.pending_confirmations()
-    running = ctx.jobs.running()
+    bot = ctx.bot_status
     current = ", ".join(f"{u.name} ({u.database})" for u in updates.current) or "none running"
     return Record("Status", [
         ("homeserver", Code(ctx.server_name)),
         ("version", version),
         ("background updates", ("enabled" if updates.enabled else "PAUSED") + f"; {current}"),
         ("server tasks active or scheduled", len(active)),
-        ("bot jobs running", len(running)),
-        ("confirmations waiting", len(pending)),
+        ("bot jobs running", bot.jobs_running() if bot else "unknown"),
+        ("confirmations waiting", await bot.confirmations_waiting() if bot else "unknown"),
     ])
 
 

@@ -13,12 +13,15 @@ from bot.argtypes import (
     ArgumentError, Choice, Duration, Identifier, Int, LocalUserID, RoomRef, Timestamp,
 )
 from bot.argtypes import Text as TextArg
-from bot.units import human_size
 from bot.context import Context
-from bot.jobs import JobContext, JobResult, follow
+from bot.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
 from bot.parsing import PageRequest
-from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Items, Record, Shown, Table, Text, Untrusted, When
+from bot.previews import (
+    AccountChangePreview, DeviceLogoutPreview, ExternalIdRemovalPreview, PasswordResetPreview, RedactionPreview,
+    ServerAdminChangePreview, UserMediaDeletionPreview, account_flags, details_record, devices_table,
+)
+from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
+from bot.views import Bytes, Code, Doc, Record, Shown, Table, Text, Untrusted, When
 
 user = CommandGroup("user", "Local accounts")
 
@@ -26,10 +29,11 @@ USER_ORDER = ("name", "displayname", "creation_ts", "last_seen_ts", "admin", "de
               "shadow_banned", "is_guest", "user_type", "avatar_url")
 MEDIA_ORDER = ("created_ts", "last_access_ts", "media_length", "media_type", "upload_name", "quarantined_by",
                "safe_from_quarantine")
-# Bulk jobs walk the user list a page at a time, a few users at once, pausing between pages.
+# The preview of a bulk job walks the user list a page at a time, a few users at once.
 BULK_PAGE_SIZE = 100
 BULK_CONCURRENCY = 4
-MEDIA_DELETE_BATCH = 100  # the endpoint deletes at most this many per call
+MEDIA_DELETE_BATCH = 100  # how many files the preview looks at
+REDACT_LIMIT = 1000  # Synapse's default: events looked at per room
 GENERATED_PASSWORD_BYTES = 18
 
 user.skip("GET /_synapse/admin/v1/register",
@@ -38,34 +42,15 @@ user.skip("POST /_synapse/admin/v1/register",
           "shared-secret registration needs the registration secret, not an admin token; `user create` creates accounts")
 user.skip("GET /_synapse/admin/v1/search_users/<user_id>",
           "legacy search that returns password hashes; `user list --name` searches safely")
+user.skip("DELETE /_synapse/admin/v1/users/<user_id>/media",
+          "`user media --delete` deletes file by file (DELETE /_synapse/admin/v1/media/<server_name>/<media_id>) in a job "
+          "that shows its progress, resumes after a restart and stops cleanly when cancelled")
 user.skip("POST /_synapse/admin/v1/users/<user_id>/login",
           "would put a working access token for someone else's account into the room's history")
 
 
 def generated_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
-
-
-def account_flags(details: UserDetails) -> str:
-    flags = [name for name, on in (
-        ("admin", details.admin), ("deactivated", details.deactivated), ("erased", details.erased),
-        ("locked", details.locked), ("suspended", details.suspended), ("shadow-banned", details.shadow_banned),
-        ("guest", details.is_guest),
-    ) if on]
-    return ", ".join(flags) or "none"
-
-
-def details_record(details: UserDetails, title: str | None = None) -> Record:
-    return Record(title or details.name, [
-        ("user", Code(details.name)),
-        ("display name", Untrusted.of(details.displayname, 100)),
-        ("flags", account_flags(details)),
-        ("created", When(details.creation_ts)),
-        ("last seen", When(details.last_seen_ts)),
-        ("user type", details.user_type),
-        ("3PIDs", [f"{t.medium}: {t.address}" for t in details.threepids]),
-        ("external IDs", [f"{e.auth_provider}: {e.external_id}" for e in details.external_ids]),
-    ])
 
 
 async def existing(ctx: Context, user: str) -> UserDetails:
@@ -241,21 +226,13 @@ async def accountdata(ctx: Context, user: str) -> Doc:
     flags=[
         Flag("order", "sort by this column", Choice(*MEDIA_ORDER)),
         Flag("dir", "sort direction (default newest first)", Choice("f", "b")),
-        Flag("delete", "delete every file this account uploaded", role=Role.ADMIN, destructive=True),
+        Flag("delete", "delete every file this account uploaded (runs as a job)", role=Role.ADMIN, destructive=True),
     ],
-    endpoints=["GET /_synapse/admin/v1/users/<user_id>/media", "DELETE /_synapse/admin/v1/users/<user_id>/media"],
+    endpoints=["GET /_synapse/admin/v1/users/<user_id>/media", "DELETE /_synapse/admin/v1/media/<server_name>/<media_id>"],
 )
 async def media(ctx: Context, user: str, order: str | None, dir: str | None, delete: bool, page: PageRequest) -> Any:
     if delete:
-        deleted = 0
-        while True:  # the endpoint deletes at most a batch per call: repeat until nothing is left
-            batch = await ctx.api.delete_user_media(user, limit=MEDIA_DELETE_BATCH)
-            deleted += len(batch)
-            if not batch:
-                break
-        left = (await ctx.api.user_media(user, limit=1)).total
-        return Text(f"Deleted {deleted} files uploaded by ", Code(user), f"; {left or 0} left.",
-                    tone="ok" if not left else "warning")
+        return RunAsJob()  # file by file, with progress, cancellable
     result = await ctx.api.user_media(user, from_token=page.from_token, limit=page.limit, order_by=order, direction=dir)
     rows = [[Code(f"mxc://{ctx.server_name}/{m.media_id}"), m.media_type, Bytes(m.media_length), m.upload_name,
              When(m.created_ts), "quarantined" if m.quarantined_by else ("protected" if m.safe_from_quarantine else "")]
@@ -265,12 +242,31 @@ async def media(ctx: Context, user: str, order: str | None, dir: str | None, del
 
 
 @media.preview
-async def _(ctx: Context, user: str, order: str | None, dir: str | None, delete: bool, page: PageRequest) -> Text:
+async def _(ctx: Context, user: str, **_: Any) -> UserMediaDeletionPreview:
     result = await ctx.api.user_media(user, limit=MEDIA_DELETE_BATCH)
-    size = sum(m.media_length or 0 for m in result.items)
-    more = " (size of the first batch)" if (result.total or 0) > len(result.items) else ""
-    return Text(f"{result.total or 0} files ({human_size(size)}{more}) are removed from disk with their thumbnails. "
-                "Irreversible.", tone="warning")
+    return UserMediaDeletionPreview(user, result.total or 0, sum(m.media_length or 0 for m in result.items),
+                                    more_than_first_batch=(result.total or 0) > len(result.items))
+
+
+@media.as_job
+async def _(job: JobContext, user: str, **_: Any) -> JobResult:
+    async def files(cursor: str | None, size: int) -> Page[str]:
+        # Deleted files leave the listing: it starts after the files that stayed (failed ones).
+        kept = job.state.get("bulk", {}).get("counts", {}).get("failed", 0)
+        found = await job.api.user_media(user, from_token=str(kept) if kept else None, limit=size,
+                                         order_by="created_ts", direction="f")
+        more = (found.total or 0) > kept + len(found.items)
+        return Page([m.media_id for m in found.items], "more" if more and found.items else None, found.total)
+
+    async def delete_one(media_id: str) -> ItemResult:
+        deleted = await job.api.delete_media(job.server_name, media_id)
+        return ItemResult("deleted") if media_id in deleted else ItemResult("failed", "the homeserver kept it")
+
+    done = await job.for_each(files, delete_one)
+    left = (await job.api.user_media(user, limit=1)).total or 0
+    return JobResult("done" if not done.count("failed") else "partial",
+                     Text(f"Deleted {done.count('deleted')} files uploaded by ", Code(user), f"; {left} left.",
+                          tone="ok" if not left else "warning"))
 
 
 @user.command(
@@ -390,14 +386,10 @@ async def reset_password(ctx: Context, user: str, password: str | None, no_logou
 
 
 @reset_password.preview
-async def _(ctx: Context, user: str, password: str | None, no_logout: bool) -> Record:
+async def _(ctx: Context, user: str, password: str | None, no_logout: bool) -> PasswordResetPreview:
     details = await existing(ctx, user)
     devices = await ctx.api.devices(user)
-    return Record("Account", [
-        ("user", Code(user)), ("flags", account_flags(details)),
-        ("password", "as typed (hidden)" if password else "a strong one is generated and shown once"),
-        ("devices", f"{len(devices)} stay logged in" if no_logout else f"{len(devices)} are logged out"),
-    ])
+    return PasswordResetPreview(details, password_given=bool(password), devices=len(devices), logout=not no_logout)
 
 
 @user.command(
@@ -412,12 +404,11 @@ async def admin(ctx: Context, user: str, state: str) -> Text:
 
 
 @admin.preview
-async def _(ctx: Context, user: str, state: str) -> Text:
+async def _(ctx: Context, user: str, state: str) -> ServerAdminChangePreview:
     await existing(ctx, user)
     if await ctx.api.is_admin(user) == (state == "on"):
         raise CommandError(f"{user} {'already is' if state == 'on' else 'is not'} a server admin")
-    return Text(f"{user} will {'get full control of the homeserver' if state == 'on' else 'lose server admin rights'}.",
-                tone="warning")
+    return ServerAdminChangePreview(user, grant=state == "on")
 
 
 def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str) -> Any:
@@ -430,13 +421,12 @@ def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str) 
     )
 
 
-async def _toggle_preview(ctx: Context, user: str, undo: bool, *, flag: str, on_text: str, off_text: str) -> Record:
+async def _toggle_preview(ctx: Context, user: str, undo: bool, *, flag: str, on_text: str, off_text: str) -> AccountChangePreview:
     details = await existing(ctx, user)
     current = getattr(details, flag)
     if current != undo:  # already in the requested state
         raise CommandError(f"{user} is {'not ' if undo else 'already '}{flag.replace('_', '-')}")
-    return Record("Account", [("user", Code(user)), ("display name", Untrusted.of(details.displayname, 100)),
-                              ("flags", account_flags(details)), ("effect", off_text if undo else on_text)])
+    return AccountChangePreview(details, effect=off_text if undo else on_text)
 
 
 async def _check_toggled(ctx: Context, user: str, flag: str, undo: bool, label: str) -> Text:
@@ -454,7 +444,7 @@ async def suspend(ctx: Context, user: str, undo: bool) -> Text:
 
 
 @suspend.preview
-async def _(ctx: Context, user: str, undo: bool) -> Record:
+async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
     return await _toggle_preview(ctx, user, undo, flag="suspended",
                                  on_text="can no longer send messages, invite, join or change its profile",
                                  off_text="can send, join and invite again")
@@ -469,7 +459,7 @@ async def shadow_ban(ctx: Context, user: str, undo: bool) -> Text:
 
 
 @shadow_ban.preview
-async def _(ctx: Context, user: str, undo: bool) -> Record:
+async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
     return await _toggle_preview(ctx, user, undo, flag="shadow_banned",
                                  on_text="its messages and invites silently reach nobody",
                                  off_text="its events are delivered again")
@@ -485,7 +475,7 @@ async def lock(ctx: Context, user: str, undo: bool) -> Text:
 
 
 @lock.preview
-async def _(ctx: Context, user: str, undo: bool) -> Record:
+async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
     return await _toggle_preview(ctx, user, undo, flag="locked",
                                  on_text="cannot use the account any more; its sessions stop working",
                                  off_text="can log in again")
@@ -512,15 +502,12 @@ async def deactivate(ctx: Context, user: str, erase: bool) -> Text:
 
 
 @deactivate.preview
-async def _(ctx: Context, user: str, erase: bool) -> Record:
+async def _(ctx: Context, user: str, erase: bool) -> AccountChangePreview:
     details = await existing(ctx, user)
     if details.deactivated and not erase:
         raise CommandError(f"{user} is already deactivated")
     rooms = await ctx.api.joined_rooms(user)
-    return Record("Account", [
-        ("user", Code(user)), ("display name", Untrusted.of(details.displayname, 100)), ("flags", account_flags(details)),
-        ("joined rooms it will leave", len(rooms)), ("erase", "yes" if erase else "no"),
-    ])
+    return AccountChangePreview(details, effect="", joined_rooms=len(rooms), erase=erase)
 
 
 @user.command(
@@ -559,17 +546,11 @@ async def logout(ctx: Context, user: str) -> Text:
 
 
 @logout.preview
-async def _(ctx: Context, user: str) -> Table:
+async def _(ctx: Context, user: str) -> DeviceLogoutPreview:
     devices = await ctx.api.devices(user)
     if not devices:
         raise CommandError(f"{user} has no device to log out")
-    return _devices_table(devices, f"{len(devices)} devices will be logged out (their keys are deleted)")
-
-
-def _devices_table(devices: list[Any], title: str) -> Table:
-    rows = [[Code(d.device_id), Untrusted.of(d.display_name, 60), Code(d.last_seen_ip) if d.last_seen_ip else None, When(d.last_seen_ts)]
-            for d in devices]
-    return Table(title, ["device", "name", "last IP", "last seen"], rows, total=len(rows), empty="No devices.")
+    return DeviceLogoutPreview(user, devices)
 
 
 @user.command(
@@ -593,7 +574,7 @@ async def devices(ctx: Context, user: str, delete: str | None, prune_older_than:
         stale = _stale(await ctx.api.devices(user), ctx.now_ms() - prune_older_than)
         await ctx.api.delete_devices(user, [d.device_id for d in stale])
         return Text(f"Deleted {len(stale)} devices of ", Code(user), " not seen since the cut-off.", tone="ok")
-    return _devices_table(await ctx.api.devices(user), f"Devices of {user}")
+    return devices_table(await ctx.api.devices(user), f"Devices of {user}")
 
 
 @devices.validate
@@ -608,17 +589,15 @@ def _stale(found: list[Any], cutoff_ms: int) -> list[Any]:
 
 
 @devices.preview
-async def _(ctx: Context, user: str, delete: str | None, prune_older_than: int | None) -> Any:
+async def _(ctx: Context, user: str, delete: str | None, prune_older_than: int | None) -> DeviceLogoutPreview:
     found = await ctx.api.devices(user)
     if delete:
         chosen = [d for d in found if d.device_id == delete]
         if not chosen:
             raise CommandError(f"{user} has no device {delete}")
-        return _devices_table(chosen, "This device will be logged out")
+        return DeviceLogoutPreview(user, chosen, of_total=len(found))
     cutoff = ctx.now_ms() - (prune_older_than or 0)
-    stale = _stale(found, cutoff)
-    return Doc(_devices_table(stale, f"{len(stale)} of {len(found)} devices not seen since the cut-off will be logged out"),
-               Text("Cut-off: ", When(cutoff), ". Devices never seen are kept."))
+    return DeviceLogoutPreview(user, _stale(found, cutoff), of_total=len(found), cutoff_ms=cutoff)
 
 
 @user.command(
@@ -694,6 +673,8 @@ def _(user: str, action: str, messages_per_second: int | None, burst: int | None
     params=[Param("user", LocalUserID, "the account")],
     flags=[Flag("expires", "new expiry: a date or a duration from now (required)", Timestamp(past=False))],
     endpoints=["POST /_synapse/admin/v1/account_validity/validity"],
+    details="Synapse records the date only where `account_validity` is enabled in homeserver.yaml (it answers with "
+            "the date either way). A date in the past locks the account out at once.",
 )
 async def account_validity(ctx: Context, user: str, expires: int | None) -> Text:
     await existing(ctx, user)
@@ -720,10 +701,9 @@ async def allow_cross_signing_reset(ctx: Context, user: str) -> Text:
 
 
 @allow_cross_signing_reset.preview
-async def _(ctx: Context, user: str) -> Text:
-    await existing(ctx, user)
-    return Text("Anyone logged in as this account can then replace its identity; its contacts will be warned of the change.",
-                tone="warning")
+async def _(ctx: Context, user: str) -> AccountChangePreview:
+    return AccountChangePreview(await existing(ctx, user), effect="anyone logged in as this account can then replace "
+                                "its identity; its contacts will be warned of the change")
 
 
 # -- redaction (a job on the homeserver)
@@ -731,10 +711,11 @@ async def _(ctx: Context, user: str) -> Text:
 
 @user.command(
     "redact", summary="Redact an account's events, in some rooms or all of them", role=Role.MODERATOR, destructive=True,
+    job=True,
     params=[Param("user", LocalUserID, "the account")],
     flags=[
         Flag("room", "only in this room (repeatable); default: every room it is in", RoomRef, repeat=True, protected=False),
-        Flag("limit", "events looked at per room, newest first (default 1000)", Int(minimum=1, maximum=100_000)),
+        Flag("limit", f"events looked at per room, newest first (default {REDACT_LIMIT})", Int(minimum=1, maximum=100_000)),
         Flag("reason", "reason shown with the redactions", TextArg),
         Flag("since", "only events sent after this", Timestamp(past=True)),
     ],
@@ -744,38 +725,25 @@ async def _(ctx: Context, user: str) -> Text:
     details="Runs as a job on the homeserver; progress and failures are shown by editing the reply.",
     examples=["user redact spammer --reason spam", "user redact spammer --room #general --since 2h"],
 )
-async def redact(ctx: Context, user: str, room: list[str], limit: int | None, reason: str | None, since: int | None) -> Any:
-    params = {"user": user, "rooms": room, "limit": limit, "reason": reason, "since": since}
-    where = f"{len(room)} rooms" if room else "all rooms"
-    return await ctx.start_job("user-redact", params, summary=f"redact {user} in {where}", view=Text("Submitting…"))
-
-
-@redact.preview
-async def _(ctx: Context, user: str, room: list[str], limit: int | None, reason: str | None, since: int | None) -> Doc:
-    await existing(ctx, user)
-    if room:
-        scope: Any = Items(f"In these {len(room)} rooms", [Code(r) for r in room])
-    else:
-        joined = await ctx.api.joined_rooms(user)
-        scope = Text(f"In ALL rooms the account is in or banned from ({len(joined)} joined).", tone="warning")
-    return Doc(scope, Record(None, [("events per room", limit or 1000), ("since", When(since) if since else "the beginning"),
-                                    ("reason", reason)]))
-
-
-@user.job("user-redact")
-async def run_redact(job: JobContext) -> JobResult:
+async def redact(job: JobContext, user: str, room: list[str], limit: int | None, reason: str | None,
+                 since: int | None) -> JobResult:
     redact_id = job.state.get("redact_id")
     if redact_id is None:
-        redact_id = await job.api.redact_user_events(
-            job.params["user"], rooms=job.params["rooms"], reason=job.params.get("reason"),
-            limit=job.params.get("limit"), after_ts=job.params.get("since"),
-        )
+        redact_id = await job.api.redact_user_events(user, rooms=room, reason=reason, limit=limit, after_ts=since)
         await job.save(redact_id=redact_id)
     return await follow(
         job, lambda: job.api.redact_status(redact_id), state=lambda s: s.status, finished=_redaction_result,
         failed=lambda s: JobResult("failed", Text(f"The homeserver reports: {s.error}", tone="error")),
         progress=lambda s: Text(f"Homeserver status: {s.status}."), forgotten="Check the account's messages.",
     )
+
+
+@redact.preview
+async def _(ctx: Context, user: str, room: list[str], limit: int | None, reason: str | None,
+            since: int | None) -> RedactionPreview:
+    await existing(ctx, user)
+    joined = None if room else len(await ctx.api.joined_rooms(user))
+    return RedactionPreview(user, list(room), joined, limit or REDACT_LIMIT, since, reason)
 
 
 def _redaction_result(status: Any) -> JobResult:
@@ -804,9 +772,7 @@ def _redaction_result(status: Any) -> JobResult:
 )
 async def external_ids(ctx: Context, user: str | None, remove: str | None, all: bool) -> Any:
     if all:
-        params = {"provider": remove, "page_size": BULK_PAGE_SIZE}
-        return await ctx.start_job("external-ids-remove", params, summary=f"remove {remove} IDs from every account",
-                                   view=Text("Starting…"))
+        return RunAsJob()
     assert user is not None
     details = await existing(ctx, user)
     if remove:
@@ -829,7 +795,8 @@ def _(user: str | None, remove: str | None, all: bool) -> None:
 
 
 @external_ids.preview
-async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> Any:
+async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> ExternalIdRemovalPreview:
+    assert remove is not None
     if not all:
         assert user is not None
         details = await existing(ctx, user)
@@ -837,15 +804,36 @@ async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> An
         if not mine:
             raise CommandError(f"{user} has no ID at {remove}")
         kept = [e.auth_provider for e in details.external_ids if e.auth_provider != remove]
-        return Text(f"Removes {len(mine)} ID(s) at {remove}; keeps {', '.join(kept) or 'nothing else'}.")
-    assert remove is not None
+        return ExternalIdRemovalPreview(remove, user, len(mine), kept)
     count = scanned = 0
     async for page in _local_users(ctx.api, BULK_PAGE_SIZE):
         details = await _details_of(ctx.api, [u.name for u in page])
         scanned += len(page)
         count += sum(1 for d in details if d and any(e.auth_provider == remove for e in d.external_ids))
-    return Text(f"{count} of {scanned} local accounts have an ID at {remove}: it is removed from each; "
-                "their other providers' IDs are kept. The bot's own account is skipped.", tone="warning")
+    return ExternalIdRemovalPreview(remove, None, count, [], scanned=scanned)
+
+
+@external_ids.as_job
+async def _(job: JobContext, remove: str, **_: Any) -> JobResult:
+    async def accounts(cursor: str | None, size: int) -> Page[str]:
+        found = await job.api.list_users(deactivated=None, locked=True, from_token=cursor, limit=size)
+        return Page([u.name for u in found.items], found.next_token if found.items else None, found.total)
+
+    async def remove_from(user_id: str) -> str:
+        try:
+            details = await job.api.user_details(user_id)
+        except NotFound:
+            return "gone"  # deleted since the list was read
+        return "removed" if await _remove_provider(job.api, details, remove) else "none"
+
+    done = await job.for_each(accounts, remove_from, target=lambda user_id: Target("user", user_id),
+                              view=_external_ids_summary)
+    return JobResult("done", _external_ids_summary(done))
+
+
+def _external_ids_summary(progress: Any) -> Record:
+    return Record(None, [("accounts looked at", progress.done), ("IDs removed", progress.count("removed")),
+                         ("skipped (protected)", progress.count(SKIPPED))])
 
 
 async def _local_users(api: Any, page_size: int, from_token: str | None = None) -> AsyncIterator[list[Any]]:
@@ -879,38 +867,3 @@ async def _remove_provider(api: Any, details: UserDetails, provider: str) -> boo
         return False
     await api.modify_user(details.name, external_ids=kept)
     return True
-
-
-@user.job("external-ids-remove")
-async def run_external_ids_remove(job: JobContext) -> JobResult:
-    provider = job.params["provider"]
-    page_size = int(job.params.get("page_size", BULK_PAGE_SIZE))
-    state = {"from": None, "scanned": 0, "removed": 0, "skipped": 0, "pages": 0, **job.state}
-    role = job.access.role_of(job.sender) if job.access else None
-    while True:
-        page = await job.api.list_users(deactivated=None, locked=True, from_token=state["from"], limit=page_size)
-        gate = asyncio.Semaphore(BULK_CONCURRENCY)
-
-        async def handle(user_id: str) -> str:
-            if job.access and role is not None and job.access.user_protection(role, user_id):
-                return "skipped"
-            async with gate:
-                try:
-                    details = await job.api.user_details(user_id)
-                except NotFound:
-                    return "gone"
-                return "removed" if await _remove_provider(job.api, details, provider) else "none"
-
-        outcomes = await asyncio.gather(*(handle(u.name) for u in page.items))
-        state["scanned"] += len(page.items)
-        state["removed"] += outcomes.count("removed")
-        state["skipped"] += outcomes.count("skipped")
-        state["pages"] += 1
-        state["from"] = page.next_token
-        await job.save(**state)  # a restart resumes at the next page; a repeated page changes nothing
-        summary = Record(None, [("accounts looked at", state["scanned"]), ("IDs removed", state["removed"]),
-                                ("skipped (protected)", state["skipped"])])
-        if not page.next_token:
-            return JobResult("done", summary)
-        await job.progress(summary)
-        await job.sleep(job.poll_interval)  # gentle on the homeserver between pages

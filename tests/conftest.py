@@ -34,7 +34,8 @@ def tmp_root() -> Path:
 
 @pytest.fixture(scope="session")
 async def homeserver(tmp_root: Path) -> AsyncIterator[LocalHomeserver]:
-    hs = LocalHomeserver(tmp_root / "synapse")
+    # Account validity on (with a long period) so that `user account-validity` has an effect to check.
+    hs = LocalHomeserver(tmp_root / "synapse", extra_config={"account_validity": {"enabled": True, "period": "3650d"}})
     await hs.start()
     yield hs
     await hs.stop()

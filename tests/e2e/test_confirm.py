@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+
+import pytest
 
 from bot.app import App
 from bot.demo import World
 from tests.support.chat import Person, body, code_of
+
+
+@pytest.fixture
+async def owner_room(homeserver) -> str:
+    from bot.localchat import ChatClient
+
+    owner = await homeserver.register("confirm-room-owner")
+    chat = ChatClient(homeserver.url, owner.user_id, owner.access_token)
+    room_id = await chat.create_room(name="kept room", preset="public_chat")
+    await chat.close()
+    return room_id
 
 
 async def _is_deactivated(admin: Person, user_id: str) -> bool:
@@ -58,6 +72,7 @@ async def test_a_strangers_reaction_changes_nothing(admin: Person, stranger: Per
     await stranger.chat.react(admin.room_id, prompt["event_id"], "✅")
     await asyncio.sleep(0.5)
     assert not await _is_deactivated(admin, target.user_id)
+    assert admin.chat.replies_to(admin.room_id, prompt["event_id"]) == []  # not even an answer
     assert "Cancelled" in await admin.ask_body(f"!admin cancel {code}")
 
 
@@ -122,3 +137,51 @@ async def test_expired_confirmations_are_refused_and_the_prompt_says_so(admin: P
     edit = await admin.chat.wait_for_edit(admin.room_id, prompt["event_id"], timeout=10)
     assert "Expired" in edit["content"]["m.new_content"]["body"]
     assert not await _is_deactivated(admin, target.user_id)
+
+
+async def test_confirm_and_a_check_mark_take_one_path_and_write_one_audit_row(admin: Person, bot: App, homeserver) -> None:
+    by_word = await homeserver.register("audit-by-word")
+    by_mark = await homeserver.register("audit-by-mark")
+    _, word_code = await admin.confirm_prompt(f"!admin user deactivate {by_word.user_id}")
+    said = await admin.ask_body(f"!admin confirm {word_code}")
+    mark_prompt, mark_code = await admin.confirm_prompt(f"!admin user deactivate {by_mark.user_id}")
+    await admin.chat.react(admin.room_id, mark_prompt["event_id"], "✅")
+    marked = body(await admin.chat.wait_for(admin.room_id, lambda e: e.get("content", {}).get("m.relates_to", {})
+                                            .get("m.in_reply_to", {}).get("event_id") == mark_prompt["event_id"]))
+    assert said.replace(by_word.user_id, "X") == marked.replace(by_mark.user_id, "X") == "✅ Deactivated X."
+    assert await _is_deactivated(admin, by_word.user_id) and await _is_deactivated(admin, by_mark.user_id)
+    for code, target in ((word_code, by_word.user_id), (mark_code, by_mark.user_id)):
+        rows = await bot.store.audit_by_confirmation(code)
+        assert [r.result for r in rows] == ["pending", "ok"], rows  # the prompt, then the one execution
+        executed = rows[1]
+        assert executed.command == "user deactivate" and executed.detail.startswith(f"confirmed {code}")
+        stored = json.loads(executed.invocation_json)  # enough to undo it later: the command and its typed arguments
+        assert stored["command"] == "user deactivate" and stored["args"] == {"user": target, "erase": False}
+    assert not [e for e in await bot.store.audit_entries(limit=100) if e.command in ("confirm", "cancel")]
+
+
+async def test_a_stored_invocation_that_no_longer_validates_is_refused(admin: Person, bot: App, owner_room: str) -> None:
+    prompt, code = await admin.confirm_prompt(f"!admin room delete {owner_room} --purge --force-purge")
+    row = await bot.store.db.fetchone("SELECT invocation_json FROM confirmations WHERE code = ?", (code,))
+    stored = json.loads(row["invocation_json"])
+    stored["args"]["purge"] = False  # as if changed since: the command's own check now refuses it
+    await bot.store.db.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (json.dumps(stored), code))
+    text = await admin.ask_body(f"!admin confirm {code}")
+    assert "cannot run any more" in text and "--force-purge only makes sense with --purge" in text, text
+    edit = await admin.chat.wait_for_edit(admin.room_id, prompt["event_id"], timeout=10)
+    assert "Not run" in edit["content"]["m.new_content"]["body"]
+    assert f"room: {owner_room}" in await admin.ask_body(f"!admin room info {owner_room}")  # still there
+    assert (await bot.store.get_confirmation(code)).state == "invalid"
+
+
+async def test_whoever_confirms_or_cancels_is_checked_too(admin: Person, mod: Person, viewer: Person) -> None:
+    prompt, code = await admin.confirm_prompt(f"!admin user suspend {viewer.user_id}")  # staff: admins only
+    text = await mod.ask_body(f"!admin confirm {code}")
+    assert "Refused" in text and "listed under access" in text, text
+    assert "Refused: only the requester" in await viewer.ask_body(f"!admin cancel {code}")
+    assert "Cancelled" in await admin.ask_body(f"!admin cancel {code}")
+    assert "suspended" not in (await admin.ask_body(f"!admin user info {viewer.user_id}")).split("flags: ")[1].splitlines()[0]
+
+
+async def test_runtime_verbs_have_roles_too(viewer: Person) -> None:
+    assert "Refused: audit needs the moderator role; you are a viewer." in await viewer.ask_body("!admin audit")

@@ -41,7 +41,7 @@ async def test_room_deletion_runs_as_a_job_with_progress_edits(admin: Person, ho
 
     job_id = int(re.match(r"Job #(\d+)", body(started)).group(1))
     listed = await admin.ask_body("!admin jobs")
-    assert re.search(rf"{job_id}\s+delete {re.escape(room_id[:30])}.*✅ done.*Room deleted; purged; blocked", listed), listed
+    assert re.search(rf"{job_id}\s+room delete {re.escape(room_id[:30])}.*✅ done.*Room deleted; purged; blocked", listed), listed
     details = await admin.ask_body(f"!admin jobs {job_id}")
     assert "delete id:" in details and "kicked: 1" in details and admin.user_id in details
     assert "there is no job #99999" in await admin.ask_body("!admin jobs 99999")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.argtypes import ParseEnv
 from bot.demo import running_bot
+from bot.invocation import Invocation, typed_args
 from bot.homeserver import LocalHomeserver
 from bot.localchat import ChatClient
 from bot.render import notice_content, render
@@ -58,9 +60,10 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
 
             # A task the homeserver does not know (it forgets them on restart) is 'unknown', never 'done'.
             message = await app.matrix.send(world.admin_room, notice_content(render(Text("job placeholder"))))
-            lost = await app.store.add_job(kind="room-delete", params={"room": room_id, "purge": True, "block": False},
-                                           summary="lost deletion", sender=admin.user_id, room_id=world.admin_room,
-                                           reply_to=None, thread_root=None)
+            command = app.table.by_name["room delete"]
+            args = typed_args(command, {"room": room_id, "purge": True, "block": False}, ParseEnv("localhost", 0))
+            lost = await app.jobs.create(Invocation(command, args, requester=admin.user_id, room_id=world.admin_room,
+                                                    event_id=message), started_by=admin.user_id)
             await app.store.update_job(lost, state={"delete_id": "forgotten-task-id"})
             await app.jobs.attach(lost, message)
             edit = await admin.chat.wait_for_edit(world.admin_room, message,

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 
 import pytest
 
+import commands.room as room_commands
 from bot.app import App
+from bot.context import Context
+from bot.previews import BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomDeletionPreview
+from bot.spec import Role
 from bot.demo import TINY_PNG, World
 from bot.homeserver import LocalHomeserver
 from bot.localchat import ChatClient, ChatError
@@ -182,14 +188,32 @@ async def test_make_admin_raises_the_power_level(admin: Person, owner: ChatClien
     assert levels["users"][world.bot.user_id] == 100
 
 
-async def test_forward_extremities_read_and_delete_needs_confirmation(admin: Person, mod: Person, public_room: str) -> None:
+def fork(hs: LocalHomeserver, room_id: str, event_id: str) -> None:
+    """Make an older event of the room a forward extremity again, as a late event arriving over
+    federation leaves it. A single homeserver never forks its own rooms (it creates a room's events
+    one at a time), so the fork is written where Synapse keeps it."""
+    with sqlite3.connect(hs.root / "homeserver.db", timeout=30) as db:
+        db.execute("INSERT INTO event_forward_extremities (event_id, room_id) VALUES (?, ?)", (event_id, room_id))
+
+
+async def test_forward_extremities_read_and_delete_needs_confirmation(
+    admin: Person, mod: Person, public_room: str, owner: ChatClient, homeserver: LocalHomeserver,
+) -> None:
     shown = await admin.ask_body(f"!admin room forward-extremities {public_room}")
-    assert "Forward extremities" in shown and "1 shown of 1" in shown
+    assert "Forward extremities" in shown and "1 shown of 1" in shown  # a healthy room has one
     assert "needs the admin role" in await mod.ask_body(f"!admin room forward-extremities {public_room}")
-    prompt = await admin.ask(f"!admin room forward-extremities {public_room} --delete")
-    assert "would be deleted" in body(prompt)
+    room_id = await owner.create_room(name="forked", preset="public_chat")
+    older = await owner.send_text(room_id, "before the fork")
+    latest = await owner.send_text(room_id, "the latest message")
+    fork(homeserver, room_id, older)
+    shown = await admin.ask_body(f"!admin room forward-extremities {room_id}")
+    assert "2 shown of 2" in shown and older in shown and latest in shown
+    prompt = await admin.ask(f"!admin room forward-extremities {room_id} --delete")
+    assert "2 forward extremities would be deleted" in body(prompt)
     result = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
-    assert "Deleted" in result  # a healthy room has one extremity, which Synapse keeps
+    assert f"Deleted 1 forward extremities of {room_id}" in result  # Synapse keeps the newest
+    shown = await admin.ask_body(f"!admin room forward-extremities {room_id}")
+    assert "1 shown of 1" in shown and latest in shown and older not in shown
 
 
 async def test_purge_history_removes_old_events(admin: Person, owner: ChatClient) -> None:
@@ -237,4 +261,29 @@ async def test_admin_rooms_are_never_deleted_purged_or_blocked(admin: Person, wo
                     f"room make-admin {world.admin_room}", f"room forward-extremities {world.admin_room} --delete"):
         text = await admin.ask_body(f"!admin {command}")
         assert "Refused" in text and "admin room" in text, (command, text)
-    assert world.admin_room in bot.dispatcher.access.admin_rooms
+    assert world.admin_room in bot.dispatcher.admin_rooms
+
+
+def context_for(bot: App, person: Person) -> Context:
+    return Context(api=bot.api, requester=person.user_id, role=Role.ADMIN, room_id=person.room_id, event_id="$preview",
+                   thread_root=None, server_name="localhost", bot_user_id=bot.config.bot.user_id, prefix="!admin",
+                   now_ms=lambda: int(time.time() * 1000))
+
+
+async def test_room_previews_are_data(admin: Person, bot: App, owner: ChatClient, homeserver: LocalHomeserver) -> None:
+    room_id = await owner.create_room(name="preview <me>", preset="public_chat")
+    first = await owner.send_text(room_id, "one")
+    ctx = context_for(bot, admin)
+    deletion = await room_commands.delete.preview_handler(
+        ctx, room=room_id, purge=True, block=False, message=None, new_room_user=None, room_name=None, force_purge=False)
+    assert isinstance(deletion, RoomDeletionPreview)
+    assert deletion.room.name == "preview <me>" and deletion.room.joined_local_members == 1
+    assert deletion.purge and not deletion.block
+    purge = await room_commands.purge_history.preview_handler(ctx, room=room_id, before=first, delete_local_events=False)
+    assert isinstance(purge, HistoryPurgePreview) and purge.before_event == first and purge.before_event_ts
+    joiner = await homeserver.register("preview-joiner")
+    join = await room_commands.join.preview_handler(ctx, room=room_id, users=[joiner.user_id, owner.user_id])
+    assert isinstance(join, BulkJoinPreview)
+    assert join.to_join == [joiner.user_id] and join.already_members == [owner.user_id]
+    extremities = await room_commands.forward_extremities.preview_handler(ctx, room=room_id, delete=True)
+    assert isinstance(extremities, ForwardExtremitiesPreview) and len(extremities.extremities) == 1

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import httpx
 
-import commands.user
 from bot.demo import running_bot
 from bot.homeserver import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import body, code_of
 
 
-async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserver, tmp_root: Path, monkeypatch) -> None:
+async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserver, tmp_root: Path) -> None:
     world, people = await make_world(homeserver, tmp_root, "bulkbot")
     admin = people["admin"]
     headers = {"Authorization": f"Bearer {world.bot.access_token}"}
@@ -29,10 +28,9 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
             linked.append(account.user_id)
         total = (await http.get("/_synapse/admin/v3/users", params={"limit": "1", "locked": "true"})).json()["total"]
     page_size = max(3, total // 6)  # about six pages, however many accounts earlier tests made
-    monkeypatch.setattr(commands.user, "BULK_PAGE_SIZE", page_size)
     config = world.config()
     try:
-        async with running_bot(config, job_poll_interval=0.5) as app:
+        async with running_bot(config, job_poll_interval=0.5, job_batch_size=page_size) as app:
             await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
             prompt = await admin.ask("!admin user external-ids --all --remove oidc-retired")
             assert f"12 of {total} local accounts have an ID at oidc-retired" in body(prompt)
@@ -41,12 +39,12 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
             assert body(started).startswith("Job #")
             for _ in range(200):  # stop the bot once two pages are done, well before the end
                 jobs = await app.store.jobs(statuses=["running"])
-                if jobs and jobs[0].state.get("pages", 0) >= 2:
+                if jobs and _pages(jobs[0]) >= 2:
                     break
                 await asyncio.sleep(0.05)
-            assert jobs and jobs[0].state["pages"] < -(-total // page_size), "the job finished before the restart"
+            assert jobs and _pages(jobs[0]) < -(-total // page_size), "the job finished before the restart"
 
-        async with running_bot(config, job_poll_interval=0.05, job_edit_interval=0.05) as app:
+        async with running_bot(config, job_poll_interval=0.05, job_edit_interval=0.05, job_batch_size=page_size) as app:
             final = await admin.chat.wait_for_edit(
                 world.admin_room, started["event_id"], lambda e: "✅ done" in e["content"]["m.new_content"]["body"], timeout=60)
             text = final["content"]["m.new_content"]["body"]
@@ -58,3 +56,8 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
     finally:
         for person in people.values():
             await person.chat.close()
+
+
+def _pages(job) -> int:
+    """Pages of accounts the job has done (its bulk progress, saved after each)."""
+    return int(job.state.get("bulk", {}).get("batches", 0))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import pytest
 
+import commands.user as user_commands
+from bot.previews import AccountChangePreview, DeviceLogoutPreview, PasswordResetPreview, RedactionPreview
 from bot.demo import TINY_PNG, World
 from bot.homeserver import Account, LocalHomeserver
 from bot.localchat import ChatClient, ChatError
@@ -197,8 +201,13 @@ async def test_media_list_and_delete_until_none_left(mod: Person, admin: Person,
     listed = await mod.ask_body(f"!admin user media {account.user_id}")
     assert all(uri in listed for uri in uris) and "3 shown of 3" in listed
     assert "needs the admin role" in await mod.ask_body(f"!admin user media {account.user_id} --delete")
-    result = await confirm(admin, f"!admin user media {account.user_id} --delete")
-    assert "Deleted 3 files" in result and "0 left" in result
+    prompt = await admin.ask(f"!admin user media {account.user_id} --delete")
+    assert "3 files" in body(prompt) and "Runs as a job" in body(prompt)
+    started = await admin.chat.wait_for_reply(admin.room_id, await admin.say(f"!admin confirm {code_of(prompt)}"))
+    final = await admin.chat.wait_for_edit(admin.room_id, started["event_id"],
+                                           lambda e: "⏳" not in e["content"]["m.new_content"]["body"], timeout=60)
+    result = final["content"]["m.new_content"]["body"]
+    assert "✅ done" in result and "Deleted 3 files" in result and "0 left" in result, result
     response = await chat.http.get("/_matrix/client/v1/media/download/" + uris[0][len("mxc://"):])
     assert response.status_code == 404
     await chat.close()
@@ -239,12 +248,27 @@ async def test_experimental_features(admin: Person, viewer: Person, homeserver: 
     assert "msc3881: yes" in await admin.ask_body(f"!admin user experimental-features {account.user_id} --enable msc3881")
 
 
-async def test_account_validity_needs_the_feature(admin: Person, homeserver: LocalHomeserver) -> None:
+def expiry_on_the_server(hs: LocalHomeserver, user_id: str) -> int | None:
+    # No endpoint reads an account's expiry back: it is where Synapse keeps it.
+    with sqlite3.connect(hs.root / "homeserver.db", timeout=30) as db:
+        row = db.execute("SELECT expiration_ts_ms FROM account_validity WHERE user_id = ?", (user_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+async def test_account_validity_sets_when_an_account_expires(admin: Person, homeserver: LocalHomeserver) -> None:
     account = await homeserver.register("validity")
     assert "--expires is required" in await admin.ask_body(f"!admin user account-validity {account.user_id}")
     text = await admin.ask_body(f"!admin user account-validity {account.user_id} --expires 2031-05-01")
-    # With account_validity off in homeserver.yaml, Synapse still records the date it is given.
     assert "now expires on 2031-05-01 00:00 UTC" in text
+    assert expiry_on_the_server(homeserver, account.user_id) == 1935360000000  # 2031-05-01T00:00Z
+    chat = ChatClient(homeserver.url, account.user_id, account.access_token)
+    assert (await chat.request("GET", "/_matrix/client/v3/account/whoami"))["user_id"] == account.user_id
+    # A date in the past: from now on the homeserver refuses the account.
+    assert "now expires on 2001-01-01" in await admin.ask_body(f"!admin user account-validity {account.user_id} --expires 2001-01-01")
+    with pytest.raises(ChatError) as refused:
+        await chat.request("GET", "/_matrix/client/v3/account/whoami")
+    assert "ORG_MATRIX_EXPIRED_ACCOUNT" in str(refused.value)
+    await chat.close()
 
 
 async def test_allow_cross_signing_reset_needs_a_master_key(admin: Person, homeserver: LocalHomeserver) -> None:
@@ -289,3 +313,21 @@ async def test_device_create(admin: Person, homeserver: LocalHomeserver) -> None
     account = await homeserver.register("device-made")
     assert "exists for" in await admin.ask_body(f"!admin user device-create {account.user_id} BRIDGEDEV")
     assert "BRIDGEDEV" in await admin.ask_body(f"!admin user devices {account.user_id}")
+
+
+async def test_account_previews_are_data(admin: Person, bot, homeserver: LocalHomeserver) -> None:
+    from tests.e2e.test_room_commands import context_for
+
+    account = await homeserver.register("preview-account", displayname="Preview")
+    ctx = context_for(bot, admin)
+    lock = await user_commands.lock.preview_handler(ctx, user=account.user_id, undo=False)
+    assert isinstance(lock, AccountChangePreview) and lock.account.name == account.user_id and not lock.account.locked
+    gone = await user_commands.deactivate.preview_handler(ctx, user=account.user_id, erase=True)
+    assert isinstance(gone, AccountChangePreview) and gone.joined_rooms == 0 and gone.erase is True
+    logout = await user_commands.logout.preview_handler(ctx, user=account.user_id)
+    assert isinstance(logout, DeviceLogoutPreview) and len(logout.devices) == 1  # the registration's session
+    reset = await user_commands.reset_password.preview_handler(ctx, user=account.user_id, password=None, no_logout=False)
+    assert isinstance(reset, PasswordResetPreview) and reset.devices == 1 and reset.logout and not reset.password_given
+    redact = await user_commands.redact.preview_handler(ctx, user=account.user_id, room=[], limit=None, reason="spam",
+                                                       since=None)
+    assert isinstance(redact, RedactionPreview) and redact.rooms == [] and redact.joined_rooms == 0 and redact.limit == 1000

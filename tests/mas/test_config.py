@@ -16,6 +16,7 @@ from bot.config import ENV_MAS_CLIENT_SECRET, ENV_MAS_TOKEN, parse
 from bot.demo import build_world, running_bot
 from bot.homeserver import LocalHomeserver
 from bot.logs import SecretScrubber, configure
+from bot.spec import Role
 from bot.wiring import mas_client
 from tests.support.mas_standin import MASStandIn
 
@@ -126,7 +127,9 @@ async def test_the_app_builds_the_mas_client_and_detection_for_the_commands(home
     config = world.config(mas={"url": mas.url, "client_id": client.id, "client_secret": client.secret})
     try:
         async with running_bot(config) as app:
-            assert app.extras["mas"] is app.mas and app.extras["mas_detection"] is app.mas_detection
+            # what a command's Context carries (typed services, no extras dict)
+            ctx = app.dispatcher._context(world.moderator.user_id, Role.ADMIN, world.admin_room, "$x", None)
+            assert ctx.mas is app.mas and ctx.mas_detection is app.mas_detection
             assert app.mas_detection.delegated is False and app.mas_detection.configured  # the test Synapse does not delegate
             found = await app.mas.user_for_matrix_id(world.moderator.user_id, server_name=world.hs.server_name)
             assert found.id == alice.id

@@ -15,7 +15,7 @@ import commands.user as user_commands
 from bot.admin_api import AdminAPI, AdminHTTP
 from bot.parsing import PageRequest
 from bot.spec import CommandError
-from tests.unit.test_jobs import Edits
+from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
 UNRECOGNIZED = httpx.Response(404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
 
@@ -59,10 +59,8 @@ async def test_whois_falls_back_to_the_client_path() -> None:
     assert table.rows[0][0].text == "10.0.0.1"
 
 
-async def run_job(tmp_path: Path, kind: str, params: dict[str, Any], api: AdminAPI) -> tuple[Any, Edits]:
-    from bot.jobs import JobRunner
+async def run_job(tmp_path: Path, command: str, args: dict[str, Any], api: AdminAPI) -> tuple[Any, Edits]:
     from bot.storage import Database, Store
-    from commands import load_table
 
     db = Database(tmp_path / "state.db")
     await db.open()
@@ -72,12 +70,10 @@ async def run_job(tmp_path: Path, kind: str, params: dict[str, Any], api: AdminA
     async def no_sleep(seconds: float) -> None:
         return None
 
-    runner = JobRunner(store=store, api=api, access=None, sender=edits, runners=load_table().jobs, sleep=no_sleep, edit_interval=0)
-    job_id = await runner.create(kind=kind, params=params, summary=kind, sender="@a:hs.test", room_id="!r:hs.test",
-                                 reply_to=None, thread_root=None)
+    runner, _ = runner_for(store, api, edits, sleep=no_sleep, edit_interval=0)
+    job_id = await runner.create(invocation(command, args), started_by=REQUESTER)
     await runner.attach(job_id, "$progress")
-    for task in list(runner._tasks.values()):
-        await task
+    await run_to_end(runner)
     job = await store.get_job(job_id)
     await db.close()
     return job, edits
@@ -86,8 +82,7 @@ async def run_job(tmp_path: Path, kind: str, params: dict[str, Any], api: AdminA
 async def test_media_purge_uses_the_legacy_path_on_old_homeservers(tmp_path: Path) -> None:
     seen: list[str] = []
     api = api_for({"POST /_synapse/admin/v1/media/hs.test/delete": httpx.Response(200, json={"deleted_media": ["a", "b"], "total": 2})}, seen)
-    job, edits = await run_job(tmp_path, "media-purge", {"before": 1, "larger_than": None, "keep_profiles": True,
-                                                         "server_name": "hs.test"}, api)
+    job, edits = await run_job(tmp_path, "media purge", {"before": 1, "larger_than": None, "keep_profiles": True}, api)
     assert seen == ["POST /_synapse/admin/v1/media/delete", "POST /_synapse/admin/v1/media/hs.test/delete"]
     assert job.status == "done" and "Deleted 2 local files" in edits.contents[-1]["m.new_content"]["body"]
 
@@ -96,7 +91,7 @@ async def test_room_deletion_uses_v1_where_v2_is_missing(tmp_path: Path) -> None
     seen: list[str] = []
     api = api_for({"DELETE /_synapse/admin/v1/rooms/%21r%3Ahs.test": httpx.Response(200, json={
         "kicked_users": ["@x:hs.test"], "failed_to_kick_users": [], "local_aliases": [], "new_room_id": None})}, seen)
-    job, edits = await run_job(tmp_path, "room-delete", {"room": "!r:hs.test", "purge": True, "block": False}, api)
+    job, edits = await run_job(tmp_path, "room delete", {"room": "!r:hs.test", "purge": True, "block": False}, api)
     assert job.status == "done" and "kicked: 1" in edits.contents[-1]["m.new_content"]["body"]
 
 

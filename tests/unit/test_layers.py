@@ -297,3 +297,15 @@ def test_the_shared_wiring_builds_parts_not_the_command_runtime() -> None:
     forbidden = (*COMMAND_LAYER, "nio")
     assert_loads_none(["bot.wiring", "bot.cli"], forbidden)
     assert_reaches_none(["bot.wiring"], COMMAND_LAYER)
+
+
+def test_a_handlers_context_reaches_no_store_dispatcher_or_access_rules() -> None:
+    """What a handler gets (bot/context.py, bot/services.py) does not bring the runtime's own parts."""
+    forbidden = ("sqlite3", "bot.storage", "bot.dispatcher", "bot.access", "bot.policy", "bot.jobs", "bot.matrix")
+    assert_loads_none(["bot.context", "bot.services"], forbidden)
+    assert_reaches_none(["bot.context", "bot.services"], forbidden)
+
+
+def test_typed_previews_are_views_and_stored_invocations_need_no_database() -> None:
+    assert_reaches_none(["bot.previews"], (*ADMIN_API, *MATRIX_LAYER, *STORAGE, *COMMAND_LAYER))
+    assert_reaches_none(["bot.invocation"], (*MATRIX_LAYER, *STORAGE, "bot.dispatcher", "bot.jobs", "bot.admin_api"))

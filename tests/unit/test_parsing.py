@@ -93,7 +93,6 @@ def test_paged_commands_get_paging_options() -> None:
     assert inv.page.limit == 5 and inv.page.from_token == "10" and inv.export == "csv"
     assert inv.args == {"name": "x"}
     assert parse("user list", TABLE, ENV).page.limit == 25
-    assert "page" in inv.handler_kwargs()
 
 
 def test_usage_is_generated_from_the_declaration() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 from pathlib import Path
@@ -33,12 +34,48 @@ async def test_the_journal_claims_an_event_once(tmp_path: Path) -> None:
 
 async def test_a_confirmation_is_taken_exactly_once(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "state.db")
-    await store.add_confirmation(code="ABC234", command="user deactivate", args={"user": "@a:b", "password": "pw"},
+    stored = json.dumps({"command": "user create", "args": {"user": "@a:b", "password": "pw"}})
+    await store.add_confirmation(code="ABC234", command="user create", invocation_json=stored,
                                  sender="@x:b", room_id="!r", command_event_id="$c", thread_root=None,
                                  summary="user=@a:b", ttl_ms=60_000)
     results = await asyncio.gather(*[store.take_confirmation("ABC234", f"@y{i}:b") for i in range(5)])
     taken = [r for r in results if r is not None]
-    assert len(taken) == 1 and taken[0].args["user"] == "@a:b"
+    assert len(taken) == 1 and taken[0].invocation_json == stored
     after = await store.get_confirmation("ABC234")
-    assert after.state == "confirmed" and after.args == {}  # the stored invocation (maybe a password) is gone
+    assert after.state == "confirmed" and after.invocation_json is None  # the stored invocation (a password) is gone
+    await store.db.close()
+
+
+async def test_an_upgrade_carries_pending_confirmations_and_task_jobs_over(tmp_path: Path) -> None:
+    """A bot upgraded in place finds rows of the old format: they carry over, or are marked unknown."""
+    import sqlite3
+
+    from bot.argtypes import ParseEnv
+    from bot.invocation import decode
+    from commands import load_table
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO confirmations (code, command, args_json, sender, room_id, command_event_id, summary, "
+                 "created_ts, expires_ts) VALUES ('OLD234', 'user deactivate', ?, '@a:hs.test', '!r', '$c', 's', 1, ?)",
+                 (json.dumps({"user": "@spam:hs.test", "erase": True}), 2**62))
+    for kind, params in (("room-delete", {"room": "!x:hs.test", "purge": True, "block": False}),
+                         ("user-redact", {"user": "@spam:hs.test", "rooms": ["!y:hs.test"], "limit": None}),
+                         ("room-join", {"room": "!x:hs.test", "users": ["@u:hs.test"]})):
+        conn.execute("INSERT INTO jobs (kind, params_json, summary, sender, room_id, reply_to, created_ts, updated_ts) "
+                     "VALUES (?, ?, 's', '@a:hs.test', '!r', '$c', 1, 1)", (kind, json.dumps(params)))
+    conn.commit()
+    conn.close()
+
+    store = await open_store(path)
+    table, env = load_table(), ParseEnv(server_name="hs.test", now_ms=0)
+    pending = await store.get_confirmation("OLD234")
+    assert decode(pending.invocation_json, table, env).args == {"user": "@spam:hs.test", "erase": True}
+    delete, redact, join = sorted(await store.jobs(statuses=["running"]), key=lambda j: j.id)
+    assert decode(delete.invocation_json, table, env).args["purge"] is True and delete.kind == "room delete"
+    assert decode(redact.invocation_json, table, env).args["room"] == ["!y:hs.test"]
+    assert join.invocation_json is None  # a bulk job: its progress cannot carry over; the runner says so
     await store.db.close()

@@ -1,0 +1,181 @@
+"""The one bulk mechanism of jobs (`job.for_each`, bot/jobs.py): batches saved as they finish,
+bounded concurrency decided by one policy, policy on every item, cancellation and lost roles
+between batches, a transient failure repeating only the batch it interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.admin_api.errors import BadRequest, TransportError
+from bot.argtypes import Int
+from bot.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
+from bot.spec import CommandGroup, CommandTable, Param, Role, Target
+from bot.storage import Database, Store
+from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
+
+
+class Work:
+    """What the test job does with each item, and what it saw."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[int] = Counter()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.fail_once: dict[int, Exception] = {}
+        self.fail_always: dict[int, Exception] = {}
+
+    async def do_one(self, item: int) -> str:
+        self.calls[item] += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.005)
+            if item in self.fail_once:
+                raise self.fail_once.pop(item)
+            if item in self.fail_always:
+                raise self.fail_always[item]
+            return "ok"
+        finally:
+            self.in_flight -= 1
+
+
+def table_for(work: Work) -> CommandTable:
+    group = CommandGroup("test", "a job for tests")
+
+    @group.command("bulk", summary="do something to many accounts", role=Role.MODERATOR, job=True,
+                   params=[Param("count", Int(minimum=1), "how many items")])
+    async def bulk(job: JobContext, count: int) -> JobResult:
+        done = await job.for_each(list(range(count)), work.do_one, target=lambda i: Target("user", f"@u{i}:hs.test"))
+        return JobResult("done", done.view())
+
+    return CommandTable([group])
+
+
+class Recording(FixedConcurrency):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.timings: list[ItemTiming] = []
+
+    def record(self, timing: ItemTiming) -> None:
+        self.timings.append(timing)
+
+
+@pytest.fixture
+async def bulk_job(tmp_path: Path):
+    opened: list[Database] = []
+
+    async def start(work: Work, count: int, *, between_batches=None, state: dict[str, Any] | None = None,
+                    concurrency: FixedConcurrency | None = None):
+        db = Database(tmp_path / f"state{len(opened)}.db")
+        await db.open()
+        opened.append(db)
+        store = Store(db)
+        edits = Edits()
+        table = table_for(work)
+        runner = None
+
+        async def pause(seconds: float) -> None:
+            if between_batches is not None:
+                await between_batches(runner, job_id)
+
+        runner, policy = runner_for(store, None, edits, table=table, sleep=pause, edit_interval=0, batch_size=10,
+                                    concurrency=concurrency or FixedConcurrency(3))
+        job_id = await runner.create(invocation("test bulk", {"count": count}, table), started_by=REQUESTER)
+        if state:
+            await store.update_job(job_id, state=state)
+        return runner, policy, store, edits, job_id
+
+    async def finish(runner, store, job_id):
+        await runner.attach(job_id, "$progress")
+        await run_to_end(runner)
+        return await store.get_job(job_id)
+
+    yield start, finish
+    for db in opened:
+        await db.close()
+
+
+async def test_items_run_a_few_at_once_and_each_batch_is_saved(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    saved: list[int] = []
+
+    async def between(runner, job_id):
+        saved.append((await runner.store.get_job(job_id)).state["bulk"]["done"])
+
+    runner, _, store, edits, job_id = await start(work, 25, between_batches=between)
+    job = await finish(runner, store, job_id)
+    assert job.status == "done" and set(work.calls) == set(range(25)) and max(work.calls.values()) == 1
+    assert work.most_in_flight == 3  # the concurrency policy's limit, reached and never passed
+    assert saved == [10, 20]  # durable after every batch, before the next starts
+    assert job.state["bulk"]["done"] == 25 and job.state["bulk"]["batches"] == 3
+    assert "done: 25 of 25" in edits.bodies()[-1]
+
+
+async def test_each_item_goes_through_policy_and_a_protected_one_is_never_touched(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    runner, policy, store, edits, job_id = await start(work, 12)
+    policy.protected = {"@u3:hs.test", "@u11:hs.test"}
+    job = await finish(runner, store, job_id)
+    assert 3 not in work.calls and 11 not in work.calls and len(work.calls) == 10
+    assert job.state["bulk"]["counts"] == {"ok": 10, "skipped (protected)": 2}
+
+
+async def test_cancel_stops_before_the_next_batch_and_says_how_far_it_got(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+
+    async def cancel_after_first_batch(runner, job_id):
+        runner._cancels[job_id] = "@boss:hs.test"
+
+    runner, _, store, edits, job_id = await start(work, 25, between_batches=cancel_after_first_batch)
+    job = await finish(runner, store, job_id)
+    assert job.status == "cancelled" and len(work.calls) == 10
+    assert "Cancelled by @boss:hs.test. It had got this far: 10 of 25 done (ok: 10)." in edits.bodies()[-1]
+
+
+async def test_a_role_lost_between_batches_stops_the_job(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+
+    async def demote(runner, job_id):
+        runner.policy.roles[REQUESTER] = Role.VIEWER
+
+    runner, _, store, edits, job_id = await start(work, 25, between_batches=demote)
+    job = await finish(runner, store, job_id)
+    assert job.status == "failed" and len(work.calls) == 10
+    assert (f"Stopped: {REQUESTER} has only the viewer role in the bot's config, and this job needs the moderator "
+            "role. It had got this far: 10 of 25 done") in edits.bodies()[-1]
+
+
+async def test_a_transient_failure_repeats_only_the_batch_it_interrupted(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    work.fail_once[14] = TransportError(0, "M_CONNECTION_FAILED", "refused")
+    work.fail_always[17] = BadRequest(400, "M_UNKNOWN", "not this one")
+    concurrency = Recording(3)
+    runner, _, store, edits, job_id = await start(work, 25, concurrency=concurrency)
+    job = await finish(runner, store, job_id)
+    assert job.status == "done"
+    assert all(work.calls[i] == 1 for i in range(10)) and all(work.calls[i] == 1 for i in range(20, 25))
+    # the second batch ran again (what had not started when it broke, only once), the others did not
+    assert work.calls[14] == 2 and all(1 <= work.calls[i] <= 2 for i in range(10, 20))
+    assert job.state["bulk"]["counts"] == {"ok": 24, "failed": 1}
+    statuses = [t.status for t in concurrency.timings]
+    assert statuses.count(400) == work.calls[17] and statuses.count(0) == 1  # the policy hears how each item went
+
+
+async def test_a_resumed_job_goes_on_from_its_last_saved_batch(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    saved = {"bulk": {"cursor": "20", "done": 20, "total": 25, "batches": 2, "counts": {"ok": 20}, "results": None,
+                      "finished": False}}
+    runner, _, store, edits, job_id = await start(work, 25, state=saved)
+    job = await finish(runner, store, job_id)
+    assert set(work.calls) == set(range(20, 25)) and job.state["bulk"]["counts"] == {"ok": 25}
