@@ -15,6 +15,7 @@ from . import wiring
 from .access import Access
 from .adminrooms import AdminRooms
 from .admin_api import AdminAPI
+from .concurrency import AdaptiveConcurrency
 from .config import Config
 from .dispatcher import Dispatcher
 from .gate import HomeserverGate
@@ -110,13 +111,13 @@ class App:
         self.jobs = JobRunner(
             store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
-            **self._job_options,
+            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate, **self._job_options,
         )
         self.dispatcher = Dispatcher(
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
-            require_cross_signed_senders=config.encryption.require_cross_signed_senders,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders, gate=self.api.gate,
         )
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:

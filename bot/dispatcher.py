@@ -14,6 +14,7 @@ cancel, audit, jobs: bot/verbs.py) are run here too, outside the command path.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import json
@@ -22,7 +23,8 @@ import os
 import shlex
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -33,6 +35,7 @@ from .argtypes import ArgumentError, ParseEnv
 from .confirm import CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_view
 from .context import Context
 from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
+from .gate import MAX_RETRY_AFTER_S, Hold, HomeserverGate, Priority, Work, working
 from .invocation import InvalidInvocation, Invocation, decode, encode, typed_args
 from .jobs import JobRunner, job_view
 from .parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
@@ -80,6 +83,7 @@ class Dispatcher:
         require_cross_signed_senders: bool = False,
         report_desk: ReportDesk | None = None,
         clock: Callable[[], int] | None = None,
+        gate: HomeserverGate | None = None,
     ) -> None:
         self.table = table
         self.policy = policy
@@ -97,6 +101,10 @@ class Dispatcher:
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
+        # The homeserver gate of the Admin API (bot/gate.py): while a person's command is handled,
+        # bulk jobs step aside, and a rate limit is waited out (and explained) instead of failing.
+        self.gate = gate
+        self._notes: set[asyncio.Task[Any]] = set()
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
 
@@ -105,6 +113,27 @@ class Dispatcher:
         return self.policy.access.admin_rooms
 
     # -- entry points from the Matrix layer
+
+    @contextmanager
+    def _serving(self, ctx: Context) -> Iterator[None]:
+        """A person waits for this: bulk work steps aside until it is answered, and a rate limit
+        is waited out (up to the longest the gate honours) — with a note saying so — instead of
+        failing the command."""
+        gate = self.gate
+        if gate is None:
+            yield
+            return
+
+        def held(hold: Hold) -> None:
+            left = max(1, round(hold.seconds_left(gate.clock.wall())))
+            task = asyncio.ensure_future(ctx.note(Text(
+                f"⏳ The homeserver is rate-limiting the bot for another {left} s; your command runs as soon as it "
+                "lets it, and is answered here.", tone="info")))
+            self._notes.add(task)
+            task.add_done_callback(self._notes.discard)
+
+        with gate.interactive(), working(Work(Priority.INTERACTIVE, patience=MAX_RETRY_AFTER_S, on_hold=held)):
+            yield
 
     async def on_message(self, msg: IncomingMessage) -> None:
         if msg.room_id not in self.admin_rooms or msg.sender == self.bot_user_id:
@@ -116,6 +145,10 @@ class Dispatcher:
             return
         role = self.policy.role_of(msg.sender)
         ctx = self._context(msg.sender, role or Role.VIEWER, msg.room_id, msg.event_id, msg.thread_root)
+        with self._serving(ctx):
+            await self._take(ctx, msg, role, rest)
+
+    async def _take(self, ctx: Context, msg: IncomingMessage, role: Role | None, rest: str) -> None:
         if role is None:
             await self._reply(ctx, Text("You are not allowed to use this bot.", tone="error"))
             await self._audit_refusal(ctx, rest[:200], "sender has no role")
@@ -165,9 +198,10 @@ class Dispatcher:
                     "and cannot tell which device sent a reaction (clients send reactions unencrypted). "
                     f"Send {self.prefix} {verb} {pending.code} instead.", tone="error"))
                 return
-            view = await self.decide(ctx, pending.code, confirm=key in CONFIRM_KEYS)  # the path of `confirm <code>`
-            if view is not None:
-                await self._reply(ctx, view)
+            with self._serving(ctx):
+                view = await self.decide(ctx, pending.code, confirm=key in CONFIRM_KEYS)  # the path of `confirm <code>`
+                if view is not None:
+                    await self._reply(ctx, view)
             return
         if pending is not None or self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
                                                          reaction.sender_device_trusted) is not None:
@@ -198,7 +232,8 @@ class Dispatcher:
         if role is None or room_id not in self.admin_rooms:
             return "ignored"
         ctx = self._context(sender, role, room_id, reply_to, thread_root)
-        return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+        with self._serving(ctx):
+            return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
 
     async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
         command = self.table.by_name.get(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.admin_api.errors import NotFound, UnrecognizedEndpoint
@@ -29,9 +28,6 @@ USER_ORDER = ("name", "displayname", "creation_ts", "last_seen_ts", "admin", "de
               "shadow_banned", "is_guest", "user_type", "avatar_url")
 MEDIA_ORDER = ("created_ts", "last_access_ts", "media_length", "media_type", "upload_name", "quarantined_by",
                "safe_from_quarantine")
-# The preview of a bulk job walks the user list a page at a time, a few users at once.
-BULK_PAGE_SIZE = 100
-BULK_CONCURRENCY = 4
 MEDIA_DELETE_BATCH = 100  # how many files the preview looks at
 REDACT_LIMIT = 1000  # Synapse's default: events looked at per room
 GENERATED_PASSWORD_BYTES = 18
@@ -262,7 +258,8 @@ async def _(job: JobContext, user: str, **_: Any) -> JobResult:
         deleted = await job.api.delete_media(job.server_name, media_id)
         return ItemResult("deleted") if media_id in deleted else ItemResult("failed", "the homeserver kept it")
 
-    done = await job.for_each(files, delete_one)
+    # Deleted files leave the listing: the next page is read once this one is done.
+    done = await job.for_each(files, delete_one, prefetch=False)
     left = (await job.api.user_media(user, limit=1)).total or 0
     return JobResult("done" if not done.count("failed") else "partial",
                      Text(f"Deleted {done.count('deleted')} files uploaded by ", Code(user), f"; {left} left.",
@@ -805,12 +802,8 @@ async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> Ex
             raise CommandError(f"{user} has no ID at {remove}")
         kept = [e.auth_provider for e in details.external_ids if e.auth_provider != remove]
         return ExternalIdRemovalPreview(remove, user, len(mine), kept)
-    count = scanned = 0
-    async for page in _local_users(ctx.api, BULK_PAGE_SIZE):
-        details = await _details_of(ctx.api, [u.name for u in page])
-        scanned += len(page)
-        count += sum(1 for d in details if d and any(e.auth_provider == remove for e in d.external_ids))
-    return ExternalIdRemovalPreview(remove, None, count, [], scanned=scanned)
+    accounts = await ctx.api.list_users(deactivated=None, locked=True, limit=1)
+    return ExternalIdRemovalPreview(remove, None, None, [], accounts=accounts.total)
 
 
 @external_ids.as_job
@@ -834,29 +827,6 @@ async def _(job: JobContext, remove: str, **_: Any) -> JobResult:
 def _external_ids_summary(progress: Any) -> Record:
     return Record(None, [("accounts looked at", progress.done), ("IDs removed", progress.count("removed")),
                          ("skipped (protected)", progress.count(SKIPPED))])
-
-
-async def _local_users(api: Any, page_size: int, from_token: str | None = None) -> AsyncIterator[list[Any]]:
-    while True:
-        page = await api.list_users(deactivated=None, locked=True, from_token=from_token, limit=page_size)
-        if page.items:
-            yield page.items
-        if not page.next_token:
-            return
-        from_token = page.next_token
-
-
-async def _details_of(api: Any, user_ids: list[str]) -> list[UserDetails | None]:
-    gate = asyncio.Semaphore(BULK_CONCURRENCY)
-
-    async def one(user_id: str) -> UserDetails | None:
-        async with gate:
-            try:
-                return await api.user_details(user_id)
-            except NotFound:
-                return None  # gone since the list was read
-
-    return list(await asyncio.gather(*(one(u) for u in user_ids)))
 
 
 async def _remove_provider(api: Any, details: UserDetails, provider: str) -> bool:
