@@ -192,7 +192,7 @@ class App:
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, role_of=access.role_of,
-            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, **options,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
         )
         self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from .admin_api.errors import AdminAPIError, NotFound, RateLimited, ServerError, TransportError
+from .admin_api.errors import AdminAPIError, NotFound, is_transient
 from .argtypes import ParseEnv
 from .concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming
 from .gate import HomeserverGate, Priority, Work, working
@@ -82,13 +82,6 @@ FAILED = "failed"
 def job_view(job_id: int, summary: str, status: str, elapsed_s: int, view: Any) -> Doc:
     """How a job's message looks, from its first version to its last."""
     return Doc(Text(f"Job #{job_id} · {summary} · {_STATUS_LABEL.get(status, status)} · {elapsed_s}s"), view)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """An Admin API failure that says nothing about the job: the homeserver is down or busy."""
-    if isinstance(exc, (TransportError, RateLimited)):
-        return exc.errcode != "M_REDIRECT_REFUSED"
-    return isinstance(exc, ServerError) and exc.status in (502, 503, 504)
 
 
 class Sender(Protocol):

@@ -771,7 +771,9 @@ class MatrixClient:
         try:
             ticket = await self.gate.health.admit(max_wait=SEND_WAIT_FOR_HOMESERVER_S)
         except GateClosed as closed:
-            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}") from None
+            # Like a 503: the homeserver's state, not the message's (the report inbox tries it again).
+            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}",
+                              status=503) from None
         try:
             response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
                                                    ignore_unverified_devices=True)
