@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 # Commands that waited longer than this (the bot was down) are not run: the situation that
 # prompted them may have changed. The sender is told to send them again.
 STALE_COMMAND_MS = 15 * 60 * 1000
+# Exports: rows written between looks at the event loop (the next page's answer comes in meanwhile),
+# and the file's write buffer.
+EXPORT_ROWS_BETWEEN_YIELDS = 100
+EXPORT_WRITE_BUFFER = 1 << 16
 
 ReactionHook = Callable[[IncomingReaction, Role | None], Awaitable[bool]]
 
@@ -569,43 +573,59 @@ class Dispatcher:
     # -- exports
 
     async def _export(self, ctx: Context, inv: Invocation, options: RunOptions) -> Attachment:
-        """Fetch every page and stream the rows into a file; one page in memory at a time."""
+        """Fetch every page and stream the rows into a file; at most two pages in memory. The next
+        page is asked for as soon as this one has come (its token is known), and this one's rows are
+        written while the homeserver works on it."""
         fmt = options.export or "csv"
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         filename = f"{inv.name.replace(' ', '-')}-{stamp}.{fmt}"
-        handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="")
+        handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="",
+                                             buffering=EXPORT_WRITE_BUFFER)
         rows = 0
         token = options.page.from_token if options.page else None
         columns: list[str] | None = None
+
+        async def page_at(at: str | None) -> Table | None:
+            page = PageRequest(from_token=at, limit=EXPORT_PAGE_SIZE, export=True)
+            return _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
+
+        coming: asyncio.Task[Table | None] | None = asyncio.ensure_future(page_at(token))
         try:
             writer = csv.writer(handle) if fmt == "csv" else None
             if fmt == "json":
                 handle.write("[")
-            while True:
-                page = PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True)
-                table = _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
+            while coming is not None:
+                table = await coming
+                coming = None
                 if table is None:
                     break
+                if table.next_from and table.next_from != token:
+                    token = table.next_from
+                    coming = asyncio.ensure_future(page_at(token))
+                    await asyncio.sleep(0)  # let its request leave before the rows are written
                 if columns is None:
                     columns = list(table.columns)
                     if writer is not None:
                         writer.writerow(columns)
-                for row in table.rows:
+                for index, row in enumerate(table.rows):
                     values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
                     if writer is not None:
                         writer.writerow(values)
                     else:
                         handle.write(("," if rows else "") + "\n" + json.dumps(dict(zip(columns, values)), ensure_ascii=False))
                     rows += 1
-                if not table.next_from or table.next_from == token:
-                    break
-                token = table.next_from
+                    if index % EXPORT_ROWS_BETWEEN_YIELDS == EXPORT_ROWS_BETWEEN_YIELDS - 1:
+                        await asyncio.sleep(0)  # the next page's answer, and other commands, are read meanwhile
             if fmt == "json":
                 handle.write("\n]\n")
         except BaseException:
             handle.close()
             os.unlink(handle.name)
             raise
+        finally:
+            if coming is not None:
+                coming.cancel()
+                await asyncio.gather(coming, return_exceptions=True)
         handle.close()
         mimetype = "text/csv" if fmt == "csv" else "application/json"
         return Attachment(filename=filename, path=handle.name, mimetype=mimetype, rows=rows,
