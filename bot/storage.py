@@ -665,6 +665,29 @@ class Store:
         )
         return [r for r in map(self._report, rows) if r is not None]
 
+    async def set_reports_post_state(self, keys: Sequence[tuple[str, int]], post_state: str) -> None:
+        """Move many reports to one post state, in one transaction."""
+        ts = now_ms()
+
+        def _set(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("UPDATE reports SET post_state = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",
+                                 [(post_state, ts, kind, report_id) for kind, report_id in keys])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self.db.run(_set)
+
+    async def reports_in_batches(self, prefix: str) -> list[ReportRecord]:
+        """Reports whose post state starts with `prefix` (summaries being posted: `batch:<txn>`)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE post_state >= ? AND post_state < ? ORDER BY post_state, received_ts, kind, "
+            "report_id", (prefix, prefix + "\uffff"))
+        return [r for r in map(self._report, rows) if r is not None]
+
     async def set_report_post_state(self, kind: str, report_id: int, post_state: str) -> None:
         await self.db.execute(
             "UPDATE reports SET post_state = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",

@@ -47,6 +47,13 @@ HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
+# During a flood, summaries go out at most this often: the reports of the polls in between wait
+# for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
+SUMMARY_EVERY_S = 10.0
+# A summary's reports are marked with this and its transaction ID before it is sent, so that after
+# a restart in between the same summary is sent again under the same ID (the homeserver answers
+# with the first one instead of posting it twice), never a new one listing them again.
+BATCH_PREFIX = "batch:"
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
 ROOM_RETRY_S = 30.0
@@ -111,6 +118,7 @@ class ReportInbox:
         poll_interval: float = 2.0,
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
+        summary_every: float = SUMMARY_EVERY_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
         role_of: Callable[[str], Role | None] = lambda user_id: None,
@@ -127,6 +135,8 @@ class ReportInbox:
         self.poll_interval = poll_interval
         self.page_size = page_size
         self.flood_threshold = flood_threshold
+        self.summary_every = summary_every
+        self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.role_of = role_of  # the configured role of a person: who may be given a report
         self.reminder_after_ms = int(reminder_after * 1000)
@@ -328,12 +338,29 @@ class ReportInbox:
                     await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
                                                            "posted" if reached else "failed")
                     posted += 1 if reached else 0
+            # Summaries sent before a restart but not recorded as sent: again, under the same ID.
+            unsent: dict[str, list[ReportRecord]] = {}
+            for record in await self.store.reports_in_batches(BATCH_PREFIX):
+                unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
+            for txn, records in unsent.items():
+                posted += await self._summarise(records, txn, away=True)
             batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
-            if batch and await self._post_summary([r.facts for r in batch], away=away):
-                for record in batch:
-                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id, "summarised")
-                posted += len(batch)
+            due = (self._last_summary is None or away
+                   or time.monotonic() - self._last_summary >= self.summary_every)
+            if batch and due:
+                first, last = batch[0].facts, batch[-1].facts
+                txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
+                await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
+                                                        BATCH_PREFIX + txn)
+                posted += await self._summarise(batch, txn, away=away)
         return posted
+
+    async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
+        if not await self._post_summary([r.facts for r in batch], txn, away=away):
+            return 0
+        self._last_summary = time.monotonic()
+        await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
+        return len(batch)
 
     def _rooms(self) -> list[str]:
         now = time.monotonic()
@@ -413,13 +440,11 @@ class ReportInbox:
                 self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
             return None
 
-    async def _post_summary(self, reports: list[ReportFacts], *, away: bool) -> bool:
+    async def _post_summary(self, reports: list[ReportFacts], txn: str, *, away: bool) -> bool:
         count = len(reports)
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
         view = summary_view(title, reports, self.prefix)
-        first, last = reports[0], reports[-1]
-        txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{count}"
         complete = True
         reachable = self._rooms()
         for room_id in self.admin_rooms:
