@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from botproc import bot_process, rss_mb, source_tree  # noqa: E402
-from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
+from seeded import Seed, answering, data_dir_from, describe, fresh_bot, seeded_homeserver  # noqa: E402
 
 from bot.demo import World  # noqa: E402
 from bot.homeserver import LocalHomeserver  # noqa: E402
@@ -118,7 +118,7 @@ def median(values: list[float]) -> float:
 
 async def run(hs: LocalHomeserver, seed: Seed, rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="sab-bench-big-"))
-    bot, moderator = Seed.account(seed.bot), Seed.account(seed.moderator)
+    bot, moderator = await fresh_bot(hs, seed), Seed.account(seed.moderator)
     chat = ChatClient(hs.url, moderator.user_id, moderator.access_token)
     world = World(hs=hs, bot=bot, moderator=moderator, admin_room=seed.admin_room, state_dir=root, chat=chat)
     admin_http = httpx.AsyncClient(base_url=hs.url, timeout=300,

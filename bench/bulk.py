@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from botproc import bot_process, source_tree  # noqa: E402
-from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
+from seeded import Seed, answering, data_dir_from, describe, fresh_bot, seeded_homeserver  # noqa: E402
 
 from bot.demo import World, ask  # noqa: E402
 from bot.homeserver import LocalHomeserver  # noqa: E402
@@ -156,7 +156,7 @@ async def run(hs: LocalHomeserver, seed: Seed, provider: str, concurrency: int, 
     http = httpx.AsyncClient(base_url=hs.url, timeout=300, limits=httpx.Limits(max_connections=32),
                              headers={"Authorization": f"Bearer {seed.admin['access_token']}"})
     root = Path(tempfile.mkdtemp(prefix="sab-bench-bulk-"))
-    bot, moderator = Seed.account(seed.bot), Seed.account(seed.moderator)
+    bot, moderator = await fresh_bot(hs, seed), Seed.account(seed.moderator)
     chat = ChatClient(hs.url, moderator.user_id, moderator.access_token)
     world = World(hs=hs, bot=bot, moderator=moderator, admin_room=seed.admin_room, state_dir=root, chat=chat)
     await chat.start()

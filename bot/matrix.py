@@ -43,6 +43,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     JoinError,
+    KeysUploadResponse,
     LoginResponse,
     MegolmEvent,
     ReactionEvent,
@@ -86,6 +87,8 @@ SEND_WAIT_FOR_HOMESERVER_S = 60.0
 SENDER_KEYS_CACHE_S = 300.0
 SENDER_KEYS_RECHECK_S = 10.0
 CROSS_SIGNING_RETRY_S = 60.0
+KEYS_UPLOAD_RETRY_S = 30.0  # after the homeserver refused the device's keys, growing to …
+KEYS_UPLOAD_RETRY_MAX_S = 3600.0
 PINS_KEY = "adminrooms.pins"  # {alias: room_id} as first resolved
 # Invites: at most INVITE_TASKS handled at once, each within INVITE_TIMEOUT_S; at most
 # MAX_OPEN_INVITES waiting (a flood beyond is left for the next start). A decline that failed is
@@ -227,6 +230,8 @@ class MatrixClient:
         # knows its rooms and the devices in them, and may post on its own (report notices).
         self.caught_up = False
         self._caught_up_event = asyncio.Event()
+        self._keys_upload_backoff = Backoff(base=KEYS_UPLOAD_RETRY_S, cap=KEYS_UPLOAD_RETRY_MAX_S)
+        self._keys_upload_after = 0.0
 
     # -- login
 
@@ -695,8 +700,17 @@ class MatrixClient:
         if not self.encryption:
             return
         try:
-            if self.client.should_upload_keys:
-                await self.client.keys_upload()
+            if self.client.should_upload_keys and time.monotonic() >= self._keys_upload_after:
+                response = await self.client.keys_upload()
+                if isinstance(response, KeysUploadResponse):
+                    self._keys_upload_backoff.reset()
+                else:
+                    # Refused (e.g. the homeserver holds other keys for this device: its crypto store was
+                    # replaced). Signing and sending the keys after every sync would only burn CPU.
+                    wait = self._keys_upload_backoff.next_delay()
+                    self._keys_upload_after = time.monotonic() + wait
+                    log.warning("the homeserver refused the device's keys (%s); trying again in %.0fs",
+                                getattr(response, "message", response), wait)
             if self.client.should_query_keys:
                 await self.client.keys_query()
             if self.client.should_claim_keys:
