@@ -441,7 +441,8 @@ class _BulkRun(Generic[T]):
             self.stopped = True
 
     def _record(self, started: float, work: Work, status: int | None) -> None:
-        self.runner.concurrency.record(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status))
+        self.runner.concurrency.record(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status,
+                                                  requests=max(1, len(work.statuses))))
 
     async def _drain(self) -> None:
         while self.running:
