@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from .invocation import Invocation
-from .views import Code, Doc, Record, Text
+from .views import Code, Doc, Record, Text, Untrusted
 
 # No 0/O, 1/I/L: codes are read off a screen and typed on a phone.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -40,3 +40,13 @@ def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str,
             tone="warning",
         )
     return Doc(what, preview, footer)
+
+
+def prompt_minimal(inv: Invocation, *, code: str, prefix: str) -> Text:
+    """The prompt when the full one does not fit in one event (or cannot be shown): the code comes
+    first, so that it survives even the last cut of the fitting renderer."""
+    return Text(
+        Code(f"{prefix} confirm {code}"), f" runs {inv.name} ", Untrusted(inv.summary(), 120),
+        ". What it acts on is too large to show in one message. To drop it: ", Code(f"{prefix} cancel {code}"), ".",
+        tone="warning",
+    )

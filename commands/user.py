@@ -21,7 +21,7 @@ from bot.previews import (
     ServerAdminChangePreview, UserMediaDeletionPreview, account_flags, details_record, devices_table,
 )
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
-from bot.views import Bytes, Code, Doc, Record, Shown, Table, Text, Untrusted, When
+from bot.views import Bytes, Code, Doc, PrivateSecret, Record, Shown, Table, Text, Untrusted, When
 
 user = CommandGroup("user", "Local accounts")
 
@@ -51,6 +51,21 @@ user.skip("POST /_synapse/admin/v1/users/<user_id>/login",
 
 def generated_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def with_generated_password(public: Doc, user: str, password: str, *, prefix: str, done: str) -> PrivateSecret:
+    """A result whose generated password only the requester sees (in a direct message; never in the room)."""
+    return PrivateSecret(
+        public=public,
+        secret=Text("The new password of ", Code(user), f" ({done}): ", Shown(password),
+                    " — shown once; the bot does not keep it."),
+        what="the generated password",
+        if_undelivered=Text(f"{'The account was created' if done == 'created' else 'Its password was reset'} all the "
+                            "same, and nobody knows the password: set one with ",
+                            Code(f"{prefix} user reset-password {user} <password>"),
+                            " (your message is removed from the room), or make direct messages work (encryption on, "
+                            "and a device of yours that encrypts) and reset it again.", tone="warning"),
+    )
 
 
 async def existing(ctx: Context, user: str) -> UserDetails:
@@ -349,7 +364,7 @@ async def username_available(ctx: Context, name: str) -> Text:
     flags=[Flag("displayname", "display name", TextArg), Flag("admin", "make it a server admin")],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "PUT /_synapse/admin/v2/users/<user_id>"],
 )
-async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc:
+async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc | PrivateSecret:
     try:
         await ctx.api.user_details(user)
     except NotFound:
@@ -361,10 +376,10 @@ async def create(ctx: Context, user: str, password: str | None, displayname: str
     if displayname:
         body["displayname"] = displayname
     created = await ctx.api.modify_user(user, **body)
-    blocks: list[Any] = [Text("Created ", Code(created.name), " (server admin)." if admin else ".", tone="ok")]
+    done = Doc(Text("Created ", Code(created.name), " (server admin)." if admin else ".", tone="ok"))
     if password is None:
-        blocks.append(Text("Generated password, shown once: ", Shown(chosen)))
-    return Doc(*blocks)
+        return with_generated_password(done, user, chosen, prefix=ctx.prefix, done="created")
+    return done
 
 
 @user.command(
@@ -375,14 +390,14 @@ async def create(ctx: Context, user: str, password: str | None, displayname: str
     flags=[Flag("no-logout", "keep the account's devices logged in")],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "POST /_synapse/admin/v1/reset_password/<user_id>"],
 )
-async def reset_password(ctx: Context, user: str, password: str | None, no_logout: bool) -> Doc:
+async def reset_password(ctx: Context, user: str, password: str | None, no_logout: bool) -> Doc | PrivateSecret:
     chosen = password or generated_password()
     await ctx.api.reset_password(user, chosen, logout_devices=not no_logout)
-    blocks: list[Any] = [Text("New password set for ", Code(user),
-                              "; its devices stay logged in." if no_logout else "; every device was logged out.", tone="ok")]
+    done = Doc(Text("New password set for ", Code(user),
+                    "; its devices stay logged in." if no_logout else "; every device was logged out.", tone="ok"))
     if password is None:
-        blocks.append(Text("Generated password, shown once: ", Shown(chosen)))
-    return Doc(*blocks)
+        return with_generated_password(done, user, chosen, prefix=ctx.prefix, done="reset")
+    return done
 
 
 @reset_password.preview
