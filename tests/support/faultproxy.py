@@ -1,5 +1,5 @@
 """A loopback proxy in front of the client-server API, for what a real homeserver will not do on
-demand: a request that stalls or whose connection drops, and a forged /sync answer (the stripped
+demand: a request that stalls, whose connection drops or that is refused, and a forged /sync answer (the stripped
 state of an invite is whatever the inviting server wrote)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ STALL_S = 3600.0
 class Fault:
     method: str
     path: re.Pattern[str]
-    action: str  # "stall" | "drop"
+    action: str  # "stall" | "drop" | "refuse" (403 M_FORBIDDEN, as a homeserver that will not take it)
     times: int = 1
     hits: int = 0
     hit: asyncio.Event = field(default_factory=asyncio.Event)
@@ -68,6 +68,8 @@ class FaultProxy:
             if fault.hits < fault.times and request.method == fault.method and fault.path.search(request.path):
                 fault.hits += 1
                 fault.hit.set()
+                if fault.action == "refuse":
+                    return web.json_response({"errcode": "M_FORBIDDEN", "error": "refused by the fault proxy"}, status=403)
                 if fault.action == "drop":
                     assert request.transport is not None
                     request.transport.close()
