@@ -426,3 +426,21 @@ def test_views_used_here_render_without_markup_from_the_words() -> None:
     checker = _Checker()
     checker.feed(render(view).html)
     assert checker.problems == [] and "<script>" not in render(view).html
+
+
+async def test_a_job_message_is_measured_as_it_goes_out(tmp_path: Path) -> None:
+    db = Database(tmp_path / "jobs.db")
+    await db.open()
+    store = Store(db)
+    edits = Edits()
+    runner, _ = runner_for(store, None, edits)
+    job_id = await store.add_job(command="test wide", invocation_json=None, summary="wide", sender=ADMIN, room_id=ROOM,
+                                 reply_to="$cmd", thread_root=None)
+    record = await store.get_job(job_id)
+    wide = Table("Wide", ["n", "text"], [[n, "語" * 40] for n in range(150)])
+    await runner.show(record, "running", wide)  # type: ignore[arg-type]
+    assert "cut to fit" not in edits.bodies()[-1]  # a first reply, unencrypted: all of it
+    edits.encrypted = True
+    await runner.show(record, "done", wide)  # type: ignore[arg-type]
+    assert "cut to fit" in edits.bodies()[-1]  # an edit, encrypted: less of it
+    await db.close()
