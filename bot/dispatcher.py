@@ -158,7 +158,20 @@ class Dispatcher:
                 f"{(self.clock() - msg.origin_ts) // 60000} minutes ago. Send it again if it is still wanted.",
                 tone="warning"))
             return
-        await self._handle_command(ctx, rest, secret)
+        try:
+            await self._handle_command(ctx, rest, secret)
+        except Exception as exc:  # a bug anywhere on the command path still gets an answer and a row
+            await self._internal_error(ctx, shown, exc)
+
+    async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
+        log.error("command failed: %s", shown, exc_info=exc)
+        try:
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown,
+                                   result="internal error", detail=type(exc).__name__)
+        except Exception:
+            log.exception("could not write the audit log")
+        await self._reply(ctx, Text(f"Internal error ({type(exc).__name__}); the bot's log has the details. "
+                                    "If it changed anything, the audit log says so.", tone="error"))
 
     def _untrusted_device(self, room_id: str, encrypted: bool, device: str | None, trusted: bool | None) -> str | None:
         """With `encryption.require_cross_signed_senders`, why an event in an encrypted room may not act; else None."""
@@ -225,7 +238,11 @@ class Dispatcher:
         if role is None or room_id not in self.admin_rooms:
             return "ignored"
         ctx = self._context(sender, role, room_id, reply_to, thread_root)
-        return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+        try:
+            return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+        except Exception as exc:
+            await self._internal_error(ctx, command, exc)
+            return "internal error"
 
     async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
         command = self.table.by_name.get(name)
@@ -301,9 +318,9 @@ class Dispatcher:
         checked = await self._checked(ctx, inv, started)
         if isinstance(checked, str):
             return checked
-        if checked.destructive or options.dry_run:
+        if checked.destructive or (options.dry_run and checked.writes):
             result = await self._prompt(ctx, checked, options)
-        else:
+        else:  # a dry run of what writes nothing is the command itself: reading changes nothing
             result = await self._execute(ctx, checked, options)
         self._observe(inv.name, result, started)
         return result
@@ -464,6 +481,12 @@ class Dispatcher:
             except CommandError as exc:
                 await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
                 return "refused"
+            except Exception as exc:  # a preview's bug: answered, audited, nothing waits for confirmation
+                log.exception("the preview of %s failed", inv.name)
+                await self._audit(ctx, inv, "internal error", f"preview: {type(exc).__name__}")
+                await self._reply(ctx, Text(f"Internal error while preparing {inv.name} ({type(exc).__name__}); "
+                                            "nothing was done. The bot's log has the details.", tone="error"))
+                return "internal error"
         if options.dry_run:
             await self._audit(ctx, inv, "dry-run")
             await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))

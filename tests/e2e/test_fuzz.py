@@ -13,7 +13,8 @@ hostile arguments, commands that carry a password. Then:
   limits) is what it was: the fuzz never confirms, and commands that write without confirmation
   are sent with --dry-run first, so nothing that ran may change anything;
 - nothing the stranger or the viewer sent ran beyond read-only;
-- no reply holds markup outside the allow-list, a bidi control, or a word of a password.
+- no reply holds markup outside the allow-list, a bidi control, or a word of a password, and every
+  message that held a password is redacted on the server.
 
 The seed is printed; set SAB_FUZZ_SEED to replay a run.
 """
@@ -173,10 +174,10 @@ class Generator:
             words.append("--dry-run")  # first, before any `--`: what writes without confirmation never runs
         args: list[str] = []
         for param in command.params:
-            if param.optional and self.rng.random() < 0.3:
-                continue
             if param.secret and secret_words:
                 args.extend(secret_words if self.rng.random() < 0.5 else [" ".join(secret_words)])
+                continue
+            if param.optional and self.rng.random() < 0.3:
                 continue
             for _ in range(self.rng.randint(1, 3) if param.variadic else 1):
                 args.append(self.value_for(param.type))
@@ -369,6 +370,10 @@ async def test_500_hostile_commands_from_four_roles_leave_the_bot_up_and_the_hom
                 assert checker.problems == [], (checker.problems, html[:300])
                 assert not any(word in text or word in html for word in secret_words), text[:300]
             assert not any(word in f"{r.args} {r.detail} {r.invocation_json}" for r in audit for word in secret_words)
+            # And every message that held a password is gone from the room, whoever sent it.
+            holding = [s.event_id for s in [*sent["admin"], *sent["mod"], *sent["viewer"], *sent["stranger"]] if s.secret_words]
+            events = await asyncio.gather(*(observer.get_event(world.admin_room, e) for e in holding))
+            assert [e["event_id"] for e in events if e.get("content")] == []
 
             assert after == before, [k for k in before if before[k] != after.get(k)]
             print(f"fuzz: {sum(map(len, sent.values()))} commands in {elapsed:.1f}s; "

@@ -70,6 +70,15 @@ def extra_group() -> CommandGroup:
     async def _(ctx: Any, user: str) -> Choke:
         return Choke()
 
+    @group.command("fragile", summary="destroy something, with a preview that fails", role=Role.ADMIN,
+                   destructive=True, params=[Param("user", UserID, "whose")])
+    async def fragile(ctx: Any, user: str) -> Text:
+        return Text("destroyed")
+
+    @fragile.preview
+    async def _(ctx: Any, user: str) -> Any:
+        raise RuntimeError("a preview's bug")
+
     return group
 
 
@@ -214,6 +223,7 @@ SECRET_PATHS = [
     # (what is typed, who types it, extra message fields)
     ('!admin user reset-password @alice:hs.test "horse-77 battery-77', ADMIN, {}),  # quotes do not balance
     ("!admin user reset-pasword @alice:hs.test horse-77 battery-77", ADMIN, {}),  # misspelt verb
+    ("!admin reset-password horse-77 battery-77", ADMIN, {}),  # no group: `Unknown command 'reset-password horse-77'`
     ("!admin user create alice horse-77 battery-77", ADMIN, {}),  # usage: `unexpected argument 'battery-77'`
     ("!admin user create alice horse-77 --displayname", ADMIN, {}),  # usage: an option without its value
     ("!admin user reset-password @alice:hs.test horse-77", ADMIN, {"origin_ts": 0}),  # stale
@@ -444,3 +454,26 @@ async def test_a_job_message_is_measured_as_it_goes_out(tmp_path: Path) -> None:
     await runner.show(record, "done", wide)  # type: ignore[arg-type]
     assert "cut to fit" in edits.bodies()[-1]  # an edit, encrypted: less of it
     await db.close()
+
+
+async def test_a_bug_anywhere_on_the_command_path_still_gets_an_answer_and_an_audit_row(bot: Bot) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    bot.dispatcher.policy.invocation_problem = broken  # type: ignore[method-assign]
+    event_id = await bot.say("!admin user deactivate @alice:hs.test")
+    assert "Internal error (KeyError)" in bot.answer(event_id)
+    [row] = await bot.store.audit_entries(limit=1)
+    assert row.result == "internal error" and row.command == "(error)" and "user deactivate" in row.args
+
+
+async def test_a_dry_run_of_what_writes_nothing_runs_it_and_a_preview_bug_is_answered(bot: Bot) -> None:
+    bot.api.users["@alice:hs.test"] = {}
+    # `user external-ids` writes only with --remove; its preview is only for that (it was asked anyway: a crash).
+    listed = bot.answer(await bot.say("!admin user external-ids --dry-run @alice:hs.test"))
+    assert "External IDs of @alice:hs.test" in listed
+    event_id = await bot.say("!admin test fragile @alice:hs.test")
+    assert "Internal error while preparing test fragile (RuntimeError)" in bot.answer(event_id)
+    assert await bot.store.pending_confirmations() == []
+    [row] = await bot.store.audit_entries(limit=1)
+    assert row.command == "test fragile" and row.result == "internal error"
