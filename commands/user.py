@@ -363,6 +363,7 @@ async def username_available(ctx: Context, name: str) -> Text:
             Param("password", TextArg, "its password (the command is removed from the room)", optional=True, secret=True)],
     flags=[Flag("displayname", "display name", TextArg), Flag("admin", "make it a server admin")],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "PUT /_synapse/admin/v2/users/<user_id>"],
+    details="A generated password is sent to you alone, in an encrypted direct message; never into the room.",
 )
 async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc | PrivateSecret:
     try:
@@ -389,6 +390,7 @@ async def create(ctx: Context, user: str, password: str | None, displayname: str
             Param("password", TextArg, "the new password (the command is removed from the room)", optional=True, secret=True)],
     flags=[Flag("no-logout", "keep the account's devices logged in")],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "POST /_synapse/admin/v1/reset_password/<user_id>"],
+    details="A generated password is sent to you alone, in an encrypted direct message; never into the room.",
 )
 async def reset_password(ctx: Context, user: str, password: str | None, no_logout: bool) -> Doc | PrivateSecret:
     chosen = password or generated_password()
