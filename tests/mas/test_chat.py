@@ -236,7 +236,7 @@ async def test_sessions_page_past_one_page_and_outside_text_is_marked(ess: ESS) 
     evil = ess.mas.add_client(client_name="Evil\u202eapp <b>bold</b>\nsecond line", admin=False,
                               grant_types=["authorization_code"])
     ess.mas.add_oauth2_session(hank_mas, client=evil, user_agent="Mozilla/5.0")
-    ess.mas.add_browser_session(hank_mas)
+    ess.mas.add_browser_session(hank_mas, user_agent="Mozilla/5.0 " + "x" * 3000)  # clipped, not a wall of text
     active = {s.id for table in (ess.mas.compat_sessions, ess.mas.oauth2_sessions, ess.mas.browser_sessions)
               for s in table.values() if s.user_id == hank_mas.id and s.finished_at is None}
     assert len(active) == 15
@@ -253,6 +253,7 @@ async def test_sessions_page_past_one_page_and_outside_text_is_marked(ess: ESS) 
     html = second["content"]["formatted_body"]
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html and "\u202e" not in body(second)
     assert "second line" in body(second) and "\nsecond line" not in body(second)
+    assert "x" * 200 not in html and "Mozilla/5.0 xxx" in html
     assert len(mas_requests(ess.mas, "GET", r"/compat-sessions$")) >= 2
 
     everything = await ess.mod.ask_body(f"!admin user sessions {hank.user_id} --all --limit 100")

@@ -61,9 +61,12 @@ ACCOUNT_COMMANDS = [
 async def test_accounts_in_an_unconfigured_mas_get_the_advice_and_synapse_is_not_asked(command: Any, args: dict[str, Any]) -> None:
     asked: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx.Request) -> httpx.Response:  # a Synapse that would do anything asked
         asked.append(f"{request.method} {request.url.path}")
-        return httpx.Response(200, json={})
+        if request.method == "GET" and "/v2/users/" in request.url.path:
+            return httpx.Response(404, json={"errcode": "M_NOT_FOUND", "error": "User not found"})
+        return httpx.Response(200, json={"name": "@new:hs.test", "admin": False, "deactivated": True, "locked": False,
+                                         "external_ids": [], "registration_tokens": [], "devices": [], "total": 0})
 
     ctx = context(handler, MASDetection(True, issuer=ISSUER))
     for step in (command.handler, command.preview_handler):
