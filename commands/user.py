@@ -1261,7 +1261,7 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
         found = await mas.list_upstream_oauth_links(provider=provider.id, first=size, after=cursor,
                                                     count=cursor is None)
         for user_id in {link.user_id for link in found.items if link.user_id} - owners.keys():
-            owners[user_id] = f"@{(await mas.get_user(user_id)).username}:{job.server_name}"  # whom policy checks
+            owners[user_id] = await _matrix_id(mas, user_id, job.server_name)
         items = [(link, owners.get(link.user_id or "")) for link in found.items]
         return Page(items, found.next_cursor, found.count)
 
@@ -1278,6 +1278,11 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
                               target=lambda item: Target("user", item[1]) if item[1] else None,
                               view=lambda progress: _links_summary(progress, provider))
     return JobResult("done" if not done.count("failed") else "partial", _links_summary(done, provider))
+
+
+async def _matrix_id(mas: Any, mas_user_id: str, server_name: str) -> str:
+    """The Matrix ID of a MAS user: whom policy checks before one of its links goes."""
+    return f"@{(await mas.get_user(mas_user_id)).username}:{server_name}"
 
 
 def _links_summary(progress: Any, provider: Any) -> Record:

@@ -97,3 +97,44 @@ async def test_status_names_what_to_configure() -> None:
     ctx = context(lambda request: httpx.Response(200, json={}), MASDetection(True, issuer=ISSUER))
     shown = await server_commands._mas_status(ctx)
     assert isinstance(shown, Text) and "Add a `mas:` section" in str(shown.parts[0])
+
+
+async def test_a_missing_endpoint_on_a_mas_backed_homeserver_is_answered_with_the_advice(tmp_path: Any) -> None:
+    """Any command, not only the account ones: M_UNRECOGNIZED there means "configure `mas:`"."""
+    from bot.access import Access
+    from bot.adminrooms import AdminRooms
+    from bot.config import AccessConfig
+    from bot.dispatcher import Dispatcher
+    from bot.events import IncomingMessage
+    from bot.policy import Policy
+    from bot.spec import CommandGroup, CommandTable
+    from bot.storage import Database, Store
+    from bot.verbs import meta
+    from tests.support.jobs import runner_for
+    from tests.unit.test_access import Homeserver
+    from tests.unit.test_dispatcher import Room
+
+    group = CommandGroup("hs", "homeserver")
+
+    @group.command("thing", summary="asks for something the homeserver disabled", role=Role.VIEWER)
+    async def thing(ctx: Any) -> Text:
+        raise UnrecognizedEndpoint(404, "M_UNRECOGNIZED", "Unrecognized request")
+
+    db = Database(tmp_path / "state.db")
+    await db.open()
+    try:
+        store, room = Store(db), Room()
+        access = Access(AccessConfig(admins=("@root:hs.test",), moderators=(), viewers=()), bot_user_id="@bot:hs.test",
+                        admin_rooms=AdminRooms(["!admin:hs.test"]))
+        jobs, _ = runner_for(store, None, room)
+        dispatcher = Dispatcher(table=CommandTable([group, meta]), policy=Policy(access, Homeserver(), server_name="hs.test"),
+                                api=None, store=store, messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
+                                bot_user_id="@bot:hs.test", confirm_timeout=60)
+        for detection, expected in ((None, "does not offer this endpoint"),
+                                    (MASDetection(True, issuer=ISSUER), "Add a `mas:` section")):
+            dispatcher.mas_detection = detection
+            await dispatcher.on_message(IncomingMessage("!admin:hs.test", f"$c{expected[:3]}", "@root:hs.test",
+                                                        "!admin hs thing", "m.text", origin_ts=dispatcher.clock()))
+            assert expected in room.replies_to(f"$c{expected[:3]}")[0]
+    finally:
+        await db.close()
