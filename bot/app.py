@@ -113,7 +113,9 @@ class App:
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
         )
-        self._build_report_inbox(admin_rooms)
+        self._build_report_inbox(admin_rooms, access)
+        if config.reports.enabled:
+            await self.reports.begin()  # the starting point, before the first poll (bot/reports/inbox.py)
         await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
@@ -177,13 +179,15 @@ class App:
         self.metrics.serve(host, port)
         log.info("metrics on http://%s:%d/metrics", host, port)
 
-    def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
+    def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
         """The report inbox (bot/reports/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        reports = self.config.reports
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
-            prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
-            ready=lambda: self.matrix.caught_up, **options,
+            prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
+            ready=lambda: self.matrix.caught_up, role_of=access.role_of,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, **options,
         )
         self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
