@@ -319,10 +319,18 @@ class DeviceLogoutPreview:
     devices: list[Device]
     of_total: int | None = None  # pruning: how many devices the account has
     cutoff_ms: int | None = None
+    home: AccountHome | None = None  # `user logout` with MAS configured: an account MAS does not know
 
 
 @presents(DeviceLogoutPreview)
 def _(p: DeviceLogoutPreview) -> Any:
+    where = _where(p.home)
+    if where:
+        return Doc(Record(None, where), _devices_going(p))
+    return _devices_going(p)
+
+
+def _devices_going(p: DeviceLogoutPreview) -> Any:
     if p.cutoff_ms is not None:
         return Doc(devices_table(p.devices, f"{len(p.devices)} of {p.of_total} devices not seen since the cut-off "
                                             "will be logged out"),
@@ -372,12 +380,15 @@ class ExternalIdRemovalPreview:
     matching: int  # IDs of that provider (one account), or accounts that have one (all)
     kept: list[str]  # one account: the providers it keeps
     scanned: int | None = None  # all: how many accounts were looked at
+    home: AccountHome | None = None  # one account, with MAS configured: an account MAS does not know
 
 
 @presents(ExternalIdRemovalPreview)
-def _(p: ExternalIdRemovalPreview) -> Text:
+def _(p: ExternalIdRemovalPreview) -> Any:
     if p.user is not None:
-        return Text(f"Removes {p.matching} ID(s) at {p.provider}; keeps {', '.join(p.kept) or 'nothing else'}.")
+        text = Text(f"Removes {p.matching} ID(s) at {p.provider}; keeps {', '.join(p.kept) or 'nothing else'}.")
+        where = _where(p.home)
+        return Doc(Record(None, where), text) if where else text
     return Text(f"{p.matching} of {p.scanned} local accounts have an ID at {p.provider}: it is removed from each; "
                 "their other providers' IDs are kept. The bot's own account and protected accounts are skipped.",
                 tone="warning")

@@ -772,7 +772,7 @@ async def _(ctx: Context, user: str, session: str | None) -> Any:
     devices = await ctx.api.devices(user)
     if not devices:
         raise CommandError(f"{user} has no device to log out")
-    return DeviceLogoutPreview(user, devices)
+    return DeviceLogoutPreview(user, devices, home=home)
 
 
 # -- what only matrix-authentication-service keeps: sessions, e-mail addresses, personal sessions
@@ -1178,7 +1178,7 @@ async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> An
         if not mine:
             raise CommandError(f"{user} has no ID at {remove}")
         kept = [e.auth_provider for e in details.external_ids if e.auth_provider != remove]
-        return ExternalIdRemovalPreview(remove, user, len(mine), kept)
+        return ExternalIdRemovalPreview(remove, user, len(mine), kept, home=home)
     ctx.accounts.refuse_unreachable_mas()
     count = scanned = 0
     async for page in _local_users(ctx.api, BULK_PAGE_SIZE):

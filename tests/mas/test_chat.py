@@ -143,6 +143,9 @@ async def test_a_mas_account_is_locked_in_mas_and_a_bridge_user_in_synapse(ess: 
     assert ess.mas.users[alice_mas.id].locked_at is None
     _, reply = await ess.confirm(ess.mod, f"!admin user lock {bridge.user_id} --undo")
     assert (await ess.synapse(bridge.user_id))["locked"] is False
+    prompt, reply = await ess.confirm(ess.mod, f"!admin user logout {bridge.user_id}")
+    assert "goes to: Synapse (MAS does not know this account" in prompt and "1 devices will be logged out" in prompt
+    assert (await ess.http.get(f"/_synapse/admin/v2/users/{bridge.user_id}/devices")).json()["total"] == 0
 
 
 async def test_deactivation_tells_mas_not_to_erase_unless_erase_is_given(ess: ESS) -> None:
