@@ -17,12 +17,12 @@ from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
 from bot.mas_api import walk
-from bot.parsing import PageRequest
 from bot.mas_api.errors import BadRequest as MASBadRequest
 from bot.mas_api.errors import Conflict as MASConflict
 from bot.mas_api.errors import Forbidden as MASForbidden
 from bot.mas_api.errors import InvalidIdentifier, MASAPIError
 from bot.mas_api.errors import NotFound as MASNotFound
+from bot.parsing import PageRequest
 from bot.previews import (
     AccountChangePreview, DeviceLogoutPreview, EmailRemovalPreview, ExternalIdRemovalPreview, MASSession,
     MASSessionsEndPreview, PasswordResetPreview, PersonalSessionRevokePreview, RedactionPreview, ServerAdminChangePreview,
@@ -489,12 +489,12 @@ async def reset_password(ctx: Context, user: str, password: str | None, no_logou
         mas = ctx.accounts.mas("a password")
         await mas.set_user_password(home.mas_id, chosen)
         ended = 0 if no_logout else await _mas.end_sessions(mas, await _mas.active_sessions(mas, home.mas_id))
-        outcome = ("in matrix-authentication-service; its sessions stay." if no_logout else
-                   f"in matrix-authentication-service; {ended} sessions ended (logged out everywhere).")
+        outcome = (" in matrix-authentication-service; its sessions stay." if no_logout else
+                   f" in matrix-authentication-service; {ended} sessions ended (logged out everywhere).")
     else:
         await ctx.api.reset_password(user, chosen, logout_devices=not no_logout)
         outcome = "; its devices stay logged in." if no_logout else "; every device was logged out."
-    blocks: list[Any] = [Text("New password set for ", Code(user), (" " if home.in_mas else "") + outcome, tone="ok")]
+    blocks: list[Any] = [Text("New password set for ", Code(user), outcome, tone="ok")]
     if password is None:
         blocks.append(Text("Generated password, shown once: ", Shown(chosen)))
     return Doc(*blocks)
