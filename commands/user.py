@@ -15,6 +15,7 @@ from bot.argtypes import (
 )
 from bot.argtypes import Text as TextArg
 from bot.context import Context
+from bot.ids import valid_ulid
 from bot.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
 from bot.mas_api import walk
 from bot.mas_api.errors import BadRequest as MASBadRequest
@@ -1210,7 +1211,7 @@ async def _upstream_links(ctx: Context, home: AccountHome, remove: str | None) -
 async def _links_to_remove(mas: Any, home: AccountHome, remove: str) -> tuple[Any, list[Any]]:
     """The provider and the account's links that `--remove` names: one link by its ID (only one
     of this account's: policy checked the account, not the link), or every link to a provider."""
-    link = await _mas.link_by_id(mas, remove.upper()) if _mas.valid_ulid(remove.upper()) else None
+    link = await _mas.link_by_id(mas, remove.upper()) if valid_ulid(remove.upper()) else None
     if link is not None:
         if link.user_id != home.mas_id:
             raise CommandError(f"link {link.id} is not a link of {home.user_id}")
