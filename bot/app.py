@@ -17,6 +17,7 @@ from .adminrooms import AdminRooms
 from .admin_api import AdminAPI
 from .config import Config
 from .dispatcher import Dispatcher
+from .gate import HomeserverGate
 from .jobs import JobRunner
 from .login import TokenRefresher
 from .logs import SecretScrubber
@@ -83,6 +84,9 @@ class App:
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
         self.refreshers: list[TokenRefresher] = self._refreshers.all
         self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
+        # One gate in front of the homeserver for every part of the bot: the sync loop, commands,
+        # jobs and the report inbox hold back together on a 429 or while it is down.
+        self.gate = HomeserverGate()
         self._mas_transport = mas_transport
         self._refusals = RefusalLimiter() if refusal_window_s is None else RefusalLimiter(window_s=refusal_window_s)
         self.mas: MASAPI | None = None
@@ -94,7 +98,7 @@ class App:
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
         self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           **self._matrix_options)
+                                           gate=self.gate, **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -103,6 +107,7 @@ class App:
         self.api = wiring.admin_api(
             config, session_token=lambda: str(self.matrix.client.access_token), refreshers=self._refreshers,
             transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
+            gate=self.gate,
         )
         self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(
@@ -116,7 +121,9 @@ class App:
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
         )
-        self._build_report_inbox(admin_rooms)
+        self._build_report_inbox(admin_rooms, access)
+        if config.reports.enabled:
+            await self.reports.begin()  # the starting point, before the first poll (bot/reports/inbox.py)
         await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
@@ -154,16 +161,17 @@ class App:
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
 
-        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`). Building the client
-        needs no network; its secrets reach the log scrubber before any request.
+        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
+        asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
+        scrubber before any request.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.dispatcher.mas = self.mas
+            self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.dispatcher.mas_detection = self.mas_detection
+        self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)
@@ -179,13 +187,15 @@ class App:
         self.metrics.serve(host, port)
         log.info("metrics on http://%s:%d/metrics", host, port)
 
-    def _build_report_inbox(self, admin_rooms: AdminRooms) -> None:
+    def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
         """The report inbox (bot/reports/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        reports = self.config.reports
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
-            prefix=self.config.command_prefix, poll_interval=self.config.reports.poll_interval,
-            ready=lambda: self.matrix.caught_up, **options,
+            prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
+            ready=lambda: self.matrix.caught_up, role_of=access.role_of,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, **options,
         )
         self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)

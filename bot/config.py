@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .units import parse_duration_ms
+
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
 ENV_ADMIN_TOKEN = "SYNAPSE_ADMIN_BOT_ADMIN_TOKEN"
 ENV_PASSWORD = "SYNAPSE_ADMIN_BOT_PASSWORD"
@@ -188,6 +190,10 @@ class EncryptionConfig:
 class ReportsConfig:
     enabled: bool = True
     poll_interval: float = 2.0
+    # One digest of the reports that wait longer than `reminder_after` seconds (open, or claimed and
+    # not closed), at most every `reminder_every` seconds; 0 turns it off.
+    reminder_after: float = 4 * 3600.0
+    reminder_every: float = 4 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -318,6 +324,27 @@ class _Reader:
         if value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum:g}, not {value:g}")
         return float(value)
+
+    def duration(self, name: str, default: float, *, minimum: float) -> float:
+        """Seconds, written as a number of seconds or a duration like `90s`, `30m`, `4h`, `1d`; 0 or
+        `off` is 0 (off)."""
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if value is False or value == 0 or (isinstance(value, str) and value.strip().lower() == "off"):
+            return 0.0
+        if isinstance(value, str):
+            ms = parse_duration_ms(value)
+            if ms is None:
+                raise ConfigError(self.key(name), f"must be a duration like 30m, 4h or 1d (or seconds), not {value.strip()[:40]!r}")
+            seconds = ms / 1000
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(self.key(name), f"must be a duration like 4h, or a number of seconds, not {_kind(value)}")
+        else:
+            seconds = float(value)
+        if seconds < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum:g} s (or 0 for off), not {seconds:g}")
+        return seconds
 
     def string_list(self, name: str) -> tuple[str, ...]:
         value = self.data.get(name)
@@ -483,9 +510,12 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         require_cross_signed_senders=enc.boolean("require_cross_signed_senders", False),
     )
 
-    rep = root.section("reports", ("enabled", "poll_interval"))
+    rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every"))
+    reminder_after = rep.duration("reminder_after", ReportsConfig.reminder_after, minimum=1)
     reports = ReportsConfig(
-        enabled=rep.boolean("enabled", True), poll_interval=rep.number("poll_interval", 2.0, minimum=0.2)
+        enabled=rep.boolean("enabled", True), poll_interval=rep.number("poll_interval", 2.0, minimum=0.2),
+        reminder_after=reminder_after,
+        reminder_every=rep.duration("reminder_every", reminder_after or ReportsConfig.reminder_every, minimum=1),
     )
 
     conf = root.section("confirmations", ("timeout",))

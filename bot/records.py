@@ -98,3 +98,38 @@ class ReportRecord:
     redacted_ts: int | None
     post_state: str  # none | pending | posted | pending_summary | summarised
     updated_ts: int
+    assigned_by: str | None = None  # who gave the claim to `claimed_by` (report assign), if not themselves
+    deleted_ts: int | None = None  # when the bot deleted it on the homeserver (dismiss); it may be reopened since
+
+
+@dataclass(frozen=True)
+class ReportNote:
+    """A note a moderator wrote on a report (inside text, yet bounded where shown)."""
+
+    author: str
+    ts: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReportHistory:
+    """What the bot's own report store holds from before one report: how many reports name the
+    same user or the same event, and what became of the reporter's earlier reports."""
+
+    about_target: int
+    about_event: int
+    reporter_filed: int
+    reporter_dismissed: int
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """Which of the bot's reports to list. Every field narrows; None leaves it open."""
+
+    states: tuple[str, ...] | None = ("open", "claimed")
+    claimed_by: str | None = None
+    received_before: int | None = None  # ms since the epoch
+    reporter: str | None = None
+    target: str | None = None
+    room_id: str | None = None
+    deleted_on_server: bool | None = None

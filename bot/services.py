@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .reports.inbox import ReportInbox
+    from .records import ReportQuery
+    from .reports.inbox import ReportInbox, UserStanding
     from .reports.model import ReportRef
+    from .reports.views import NoticeContext
     from .storage import ReportRecord, Store
 
 
@@ -50,6 +52,33 @@ class ReportDesk:
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
         await self._inbox.redacted(ref, by)
+
+    async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
+        """Give a report to a moderator or admin (the inbox refuses anyone else)."""
+        return await self._inbox.assign(ref, to, by)
+
+    async def add_note(self, ref: ReportRef, text: str, by: str) -> int:
+        return await self._inbox.add_note(ref, text, by)
+
+    async def reopen(self, ref: ReportRef, by: str) -> ReportRecord:
+        return await self._inbox.reopen(ref, by)
+
+    async def queue(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """The bot's own queue, filtered (bot/reports/inbox.py: `ReportInbox.queue`)."""
+        return await self._inbox.queue(query, limit=limit, offset=offset)
+
+    async def context(self, record: ReportRecord, *, notes: int) -> NoticeContext:
+        """A report's newest notes and its history in the bot's store."""
+        return await self._inbox.context(record, notes=notes)
+
+    async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
+        """Reports against a user and by them, in the bot's queue (for the dossier)."""
+        return await self._inbox.standing(user_id, limit=limit)
+
+    @property
+    def watching_since(self) -> int | None:
+        """When the bot started watching the reports (its first start), once known."""
+        return self._inbox.watching_since
 
 
 class BotStatus:

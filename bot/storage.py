@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-from .records import AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportRecord, now_ms
+from .records import (
+    AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportHistory, ReportNote, ReportQuery, ReportRecord, now_ms,
+)
 
 T = TypeVar("T")
 
@@ -175,6 +177,41 @@ def _carry_over_invocations(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_carry_over_invocations)  # 4
+
+# The report queue (assignment, notes, reopening, the queue's indexes): one migration per concern.
+MIGRATIONS += [
+    # 5: report assignment — who gave a claimed report to its holder (`report assign`)
+    """
+    ALTER TABLE reports ADD COLUMN assigned_by TEXT
+    """,
+    # 6: report notes — the team's notes on a report, each with its author and time (`report note`)
+    """
+    CREATE TABLE report_notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        report_id INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX report_notes_report ON report_notes (kind, report_id, id)
+    """,
+    # 7: a dismissed report is deleted on the homeserver: remember when, so that a report reopened
+    #    afterwards is known to live in the bot's queue only
+    """
+    ALTER TABLE reports ADD COLUMN deleted_ts INTEGER;
+    UPDATE reports SET deleted_ts = closed_ts WHERE state = 'dismissed'
+    """,
+    # 8: the queue's questions, answered from indexes: reports about a user, about an event, by a
+    #    reporter (a notice's context, the dossier); open or claimed reports by age (filters, reminder)
+    """
+    CREATE INDEX reports_target ON reports (target, received_ts);
+    CREATE INDEX reports_event ON reports (event_id, received_ts);
+    CREATE INDEX reports_reporter ON reports (reporter, received_ts, state);
+    CREATE INDEX reports_state_age ON reports (state, received_ts);
+    CREATE INDEX reports_state_claimed ON reports (state, claimed_ts)
+    """,
+]
 
 
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
@@ -575,6 +612,8 @@ class Store:
             redacted_ts=row["redacted_ts"],
             post_state=row["post_state"],
             updated_ts=row["updated_ts"],
+            assigned_by=row["assigned_by"],
+            deleted_ts=row["deleted_ts"],
         )
 
     @staticmethod
@@ -664,11 +703,13 @@ class Store:
         """Move a report to `state` if it is in one of `allowed_from`. True for exactly one caller."""
         ts = now_ms()
         if state == "claimed":
-            sets, values = "claimed_by = ?, claimed_ts = ?", [by, ts]
+            sets, values = "claimed_by = ?, claimed_ts = ?, assigned_by = NULL", [by, ts]
         elif state == "open":
-            sets, values = "claimed_by = NULL, claimed_ts = NULL", []
-        elif state in ("resolved", "dismissed"):
+            sets, values = "claimed_by = NULL, claimed_ts = NULL, assigned_by = NULL", []
+        elif state == "resolved":
             sets, values = "closed_by = ?, closed_ts = ?, note = ?", [by, ts, note]
+        elif state == "dismissed":  # the bot deletes a dismissed report on the homeserver
+            sets, values = "closed_by = ?, closed_ts = ?, note = ?, deleted_ts = ?", [by, ts, note, ts]
         else:
             raise ValueError(f"unknown report state {state!r}")
         changed = await self.db.execute(
@@ -707,3 +748,132 @@ class Store:
             "SELECT COUNT(*) AS n FROM reports WHERE claimed_by = ? AND state = 'claimed'", (user_id,)
         )
         return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def assign_report(
+        self, kind: str, report_id: int, *, to: str, by: str, allowed_from: Sequence[str]
+    ) -> bool:
+        """Give a report to `to` as its claim, from one of `allowed_from`, unless `to` holds it already.
+        True for exactly one caller."""
+        ts = now_ms()
+        changed = await self.db.execute(
+            "UPDATE reports SET state = 'claimed', claimed_by = ?, claimed_ts = ?, assigned_by = ?, updated_ts = ? "
+            f"WHERE kind = ? AND report_id = ? AND state IN ({', '.join('?' for _ in allowed_from)}) "
+            "AND (claimed_by IS NULL OR claimed_by != ?)",
+            (to, ts, None if by == to else by, ts, kind, report_id, *allowed_from, to),
+        )
+        return changed == 1
+
+    async def reopen_report(self, kind: str, report_id: int, *, allowed_from: Sequence[str]) -> bool:
+        """A closed report back to open, nobody's, without its closing. True for exactly one caller."""
+        changed = await self.db.execute(
+            "UPDATE reports SET state = 'open', claimed_by = NULL, claimed_ts = NULL, assigned_by = NULL, "
+            "closed_by = NULL, closed_ts = NULL, note = NULL, updated_ts = ? "
+            f"WHERE kind = ? AND report_id = ? AND state IN ({', '.join('?' for _ in allowed_from)})",
+            (now_ms(), kind, report_id, *allowed_from),
+        )
+        return changed == 1
+
+    async def add_report_note(self, kind: str, report_id: int, *, author: str, text: str, most: int) -> int | None:
+        """Keep a note on a report; the number of its notes, or None when it has `most` already."""
+
+        def _add(conn: sqlite3.Connection) -> int | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = conn.execute(
+                    "SELECT COUNT(*) FROM report_notes WHERE kind = ? AND report_id = ?", (kind, report_id)
+                ).fetchone()[0]
+                if count >= most:
+                    conn.execute("ROLLBACK")
+                    return None
+                ts = now_ms()
+                conn.execute(
+                    "INSERT INTO report_notes (kind, report_id, author, ts, text) VALUES (?, ?, ?, ?, ?)",
+                    (kind, report_id, author, ts, text),
+                )
+                conn.execute("UPDATE reports SET updated_ts = ? WHERE kind = ? AND report_id = ?", (ts, kind, report_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(count) + 1
+
+        return await self.db.run(_add)
+
+    async def report_notes(self, kind: str, report_id: int, *, limit: int) -> tuple[list[ReportNote], int]:
+        """The newest notes of a report, newest first, and how many it has."""
+        rows = await self.db.fetchall(
+            "SELECT author, ts, text FROM report_notes WHERE kind = ? AND report_id = ? ORDER BY id DESC LIMIT ?",
+            (kind, report_id, limit),
+        )
+        count = await self.db.fetchone(
+            "SELECT COUNT(*) AS n FROM report_notes WHERE kind = ? AND report_id = ?", (kind, report_id)
+        )
+        return [ReportNote(row["author"], row["ts"], row["text"]) for row in rows], int(count["n"]) if count else 0
+
+    async def report_history(self, facts: ReportFacts) -> ReportHistory:
+        """What the store holds from before this report (by received_ts; the report itself left out)."""
+
+        def _count(conn: sqlite3.Connection) -> ReportHistory:
+            other = "received_ts <= ? AND NOT (kind = ? AND report_id = ?)"
+            me = (facts.received_ts, facts.kind, facts.report_id)
+            about_target = about_event = 0
+            if facts.target:
+                about_target = conn.execute(f"SELECT COUNT(*) FROM reports WHERE target = ? AND {other}",
+                                            (facts.target, *me)).fetchone()[0]
+            if facts.event_id:
+                about_event = conn.execute(f"SELECT COUNT(*) FROM reports WHERE event_id = ? AND {other}",
+                                           (facts.event_id, *me)).fetchone()[0]
+            filed, dismissed = conn.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(state = 'dismissed'), 0) FROM reports WHERE reporter = ? AND {other}",
+                (facts.reporter, *me),
+            ).fetchone()
+            return ReportHistory(int(about_target), int(about_event), int(filed), int(dismissed))
+
+        return await self.db.run(_count)
+
+    @staticmethod
+    def _where(query: ReportQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if query.states is not None:
+            clauses.append(f"state IN ({', '.join('?' for _ in query.states)})")
+            params += list(query.states)
+        for column, value in (("claimed_by", query.claimed_by), ("reporter", query.reporter),
+                              ("target", query.target), ("room_id", query.room_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.claimed_by is not None:
+            clauses.append("state = 'claimed'")
+        if query.received_before is not None:
+            clauses.append("received_ts < ?")
+            params.append(query.received_before)
+        if query.deleted_on_server is not None:
+            clauses.append("deleted_ts IS NOT NULL" if query.deleted_on_server else "deleted_ts IS NULL")
+        return " AND ".join(clauses), params
+
+    async def reports_matching(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """The bot's reports that match, newest first, and how many match."""
+        where, params = self._where(query)
+        rows = await self.db.fetchall(
+            f"SELECT * FROM reports WHERE {where} ORDER BY received_ts DESC, kind, report_id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        count = await self.db.fetchone(f"SELECT COUNT(*) AS n FROM reports WHERE {where}", params)
+        return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def stale_reports(self, *, open_before: int, claimed_before: int, limit: int) -> tuple[list[ReportRecord], int]:
+        """Open reports filed before `open_before` and reports claimed before `claimed_before` and not
+        closed since: oldest first, and how many there are."""
+        where = "(state = 'open' AND received_ts < ?) OR (state = 'claimed' AND claimed_ts < ?)"
+        rows = await self.db.fetchall(
+            f"SELECT * FROM reports WHERE {where} ORDER BY received_ts, kind, report_id LIMIT ?",
+            (open_before, claimed_before, limit),
+        )
+        count = await self.db.fetchone(f"SELECT COUNT(*) AS n FROM reports WHERE {where}", (open_before, claimed_before))
+        return [r for r in map(self._report, rows) if r is not None], int(count["n"]) if count else 0
+
+    async def first_report_seen(self) -> int | None:
+        """When the bot first stored a report (a bot from before the start point was recorded)."""
+        row = await self.db.fetchone("SELECT MIN(created_ts) AS ts FROM reports")
+        return None if row is None or row["ts"] is None else int(row["ts"])

@@ -1,5 +1,5 @@
-"""`reports list` and `report show|claim|unclaim|resolve|dismiss|redact|suspend|deactivate`: the
-moderation queue. A bare number is an event report, `u<number>` a user report. The state of each
+"""`reports list` and `report show|claim|unclaim|assign|note|resolve|dismiss|reopen|redact|suspend|deactivate`:
+the moderation queue. A bare number is an event report, `u<number>` a user report. The state of each
 report (open → claimed → resolved or dismissed) is the bot's own, shared by the whole team; the
 inbox (bot/reports/) posts new reports and edits their notices whenever the state changes.
 """
@@ -12,17 +12,19 @@ from dataclasses import replace
 from typing import Any
 
 from bot.admin_api.errors import NotFound
-from bot.argtypes import ArgumentError, RoomID, UserID
+from bot.argtypes import ArgumentError, Duration, RoomID, UserID
 from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.parsing import PageRequest
-from bot.reports.model import CLOSED, EVENT, USER, ReportRef, ref_label
+from bot.reports.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.reports.views import (
-    excerpt_of, facts_from_event_report, facts_from_user_report, report_fields, room_value, state_text,
+    NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
+    room_value, state_text,
 )
-from bot.records import ReportFacts, ReportRecord
+from bot.records import ReportFacts, ReportQuery, ReportRecord
 from bot.services import ReportDesk
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
+from bot.units import format_ts, human_duration
 from bot.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
 
 from ._events import event_ts
@@ -40,6 +42,7 @@ NOTE_PARAM = Param("note", TextArg, "a note for the team, shown on the notice", 
 
 
 def _inbox(ctx: Context) -> ReportDesk:
+    """The report queue: every handler here reaches it through this one function."""
     return ctx.reports
 
 
@@ -61,7 +64,12 @@ def _merge_token(token: str | None) -> tuple[int, int]:
 
 
 def _state_cell(record: ReportRecord | None) -> str:
-    return "open" if record is None else state_text(record).split(" since ")[0].split(" at ")[0]
+    if record is None:
+        return "open"
+    cell = OPEN if record.state == OPEN else state_text(record).split(" (assigned")[0].split(" since ")[0].split(" at ")[0]
+    if record.deleted_ts and record.state != DISMISSED:
+        cell += " (only in the bot's queue)"
+    return cell
 
 
 def _row(facts: ReportFacts, record: ReportRecord | None) -> list[Any]:
@@ -73,29 +81,51 @@ def _row(facts: ReportFacts, record: ReportRecord | None) -> list[Any]:
 COLUMNS = ["id", "filed", "reported user", "reporter", "room", "reason", "state"]
 
 
+def _queue_title(all: bool, claimed_by: str | None, mine: bool, older_than: int | None, since: int | None) -> str:
+    title = "Reports in the bot's queue" if all else "Open reports"
+    if mine:
+        title = "Reports I have claimed" + (", closed ones too" if all else "")
+    elif claimed_by:
+        title += f" claimed by {claimed_by}"
+    if older_than:
+        title += f", filed more than {human_duration(older_than)} ago"
+    return title + (f" (the bot's queue: filed since it started watching, {format_ts(since)}, or acted on)" if since else "")
+
+
 @reports.command(
     "list", summary="The report queue, newest first: open reports unless told otherwise", role=Role.VIEWER, paged=True,
     flags=[
         Flag("open", "only reports nobody has resolved or dismissed (the default)"),
         Flag("mine", "only reports I have claimed and not closed"),
         Flag("all", "every report still on the homeserver, resolved ones too"),
-        Flag("user", "only reports about this user (the reported user)", UserID),
+        Flag("reported", "only reports about this user (the reported user)", UserID),
+        Flag("user", "the same as --reported", UserID),
+        Flag("reporter", "only reports filed by this user", UserID),
         Flag("room", "only event reports from this room", RoomID),
+        Flag("assigned-to", "only reports claimed by, or assigned to, this moderator", UserID),
+        Flag("older-than", "only reports filed longer ago than this, like 1h or 2d", Duration),
     ],
     endpoints=["GET /_synapse/admin/v1/event_reports", "GET /_synapse/admin/v1/user_reports"],
-    details="Dismissed reports are deleted from the homeserver: the audit log keeps who dismissed what.",
-    examples=["reports list", "reports list --mine", "reports list --all --user @spammer:example.org"],
+    details=("Dismissed reports are deleted from the homeserver: the audit log keeps who dismissed what. "
+             "With --mine, --assigned-to or --older-than the list comes from the bot's own queue: every report "
+             "filed since the bot started watching, and older ones someone acted on. Filters combine."),
+    examples=["reports list", "reports list --mine", "reports list --all --reported @spammer:example.org",
+              "reports list --older-than 4h", "reports list --assigned-to @bob:example.org --reporter @alice:example.org"],
 )
-async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, user: str | None, room: str | None,
+async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, reported: str | None, user: str | None,
+                       reporter: str | None, room: str | None, assigned_to: str | None, older_than: int | None,
                        page: PageRequest) -> Table:
-    if mine:
-        return await _list_mine(ctx, user, room, page)
+    reported = reported or user
+    if mine or assigned_to or older_than:
+        return await _list_queue(ctx, all=all, claimed_by=ctx.requester if mine else assigned_to, mine=mine,
+                                 older_than=older_than, reported=reported, reporter=reporter, room=room, page=page)
     event_offset, user_offset = _merge_token(page.from_token)
     events = await ctx.api.list_event_reports(from_token=event_offset, limit=page.limit, direction="b",
-                                              reported_user=user, room_id=room)
+                                              reported_user=reported, reporter=reporter, room_id=room)
     users = None
     if room is None:
-        users = await ctx.api.list_user_reports(from_token=user_offset, limit=page.limit, direction="b", target_user_id=user)
+        users = await ctx.api.list_user_reports(from_token=user_offset, limit=page.limit, direction="b",
+                                                target_user_id=reported, reporter=reporter)
     merged: list[tuple[ReportFacts, str]] = [(facts_from_event_report(r, None), EVENT) for r in events.items]
     merged += [(facts_from_user_report(r), USER) for r in (users.items if users else [])]
     merged.sort(key=lambda pair: (pair[0].received_ts, pair[0].report_id), reverse=True)
@@ -104,16 +134,22 @@ async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, user: st
     used_users = len(merged) - used_events
     next_events, next_users = event_offset + used_events, user_offset + used_users
     more = (events.total or 0) > next_events or (users is not None and (users.total or 0) > next_users)
-    known = await ctx.reports.known([(f.kind, f.report_id) for f, _ in merged])
+    known = await _inbox(ctx).known([(f.kind, f.report_id) for f, _ in merged])
     rows = []
     for facts, _ in merged:
         # The server filters users and rooms with LIKE: keep exact matches only.
-        if user and facts.target != user or room and facts.room_id != room:
+        if reported and facts.target != reported or reporter and facts.reporter != reporter or room and facts.room_id != room:
             continue
         record = known.get((facts.kind, facts.report_id))
         if not all and record is not None and record.state in CLOSED:
             continue
         rows.append(_row(facts, record))
+    if not page.from_token:
+        # Reports the homeserver no longer has (dismissed, then reopened in the bot's queue).
+        reopened, _ = await _inbox(ctx).queue(
+            ReportQuery(states=(OPEN, CLAIMED, RESOLVED) if all else (OPEN, CLAIMED), deleted_on_server=True,
+                        target=reported, reporter=reporter, room_id=room), limit=page.limit)
+        rows = [_row(r.facts, r) for r in reopened] + rows
     total = (events.total or 0) + ((users.total or 0) if users else 0)
     title = "Reports on the homeserver" if all else "Open reports"
     return Table(title, COLUMNS, rows, total=total if all else None,
@@ -121,23 +157,35 @@ async def list_reports(ctx: Context, open: bool, mine: bool, all: bool, user: st
                  empty="Nothing on this page." if more else "No reports: the queue is empty.")
 
 
-async def _list_mine(ctx: Context, user: str | None, room: str | None, page: PageRequest) -> Table:
+async def _list_queue(ctx: Context, *, all: bool, claimed_by: str | None, mine: bool, older_than: int | None,
+                      reported: str | None, reporter: str | None, room: str | None, page: PageRequest) -> Table:
+    """The list from the bot's own queue: the state filters only the bot can answer."""
     try:
-        offset = int(page.from_token or 0)
+        offset = max(0, int(page.from_token or 0))
     except ValueError:
         raise ArgumentError(f"{page.from_token!r} is not a position of this list") from None
-    records, total = await ctx.reports.claimed_by(ctx.requester, limit=page.limit, offset=offset)
-    rows = [_row(r.facts, r) for r in records
-            if (not user or r.facts.target == user) and (not room or r.facts.room_id == room)]
+    inbox = _inbox(ctx)
+    query = ReportQuery(
+        states=None if all else (OPEN, CLAIMED), claimed_by=claimed_by, reporter=reporter, target=reported, room_id=room,
+        received_before=ctx.now_ms() - older_than if older_than else None,
+    )
+    records, total = await inbox.queue(query, limit=page.limit, offset=offset)
     more = offset + len(records) < total
-    return Table("Reports I have claimed", COLUMNS, rows, total=total, next_from=str(offset + len(records)) if more else None,
-                 empty="You have no claimed reports.")
+    empty = "You have no claimed reports." if mine and not all else "No reports match."
+    return Table(_queue_title(all, claimed_by, mine, older_than, inbox.watching_since), COLUMNS,
+                 [_row(r.facts, r) for r in records], total=total,
+                 next_from=str(offset + len(records)) if more else None, empty=empty)
 
 
 @list_reports.validate
-def _(open: bool, mine: bool, all: bool, **_: Any) -> None:
+def _(open: bool, mine: bool, all: bool, reported: str | None, user: str | None, assigned_to: str | None,
+      **_: Any) -> None:
     if sum([open, mine, all]) > 1:
         raise ArgumentError("choose one of --open, --mine and --all")
+    if mine and assigned_to:
+        raise ArgumentError("choose one of --mine and --assigned-to")
+    if reported and user and reported != user:
+        raise ArgumentError("--user is the same as --reported: give one of them")
 
 
 # -- report show
@@ -168,11 +216,16 @@ async def show(ctx: Context, report: ReportRef) -> Doc:
         record = _with_facts(record, live)
     title = f"{'Event' if report.kind == EVENT else 'User'} report {report}"
     fields = report_fields(record)
-    if live is None:
+    if live is None and not any(key == "on the homeserver" for key, _ in fields):
         fields.append(("on the homeserver", "no longer (deleted)"))
     if report.kind == EVENT and record.facts.event_id:
         fields.insert(3, ("event", Code(record.facts.event_id)))
-    return Doc(Record(title, fields), _next_steps(ctx, record))
+    if record.post_state in ("pending_summary", "summarised"):
+        fields.append(("notice", "none of its own: it came in a batch, listed in one summary notice"))
+    context = await inbox.context(record, notes=NOTES_SHOWN)
+    if context.history is not None:
+        fields += history_fields(context.history, record.facts, context.watching_since)
+    return Doc(Record(title, fields), notes_view(context.notes, context.notes_total), _next_steps(ctx, record))
 
 
 def _with_facts(record: ReportRecord, facts: ReportFacts) -> ReportRecord:
@@ -185,7 +238,11 @@ def _next_steps(ctx: Context, record: ReportRecord) -> Text | None:
     steps: list[Any] = []
     if record.state not in CLOSED:
         steps += [Code(f"{p} report claim {label}") if record.state == "open" else Code(f"{p} report unclaim {label}"),
+                  Code(f"{p} report assign {label} <moderator>"),
                   Code(f"{p} report resolve {label} [note]"), Code(f"{p} report dismiss {label} [note]")]
+    else:
+        steps.append(Code(f"{p} report reopen {label}"))
+    steps.append(Code(f"{p} report note {label} <text>"))
     if record.facts.kind == EVENT and not record.redacted_by:
         steps.append(Code(f"{p} report redact {label}"))
     if record.facts.target:
@@ -219,6 +276,48 @@ async def unclaim(ctx: Context, report: ReportRef) -> Text:
     await _inbox(ctx).unclaim(report, ctx.requester)
     whose = "your claim" if record.claimed_by == ctx.requester else f"the claim of {record.claimed_by}"
     return Text(f"Released {whose} on report {report}: it is open again.", tone="ok")
+
+
+@report.command(
+    "assign", summary="Give a report to a moderator or admin: it becomes their claim", role=Role.MODERATOR,
+    params=[REPORT_PARAM, Param("moderator", UserID, "who takes it: someone with the moderator or admin role",
+                                protected=False)],
+    details="Whoever held the report before is replaced; the notice shows who assigned it. Only people with the "
+            "moderator or admin role in the bot's config handle reports, so only they can be assigned one.",
+    examples=["report assign 12 @bob:example.org", "report assign u3 alice"],
+)
+async def assign(ctx: Context, report: ReportRef, moderator: str) -> Text:
+    before = await _inbox(ctx).record(report)
+    await _inbox(ctx).assign(report, moderator, ctx.requester)
+    taken = f" (it was claimed by {before.claimed_by})" if before.state == CLAIMED and before.claimed_by else ""
+    return Text(f"Report {report} is assigned to {moderator}{taken}.", tone="ok")
+
+
+@report.command(
+    "note", summary="Add a note for the team to a report: shown on its notice and by report show", role=Role.MODERATOR,
+    params=[REPORT_PARAM, Param("text", TextArg, f"the note (at most {NOTE_CHARS} characters)", variadic=True)],
+    details="Notes are kept with their author and time; the notice shows the newest few, `report show` more.",
+    examples=["report note 12 asked the room's moderators for context"],
+)
+async def note(ctx: Context, report: ReportRef, text: list[str]) -> Text:
+    count = await _inbox(ctx).add_note(report, " ".join(text), ctx.requester)
+    return Text(f"Noted on report {report} ({count} note{'s' if count != 1 else ''} now).", tone="ok")
+
+
+@report.command(
+    "reopen", summary="Put a resolved or dismissed report back in the queue as open", role=Role.MODERATOR,
+    params=[REPORT_PARAM],
+    details="A dismissed report was deleted on the homeserver, which cannot be undone: reopening it reopens it in "
+            "the bot's queue only. The closing is kept as a note.",
+    examples=["report reopen 12"],
+)
+async def reopen(ctx: Context, report: ReportRef) -> Text:
+    before = await _inbox(ctx).record(report)
+    await _inbox(ctx).reopen(report, ctx.requester)
+    if before.deleted_ts:
+        return Text(f"Report {report} is open again in the bot's queue only: it was deleted on the homeserver when it "
+                    "was dismissed, and that cannot be undone.", tone="warning")
+    return Text(f"Report {report} is open again.", tone="ok")
 
 
 @report.command(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,12 +23,13 @@ from ..confirm import normalise_key
 from ..events import IncomingReaction, Messenger
 from ..render import SendForm, fit_content
 from ..spec import CommandError, Role
-from ..records import ReportFacts, ReportRecord, now_ms
+from ..records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from ..views import Doc, Text
 from .model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
-from .scan import Cursor, PageFetcher, scan_newer
+from .scan import Cursor, PageFetcher, StartPoint, scan_newer
 from .views import (
-    excerpt_of, facts_from_event_report, facts_from_user_report, minimal_notice_view, notice_view, state_text, summary_view,
+    NOTE_CHARS, NOTES_ON_NOTICE, REMINDER_ROWS, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
+    minimal_notice_view, notice_view, reminder_view, state_text, summary_view,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURSOR_KEY = "reports.cursor.{kind}"
+START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
+REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
+START_ASK_S = 10.0  # how long the start waits for each report list
+START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
+HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
+MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
 BACKLOG_DAYS = 7
@@ -58,6 +66,21 @@ REACTIONS = {
     "🗑": "report redact",
     "❌": "report dismiss",
 }
+
+
+@dataclass(frozen=True)
+class UserStanding:
+    """A user's place in the bot's report queue: the newest reports against them and by them, with
+    totals (against: how many still open; by: how many were dismissed). The queue holds what was
+    filed since `watching_since` and older reports someone acted on."""
+
+    against: list[ReportRecord]
+    against_total: int
+    against_open: int
+    filed: list[ReportRecord]
+    filed_total: int
+    filed_dismissed: int
+    watching_since: int | None
 
 
 class CommandRunner(Protocol):
@@ -86,6 +109,9 @@ class ReportInbox:
         flood_threshold: int = FLOOD_THRESHOLD,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
+        role_of: Callable[[str], Role | None] = lambda user_id: None,
+        reminder_after: float = 0.0,
+        reminder_every: float = 0.0,
     ) -> None:
         self.api = api
         self.store = store
@@ -97,6 +123,10 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.ready = ready
+        self.role_of = role_of  # the configured role of a person: who may be given a report
+        self.reminder_after_ms = int(reminder_after * 1000)
+        self.reminder_every_ms = int(reminder_every * 1000)
+        self.reminders_checked = 0
         # After a failed poll: the shared policy, starting at twice the poll interval.
         self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
@@ -109,6 +139,7 @@ class ReportInbox:
         # (kind, report id, room) → failed attempts and when to try again; given up after the last
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.failed_notices: set[tuple[str, int, str]] = set()
+        self._start_point: StartPoint | None = None
 
     # -- the loop
 
@@ -119,6 +150,7 @@ class ReportInbox:
             started = time.monotonic()
             try:
                 await self.poll_once()
+                await self.remind_if_due()
                 if self.backoff.failures:
                     log.info("report polling works again")
                 self.backoff.reset()
@@ -135,16 +167,59 @@ class ReportInbox:
                 log.exception("report polling failed")
             await _wait(stop, max(0.0, delay - (time.monotonic() - started)))
 
+    async def begin(self) -> StartPoint:
+        """The inbox's starting point, recorded durably at the bot's first start, before the first
+        poll (App.start calls this; the first poll does if it could not): the newest report id of
+        each kind on the homeserver at that moment. Every report above it is new and gets a notice
+        of its own; only those at or below it are history. Ids, not times: a report filed in the
+        same second as the start, or while the homeserver's clock disagrees with ours, still falls
+        on the right side."""
+        if self._start_point is not None:
+            return self._start_point
+        stored = await self.store.get_meta(START_KEY)
+        if stored is not None:
+            self._start_point = StartPoint.load(stored)
+            return self._start_point
+        if any([await self.store.get_meta(CURSOR_KEY.format(kind=kind)) for kind in KINDS]):
+            # A bot from before start points were recorded: it has watched since its first report.
+            start = StartPoint(await self.store.first_report_seen() or now_ms(), announced=True)
+            await self.store.set_meta(START_KEY, start.dump())
+            self._start_point = start
+            return start
+        start = StartPoint(now_ms())
+        meta: dict[str, str] = {}
+        for kind in KINDS:
+            try:
+                # Bounded: a homeserver that does not answer must not hold up the bot's start.
+                page = await asyncio.wait_for(self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
+            except UnrecognizedEndpoint:
+                self._mark_unsupported(kind)
+                continue
+            except Exception as exc:  # the first poll places this kind by the start's time instead
+                log.warning("could not read the %s reports at start (%s); placing them by time at the first poll", kind, exc)
+                continue
+            cursor = Cursor(0, 0).advanced(page.items)
+            start = start.placed(kind, cursor.id, int(page.total or len(page.items)))
+            meta[CURSOR_KEY.format(kind=kind)] = cursor.dump()
+        meta[START_KEY] = start.dump()
+        await self.store.record_new_reports([], post_state="pending", meta=meta)  # cursors and start, at once
+        self._start_point = start
+        return start
+
+    @property
+    def watching_since(self) -> int | None:
+        """When the bot started watching the reports (its first start), once known."""
+        return self._start_point.ts if self._start_point else None
+
     async def poll_once(self) -> int:
         """One round: find new reports, queue them durably, post what is queued. Returns how many
         reports were posted (one by one or in a summary)."""
-        first_poll = self.last_poll_ok is None  # what it finds arrived while the bot was away
+        start = await self.begin()
+        # What the first poll after a restart finds arrived while the bot was away.
+        away = self.last_poll_ok is None and start.announced
         self.polls += 1
         new: list[tuple[str, Any]] = []
         meta: dict[str, str] = {}
-        backlog: list[ReportFacts] = []
-        totals: dict[str, int] = {}
-        started_kinds, continued_kinds = 0, 0
         for kind in KINDS:
             if self._unsupported.get(kind, 0) > time.monotonic():
                 continue
@@ -152,19 +227,14 @@ class ReportInbox:
             stored = await self.store.get_meta(key)
             try:
                 if stored is None:
-                    cursor, recent, total = await self._start(kind)
-                    meta[key] = cursor.dump()
-                    backlog += recent
-                    totals[kind] = total
-                    started_kinds += 1
-                    continue
-                continued_kinds += 1
-                cursor = Cursor.load(stored)
+                    cursor, total = await self._place_by_time(kind, start.ts)
+                    start = start.placed(kind, cursor.id, total)
+                    meta[key], meta[START_KEY] = cursor.dump(), start.dump()
+                else:
+                    cursor = Cursor.load(stored)
                 items = await scan_newer(self._fetcher(kind), cursor, self.page_size)
             except UnrecognizedEndpoint:
-                if kind not in self._unsupported:
-                    log.warning("this homeserver has no %s report list (Synapse < 1.152?); checking again in 10 min", kind)
-                self._unsupported[kind] = time.monotonic() + 600
+                self._mark_unsupported(kind)
                 continue
             self._unsupported.pop(kind, None)
             if items:
@@ -174,27 +244,41 @@ class ReportInbox:
         facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
         if facts or meta:
             await self.store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
-        if started_kinds and not continued_kinds:  # the very first start (not a kind the server just gained)
-            await self._announce_start(backlog, totals)
-        posted = await self.flush(away=first_poll)
+        self._start_point = start
+        if not start.announced:
+            await self._announce_start(start)
+        posted = await self.flush(away=away)
         self.last_poll_ok = time.time()
         return posted
+
+    def _mark_unsupported(self, kind: str) -> None:
+        if kind not in self._unsupported:
+            log.warning("this homeserver has no %s report list (Synapse < 1.152?); checking again in 10 min", kind)
+        self._unsupported[kind] = time.monotonic() + 600
 
     def _fetcher(self, kind: str) -> PageFetcher[Any]:
         if kind == EVENT:
             return lambda offset, limit: self.api.list_event_reports(from_token=offset, limit=limit, direction="b")
         return lambda offset, limit: self.api.list_user_reports(from_token=offset, limit=limit, direction="b")
 
-    async def _start(self, kind: str) -> tuple[Cursor, list[ReportFacts], int]:
-        """First start for this kind: the cursor at the newest report, and the recent history."""
-        page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
-        cursor = Cursor(0, 0).advanced(page.items)
-        since = now_ms() - BACKLOG_DAYS * 86_400_000
-        recent = [
-            facts_from_event_report(item, None) if kind == EVENT else facts_from_user_report(item)
-            for item in page.items if item.received_ts >= since
-        ]
-        return cursor, recent, int(page.total or len(page.items))
+    async def _place_by_time(self, kind: str, start_ts: int) -> tuple[Cursor, int]:
+        """The cursor of a kind the start could not ask about (the homeserver did not answer then, or
+        had no such list yet): reports filed before the start are history, by their time. Reads
+        back at most START_PAGES pages; the history's total."""
+        fetch = self._fetcher(kind)
+        seen: list[Any] = []
+        total = 0
+        for _ in range(START_PAGES):
+            page = await fetch(len(seen), self.page_size)
+            seen += page.items
+            total = int(page.total or len(seen))
+            if not page.items or page.next_token is None or any(i.received_ts < start_ts for i in page.items):
+                break
+        history = [i for i in seen if i.received_ts < start_ts]
+        if history:
+            return Cursor(0, 0).advanced(history), total - (len(seen) - len(history))
+        # Every report read was filed after the start: all of them are new.
+        return Cursor(min((int(i.id) for i in seen), default=1) - 1, start_ts), 0
 
     async def _facts(self, kind: str, item: Any, *, excerpt: bool) -> ReportFacts:
         if kind == USER:
@@ -287,7 +371,7 @@ class ReportInbox:
         txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
         try:
             form = self._form(room_id)
-            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix)
+            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix, await self.context(record))
             content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
             return await self.messenger.send(room_id, content, txn_id=txn, background=True)
         except Exception as exc:
@@ -318,22 +402,42 @@ class ReportInbox:
                 complete = False
         return complete
 
-    async def _announce_start(self, backlog: list[ReportFacts], totals: dict[str, int]) -> None:
+    async def _announce_start(self, start: StartPoint) -> None:
+        """The start notice: the inbox is on, and what was on the homeserver before it (history:
+        counted, and the newest of the last days listed, never posted one by one)."""
         interval = f"{self.poll_interval:g} s"
-        counts = " and ".join(f"{totals.get(kind, 0):,} {kind} report{'s' if totals.get(kind, 0) != 1 else ''}" for kind in totals)
+        totals = start.totals
         intro = Text(f"📥 Report inbox started: each new event or user report is posted here within about {interval}.")
         if not any(totals.values()):
             view = Doc(intro, Text("The homeserver has no earlier reports."))
         else:
-            backlog.sort(key=lambda f: f.received_ts, reverse=True)
+            counts = " and ".join(f"{totals[kind]:,} {kind} report{'s' if totals[kind] != 1 else ''}" for kind in totals)
+            backlog = await self._history(start)
             view = Doc(
                 intro,
                 Text(f"Already on the homeserver from before: {counts}. They are not posted one by one; "
-                     f"the newest from the last {BACKLOG_DAYS} days are listed below."),
+                     f"the newest from the last {BACKLOG_DAYS} days are listed below, and each can be acted on by its id."),
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
-        for room_id in self._rooms():
-            await self._send(room_id, fit_content(view, self._form(room_id)), None)
+        reached = True
+        for room_id in self.admin_rooms:
+            if room_id not in self._rooms() or await self._send(
+                    room_id, fit_content(view, self._form(room_id)), f"sab-reports-start-{start.ts}") is None:
+                reached = False
+        if reached:
+            self._start_point = replace(start, announced=True)
+            await self.store.set_meta(START_KEY, self._start_point.dump())
+
+    async def _history(self, start: StartPoint) -> list[ReportFacts]:
+        """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
+        since = now_ms() - BACKLOG_DAYS * 86_400_000
+        found: list[ReportFacts] = []
+        for kind, newest in start.ids.items():
+            page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
+            found += [facts_from_event_report(item, None) if kind == EVENT else facts_from_user_report(item)
+                      for item in page.items if item.id <= newest and item.received_ts >= since]
+        found.sort(key=lambda f: f.received_ts, reverse=True)
+        return found
 
     # -- state changes (commands and reactions)
 
@@ -400,6 +504,122 @@ class ReportInbox:
             existed = False  # deleted by someone else meanwhile: it is gone either way
         return await self._change(ref, [OPEN, CLAIMED, RESOLVED], DISMISSED, by, note), existed
 
+    async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
+        """Give a report to a moderator or admin: it becomes their claim, whoever held it before."""
+        role = self.role_of(to)
+        if role is None or role < HANDLER_ROLE:
+            what = f"is a {role.label}" if role is not None else "has no role in this bot"
+            raise CommandError(f"{to} {what}: only moderators and admins (access.moderators and access.admins in "
+                               "the config) handle reports, so only they can be assigned one")
+        record = await self.record(ref)
+        if record.state in CLOSED:
+            raise CommandError(f"report {ref} is already {state_text(record)}; reopen it first with "
+                               f"{self.prefix} report reopen {ref}")
+        if record.state == CLAIMED and record.claimed_by == to:
+            raise CommandError(f"report {ref} is already claimed by {to}")
+        if not await self.store.assign_report(ref.kind, ref.id, to=to, by=by, allowed_from=[OPEN, CLAIMED]):
+            raise await self._changed_meanwhile(ref)
+        return await self._refreshed(ref)
+
+    async def add_note(self, ref: ReportRef, text: str, by: str) -> int:
+        """Keep a note on a report (shown on its notice and by `report show`); how many it has now."""
+        text = " ".join(text.split())
+        if not text:
+            raise CommandError("the note is empty")
+        if len(text) > NOTE_CHARS:
+            raise CommandError(f"a note holds at most {NOTE_CHARS:,} characters; this one has {len(text):,}")
+        await self.record(ref)
+        count = await self.store.add_report_note(ref.kind, ref.id, author=by, text=text, most=MAX_NOTES)
+        if count is None:
+            raise CommandError(f"report {ref} has {MAX_NOTES} notes already, the most one report keeps")
+        await self.refresh(ref)
+        return count
+
+    async def reopen(self, ref: ReportRef, by: str) -> ReportRecord:
+        """A resolved or dismissed report back to open. A dismissed report was deleted on the
+        homeserver: it is open again in the bot's queue only. The closing is kept as a note."""
+        record = await self.record(ref)
+        if record.state not in CLOSED:
+            raise CommandError(f"report {ref} is not closed: it is {state_text(record)}")
+        closing = f"reopened; it was {state_text(record)}"
+        if not await self.store.reopen_report(ref.kind, ref.id, allowed_from=CLOSED):
+            raise await self._changed_meanwhile(ref)
+        await self.store.add_report_note(ref.kind, ref.id, author=by, text=closing[:NOTE_CHARS], most=MAX_NOTES + 1)
+        return await self._refreshed(ref)
+
+    async def _changed_meanwhile(self, ref: ReportRef) -> CommandError:
+        now = await self.store.get_report(ref.kind, ref.id)
+        return CommandError(f"report {ref} changed meanwhile: it is {state_text(now) if now else 'gone'}")
+
+    async def _refreshed(self, ref: ReportRef) -> ReportRecord:
+        await self.refresh(ref)
+        record = await self.store.get_report(ref.kind, ref.id)
+        assert record is not None
+        return record
+
+    # -- reading the queue (commands, the dossier)
+
+    async def stored(self, ref: ReportRef) -> ReportRecord | None:
+        """The bot's record of a report, without asking the homeserver."""
+        return await self.store.get_report(ref.kind, ref.id)
+
+    async def known(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReportRecord]:
+        """The bot's records of these reports, by (kind, id); those it never saw are missing."""
+        return await self.store.reports_known(keys)
+
+    async def queue(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """The bot's reports that match, newest first, and how many match. The bot's queue holds
+        every report filed since it started watching (`watching_since`), and older ones someone
+        acted on; history from before is only on the homeserver."""
+        return await self.store.reports_matching(query, limit=limit, offset=offset)
+
+    async def _load_start(self) -> None:
+        """The starting point as stored, for a bot that does not poll (reports.enabled: false)."""
+        if self._start_point is None:
+            stored = await self.store.get_meta(START_KEY)
+            self._start_point = StartPoint.load(stored) if stored else None
+
+    async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
+        """Reports against a user and by them, as the bot's queue knows them (the dossier's part)."""
+        await self._load_start()
+        against, against_total = await self.store.reports_matching(ReportQuery(states=None, target=user_id), limit=limit)
+        _, against_open = await self.store.reports_matching(ReportQuery(target=user_id), limit=0)
+        filed, filed_total = await self.store.reports_matching(ReportQuery(states=None, reporter=user_id), limit=limit)
+        _, dismissed = await self.store.reports_matching(ReportQuery(states=(DISMISSED,), reporter=user_id), limit=0)
+        return UserStanding(against, against_total, against_open, filed, filed_total, dismissed, self.watching_since)
+
+    async def context(self, record: ReportRecord, *, notes: int = NOTES_ON_NOTICE) -> NoticeContext:
+        """What a notice shows besides the report: the newest `notes`, and earlier reports like it."""
+        facts = record.facts
+        await self._load_start()
+        newest, total = await self.store.report_notes(facts.kind, facts.report_id, limit=notes)
+        history = await self.store.report_history(facts)
+        return NoticeContext(newest, total, history, self.watching_since)
+
+    # -- the reminder
+
+    async def remind_if_due(self) -> bool:
+        """One digest of the reports that wait too long (open ones filed, claimed ones taken, more
+        than `reminder_after` ago), at most once per `reminder_every`; the time of the last one is
+        kept durably, so a restart does not remind twice. True when a digest went out."""
+        if not self.reminder_after_ms or not self.reminder_every_ms:
+            return False
+        self.reminders_checked += 1
+        now = now_ms()
+        last = await self.store.get_meta(REMINDER_KEY)
+        if last is not None and now - int(last) < self.reminder_every_ms:
+            return False
+        cutoff = now - self.reminder_after_ms
+        stale, total = await self.store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
+        if not total:
+            return False
+        # Written before sending: a crash in between loses one digest rather than sending it twice.
+        await self.store.set_meta(REMINDER_KEY, str(now))
+        view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
+        for room_id in self._rooms():
+            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-reminder-{now}")
+        return True
+
     async def redacted(self, ref: ReportRef, by: str) -> None:
         await self.record(ref)
         await self.store.mark_report_redacted(ref.kind, ref.id, by)
@@ -421,7 +641,7 @@ class ReportInbox:
             record = await self.store.get_report(ref.kind, ref.id)
             if record is None:
                 return 0
-            view = notice_view(record, self.prefix)
+            view = notice_view(record, self.prefix, await self.context(record))
             for room_id, event_id in await self.store.report_notices(ref.kind, ref.id):
                 try:
                     form = self._form(room_id, edit_of=event_id)

@@ -1,6 +1,6 @@
 """Finding new reports: a durable cursor and a scan that neither skips nor repeats.
 
-he report inbox: every new event or user report becomes one notice in each admin room, and
+The report inbox: every new event or user report becomes one notice in each admin room, and
 the moderation team works through them together — claim, resolve, dismiss, redact — by command
 or by reaction. Each notice is edited on every change, so the room always shows the state.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..admin_api.models import Page
@@ -58,6 +58,32 @@ class Cursor:
             ids.append(int(item.id))
             stamps.append(int(item.received_ts))
         return Cursor(max(ids), max(stamps))
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the inbox began watching: the bot's first start, recorded before its first poll.
+    `ids` holds, per kind, the newest report id on the homeserver at that moment (reports above it
+    were filed after the start and each get a notice; those at or below it are history); a kind
+    the homeserver did not answer for then is placed by `ts` when it first does. `totals` counts
+    the history, `announced` says whether the start notice went out."""
+
+    ts: int
+    ids: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    announced: bool = False
+
+    def dump(self) -> str:
+        return json.dumps({"ts": self.ts, "ids": self.ids, "totals": self.totals, "announced": self.announced})
+
+    @classmethod
+    def load(cls, text: str) -> StartPoint:
+        data = json.loads(text)
+        return cls(int(data["ts"]), {str(k): int(v) for k, v in (data.get("ids") or {}).items()},
+                   {str(k): int(v) for k, v in (data.get("totals") or {}).items()}, bool(data.get("announced")))
+
+    def placed(self, kind: str, newest_id: int, total: int) -> StartPoint:
+        return replace(self, ids={**self.ids, kind: newest_id}, totals={**self.totals, kind: total})
 
 
 T = TypeVar("T")

@@ -56,11 +56,13 @@ async def test_failed_polls_back_off_as_asked_and_success_resets(tmp_path: Path)
     db = Database(tmp_path / "state.db")
     await db.open()
     stop = asyncio.Event()
-    api = FlakyAPI([RateLimited(429, "M_LIMIT_EXCEEDED", "slow down", retry_after_ms=5),
-                    ServerError(502, "M_UNKNOWN", "bad gateway")], stop)
+    api = FlakyAPI([], stop)
     backoff = RecordingBackoff()
     inbox = ReportInbox(api=api, store=Store(db), messenger=NoMessenger(), admin_rooms=[], poll_interval=0.001,
                         backoff=backoff)
+    await inbox.begin()  # the starting point, as at the bot's start; the polls after it fail
+    api.errors = [RateLimited(429, "M_LIMIT_EXCEEDED", "slow down", retry_after_ms=5),
+                  ServerError(502, "M_UNKNOWN", "bad gateway")]
     try:
         await asyncio.wait_for(inbox.run(stop), timeout=30)
     finally:
