@@ -149,8 +149,10 @@ class Dispatcher:
             return
         device = self._untrusted_device(msg.room_id, msg.encrypted, msg.sender_device, msg.sender_device_trusted)
         if device is not None:
+            # Per device: what is refused is the device (a person may try from two unsigned ones).
             await self._refuse(ctx, Text(f"Refused: this message {device}, then send the command again.", tone="error"),
-                               args=shown, detail="device not cross-signed", burst=STRANGER_REFUSALS)
+                               args=shown, detail="device not cross-signed", burst=STRANGER_REFUSALS,
+                               key=f"{msg.sender} on {msg.sender_device if msg.encrypted else 'an unknown device'}")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
             await self._reply(ctx, Text(
@@ -773,10 +775,11 @@ class Dispatcher:
                 "yourself, and give the bot a moderator power level in this room.", tone="warning"))
 
     async def _refuse(self, ctx: Context, view: Text, *, detail: str, burst: int, inv: Invocation | None = None,
-                      args: str = "") -> None:
-        """Answer and audit a refusal, at most `burst` per sender and window; later ones in the
-        window are counted in the audit row of the last answered one, and get no answer."""
-        slot = self.refusals.admit(ctx.requester, burst=burst)
+                      args: str = "", key: str | None = None) -> None:
+        """Answer and audit a refusal, at most `burst` per sender (or `key`) and window; later ones
+        in the window are counted in the audit row of the last answered one, and get no answer."""
+        key = key or ctx.requester
+        slot = self.refusals.admit(key, burst=burst)
         if not slot.answer:
             if slot.row is not None:
                 await self._set_audit_detail(slot.row, tally(slot.detail, slot.held, self.refusals.window_s))
@@ -785,7 +788,7 @@ class Dispatcher:
             row = await self._audit(ctx, inv, "refused", detail)
         else:
             row = await self._audit_refusal(ctx, args, detail)
-        self.refusals.answered(ctx.requester, row, detail)
+        self.refusals.answered(key, row, detail)
         if slot.last:
             window = f"{self.refusals.window_s / 60:g} minute(s)" if self.refusals.window_s >= 60 else f"{self.refusals.window_s:g} s"
             view = Text(*view.parts, f" Further refusals to you within {window} get no answer.", tone=view.tone)

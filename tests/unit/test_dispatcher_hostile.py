@@ -477,3 +477,13 @@ async def test_a_dry_run_of_what_writes_nothing_runs_it_and_a_preview_bug_is_ans
     assert await bot.store.pending_confirmations() == []
     [row] = await bot.store.audit_entries(limit=1)
     assert row.command == "test fragile" and row.result == "internal error"
+
+
+async def test_unsigned_devices_are_refused_once_each(bot: Bot) -> None:
+    bot.dispatcher.require_cross_signed_senders = True
+    bot.room.encrypted = True
+    first = await bot.say("!admin server version", encrypted=True, sender_device="OLDPHONE", sender_device_trusted=False)
+    again = await bot.say("!admin server version", encrypted=True, sender_device="OLDPHONE", sender_device_trusted=False)
+    clear = await bot.say("!admin server version")  # in the clear: the device is unknown
+    assert [bool(bot.room.replies_to(e)) for e in (first, again, clear)] == [True, False, True]
+    assert "sent unencrypted" in bot.answer(clear)
