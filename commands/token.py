@@ -120,6 +120,7 @@ def _(token: str, uses: int | None, unlimited: bool, expires: int | None, never_
 
 @token.command(
     "delete", summary="Delete a registration token", role=Role.ADMIN, destructive=True,
+    irreversible="its use counts are gone; a token of the same name would start again from none",
     params=[Param("token", TokenValue, "the token")],
     endpoints=["GET /_synapse/admin/v1/registration_tokens/<token>", "DELETE /_synapse/admin/v1/registration_tokens/<token>"],
     details="`token update <token> --uses 0` disables a token and keeps its history.",
