@@ -70,6 +70,17 @@ def table() -> CommandTable:
         before = ctx.api.values.get(user, 0)
         return Reversal(Inverse(set_value, {"user": user, "value": before}), Value(user))
 
+    @group.command("grant", summary="set a value, admins only", role=Role.ADMIN, writes=True,
+                   params=[Param("user", UserID, "the account"), Param("value", Int(minimum=0), "the value")])
+    async def grant(ctx: Any, user: str, value: int) -> Text:
+        ctx.api.values[user] = value
+        return Text(f"{user} has {value}.", tone="ok")
+
+    @grant.undo
+    async def _(ctx: Any, user: str, value: int) -> Reversal:
+        # The way back is a command moderators may run: the undo still needs the action's role.
+        return Reversal(Inverse(set_value, {"user": user, "value": ctx.api.values.get(user, 0)}), Value(user))
+
     @group.command("burn", summary="burn an account", role=Role.MODERATOR, destructive=True, irreversible=True,
                    params=[Param("user", UserID, "the account")])
     async def burn(ctx: Any, user: str) -> Text:
@@ -205,3 +216,12 @@ async def test_an_older_database_finds_the_accounts_its_audit_rows_named(tmp_pat
     assert total == 1 and found[0].command == "user lock" and found[0].undoes is None
     assert await store.get_undo(found[0].id) is None
     await db.close()
+
+
+async def test_an_undo_needs_the_role_of_the_action_even_when_its_inverse_needs_less(bot: Bot) -> None:
+    action = entry(await bot.say("!admin acct grant @a:hs.test 7", sender=ADMIN))
+    refused = await bot.say(f"!admin undo {action}", sender=MOD)
+    assert f"Refused: undoing #{action} (acct grant) needs the admin role; you are a moderator" in refused
+    assert bot.hs.values["@a:hs.test"] == 7 and (await bot.store.get_undo(action)).undone_by is None
+    assert "took back" in await bot.say(f"!admin undo {action}", sender=ADMIN)
+    assert bot.hs.values["@a:hs.test"] == 0
