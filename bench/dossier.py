@@ -36,9 +36,6 @@ from bot.demo import TINY_PNG, build_world, running_bot  # noqa: E402
 from bot.homeserver import LocalHomeserver  # noqa: E402
 from bot.localchat import ChatClient  # noqa: E402
 from bot.spec import Role  # noqa: E402
-from commands import load_table  # noqa: E402
-
-load_table()  # registers `user dossier`
 from commands.dossier import dossier  # noqa: E402
 
 
