@@ -17,6 +17,7 @@ from .adminrooms import AdminRooms
 from .admin_api import AdminAPI
 from .config import Config
 from .dispatcher import Dispatcher
+from .gate import HomeserverGate
 from .jobs import JobRunner
 from .login import TokenRefresher
 from .logs import SecretScrubber
@@ -81,6 +82,9 @@ class App:
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
         self.refreshers: list[TokenRefresher] = self._refreshers.all
         self.metrics: Metrics | None = Metrics() if config.metrics.bind else None
+        # One gate in front of the homeserver for every part of the bot: the sync loop, commands,
+        # jobs and the report inbox hold back together on a 429 or while it is down.
+        self.gate = HomeserverGate()
         self._mas_transport = mas_transport
         self.mas: MASAPI | None = None
         self.mas_detection: MASDetection | None = None
@@ -91,7 +95,7 @@ class App:
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
         self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           **self._matrix_options)
+                                           gate=self.gate, **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -100,6 +104,7 @@ class App:
         self.api = wiring.admin_api(
             config, session_token=lambda: str(self.matrix.client.access_token), refreshers=self._refreshers,
             transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
+            gate=self.gate,
         )
         self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(

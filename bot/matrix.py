@@ -3,8 +3,10 @@
 - The sync position is stored in sqlite only after the events of a batch have been handed over,
   and every event goes through the journal first, so nothing is handled twice after a restart.
 - On a first start the room history is skipped: the bot answers what is said from now on.
-- A homeserver that is down or answers 5xx/429 is retried with capped exponential backoff;
-  the loop never spins and never exits on a homeserver error.
+- A homeserver that is down (connection failures, 502/503/504) is probed through the gate shared
+  with the Admin API client (bot/gate.py): one request per backoff step for the whole bot, and
+  the sync that finds it back returns at once. Other errors (429, a refused token) are retried
+  with the same backoff policy (bot/backoff.py); the loop never spins and never exits on them.
 - Invites are accepted only to admin rooms; others are declined. Invites are handled off the sync
   loop, a few at a time, each with its own timeout: a decline that stalls (a remote server that
   never answers `send_leave`) or fails is logged and remembered, and `/sync` goes on meanwhile.
@@ -66,6 +68,7 @@ from .crosssigning.identity import CrossSigning, State
 from .crosssigning.keyfile import KEYS_FILE_NAME
 from .crosssigning.keys_api import KeysAPI, KeysAPIError, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
+from .gate import GateClosed, HomeserverGate, Ticket
 from .ids import valid_room_id
 from .render import file_content
 from .storage import Store
@@ -76,6 +79,7 @@ SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
 UNDECRYPTABLE_GRACE_S = 8.0
 SEND_WAIT_FOR_SYNC_S = 30.0
+SEND_WAIT_FOR_HOMESERVER_S = 60.0
 # Published keys of message senders are cached this long, and dropped when the homeserver says a
 # user's devices changed; a device that does not look cross-signed in an answer older than
 # SENDER_KEYS_RECHECK_S is looked up again.
@@ -159,6 +163,7 @@ class MatrixClient:
         undecryptable_grace_s: float = UNDECRYPTABLE_GRACE_S,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        gate: HomeserverGate | None = None,
         invite_timeout_s: float = INVITE_TIMEOUT_S,
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
@@ -173,6 +178,9 @@ class MatrixClient:
         self._undecryptable_grace_s = undecryptable_grace_s
         self._backoff = backoff or Backoff()
         self._sleep = sleep
+        # Shared with the Admin API client by the app: they find out together whether the
+        # homeserver is back.
+        self.gate = gate or HomeserverGate()
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._invite_timeout_s = invite_timeout_s
@@ -200,7 +208,10 @@ class MatrixClient:
             encryption_enabled=self.encryption,
             store_sync_tokens=False,
             max_limit_exceeded=3,
-            max_timeouts=1,
+            # No immediate retry of a failed connection inside nio: the gate decides when the
+            # homeserver is tried again (else each probe of a dead homeserver costs two requests).
+            # A kept-alive connection the server closed is retried by aiohttp itself.
+            max_timeouts=0,
             request_timeout=60,
         )
         self.client = AsyncClient(
@@ -363,9 +374,14 @@ class MatrixClient:
             return list(self.admin_rooms.aliases)
 
     async def _sync_once(self, since: str | None, catching_up: bool, stop: asyncio.Event) -> SyncResponse | None:
+        ticket = await self._pass_gate(stop)
+        if ticket is None:
+            return None
+        # A probe must come back at once: a long-poll would keep the whole bot waiting for news.
+        quick = catching_up or ticket.probe
         sync = asyncio.ensure_future(
             self.client.sync(
-                timeout=0 if catching_up else self._sync_timeout_ms,
+                timeout=0 if quick else self._sync_timeout_ms,
                 since=since,
                 full_state=catching_up or None,
                 sync_filter=SYNC_FILTER,
@@ -375,11 +391,15 @@ class MatrixClient:
         try:
             done, _ = await asyncio.wait({sync, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if sync not in done:
+                ticket.release()
                 return None
             response = sync.result()
         except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as exc:
-            await self._sync_failed(f"cannot reach the homeserver ({type(exc).__name__})", None, stop)
+            self._unreachable(ticket, f"cannot reach the homeserver ({type(exc).__name__})")
             return None
+        except BaseException:
+            ticket.release()
+            raise
         finally:
             # Also on cancellation: a long-poll left running would outlive the bot.
             for future in (sync, stopper):
@@ -387,9 +407,15 @@ class MatrixClient:
                     future.cancel()
             await asyncio.gather(sync, stopper, return_exceptions=True)
         if isinstance(response, SyncResponse):
+            ticket.ok()
             self._backoff.reset()
             self.last_sync_ok = time.time()
             return response
+        http_status = getattr(getattr(response, "transport_response", None), "status", None)
+        if http_status is None or http_status in (502, 503, 504):
+            self._unreachable(ticket, f"sync failed: HTTP {http_status or '?'}")
+            return None
+        ticket.ok()  # the homeserver answered: it is up, it just refused this sync
         status = str(getattr(response, "status_code", "") or "")
         retry_ms = getattr(response, "retry_after_ms", None)
         if status in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN") and self._token is not None:
@@ -406,6 +432,33 @@ class MatrixClient:
         message = getattr(response, "message", "") or status or type(response).__name__
         await self._sync_failed(f"sync failed: {message}", retry_ms / 1000 if retry_ms else None, stop)
         return None
+
+    async def _pass_gate(self, stop: asyncio.Event) -> Ticket | None:
+        """Leave to sync, or None when the bot stops while the homeserver is held to be down."""
+        admit = asyncio.ensure_future(self.gate.health.admit())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({admit, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (admit, stopper):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(admit, stopper, return_exceptions=True)
+        if admit.cancelled() or admit.exception() is not None:
+            return None
+        ticket = admit.result()
+        if stop.is_set():
+            ticket.release()
+            return None
+        return ticket
+
+    def _unreachable(self, ticket: Ticket, reason: str) -> None:
+        """The gate spaces the next try (and every Admin API request's) on the shared backoff."""
+        self.sync_failures += 1
+        ticket.failed(detail=reason)
+        hold = self.gate.health.hold()
+        wait = hold.seconds_left(self.gate.clock.wall()) if hold is not None else 0.0
+        log.warning("%s; next try in %.1fs", reason, wait)
 
     async def _sync_failed(self, reason: str, hint: float | None, stop: asyncio.Event) -> None:
         self.sync_failures += 1
@@ -713,14 +766,33 @@ class MatrixClient:
         deadline = time.monotonic() + SEND_WAIT_FOR_SYNC_S
         while room_id in self._joining and room_id not in self.client.rooms and time.monotonic() < deadline:
             await asyncio.sleep(0.1)  # an admin room being joined right now: wait for the join and its sync
+        # While the homeserver is held to be down, a reply or a job's edit waits for its return
+        # (one probe for the whole bot) instead of knocking on its own.
+        try:
+            ticket = await self.gate.health.admit(max_wait=SEND_WAIT_FOR_HOMESERVER_S)
+        except GateClosed as closed:
+            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}") from None
         try:
             response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
                                                    ignore_unverified_devices=True)
         except (LocalProtocolError, EncryptionError) as exc:
+            ticket.release()
             # nio does not know the room (yet), or its members or keys: the room's state, not the message's.
             raise MatrixError(f"sending to {room_id} failed: {exc}", errcode=NOT_READY) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError) as exc:
+            ticket.failed(detail=f"cannot reach the homeserver ({type(exc).__name__})")
+            raise
+        except BaseException:
+            ticket.release()
+            raise
         if not isinstance(response, RoomSendResponse):
+            http_status = getattr(getattr(response, "transport_response", None), "status", None)
+            if http_status is None or http_status in (502, 503, 504):
+                ticket.failed(detail=f"sending failed: HTTP {http_status or '?'}")
+            else:
+                ticket.ok()
             raise _error_of(response, f"sending to {room_id} failed")
+        ticket.ok()
         return str(response.event_id)
 
     # -- a message to one person alone

@@ -8,6 +8,8 @@ Which token goes where:
   configured, else with the bot's own session token;
 - after a 401 a token is refreshed: by its OAuth refresher (MAS) when it has one, else by
   re-reading its token file (rotated from outside);
+- the Admin API and the client-server API pass one homeserver gate (bot/gate.py) when they are
+  the same server: a 429 or an outage holds back every part of the bot together;
 - matrix-authentication-service's admin API (the `mas:` section) at `mas.url`, with its own
   credential: a token (re-read after a 401) or the client-credentials grant.
 """
@@ -28,6 +30,7 @@ from .config import Config, MASConfig, TokenSource
 from .crosssigning.identity import CrossSigning
 from .crosssigning.keyfile import keys_path
 from .crosssigning.keys_api import KeysAPI
+from .gate import HomeserverGate
 from .login import TokenRefresher
 from .mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
 from .storage import Database, Store
@@ -135,9 +138,11 @@ def admin_api(
     timeout: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
     observer: ResponseObserver | None = None,
+    gate: HomeserverGate | None = None,
 ) -> AdminAPI:
     """The Admin API client. `session_token` is the bot's current session token, used when no
-    admin token is configured (or its file is empty)."""
+    admin token is configured (or its file is empty). `gate` is the Matrix side's: it is shared
+    when the Admin API is on the same server (an Admin API elsewhere is down or busy on its own)."""
     admin_token = config.admin_token
 
     def token() -> str:
@@ -149,8 +154,15 @@ def admin_api(
     refresh: Callable[[], Any] | None = source.reload if source is not None else None
     if refresher is not None:
         refresh = refresher.on_unauthorized
+    if gate is not None and _origin(config.homeserver.admin_api_url) != _origin(config.homeserver.url):
+        gate = None
     return AdminAPI(AdminHTTP(config.homeserver.admin_api_url, token, refresh_token=refresh, timeout=timeout,
-                              transport=transport, observer=observer))
+                              transport=transport, observer=observer, gate=gate))
+
+
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}:{parts.port or ''}"
 
 
 def client_api(config: Config, token: Callable[[], str], *, timeout: float = CHECK_TIMEOUT_S) -> AdminAPI:

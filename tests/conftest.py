@@ -1,11 +1,15 @@
 """One real Synapse per test session, one running bot, and people in its admin room.
 
+`postgres_homeserver` is a second Synapse, on a throwaway PostgreSQL 15 cluster, started only
+when a module asks for it (tests/e2e/test_on_postgres.py runs the room commands on it).
+
 Roles in the session bot's config: `admin` (the room's creator) is an admin, `mod` a
 moderator, `viewer` a viewer; `stranger` sits in the admin room without any role.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +22,7 @@ from bot.homeserver import LocalHomeserver
 from bot.localchat import ChatClient
 from tests.support.chat import Person
 from tests.support.mas_standin import MASStandIn, running_standin
+from tests.support.postgres import LocalPostgres, postgres_binaries
 
 pytest_plugins: list[str] = []
 
@@ -31,6 +36,34 @@ def tmp_root() -> Path:
 async def homeserver(tmp_root: Path) -> AsyncIterator[LocalHomeserver]:
     # Account validity on (with a long period) so that `user account-validity` has an effect to check.
     hs = LocalHomeserver(tmp_root / "synapse", extra_config={"account_validity": {"enabled": True, "period": "3650d"}})
+    await hs.start()
+    yield hs
+    await hs.stop()
+
+
+@pytest.fixture(scope="session")
+async def postgres_cluster() -> AsyncIterator[LocalPostgres]:
+    """A private PostgreSQL 15 cluster. Skipped only when no PostgreSQL is installed at all;
+    anything else that is missing or broken fails loudly."""
+    if postgres_binaries() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): install postgresql-15 to run these on PostgreSQL")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.fail("psycopg2 is not installed: `pip install -e '.[test]'` brings it (matrix-synapse[postgres])")
+    pg = LocalPostgres()
+    await asyncio.to_thread(pg.start)
+    try:
+        yield pg
+    finally:
+        await asyncio.to_thread(pg.stop)
+        pg.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def postgres_homeserver(postgres_cluster: LocalPostgres, tmp_root: Path) -> AsyncIterator[LocalHomeserver]:
+    """Synapse on PostgreSQL, as production runs it (database `synapse`)."""
+    hs = LocalHomeserver(tmp_root / "synapse-pg", postgres=postgres_cluster.create_database("synapse"))
     await hs.start()
     yield hs
     await hs.stop()

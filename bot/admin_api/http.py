@@ -1,15 +1,20 @@
 """HTTP transport of the Admin API client: auth, bounded retries, typed errors.
 
 - Redirects are never followed: a redirect would carry the admin token to another place.
-- 429 answers are retried after `retry_after_ms` / `Retry-After`, each wait capped, a few times.
-- Idempotent reads are retried on 502/503/504 and connection failures, with a short backoff.
+- Every request passes the homeserver gate (bot/gate.py), one per bot: after a 429, no request
+  leaves before its `retry_after_ms` / `Retry-After` has elapsed, from whichever part of the bot
+  it comes; while the homeserver does not answer (connection failures, timeouts, 502/503/504),
+  one probe at a time goes out on the shared backoff. A request waits at the gate at most
+  `max_retry_wait` seconds in all; beyond that it fails at once, without being sent, with a
+  RateLimited or TransportError that says for how long the homeserver is held back.
+- 429 answers are retried (through the gate) a few times, and so are idempotent reads on
+  502/503/504 and connection failures.
 - 401 makes the token provider reload once (a rotated token file takes effect).
 - The token never appears in an exception, a log line or a repr.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
@@ -18,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from ..gate import GateClosed, Hold, HoldReason, HomeserverGate, Ticket
 from .errors import AdminAPIError, RateLimited, TransportError, UnrecognizedEndpoint, error_for_status
 from .paths import Path
 
@@ -42,14 +48,15 @@ class AdminHTTP:
         transport: httpx.AsyncBaseTransport | None = None,
         max_retries: int = 3,
         max_retry_wait: float = 10.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: HomeserverGate | None = None,
         observer: ResponseObserver | None = None,
     ) -> None:
         self._token = token
         self._refresh_token = refresh_token
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
-        self._sleep = sleep
+        # Shared with the Matrix side by the app; a client of its own gets a gate of its own.
+        self.gate = gate or HomeserverGate()
         self._observer = observer
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -77,10 +84,16 @@ class AdminHTTP:
         """Send one request; returns the decoded JSON body of a 2xx answer or raises."""
         url = str(path)
         query = _clean_params(params)
+        clock = self.gate.clock
+        deadline = clock.monotonic() + self._max_retry_wait
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
+            try:
+                limit, health = await self.gate.admit_admin(max_wait=max(0.0, deadline - clock.monotonic()))
+            except GateClosed as closed:
+                raise _held_back(closed.hold, clock.wall(), method, url) from None
             started = time.monotonic()
             try:
                 response = await self._client.request(
@@ -94,20 +107,32 @@ class AdminHTTP:
                 )
             except httpx.TimeoutException:
                 self._observe(method, url, 0, started)
+                _unreachable(limit, health, "the homeserver did not answer in time")
                 if method in _IDEMPOTENT and attempt <= self._max_retries:
-                    await self._sleep(min(0.5 * attempt, self._max_retry_wait))
                     continue
                 raise TransportError(0, "M_TIMEOUT", "the homeserver did not answer in time", method=method, path=url) from None
             except httpx.TransportError as exc:
                 self._observe(method, url, 0, started)
+                reason = f"cannot reach the homeserver ({type(exc).__name__})"
+                _unreachable(limit, health, reason)
                 if method in _IDEMPOTENT and attempt <= self._max_retries:
-                    await self._sleep(min(0.5 * attempt, self._max_retry_wait))
                     continue
-                raise TransportError(
-                    0, "M_CONNECTION_FAILED", f"cannot reach the homeserver ({type(exc).__name__})", method=method, path=url
-                ) from None
+                raise TransportError(0, "M_CONNECTION_FAILED", reason, method=method, path=url) from None
+            except BaseException:
+                limit.release()
+                health.release()
+                raise
             self._observe(method, url, response.status_code, started)
             log.debug("%s %s -> %s", method, url, response.status_code)
+            status = response.status_code
+            if status in _RETRYABLE_STATUS:
+                _unreachable(limit, health, f"the homeserver answered {status}")
+            elif status == 429:
+                health.ok()
+                limit.failed(retry_after=_retry_after_seconds(response), detail="the homeserver answered 429")
+            else:
+                health.ok()
+                limit.ok()
 
             if response.is_redirect:
                 raise TransportError(
@@ -118,15 +143,13 @@ class AdminHTTP:
                     method=method,
                     path=url,
                 )
-            if response.status_code == 401 and auth and not refreshed and self._refresh_token:
+            if status == 401 and auth and not refreshed and self._refresh_token:
                 refreshed = True
                 if await _maybe_await(self._refresh_token()):
                     continue
-            if response.status_code == 429 and attempt <= self._max_retries:
-                await self._sleep(self._retry_wait(response, attempt))
-                continue
-            if response.status_code in _RETRYABLE_STATUS and method in _IDEMPOTENT and attempt <= self._max_retries:
-                await self._sleep(min(0.5 * 2 ** (attempt - 1), self._max_retry_wait))
+            if status == 429 and attempt <= self._max_retries:
+                continue  # the gate holds it until the server's time is up
+            if status in _RETRYABLE_STATUS and method in _IDEMPOTENT and attempt <= self._max_retries:
                 continue
             return self._decode(response, method, url)
 
@@ -139,12 +162,6 @@ class AdminHTTP:
     def _observe(self, method: str, url: str, status: int, started: float) -> None:
         if self._observer is not None:
             self._observer(method, url, status, time.monotonic() - started)
-
-    def _retry_wait(self, response: httpx.Response, attempt: int) -> float:
-        wait = _retry_after_seconds(response)
-        if wait is None:
-            wait = 0.5 * 2 ** (attempt - 1)
-        return max(0.0, min(wait, self._max_retry_wait))
 
     @staticmethod
     def _decode(response: httpx.Response, method: str, url: str) -> Any:
@@ -174,6 +191,22 @@ class AdminHTTP:
                 retry_after_ms=None if wait is None else int(wait * 1000),
             )
         raise cls(response.status_code, errcode, message, method=method, path=url)
+
+
+def _unreachable(limit: Ticket, health: Ticket, reason: str) -> None:
+    limit.release()  # says nothing about the rate limit
+    health.failed(detail=reason)
+
+
+def _held_back(hold: Hold, now: float, method: str, url: str) -> AdminAPIError:
+    """The error of a request the gate did not let out: it was never sent."""
+    left = hold.seconds_left(now)
+    if hold.reason is HoldReason.RATE_LIMITED:
+        return RateLimited(429, "M_LIMIT_EXCEEDED", f"the homeserver is rate-limiting the bot for another {left:.0f}s",
+                           method=method, path=url, retry_after_ms=int(left * 1000))
+    return TransportError(0, "M_CONNECTION_FAILED",
+                          f"the homeserver is not answering ({hold.detail or 'unreachable'}); next try in {left:.0f}s",
+                          method=method, path=url)
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -215,4 +248,4 @@ async def _maybe_await(value: bool | Awaitable[bool]) -> bool:
     return bool(value)
 
 
-__all__ = ["AdminHTTP", "AdminAPIError"]
+__all__ = ["AdminHTTP", "AdminAPIError", "HomeserverGate"]

@@ -192,6 +192,18 @@ def fork(hs: LocalHomeserver, room_id: str, event_id: str) -> None:
     """Make an older event of the room a forward extremity again, as a late event arriving over
     federation leaves it. A single homeserver never forks its own rooms (it creates a room's events
     one at a time), so the fork is written where Synapse keeps it."""
+    if hs.postgres is not None:  # the same tests on PostgreSQL (tests/e2e/test_on_postgres.py)
+        import psycopg2
+
+        pg = hs.postgres
+        connection = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute("INSERT INTO event_forward_extremities (event_id, room_id) VALUES (%s, %s)",
+                               (event_id, room_id))
+        finally:
+            connection.close()
+        return
     with sqlite3.connect(hs.root / "homeserver.db", timeout=30) as db:
         db.execute("INSERT INTO event_forward_extremities (event_id, room_id) VALUES (?, ?)", (event_id, room_id))
 

@@ -1,4 +1,4 @@
-"""Faults a real homeserver will not produce on demand, injected with httpx.MockTransport."""
+"""Faults a real homeserver will not produce on demand, injected with httpx.MockTransport (waits in virtual time)."""
 
 from __future__ import annotations
 
@@ -7,49 +7,49 @@ import pytest
 
 from bot.admin_api import AdminAPI, AdminHTTP
 from bot.admin_api.errors import BadRequest, Forbidden, NotFound, RateLimited, ServerError, TransportError, UnrecognizedEndpoint
+from bot.gate import HomeserverGate
+from tests.support.clock import VirtualClock
 
 TOKEN = "syt_very_secret_token"
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-
-def api_with(handler, recorder: Recorder | None = None, **options) -> AdminAPI:
-    recorder = recorder or Recorder()
-    http = AdminHTTP("http://hs.test", lambda: TOKEN, transport=httpx.MockTransport(handler), sleep=recorder.sleep, **options)
+def api_with(handler, clock: VirtualClock | None = None, **options) -> AdminAPI:
+    gate = HomeserverGate(clock) if clock is not None else None
+    http = AdminHTTP("http://hs.test", lambda: TOKEN, transport=httpx.MockTransport(handler), gate=gate, **options)
     return AdminAPI(http)
 
 
-async def test_rate_limits_are_honoured_with_a_bound() -> None:
-    calls = []
+async def test_rate_limits_are_honoured_and_an_hour_is_not_waited_for() -> None:
+    calls: list[float] = []
+    async with VirtualClock() as clock:
+        start = clock.monotonic()
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        if len(calls) == 1:
-            return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "error": "slow", "retry_after_ms": 1500})
-        if len(calls) == 2:
-            return httpx.Response(429, headers={"Retry-After": "3600"}, json={"errcode": "M_LIMIT_EXCEEDED"})
-        return httpx.Response(200, json={"server_version": "1.163.0"})
+        def handler(request: httpx.Request) -> httpx.Response:
+            calls.append(clock.monotonic() - start)
+            if len(calls) == 1:
+                return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "error": "slow", "retry_after_ms": 1500})
+            if len(calls) == 2:
+                return httpx.Response(429, headers={"Retry-After": "3600"}, json={"errcode": "M_LIMIT_EXCEEDED"})
+            return httpx.Response(200, json={"server_version": "1.163.0"})
 
-    recorder = Recorder()
-    api = api_with(handler, recorder, max_retry_wait=10.0)
-    assert await api.server_version() == "1.163.0"
-    assert recorder.sleeps == [1.5, 10.0]  # an hour-long Retry-After is capped
+        api = api_with(handler, clock, max_retry_wait=10.0)
+        with pytest.raises(RateLimited) as info:
+            await api.server_version()
+    # Asked again once 1.5 s were up; then told to wait an hour (honoured up to 5 min), which is
+    # more than a caller waits: it hears so at once, and nothing more is sent.
+    assert calls == [0.0, 1.5]
+    assert info.value.retry_after_ms == 300_000
 
 
 async def test_a_429_storm_ends_in_a_typed_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "error": "no", "retry_after_ms": 100})
 
-    recorder = Recorder()
-    with pytest.raises(RateLimited) as info:
-        await api_with(handler, recorder, max_retries=3).server_version()
-    assert len(recorder.sleeps) == 3 and info.value.retry_after_ms == 100
+    calls = []
+    async with VirtualClock() as clock:
+        with pytest.raises(RateLimited) as info:
+            await api_with(lambda r: calls.append(r) or handler(r), clock, max_retries=3).server_version()
+    assert len(calls) == 4 and info.value.retry_after_ms == 100
 
 
 async def test_server_errors_are_retried_for_reads_only() -> None:
@@ -59,12 +59,13 @@ async def test_server_errors_are_retried_for_reads_only() -> None:
         calls.append(request.method)
         return httpx.Response(503, text="down")
 
-    with pytest.raises(ServerError):
-        await api_with(handler, max_retries=2).server_version()
-    assert calls == ["GET", "GET", "GET"]
-    calls.clear()
-    with pytest.raises(ServerError):
-        await api_with(handler, max_retries=2).deactivate_user("@a:b")
+    async with VirtualClock() as clock:
+        with pytest.raises(ServerError):
+            await api_with(handler, clock, max_retries=2).server_version()
+        assert calls == ["GET", "GET", "GET"]
+        calls.clear()
+        with pytest.raises(ServerError):
+            await api_with(handler, clock, max_retries=2).deactivate_user("@a:b")
     assert calls == ["POST"]
 
 
@@ -84,15 +85,16 @@ async def test_timeouts_and_connection_failures_become_transport_errors() -> Non
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("timed out", request=request)
 
-    with pytest.raises(TransportError) as info:
-        await api_with(handler, max_retries=1).deactivate_user("@a:b")
-    assert info.value.errcode == "M_TIMEOUT"
+    async with VirtualClock() as clock:
+        with pytest.raises(TransportError) as info:
+            await api_with(handler, clock, max_retries=1).deactivate_user("@a:b")
+        assert info.value.errcode == "M_TIMEOUT"
 
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+        def refused(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused", request=request)
 
-    with pytest.raises(TransportError, match="cannot reach"):
-        await api_with(refused, max_retries=1).server_version()
+        with pytest.raises(TransportError, match="cannot reach"):
+            await api_with(refused, clock, max_retries=1).server_version()
 
 
 async def test_errors_are_typed_and_carry_errcode() -> None:

@@ -186,7 +186,7 @@ COMMANDS = modules_under("commands")
 ADMIN_API_MODULES = modules_under("bot/admin_api")
 MAS_API_MODULES = modules_under("bot/mas_api")
 BOTTOM_FLOOR = ["bot.ids", "bot.units", "bot.backoff"]  # nothing of ours at all
-FLOOR = (*BOTTOM_FLOOR, "bot.records", "bot.storage", "bot.config", "bot.logs", "bot.metrics")
+FLOOR = (*BOTTOM_FLOOR, "bot.gate", "bot.records", "bot.storage", "bot.config", "bot.logs", "bot.metrics")
 
 
 def test_rendering_calls_no_api_and_sends_nothing() -> None:

@@ -1,0 +1,163 @@
+"""A bulk job on the seeded homeserver, beside a plain async script doing the same requests.
+
+    python bench/bulk.py [--data-dir DIR] [--provider oidc-old] [--concurrency 8]
+
+The work: remove one SSO provider's IDs from every local account (a third of the 10,000 have
+one): page through the accounts, read each, rewrite the IDs of those that have one.
+(a) a plain async script: the same pages (100 accounts), the same reads and writes, 8 at once;
+(b) the bot: `!admin user external-ids --all --remove <provider>` — its preview (which counts
+    the accounts concerned before asking for confirmation), then the job after `confirm`.
+Between and after the two, the IDs are put back (not timed), so the seeded data stays reusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from botproc import bot_process, source_tree  # noqa: E402
+from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
+
+from bot.demo import World, ask  # noqa: E402
+from bot.homeserver import LocalHomeserver  # noqa: E402
+from bot.localchat import ChatClient  # noqa: E402
+
+PAGE_SIZE = 100  # the bot's bulk page (commands/user.py)
+
+
+def q(value: str) -> str:
+    return quote(value, safe="")
+
+
+async def plain_script(http: httpx.AsyncClient, provider: str, concurrency: int) -> tuple[float, int, int]:
+    """What an operator's script does: pages of accounts, each read and (if needed) rewritten, N at once."""
+    started = time.perf_counter()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency * 4)
+    counts = {"scanned": 0, "removed": 0}
+
+    async def producer() -> None:
+        token: Any = None
+        while True:
+            params = {"limit": PAGE_SIZE, "locked": "true", **({"from": token} if token else {})}
+            response = await http.get("/_synapse/admin/v3/users", params=params)
+            response.raise_for_status()
+            data = response.json()
+            for user in data["users"]:
+                await queue.put(user["name"])
+            token = data.get("next_token")
+            if not token:
+                break
+        for _ in range(concurrency):
+            await queue.put(None)
+
+    async def worker() -> None:
+        while (user_id := await queue.get()) is not None:
+            counts["scanned"] += 1
+            details = (await http.get(f"/_synapse/admin/v2/users/{q(user_id)}")).raise_for_status().json()
+            ids = details.get("external_ids") or []
+            kept = [{"auth_provider": e["auth_provider"], "external_id": e["external_id"]}
+                    for e in ids if e["auth_provider"] != provider]
+            if len(kept) != len(ids):
+                (await http.put(f"/_synapse/admin/v2/users/{q(user_id)}", json={"external_ids": kept})).raise_for_status()
+                counts["removed"] += 1
+
+    await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, counts["scanned"], counts["removed"]
+
+
+async def restore(http: httpx.AsyncClient, seed: Seed, concurrency: int = 12) -> None:
+    """Give every seeded account with external IDs its three again (as bench/seed.py made them)."""
+    users = seed.counts["users"]
+    server = seed.server_name
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> None:
+        body = {"external_ids": [{"auth_provider": p, "external_id": f"{p}-{index}"} for p in seed.providers]}
+        async with gate:
+            (await http.put(f"/_synapse/admin/v2/users/{q(f'@user{index:05d}:{server}')}", json=body)).raise_for_status()
+
+    await asyncio.gather(*(one(i) for i in range(0, users, 3)))
+
+
+async def with_provider(http: httpx.AsyncClient, provider: str) -> int:
+    """How many accounts still have an ID at the provider (a check that the work was done)."""
+    count, token = 0, None
+    while True:
+        data = (await http.get("/_synapse/admin/v3/users", params={"limit": 1000, "locked": "true",
+                                                                      **({"from": token} if token else {})})).json()
+        names = [u["name"] for u in data["users"]]
+        sem = asyncio.Semaphore(12)
+
+        async def has(name: str) -> bool:
+            async with sem:
+                d = (await http.get(f"/_synapse/admin/v2/users/{q(name)}")).json()
+            return any(e["auth_provider"] == provider for e in d.get("external_ids") or [])
+
+        count += sum(await asyncio.gather(*(has(n) for n in names)))
+        token = data.get("next_token")
+        if not token:
+            return count
+
+
+async def run(hs: LocalHomeserver, seed: Seed, provider: str, concurrency: int, check: bool) -> None:
+    http = httpx.AsyncClient(base_url=hs.url, timeout=300, limits=httpx.Limits(max_connections=32),
+                             headers={"Authorization": f"Bearer {seed.admin['access_token']}"})
+    print("(a) plain script…", flush=True)
+    script_s, scanned, removed = await plain_script(http, provider, concurrency)
+    print(f"    {script_s:.1f} s: {scanned:,} accounts read, {removed:,} rewritten", flush=True)
+    if check:
+        assert await with_provider(http, provider) == 0
+    await restore(http, seed)
+
+    root = Path(tempfile.mkdtemp(prefix="sab-bench-bulk-"))
+    bot, moderator = Seed.account(seed.bot), Seed.account(seed.moderator)
+    chat = ChatClient(hs.url, moderator.user_id, moderator.access_token)
+    world = World(hs=hs, bot=bot, moderator=moderator, admin_room=seed.admin_room, state_dir=root, chat=chat)
+    await chat.start()
+    async with bot_process(world.config_dict(), source_tree(None), root / "state"):
+        await answering(chat, seed.admin_room)
+        print("(b) the bot…", flush=True)
+        started = time.perf_counter()
+        prompt = await ask(chat, seed.admin_room, f"!admin user external-ids --all --remove {provider}", timeout=1800)
+        preview_s = time.perf_counter() - started
+        code = prompt[prompt.index("confirm ") + len("confirm "):][:6]
+        job_started = time.perf_counter()
+        final = await ask(chat, seed.admin_room, f"!admin confirm {code}", timeout=3600)
+        job_s = time.perf_counter() - job_started
+    await chat.close()
+    print(f"    preview {preview_s:.1f} s, job {job_s:.1f} s; final message:\n      " + final.replace("\n", "\n      "))
+    if check:
+        assert await with_provider(http, provider) == 0
+    await restore(http, seed)
+    await http.aclose()
+
+    print()
+    print(describe(seed))
+    print(f"{'':58} {'seconds':>8} {'speed vs (a)':>13}")
+    print(f"{f'(a) plain async script, {concurrency} at once':58} {script_s:8.1f} {1.0:13.2f}")
+    print(f"{'(b) bot job after confirm':58} {job_s:8.1f} {script_s / job_s:13.2f}")
+    print(f"{'(b) bot preview + job (the whole wait)':58} {preview_s + job_s:8.1f} {script_s / (preview_s + job_s):13.2f}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with seeded_homeserver(data_dir_from(args.data_dir)) as (hs, seed):
+        await run(hs, seed, args.provider, args.concurrency, args.check)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--provider", default="oidc-old")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--check", action="store_true", help="verify after each run that no account kept an ID there")
+    asyncio.run(main(parser.parse_args()))
