@@ -158,16 +158,17 @@ class App:
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
 
-        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`). Building the client
-        needs no network; its secrets reach the log scrubber before any request.
+        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
+        asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
+        scrubber before any request.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.dispatcher.mas = self.mas
+            self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.dispatcher.mas_detection = self.mas_detection
+        self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)

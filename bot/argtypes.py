@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from .ids import UnsafePathSegment, check_segment, valid_server_name
+from .ids import UnsafePathSegment, check_segment, valid_server_name, valid_ulid
 from .units import MAX_TIME_MS, format_ts, human_duration, human_size, parse_duration_ms
 
 # Ranges of the numeric argument types: anything beyond is a usage error at parse time, never a
@@ -254,6 +254,33 @@ class Identifier(_StrValue):
         if len(token) > 255:
             raise ArgumentError(f"{token[:40]!r}… is too long for an identifier")
         return cls(_segment(token, "identifier"))
+
+
+class MASID(_StrValue):
+    """The ID of something in matrix-authentication-service (a session, a link, a provider): a ULID."""
+
+    label = "mas-id"
+
+    @classmethod
+    def parse(cls, token: str, env: ParseEnv) -> MASID:
+        value = token.strip().upper()
+        if not valid_ulid(value):
+            raise ArgumentError(f"{token!r} is not a MAS ID: expected 26 characters like 01J44RKQYM4G3TNVANTMTDYTX6")
+        return cls(value)
+
+
+class EmailAddress(_StrValue):
+    """An e-mail address (`name@domain`). Its form only; whether it exists is the mail system's business."""
+
+    label = "email"
+    _RE = re.compile(r"^[^\s@<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$")
+
+    @classmethod
+    def parse(cls, token: str, env: ParseEnv) -> EmailAddress:
+        value = token.strip()
+        if len(value) > 254 or not cls._RE.match(value):
+            raise ArgumentError(f"{token!r} is not an e-mail address: expected name@example.org")
+        return cls(value)
 
 
 class Text(_StrValue):

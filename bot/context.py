@@ -1,7 +1,8 @@
 """The narrow view of the bot that a command handler gets: the Admin API client, who runs the
 command with which role, where (room, event, thread), the clock, a way to say something before
 the final reply, and the typed services a group really needs. Nothing else: policy, storage,
-the command table and the dispatcher stay out of reach of commands.
+the command table and the dispatcher stay out of reach of commands. `accounts` says where an
+account lives (matrix-authentication-service or Synapse), for commands that act on accounts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .accounts import AccountDirectory
 from .spec import CommandError, Role
 
 if TYPE_CHECKING:
@@ -41,6 +43,11 @@ class Context:
     mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
     mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
     audit_log: AuditTrail | None = None  # what the team did to an account (read only)
+
+    @property
+    def accounts(self) -> AccountDirectory:
+        """Where accounts live (MAS or Synapse): what account commands ask before they act."""
+        return AccountDirectory(self.mas, self.mas_detection, self.server_name)
 
     @property
     def reports(self) -> ReportDesk:

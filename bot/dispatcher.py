@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import helptext, verbs
-from .admin_api.errors import AdminAPIError
+from .admin_api.errors import AdminAPIError, UnrecognizedEndpoint
 from .argtypes import ArgumentError, ParseEnv
 from .confirm import CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_view
 from .context import Context
@@ -293,7 +293,7 @@ class Dispatcher:
             await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
             return "usage"
         except AdminAPIError as exc:
-            await self._reply(ctx, helptext.api_error(exc))
+            await self._reply(ctx, self._api_error(exc))
             return f"error {exc.errcode}"
         except CommandError as exc:
             await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
@@ -333,7 +333,7 @@ class Dispatcher:
                 view = await inv.command.handler(ctx, **self._kwargs(inv, options.page))
             return self._with_next_hint(view, inv, options), "ok"
         except AdminAPIError as exc:
-            return helptext.api_error(exc), f"error {exc.errcode}"
+            return self._api_error(exc), f"error {exc.errcode}"
         except ArgumentError as exc:
             return helptext.usage_error(inv.command, str(exc), self.prefix), "usage"
         except CommandError as exc:
@@ -476,7 +476,7 @@ class Dispatcher:
             try:
                 preview = await inv.command.preview_handler(ctx, **self._kwargs(inv, options.page))
             except AdminAPIError as exc:
-                await self._reply(ctx, helptext.api_error(exc))
+                await self._reply(ctx, self._api_error(exc))
                 await self._audit(ctx, inv, f"error {exc.errcode}", "preview")
                 return f"error {exc.errcode}"
             except ArgumentError as exc:
@@ -692,6 +692,14 @@ class Dispatcher:
         return " ".join([self.prefix] + [shlex.quote(w) for w in words])
 
     # -- replies, redaction, audit
+
+    def _api_error(self, exc: AdminAPIError) -> Text:
+        """An Admin API error for the room; a missing endpoint on a homeserver whose accounts live in
+        matrix-authentication-service says what to configure instead of a bare M_UNRECOGNIZED."""
+        advice = self.mas_detection.advice() if self.mas_detection is not None else None
+        if advice is not None and isinstance(exc, UnrecognizedEndpoint):
+            return Text(f"This homeserver does not offer this ({exc.errcode}). {advice}", tone="error")
+        return helptext.api_error(exc)
 
     def _env(self) -> ParseEnv:
         return ParseEnv(server_name=self.server_name, now_ms=self.clock())

@@ -20,6 +20,8 @@ from .spec import CommandTable
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = ROOT / "docs" / "commands.md"
 CATALOGUE_PATH = ROOT / "docs" / "admin-api-1.163.tsv"
+# matrix-authentication-service's admin API (its published description, as a table: docs/mas-admin-api.tsv)
+MAS_CATALOGUE_PATH = ROOT / "docs" / "mas-admin-api.tsv"
 NOT_YET = "not offered yet"
 
 
@@ -89,10 +91,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(table: CommandTable, prefix: str = "!admin", catalogue: list[CatalogueEntry] | None = None) -> str:
+def render(table: CommandTable, prefix: str = "!admin", catalogue: list[CatalogueEntry] | None = None,
+           mas_catalogue: list[CatalogueEntry] | None = None) -> str:
     catalogue = catalogue if catalogue is not None else load_catalogue()
+    mas_catalogue = mas_catalogue if mas_catalogue is not None else load_catalogue(MAS_CATALOGUE_PATH)
     named, missing = coverage(table, catalogue)
-    total = len(catalogue)
+    mas_named, mas_missing = coverage(table, mas_catalogue)
+    total, mas_total = len(catalogue), len(mas_catalogue)
     lines = [
         "# Commands",
         "",
@@ -106,10 +111,16 @@ def render(table: CommandTable, prefix: str = "!admin", catalogue: list[Catalogu
         f"Admin API coverage: {len(named)} of {total} catalogue endpoints are offered by a command "
         f"({100 * len(named) / total:.0f}%); {len(missing)} are listed at the end with the reason.",
         "",
+        f"matrix-authentication-service (MAS) admin API coverage: {len(mas_named)} of {mas_total} operations of "
+        f"`docs/mas-admin-api.tsv` are offered by a command ({100 * len(mas_named) / mas_total:.0f}%); "
+        f"{len(mas_missing)} are listed at the end with the reason. Commands that act on accounts go to MAS for the "
+        "accounts it holds when the bot has a `mas:` section, and to Synapse otherwise.",
+        "",
     ]
     for group in table.groups.values():
         title = "Other commands" if group.top_level else f"`{group.name}` — {group.summary}"
-        lines += [f"## {title}", "", "| usage | what | role | confirms | undo | Admin API endpoints |",
+        lines += [f"## {title}", "",
+                  "| usage | what | role | confirms | undo | endpoints (Synapse Admin API, MAS admin API) |",
                   "|---|---|---|---|---|---|"]
         for command in group.commands:
             endpoints = "<br>".join(f"`{_cell(e)}`" for e in command.endpoints) or "—"
@@ -125,6 +136,15 @@ def render(table: CommandTable, prefix: str = "!admin", catalogue: list[Catalogu
         "|---|---|---|",
     ]
     for entry, reason in missing:
+        lines.append(f"| `{_cell(entry.endpoint)}` | {_cell(entry.name)} | {_cell(reason)} |")
+    lines += [
+        "",
+        "## MAS operations not offered in chat",
+        "",
+        "| operation | what it does | reason |",
+        "|---|---|---|",
+    ]
+    for entry, reason in mas_missing:
         lines.append(f"| `{_cell(entry.endpoint)}` | {_cell(entry.name)} | {_cell(reason)} |")
     lines.append("")
     return "\n".join(lines)

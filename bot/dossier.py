@@ -268,7 +268,7 @@ def _mas(d: Dossier) -> list[Any]:
                      When(s.last_active_ms)] for s in part.active]
             body = Table(f"7. Active MAS sessions: {part.active_total}", ["kind", "session", "client", "last IP", "last active"],
                          rows, total=part.active_total, empty="No active session.")
-    return _section("7. MAS sessions", part, body, None)
+    return _section("7. MAS sessions", part, body, _more(d.prefix, f"user sessions {d.user}"))
 
 
 @presents(Dossier)

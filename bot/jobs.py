@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
+from .accounts import AccountDirectory
 from .admin_api.errors import AdminAPIError, NotFound, RateLimited, ServerError, TransportError
 from .argtypes import ParseEnv
 from .invocation import Invocation, InvalidInvocation, decode, encode
@@ -233,12 +234,18 @@ class JobContext:
         self.state: dict[str, Any] = dict(record.state)
         self.resumed = resumed
         self.api = runner.api
+        self.mas = runner.mas  # the MAS admin API, when a `mas:` section is configured
         self.requester = record.sender  # whose authority runs it: who typed or confirmed it
         self.server_name = runner.server_name
         self.poll_interval = runner.poll_interval
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
+
+    @property
+    def accounts(self) -> AccountDirectory:
+        """Where accounts live (MAS or Synapse), as for a command's handler."""
+        return AccountDirectory(self.mas, self._runner.mas_detection, self.server_name)
 
     async def save(self, **changes: Any) -> None:
         self.state.update(changes)
@@ -407,6 +414,8 @@ class JobRunner:
         self.batch_pause = poll_interval if batch_pause is None else batch_pause
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancels: dict[int, str] = {}
+        self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
+        self.mas_detection: Any = None
 
     async def create(self, inv: Invocation, *, started_by: str) -> int:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""

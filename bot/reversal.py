@@ -111,10 +111,16 @@ _FLAG_WORDS = {"locked": "locked", "suspended": "suspended", "shadow_banned": "s
                "deactivated": "deactivated"}
 
 
+# Flags that matrix-authentication-service holds for the accounts it keeps (bot/accounts.py): the
+# commands that change them go there, and so does the probe.
+_MAS_FLAGS = frozenset({"locked", "admin"})
+
+
 @probe("account-flag")
 @dataclass(frozen=True)
 class AccountFlag(Probe):
-    """One flag of a local account (GET v2/users/<user_id>)."""
+    """One flag of a local account: where the account lives (MAS for the flags it holds), else
+    GET v2/users/<user_id>."""
 
     user: str
     flag: str
@@ -124,6 +130,10 @@ class AccountFlag(Probe):
         return f"account:{self.user}:{self.flag}"
 
     async def read(self, ctx: Context) -> Any:
+        if self.flag in _MAS_FLAGS:
+            home = await ctx.accounts.locate(self.user)
+            if home.in_mas and home.mas_user is not None:
+                return bool(getattr(home.mas_user, self.flag))
         return bool(getattr(await ctx.api.user_details(self.user), self.flag))
 
     def describe(self, value: Any) -> str:

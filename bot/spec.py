@@ -175,6 +175,7 @@ PAGE_FLAGS = (
     Flag("export", "send every page as a file attachment instead", Choice("csv", "json")),
 )
 DEFAULT_PAGE_SIZE = 25
+MAS_API_PREFIX = "/api/admin/v1/"  # where matrix-authentication-service's admin API lives
 EXPORT_PAGE_SIZE = 500
 
 
@@ -418,7 +419,8 @@ def _check_declaration(command: Command) -> None:
         raise ValueError(f"{command.name}: a job is neither paged nor a runtime verb")
     for endpoint in command.endpoints:
         method, _, path = endpoint.partition(" ")
-        if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):
+        # Synapse's (`/_synapse/admin/…`, `/_matrix/…`) or matrix-authentication-service's (`/api/admin/v1/…`).
+        if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith(("/_", MAS_API_PREFIX)):
             raise ValueError(f"{command.name}: endpoint {endpoint!r} is not 'METHOD /path'")
 
 

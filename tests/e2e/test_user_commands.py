@@ -324,7 +324,7 @@ async def test_account_previews_are_data(admin: Person, bot, homeserver: LocalHo
     assert isinstance(lock, AccountChangePreview) and lock.account.name == account.user_id and not lock.account.locked
     gone = await user_commands.deactivate.preview_handler(ctx, user=account.user_id, erase=True)
     assert isinstance(gone, AccountChangePreview) and gone.joined_rooms == 0 and gone.erase is True
-    logout = await user_commands.logout.preview_handler(ctx, user=account.user_id)
+    logout = await user_commands.logout.preview_handler(ctx, user=account.user_id, session=None)
     assert isinstance(logout, DeviceLogoutPreview) and len(logout.devices) == 1  # the registration's session
     reset = await user_commands.reset_password.preview_handler(ctx, user=account.user_id, password=None, no_logout=False)
     assert isinstance(reset, PasswordResetPreview) and reset.devices == 1 and reset.logout and not reset.password_given
