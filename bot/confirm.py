@@ -39,7 +39,19 @@ def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str,
             f"{minutes} min. To drop it: ", Code(f"{prefix} cancel {code}"), " or ❌.",
             tone="warning",
         )
-    return Doc(what, preview, footer)
+    return Doc(what, preview, undo_line(inv, prefix), footer)
+
+
+def undo_line(inv: Invocation, prefix: str) -> Text | None:
+    """What the prompt says about taking it back: an undo is final, an irreversible action has no
+    undo (declared on its command or flag), a reversible one will offer one."""
+    if inv.undoes is not None:
+        return Text(f"This takes back audit entry #{inv.undoes}. An undo is final: it offers no undo of its own.")
+    if inv.irreversible:
+        return Text(f"No undo: {inv.irreversible}.", tone="warning")
+    if inv.reversible:
+        return Text("Reversible: once done, its reply ends with ", Code(f"{prefix} undo <entry>"), ".")
+    return None
 
 
 def prompt_minimal(inv: Invocation, *, code: str, prefix: str) -> Text:

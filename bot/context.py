@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .admin_api import AdminAPI
     from .mas import MASDetection
     from .mas_api import MASAPI
-    from .services import BotStatus, ReportDesk
+    from .services import AuditTrail, BotStatus, ReportDesk
 
 
 async def _nowhere(view: Any) -> None:
@@ -42,6 +42,7 @@ class Context:
     bot_status: BotStatus | None = None
     mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
     mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
+    audit_log: AuditTrail | None = None  # what the team did to an account (read only)
 
     @property
     def accounts(self) -> AccountDirectory:
@@ -54,3 +55,10 @@ class Context:
         if self.report_desk is None:
             raise CommandError("the report inbox is not set up in this bot")
         return self.report_desk
+
+    @property
+    def team_actions(self) -> AuditTrail:
+        """What the team already did to accounts, from the audit log; a refusal without one."""
+        if self.audit_log is None:
+            raise CommandError("this bot keeps no audit log here")
+        return self.audit_log

@@ -5,6 +5,10 @@ Every check that decides whether something runs lives here (and, for jobs, in bo
 once, before any handler or API call: handlers never test roles or targets themselves. The
 decisions themselves are bot/policy.py's.
 
+A reversible action (a command with `@command.undo`) records how to take it back once it has
+succeeded (bot/undo.py), and its reply ends with `undo <entry>`; `undo <entry>` runs the inverse
+invocation down this same path.
+
 A destructive command is stored as an Invocation (bot/invocation.py) behind a confirmation code;
 `confirm <code>` and a ✅ on the prompt take the same path (`decide`), which decodes and
 validates the invocation again, re-checks the role and targets of whoever confirms, and executes
@@ -43,9 +47,10 @@ from .policy import Policy
 from .refusals import RefusalLimiter, tally
 from .render import SendForm, csv_cell, fit_content, plain_value
 from .sensitive import hidden_form, may_carry_secret
-from .services import BotStatus, ReportDesk
+from .services import AuditTrail, BotStatus, ReportDesk
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
 from .storage import PendingConfirmation, Store
+from .undo import FINAL, Plan, UndoBook
 from .views import Attachment, Code, Doc, Handoff, JobStarted, PrivateSecret, Table, Text
 
 log = logging.getLogger(__name__)
@@ -109,6 +114,8 @@ class Dispatcher:
         self.require_cross_signed_senders = require_cross_signed_senders
         self.report_desk = report_desk
         self.bot_status = BotStatus(store, jobs.running)
+        self.undo_book = UndoBook(store, table, self._env, prefix)
+        self.audit_trail = AuditTrail(store, [c.name for c in table.commands() if c.may_write or c.undo_handler])
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
@@ -400,7 +407,10 @@ class Dispatcher:
 
     async def _execute(self, ctx: Context, inv: Invocation, options: RunOptions,
                        confirmation: PendingConfirmation | None = None) -> str:
-        """Run it (or start its job), answer, and write its one audit row."""
+        """Run it (or start its job), write its one audit row, record how to undo it, and answer."""
+        if inv.undoes is not None and not await self._may_undo_now(ctx, inv, confirmation):
+            return "refused"
+        plan = await self.undo_book.plan(ctx, inv)  # before it runs: the state it is about to change
         job_id: int | None = None
         if inv.command.job:
             view, result = None, "ok"
@@ -419,13 +429,18 @@ class Dispatcher:
         if isinstance(view, PrivateSecret):
             view, delivery = await self._deliver_privately(ctx, inv, view)
             detail = "; ".join(part for part in (detail, delivery) if part)
-        if options.quiet and result == "ok":
-            await self._audit(ctx, inv, result, detail or "by reaction", confirmation=confirmation)
+        quiet = options.quiet and result == "ok"
+        if inv.undoes is not None:
+            detail = "; ".join(part for part in (detail, f"undoes #{inv.undoes}") if part)
+        detail = detail or ("by reaction" if quiet else "")
+        # Audited, then rendered, then sent: whatever happens to the reply, the row exists and says it.
+        row = await self._audit(ctx, inv, result, detail, confirmation=confirmation, job_id=job_id, undoes=inv.undoes)
+        view = await self._after_undoable(ctx, inv, plan, result, row, view)
+        if quiet:
             return result
-        # Rendered, then audited, then sent: whatever happens to the reply, the row exists and says it.
         content, problem = self._content(self._form(ctx.room_id, reply_to=ctx.event_id, thread_root=ctx.thread_root), view)
-        detail = "; ".join(part for part in (detail, problem) if part)
-        await self._audit(ctx, inv, result, detail, confirmation=confirmation, job_id=job_id)
+        if problem is not None and row is not None:
+            await self._set_audit_detail(row, "; ".join(part for part in (detail, problem) if part))
         reply_id = await self._send(ctx.room_id, content)
         await self._after_reply(view, reply_id, ctx)
         return result
@@ -456,6 +471,82 @@ class Dispatcher:
         asked = inv.requester
         return asked if self.policy.may_run(self.policy.role_of(asked), inv) else ctx.requester
 
+    async def _after_undoable(self, ctx: Context, inv: Invocation, plan: Plan | None, result: str, row: int | None,
+                              view: Any) -> Any:
+        """Once an invocation has run and has its audit row: an undo marks its action undone (or free
+        again when it failed); a reversible action records how to take it back and says so."""
+        if inv.undoes is not None:
+            if result == "ok" and row is not None:
+                await self.undo_book.finish(inv.undoes, row)
+                return Doc(view, Text(f"This took back #{inv.undoes}. {FINAL}", tone="info"))
+            await self.undo_book.release(inv.undoes)
+            return view
+        if plan is None or result != "ok" or row is None or isinstance(view, (JobStarted, Attachment)):
+            return view
+        hint = self.undo_book.hint(await self.undo_book.record(ctx, inv, plan, row))
+        return Doc(view, hint) if hint is not None else view
+
+    # -- undo <entry>
+
+    async def undo(self, ctx: Context, row: int) -> Any:
+        """Take back the action of audit entry `row`: its inverse runs as if `ctx`'s sender had typed
+        it (role, staff protection, confirmation when destructive, audit). Returns what to answer, or
+        None when the inverse's own path has answered."""
+        started = time.monotonic()
+        found = await self.undo_book.lookup(row)
+        if isinstance(found, str):
+            return await self._undo_refused(ctx, row, found)
+        refusal = self._undo_role_problem(ctx, found)
+        if refusal is not None:
+            return await self._undo_refused(ctx, row, refusal, verb="Refused")
+        problem = await self.undo_book.problem(ctx, found)
+        if problem is not None:
+            return await self._undo_refused(ctx, row, problem)
+        inverse = self.undo_book.inverse(ctx, found)
+        if isinstance(inverse, str):
+            return await self._undo_refused(ctx, row, inverse)
+        await self._run(ctx, inverse, RunOptions(), started)
+        return None
+
+    def _undo_role_problem(self, ctx: Context, found: Any) -> str | None:
+        """An undo needs the role of the action it takes back (its inverse's own role is checked on
+        its way, like any command's)."""
+        if found.action is not None:
+            if self.policy.may_run(ctx.role, found.action):
+                return None
+            needed = found.action.role_needed
+        else:  # an action this version of the bot cannot read back: only an admin may take it back
+            needed = Role.ADMIN
+            if ctx.role >= needed:
+                return None
+        return (f"undoing #{found.record.action} ({found.entry.command}) needs the {needed.label} role; "
+                f"you are a {ctx.role.label}")
+
+    async def _may_undo_now(self, ctx: Context, inv: Invocation, confirmation: PendingConfirmation | None) -> bool:
+        """Right before an undo runs: it is still wanted by someone allowed to, the state is still
+        what the action left (checked again when it was confirmed: time has passed), and nobody else
+        is taking it back at the same moment."""
+        assert inv.undoes is not None
+        found = await self.undo_book.lookup(inv.undoes)
+        problem = found if isinstance(found, str) else self._undo_role_problem(ctx, found)
+        if problem is None and confirmation is not None:
+            problem = await self.undo_book.problem(ctx, found)  # type: ignore[arg-type]
+        if problem is None and not await self.undo_book.take(inv.undoes):
+            problem = f"#{inv.undoes} is being undone right now, or was undone meanwhile"
+        if problem is None:
+            return True
+        await self._reply(ctx, Text(f"Not undone: {problem}. Nothing was done.", tone="error"))
+        await self._audit(ctx, inv, "refused", problem, confirmation=confirmation)
+        return False
+
+    async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
+        try:
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}",
+                                   result="refused", detail=why)
+        except Exception:
+            log.exception("could not write the audit log")
+        return Text(f"{verb}: {why}. Nothing was done.", tone="error")
+
     async def _after_reply(self, view: Any, reply_id: str | None, ctx: Context) -> None:
         if isinstance(view, JobStarted):
             await self.jobs.attach(view.job_id, reply_id)
@@ -478,7 +569,7 @@ class Dispatcher:
                 await self._audit(ctx, inv, f"error {exc.errcode}", "preview")
                 return f"error {exc.errcode}"
             except ArgumentError as exc:
-                await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
+                await self._reply(ctx, self._usage(inv.command, str(exc)))
                 return "usage"
             except CommandError as exc:
                 await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
@@ -615,7 +706,7 @@ class Dispatcher:
             view, result = Text(f"{command.name}: {exc}", tone="error"), "refused"
         if view is not None:
             await self._reply(ctx, view)
-        if command is not verbs.confirm and command is not verbs.cancel:  # audited as the invocation decided
+        if command not in (verbs.confirm, verbs.cancel, verbs.undo):  # audited as the invocation decided
             inv = self._invocation(ctx, command, parsed.args)
             await self._audit(ctx, inv, result)
         self._observe(command.name, result, started)
@@ -725,7 +816,7 @@ class Dispatcher:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection,
+            mas_detection=self.mas_detection, audit_log=self.audit_trail,
         )
 
     async def _reply(self, ctx: Context, view: Any, *, minimal: Any = None) -> str | None:
@@ -803,16 +894,20 @@ class Dispatcher:
     async def _audit(
         self, ctx: Context, inv: Invocation, result: str, detail: str = "", *,
         confirmation: PendingConfirmation | None = None, confirmation_code: str | None = None, job_id: int | None = None,
+        undoes: int | None = None,
     ) -> int | None:
         """One row per invocation run (or refused, or waiting): who, what exactly (command and
-        typed arguments, secrets left out, enough to undo it later), the result, and the
-        confirmation or job it belongs to."""
+        typed arguments, secrets left out, enough to undo it later), the result, the confirmation
+        or job it belongs to, and the action it takes back. Returns the row's number."""
+        changes = inv.writes or inv.command.undo_handler is not None
+        accounts = [t.id for t in [*self.policy.argument_targets(inv), *inv.targets] if t.kind == "user"] if changes else []
         try:
             return await self.store.audit(
                 sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
                 confirmation=confirmation.code if confirmation else confirmation_code, job_id=job_id,
+                undoes=undoes, targets=accounts,
             )
         except Exception:
             log.exception("could not write the audit log")

@@ -32,6 +32,9 @@ def group_help(group: CommandGroup, prefix: str) -> Doc:
 def command_help(command: Command, prefix: str) -> Doc:
     fields: list[tuple[str, object]] = [("role", command.role_label)]
     fields.append(("asks for confirmation", command.confirm_label))
+    if command.undo_label != "—":
+        reason = f": {command.irreversible}" if command.irreversible else ""
+        fields.append(("undo", command.undo_label + reason))
     for param in command.params:
         raised = [f"{value}: needs {e.role.label}" for value, e in param.escalations.items() if e.role is not None and e.role > command.role]
         extra = "; " + "; ".join(raised) if raised else ""

@@ -30,6 +30,7 @@ from bot.previews import (
     UpstreamLinkRemovalPreview, UserMediaDeletionPreview, account_flags, details_record, devices_table, mas_flags,
     mas_sessions_table, provider_label,
 )
+from bot.reversal import AccountFlag, Inverse, RateLimitOverride, Reversal
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
 from bot.views import Bytes, Code, Doc, PrivateSecret, Record, Shown, Table, Text, Untrusted, When
 
@@ -295,7 +296,8 @@ async def accountdata(ctx: Context, user: str) -> Doc:
     flags=[
         Flag("order", "sort by this column", Choice(*MEDIA_ORDER)),
         Flag("dir", "sort direction (default newest first)", Choice("f", "b")),
-        Flag("delete", "delete every file this account uploaded (runs as a job)", role=Role.ADMIN, destructive=True),
+        Flag("delete", "delete every file this account uploaded (runs as a job)", role=Role.ADMIN, destructive=True,
+             irreversible="deleted files are gone from disk"),
     ],
     endpoints=["GET /_synapse/admin/v1/users/<user_id>/media", "DELETE /_synapse/admin/v1/media/<server_name>/<media_id>"],
 )
@@ -491,6 +493,7 @@ async def _create_in_mas(ctx: Context, user: str, chosen: str, displayname: str 
 @user.command(
     "reset-password", summary="Set a new password (logs out every device unless --no-logout)",
     role=Role.ADMIN, destructive=True,
+    irreversible="the old password cannot be restored, and logged-out devices stay logged out",
     params=[Param("user", LocalUserID, "the account"),
             Param("password", TextArg, "the new password (the command is removed from the room)", optional=True, secret=True)],
     flags=[Flag("no-logout", "keep the account's devices logged in")],
@@ -562,6 +565,11 @@ async def _(ctx: Context, user: str, state: str) -> ServerAdminChangePreview:
     return ServerAdminChangePreview(user, grant=state == "on", home=home)
 
 
+@admin.undo
+async def _(ctx: Context, user: str, state: str) -> Reversal:
+    return Reversal(Inverse(admin, {"user": user, "state": "off" if state == "on" else "on"}), AccountFlag(user, "admin"))
+
+
 def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str) -> Any:
     return user.command(
         verb, summary=summary, role=Role.MODERATOR, destructive=True,
@@ -579,6 +587,11 @@ async def _toggle_preview(ctx: Context, user: str, undo: bool, *, flag: str, on_
     if current != undo:  # already in the requested state
         raise CommandError(f"{user} is {'not ' if undo else 'already '}{flag.replace('_', '-')}")
     return AccountChangePreview(details, effect=off_text if undo else on_text, home=home, user_id=user)
+
+
+def _toggled_back(command: Any, user: str, undo: bool, flag: str) -> Reversal:
+    """A toggle is taken back by the opposite toggle (the preview refuses one that changes nothing)."""
+    return Reversal(Inverse(command, {"user": user, "undo": not undo}), AccountFlag(user, flag))
 
 
 async def _check_toggled(ctx: Context, user: str, flag: str, undo: bool, label: str) -> Text:
@@ -602,6 +615,11 @@ async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
                                  off_text="can send, join and invite again")
 
 
+@suspend.undo
+async def _(ctx: Context, user: str, undo: bool) -> Reversal:
+    return _toggled_back(suspend, user, undo, "suspended")
+
+
 @_toggle_command("shadow-ban", "Shadow-ban an account: its events seem to work but reach nobody",
                  ["POST /_synapse/admin/v1/users/<user_id>/shadow_ban", "DELETE /_synapse/admin/v1/users/<user_id>/shadow_ban"],
                  "A tool of last resort; reversible with --undo.")
@@ -615,6 +633,11 @@ async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
     return await _toggle_preview(ctx, user, undo, flag="shadow_banned",
                                  on_text="its messages and invites silently reach nobody",
                                  off_text="its events are delivered again")
+
+
+@shadow_ban.undo
+async def _(ctx: Context, user: str, undo: bool) -> Reversal:
+    return _toggled_back(shadow_ban, user, undo, "shadow_banned")
 
 
 @_toggle_command("lock", "Lock an account: it is logged out and cannot log in",
@@ -644,9 +667,16 @@ async def _(ctx: Context, user: str, undo: bool) -> AccountChangePreview:
                                  off_text="can log in again", home=home)
 
 
+@lock.undo
+async def _(ctx: Context, user: str, undo: bool) -> Reversal:
+    return _toggled_back(lock, user, undo, "locked")
+
+
 @user.command(
     "deactivate", summary="Deactivate a local account (logs it out everywhere, leaves all rooms)",
     role=Role.ADMIN, destructive=True,
+    irreversible="devices, keys, 3PIDs and the password are deleted and the account has left every room; "
+                 "reactivating it brings none of them back (with --erase, its profile is gone too)",
     params=[Param("user", LocalUserID, "account to deactivate")],
     flags=[Flag("erase", "also GDPR-erase it: profile cleared, messages hidden from later joiners")],
     endpoints=[
@@ -736,7 +766,7 @@ async def _reactivate_in_mas(ctx: Context, home: AccountHome, password: str | No
 
 @user.command(
     "logout", summary="Log an account out everywhere (every device, or with MAS every session), or end one session",
-    role=Role.MODERATOR, destructive=True,
+    role=Role.MODERATOR, destructive=True, irreversible="ended sessions, devices and their keys cannot be restored",
     params=[Param("user", LocalUserID, "the account")],
     flags=[Flag("session", "with MAS: end only this session (an ID from `user sessions`)", MASID)],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>/devices", "POST /_synapse/admin/v2/users/<user_id>/delete_devices",
@@ -924,8 +954,10 @@ async def _(ctx: Context, user: str, all: bool, revoke: str | None) -> PersonalS
     role=Role.MODERATOR,
     params=[Param("user", LocalUserID, "the account")],
     flags=[
-        Flag("delete", "delete (log out) this device", Identifier, destructive=True),
-        Flag("prune-older-than", "delete devices not seen for this long", Duration, destructive=True),
+        Flag("delete", "delete (log out) this device", Identifier, destructive=True,
+             irreversible="deleted devices and their keys cannot be restored"),
+        Flag("prune-older-than", "delete devices not seen for this long", Duration, destructive=True,
+             irreversible="deleted devices and their keys cannot be restored"),
     ],
     endpoints=["GET /_synapse/admin/v2/users/<user_id>/devices",
                "DELETE /_synapse/admin/v2/users/<user_id>/devices/<device_id>",
@@ -1024,6 +1056,17 @@ async def ratelimit(ctx: Context, user: str, action: str, messages_per_second: i
     return Text("Rate limit of ", Code(user), ": " + _ratelimit_text(await ctx.api.ratelimit(user)) + ".")
 
 
+@ratelimit.undo
+async def _(ctx: Context, user: str, action: str, messages_per_second: int | None, burst: int | None) -> Reversal | None:
+    if action == "show":
+        return None
+    before = await ctx.api.ratelimit(user)  # the override it replaces, or none: what the undo puts back
+    back: dict[str, Any] = {"user": user, "action": "reset"} if before is None else {
+        "user": user, "action": "set", "messages_per_second": int(before.messages_per_second),
+        "burst": int(before.burst_count)}
+    return Reversal(Inverse(ratelimit, back), RateLimitOverride(user))
+
+
 @ratelimit.validate
 def _(user: str, action: str, messages_per_second: int | None, burst: int | None) -> None:
     if action == "set" and (messages_per_second is None or burst is None):
@@ -1056,7 +1099,7 @@ def _(user: str, expires: int | None) -> None:
 
 @user.command(
     "allow-cross-signing-reset", summary="Let an account replace its cross-signing identity without re-authenticating, for 10 minutes",
-    role=Role.ADMIN, destructive=True,
+    role=Role.ADMIN, destructive=True, irreversible="the homeserver offers no way to close the window early",
     params=[Param("user", LocalUserID, "the account")],
     endpoints=["POST /_synapse/admin/v1/users/<user_id>/_allow_cross_signing_replacement_without_uia"],
     details="For accounts whose auth is delegated (MAS) or who lost their recovery key; others will see an identity change.",
@@ -1077,7 +1120,7 @@ async def _(ctx: Context, user: str) -> AccountChangePreview:
 
 @user.command(
     "redact", summary="Redact an account's events, in some rooms or all of them", role=Role.MODERATOR, destructive=True,
-    job=True,
+    job=True, irreversible="redacted events lose their content for good",
     params=[Param("user", LocalUserID, "the account")],
     flags=[
         Flag("room", "only in this room (repeatable); default: every room it is in", RoomRef, repeat=True, protected=False),

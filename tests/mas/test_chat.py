@@ -111,8 +111,9 @@ def described(ess: ESS) -> Any:
 
 
 def plain(reply: str) -> str:
-    """A reply without the sign of its tone (✅, ❌ …)."""
-    return reply.split(" ", 1)[1] if reply[:1] in "✅❌⚠ℹ" else reply
+    """A reply without the sign of its tone (✅, ❌ …), nor the undo line that ends a reversible action's."""
+    text = reply.split(" ", 1)[1] if reply[:1] in "✅❌⚠ℹ" else reply
+    return text.split("\n\nTo take it back: ", 1)[0]
 
 
 def mas_requests(mas: MASStandIn, method: str, pattern: str) -> list[Any]:
@@ -215,6 +216,31 @@ async def test_create_and_admin_rights_go_to_mas(ess: ESS) -> None:
     assert ess.mas.users[created.id].admin is True
     _, reply = await ess.confirm(ess.admin, "!admin user admin newbie-ess off")
     assert "may no longer request admin rights" in reply and ess.mas.users[created.id].admin is False
+
+
+async def test_undo_goes_where_the_account_lives(ess: ESS) -> None:
+    """An undo runs the inverse command, which goes to MAS for an account MAS keeps: lock and admin
+    rights are taken back there, and checked there before."""
+    quinn, quinn_mas = await ess.account("quinn")
+    _, locked = await ess.confirm(ess.mod, f"!admin user lock {quinn.user_id}")
+    assert ess.mas.users[quinn_mas.id].locked_at is not None
+    entry = re.search(r"!admin undo (\d+)", locked)
+    assert entry, locked
+    _, undone = await ess.confirm(ess.mod, f"!admin undo {entry.group(1)}")
+    assert "no longer locked in matrix-authentication-service" in undone and "took back" in undone
+    assert ess.mas.users[quinn_mas.id].locked_at is None
+    assert (await ess.synapse(quinn.user_id))["locked"] is False
+
+    _, granted = await ess.confirm(ess.admin, f"!admin user admin {quinn.user_id} on")
+    assert ess.mas.users[quinn_mas.id].admin is True
+    entry = re.search(r"!admin undo (\d+)", granted)
+    assert entry, granted
+    ess.mas.users[quinn_mas.id].admin = False  # changed in MAS meanwhile, without the bot
+    refused = await ess.admin.ask_body(f"!admin undo {entry.group(1)}")
+    assert f"it changed since #{entry.group(1)}: now {quinn.user_id} is not a server admin" in refused
+    ess.mas.users[quinn_mas.id].admin = True
+    _, undone = await ess.confirm(ess.admin, f"!admin undo {entry.group(1)}")
+    assert "may no longer request admin rights" in undone and ess.mas.users[quinn_mas.id].admin is False
 
 
 async def test_a_moderator_cannot_reach_a_mas_admin_through_mas_either(ess: ESS) -> None:
