@@ -26,6 +26,7 @@ from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
 from .policy import Policy
+from .refusals import RefusalLimiter
 from .reports.inbox import ReportInbox
 from .services import ReportDesk
 from .spec import CommandTable
@@ -53,6 +54,7 @@ class App:
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
         mas_transport: httpx.AsyncBaseTransport | None = None,
+        refusal_window_s: float | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -86,6 +88,7 @@ class App:
         # jobs and the report inbox hold back together on a 429 or while it is down.
         self.gate = HomeserverGate()
         self._mas_transport = mas_transport
+        self._refusals = RefusalLimiter() if refusal_window_s is None else RefusalLimiter(window_s=refusal_window_s)
         self.mas: MASAPI | None = None
         self.mas_detection: MASDetection | None = None
 
@@ -116,7 +119,7 @@ class App:
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
-            require_cross_signed_senders=config.encryption.require_cross_signed_senders,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
         )
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from .invocation import Invocation
-from .views import Code, Doc, Record, Text
+from .views import Code, Doc, Record, Text, Untrusted
 
 # No 0/O, 1/I/L: codes are read off a screen and typed on a phone.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -52,3 +52,13 @@ def undo_line(inv: Invocation, prefix: str) -> Text | None:
     if inv.reversible:
         return Text("Reversible: once done, its reply ends with ", Code(f"{prefix} undo <entry>"), ".")
     return None
+
+
+def prompt_minimal(inv: Invocation, *, code: str, prefix: str) -> Text:
+    """The prompt when the full one does not fit in one event (or cannot be shown): the code comes
+    first, so that it survives even the last cut of the fitting renderer."""
+    return Text(
+        Code(f"{prefix} confirm {code}"), f" runs {inv.name} ", Untrusted(inv.summary(), 120),
+        ". What it acts on is too large to show in one message. To drop it: ", Code(f"{prefix} cancel {code}"), ".",
+        tone="warning",
+    )

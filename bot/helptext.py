@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import untrusted
 from .admin_api.errors import AdminAPIError
 from .spec import Command, CommandGroup, CommandTable
 from .views import Code, Doc, Items, Preformatted, Record, Table, Text
@@ -73,7 +74,7 @@ def topic_help(table: CommandTable, words: Sequence[str], prefix: str) -> Doc | 
 
 
 def not_found(words: Sequence[str], suggestions: Sequence[str], prefix: str) -> Text:
-    typed = " ".join(words) or "(nothing)"
+    typed = untrusted.inline(" ".join(words), 100) or "(nothing)"  # a 10 KB word is not echoed whole
     if suggestions:
         options: list[object] = []
         for index, suggestion in enumerate(suggestions):

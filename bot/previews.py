@@ -287,7 +287,7 @@ def _(p: PasswordResetPreview) -> Record:
     account = [line for line in _account_lines(p.user_id, p.account) if line[0] != "display name"]
     return Record("Account", [
         *account, *_where(p.home),
-        ("password", "as typed (hidden)" if p.password_given else "a strong one is generated and shown once"),
+        ("password", "as typed (hidden)" if p.password_given else "a strong one is generated and sent to you alone, in a direct message"),
         (label, fate),
     ])
 

@@ -572,6 +572,10 @@ class Store:
         rows = await self.db.fetchall(f"SELECT a.* {joined}{page[0]} ORDER BY a.id DESC LIMIT ?", (*params, *page[1], limit))
         return [AuditEntry(**dict(row)) for row in rows], int(count["n"]) if count else 0
 
+    async def set_audit_detail(self, row_id: int, detail: str) -> None:
+        """Change what one row says (the count of refusals held back after it): the row stays one row."""
+        await self.db.execute("UPDATE audit SET detail = ? WHERE id = ?", (detail[:2000], row_id))
+
     async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
         rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
         return [AuditEntry(**dict(row)) for row in rows]

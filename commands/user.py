@@ -32,7 +32,7 @@ from bot.previews import (
 )
 from bot.reversal import AccountFlag, Inverse, RateLimitOverride, Reversal
 from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
-from bot.views import Bytes, Code, Doc, Record, Shown, Table, Text, Untrusted, When
+from bot.views import Bytes, Code, Doc, PrivateSecret, Record, Shown, Table, Text, Untrusted, When
 
 from . import _mas
 
@@ -73,6 +73,21 @@ user.skip("GET /api/admin/v1/user-emails/<id>",
 
 def generated_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def with_generated_password(public: Doc, user: str, password: str, *, prefix: str, done: str) -> PrivateSecret:
+    """A result whose generated password only the requester sees (in a direct message; never in the room)."""
+    return PrivateSecret(
+        public=public,
+        secret=Text("The new password of ", Code(user), f" ({done}): ", Shown(password),
+                    " — shown once; the bot does not keep it."),
+        what="the generated password",
+        if_undelivered=Text(f"{'The account was created' if done == 'created' else 'Its password was reset'} all the "
+                            "same, and nobody knows the password: set one with ",
+                            Code(f"{prefix} user reset-password {user} <password>"),
+                            " (your message is removed from the room), or make direct messages work (encryption on, "
+                            "and a device of yours that encrypts) and reset it again.", tone="warning"),
+    )
 
 
 async def existing(ctx: Context, user: str) -> UserDetails:
@@ -421,9 +436,10 @@ async def _synapse_account(ctx: Context, home: AccountHome) -> UserDetails | Non
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "PUT /_synapse/admin/v2/users/<user_id>",
                "POST /api/admin/v1/users", "POST /api/admin/v1/users/<id>/set-password",
                "POST /api/admin/v1/users/<id>/set-admin"],
-    details="With matrix-authentication-service the account is created there (MAS provisions it on the homeserver).",
+    details="With matrix-authentication-service the account is created there (MAS provisions it on the homeserver). "
+            "A generated password is sent to you alone, in an encrypted direct message; never into the room.",
 )
-async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc:
+async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc | PrivateSecret:
     home = ctx.accounts.new_account_home(user)
     chosen = password or generated_password()
     if home.in_mas:
@@ -439,10 +455,10 @@ async def create(ctx: Context, user: str, password: str | None, displayname: str
         if displayname:
             body["displayname"] = displayname
         created_name, notes, password_set = (await ctx.api.modify_user(user, **body)).name, [], True
-    blocks: list[Any] = [Text("Created ", Code(created_name), " (server admin)." if admin else ".", tone="ok"), *notes]
+    done = Doc(Text("Created ", Code(created_name), " (server admin)." if admin else ".", tone="ok"), *notes)
     if password is None and password_set:
-        blocks.append(Text("Generated password, shown once: ", Shown(chosen)))
-    return Doc(*blocks)
+        return with_generated_password(done, created_name, chosen, prefix=ctx.prefix, done="created")
+    return done
 
 
 async def _create_in_mas(ctx: Context, user: str, chosen: str, displayname: str | None,
@@ -484,9 +500,10 @@ async def _create_in_mas(ctx: Context, user: str, chosen: str, displayname: str 
     endpoints=["GET /_synapse/admin/v2/users/<user_id>", "POST /_synapse/admin/v1/reset_password/<user_id>",
                MAS_USER_ENDPOINT, "POST /api/admin/v1/users/<id>/set-password", *_mas.SESSION_ENDPOINTS],
     details="With matrix-authentication-service the password is set there, and every session of the account "
-            "ends (log out everywhere) unless --no-logout.",
+            "ends (log out everywhere) unless --no-logout. A generated password is sent to you alone, in an "
+            "encrypted direct message; never into the room.",
 )
-async def reset_password(ctx: Context, user: str, password: str | None, no_logout: bool) -> Doc:
+async def reset_password(ctx: Context, user: str, password: str | None, no_logout: bool) -> Doc | PrivateSecret:
     home = await ctx.accounts.locate(user)
     chosen = password or generated_password()
     if home.in_mas:
@@ -498,10 +515,10 @@ async def reset_password(ctx: Context, user: str, password: str | None, no_logou
     else:
         await ctx.api.reset_password(user, chosen, logout_devices=not no_logout)
         outcome = "; its devices stay logged in." if no_logout else "; every device was logged out."
-    blocks: list[Any] = [Text("New password set for ", Code(user), outcome, tone="ok")]
+    done = Doc(Text("New password set for ", Code(user), outcome, tone="ok"))
     if password is None:
-        blocks.append(Text("Generated password, shown once: ", Shown(chosen)))
-    return Doc(*blocks)
+        return with_generated_password(done, user, chosen, prefix=ctx.prefix, done="reset")
+    return done
 
 
 @reset_password.preview

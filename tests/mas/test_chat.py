@@ -179,7 +179,7 @@ async def test_a_password_reset_in_mas_logs_out_everywhere(ess: ESS) -> None:
     ess.mas.add_oauth2_session(dave_mas, user_agent="Element X")
     ess.mas.add_browser_session(dave_mas)
     prompt, reply = await ess.confirm(ess.admin, f"!admin user reset-password {dave.user_id}")
-    assert "password: a strong one is generated and shown once" in prompt
+    assert "password: a strong one is generated and sent to you alone, in a direct message" in prompt
     assert "sessions: 3 active sessions end (log out everywhere)" in prompt
     assert f"New password set for {dave.user_id} in matrix-authentication-service; 3 sessions ended" in reply
     assert ess.mas.users[dave_mas.id].password and ess.mas.users[dave_mas.id].password != dave.password
