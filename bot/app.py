@@ -27,6 +27,7 @@ from .mas_api import MASAPI
 from .matrix import MatrixClient
 from .metrics import Metrics
 from .policy import Policy
+from .refusals import RefusalLimiter
 from .reports.inbox import ReportInbox
 from .services import ReportDesk
 from .spec import CommandTable
@@ -54,6 +55,7 @@ class App:
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
         mas_transport: httpx.AsyncBaseTransport | None = None,
+        refusal_window_s: float | None = None,
     ) -> None:
         if table is None:
             from commands import load_table
@@ -87,6 +89,7 @@ class App:
         # jobs and the report inbox hold back together on a 429 or while it is down.
         self.gate = HomeserverGate()
         self._mas_transport = mas_transport
+        self._refusals = RefusalLimiter() if refusal_window_s is None else RefusalLimiter(window_s=refusal_window_s)
         self.mas: MASAPI | None = None
         self.mas_detection: MASDetection | None = None
 
@@ -117,7 +120,8 @@ class App:
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
-            require_cross_signed_senders=config.encryption.require_cross_signed_senders, gate=self.api.gate,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
+            gate=self.api.gate,
         )
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
@@ -159,16 +163,17 @@ class App:
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
 
-        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`). Building the client
-        needs no network; its secrets reach the log scrubber before any request.
+        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
+        asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
+        scrubber before any request.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.dispatcher.mas = self.mas
+            self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.dispatcher.mas_detection = self.mas_detection
+        self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)

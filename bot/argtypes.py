@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
-from .ids import UnsafePathSegment, check_segment, valid_server_name
+from .ids import UnsafePathSegment, check_segment, valid_server_name, valid_ulid
 from .units import MAX_TIME_MS, format_ts, human_duration, human_size, parse_duration_ms
 
 # Ranges of the numeric argument types: anything beyond is a usage error at parse time, never a
@@ -62,7 +62,7 @@ def _segment(token: str, what: str) -> str:
     try:
         return check_segment(token)
     except UnsafePathSegment as exc:
-        raise ArgumentError(f"{token!r} is not a valid {what}: {exc}") from None
+        raise ArgumentError(f"{_shown(token)} is not a valid {what}: {exc}") from None
 
 
 class _StrValue(str):
@@ -100,17 +100,17 @@ class UserID(_StrValue):
         value = token.strip()
         if not value.startswith("@"):
             if ":" in value or not value:
-                raise ArgumentError(f"{token!r} is not a user ID: expected @name:server or a bare local name")
+                raise ArgumentError(f"{_shown(token)} is not a user ID: expected @name:server or a bare local name")
             value = f"@{value}:{env.server_name}"
         localpart, sep, server = value[1:].partition(":")
         if not sep or not localpart or not server:
-            raise ArgumentError(f"{token!r} is not a user ID: expected @name:server")
+            raise ArgumentError(f"{_shown(token)} is not a user ID: expected @name:server")
         if not valid_server_name(server):
-            raise ArgumentError(f"{token!r} is not a user ID: {server!r} is not a server name")
+            raise ArgumentError(f"{_shown(token)} is not a user ID: {_shown(server)} is not a server name")
         if any(ch.isspace() or ord(ch) < 0x21 or ord(ch) > 0x7E for ch in localpart):
-            raise ArgumentError(f"{token!r} is not a user ID: the name part may only use printable ASCII")
+            raise ArgumentError(f"{_shown(token)} is not a user ID: the name part may only use printable ASCII")
         if len(value) > 255:
-            raise ArgumentError(f"{token!r} is not a user ID: longer than 255 characters")
+            raise ArgumentError(f"{_shown(token)} is not a user ID: longer than 255 characters")
         _segment(value, "user ID")
         return cls(value)
 
@@ -124,7 +124,7 @@ class LocalUserID(UserID):
     def parse(cls, token: str, env: ParseEnv) -> LocalUserID:
         value = UserID.parse(token, env)
         if value.server_name != env.server_name:
-            raise ArgumentError(f"{token!r} is not a user of this homeserver ({env.server_name})")
+            raise ArgumentError(f"{_shown(token)} is not a user of this homeserver ({env.server_name})")
         return cls(value)
 
 
@@ -137,13 +137,13 @@ class RoomID(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> RoomID:
         value = token.strip()
         if not re.match(r"^![^\s:]+(?::[^\s]+)?$", value):
-            raise ArgumentError(f"{token!r} is not a room ID: expected !opaque:server or !opaque")
+            raise ArgumentError(f"{_shown(token)} is not a room ID: expected !opaque:server or !opaque")
         opaque, sep, server = value[1:].partition(":")
         if sep and not valid_server_name(server):
-            raise ArgumentError(f"{token!r} is not a room ID: {server!r} is not a server name")
+            raise ArgumentError(f"{_shown(token)} is not a room ID: {_shown(server)} is not a server name")
         if not sep and not re.match(r"^[A-Za-z0-9_\-]{43}$", opaque):
             raise ArgumentError(
-                f"{token!r} is not a room ID: a room ID without a server (room version 12) "
+                f"{_shown(token)} is not a room ID: a room ID without a server (room version 12) "
                 "is 43 characters of URL-safe base64"
             )
         _segment(value, "room ID")
@@ -157,12 +157,12 @@ class RoomAlias(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> RoomAlias:
         value = token.strip()
         if not value.startswith("#") or len(value) < 2:
-            raise ArgumentError(f"{token!r} is not a room alias: expected #name:server")
+            raise ArgumentError(f"{_shown(token)} is not a room alias: expected #name:server")
         if ":" not in value:
             value = f"{value}:{env.server_name}"
         local, _, server = value[1:].partition(":")
         if not local or not valid_server_name(server) or any(ch.isspace() for ch in local):
-            raise ArgumentError(f"{token!r} is not a room alias: expected #name:server")
+            raise ArgumentError(f"{_shown(token)} is not a room alias: expected #name:server")
         _segment(value, "room alias")
         return cls(value)
 
@@ -178,7 +178,7 @@ class RoomRef(_StrValue):
             return RoomAlias.parse(token, env)
         if token.startswith("!"):
             return RoomID.parse(token, env)
-        raise ArgumentError(f"{token!r} is not a room: expected a room ID (!…) or an alias (#…)")
+        raise ArgumentError(f"{_shown(token)} is not a room: expected a room ID (!…) or an alias (#…)")
 
     @classmethod
     async def resolve(cls, value: str, resolver: AliasResolver) -> RoomID:
@@ -226,10 +226,10 @@ class MxcURI(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> MxcURI:
         value = token.strip()
         if not value.startswith("mxc://"):
-            raise ArgumentError(f"{token!r} is not a media URI: expected mxc://server/media_id")
+            raise ArgumentError(f"{_shown(token)} is not a media URI: expected mxc://server/media_id")
         server, sep, media_id = value[len("mxc://") :].partition("/")
         if not sep or not valid_server_name(server) or not _MEDIA_ID_RE.match(media_id):
-            raise ArgumentError(f"{token!r} is not a media URI: expected mxc://server/media_id")
+            raise ArgumentError(f"{_shown(token)} is not a media URI: expected mxc://server/media_id")
         return cls(value)
 
 
@@ -240,7 +240,7 @@ class ServerName(_StrValue):
     def parse(cls, token: str, env: ParseEnv) -> ServerName:
         value = token.strip()
         if not valid_server_name(value):
-            raise ArgumentError(f"{token!r} is not a server name: expected a host name with an optional :port")
+            raise ArgumentError(f"{_shown(token)} is not a server name: expected a host name with an optional :port")
         return cls(_segment(value, "server name"))
 
 
@@ -254,6 +254,33 @@ class Identifier(_StrValue):
         if len(token) > 255:
             raise ArgumentError(f"{token[:40]!r}… is too long for an identifier")
         return cls(_segment(token, "identifier"))
+
+
+class MASID(_StrValue):
+    """The ID of something in matrix-authentication-service (a session, a link, a provider): a ULID."""
+
+    label = "mas-id"
+
+    @classmethod
+    def parse(cls, token: str, env: ParseEnv) -> MASID:
+        value = token.strip().upper()
+        if not valid_ulid(value):
+            raise ArgumentError(f"{token!r} is not a MAS ID: expected 26 characters like 01J44RKQYM4G3TNVANTMTDYTX6")
+        return cls(value)
+
+
+class EmailAddress(_StrValue):
+    """An e-mail address (`name@domain`). Its form only; whether it exists is the mail system's business."""
+
+    label = "email"
+    _RE = re.compile(r"^[^\s@<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$")
+
+    @classmethod
+    def parse(cls, token: str, env: ParseEnv) -> EmailAddress:
+        value = token.strip()
+        if len(value) > 254 or not cls._RE.match(value):
+            raise ArgumentError(f"{token!r} is not an e-mail address: expected name@example.org")
+        return cls(value)
 
 
 class Text(_StrValue):
@@ -370,7 +397,7 @@ class Timestamp:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except (ValueError, OverflowError):
             raise ArgumentError(
-                f"{token!r} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d"
+                f"{_shown(token)} is not a date: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM or a duration like 30d"
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
@@ -455,7 +482,7 @@ class Choice:
     def parse(self, token: str, env: ParseEnv) -> str:
         value = token.strip().lower()
         if value not in self.choices:
-            raise ArgumentError(f"{token!r} is not one of {', '.join(self.choices)}")
+            raise ArgumentError(f"{_shown(token)} is not one of {', '.join(self.choices)}")
         return value
 
     def describe(self, value: Any) -> str:

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from .invocation import Invocation
-from .views import Code, Doc, Record, Text
+from .views import Code, Doc, Record, Text, Untrusted
 
 # No 0/O, 1/I/L: codes are read off a screen and typed on a phone.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -39,4 +39,26 @@ def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str,
             f"{minutes} min. To drop it: ", Code(f"{prefix} cancel {code}"), " or ❌.",
             tone="warning",
         )
-    return Doc(what, preview, footer)
+    return Doc(what, preview, undo_line(inv, prefix), footer)
+
+
+def undo_line(inv: Invocation, prefix: str) -> Text | None:
+    """What the prompt says about taking it back: an undo is final, an irreversible action has no
+    undo (declared on its command or flag), a reversible one will offer one."""
+    if inv.undoes is not None:
+        return Text(f"This takes back audit entry #{inv.undoes}. An undo is final: it offers no undo of its own.")
+    if inv.irreversible:
+        return Text(f"No undo: {inv.irreversible}.", tone="warning")
+    if inv.reversible:
+        return Text("Reversible: once done, its reply ends with ", Code(f"{prefix} undo <entry>"), ".")
+    return None
+
+
+def prompt_minimal(inv: Invocation, *, code: str, prefix: str) -> Text:
+    """The prompt when the full one does not fit in one event (or cannot be shown): the code comes
+    first, so that it survives even the last cut of the fitting renderer."""
+    return Text(
+        Code(f"{prefix} confirm {code}"), f" runs {inv.name} ", Untrusted(inv.summary(), 120),
+        ". What it acts on is too large to show in one message. To drop it: ", Code(f"{prefix} cancel {code}"), ".",
+        tone="warning",
+    )

@@ -5,6 +5,10 @@ Every check that decides whether something runs lives here (and, for jobs, in bo
 once, before any handler or API call: handlers never test roles or targets themselves. The
 decisions themselves are bot/policy.py's.
 
+A reversible action (a command with `@command.undo`) records how to take it back once it has
+succeeded (bot/undo.py), and its reply ends with `undo <entry>`; `undo <entry>` runs the inverse
+invocation down this same path.
+
 A destructive command is stored as an Invocation (bot/invocation.py) behind a confirmation code;
 `confirm <code>` and a ✅ on the prompt take the same path (`decide`), which decodes and
 validates the invocation again, re-checks the role and targets of whoever confirms, and executes
@@ -29,10 +33,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import helptext, verbs
-from .admin_api.errors import AdminAPIError
+from . import helptext, untrusted, verbs
+from .admin_api.errors import AdminAPIError, UnrecognizedEndpoint
 from .argtypes import ArgumentError, ParseEnv
-from .confirm import CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_view
+from .confirm import (
+    CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_minimal, prompt_view,
+)
 from .context import Context
 from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
 from .gate import MAX_RETRY_AFTER_S, Hold, HomeserverGate, Priority, Work, working
@@ -40,17 +46,28 @@ from .invocation import InvalidInvocation, Invocation, decode, encode, typed_arg
 from .jobs import JobRunner, job_view
 from .parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
 from .policy import Policy
-from .render import csv_cell, edit_content, notice_content, plain_value, render_fitting
-from .services import BotStatus, ReportDesk
+from .refusals import RefusalLimiter, tally
+from .render import SendForm, csv_cell, fit_content, plain_value
+from .sensitive import hidden_form, may_carry_secret
+from .services import AuditTrail, BotStatus, ReportDesk
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
 from .storage import PendingConfirmation, Store
-from .views import Attachment, Doc, Handoff, JobStarted, Table, Text
+from .undo import FINAL, Plan, UndoBook
+from .views import Attachment, Code, Doc, Handoff, JobStarted, PrivateSecret, Table, Text
 
 log = logging.getLogger(__name__)
 
 # Commands that waited longer than this (the bot was down) are not run: the situation that
 # prompted them may have changed. The sender is told to send them again.
 STALE_COMMAND_MS = 15 * 60 * 1000
+# Refusals answered per sender and window (bot/refusals.py): one for someone without a role or on
+# a device nobody vouches for; a few for a team member who tries what their role does not allow
+# (they get every other answer anyway, so holding theirs back protects nothing at first).
+STRANGER_REFUSALS = 1
+ROLE_REFUSALS = 5
+# How long a direct message with a secret may take to be ready (the person's devices known).
+DIRECT_TIMEOUT_S = 30.0
+_HIDDEN = "they are not repeated here: the message may hold a password"
 # Exports: rows written between looks at the event loop (the next page's answer comes in meanwhile),
 # and the file's write buffer.
 EXPORT_ROWS_BETWEEN_YIELDS = 100
@@ -87,6 +104,8 @@ class Dispatcher:
         require_cross_signed_senders: bool = False,
         report_desk: ReportDesk | None = None,
         clock: Callable[[], int] | None = None,
+        refusals: RefusalLimiter | None = None,
+        direct_timeout: float = DIRECT_TIMEOUT_S,
         gate: HomeserverGate | None = None,
     ) -> None:
         self.table = table
@@ -102,9 +121,13 @@ class Dispatcher:
         self.require_cross_signed_senders = require_cross_signed_senders
         self.report_desk = report_desk
         self.bot_status = BotStatus(store, jobs.running)
+        self.undo_book = UndoBook(store, table, self._env, prefix)
+        self.audit_trail = AuditTrail(store, [c.name for c in table.commands() if c.may_write or c.undo_handler])
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
+        self.refusals = refusals if refusals is not None else RefusalLimiter()
+        self.direct_timeout = direct_timeout
         # The homeserver gate of the Admin API (bot/gate.py): while a person's command is handled,
         # bulk jobs step aside, and a rate limit is waited out (and explained) instead of failing.
         self.gate = gate
@@ -142,9 +165,7 @@ class Dispatcher:
     async def on_message(self, msg: IncomingMessage) -> None:
         if msg.room_id not in self.admin_rooms or msg.sender == self.bot_user_id:
             return
-        if msg.is_edit or msg.msgtype != "m.text":
-            return
-        rest = self._strip_prefix(msg.body)
+        rest = self._strip_prefix(msg.body[2:] if msg.is_edit and msg.body.startswith("* ") else msg.body)
         if rest is None:
             return
         role = self.policy.role_of(msg.sender)
@@ -153,14 +174,28 @@ class Dispatcher:
             await self._take(ctx, msg, role, rest)
 
     async def _take(self, ctx: Context, msg: IncomingMessage, role: Role | None, rest: str) -> None:
-        if role is None:
-            await self._reply(ctx, Text("You are not allowed to use this bot.", tone="error"))
-            await self._audit_refusal(ctx, rest[:200], "sender has no role")
+        # Before anything else, on every path (edits, notices, strangers included): a message that may
+        # hold a password leaves the room, and from here on its words are neither echoed nor audited.
+        secret = may_carry_secret(rest, self.table, self._env())
+        if secret is not None:
+            await self._redact_secret(ctx, warn=role is not None)
+        if msg.is_edit or msg.msgtype != "m.text":
+            if secret is not None and role is not None:
+                await self._reply(ctx, Text(
+                    "Edits of commands are never run, and this one was removed from the room because it may hold "
+                    "a password. Send the command again as a new message.", tone="warning"))
             return
-        untrusted = self._untrusted_device(msg.room_id, msg.encrypted, msg.sender_device, msg.sender_device_trusted)
-        if untrusted is not None:
-            await self._reply(ctx, Text(f"Refused: this message {untrusted}, then send the command again.", tone="error"))
-            await self._audit_refusal(ctx, rest[:200], "device not cross-signed")
+        shown = hidden_form(secret) if secret is not None else untrusted.inline(rest, 200)
+        if role is None:
+            await self._refuse(ctx, Text("You are not allowed to use this bot.", tone="error"),
+                               args=shown, detail="sender has no role", burst=STRANGER_REFUSALS)
+            return
+        device = self._untrusted_device(msg.room_id, msg.encrypted, msg.sender_device, msg.sender_device_trusted)
+        if device is not None:
+            # Per device: what is refused is the device (a person may try from two unsigned ones).
+            await self._refuse(ctx, Text(f"Refused: this message {device}, then send the command again.", tone="error"),
+                               args=shown, detail="device not cross-signed", burst=STRANGER_REFUSALS,
+                               key=f"{msg.sender} on {msg.sender_device if msg.encrypted else 'an unknown device'}")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
             await self._reply(ctx, Text(
@@ -168,7 +203,20 @@ class Dispatcher:
                 f"{(self.clock() - msg.origin_ts) // 60000} minutes ago. Send it again if it is still wanted.",
                 tone="warning"))
             return
-        await self._handle_command(ctx, rest)
+        try:
+            await self._handle_command(ctx, rest, secret)
+        except Exception as exc:  # a bug anywhere on the command path still gets an answer and a row
+            await self._internal_error(ctx, shown, exc)
+
+    async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
+        log.error("command failed: %s", shown, exc_info=exc)
+        try:
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown,
+                                   result="internal error", detail=type(exc).__name__)
+        except Exception:
+            log.exception("could not write the audit log")
+        await self._reply(ctx, Text(f"Internal error ({type(exc).__name__}); the bot's log has the details. "
+                                    "If it changed anything, the audit log says so.", tone="error"))
 
     def _untrusted_device(self, room_id: str, encrypted: bool, device: str | None, trusted: bool | None) -> str | None:
         """With `encryption.require_cross_signed_senders`, why an event in an encrypted room may not act; else None."""
@@ -237,7 +285,11 @@ class Dispatcher:
             return "ignored"
         ctx = self._context(sender, role, room_id, reply_to, thread_root)
         with self._serving(ctx):
-            return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+            try:
+                return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+            except Exception as exc:
+                await self._internal_error(ctx, command, exc)
+                return "internal error"
 
     async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
         command = self.table.by_name.get(name)
@@ -263,7 +315,9 @@ class Dispatcher:
             return None
         return rest.strip()
 
-    async def _handle_command(self, ctx: Context, text: str) -> None:
+    async def _handle_command(self, ctx: Context, text: str, secret: Command | None = None) -> None:
+        """Parse and run what a person typed. With `secret` (the message may hold a password, and
+        has been redacted already), no reply quotes any word of it."""
         started = time.monotonic()
         if not text:
             await self._reply(ctx, helptext.overview(self.table, self.prefix))
@@ -271,17 +325,20 @@ class Dispatcher:
         try:
             parsed = parse(text, self.table, self._env())
         except CommandNotFound as exc:
-            await self._reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
+            if secret is not None:
+                await self._reply(ctx, Text(f"Unknown command ({_HIDDEN}). Did you mean ",
+                                            Code(f"{self.prefix} {secret.name}"), "?", tone="error"))
+            else:
+                await self._reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
             self._observe("(unknown)", "unknown", started)
             return
         except UsageError as exc:
-            if exc.command.secret_names:
-                await self._redact_secret(ctx)  # it may hold a password even though it did not parse
-            await self._reply(ctx, helptext.usage_error(exc.command, exc.message, self.prefix))
+            await self._reply(ctx, self._usage(exc.command, exc.message, secret))
             self._observe(exc.command.name, "usage", started)
             return
         except ArgumentError as exc:
-            await self._reply(ctx, Text(str(exc), tone="error"))
+            message = f"{secret.name}: cannot split the command into words; check the quotes" if secret else str(exc)
+            await self._reply(ctx, Text(message, tone="error"))
             return
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
@@ -297,15 +354,20 @@ class Dispatcher:
         return Invocation(command=command, args=args, requester=ctx.requester, room_id=ctx.room_id,
                           event_id=ctx.event_id, thread_root=ctx.thread_root)
 
+    def _usage(self, command: Command, message: str, secret: Command | None = None) -> Doc:
+        """A usage error; for a command that may hold a password, without the parser's words (they
+        may quote it: `unexpected argument 'horse'`)."""
+        if secret is not None or command.secret_names:
+            message = f"the arguments do not fit ({_HIDDEN})"
+        return helptext.usage_error(command, message, self.prefix)
+
     async def _run(self, ctx: Context, inv: Invocation, options: RunOptions, started: float) -> str:
-        if inv.command.secret_names and any(inv.args.get(n) for n in inv.command.secret_names):
-            await self._redact_secret(ctx)  # first: whatever happens next, the password leaves the room
         checked = await self._checked(ctx, inv, started)
         if isinstance(checked, str):
             return checked
-        if checked.destructive or options.dry_run:
+        if checked.destructive or (options.dry_run and checked.writes):
             result = await self._prompt(ctx, checked, options)
-        else:
+        else:  # a dry run of what writes nothing is the command itself: reading changes nothing
             result = await self._execute(ctx, checked, options)
         self._observe(inv.name, result, started)
         return result
@@ -314,18 +376,18 @@ class Dispatcher:
         """The invocation with aliases resolved and derived targets found, if `ctx`'s role may run
         it and every target is within its reach; otherwise the refusal is answered and audited."""
         if not self.policy.may_run(ctx.role, inv):
-            await self._reply(ctx, Text(f"Refused: {_as_asked(inv)} needs the {inv.role_needed.label} role; "
-                                        f"you are a {ctx.role.label}.", tone="error"))
-            await self._audit(ctx, inv, "refused", "role")
+            await self._refuse(ctx, Text(f"Refused: {_as_asked(inv)} needs the {inv.role_needed.label} role; "
+                                         f"you are a {ctx.role.label}.", tone="error"),
+                               inv=inv, detail="role", burst=ROLE_REFUSALS)
             self._observe(inv.name, "refused", started)
             return "refused"
         try:
             inv = await self._derive_targets(ctx, await self._resolve(inv))
         except ArgumentError as exc:
-            await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
+            await self._reply(ctx, self._usage(inv.command, str(exc)))
             return "usage"
         except AdminAPIError as exc:
-            await self._reply(ctx, helptext.api_error(exc))
+            await self._reply(ctx, self._api_error(exc))
             return f"error {exc.errcode}"
         except CommandError as exc:
             await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
@@ -365,9 +427,9 @@ class Dispatcher:
                 view = await inv.command.handler(ctx, **self._kwargs(inv, options.page))
             return self._with_next_hint(view, inv, options), "ok"
         except AdminAPIError as exc:
-            return helptext.api_error(exc), f"error {exc.errcode}"
+            return self._api_error(exc), f"error {exc.errcode}"
         except ArgumentError as exc:
-            return helptext.usage_error(inv.command, str(exc), self.prefix), "usage"
+            return self._usage(inv.command, str(exc)), "usage"
         except CommandError as exc:
             return Text(f"{inv.name}: {exc}", tone="error"), "refused"
         except Exception as exc:  # a handler bug must not take the bot down or leak details
@@ -383,7 +445,10 @@ class Dispatcher:
 
     async def _execute(self, ctx: Context, inv: Invocation, options: RunOptions,
                        confirmation: PendingConfirmation | None = None) -> str:
-        """Run it (or start its job), answer, and write its one audit row."""
+        """Run it (or start its job), write its one audit row, record how to undo it, and answer."""
+        if inv.undoes is not None and not await self._may_undo_now(ctx, inv, confirmation):
+            return "refused"
+        plan = await self.undo_book.plan(ctx, inv)  # before it runs: the state it is about to change
         job_id: int | None = None
         if inv.command.job:
             view, result = None, "ok"
@@ -399,13 +464,126 @@ class Dispatcher:
         if isinstance(view, Handoff):
             await self._audit(ctx, inv, "handed off", view.command, confirmation=confirmation)
             return await self._run_built(ctx, view.command, view.args, time.monotonic())
-        if options.quiet and result == "ok":
-            await self._audit(ctx, inv, result, detail or "by reaction", confirmation=confirmation)
+        if isinstance(view, PrivateSecret):
+            view, delivery = await self._deliver_privately(ctx, inv, view)
+            detail = "; ".join(part for part in (detail, delivery) if part)
+        quiet = options.quiet and result == "ok"
+        if inv.undoes is not None:
+            detail = "; ".join(part for part in (detail, f"undoes #{inv.undoes}") if part)
+        detail = detail or ("by reaction" if quiet else "")
+        # Audited, then rendered, then sent: whatever happens to the reply, the row exists and says it.
+        row = await self._audit(ctx, inv, result, detail, confirmation=confirmation, job_id=job_id, undoes=inv.undoes)
+        view = await self._after_undoable(ctx, inv, plan, result, row, view)
+        if quiet:
             return result
-        reply_id = await self._reply(ctx, view)
+        content, problem = self._content(self._form(ctx.room_id, reply_to=ctx.event_id, thread_root=ctx.thread_root), view)
+        if problem is not None and row is not None:
+            await self._set_audit_detail(row, "; ".join(part for part in (detail, problem) if part))
+        reply_id = await self._send(ctx.room_id, content)
         await self._after_reply(view, reply_id, ctx)
-        await self._audit(ctx, inv, result, detail, confirmation=confirmation, job_id=job_id)
         return result
+
+    async def _deliver_privately(self, ctx: Context, inv: Invocation, result: PrivateSecret) -> tuple[Any, str]:
+        """Send a result's secret to the person who asked, alone, in an encrypted direct message; the
+        room hears where it went, or that it went nowhere and what to do. Never shown in the room."""
+        person = self._secret_recipient(ctx, inv)
+        what = result.what[:1].upper() + result.what[1:]
+        to = "you" if person == ctx.requester else person
+        try:
+            content = fit_content(result.secret, SendForm(encrypted=True), strict=True)
+            await asyncio.wait_for(self.messenger.send_direct(person, content, timeout=self.direct_timeout),
+                                   timeout=self.direct_timeout + 15)
+        except Exception as exc:  # encryption off, no device that encrypts, a timeout…: never the room instead
+            reason = untrusted.inline(str(exc) or type(exc).__name__, 200)
+            log.warning("could not send %s to %s in a direct message: %s", result.what, person, reason)
+            return (Doc(result.public, Text(f"{what} could not be sent to {to} in a direct message ({reason}), "
+                                            "so it is shown nowhere.", tone="error"), result.if_undelivered),
+                    f"{result.what} not delivered: {reason}")
+        return (Doc(result.public, Text(f"{what} was sent to {to} in a direct message (encrypted, to {to} alone).",
+                                        tone="ok")),
+                f"{result.what} sent to {person} in a direct message")
+
+    def _secret_recipient(self, ctx: Context, inv: Invocation) -> str:
+        """Who asked for it (the person who typed the command), while their role still allows the
+        command; else whoever confirmed it."""
+        asked = inv.requester
+        return asked if self.policy.may_run(self.policy.role_of(asked), inv) else ctx.requester
+
+    async def _after_undoable(self, ctx: Context, inv: Invocation, plan: Plan | None, result: str, row: int | None,
+                              view: Any) -> Any:
+        """Once an invocation has run and has its audit row: an undo marks its action undone (or free
+        again when it failed); a reversible action records how to take it back and says so."""
+        if inv.undoes is not None:
+            if result == "ok" and row is not None:
+                await self.undo_book.finish(inv.undoes, row)
+                return Doc(view, Text(f"This took back #{inv.undoes}. {FINAL}", tone="info"))
+            await self.undo_book.release(inv.undoes)
+            return view
+        if plan is None or result != "ok" or row is None or isinstance(view, (JobStarted, Attachment)):
+            return view
+        hint = self.undo_book.hint(await self.undo_book.record(ctx, inv, plan, row))
+        return Doc(view, hint) if hint is not None else view
+
+    # -- undo <entry>
+
+    async def undo(self, ctx: Context, row: int) -> Any:
+        """Take back the action of audit entry `row`: its inverse runs as if `ctx`'s sender had typed
+        it (role, staff protection, confirmation when destructive, audit). Returns what to answer, or
+        None when the inverse's own path has answered."""
+        started = time.monotonic()
+        found = await self.undo_book.lookup(row)
+        if isinstance(found, str):
+            return await self._undo_refused(ctx, row, found)
+        refusal = self._undo_role_problem(ctx, found)
+        if refusal is not None:
+            return await self._undo_refused(ctx, row, refusal, verb="Refused")
+        problem = await self.undo_book.problem(ctx, found)
+        if problem is not None:
+            return await self._undo_refused(ctx, row, problem)
+        inverse = self.undo_book.inverse(ctx, found)
+        if isinstance(inverse, str):
+            return await self._undo_refused(ctx, row, inverse)
+        await self._run(ctx, inverse, RunOptions(), started)
+        return None
+
+    def _undo_role_problem(self, ctx: Context, found: Any) -> str | None:
+        """An undo needs the role of the action it takes back (its inverse's own role is checked on
+        its way, like any command's)."""
+        if found.action is not None:
+            if self.policy.may_run(ctx.role, found.action):
+                return None
+            needed = found.action.role_needed
+        else:  # an action this version of the bot cannot read back: only an admin may take it back
+            needed = Role.ADMIN
+            if ctx.role >= needed:
+                return None
+        return (f"undoing #{found.record.action} ({found.entry.command}) needs the {needed.label} role; "
+                f"you are a {ctx.role.label}")
+
+    async def _may_undo_now(self, ctx: Context, inv: Invocation, confirmation: PendingConfirmation | None) -> bool:
+        """Right before an undo runs: it is still wanted by someone allowed to, the state is still
+        what the action left (checked again when it was confirmed: time has passed), and nobody else
+        is taking it back at the same moment."""
+        assert inv.undoes is not None
+        found = await self.undo_book.lookup(inv.undoes)
+        problem = found if isinstance(found, str) else self._undo_role_problem(ctx, found)
+        if problem is None and confirmation is not None:
+            problem = await self.undo_book.problem(ctx, found)  # type: ignore[arg-type]
+        if problem is None and not await self.undo_book.take(inv.undoes):
+            problem = f"#{inv.undoes} is being undone right now, or was undone meanwhile"
+        if problem is None:
+            return True
+        await self._reply(ctx, Text(f"Not undone: {problem}. Nothing was done.", tone="error"))
+        await self._audit(ctx, inv, "refused", problem, confirmation=confirmation)
+        return False
+
+    async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
+        try:
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}",
+                                   result="refused", detail=why)
+        except Exception:
+            log.exception("could not write the audit log")
+        return Text(f"{verb}: {why}. Nothing was done.", tone="error")
 
     async def _after_reply(self, view: Any, reply_id: str | None, ctx: Context) -> None:
         if isinstance(view, JobStarted):
@@ -425,28 +603,41 @@ class Dispatcher:
             try:
                 preview = await inv.command.preview_handler(ctx, **self._kwargs(inv, options.page))
             except AdminAPIError as exc:
-                await self._reply(ctx, helptext.api_error(exc))
+                await self._reply(ctx, self._api_error(exc))
                 await self._audit(ctx, inv, f"error {exc.errcode}", "preview")
                 return f"error {exc.errcode}"
             except ArgumentError as exc:
-                await self._reply(ctx, helptext.usage_error(inv.command, str(exc), self.prefix))
+                await self._reply(ctx, self._usage(inv.command, str(exc)))
                 return "usage"
             except CommandError as exc:
                 await self._reply(ctx, Text(f"{inv.name}: {exc}", tone="error"))
                 return "refused"
+            except Exception as exc:  # a preview's bug: answered, audited, nothing waits for confirmation
+                log.exception("the preview of %s failed", inv.name)
+                await self._audit(ctx, inv, "internal error", f"preview: {type(exc).__name__}")
+                await self._reply(ctx, Text(f"Internal error while preparing {inv.name} ({type(exc).__name__}); "
+                                            "nothing was done. The bot's log has the details.", tone="error"))
+                return "internal error"
         if options.dry_run:
-            await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
             await self._audit(ctx, inv, "dry-run")
+            await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
             return "dry-run"
         code = new_code()
+        # However much the preview must shrink to fit one event, the code stays in the prompt.
+        prompt_id = await self._reply(ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout),
+                                      minimal=prompt_minimal(inv, code=code, prefix=self.prefix))
+        if not prompt_id:
+            # Nobody saw the prompt: nothing may wait for a confirmation (a bare `confirm` would run it unseen).
+            await self._audit(ctx, inv, "error", "the confirmation prompt could not be sent; nothing waits for confirmation")
+            await self._reply(ctx, Text(f"I could not show the confirmation prompt of {inv.name}, so nothing waits for "
+                                        "confirmation and nothing was done. Send the command again.", tone="error"))
+            return "error"
         await self.store.add_confirmation(
             code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
             command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
             ttl_ms=int(self.confirm_timeout * 1000),
         )
-        prompt_id = await self._reply(ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout))
-        if prompt_id:
-            await self.store.set_confirmation_prompt(code, prompt_id)
+        await self.store.set_confirmation_prompt(code, prompt_id)
         await self._audit(ctx, inv, "pending", f"confirmation {code}", confirmation_code=code)
         return "pending"
 
@@ -532,8 +723,9 @@ class Dispatcher:
     async def _edit_prompt(self, pending: PendingConfirmation, view: Text) -> None:
         if not pending.prompt_event_id:
             return
+        content, _ = self._content(self._form(pending.room_id, edit_of=pending.prompt_event_id), view)
         try:
-            await self.messenger.send(pending.room_id, edit_content(render_fitting(view), target_event_id=pending.prompt_event_id))
+            await self.messenger.send(pending.room_id, content)
         except Exception:
             log.warning("could not edit confirmation prompt %s", pending.code, exc_info=True)
 
@@ -542,8 +734,9 @@ class Dispatcher:
     async def _run_verb(self, ctx: Context, parsed: ParsedCommand, started: float) -> None:
         command = parsed.command
         if ctx.role < command.role:
-            await self._reply(ctx, Text(f"Refused: {command.name} needs the {command.role.label} role; "
-                                        f"you are a {ctx.role.label}.", tone="error"))
+            await self._refuse(ctx, Text(f"Refused: {command.name} needs the {command.role.label} role; "
+                                         f"you are a {ctx.role.label}.", tone="error"),
+                               inv=self._invocation(ctx, command, parsed.args), detail="role", burst=ROLE_REFUSALS)
             return
         try:
             view, result = await command.handler(self, ctx, **parsed.args), "ok"
@@ -551,7 +744,7 @@ class Dispatcher:
             view, result = Text(f"{command.name}: {exc}", tone="error"), "refused"
         if view is not None:
             await self._reply(ctx, view)
-        if command is not verbs.confirm and command is not verbs.cancel:  # audited as the invocation decided
+        if command not in (verbs.confirm, verbs.cancel, verbs.undo):  # audited as the invocation decided
             inv = self._invocation(ctx, command, parsed.args)
             await self._audit(ctx, inv, result)
         self._observe(command.name, result, started)
@@ -658,6 +851,14 @@ class Dispatcher:
 
     # -- replies, redaction, audit
 
+    def _api_error(self, exc: AdminAPIError) -> Text:
+        """An Admin API error for the room; a missing endpoint on a homeserver whose accounts live in
+        matrix-authentication-service says what to configure instead of a bare M_UNRECOGNIZED."""
+        advice = self.mas_detection.advice() if self.mas_detection is not None else None
+        if advice is not None and isinstance(exc, UnrecognizedEndpoint):
+            return Text(f"This homeserver does not offer this ({exc.errcode}). {advice}", tone="error")
+        return helptext.api_error(exc)
+
     def _env(self) -> ParseEnv:
         return ParseEnv(server_name=self.server_name, now_ms=self.clock())
 
@@ -669,51 +870,112 @@ class Dispatcher:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection,
+            mas_detection=self.mas_detection, audit_log=self.audit_trail,
         )
 
-    async def _reply(self, ctx: Context, view: Any) -> str | None:
-        return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view)
+    async def _reply(self, ctx: Context, view: Any, *, minimal: Any = None) -> str | None:
+        return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view, minimal=minimal)
 
-    async def _reply_to(self, room_id: str, event_id: str, thread_root: str | None, view: Any) -> str | None:
-        content = notice_content(render_fitting(view), reply_to=event_id, thread_root=thread_root)
+    async def _reply_to(self, room_id: str, event_id: str, thread_root: str | None, view: Any, *,
+                        minimal: Any = None) -> str | None:
+        content, _ = self._content(self._form(room_id, reply_to=event_id, thread_root=thread_root), view, minimal=minimal)
+        return await self._send(room_id, content)
+
+    def _form(self, room_id: str, *, reply_to: str | None = None, thread_root: str | None = None,
+              edit_of: str | None = None) -> SendForm:
+        """How an event goes out, measured as it really is (not as the largest form): an unencrypted
+        reply is not cut as early as an encrypted edit would have to be."""
+        return SendForm(encrypted=self.messenger.is_encrypted(room_id), reply_to=reply_to, thread_root=thread_root,
+                        edit_of=edit_of, room_id=room_id)
+
+    def _content(self, form: SendForm, view: Any, *, minimal: Any = None) -> tuple[dict[str, Any], str | None]:
+        """The content that answers with `view`, fitted to one event; and, when `view` could not be
+        rendered at all, what went wrong (the answer is then `minimal`, or a short error)."""
+        try:
+            return fit_content(view, form, minimal=minimal, strict=True), None
+        except Exception as exc:  # a value the renderer chokes on must still get an answer
+            log.exception("could not render a %s", type(view).__name__)
+            fallback = minimal if minimal is not None else Text(
+                f"The answer could not be shown ({type(exc).__name__}); the bot's log has the details, and "
+                f"{self.prefix} audit has what ran.", tone="error")
+            return fit_content(fallback, form), f"the reply could not be shown ({type(exc).__name__})"
+
+    async def _send(self, room_id: str, content: dict[str, Any]) -> str | None:
         try:
             return await self.messenger.send(room_id, content)
         except Exception:
             log.exception("could not send a reply in %s", room_id)
             return None
 
-    async def _redact_secret(self, ctx: Context) -> None:
-        """A command with a password in it leaves the room as soon as it has been read."""
-        ok = await self.messenger.redact(ctx.room_id, ctx.event_id, "contained a password")
-        if not ok:
+    async def _redact_secret(self, ctx: Context, *, warn: bool = True) -> None:
+        """A command that may hold a password leaves the room as soon as it has been read."""
+        try:
+            ok = await self.messenger.redact(ctx.room_id, ctx.event_id, "may contain a password")
+        except Exception:
+            log.exception("could not redact %s", ctx.event_id)
+            ok = False
+        if not ok and warn:
             await self._reply(ctx, Text(
-                "Your command contains a password and I lack the power to remove it: please delete the "
-                "message yourself, and give the bot a moderator power level in this room.", tone="warning"))
+                "Your command may contain a password and I could not remove it: please delete the message "
+                "yourself, and give the bot a moderator power level in this room.", tone="warning"))
+
+    async def _refuse(self, ctx: Context, view: Text, *, detail: str, burst: int, inv: Invocation | None = None,
+                      args: str = "", key: str | None = None) -> None:
+        """Answer and audit a refusal, at most `burst` per sender (or `key`) and window; later ones
+        in the window are counted in the audit row of the last answered one, and get no answer."""
+        key = key or ctx.requester
+        slot = self.refusals.admit(key, burst=burst)
+        if not slot.answer:
+            if slot.row is not None:
+                await self._set_audit_detail(slot.row, tally(slot.detail, slot.held, self.refusals.window_s))
+            return
+        if inv is not None:
+            row = await self._audit(ctx, inv, "refused", detail)
+        else:
+            row = await self._audit_refusal(ctx, args, detail)
+        self.refusals.answered(key, row, detail)
+        if slot.last:
+            window = f"{self.refusals.window_s / 60:g} minute(s)" if self.refusals.window_s >= 60 else f"{self.refusals.window_s:g} s"
+            view = Text(*view.parts, f" Further refusals to you within {window} get no answer.", tone=view.tone)
+        await self._reply(ctx, view)
+
+    async def _set_audit_detail(self, row: int, detail: str) -> None:
+        try:
+            await self.store.set_audit_detail(row, detail)
+        except Exception:
+            log.exception("could not write the audit log")
 
     async def _audit(
         self, ctx: Context, inv: Invocation, result: str, detail: str = "", *,
         confirmation: PendingConfirmation | None = None, confirmation_code: str | None = None, job_id: int | None = None,
-    ) -> None:
+        undoes: int | None = None,
+    ) -> int | None:
         """One row per invocation run (or refused, or waiting): who, what exactly (command and
-        typed arguments, secrets left out, enough to undo it later), the result, and the
-        confirmation or job it belongs to."""
+        typed arguments, secrets left out, enough to undo it later), the result, the confirmation
+        or job it belongs to, and the action it takes back. Returns the row's number."""
+        changes = inv.writes or inv.command.undo_handler is not None
+        accounts = [t.id for t in [*self.policy.argument_targets(inv), *inv.targets] if t.kind == "user"] if changes else []
         try:
-            await self.store.audit(
+            return await self.store.audit(
                 sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
                 confirmation=confirmation.code if confirmation else confirmation_code, job_id=job_id,
+                undoes=undoes, targets=accounts,
             )
         except Exception:
             log.exception("could not write the audit log")
+            return None
 
-    async def _audit_refusal(self, ctx: Context, text: str, detail: str) -> None:
+    async def _audit_refusal(self, ctx: Context, text: str, detail: str) -> int | None:
+        """A refusal before any command was parsed; `text` is what was asked, already made safe to
+        keep (one line, bounded, the words of a message that may hold a password hidden)."""
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
-                                   result="refused", detail=detail)
+            return await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
+                                          result="refused", detail=detail)
         except Exception:
             log.exception("could not write the audit log")
+            return None
 
     def _observe(self, command: str, result: str, started: float) -> None:
         for observer in self.observers:

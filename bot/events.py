@@ -11,7 +11,7 @@ class IncomingMessage:
     room_id: str
     event_id: str
     sender: str
-    body: str  # the message's own text, reply fallback removed
+    body: str  # the message's own text, reply fallback removed (of an edit: its new text)
     msgtype: str
     origin_ts: int
     thread_root: str | None = None
@@ -59,3 +59,8 @@ class Messenger(Protocol):
     ) -> str: ...
 
     def is_encrypted(self, room_id: str) -> bool: ...
+
+    async def send_direct(self, user_id: str, content: dict[str, Any], *, timeout: float = 30.0) -> tuple[str, str]:
+        """Send to one person alone, in an encrypted direct room; returns (room ID, event ID).
+        Raises when that cannot be done (encryption off, no device of theirs that encrypts, a timeout)."""
+        ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import untrusted
 from .admin_api.errors import AdminAPIError
 from .spec import Command, CommandGroup, CommandTable
 from .views import Code, Doc, Items, Preformatted, Record, Table, Text
@@ -31,6 +32,9 @@ def group_help(group: CommandGroup, prefix: str) -> Doc:
 def command_help(command: Command, prefix: str) -> Doc:
     fields: list[tuple[str, object]] = [("role", command.role_label)]
     fields.append(("asks for confirmation", command.confirm_label))
+    if command.undo_label != "—":
+        reason = f": {command.irreversible}" if command.irreversible else ""
+        fields.append(("undo", command.undo_label + reason))
     for param in command.params:
         raised = [f"{value}: needs {e.role.label}" for value, e in param.escalations.items() if e.role is not None and e.role > command.role]
         extra = "; " + "; ".join(raised) if raised else ""
@@ -70,7 +74,7 @@ def topic_help(table: CommandTable, words: Sequence[str], prefix: str) -> Doc | 
 
 
 def not_found(words: Sequence[str], suggestions: Sequence[str], prefix: str) -> Text:
-    typed = " ".join(words) or "(nothing)"
+    typed = untrusted.inline(" ".join(words), 100) or "(nothing)"  # a 10 KB word is not echoed whole
     if suggestions:
         options: list[object] = []
         for index, suggestion in enumerate(suggestions):

@@ -30,6 +30,14 @@ def valid_room_id(text: object) -> bool:
     return bool(match) and (match.group("server") is None or valid_server_name(match.group("server")))
 
 
+# A matrix-authentication-service resource ID: a ULID, 26 characters of Crockford base32.
+ULID_RE = re.compile(r"^[0123456789ABCDEFGHJKMNPQRSTVWXYZ]{26}$")
+
+
+def valid_ulid(text: object) -> bool:
+    return isinstance(text, str) and bool(ULID_RE.match(text))
+
+
 _FORBIDDEN_CHARS = frozenset("/?#\\")
 
 

@@ -39,10 +39,21 @@ class Invocation:
     event_id: str
     thread_root: str | None = None
     targets: tuple[Target, ...] = field(default=())
+    undoes: int | None = None  # the action (its audit row) this invocation takes back, when it is an undo
 
     @property
     def name(self) -> str:
         return self.command.name
+
+    @property
+    def irreversible(self) -> str:
+        """Why this invocation cannot be taken back, or "" (bot/spec.py `irreversible_for`)."""
+        return self.command.irreversible_for(dict(self.args))
+
+    @property
+    def reversible(self) -> bool:
+        """It records an undo when it succeeds (an undo itself does not: it is final)."""
+        return self.command.undo_handler is not None and self.undoes is None
 
     @property
     def role_needed(self) -> Role:
@@ -127,6 +138,7 @@ def encode(inv: Invocation, *, hide_secrets: bool = False) -> str:
         "event_id": inv.event_id,
         "thread_root": inv.thread_root,
         "targets": [{"kind": t.kind, "id": t.id, "via": t.via} for t in inv.targets],
+        **({"undoes": inv.undoes} if inv.undoes is not None else {}),
     }, ensure_ascii=False)
 
 
@@ -146,8 +158,12 @@ def decode(text: str | None, table: CommandTable, env: ParseEnv) -> Invocation:
         targets = tuple(Target(kind=t["kind"], id=str(t["id"]), via=str(t.get("via", ""))) for t in data.get("targets") or [])
         if any(t.kind not in ("user", "room") for t in targets):
             raise ArgumentError("a stored target is neither an account nor a room")
+        undoes = data.get("undoes")
+        if undoes is not None and (not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1):
+            raise ArgumentError("the action it takes back is not an audit entry number")
         return Invocation(command=command, args=args, requester=str(data["requester"]), room_id=str(data["room_id"]),
-                          event_id=str(data["event_id"]), thread_root=data.get("thread_root"), targets=targets)
+                          event_id=str(data["event_id"]), thread_root=data.get("thread_root"), targets=targets,
+                          undoes=undoes)
     except ArgumentError as exc:
         raise InvalidInvocation(f"its arguments are no longer valid for {command.name}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -163,7 +179,10 @@ def typed_args(command: Command, raw: Mapping[str, Any], env: ParseEnv) -> dict[
         raise ArgumentError(f"{', '.join(unknown)} is no longer an argument of {command.name}")
     args: dict[str, Any] = {}
     for param in command.params:
-        args[param.name] = _load(param.type, raw.get(param.name, param.default), env, param.name)
+        value = raw.get(param.name, param.default)
+        if param.variadic and value is not None and not isinstance(value, list):
+            value = [value]  # stored when the parameter took one value
+        args[param.name] = _load(param.type, value, env, param.name)
     for flag in _own_flags(command):
         default = [] if flag.repeat else (False if flag.is_switch else flag.default)
         value = raw.get(flag.dest, default)

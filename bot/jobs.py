@@ -38,12 +38,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
+from .accounts import AccountDirectory
 from .admin_api.errors import AdminAPIError, NotFound, is_transient
 from .argtypes import ParseEnv
 from .concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming
 from .gate import HomeserverGate, Priority, Work, working
 from .invocation import Invocation, InvalidInvocation, decode, encode
-from .render import edit_content, notice_content, render_fitting
+from .render import SendForm, fit_content, render_fitting
 from .records import JobRecord, now_ms
 from .spec import CommandError, CommandTable, Role, Target
 from .views import Doc, Record, Text
@@ -88,6 +89,8 @@ class Sender(Protocol):
     async def send(
         self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None
     ) -> str: ...
+
+    def is_encrypted(self, room_id: str) -> bool: ...
 
 
 class Policy(Protocol):
@@ -201,12 +204,18 @@ class JobContext:
         self.state: dict[str, Any] = dict(record.state)
         self.resumed = resumed
         self.api = runner.api
+        self.mas = runner.mas  # the MAS admin API, when a `mas:` section is configured
         self.requester = record.sender  # whose authority runs it: who typed or confirmed it
         self.server_name = runner.server_name
         self.poll_interval = runner.poll_interval
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
+
+    @property
+    def accounts(self) -> AccountDirectory:
+        """Where accounts live (MAS or Synapse), as for a command's handler."""
+        return AccountDirectory(self.mas, self._runner.mas_detection, self.server_name)
 
     async def save(self, **changes: Any) -> None:
         self.state.update(changes)
@@ -548,6 +557,8 @@ class JobRunner:
         self._slot = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancels: dict[int, str] = {}
+        self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
+        self.mas_detection: Any = None
 
     async def create(self, inv: Invocation, *, started_by: str) -> int:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
@@ -694,16 +705,21 @@ class JobRunner:
         """Edit the job's message; a job whose message was never sent (the bot stopped between
         storing the job and replying) gets a new reply, which later edits then follow."""
         elapsed = max(0, (now_ms() - record.created_ts) // 1000)
-        rendered = render_fitting(job_view(record.id, record.summary, status, elapsed, view))
+        shown = job_view(record.id, record.summary, status, elapsed, view)
         current = await self.store.get_job(record.id)
         target = current.progress_event_id if current else record.progress_event_id
+        encrypted = self.sender.is_encrypted(record.room_id)
         for attempt in range(_FINAL_EDIT_ATTEMPTS if final else 1):
             try:
+                # Measured as it goes out (an edit or a reply, encrypted or not), not as the largest form.
                 if target:
-                    await self.sender.send(record.room_id, edit_content(rendered, target_event_id=target))
+                    form = SendForm(encrypted=encrypted, edit_of=target, room_id=record.room_id)
+                    await self.sender.send(record.room_id, fit_content(shown, form))
                 else:
-                    content = notice_content(rendered, reply_to=record.reply_to, thread_root=record.thread_root)
-                    target = await self.sender.send(record.room_id, content, txn_id=f"job-{record.id}-message")
+                    form = SendForm(encrypted=encrypted, reply_to=record.reply_to, thread_root=record.thread_root,
+                                    room_id=record.room_id)
+                    target = await self.sender.send(record.room_id, fit_content(shown, form),
+                                                    txn_id=f"job-{record.id}-message")
                     await self.store.update_job(record.id, progress_event_id=target)
                 return
             except Exception:

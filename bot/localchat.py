@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,11 @@ from urllib.parse import quote
 import httpx
 
 Event = dict[str, Any]
+
+
+# Synapse's default timeline is 10 events per sync: a burst of commands and replies (a fuzz, a busy
+# room on a loaded machine) would be cut ("limited") and the events in the gap never seen here.
+_SYNC_FILTER = json.dumps({"room": {"timeline": {"limit": 1000}}}, separators=(",", ":"))
 
 
 def _q(value: str) -> str:
@@ -56,7 +62,8 @@ class ChatClient:
         while True:
             try:
                 data = await self.request(
-                    "GET", "/_matrix/client/v3/sync", params={"since": self._since, "timeout": "10000"}
+                    "GET", "/_matrix/client/v3/sync",
+                    params={"since": self._since, "timeout": "10000", "filter": _SYNC_FILTER},
                 )
             except (httpx.HTTPError, ChatError):
                 await asyncio.sleep(0.5)

@@ -603,7 +603,10 @@ class MatrixClient:
         content = event.source.get("content", {}) or {}
         relates = content.get("m.relates_to") or {}
         body = content.get("body") if isinstance(content.get("body"), str) else ""
-        if relates.get("m.in_reply_to"):
+        new_content = content.get("m.new_content")
+        if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
+            body = new_content["body"]  # an edit: what it says now (the dispatcher never runs it, but reads it)
+        elif relates.get("m.in_reply_to"):
             body = strip_reply_fallback(body)
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         device, trusted = await self._sender_device(event)
@@ -821,6 +824,10 @@ class MatrixClient:
         known, so that the room key reaches them. Returns (room ID, event ID)."""
         if not self.encryption:
             raise MatrixError("direct messages are sent encrypted, and encryption is off (encryption.enabled)")
+        keys = await self._published_keys(user_id, fresh=True)
+        if keys is not None and not any(keys.device_key(device, "curve25519") for device in keys.devices):
+            # Encrypted for nobody, it would be lost: say so at once instead of after the timeout.
+            raise MatrixError(f"{user_id} has no device that can receive encrypted messages")
         room_id = await self._direct_room(user_id, timeout)
         return room_id, await self.send(room_id, content)
 
@@ -861,6 +868,8 @@ class MatrixClient:
         room = self.client.rooms.get(room_id)
         if room is None or not room.encrypted:
             raise MatrixError(f"the direct room with {user_id} was not ready in time; nothing was sent")
+        if not any(True for _ in self.client.device_store.active_user_devices(user_id)):
+            raise MatrixError(f"no device of {user_id} became known to the bot in time; nothing was sent")
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool:
         response = await self.client.room_redact(room_id, event_id, reason=reason)

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from .argtypes import ArgumentError, ParseEnv
+from .argtypes import ArgumentError, ParseEnv, _shown
 from .spec import DEFAULT_PAGE_SIZE, HELP_FLAG, Command, CommandTable, Flag
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "«": '"', "»": '"'})
@@ -105,7 +105,7 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
         if flag is None:
             close = difflib.get_close_matches(name, list(flags), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ArgumentError(f"unknown option {name}{hint}")
+            raise ArgumentError(f"unknown option {name if len(name) <= 40 else name[:40] + '…'}{hint}")
         if flag.is_switch:
             if has_value:
                 raise ArgumentError(f"{flag.option} takes no value")
@@ -191,6 +191,6 @@ def _bind_params(command: Command, positionals: list[str], env: ParseEnv, *, swi
             continue
         bound[param.name] = param.type.parse(remaining.pop(0), env)
     if remaining:
-        raise ArgumentError(f"unexpected argument {remaining[0]!r}")
+        raise ArgumentError(f"unexpected argument {_shown(remaining[0])}")
     return bound
 

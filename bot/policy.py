@@ -8,7 +8,9 @@ batch, for each account of a bulk job); handlers never decide this themselves.
   role.
 - Staff are out of reach of every role below admin: the accounts listed under `access`, every
   server admin of the homeserver (asked of the homeserver, cached briefly; when it cannot be
-  found out, the answer is no), and the account behind the admin token.
+  found out, the answer is no), and the account behind the admin token. With
+  matrix-authentication-service (a `mas:` section), the accounts MAS lets request admin rights
+  are server admins too, whichever way the command goes (MAS or Synapse).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .access import Access
 from .admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
 from .argtypes import RoomID, UserID
 from .invocation import Invocation
+from .mas_api.errors import InvalidIdentifier
+from .mas_api.errors import NotFound as MASNotFound
 from .spec import Role, Target
 
 SERVER_ADMIN_CACHE_S = 60.0
@@ -47,7 +51,9 @@ class Policy:
         self.cache_s = cache_s
         self.clock = clock
         self._admins: dict[str, tuple[bool, float]] = {}
+        self._mas_admins: dict[str, tuple[bool, float]] = {}
         self._token_account: str | None = None
+        self.mas: Any = None  # the MAS admin API (bot/mas_api), set by the app when a `mas:` section is configured
 
     @property
     def bot_user_id(self) -> str:
@@ -116,6 +122,11 @@ class Policy:
                 return "is a server admin of this homeserver"
         except AdminAPIError as exc:
             return f"might be a server admin: the homeserver did not say ({exc.errcode})"
+        try:
+            if await self._is_mas_admin(user_id):
+                return "may request admin rights in matrix-authentication-service (a server admin)"
+        except AdminAPIError as exc:
+            return f"might be a server admin: matrix-authentication-service did not say ({exc.errcode})"
         return None
 
     async def _admin_token_account(self) -> str:
@@ -139,4 +150,23 @@ class Policy:
             except NotFound:
                 answer = False
         self._admins[user_id] = (answer, now)
+        return answer
+
+    async def _is_mas_admin(self, user_id: str) -> bool:
+        """MAS's `admin` flag: the account may request the Synapse admin scope, so it is a server admin."""
+        if self.mas is None or not user_id.endswith(":" + self.server_name):
+            return False
+        now = self.clock()
+        cached = self._mas_admins.get(user_id)
+        if cached is not None and now - cached[1] < self.cache_s:
+            return cached[0]
+        try:
+            answer = bool((await self.mas.user_for_matrix_id(user_id, server_name=self.server_name)).admin)
+        except InvalidIdentifier:
+            answer = False  # a localpart MAS cannot hold: not a MAS account
+        except MASNotFound as exc:
+            if not exc.answered:
+                raise  # not MAS's own answer: the question stays open, and the answer is no
+            answer = False
+        self._mas_admins[user_id] = (answer, now)
         return answer

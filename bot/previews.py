@@ -15,8 +15,11 @@ from .units import human_size
 from .views import Code, Doc, Items, Record, Table, Text, Untrusted, When, presents
 
 if TYPE_CHECKING:
+    from .accounts import AccountHome
     from .admin_api.rooms import ForwardExtremity, RoomDetails
     from .admin_api.users import Device, UserDetails
+    from .mas_api.models import PersonalSession, UpstreamOAuthProvider
+    from .mas_api.models import User as MASUser
 
 
 # -- records shared by several commands
@@ -207,25 +210,58 @@ def _(p: ForwardExtremitiesPreview) -> Table:
 # -- accounts
 
 
+def mas_flags(user: MASUser) -> str:
+    flags = [name for name, on in (("may request admin", user.admin), ("deactivated", user.deactivated),
+                                   ("locked", user.locked and not user.deactivated), ("guest", user.legacy_guest)) if on]
+    return ", ".join(flags) or "none"
+
+
+def _where(home: AccountHome | None) -> list[tuple[str, Any]]:
+    """Where the operation goes, when MAS is in play (a bot without MAS needs no such line)."""
+    if home is None or not (home.in_mas or home.mas_configured):
+        return []
+    fields: list[tuple[str, Any]] = [("goes to", home.described())]
+    if home.mas_user is not None:
+        fields.append(("flags in MAS", mas_flags(home.mas_user)))
+    return fields
+
+
+def _account_lines(user_id: str, account: UserDetails | None) -> list[tuple[str, Any]]:
+    if account is None:  # MAS knows it; the homeserver has no record of it (yet)
+        return [("user", Code(user_id)), ("on the homeserver", "no record")]
+    return [("user", Code(account.name)), ("display name", Untrusted.of(account.displayname, 100)),
+            ("flags", account_flags(account))]
+
+
 @dataclass(frozen=True)
 class AccountChangePreview:
-    """suspend, shadow-ban, lock (or their --undo), deactivate."""
+    """suspend, shadow-ban, lock (or their --undo), deactivate, reactivate; `home` says where it goes."""
 
-    account: UserDetails
+    account: UserDetails | None
     effect: str
     joined_rooms: int | None = None  # deactivation: the rooms it leaves
     erase: bool | None = None
+    home: AccountHome | None = None
+    user_id: str = ""  # when the homeserver has no record of the account
+
+    @property
+    def goes_to_mas(self) -> bool:
+        return self.home is not None and self.home.in_mas
 
 
 @presents(AccountChangePreview)
 def _(p: AccountChangePreview) -> Record:
-    fields: list[tuple[str, Any]] = [("user", Code(p.account.name)),
-                                     ("display name", Untrusted.of(p.account.displayname, 100)),
-                                     ("flags", account_flags(p.account))]
+    fields = _account_lines(p.user_id, p.account) + _where(p.home)
     if p.joined_rooms is not None:
         fields.append(("joined rooms it will leave", p.joined_rooms))
     if p.erase is not None:
-        fields.append(("erase", "yes" if p.erase else "no"))
+        if p.goes_to_mas:
+            # MAS erases unless told not to: say which one the bot sends.
+            fields.append(("erase", "YES: MAS is told to erase it (skip_erase: false): profile cleared, messages hidden "
+                                    "from later joiners" if p.erase else
+                                    "no: MAS is told not to erase it (skip_erase: true); add --erase to erase it"))
+        else:
+            fields.append(("erase", "yes" if p.erase else "no"))
     if p.effect:
         fields.append(("effect", p.effect))
     return Record("Account", fields)
@@ -233,18 +269,26 @@ def _(p: AccountChangePreview) -> Record:
 
 @dataclass(frozen=True)
 class PasswordResetPreview:
-    account: UserDetails
+    account: UserDetails | None
     password_given: bool
-    devices: int
+    devices: int  # Synapse: devices; MAS: active sessions
     logout: bool
+    home: AccountHome | None = None
+    user_id: str = ""
 
 
 @presents(PasswordResetPreview)
 def _(p: PasswordResetPreview) -> Record:
+    if p.home is not None and p.home.in_mas:
+        label, fate = "sessions", (f"{p.devices} active sessions end (log out everywhere)" if p.logout
+                                   else f"{p.devices} active sessions stay")
+    else:
+        label, fate = "devices", f"{p.devices} are logged out" if p.logout else f"{p.devices} stay logged in"
+    account = [line for line in _account_lines(p.user_id, p.account) if line[0] != "display name"]
     return Record("Account", [
-        ("user", Code(p.account.name)), ("flags", account_flags(p.account)),
-        ("password", "as typed (hidden)" if p.password_given else "a strong one is generated and shown once"),
-        ("devices", f"{p.devices} are logged out" if p.logout else f"{p.devices} stay logged in"),
+        *account, *_where(p.home),
+        ("password", "as typed (hidden)" if p.password_given else "a strong one is generated and sent to you alone, in a direct message"),
+        (label, fate),
     ])
 
 
@@ -252,12 +296,19 @@ def _(p: PasswordResetPreview) -> Record:
 class ServerAdminChangePreview:
     user: str
     grant: bool
+    home: AccountHome | None = None
 
 
 @presents(ServerAdminChangePreview)
-def _(p: ServerAdminChangePreview) -> Text:
-    return Text(f"{p.user} will {'get full control of the homeserver' if p.grant else 'lose server admin rights'}.",
-                tone="warning")
+def _(p: ServerAdminChangePreview) -> Any:
+    if p.home is not None and p.home.in_mas:
+        text = Text(f"{p.user} will {'be allowed to request admin rights in matrix-authentication-service: full control of the homeserver' if p.grant else 'no longer be allowed to request admin rights in matrix-authentication-service (sessions that already have them keep them until they end)'}.",
+                    tone="warning")
+    else:
+        text = Text(f"{p.user} will {'get full control of the homeserver' if p.grant else 'lose server admin rights'}.",
+                    tone="warning")
+    where = _where(p.home)
+    return Doc(Record(None, where), text) if where else text
 
 
 @dataclass(frozen=True)
@@ -268,10 +319,18 @@ class DeviceLogoutPreview:
     devices: list[Device]
     of_total: int | None = None  # pruning: how many devices the account has
     cutoff_ms: int | None = None
+    home: AccountHome | None = None  # `user logout` with MAS configured: an account MAS does not know
 
 
 @presents(DeviceLogoutPreview)
 def _(p: DeviceLogoutPreview) -> Any:
+    where = _where(p.home)
+    if where:
+        return Doc(Record(None, where), _devices_going(p))
+    return _devices_going(p)
+
+
+def _devices_going(p: DeviceLogoutPreview) -> Any:
     if p.cutoff_ms is not None:
         return Doc(devices_table(p.devices, f"{len(p.devices)} of {p.of_total} devices not seen since the cut-off "
                                             "will be logged out"),
@@ -321,14 +380,129 @@ class ExternalIdRemovalPreview:
     matching: int | None  # IDs of that provider (one account); None for all: found as the job goes
     kept: list[str]  # one account: the providers it keeps
     accounts: int | None = None  # all: how many local accounts there are (one request's total)
+    home: AccountHome | None = None  # one account, with MAS configured: an account MAS does not know
 
 
 @presents(ExternalIdRemovalPreview)
-def _(p: ExternalIdRemovalPreview) -> Text:
+def _(p: ExternalIdRemovalPreview) -> Any:
     if p.user is not None:
-        return Text(f"Removes {p.matching} ID(s) at {p.provider}; keeps {', '.join(p.kept) or 'nothing else'}.")
+        text = Text(f"Removes {p.matching} ID(s) at {p.provider}; keeps {', '.join(p.kept) or 'nothing else'}.")
+        where = _where(p.home)
+        return Doc(Record(None, where), text) if where else text
     # Counting the accounts that have one would mean reading every account before asking: the job does that once.
     return Text(f"Looks at each of the {p.accounts} local accounts and removes its ID at {p.provider} where it has one; "
                 "their other providers' IDs are kept. How many have one is counted as the job goes: this prompt "
                 "asked the homeserver for the number of accounts only, instead of reading every account twice. "
                 "The bot's own account and protected accounts are skipped.", tone="warning")
+
+
+# -- matrix-authentication-service: sessions, links, e-mail addresses, personal sessions
+
+
+@dataclass(frozen=True)
+class MASSession:
+    """One session of a MAS account, whatever its kind, as the bot shows it."""
+
+    kind: str  # "compat" (Matrix login API), "oauth2" (an OAuth 2.0 client), "browser" (MAS's own web session)
+    id: str
+    client: str | None  # what the client calls itself or its user agent: outside text
+    device: str | None
+    ip: str | None
+    last_active_ms: int | None
+    finished_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.finished_ms is None
+
+
+SESSION_KIND_LABEL = {"compat": "Matrix login", "oauth2": "OAuth 2.0", "browser": "browser"}
+
+
+def mas_sessions_table(sessions: list[MASSession], title: str, *, total: int | None = None,
+                       next_from: str | None = None) -> Table:
+    rows = [[SESSION_KIND_LABEL.get(s.kind, s.kind), Code(s.id), Untrusted.of(s.client, 120),
+             Code(s.device) if s.device else None, Code(s.ip) if s.ip else None, When(s.last_active_ms),
+             "active" if s.active else When(s.finished_ms)]
+            for s in sessions]
+    return Table(title, ["kind", "session", "client", "device", "IP", "last active", "finished"], rows,
+                 total=len(rows) if total is None else total, next_from=next_from, empty="No sessions.")
+
+
+@dataclass(frozen=True)
+class MASSessionsEndPreview:
+    """`user logout` of a MAS account: the sessions that end (all, or the one named)."""
+
+    user: str
+    sessions: list[MASSession]
+    everywhere: bool
+
+
+@presents(MASSessionsEndPreview)
+def _(p: MASSessionsEndPreview) -> Doc:
+    title = (f"{len(p.sessions)} sessions of {p.user} end in matrix-authentication-service (log out everywhere)"
+             if p.everywhere else f"This session of {p.user} ends in matrix-authentication-service")
+    return Doc(mas_sessions_table(p.sessions, title),
+               Text("Their devices are logged out on the homeserver too; the account itself stays usable."))
+
+
+@dataclass(frozen=True)
+class UpstreamLinkRemovalPreview:
+    """`user external-ids … --remove <provider>` on MAS: one account's links, or every account's."""
+
+    provider: UpstreamOAuthProvider
+    user: str | None  # None: every account
+    links: int
+    kept: list[str]  # one account: the providers it keeps
+
+
+def provider_label(provider: UpstreamOAuthProvider) -> str:
+    return f"{provider.human_name or provider.brand_name or provider.issuer or 'provider'} ({provider.id})"
+
+
+@presents(UpstreamLinkRemovalPreview)
+def _(p: UpstreamLinkRemovalPreview) -> Doc:
+    name = Untrusted(provider_label(p.provider), 160)
+    if p.user is not None:
+        return Doc(Record(None, [("goes to", "matrix-authentication-service")]),
+                   Text(f"Removes {p.links} link(s) of {p.user} to ", name, "; keeps ",
+                        ", ".join(p.kept) or "no other link", ". The person can no longer sign in through that provider "
+                        "until they link it again."))
+    return Doc(Record(None, [("goes to", "matrix-authentication-service")]),
+               Text(f"{p.links} links to ", name, " are removed from every account that has one, page by page, as a job "
+                    "that resumes after a restart; links to other providers are kept. Protected accounts are skipped.",
+                    tone="warning"))
+
+
+@dataclass(frozen=True)
+class EmailRemovalPreview:
+    user: str
+    email: str
+    others: int
+
+
+@presents(EmailRemovalPreview)
+def _(p: EmailRemovalPreview) -> Text:
+    return Text(f"{p.user} loses the address ", Untrusted(p.email, 254),
+                f" in matrix-authentication-service ({p.others} other address(es) kept): no more password recovery "
+                "or notifications through it.")
+
+
+@dataclass(frozen=True)
+class PersonalSessionRevokePreview:
+    user: str
+    session: PersonalSession
+
+
+@presents(PersonalSessionRevokePreview)
+def _(p: PersonalSessionRevokePreview) -> Record:
+    s = p.session
+    return Record("Personal session to revoke", [
+        ("session", Code(s.id)), ("acts as", Code(p.user)), ("name", Untrusted.of(s.human_name, 100)),
+        ("scope", Untrusted.of(s.scope, 200)), ("expires", _moment(s.expires_at) or "never"),
+        ("effect", "its token stops working at once; it cannot be brought back"),
+    ])
+
+
+def _moment(value: Any) -> When | None:
+    return None if value is None else When(int(value.timestamp() * 1000))

@@ -44,6 +44,29 @@ class AuditEntry:
     requested_by: str | None = None  # who asked, when someone else confirmed
     confirmation: str | None = None  # the confirmation code it came from
     job_id: int | None = None
+    undoes: int | None = None  # the action (audit row) this row took back
+
+
+@dataclass(frozen=True)
+class UndoRecord:
+    """How to take one action back (bot/undo.py), keyed by the action's audit row. Without an
+    inverse, `note` says why it cannot be taken back."""
+
+    action: int
+    command: str
+    state_key: str | None
+    inverse_json: str | None  # {"command": …, "args": {…}}
+    probe_json: str | None  # bot/reversal.py: what reads the state the action changed
+    before_json: str | None  # that state before the action…
+    left_json: str | None  # …and the state the action left
+    note: str
+    created_ts: int
+    undone_by: int | None  # the audit row of the undo (0 while it runs)
+    undone_ts: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before_json != self.left_json
 
 
 @dataclass(frozen=True)
@@ -133,3 +156,17 @@ class ReportQuery:
     target: str | None = None
     room_id: str | None = None
     deleted_on_server: bool | None = None
+
+
+@dataclass(frozen=True)
+class TeamAction:
+    """Something the team did to an account, from the audit log (the dossier's part)."""
+
+    entry: int  # the audit row
+    ts: int
+    sender: str
+    command: str
+    args: str
+    detail: str
+    undone_by: int | None = None  # the audit row of its undo
+    undo_available: bool = False  # it recorded an undo that has not been used

@@ -18,8 +18,8 @@ from typing import Any
 from . import untrusted
 from .units import format_ts, human_size
 from .views import (
-    Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Untrusted, Value,
-    When, presenter_for,
+    Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, PrivateSecret, Record, Shown, Strong, Table, Text,
+    Untrusted, Value, When, presenter_for,
 )
 
 # Synapse refuses an event whose PDU (content plus envelope: ids, hashes, signatures, prev and
@@ -259,6 +259,9 @@ def _render(view: Any, opts: _Options) -> Rendered:
     if isinstance(view, Doc):
         parts = [_render(block, opts) for block in view.blocks]
         return Rendered("\n\n".join(p.body for p in parts), "".join(p.html for p in parts))
+    if isinstance(view, PrivateSecret):
+        # Only the dispatcher's direct message shows the secret; any other path shows that it is withheld.
+        return _render(Doc(view.public, Text(f"{view.what[:1].upper()}{view.what[1:]} is not shown here.", tone="warning")), opts)
     presenter = presenter_for(view)  # typed data (a preview) with its registered presenter
     if presenter is not None:
         return _render(presenter(view), opts)
@@ -331,14 +334,25 @@ def _attempts(view: Any) -> list[_Options]:
     return options
 
 
-def fit(view: Any, form: SendForm = WORST_CASE, *, minimal: Any = None, budget: int = CONTENT_BUDGET) -> Rendered:
+def fit(view: Any, form: SendForm = WORST_CASE, *, minimal: Any = None, budget: int = CONTENT_BUDGET,
+        strict: bool = False) -> Rendered:
     """The fullest rendering of `view` whose final event (`form`: new or edit, encrypted or not,
     measured after escaping) fits within Synapse's event size limit. A view too large even when
-    shortened becomes `minimal` (a short notice with an id and how to see more), or a generic one."""
-    for opts in _attempts(view):
+    shortened becomes `minimal` (a short notice with an id and how to see more), or a generic one.
+    A view that cannot be rendered at all becomes `minimal` too, unless `strict`: then the error
+    propagates, for a caller that says so itself (the dispatcher, in its reply and audit row)."""
+    try:
+        attempts = _attempts(view)  # asks presenters for the rows, so it may fail like rendering
+    except Exception:
+        if strict:
+            raise
+        attempts = []
+    for opts in attempts:
         try:
             rendered = _render(view, opts)
         except Exception:  # a value no renderer expected must still produce an answer
+            if strict:
+                raise
             break
         if fits(form.content(rendered), form, budget):
             return rendered
@@ -351,9 +365,9 @@ def fit(view: Any, form: SendForm = WORST_CASE, *, minimal: Any = None, budget: 
     return Rendered(short, f"<p>{esc(short)}</p>")
 
 
-def fit_content(view: Any, form: SendForm, *, minimal: Any = None) -> dict[str, Any]:
+def fit_content(view: Any, form: SendForm, *, minimal: Any = None, strict: bool = False) -> dict[str, Any]:
     """The content to send for `view` in `form`, fitted (see `fit`)."""
-    return form.content(fit(view, form, minimal=minimal))
+    return form.content(fit(view, form, minimal=minimal, strict=strict))
 
 
 def render_fitting(view: Any, form: SendForm | None = None, *, minimal: Any = None) -> Rendered:

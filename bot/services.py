@@ -1,5 +1,6 @@
 """Typed services that command groups need beyond the Admin API, handed to them through the
-Context: the report desk (the inbox's queue) and the bot's own status. Each is narrow on purpose:
+Context: the report desk (the inbox's queue), the audit trail (what the team did to an account)
+and the bot's own status. Each is narrow on purpose:
 commands never get the store, the dispatcher, the command table or the access rules.
 """
 
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from .records import TeamAction
 
 if TYPE_CHECKING:
     from .records import ReportQuery
@@ -79,6 +82,29 @@ class ReportDesk:
     def watching_since(self) -> int | None:
         """When the bot started watching the reports (its first start), once known."""
         return self._inbox.watching_since
+
+
+class AuditTrail:
+    """The audit log as the dossier reads it: what the team did to one account. Read only, and only
+    actions that ran (not refusals, prompts or reads)."""
+
+    def __init__(self, store: Store, acting_commands: Sequence[str]) -> None:
+        self._store = store
+        self._acting = list(acting_commands)  # the commands that change something
+
+    async def actions_on(self, user_id: str, *, limit: int = 5) -> tuple[list[TeamAction], int]:
+        """The newest actions on this account, newest first, and how many there are."""
+        entries, total = await self._store.audit_about(user_id, limit=limit, commands=self._acting)
+        records = await self._store.undo_records([e.id for e in entries])
+        actions = []
+        for entry in entries:
+            record = records.get(entry.id)
+            actions.append(TeamAction(
+                entry=entry.id, ts=entry.ts, sender=entry.sender, command=entry.command, args=entry.args,
+                detail=entry.detail, undone_by=record.undone_by or None if record else None,
+                undo_available=bool(record and record.inverse_json and record.undone_by is None),
+            ))
+        return actions, total
 
 
 class BotStatus:

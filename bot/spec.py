@@ -14,6 +14,12 @@ A command module creates a `CommandGroup` and declares each verb with `@group.co
     @deactivate.preview
     async def _(ctx, user, **_): ...
 
+An action that can be taken back declares how, next to its handler, with `@command.undo`: a
+function called just before the action runs that returns its `Reversal` (bot/reversal.py: the
+inverse invocation and a probe of the state it changes), so that the dispatcher records an undo
+after a successful run. One that cannot be taken back says so with `irreversible=True` (or a
+reason), on the command or on the flag that makes it so; prompts and docs show it.
+
 A long operation says so with `job=True`: its function is then the job's body, called with a
 `JobContext` (bot/jobs.py) instead of a Context, and the same typed arguments. A command that
 decides at run time (a join of many users) returns `RunAsJob()` and declares its body with
@@ -60,6 +66,17 @@ class Escalation:
     role: Role | None = None
     writes: bool = False
     destructive: bool = False
+    irreversible: str = ""  # given, the command cannot be taken back: why
+
+
+IRREVERSIBLE = "it cannot be taken back"
+
+
+def irreversible_reason(value: bool | str) -> str:
+    """`irreversible=True` or a reason → the reason ("" when reversible or not declared)."""
+    if isinstance(value, str):
+        return value
+    return IRREVERSIBLE if value else ""
 
 
 @dataclass(frozen=True)
@@ -101,10 +118,15 @@ class Flag:
     role: Role | None = None
     destructive: bool = False
     writes: bool = False  # given, the command changes something (implied by destructive)
+    irreversible: bool | str = False  # given, what the command does cannot be taken back (or why not)
 
     @property
     def escalates(self) -> bool:
-        return self.role is not None or self.destructive or self.writes
+        return self.role is not None or self.destructive or self.writes or bool(self.irreversible)
+
+    @property
+    def escalation(self) -> Escalation:
+        return Escalation(self.role, self.writes, self.destructive, irreversible_reason(self.irreversible))
 
     @property
     def option(self) -> str:
@@ -153,6 +175,7 @@ PAGE_FLAGS = (
     Flag("export", "send every page as a file attachment instead", Choice("csv", "json")),
 )
 DEFAULT_PAGE_SIZE = 25
+MAS_API_PREFIX = "/api/admin/v1/"  # where matrix-authentication-service's admin API lives
 EXPORT_PAGE_SIZE = 1000  # rows per page an export asks for: fewer, larger requests (bench/bigserver.py)
 
 
@@ -178,6 +201,8 @@ class Command:
     job_handler: Handler | None = None  # the body of a job started by RunAsJob
     target_deriver: TargetDeriver | None = None
     runtime: bool = False  # a verb of the bot itself, run by the dispatcher (see bot/verbs.py)
+    irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
+    undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
 
     @property
     def job_body(self) -> Handler | None:
@@ -189,14 +214,14 @@ class Command:
         return self.verb if self.top_level else f"{self.group} {self.verb}"
 
     def _declared_escalations(self) -> list[tuple[str, Escalation]]:
-        found = [(f.option, Escalation(f.role, f.writes, f.destructive)) for f in self.flags if f.escalates]
+        found = [(f.option, f.escalation) for f in self.flags if f.escalates]
         for param in self.params:
             found += [(value, escalation) for value, escalation in param.escalations.items()]
         return found
 
     def escalations_given(self, args: dict[str, Any]) -> list[tuple[str, Escalation]]:
         """The escalations this invocation triggers, with what triggered them (`--delete`, `enable`)."""
-        given = [(f.option, Escalation(f.role, f.writes, f.destructive))
+        given = [(f.option, f.escalation)
                  for f in self.flags if f.escalates and args.get(f.dest) not in (None, False, [])]
         for param in self.params:
             value = args.get(param.name)
@@ -213,6 +238,22 @@ class Command:
 
     def writes_for(self, args: dict[str, Any]) -> bool:
         return self.writes or any(e.writes or e.destructive for _, e in self.escalations_given(args))
+
+    def irreversible_for(self, args: dict[str, Any]) -> str:
+        """Why this invocation cannot be taken back, or "" (it can, or nothing says it cannot)."""
+        if self.irreversible:
+            return self.irreversible
+        return next((e.irreversible for _, e in self.escalations_given(args) if e.irreversible), "")
+
+    @property
+    def undo_label(self) -> str:
+        """For help and docs: can what it does be taken back with `undo`?"""
+        if self.undo_handler is not None:
+            return "yes"
+        if self.irreversible:
+            return "no (irreversible)"
+        triggers = [name for name, e in self._declared_escalations() if e.irreversible]
+        return f"no with {' or '.join(triggers)} (irreversible)" if triggers else "—"
 
     @property
     def may_write(self) -> bool:
@@ -271,6 +312,18 @@ class Command:
         self.job_handler = fn
         return fn
 
+    def undo(self, fn: Handler) -> Handler:
+        """Declare how to take this action back: `async (ctx, **args) -> Reversal | None`, called just
+        before the action runs (so it can read what the action will change); None when this
+        invocation changes nothing that can be taken back. The dispatcher stores the reversal once
+        the action has succeeded, and its reply ends with `undo <entry>`."""
+        if self.irreversible:
+            raise ValueError(f"{self.name}: an irreversible command has no undo")
+        if self.job or self.runtime:
+            raise ValueError(f"{self.name}: jobs and runtime verbs record no undo")
+        self.undo_handler = fn
+        return fn
+
     def targets(self, fn: TargetDeriver) -> TargetDeriver:
         """Declare the targets this command derives from data: `async (ctx, **args) -> [Target]`.
         Runs before the preview and again before execution; policy checks each."""
@@ -309,6 +362,7 @@ class CommandGroup:
         examples: Sequence[str] = (),
         job: bool = False,
         runtime: bool = False,
+        irreversible: bool | str = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -328,6 +382,7 @@ class CommandGroup:
                 examples=tuple(examples),
                 job=job,
                 runtime=runtime,
+                irreversible=irreversible_reason(irreversible),
             )
             _check_declaration(command)
             self.commands.append(command)
@@ -351,6 +406,8 @@ def _check_declaration(command: Command) -> None:
         raise ValueError(f"{command.name}: only the last parameter may be variadic")
     if command.destructive and not command.writes:
         raise ValueError(f"{command.name}: a destructive command writes")
+    if command.irreversible and not command.writes:
+        raise ValueError(f"{command.name}: an irreversible command writes")
     for name, escalation in command._declared_escalations():
         if escalation.role is not None and escalation.role < command.role:
             raise ValueError(f"{command.name}: {name} cannot lower the command's role")
@@ -362,7 +419,8 @@ def _check_declaration(command: Command) -> None:
         raise ValueError(f"{command.name}: a job is neither paged nor a runtime verb")
     for endpoint in command.endpoints:
         method, _, path = endpoint.partition(" ")
-        if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith("/_"):
+        # Synapse's (`/_synapse/admin/…`, `/_matrix/…`) or matrix-authentication-service's (`/api/admin/v1/…`).
+        if method not in {"GET", "POST", "PUT", "DELETE"} or not path.startswith(("/_", MAS_API_PREFIX)):
             raise ValueError(f"{command.name}: endpoint {endpoint!r} is not 'METHOD /path'")
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from .records import (
-    AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportHistory, ReportNote, ReportQuery, ReportRecord, now_ms,
+    AuditEntry, JobRecord, PendingConfirmation, ReportFacts, ReportHistory, ReportNote, ReportQuery, ReportRecord,
+    UndoRecord, now_ms,
 )
 
 T = TypeVar("T")
@@ -213,6 +214,59 @@ MIGRATIONS += [
     """,
 ]
 
+
+# 9: undo. One row per action that recorded how to take it back (or why it cannot), keyed by the
+#    action's audit row; the audit row of an undo names the action it reversed (`undoes`). The
+#    accounts each action named, for "what the team already did to them" (the dossier), indexed;
+#    rows from before are found by the user IDs their stored invocation holds.
+_UNDO_SCHEMA = """
+    CREATE TABLE undo (
+        action INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        state_key TEXT,
+        inverse_json TEXT,
+        probe_json TEXT,
+        before_json TEXT,
+        left_json TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        created_ts INTEGER NOT NULL,
+        undone_by INTEGER,
+        undone_ts INTEGER
+    );
+    CREATE INDEX undo_state_key ON undo (state_key, action);
+    ALTER TABLE audit ADD COLUMN undoes INTEGER;
+    CREATE TABLE audit_targets (
+        audit_id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (user_id, audit_id)
+    )
+"""
+
+
+def _user_ids_in(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [u for item in value for u in _user_ids_in(item)]
+    if isinstance(value, str) and value.startswith("@") and ":" in value and " " not in value:
+        return [value]
+    return []
+
+
+def _undo_and_audit_targets(conn: sqlite3.Connection) -> None:
+    for statement in _UNDO_SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    for row in conn.execute("SELECT id, invocation_json FROM audit WHERE invocation_json IS NOT NULL").fetchall():
+        try:
+            data = json.loads(row["invocation_json"])
+        except ValueError:
+            continue
+        found = set(_user_ids_in(list((data.get("args") or {}).values())))
+        found |= {t["id"] for t in data.get("targets") or [] if isinstance(t, dict) and t.get("kind") == "user"}
+        conn.executemany("INSERT OR IGNORE INTO audit_targets (audit_id, user_id) VALUES (?, ?)",
+                         [(row["id"], user_id) for user_id in sorted(found)])
+
+
+MIGRATIONS.append(_undo_and_audit_targets)  # 9
 
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
                         "room_alias", "event_id", "reason", "score", "excerpt")
@@ -468,14 +522,59 @@ class Store:
     async def audit(
         self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
         invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
-        job_id: int | None = None,
+        job_id: int | None = None, undoes: int | None = None, targets: Sequence[str] = (),
     ) -> int:
-        return await self.db.insert(
-            "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, requested_by, "
-            "confirmation, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
-             confirmation, job_id),
-        )
+        """One row; `targets`: the accounts the invocation acts on (found again by `audit_about`)."""
+
+        def _insert(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row_id = int(conn.execute(
+                    "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, "
+                    "requested_by, confirmation, job_id, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
+                     confirmation, job_id, undoes),
+                ).lastrowid or 0)
+                conn.executemany("INSERT OR IGNORE INTO audit_targets (audit_id, user_id) VALUES (?, ?)",
+                                 [(row_id, user_id) for user_id in sorted(set(targets))])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return row_id
+
+        return await self.db.run(_insert)
+
+    async def audit_entry(self, row_id: int) -> AuditEntry | None:
+        row = await self.db.fetchone("SELECT * FROM audit WHERE id = ?", (row_id,))
+        return None if row is None else AuditEntry(**dict(row))
+
+    async def audit_about(
+        self, user_id: str, *, limit: int, results: Sequence[str] | None = ("ok",), commands: Sequence[str] | None = None,
+        before_id: int | None = None, sender: str | None = None,
+    ) -> tuple[list[AuditEntry], int]:
+        """Rows of invocations that acted on this account, newest first, and how many there are: only
+        the given results (None: any), only these commands when given, by this sender when given."""
+        if commands is not None and not commands:
+            return [], 0
+        where = "t.user_id = ?"
+        params: list[Any] = [user_id]
+        for column, values in (("result", results), ("command", commands)):
+            if values is not None:
+                where += f" AND a.{column} IN ({', '.join('?' for _ in values)})"
+                params += list(values)
+        if sender is not None:
+            where += " AND a.sender = ?"
+            params.append(sender)
+        joined = f"FROM audit_targets t JOIN audit a ON a.id = t.audit_id WHERE {where}"
+        count = await self.db.fetchone(f"SELECT COUNT(*) AS n {joined}", params)
+        page = (" AND a.id < ?", [before_id]) if before_id is not None else ("", [])
+        rows = await self.db.fetchall(f"SELECT a.* {joined}{page[0]} ORDER BY a.id DESC LIMIT ?", (*params, *page[1], limit))
+        return [AuditEntry(**dict(row)) for row in rows], int(count["n"]) if count else 0
+
+    async def set_audit_detail(self, row_id: int, detail: str) -> None:
+        """Change what one row says (the count of refusals held back after it): the row stays one row."""
+        await self.db.execute("UPDATE audit SET detail = ? WHERE id = ?", (detail[:2000], row_id))
 
     async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
         rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
@@ -496,6 +595,61 @@ class Store:
         params.append(limit)
         rows = await self.db.fetchall(sql, params)
         return [AuditEntry(**dict(row)) for row in rows]
+
+    # -- undo records (bot/undo.py)
+    @staticmethod
+    def _undo(row: sqlite3.Row | None) -> UndoRecord | None:
+        if row is None:
+            return None
+        return UndoRecord(
+            action=row["action"], command=row["command"], state_key=row["state_key"], inverse_json=row["inverse_json"],
+            probe_json=row["probe_json"], before_json=row["before_json"], left_json=row["left_json"], note=row["note"],
+            created_ts=row["created_ts"], undone_by=row["undone_by"], undone_ts=row["undone_ts"],
+        )
+
+    async def add_undo(
+        self, *, action: int, command: str, state_key: str | None, inverse_json: str | None, probe_json: str | None,
+        before_json: str | None, left_json: str | None, note: str,
+    ) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO undo (action, command, state_key, inverse_json, probe_json, before_json, left_json, "
+            "note, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (action, command, state_key, inverse_json, probe_json, before_json, left_json, note[:2000], now_ms()),
+        )
+
+    async def get_undo(self, action: int) -> UndoRecord | None:
+        return self._undo(await self.db.fetchone("SELECT * FROM undo WHERE action = ?", (action,)))
+
+    async def undo_records(self, actions: Sequence[int]) -> dict[int, UndoRecord]:
+        if not actions:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT * FROM undo WHERE action IN ({', '.join('?' for _ in actions)})", list(actions))
+        return {r.action: r for r in map(self._undo, rows) if r is not None}
+
+    async def later_changes(self, state_key: str, after_action: int) -> list[UndoRecord]:
+        """Actions recorded after this one that changed the same state and were not taken back since."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM undo WHERE state_key = ? AND action > ? AND undone_by IS NULL "
+            "AND (before_json IS NULL OR left_json IS NULL OR before_json != left_json) ORDER BY action",
+            (state_key, after_action),
+        )
+        return [r for r in map(self._undo, rows) if r is not None]
+
+    async def take_undo(self, action: int) -> bool:
+        """Mark an undo as under way (0: not yet known by which row). True for exactly one caller."""
+        changed = await self.db.execute(
+            "UPDATE undo SET undone_by = 0, undone_ts = ? WHERE action = ? AND undone_by IS NULL", (now_ms(), action))
+        return changed == 1
+
+    async def release_undo(self, action: int) -> None:
+        """The undo that took it did not happen: it can be undone again."""
+        await self.db.execute("UPDATE undo SET undone_by = NULL, undone_ts = NULL WHERE action = ? AND undone_by = 0",
+                              (action,))
+
+    async def finish_undo(self, action: int, undone_by: int) -> None:
+        await self.db.execute("UPDATE undo SET undone_by = ?, undone_ts = ? WHERE action = ?",
+                              (undone_by, now_ms(), action))
 
     async def audit_count(self, *, sender: str | None = None) -> int:
         if sender is None:

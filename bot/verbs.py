@@ -1,10 +1,11 @@
-"""The runtime's own verbs: `help`, `confirm`, `cancel`, `audit`, `jobs`, `jobs cancel`.
+"""The runtime's own verbs: `help`, `confirm`, `cancel`, `undo`, `audit`, `jobs`, `jobs cancel`.
 
 They are declared like commands, so that parsing, `--help`, roles and docs/commands.md treat them
 alike, but they are not commands of a group: the dispatcher runs them itself (a `runtime=True`
 declaration), handing them the parts of the runtime they are about. `confirm` and `cancel` are
 the dispatcher's own decisions on a stored invocation (a ✅ reaction takes the same path);
-`jobs cancel` asks the job runner to stop a job.
+`undo` hands the dispatcher an action to take back (bot/undo.py); `jobs cancel` asks the job
+runner to stop a job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .jobs import JobRunner
     from .storage import JobRecord, Store
+    from .undo import UndoBook
 
 
 class Runtime(Protocol):
@@ -30,8 +32,11 @@ class Runtime(Protocol):
     table: CommandTable
     jobs: JobRunner
     prefix: str
+    undo_book: UndoBook
 
     async def decide(self, ctx: Context, code: str | None, *, confirm: bool) -> Any: ...
+
+    async def undo(self, ctx: Context, row: int) -> Any: ...
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
 
@@ -67,21 +72,47 @@ async def cancel(rt: Runtime, ctx: Context, code: str | None) -> Any:
 
 
 @meta.command(
+    "undo", summary="Take back a recorded action: run its inverse", role=Role.VIEWER, runtime=True,
+    params=[Param("entry", Int(minimum=1), "the action's audit entry: its reply ends with `undo <entry>`")],
+    details="Reversible actions (lock, suspend, shadow-ban, server admin, rate-limit override, room block, media "
+            "and user-media quarantine, media protection, report claim/resolve/dismiss) record how to take them "
+            "back. The undo needs the role of the action and runs its inverse like any command: staff protection "
+            "applies and a destructive inverse asks for confirmation. Nothing is done when a later action, or "
+            "someone on the homeserver, changed the same thing since. An undo is final: its reply offers no undo "
+            "of its own; to do the action again, run its command again. Irreversible actions (see `help <command>`) "
+            "are refused with the reason.",
+    examples=["undo 42"],
+)
+async def undo(rt: Runtime, ctx: Context, entry: int) -> Any:
+    return await rt.undo(ctx, entry)
+
+
+@meta.command(
     "audit", summary="Show what the bot was asked to do, newest first", role=Role.MODERATOR, runtime=True,
     flags=[
         Flag("user", "only commands sent by this person", UserID),
+        Flag("about", "only actions on this account", UserID),
         Flag("limit", "how many entries", Int(minimum=1, maximum=200), default=20),
         Flag("before", "entries older than this entry number (paging)", Int(minimum=1)),
     ],
+    details="The undo column links an action and its undo both ways: `undo N` (it can be taken back with "
+            "`undo N`), `undone by #M` on the action, `undoes #N` on its undo.",
 )
-async def audit(rt: Runtime, ctx: Context, user: str | None, limit: int, before: int | None) -> Table:
-    entries = await rt.store.audit_entries(limit=limit, before_id=before, sender=user)
-    total = await rt.store.audit_count(sender=user)
-    rows = [[e.id, When(e.ts), Code(e.sender), Code(f"{e.command} {e.args}".strip()), e.result, e.detail] for e in entries]
+async def audit(rt: Runtime, ctx: Context, user: str | None, about: str | None, limit: int, before: int | None) -> Table:
+    if about is not None:
+        entries, total = await rt.store.audit_about(about, limit=limit, results=None, before_id=before, sender=user)
+    else:
+        entries = await rt.store.audit_entries(limit=limit, before_id=before, sender=user)
+        total = await rt.store.audit_count(sender=user)
+    links = await rt.undo_book.links(entries)
+    rows = [[e.id, When(e.ts), Code(e.sender), Code(f"{e.command} {e.args}".strip()), e.result, links.get(e.id),
+             e.detail] for e in entries]
     more = str(entries[-1].id) if len(entries) == limit else None
-    return Table("Audit log", ["#", "when", "who", "command", "result", "detail"], rows, total=total,
-                 empty="The audit log is empty.",
-                 next_hint=f"{rt.prefix} audit --before {more}" + (f" --user {user}" if user else "") if more else None)
+    filters = (f" --user {user}" if user else "") + (f" --about {about}" if about else "")
+    return Table("Audit log" + (f" of actions on {about}" if about else ""),
+                 ["#", "when", "who", "command", "result", "undo", "detail"], rows, total=total,
+                 empty="The audit log is empty." if not (user or about) else "No entries match.",
+                 next_hint=f"{rt.prefix} audit --before {more}{filters}" if more else None)
 
 
 STATUS_WORDS = {"running": "⏳ running", "done": "✅ done", "failed": "❌ failed", "unknown": "❔ unknown",

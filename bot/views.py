@@ -146,6 +146,22 @@ class Handoff:
 
 
 @dataclass(frozen=True)
+class PrivateSecret:
+    """A result that holds a secret for the requester's eyes only (a generated password).
+
+    The dispatcher sends `secret` to the person who asked, alone, in an encrypted direct message,
+    and answers the room with `public` and where the secret went. When the direct message cannot
+    be sent it says so with `if_undelivered` (what to do now: the action has happened anyway),
+    and the secret is shown nowhere. The renderer never shows `secret`, whatever path reaches it.
+    `what` names the secret in the room's sentence ("the generated password")."""
+
+    public: Any
+    secret: Any
+    what: str
+    if_undelivered: Any
+
+
+@dataclass(frozen=True)
 class ExportRequest:
     """Internal: a paged command asked for every page as a file."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.admin_api.errors import UnrecognizedEndpoint
@@ -11,8 +12,9 @@ from bot.argtypes import Text as TextArg
 from bot.context import Context
 from bot.jobs import JobContext, JobResult
 from bot.parsing import PageRequest
+from bot.reversal import MAX_UNDO_FILES, FilesQuarantined, Inverse, MediaFlag, Reversal, no_undo
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
+from bot.views import Bytes, Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from .room import quarantine_room_media
 
@@ -20,6 +22,8 @@ media = CommandGroup("media", "The media repository")
 
 STATS_ORDER = ("user_id", "displayname", "media_length", "media_count")
 QUARANTINE_CHANGES_PAGE = 100  # fixed by Synapse
+LISTED_FILES = 20  # a prompt names this many files of a longer list
+INFO_CONCURRENCY = 8
 
 
 
@@ -95,24 +99,82 @@ async def _(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None
     return _media_record(mxc, info, "File to quarantine")
 
 
+@quarantine.undo
+async def _(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None) -> Reversal | None:
+    if room:
+        return no_undo("the homeserver does not say which of the room's files it quarantined; release files with "
+                       "media unquarantine")
+    if user:
+        files = await _quarantinable_files(ctx, user)  # what the quarantine is about to change, and nothing else
+        if not files:
+            return None
+        if len(files) > MAX_UNDO_FILES:
+            return no_undo(f"it quarantined {len(files)} files, more than one undo takes back ({MAX_UNDO_FILES}); "
+                           "release files with media unquarantine")
+        return Reversal(Inverse(unquarantine, {"mxc": files}), FilesQuarantined(user, files))
+    assert mxc is not None
+    return Reversal(Inverse(unquarantine, {"mxc": [mxc]}), MediaFlag(mxc, "quarantined"))
+
+
+async def _quarantinable_files(ctx: Context, user: str) -> list[str]:
+    """The uploads of `user` that a quarantine of their media would change: neither quarantined nor protected."""
+    files: list[str] = []
+    token: str | None = None
+    while True:
+        page = await ctx.api.user_media(user, from_token=token, limit=500, order_by="created_ts", direction="f")
+        files += [f"mxc://{ctx.server_name}/{m.media_id}" for m in page.items
+                  if not m.quarantined_by and not m.safe_from_quarantine]
+        if not page.next_token or not page.items or len(files) > MAX_UNDO_FILES:
+            return files
+        token = page.next_token
+
+
 @media.command(
-    "unquarantine", summary="Serve a quarantined file again", role=Role.MODERATOR, destructive=True,
-    params=[Param("mxc", MxcURI, "the file, as mxc://server/media_id")],
+    "unquarantine", summary="Serve quarantined files again", role=Role.MODERATOR, destructive=True,
+    params=[Param("mxc", MxcURI, "the file(s), as mxc://server/media_id", variadic=True)],
     endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
                "POST /_synapse/admin/v1/media/unquarantine/<server_name>/<media_id>"],
-    details="Re-exposes what someone judged harmful: hence the confirmation.",
+    details="Re-exposes what someone judged harmful: hence the confirmation. Copies with the same content are "
+            "released too.",
 )
-async def unquarantine(ctx: Context, mxc: MxcURI) -> Text:
-    await ctx.api.unquarantine_media(mxc.server_name, mxc.media_id)
-    return Text("Released ", Code(mxc), " from quarantine.", tone="ok")
+async def unquarantine(ctx: Context, mxc: list[MxcURI]) -> Text:
+    for uri in mxc:
+        await ctx.api.unquarantine_media(uri.server_name, uri.media_id)
+    if len(mxc) == 1:
+        return Text("Released ", Code(mxc[0]), " from quarantine.", tone="ok")
+    return Text(f"Released {len(mxc)} files from quarantine.", tone="ok")
 
 
 @unquarantine.preview
-async def _(ctx: Context, mxc: MxcURI) -> Record:
-    info = await ctx.api.media_info(mxc.server_name, mxc.media_id)
-    if not info.quarantined_by:
-        raise CommandError(f"{mxc} is not quarantined")
-    return _media_record(mxc, info, "File to serve again")
+async def _(ctx: Context, mxc: list[MxcURI]) -> Any:
+    if len(mxc) == 1:
+        info = await ctx.api.media_info(mxc[0].server_name, mxc[0].media_id)
+        if not info.quarantined_by:
+            raise CommandError(f"{mxc[0]} is not quarantined")
+        return _media_record(mxc[0], info, "File to serve again")
+    gate = asyncio.Semaphore(INFO_CONCURRENCY)
+
+    async def quarantined(uri: MxcURI) -> bool:
+        async with gate:
+            return bool((await ctx.api.media_info(uri.server_name, uri.media_id)).quarantined_by)
+
+    flags = await asyncio.gather(*(quarantined(uri) for uri in mxc))
+    released = [uri for uri, flag in zip(mxc, flags) if flag]
+    if not released:
+        raise CommandError(f"none of these {len(mxc)} files is quarantined")
+    shown: list[Any] = [Code(uri) for uri in released[:LISTED_FILES]]
+    if len(released) > LISTED_FILES:
+        shown.append(f"… and {len(released) - LISTED_FILES} more")
+    return Doc(Items(f"{len(released)} files are served again", shown),
+               Text(f"{len(mxc) - len(released)} of them are not quarantined (nothing changes for those).")
+               if len(released) < len(mxc) else None)
+
+
+@unquarantine.undo
+async def _(ctx: Context, mxc: list[MxcURI]) -> Reversal:
+    if len(mxc) != 1:
+        return no_undo("several files were released at once: quarantine them again one by one")
+    return Reversal(Inverse(quarantine, {"mxc": mxc[0]}), MediaFlag(mxc[0], "quarantined"))
 
 
 @media.command(
@@ -126,6 +188,11 @@ async def protect(ctx: Context, mxc: MxcURI) -> Text:
     return Text("Protected ", Code(mxc), " from quarantine.", tone="ok")
 
 
+@protect.undo
+async def _(ctx: Context, mxc: MxcURI) -> Reversal:
+    return Reversal(Inverse(unprotect, {"mxc": mxc}), MediaFlag(mxc, "protected"))
+
+
 @media.command(
     "unprotect", summary="Let a local file be quarantined again", role=Role.MODERATOR, writes=True,
     params=[Param("mxc", MxcURI, "a file of this homeserver, as mxc://this-server/media_id")],
@@ -137,8 +204,14 @@ async def unprotect(ctx: Context, mxc: MxcURI) -> Text:
     return Text(Code(mxc), " can be quarantined again.", tone="ok")
 
 
+@unprotect.undo
+async def _(ctx: Context, mxc: MxcURI) -> Reversal:
+    return Reversal(Inverse(protect, {"mxc": mxc}), MediaFlag(mxc, "protected"))
+
+
 @media.command(
     "delete", summary="Delete one local file and its thumbnails from disk", role=Role.ADMIN, destructive=True,
+    irreversible="the file is gone from disk",
     params=[Param("mxc", MxcURI, "a file of this homeserver, as mxc://this-server/media_id")],
     endpoints=["GET /_synapse/admin/v1/media/<server_name>/<media_id>",
                "DELETE /_synapse/admin/v1/media/<server_name>/<media_id>"],
@@ -195,6 +268,7 @@ async def stats(ctx: Context, order: str, dir: str, search: str | None, since: i
 
 @media.command(
     "purge", summary="Delete local media not accessed since a date", role=Role.ADMIN, destructive=True,
+    irreversible="purged files are gone from disk",
     flags=[
         Flag("before", "delete files last accessed before this date (or this long ago); required", Timestamp(past=True)),
         Flag("larger-than", "only files larger than this, e.g. 10M", Size),
@@ -235,6 +309,7 @@ async def _(ctx: Context, before: int, larger_than: int | None, keep_profiles: b
 
 @media.command(
     "purge-remote", summary="Drop cached copies of remote media not accessed since a date", role=Role.ADMIN, destructive=True,
+    irreversible="the bot cannot put the copies back (they are fetched again when someone asks for them)",
     flags=[Flag("before", "drop copies last accessed before this date (or this long ago); required", Timestamp(past=True))],
     endpoints=["POST /_synapse/admin/v1/purge_media_cache"],
     details="Runs as a job. The files are fetched again from their servers when someone asks for them.",

@@ -48,6 +48,7 @@ async def _send(api: Any, user_id: str, text: str, txn_id: str) -> str:
 
 @notice.command(
     "send", summary="Send a server notice to a local user, or to every local user", role=Role.MODERATOR, writes=True,
+    irreversible="a sent notice cannot be taken back",
     params=[Param("user", LocalUserID, "who receives it (leave out with --all)", optional=True, absent_with="all",
                   protected=False),
             Param("text", TextArg, "the message (the rest of the line)", variadic=True)],

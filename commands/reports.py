@@ -22,6 +22,7 @@ from bot.reports.views import (
     room_value, state_text,
 )
 from bot.records import ReportFacts, ReportQuery, ReportRecord
+from bot.reversal import Inverse, ReportState, Reversal
 from bot.services import ReportDesk
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
 from bot.units import format_ts, human_duration
@@ -267,6 +268,18 @@ async def claim(ctx: Context, report: ReportRef) -> Text:
     return Text(f"You have claimed report {report}.", tone="ok")
 
 
+@claim.undo
+async def _(ctx: Context, report: ReportRef) -> Reversal:
+    return Reversal(Inverse(unclaim, {"report": report}), ReportState(report))
+
+
+async def _reopening(ctx: Context, report: ReportRef) -> Inverse:
+    """What takes a closing back: reopen the report, as the claim of whoever held it before."""
+    record = await _inbox(ctx).stored(report)
+    holder = record.claimed_by if record is not None and record.state == CLAIMED else None
+    return Inverse(reopen, {"report": report, "to": holder} if holder else {"report": report})
+
+
 @report.command(
     "unclaim", summary="Release a claimed report so that someone else can take it", role=Role.MODERATOR,
     params=[REPORT_PARAM],
@@ -307,17 +320,26 @@ async def note(ctx: Context, report: ReportRef, text: list[str]) -> Text:
 @report.command(
     "reopen", summary="Put a resolved or dismissed report back in the queue as open", role=Role.MODERATOR,
     params=[REPORT_PARAM],
+    flags=[Flag("to", "reopen it as this moderator's claim (who held it before it was closed)", UserID,
+                protected=False)],
     details="A dismissed report was deleted on the homeserver, which cannot be undone: reopening it reopens it in "
             "the bot's queue only. The closing is kept as a note.",
-    examples=["report reopen 12"],
+    examples=["report reopen 12", "report reopen 12 --to @bob:example.org"],
 )
-async def reopen(ctx: Context, report: ReportRef) -> Text:
+async def reopen(ctx: Context, report: ReportRef, to: str | None) -> Text:
     before = await _inbox(ctx).record(report)
     await _inbox(ctx).reopen(report, ctx.requester)
+    held = ""
+    if to:
+        try:
+            await _inbox(ctx).assign(report, to, ctx.requester)
+            held = f", claimed by {to}"
+        except CommandError as exc:  # reopened all the same: say why it is nobody's
+            held = f"; it could not be given back to {to} ({exc})"
     if before.deleted_ts:
-        return Text(f"Report {report} is open again in the bot's queue only: it was deleted on the homeserver when it "
-                    "was dismissed, and that cannot be undone.", tone="warning")
-    return Text(f"Report {report} is open again.", tone="ok")
+        return Text(f"Report {report} is open again in the bot's queue only{held}: it was deleted on the homeserver "
+                    "when it was dismissed, and that cannot be undone.", tone="warning")
+    return Text(f"Report {report} is open again{held}.", tone="ok")
 
 
 @report.command(
@@ -328,6 +350,11 @@ async def reopen(ctx: Context, report: ReportRef) -> Text:
 async def resolve(ctx: Context, report: ReportRef, note: list[str] | None) -> Text:
     await _inbox(ctx).resolve(report, ctx.requester, _note(note))
     return Text(f"Report {report} is resolved.", tone="ok")
+
+
+@resolve.undo
+async def _(ctx: Context, report: ReportRef, note: list[str] | None) -> Reversal:
+    return Reversal(await _reopening(ctx, report), ReportState(report))
 
 
 @report.command(
@@ -349,6 +376,12 @@ async def dismiss(ctx: Context, report: ReportRef, note: list[str] | None) -> Te
 async def _(ctx: Context, report: ReportRef, note: list[str] | None) -> Record:
     record = await _inbox(ctx).record(report)
     return Record(f"Report {report} would be dismissed and deleted from the homeserver", report_fields(record))
+
+
+@dismiss.undo
+async def _(ctx: Context, report: ReportRef, note: list[str] | None) -> Reversal:
+    return Reversal(await _reopening(ctx, report), ReportState(report),
+                    note="it reopens the report in the bot's queue only: its deletion on the homeserver cannot be undone")
 
 
 # -- acting on the reported message and user
@@ -386,6 +419,7 @@ async def _reported_event(ctx: Context, report: ReportRef) -> Any:
 
 @report.command(
     "redact", summary="Redact the reported message (asks for confirmation)", role=Role.MODERATOR, destructive=True,
+    irreversible="a redacted message loses its content for good",
     params=[EVENT_REPORT_PARAM], flags=[Flag("reason", "reason shown with the redaction", TextArg)],
     endpoints=[
         "GET /_synapse/admin/v1/server_version",

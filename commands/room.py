@@ -17,6 +17,7 @@ from bot.previews import (
     BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomAdminPreview, RoomBlockPreview,
     RoomDeletionPreview, RoomMediaQuarantinePreview, room_record,
 )
+from bot.reversal import Inverse, Reversal, RoomBlocked
 from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
 from bot.units import format_ts
 from bot.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
@@ -231,7 +232,7 @@ async def media(ctx: Context, room: str) -> Doc:
     "forward-extremities", summary="Show a room's forward extremities (diagnosing slow rooms)", role=Role.ADMIN,
     params=[Param("room", RoomRef, "room ID or alias")],
     flags=[Flag("delete", "delete them (read synapse issue #1760 first; never as routine maintenance)",
-                role=Role.ADMIN, destructive=True)],
+                role=Role.ADMIN, destructive=True, irreversible="deleted extremities cannot be put back")],
     endpoints=["GET /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities",
                "DELETE /_synapse/admin/v1/rooms/<room_identifier>/forward_extremities"],
 )
@@ -272,6 +273,11 @@ async def _(ctx: Context, room: str) -> RoomBlockPreview:
     return RoomBlockPreview(room, await _details_or_none(ctx, room), block=True)
 
 
+@block.undo
+async def _(ctx: Context, room: str) -> Reversal:
+    return Reversal(Inverse(unblock, {"room": room}), RoomBlocked(room))
+
+
 @room.command(
     "unblock", summary="Unblock a room", role=Role.MODERATOR, destructive=True,
     params=[Param("room", RoomRef, "room ID or alias")],
@@ -289,6 +295,11 @@ async def _(ctx: Context, room: str) -> RoomBlockPreview:
     if not blocked:
         raise CommandError(f"{room} is not blocked")
     return RoomBlockPreview(room, await _details_or_none(ctx, room), block=False, blocked_by=by)
+
+
+@unblock.undo
+async def _(ctx: Context, room: str) -> Reversal:
+    return Reversal(Inverse(block, {"room": room}), RoomBlocked(room))
 
 
 @room.command(
@@ -311,6 +322,7 @@ async def _details_or_none(ctx: Context, room: str) -> Any:
 @room.command(
     "make-admin", summary="Give a local user (default: the bot) the top power level of a room's local members",
     role=Role.ADMIN, destructive=True,
+    irreversible="the Admin API cannot lower a power level again: only someone with power in the room can",
     params=[Param("room", RoomRef, "room ID or alias"), Param("user", LocalUserID, "local user to promote", optional=True)],
     endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "GET /_synapse/admin/v1/rooms/<room_id>/state",
                "POST /_synapse/admin/v1/rooms/<room_identifier>/make_room_admin"],
@@ -383,6 +395,7 @@ async def _(ctx: Context, room: str) -> RoomMediaQuarantinePreview:
 
 @room.command(
     "join", summary="Force-join local users to a room, each with its own result", role=Role.ADMIN, destructive=True,
+    irreversible="the Admin API cannot make them leave again: they or the room's moderators can",
     params=[Param("room", RoomRef, "room ID or alias"), Param("users", LocalUserID, "local users", variadic=True)],
     endpoints=["GET /_synapse/admin/v1/rooms/<room_id>", "GET /_synapse/admin/v1/rooms/<room_id>/members",
                "POST /_synapse/admin/v1/join/<room_identifier>"],
@@ -478,7 +491,7 @@ def _join_status(results: list[list[str]]) -> str:
 
 @room.command(
     "delete", summary="Delete a room: kick everyone, optionally purge it and block it", role=Role.ADMIN, destructive=True,
-    job=True,
+    job=True, irreversible="kicked members, removed aliases and (with --purge) the erased history cannot be brought back",
     params=[Param("room", RoomRef, "room ID or alias")],
     flags=[
         Flag("purge", "also erase the room and its history from the database"),
@@ -582,7 +595,7 @@ async def _submit_delete(job: JobContext, room_id: str, submit: Any) -> str:
 
 @room.command(
     "purge-history", summary="Delete a room's history before a date or an event (the room itself stays)",
-    role=Role.ADMIN, destructive=True, job=True,
+    role=Role.ADMIN, destructive=True, job=True, irreversible="purged events are gone from the database",
     params=[Param("room", RoomRef, "room ID or alias")],
     flags=[
         Flag("before", "purge events before this date, duration ago, or event ID (required)", EventOrTimestamp()),

@@ -7,10 +7,21 @@ import asyncio
 from bot.admin_api.errors import AdminAPIError, BadRequest
 from bot.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
 from bot.context import Context
+from bot.mas_api.errors import MASAPIError
 from bot.spec import CommandGroup, Escalation, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Record, Table, Text, When
+from bot.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
+
+from . import _mas
 
 server = CommandGroup("server", "The homeserver as a whole")
+
+server.skip("GET /api/admin/v1/oauth2-clients",
+            "OAuth 2.0 clients are MAS configuration (its config file and mas-cli), not an account matter; the bot reads "
+            "one client (GET /api/admin/v1/oauth2-clients/<id>) to name the client of a session")
+for _endpoint in ("POST /api/admin/v1/policy-data", "GET /api/admin/v1/policy-data/latest",
+                  "GET /api/admin/v1/policy-data/<id>"):
+    server.skip(_endpoint, "policy data is MAS configuration (who may register, which clients get admin rights): "
+                           "changed with MAS's config or mas-cli, not from a chat room")
 
 TASK_STATUSES = ("scheduled", "active", "complete", "cancelled", "failed")
 
@@ -29,22 +40,71 @@ async def version(ctx: Context) -> Record:
         "GET /_synapse/admin/v1/server_version",
         "GET /_synapse/admin/v1/background_updates/status",
         "GET /_synapse/admin/v1/scheduled_tasks",
+        "GET /api/admin/v1/version",
+        "GET /api/admin/v1/site-config",
+        "GET /api/admin/v1/users",
     ],
+    details="With matrix-authentication-service it also shows MAS's version, what MAS lets people do by "
+            "themselves, and how many accounts it holds.",
 )
-async def status(ctx: Context) -> Record:
+async def status(ctx: Context) -> Doc:
     version = await ctx.api.server_version()
     updates = await ctx.api.background_updates()
     active = await ctx.api.scheduled_tasks(statuses=["active", "scheduled"])
     bot = ctx.bot_status
     current = ", ".join(f"{u.name} ({u.database})" for u in updates.current) or "none running"
-    return Record("Status", [
+    return Doc(Record("Status", [
         ("homeserver", Code(ctx.server_name)),
         ("version", version),
         ("background updates", ("enabled" if updates.enabled else "PAUSED") + f"; {current}"),
         ("server tasks active or scheduled", len(active)),
         ("bot jobs running", bot.jobs_running() if bot else "unknown"),
         ("confirmations waiting", await bot.confirmations_waiting() if bot else "unknown"),
+    ]), await _mas_status(ctx))
+
+
+async def _mas_status(ctx: Context) -> Record | Text | None:
+    """matrix-authentication-service's side, when accounts live there."""
+    detection = ctx.mas_detection
+    if not ctx.accounts.mas_configured:
+        advice = detection.advice() if detection is not None else None
+        return Text(advice, tone="warning") if advice else None
+    mas = ctx.accounts.mas("MAS status")
+    try:
+        version, site, accounts, usable = await asyncio.gather(
+            mas.version(), mas.site_config(), mas.list_users(first=1, count=True),
+            mas.list_users(status="active", first=1, count=True))
+    except MASAPIError as exc:
+        return Text(f"matrix-authentication-service at {mas.url} does not answer: ", Code(exc.errcode),
+                    f": {exc.error}. {exc.hint}", tone="error")
+    allowed = [name for name, on in (
+        ("password login", site.password_login_enabled), ("registration with a password", site.password_registration_enabled),
+        ("registration tokens required", site.password_registration_token_required),
+        ("e-mail changes", site.email_change_allowed), ("display name changes", site.displayname_change_allowed),
+        ("password changes", site.password_change_allowed), ("account recovery", site.account_recovery_allowed),
+        ("deactivating their own account", site.account_deactivation_allowed), ("captcha", site.captcha_enabled),
+    ) if on]
+    return Record("Accounts: matrix-authentication-service", [
+        ("MAS", Code(mas.url)),
+        ("version", Untrusted(version, 80)),
+        ("server name", Untrusted(site.server_name, 120)),
+        ("accounts (usable / all)", f"{usable.count} / {accounts.count}"),
+        ("people may", ", ".join(allowed) or "nothing by themselves"),
+        ("minimum password complexity", f"{site.minimum_password_complexity} of 4"),
     ])
+
+
+@server.command(
+    "providers", summary="Single-sign-on providers that MAS links accounts to", role=Role.VIEWER,
+    endpoints=["GET /api/admin/v1/upstream-oauth-providers"],
+    details="Their names are what `user external-ids … --remove <provider>` takes.",
+)
+async def providers(ctx: Context) -> Table:
+    found = await _mas.providers(ctx.accounts.mas("Single-sign-on providers"))
+    rows = [[Untrusted.of(p.human_name, 80), Untrusted.of(p.brand_name, 40), Untrusted.of(p.issuer, 120), Code(p.id),
+             "enabled" if p.enabled else "disabled"] for p in found]
+    return Table("Upstream providers (matrix-authentication-service)", ["name", "brand", "issuer", "ID", "state"], rows,
+                 total=len(rows), empty="None: every account signs in with a password.")
 
 
 @server.command(

@@ -35,8 +35,11 @@ class MASAPIError(synapse.AdminAPIError):
     errcode_default = "MAS_ERROR"
 
     def __init__(self, status: int, error: str, *, errcode: str | None = None, method: str = "", path: str = "",
-                 titles: tuple[str, ...] = ()) -> None:
+                 titles: tuple[str, ...] = (), answered: bool | None = None) -> None:
         super().__init__(status, errcode or self.errcode_default, clip(error), method=method, path=path)
+        # Whether MAS itself said it, in its own error shape: a bare 404 from a proxy or from a
+        # listener without the `adminapi` resource is not MAS saying "no such user".
+        self.answered = bool(titles) if answered is None else answered
         self.titles = tuple(clip(t) for t in titles) or (self.error,)
 
     @property

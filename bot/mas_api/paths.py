@@ -13,11 +13,9 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from ..ids import UnsafePathSegment, check_segment
+from ..ids import ULID_RE, UnsafePathSegment, check_segment
 from .errors import InvalidIdentifier
 
-# Crockford base32, 26 characters, as the description's `ULID` schema says.
-ULID_RE = re.compile(r"^[0123456789ABCDEFGHJKMNPQRSTVWXYZ]{26}$")
 # What a MAS username (a Matrix localpart) may contain (MAS: crates/handlers/src/admin/v1/users/add.rs),
 # minus '/', which some proxies decode from %2F and which we therefore never put in a path.
 USERNAME_RE = re.compile(r"^[a-z0-9=_\-.+]{1,255}$")

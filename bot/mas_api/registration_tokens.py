@@ -50,7 +50,8 @@ class RegistrationTokensAPI(Area):
         async for candidate in walk(lambda cursor: self.list_registration_tokens(first=100, after=cursor, count=False)):
             if candidate.token == token:
                 return candidate
-        raise NotFound(404, "no MAS registration token with that value", method="GET", path=str(V1.user_registration_tokens))
+        raise NotFound(404, "no MAS registration token with that value", method="GET",
+                       path=str(V1.user_registration_tokens), answered=True)
 
     async def add_registration_token(
         self, *, token: str | None = None, usage_limit: int | None = None, expires_at: datetime | None = None,

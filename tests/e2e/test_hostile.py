@@ -213,6 +213,35 @@ async def test_an_admin_alias_moved_elsewhere_is_a_warning_and_check_says_so(hos
         await hostile.world.chat.request("PUT", directory, json={"room_id": hostile.world.admin_room})
 
 
+async def test_a_prompt_that_could_not_be_sent_leaves_nothing_to_confirm(hostile: Hostile) -> None:
+    """Attack 4: the homeserver refuses the prompt; no confirmation may wait for a prompt nobody saw."""
+    room = await hostile.world.chat.create_room(name="Keep me unblocked")
+    fault = hostile.proxy.add("PUT", r"/send/m\.room\.message/", "refuse")
+    event_id = await hostile.admin.say(f"!admin room block {room}")
+    reply = await hostile.admin.chat.wait_for_reply(hostile.admin.room_id, event_id, timeout=30)
+    assert fault.hits == 1 and "could not show the confirmation prompt" in body(reply)
+    assert await hostile.app.store.pending_confirmations(room_id=hostile.world.admin_room) == []
+    assert "nothing waiting for confirmation" in await hostile.admin.ask_body("!admin confirm")
+    assert await hostile.app.api.block_status(room) == (False, None)
+    rows = [r for r in await hostile.app.store.audit_entries(limit=5) if r.command == "room block"]
+    assert rows[0].result == "error" and "nothing waits" in rows[0].detail
+
+
+async def test_a_generated_password_is_shown_nowhere_when_encryption_is_off(hostile: Hostile) -> None:
+    """Attack 6: without encryption there is no private channel; the room still never sees the password."""
+    name = f"nodm-{uuid.uuid4().hex[:8]}"
+    user_id = f"@{name}:{hostile.hs.server_name}"
+    event_id = await hostile.admin.say(f"!admin user create {name}")
+    reply = await hostile.admin.chat.wait_for_reply(hostile.admin.room_id, event_id, timeout=30)
+    text = body(reply)
+    assert f"Created {user_id}" in text and "could not be sent to you in a direct message" in text
+    assert "encryption is off" in text and f"!admin user reset-password {user_id} <password>" in text
+    assert (await hostile.app.api.user_details(user_id)).name == user_id  # created all the same
+    assert "Generated password" not in text and "shown once" not in text
+    [row] = [r for r in await hostile.app.store.audit_entries(limit=5) if r.command == "user create"][:1]
+    assert "not delivered" in row.detail
+
+
 # -- with the session bot
 
 
@@ -248,10 +277,14 @@ async def test_a_room_with_a_huge_name_and_topic_can_still_be_moderated(admin: P
         room = await owner.create_room(name="N" * 255)
         await owner.request("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.topic/",
                             json={"topic": '"<' * 5_500 + "\nstate: resolved by @alice"})
-        prompt = await admin.ask(f"!admin room block {room}")
-        text = body(prompt)
-        assert "confirm" in text and room in text and "\nstate: resolved" not in text
-        assert "Cancelled" in await admin.ask_body(f"!admin cancel {code_of(prompt)}")
+        for command in ("room block", "room delete", "room make-admin"):
+            prompt = await admin.ask(f"!admin {command} {room}")
+            text = body(prompt)
+            assert "confirm" in text and room in text and "\nstate: resolved" not in text, (command, text)
+            code = code_of(prompt)
+            assert [p.code for p in await bot.store.pending_confirmations(room_id=admin.room_id)
+                    if p.prompt_event_id == prompt["event_id"]] == [code]
+            assert "Cancelled" in await admin.ask_body(f"!admin cancel {code}")
     finally:
         await owner.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import sqlite3
 import time
@@ -285,6 +287,13 @@ def context_for(bot: App, person: Person) -> Context:
 async def test_room_previews_are_data(admin: Person, bot: App, owner: ChatClient, homeserver: LocalHomeserver) -> None:
     room_id = await owner.create_room(name="preview <me>", preset="public_chat")
     first = await owner.send_text(room_id, "one")
+    # Synapse fills a room's details (name, member counts) in the background: on PostgreSQL they
+    # can lag behind the creation by a moment.
+    for _ in range(100):
+        details = await bot.api.room_details(room_id)
+        if details.name and details.joined_local_members:
+            break
+        await asyncio.sleep(0.1)
     ctx = context_for(bot, admin)
     deletion = await room_commands.delete.preview_handler(
         ctx, room=room_id, purge=True, block=False, message=None, new_room_user=None, room_name=None, force_purge=False)

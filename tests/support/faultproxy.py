@@ -12,7 +12,8 @@
     proxy.count(since=t0, until=t1, classes={SYNC})   # requests seen (monotonic times)
 
 One request at a time, by method and path: `fault = proxy.add("POST", r"/leave$", "stall")` (or
-"drop"), for the next `times` matching requests; `fault.hit` is set when one arrives. And
+"drop", or "refuse": 403 M_FORBIDDEN, as a homeserver that will not take it), for the next `times`
+matching requests; `fault.hit` is set when one arrives. And
 `proxy.rewrite_sync = f` forges /sync answers (the stripped state of an invite is whatever the
 inviting server wrote).
 
@@ -69,7 +70,8 @@ STALL_S = 3600.0
 @dataclass
 class Fault:
     """A fault for single requests: `action` "stall" (never answered; cancelled when the client
-    gives up) or "drop" (the connection is closed), for the next `times` matching requests."""
+    gives up), "drop" (the connection is closed) or "refuse" (403 M_FORBIDDEN), for the next `times`
+    matching requests."""
 
     method: str
     path: re.Pattern[str]
@@ -150,7 +152,7 @@ class FaultProxy:
     # -- faults
 
     def add(self, method: str, path_pattern: str, action: str, times: int = 1) -> Fault:
-        """Stall or drop the next `times` requests of this method whose path matches the pattern."""
+        """Stall, drop or refuse the next `times` requests of this method whose path matches the pattern."""
         fault = Fault(method, re.compile(path_pattern), action, times)
         self.faults.append(fault)
         return fault
@@ -232,6 +234,8 @@ class FaultProxy:
                 single.hit.set()
                 self.hits.append(Hit(time.monotonic(), request.method, request.path, path_class(request.path),
                                      single.action))
+                if single.action == "refuse":
+                    return web.json_response({"errcode": "M_FORBIDDEN", "error": "refused by the fault proxy"}, status=403)
                 if single.action == "drop":
                     assert request.transport is not None
                     request.transport.close()

@@ -21,12 +21,16 @@ class Edits:
     def __init__(self) -> None:
         self.contents: list[dict[str, Any]] = []
         self.txn_ids: list[str | None] = []
+        self.encrypted = False
 
     async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
                    txn_id: str | None = None) -> str:
         self.contents.append(content)
         self.txn_ids.append(txn_id)
         return f"$edit{len(self.contents)}"
+
+    def is_encrypted(self, room_id: str) -> bool:
+        return self.encrypted
 
     def bodies(self) -> list[str]:
         return [c.get("m.new_content", c)["body"] for c in self.contents]

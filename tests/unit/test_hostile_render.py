@@ -18,7 +18,8 @@ from bot.render import (
 from bot.reports.views import minimal_notice_view, notice_view
 from bot.storage import ReportFacts, ReportRecord
 from bot.views import (
-    Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, Record, Shown, Strong, Table, Text, Untrusted, When,
+    Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, PrivateSecret, Record, Shown, Strong, Table, Text,
+    Untrusted, When,
 )
 
 RLO, ZWSP, LRI = "\u202e", "\u200b", "\u2066"
@@ -177,6 +178,7 @@ def _every_view() -> list[Any]:
         record, table, Table(HOSTILE, ["a"], [], empty=HOSTILE), Items(HOSTILE, values), Preformatted(HOSTILE, HOSTILE),
         Preformatted(HOSTILE), JobStarted(1, record), Attachment("f.csv", "/tmp/x", "text/csv", caption=Text(HOSTILE)),
         Doc(record, table, Text(HOSTILE)), notice_view(_record(HOSTILE, room_name=HOSTILE, excerpt=HOSTILE), "!admin"),
+        PrivateSecret(public=record, secret=Text(Shown(HOSTILE)), what=HOSTILE, if_undelivered=Text(HOSTILE)),
         HOSTILE, None,
     ]
 

@@ -308,4 +308,8 @@ def test_a_handlers_context_reaches_no_store_dispatcher_or_access_rules() -> Non
 
 def test_typed_previews_are_views_and_stored_invocations_need_no_database() -> None:
     assert_reaches_none(["bot.previews"], (*ADMIN_API, *MATRIX_LAYER, *STORAGE, *COMMAND_LAYER))
+    # The dossier shows the queue's records (plain data), never the database behind them.
+    assert_reaches_none(["bot.dossier"], (*ADMIN_API, *MATRIX_LAYER, "sqlite3", "bot.storage", *COMMAND_LAYER))
+    # What a command declares about its undo: no database, no Matrix, no transport.
+    assert_reaches_none(["bot.reversal"], (*MATRIX_LAYER, *STORAGE, "httpx", "bot.dispatcher", "bot.jobs", "bot.undo"))
     assert_reaches_none(["bot.invocation"], (*MATRIX_LAYER, *STORAGE, "bot.dispatcher", "bot.jobs", "bot.admin_api"))

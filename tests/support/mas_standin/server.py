@@ -125,18 +125,21 @@ class MASStandIn(Operations):
             self._runner = None
 
     async def go_down(self, how: str = "refuse") -> None:
-        """`refuse`: nothing listens any more (connection refused); `503`: every request gets 503."""
+        """`refuse`: nothing listens any more (connection refused), and open connections are closed
+        (a client's keep-alive connection must not outlive the service); `503`: every request gets 503."""
         if how not in ("refuse", "503"):
             raise ValueError(how)
-        if how == "503" and self._site is None:
-            await self._listen()
+        if how == "503" and self._runner is None:
+            await self.start()
         self.down = how
-        if how == "refuse" and self._site is not None:
-            await self._site.stop()
+        if how == "refuse" and self._runner is not None:
+            await self.stop()
             self._site = None
 
     async def come_up(self) -> None:
-        if self._site is None:
+        if self._runner is None:
+            await self.start()
+        elif self._site is None:
             await self._listen()
         self.down = None
 
