@@ -211,6 +211,7 @@ class JobContext:
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
+        self._mark_set: set[str] | None = None  # loaded at the first question (bot/storage.py: job_marks)
 
     @property
     def accounts(self) -> AccountDirectory:
@@ -221,6 +222,39 @@ class JobContext:
         self.state.update(changes)
         self.advanced = True
         await self._runner.store.update_job(self.id, state=self.state)
+
+    # -- marks: exact totals across a kill
+
+    async def intend(self, item: str) -> None:
+        """Say, durably, that this job is about to change `item` (before the request that does it).
+        If the bot is killed before the item's batch is saved, the item is done again after the
+        restart and found already done: `intended(item)` then says it was this job's doing."""
+        marks = await self._marks()
+        if item not in marks:
+            await self._runner.store.add_job_mark(self.id, item)
+            marks.add(item)
+
+    def intended(self, item: str) -> bool:
+        """Whether this job (before a restart) said it was about to change `item`."""
+        return self._mark_set is not None and item in self._mark_set
+
+    async def leftover_marks(self) -> set[str]:
+        """Items this job marked whose batch was never saved with them: for a listing that loses its
+        items as they are done (deleted files), the ones done before a restart and not seen again."""
+        return set(await self._marks())
+
+    async def _marks(self) -> set[str]:
+        if self._mark_set is None:
+            self._mark_set = await self._runner.store.job_marks(self.id)
+        return self._mark_set
+
+    async def _save_counted(self, bulk: dict[str, Any], items: list[str]) -> None:
+        self.state["bulk"] = bulk
+        self.advanced = True
+        if self._mark_set:
+            self._mark_set.difference_update(items)
+        await self._runner.store.save_job_progress(self.id, self.state, done_items=items if self._mark_set is not None
+                                                   else [])
 
     async def progress(self, view: Any, *, force: bool = False) -> None:
         """Show progress by editing the job's message; at most one edit per interval."""
@@ -467,9 +501,11 @@ class _BulkRun(Generic[T]):
         """Count and save every batch done so far, in order; show how far the job got."""
         progress = self.progress
         committed = False
+        counted: list[str] = []
         while self.batches and self.batches[0].complete():
             batch = self.batches.popleft()
             ran = [r for r in batch.results[:batch.started] if r is not None]
+            counted += [self.key(item) for item in batch.page.items[:len(ran)]]
             for item, result in zip(batch.page.items, ran):
                 progress.counts[result.outcome] = progress.count(result.outcome) + 1
                 if progress.results is not None:
@@ -481,7 +517,7 @@ class _BulkRun(Generic[T]):
             progress.finished = progress.finished or batch.page.next is None or any(r.stop for r in ran)
             committed = True
         if committed:
-            await self.job.save(bulk=progress.saved())
+            await self.job._save_counted(progress.saved(), counted)
             if not progress.finished:
                 await self.job.progress(self.view(progress) if self.view else progress.view())
 
@@ -645,6 +681,8 @@ class JobRunner:
         while True:
             job = JobContext(self, record, inv, resumed=resumed or attempt > 0)
             try:
+                if job.resumed:
+                    await job._marks()  # what it was about to do before the restart (`intended`)
                 role = await job.checkpoint()
                 problem = await self.policy.invocation_problem(role, inv)
                 if problem:

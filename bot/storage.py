@@ -268,6 +268,19 @@ def _undo_and_audit_targets(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS.append(_undo_and_audit_targets)  # 9
 
+MIGRATIONS += [
+    # 10: what a bulk job is about to do to an item, written before it does it (`job.intend`): after
+    #     a kill, an item found already done is known to be this job's doing, so totals stay exact.
+    #     Forgotten with the batch that holds the item, once that batch is saved.
+    """
+    CREATE TABLE job_marks (
+        job_id INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (job_id, item)
+    )
+    """,
+]
+
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
                         "room_alias", "event_id", "reason", "score", "excerpt")
 
@@ -733,6 +746,29 @@ class Store:
                 params.append(value)
         params.append(job_id)
         await self.db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
+
+    async def add_job_mark(self, job_id: int, item: str) -> None:
+        await self.db.execute("INSERT OR IGNORE INTO job_marks (job_id, item) VALUES (?, ?)", (job_id, item))
+
+    async def job_marks(self, job_id: int) -> set[str]:
+        rows = await self.db.fetchall("SELECT item FROM job_marks WHERE job_id = ?", (job_id,))
+        return {row["item"] for row in rows}
+
+    async def save_job_progress(self, job_id: int, state: dict[str, Any], *, done_items: Sequence[str]) -> None:
+        """A bulk job's progress, and its marks on the items that progress now counts, in one transaction."""
+        state_json = json.dumps(state)
+
+        def _save(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE jobs SET state_json = ?, updated_ts = ? WHERE id = ?", (state_json, now_ms(), job_id))
+                conn.executemany("DELETE FROM job_marks WHERE job_id = ? AND item = ?", [(job_id, i) for i in done_items])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self.db.run(_save)
 
     async def jobs(self, *, statuses: Sequence[str] | None = None, limit: int = 20) -> list[JobRecord]:
         sql = "SELECT * FROM jobs"

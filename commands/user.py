@@ -326,14 +326,17 @@ async def _(job: JobContext, user: str, **_: Any) -> JobResult:
         return Page([m.media_id for m in found.items], "more" if more and found.items else None, found.total)
 
     async def delete_one(media_id: str) -> ItemResult:
+        await job.intend(media_id)
         deleted = await job.api.delete_media(job.server_name, media_id)
         return ItemResult("deleted") if media_id in deleted else ItemResult("failed", "the homeserver kept it")
 
     # Deleted files leave the listing: the next page is read once this one is done.
     done = await job.for_each(files, delete_one, prefetch=False)
+    # Files deleted before a restart, whose batch was not saved yet, are not listed again: marked.
+    deleted = done.count("deleted") + len(await job.leftover_marks())
     left = (await job.api.user_media(user, limit=1)).total or 0
     return JobResult("done" if not done.count("failed") else "partial",
-                     Text(f"Deleted {done.count('deleted')} files uploaded by ", Code(user), f"; {left} left.",
+                     Text(f"Deleted {deleted} files uploaded by ", Code(user), f"; {left} left.",
                           tone="ok" if not left else "warning"))
 
 
@@ -1294,7 +1297,12 @@ async def _(job: JobContext, remove: str, **_: Any) -> JobResult:
             details = await job.api.user_details(user_id)
         except NotFound:
             return "gone"  # deleted since the list was read
-        return "removed" if await _remove_provider(job.api, details, remove) else "none"
+        if not any(e.auth_provider == remove for e in details.external_ids):
+            # Removed by this job before a restart (it said so first), or never there.
+            return "removed" if job.intended(user_id) else "none"
+        await job.intend(user_id)
+        await _remove_provider(job.api, details, remove)
+        return "removed"
 
     done = await job.for_each(accounts, remove_from, target=lambda user_id: Target("user", user_id),
                               view=_external_ids_summary)
@@ -1320,6 +1328,7 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
         return Page(items, found.next_cursor, found.count)
 
     async def remove_one(item: tuple[Any, str | None]) -> str:
+        await job.intend(item[0].id)
         try:
             await mas.delete_upstream_oauth_link(item[0].id)
         except MASNotFound as exc:
@@ -1331,7 +1340,9 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
     done = await job.for_each(links, remove_one, key=lambda item: item[0].id,
                               target=lambda item: Target("user", item[1]) if item[1] else None,
                               view=lambda progress: _links_summary(progress, provider))
-    return JobResult("done" if not done.count("failed") else "partial", _links_summary(done, provider))
+    # Links removed before a restart, whose batch was not saved yet, leave the list: marked.
+    return JobResult("done" if not done.count("failed") else "partial",
+                     _links_summary(done, provider, removed_before_restart=len(await job.leftover_marks())))
 
 
 async def _matrix_id(mas: Any, mas_user_id: str, server_name: str) -> str:
@@ -1339,9 +1350,11 @@ async def _matrix_id(mas: Any, mas_user_id: str, server_name: str) -> str:
     return f"@{(await mas.get_user(mas_user_id)).username}:{server_name}"
 
 
-def _links_summary(progress: Any, provider: Any) -> Record:
-    return Record(None, [("provider", Untrusted(provider_label(provider), 160)), ("links looked at", progress.done),
-                         ("links removed", progress.count("removed")), ("already gone", progress.count("gone")),
+def _links_summary(progress: Any, provider: Any, *, removed_before_restart: int = 0) -> Record:
+    return Record(None, [("provider", Untrusted(provider_label(provider), 160)),
+                         ("links looked at", progress.done + removed_before_restart),
+                         ("links removed", progress.count("removed") + removed_before_restart),
+                         ("already gone", progress.count("gone")),
                          ("skipped (protected)", progress.count(SKIPPED)), ("failed", progress.count("failed"))])
 
 

@@ -29,6 +29,7 @@ class Work:
         self.fail_once: dict[int, Exception] = {}
         self.fail_always: dict[int, Exception] = {}
         self.on_item: dict[int, Any] = {}  # item → something to do when it starts (cancel the job…)
+        self.changed: set[int] = set()  # what the "change" job has changed on the homeserver
 
     async def do_one(self, item: int) -> str:
         self.calls[item] += 1
@@ -56,6 +57,20 @@ def table_for(work: Work) -> CommandTable:
         done = await job.for_each(list(range(count)), work.do_one, target=lambda i: Target("user", f"@u{i}:hs.test"))
         return JobResult("done", done.view())
 
+    @group.command("change", summary="change something on many accounts, once each", role=Role.MODERATOR, job=True,
+                   params=[Param("count", Int(minimum=1), "how many items")])
+    async def change(job: JobContext, count: int) -> JobResult:
+        async def change_one(item: int) -> str:
+            if item in work.changed:  # already done: by this job before a restart, or long before
+                return "changed" if job.intended(str(item)) else "unchanged"
+            await job.intend(str(item))
+            await work.do_one(item)
+            work.changed.add(item)
+            return "changed"
+
+        done = await job.for_each(list(range(count)), change_one)
+        return JobResult("done", done.view())
+
     return CommandTable([group])
 
 
@@ -66,11 +81,9 @@ class SavesSeen(Store):
         super().__init__(db)
         self.saved_done: list[int] = []
 
-    async def update_job(self, job_id: int, **changes: Any) -> None:
-        bulk = (changes.get("state") or {}).get("bulk")
-        if bulk is not None:
-            self.saved_done.append(bulk["done"])
-        await super().update_job(job_id, **changes)
+    async def save_job_progress(self, job_id: int, state: dict[str, Any], *, done_items: Any) -> None:
+        self.saved_done.append(state["bulk"]["done"])
+        await super().save_job_progress(job_id, state, done_items=done_items)
 
 
 class Recording(FixedConcurrency):
@@ -87,10 +100,12 @@ async def bulk_job(tmp_path: Path):
     opened: list[Database] = []
 
     async def start(work: Work, count: int, *, state: dict[str, Any] | None = None,
-                    concurrency: FixedConcurrency | None = None):
-        db = Database(tmp_path / f"state{len(opened)}.db")
-        await db.open()
-        opened.append(db)
+                    concurrency: FixedConcurrency | None = None, command: str = "test bulk", db: Database | None = None,
+                    resume_only: bool = False):
+        if db is None:
+            db = Database(tmp_path / f"state{len(opened)}.db")
+            await db.open()
+            opened.append(db)
         store = SavesSeen(db)
         edits = Edits()
         table = table_for(work)
@@ -102,7 +117,8 @@ async def bulk_job(tmp_path: Path):
         runner, policy = runner_for(store, None, edits, table=table, sleep=sleep, edit_interval=0, batch_size=10,
                                     concurrency=concurrency or FixedConcurrency(3))
         runner.slept = slept
-        job_id = await runner.create(invocation("test bulk", {"count": count}, table), started_by=REQUESTER)
+        job_id = None if resume_only else await runner.create(invocation(command, {"count": count}, table),
+                                                               started_by=REQUESTER)
         if state:
             await store.update_job(job_id, state=state)
         return runner, policy, store, edits, job_id
@@ -188,3 +204,27 @@ async def test_a_resumed_job_goes_on_from_its_last_saved_batch(bulk_job) -> None
     runner, _, store, edits, job_id = await start(work, 25, state=saved)
     job = await finish(runner, store, job_id)
     assert set(work.calls) == set(range(20, 25)) and job.state["bulk"]["counts"] == {"ok": 25}
+
+
+async def test_a_job_killed_mid_batch_ends_with_exact_totals(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    work.changed = {3, 21}  # changed by someone before the job: not this job's doing
+    runner, _, store, edits, job_id = await start(work, 25, command="test change")
+    killed = asyncio.Event()
+    work.on_item[16] = killed.set  # the second batch is half done, nothing of it saved yet
+    await runner.attach(job_id, "$progress")
+    await killed.wait()
+    for task in list(runner._tasks.values()):
+        task.cancel()  # kill -9, as far as this process can: nothing runs after this point
+    await asyncio.gather(*runner._tasks.values(), return_exceptions=True)
+    assert (await store.get_job(job_id)).state["bulk"]["done"] == 10 and work.changed >= set(range(10, 16))
+
+    again, *_ = await start(work, 25, command="test change", db=store.db, resume_only=True)  # the bot again
+    await again.resume_all()
+    await run_to_end(again)
+    job = await store.get_job(job_id)
+    assert job.status == "done" and work.changed == set(range(25))
+    # Each item counted once, as what this job did to it: 23 changed, the 2 that already were.
+    assert job.state["bulk"]["counts"] == {"changed": 23, "unchanged": 2}
+    assert await store.job_marks(job_id) == set()  # forgotten once counted
