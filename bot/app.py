@@ -79,6 +79,7 @@ class App:
         self.dispatcher: Dispatcher
         self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
+        self._recovery: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
@@ -208,6 +209,8 @@ class App:
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        # Not among the tasks whose end ends the bot: this one is done once it has looked.
+        self._recovery = asyncio.create_task(self._recover(), name="recover")
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         for refresher in self.refreshers:
@@ -216,6 +219,20 @@ class App:
         for task in done:
             if task in self._tasks and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+    async def _recover(self) -> None:
+        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/dispatcher.py)."""
+        while not self.matrix.caught_up and not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+        if self.stop_event.is_set():
+            return
+        try:
+            found = await self.dispatcher.recover(self.matrix.fetch_event)
+        except Exception:
+            log.exception("recovering interrupted commands failed")
+            return
+        if found:
+            log.info("handled %d command(s) interrupted by the last stop", found)
 
     async def _housekeeping(self) -> None:
         ticks = 0
@@ -240,9 +257,10 @@ class App:
 
     async def close(self) -> None:
         self.stop_event.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._recovery] if self._recovery is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if hasattr(self, "jobs"):
             await self.jobs.stop()
         if hasattr(self, "matrix"):

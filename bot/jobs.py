@@ -728,8 +728,11 @@ class JobRunner:
 
     async def _finish(self, record: JobRecord, result: JobResult) -> None:
         self._cancels.pop(record.id, None)
-        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
+        # Shown first, then recorded: a kill in between leaves the job running, and the next start
+        # finds it finished (its saved progress) and shows the same end again — never a job that is
+        # over in the store while its message still says it runs.
         await self.show(record, result.status, result.view, final=True)
+        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
     def free_slot(self) -> None:
         self._slot.set()

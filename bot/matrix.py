@@ -876,7 +876,8 @@ class MatrixClient:
         return isinstance(response, RoomRedactResponse)
 
     async def send_file(
-        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None
+        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None,
+        txn_id: str | None = None,
     ) -> str:
         size = Path(path).stat().st_size
         encrypt = self.is_encrypted(room_id)
@@ -893,7 +894,31 @@ class MatrixClient:
             filename=filename, mimetype=mimetype, size=size, url=response.content_uri, file_info=file_info,
             reply_to=reply_to, thread_root=thread_root,
         )
-        return await self.send(room_id, content)
+        return await self.send(room_id, content, txn_id=txn_id)
+
+    async def fetch_event(self, room_id: str, event_id: str) -> IncomingMessage | IncomingReaction | None:
+        """An event of an admin room read again from the homeserver (decrypted when it is encrypted
+        and its key is here), as the sink would have got it; None when it cannot be read (redacted,
+        gone, no key) or is neither a message nor a reaction."""
+        response = await self.client.room_get_event(room_id, event_id)
+        event = getattr(response, "event", None)
+        if event is None:
+            return None
+        if isinstance(event, MegolmEvent):
+            try:
+                event = self.client.decrypt_event(event)
+            except (EncryptionError, LocalProtocolError, ValueError):
+                return None
+            if hasattr(event, "room_id"):
+                event.room_id = room_id
+        if isinstance(event, ReactionEvent):
+            device, trusted = await self._sender_device(event)
+            return IncomingReaction(room_id, event.event_id, event.sender, event.reacts_to, event.key,
+                                    encrypted=bool(getattr(event, "decrypted", False)), sender_device=device,
+                                    sender_device_trusted=trusted)
+        if isinstance(event, RoomMessage):
+            return await self._message(room_id, event)
+        return None
 
     async def joined_rooms(self) -> list[str]:
         response = await self.client.joined_rooms()

@@ -279,6 +279,18 @@ MIGRATIONS += [
         PRIMARY KEY (job_id, item)
     )
     """,
+    # 11: the command journal. An event the bot has taken in is 'taken' until it is answered; a
+    #     write about to run is 'executing' (with what runs, and the state it is about to change);
+    #     a kill in between leaves the row unanswered, and the next start runs the read again or
+    #     checks the write against the homeserver (bot/dispatcher.py: recover). Events from before
+    #     are answered. Each audit row names the event that caused it (`origin`).
+    """
+    ALTER TABLE handled_events ADD COLUMN state TEXT NOT NULL DEFAULT 'answered';
+    ALTER TABLE handled_events ADD COLUMN detail_json TEXT;
+    CREATE INDEX handled_events_open ON handled_events (state, handled_ts);
+    ALTER TABLE audit ADD COLUMN origin TEXT;
+    CREATE INDEX audit_origin ON audit (origin)
+    """,
 ]
 
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
@@ -387,12 +399,34 @@ class Store:
 
     # -- event journal: each event is handled at most once, across restarts
     async def claim_event(self, event_id: str, room_id: str) -> bool:
-        """Record an event as handled. False when it already was."""
+        """Take an event in (the command journal: 'taken' until `answer_event`). False when it already was."""
         changed = await self.db.execute(
-            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts) VALUES (?, ?, ?)",
+            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts, state) VALUES (?, ?, ?, 'taken')",
             (event_id, room_id, now_ms()),
         )
         return changed == 1
+
+    async def executing_event(self, event_id: str, detail: dict[str, Any]) -> None:
+        """A write is about to run for this event: what it is, and the state it is about to change."""
+        await self.db.execute("UPDATE handled_events SET state = 'executing', detail_json = ? WHERE event_id = ?",
+                              (json.dumps(detail), event_id))
+
+    async def answer_event(self, event_id: str) -> None:
+        await self.db.execute("UPDATE handled_events SET state = 'answered', detail_json = NULL WHERE event_id = ?",
+                              (event_id,))
+
+    async def unanswered_events(self, *, since_ms: int) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+        """(event_id, room_id, state, detail) of the events taken in since then and never answered."""
+        rows = await self.db.fetchall(
+            "SELECT event_id, room_id, state, detail_json FROM handled_events WHERE state != 'answered' "
+            "AND handled_ts >= ? ORDER BY handled_ts", (since_ms,))
+        return [(r["event_id"], r["room_id"], r["state"], json.loads(r["detail_json"]) if r["detail_json"] else None)
+                for r in rows]
+
+    async def audit_of_origin(self, event_id: str) -> list[AuditEntry]:
+        """The audit rows an event caused (its command ran, or was refused, before a restart)."""
+        rows = await self.db.fetchall("SELECT * FROM audit WHERE origin = ? ORDER BY id", (event_id,))
+        return [AuditEntry(**dict(row)) for row in rows]
 
     async def prune_events(self, older_than_ms: int) -> int:
         return await self.db.execute(
@@ -535,18 +569,19 @@ class Store:
     async def audit(
         self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
         invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
-        job_id: int | None = None, undoes: int | None = None, targets: Sequence[str] = (),
+        job_id: int | None = None, undoes: int | None = None, targets: Sequence[str] = (), origin: str | None = None,
     ) -> int:
-        """One row; `targets`: the accounts the invocation acts on (found again by `audit_about`)."""
+        """One row; `targets`: the accounts the invocation acts on (found again by `audit_about`);
+        `origin`: the event that caused it (the command journal's key)."""
 
         def _insert(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row_id = int(conn.execute(
                     "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, "
-                    "requested_by, confirmation, job_id, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "requested_by, confirmation, job_id, undoes, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
-                     confirmation, job_id, undoes),
+                     confirmation, job_id, undoes, origin),
                 ).lastrowid or 0)
                 conn.executemany("INSERT OR IGNORE INTO audit_targets (audit_id, user_id) VALUES (?, ?)",
                                  [(row_id, user_id) for user_id in sorted(set(targets))])
