@@ -788,7 +788,7 @@ class Dispatcher:
         if ran:
             entry = ran[-1]
             job = f" It started job #{entry.job_id}, which goes on." if entry.job_id else ""
-            await self._reply(ctx, Text("⚠️ The bot was restarted before it could answer: ", what,
+            await self._reply(ctx, Text("The bot was restarted before it could answer: ", what,
                                         f" had run ({entry.result}, audit entry #{entry.id}).{job}",
                                         tone="ok" if entry.result == "ok" else "warning"))
             return
@@ -796,7 +796,7 @@ class Dispatcher:
         code = detail.get("code")
         again = (f" The confirmation {code} is used up: send the command again if it is still wanted."
                  if code else " Send it again if it is still wanted.")
-        await self._reply(ctx, Doc(Text("⚠️ The bot was restarted while running ", what,
+        await self._reply(ctx, Doc(Text("The bot was restarted while running ", what,
                                         f". Nothing was run again. {outcome}{again if 'not take effect' in outcome else ''}",
                                         tone="warning"), *([found] if found is not None else [])))
         if inv is not None:
