@@ -785,6 +785,8 @@ class Dispatcher:
             inv = None
         what = Code(inv.command_line() if inv is not None else "the command")
         ran = [a for a in await self.store.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
+        if any(a.job_id for a in ran) or (inv is not None and inv.command.job and await self._job_of(ctx, inv, detail)):
+            return  # its job goes on after the restart, and its own message is the answer (bot/jobs.py)
         if ran:
             entry = ran[-1]
             job = f" It started job #{entry.job_id}, which goes on." if entry.job_id else ""
@@ -802,13 +804,17 @@ class Dispatcher:
         if inv is not None:
             await self._audit(ctx, inv, "interrupted", outcome[:500])
 
+    async def _job_of(self, ctx: Context, inv: Invocation, detail: dict[str, Any]) -> int | None:
+        """The job this write had started before the kill, if it had."""
+        since = int(detail.get("ts") or 0)
+        for job in await self.store.jobs(limit=50):
+            if job.reply_to == ctx.event_id and job.created_ts >= since and job.kind == inv.name:
+                return job.id
+        return None
+
     async def _what_happened(self, ctx: Context, inv: Invocation | None, detail: dict[str, Any]) -> tuple[Any, str]:
         """After a write was cut short: what the homeserver shows now, and what that says."""
         if inv is not None and inv.command.job:
-            since = int(detail.get("ts") or 0)
-            for job in await self.store.jobs(limit=50):
-                if job.reply_to == ctx.event_id and job.created_ts >= since and job.kind == inv.name:
-                    return None, f"It had started job #{job.id} ({job.status}), which goes on by itself."
             return None, "Its job was not started, so it did not take effect."
         if detail.get("probe") is not None:
             try:
