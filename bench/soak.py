@@ -57,6 +57,7 @@ class Figures:
     job_removed: int | None = None
     kills: int = 0
     seconds: float = 0.0
+    odd: list[str] = field(default_factory=list)  # commands not answered exactly once, with their answers
 
     def tally(self, kind: str | None = None) -> tuple[int, int, int]:
         counts = [n for e, n in self.commands.items() if kind is None or self.kinds.get(e) == kind]
@@ -165,6 +166,9 @@ async def measure(root: Path, name: str, tree: Path, args: argparse.Namespace) -
             await asyncio.sleep(SETTLE_S)
             for event_id in f.kinds:
                 f.commands[event_id] = len(answers(chat, room, event_id))
+                if f.commands[event_id] != 1:
+                    f.odd.append(f"{f.kinds[event_id]} {event_id}: " + " | ".join(
+                        str(r["content"].get("body", ""))[:120].replace("\n", " ") for r in answers(chat, room, event_id)))
             notices = [str(e["content"].get("body", "")) for e in chat.events.get(room, [])
                        if e.get("sender") == world.bot.user_id and e.get("content", {}).get("msgtype") == "m.notice"
                        and (e["content"].get("m.relates_to") or {}).get("rel_type") != "m.replace"]
@@ -191,8 +195,12 @@ async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="sab-bench-soak-"))
     results: dict[str, Figures] = {}
     for name, tree in (("baseline", source_tree(args.baseline_ref)), ("thisbot", source_tree(None))):
+        if args.only and name != args.only:
+            results[name] = Figures()
+            continue
         print(f"measuring {name}…", flush=True)
         results[name] = await measure(root, f"soak{name}", tree, args)
+    print(f"state and logs: {root}")
 
     base, ours = results["baseline"], results["thisbot"]
     print()
@@ -222,6 +230,9 @@ async def main(args: argparse.Namespace) -> None:
         return f"{counts.count(1)} / {sum(1 for n in counts if n > 1)} / {counts.count(0)}"
 
     row("report notices once / twice+ / never", reports(ours), reports(base))
+    for name, fig in (("this bot", ours), ("baseline", base)):
+        for odd in fig.odd:
+            print(f"{name}: not answered exactly once: {odd}")
 
 
 if __name__ == "__main__":
@@ -231,4 +242,5 @@ if __name__ == "__main__":
     parser.add_argument("--commands", type=int, default=60)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    parser.add_argument("--only", choices=("thisbot", "baseline"), help="measure one of the two")
     asyncio.run(main(parser.parse_args()))

@@ -166,6 +166,7 @@ class Dispatcher:
         self.gate = gate
         self._notes: set[asyncio.Task[Any]] = set()
         self._code_key: bytes | None = None
+        self.started_ms = int(time.time() * 1000)  # this run's start: what the journal holds from before was an earlier run's
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
 
@@ -747,7 +748,8 @@ class Dispatcher:
         was under way is not run again: it is checked against the homeserver and the requester is
         told what happened. Answers go out under the transaction IDs of the first try, so an answer
         that had gone out already is not posted twice. Returns how many events were looked at."""
-        rows = await self.store.unanswered_events(since_ms=self.clock() - RECOVER_MS)
+        # Only what an earlier run took in: this run's own events are being handled right now.
+        rows = await self.store.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
         for event_id, room_id, state, detail in rows:
             try:
                 if state == "executing" and detail is not None:

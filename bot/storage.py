@@ -415,11 +415,11 @@ class Store:
         await self.db.execute("UPDATE handled_events SET state = 'answered', detail_json = NULL WHERE event_id = ?",
                               (event_id,))
 
-    async def unanswered_events(self, *, since_ms: int) -> list[tuple[str, str, str, dict[str, Any] | None]]:
-        """(event_id, room_id, state, detail) of the events taken in since then and never answered."""
+    async def unanswered_events(self, *, since_ms: int, before_ms: int) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+        """(event_id, room_id, state, detail) of the events taken in between then and never answered."""
         rows = await self.db.fetchall(
             "SELECT event_id, room_id, state, detail_json FROM handled_events WHERE state != 'answered' "
-            "AND handled_ts >= ? ORDER BY handled_ts", (since_ms,))
+            "AND handled_ts >= ? AND handled_ts <= ? ORDER BY handled_ts", (since_ms, before_ms))
         return [(r["event_id"], r["room_id"], r["state"], json.loads(r["detail_json"]) if r["detail_json"] else None)
                 for r in rows]
 

@@ -202,3 +202,14 @@ async def test_a_write_that_ran_before_the_kill_is_reported_from_its_audit_row(b
     [told] = answers(bot.room, "$yes")
     assert "restarted before it could answer" in told and "had run (ok, audit entry #" in told
     assert bot.server.puts == 1
+
+
+async def test_the_recovery_leaves_alone_what_this_run_is_handling_now(bot: Bot) -> None:
+    # The first sync after a restart brings new commands while the recovery looks at the journal:
+    # those are this run's, in hand right now, not interrupted ones.
+    bot.dispatcher.started_ms -= 10  # this run started a moment ago
+    await bot.store.claim_event("$in-hand", ROOM)
+    bot.messages["$in-hand"] = IncomingMessage(ROOM, "$in-hand", ADMIN, "!admin server version", "m.text",
+                                               origin_ts=bot.dispatcher.clock())
+    await bot.dispatcher.recover(lambda room_id, event_id: asyncio.sleep(0, bot.messages.get(event_id)))
+    assert answers(bot.room, "$in-hand") == []
