@@ -9,7 +9,8 @@ For each bot (its own process, default config but for a faster report poll):
   - the stream: --commands commands, one every 0.3–1.2 s: reads (`server version`, `user info`),
     and `user lock <account>` prompts, each confirmed with its code as soon as the prompt arrives;
     a report is filed after every third command;
-  - --kills SIGKILLs at random moments (uniformly over the stream), the bot started again at once;
+  - --kills SIGKILLs at random moments: each a random 0–300 ms after a command chosen at random
+    (while the bot may well have it in hand), the bot started again at once;
   - then SETTLE_S seconds for the last answers; then the room is read.
 Figures: every command message (prompts and confirmations included) answered exactly once, twice
 or more, never; the job: how many jobs, its final state and totals against what was seeded; each
@@ -111,8 +112,10 @@ async def measure(root: Path, name: str, tree: Path, args: argparse.Namespace) -
             f.commands[prompt_id] = f.commands[job_cmd] = 0
 
             started = time.monotonic()
-            total = args.commands * 0.75  # seconds the stream lasts, about
-            kill_at = sorted(rng.uniform(1.0, total) for _ in range(args.kills))
+            # Each kill comes a random 0–300 ms after a command chosen at random: while the bot is
+            # likely to have it in hand (between taking it in and answering), where a loss would be.
+            kill_after = set(rng.sample(range(args.commands), min(args.kills, args.commands)))
+            kill_at: list[float] = []
             waiting_prompts: list[tuple[str, float]] = []
             confirmed: set[str] = set()
             sent = 0
@@ -132,6 +135,9 @@ async def measure(root: Path, name: str, tree: Path, args: argparse.Namespace) -
                         waiting_prompts.remove((prompt_event, asked_at))
                         event_id = await chat.send_text(room, f"!admin confirm {found.group(1)}")
                         f.kinds[event_id] = "confirm"
+                        if sent in kill_after:
+                            kill_at.append(time.monotonic() - started + rng.uniform(0.0, 0.3))
+                            kill_at.sort()
                         sent += 1
                     elif time.monotonic() - asked_at > 30 or sent >= args.commands:
                         waiting_prompts.remove((prompt_event, asked_at))  # never came: counted as never
@@ -149,6 +155,8 @@ async def measure(root: Path, name: str, tree: Path, args: argparse.Namespace) -
                     text, kind = f"!admin user lock {rng.choice(targets)}", "prompt"
                 event_id = await chat.send_text(room, text)
                 f.kinds[event_id] = kind
+                if sent in kill_after:
+                    kill_at.append(time.monotonic() - started + rng.uniform(0.0, 0.3))
                 sent += 1
                 if kind == "prompt":
                     waiting_prompts.append((event_id, time.monotonic()))
@@ -156,7 +164,14 @@ async def measure(root: Path, name: str, tree: Path, args: argparse.Namespace) -
                     reason = f"soak {name} report {sent:03d}"
                     reasons.append(reason)
                     await reporter.report_user(offender.user_id, reason)
-                await asyncio.sleep(rng.uniform(0.3, 1.2))
+                until = time.monotonic() - started + rng.uniform(0.3, 1.2)
+                kill_at.sort()
+                while kill_at and kill_at[0] <= until:
+                    await asyncio.sleep(max(0.0, kill_at.pop(0) - (time.monotonic() - started)))
+                    bot.kill()
+                    f.kills += 1
+                    bot.start()
+                await asyncio.sleep(max(0.0, until - (time.monotonic() - started)))
             while kill_at:  # any kill left falls in the settling time
                 kill_at.pop(0)
                 bot.kill()
@@ -205,7 +220,7 @@ async def main(args: argparse.Namespace) -> None:
     base, ours = results["baseline"], results["thisbot"]
     print()
     print(f"baseline: {describe_revision(args.baseline_ref)}")
-    print(f"{args.kills} SIGKILLs at random moments (seed {args.seed}) during {args.commands} commands (reads, "
+    print(f"{args.kills} SIGKILLs, each 0–300 ms after a random command (seed {args.seed}), during {args.commands} commands (reads, "
           f"`user lock` prompts and their confirmations), a report every third command, and a bulk job over "
           f"{args.accounts} accounts; Synapse on loopback (sqlite), a fresh one per bot; bots as processes")
     print(f"{'':52} {'this bot':>22} {'baseline':>22}")
