@@ -7,7 +7,9 @@
   with the Admin API client (bot/gate.py): one request per backoff step for the whole bot, and
   the sync that finds it back returns at once. Other errors (429, a refused token) are retried
   with the same backoff policy (bot/backoff.py); the loop never spins and never exits on them.
-- Invites are accepted only to admin rooms; others are declined. Invites are handled off the sync
+- Invites are accepted only to admin rooms; others are declined.
+- A sync that comes back 'limited' (a flood, or the bot was away) has its gap read back to the
+  last sync, within a bound, so a command buried under other messages is still answered. Invites are handled off the sync
   loop, a few at a time, each with its own timeout: a decline that stalls (a remote server that
   never answers `send_leave`) or fails is logged and remembered, and `/sync` goes on meanwhile.
   Nothing an invite says (its stripped state is written by the inviting server) decides anything.
@@ -48,7 +50,9 @@ from nio import (
     MegolmEvent,
     ReactionEvent,
     RoomMemberEvent,
+    MessageDirection,
     RoomMessage,
+    RoomMessagesResponse,
     RoomRedactResponse,
     RoomCreateResponse,
     RoomLeaveResponse,
@@ -71,13 +75,18 @@ from .crosssigning.keys_api import KeysAPI, KeysAPIError, UserKeys
 from .events import IncomingMessage, IncomingReaction, UndecryptableMessage
 from .gate import GateClosed, HomeserverGate, Ticket
 from .ids import valid_room_id
-from .render import file_content
+from .render import file_content, notice_content, render
 from .storage import Store
+from .views import Text
 
 log = logging.getLogger(__name__)
 
 SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login
+# A limited sync timeline is completed by reading back this far at most (pages of messages).
+GAP_PAGES = 10
+GAP_PAGE_SIZE = 100
+GAP_FILTER: dict[str, Any] = {"types": ["m.room.message", "m.room.encrypted", "m.reaction"]}
 UNDECRYPTABLE_GRACE_S = 8.0
 SEND_WAIT_FOR_SYNC_S = 30.0
 SEND_WAIT_FOR_HOMESERVER_S = 60.0
@@ -353,7 +362,7 @@ class MatrixClient:
             for user_id in response.device_list.changed:
                 self._sender_keys.pop(user_id, None)
             if not first_start:
-                await self._handle_timeline(response, sink)
+                await self._handle_timeline(response, sink, since)
             await self._guarded(self._after_sync(), "key maintenance")
             since = response.next_batch
             first_start = catching_up = False
@@ -546,17 +555,54 @@ class MatrixClient:
             log.warning("could not decline the invite to %s (%s); %s", room_id, problem,
                         "giving up" if attempts + 1 >= INVITE_ATTEMPTS else f"trying again in {INVITE_RETRY_S:.0f}s")
 
-    async def _handle_timeline(self, response: SyncResponse, sink: EventSink) -> None:
+    async def _handle_timeline(self, response: SyncResponse, sink: EventSink, since: str | None = None) -> None:
         for room_id, info in response.rooms.join.items():
             if room_id not in self.admin_rooms:
                 continue
-            for event in self._after_own_join(info.timeline.events):
+            events = list(info.timeline.events)
+            if info.timeline.limited and since is not None:
+                # More happened since the last sync than one sync shows (a flood, or the bot was
+                # down): a command in the gap would be lost without a word, so read the gap.
+                events = await self._gap(room_id, info.timeline.prev_batch, since) + events
+            for event in self._after_own_join(events):
                 try:
                     await self._dispatch(room_id, event, sink)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("handling event %s in %s failed; going on", getattr(event, "event_id", "?"), room_id)
+
+    async def _gap(self, room_id: str, prev_batch: str | None, since: str) -> list[Any]:
+        """The events a limited timeline left out, oldest first, read back to the last sync.
+
+        Bounded: a flood of more than GAP_PAGES × GAP_PAGE_SIZE events costs that many events, and
+        what lies beyond is said in the log and the room, never silently dropped."""
+        if not prev_batch:
+            return []
+        found: list[Any] = []
+        start: str | None = prev_batch
+        for _ in range(GAP_PAGES):
+            response = await self.client.room_messages(
+                room_id, start=start, end=since, direction=MessageDirection.back, limit=GAP_PAGE_SIZE,
+                message_filter=GAP_FILTER,
+            )
+            if not isinstance(response, RoomMessagesResponse):
+                log.warning("could not read the gap in %s: %s", room_id, getattr(response, "message", response))
+                break
+            found.extend(response.chunk)
+            if not response.chunk or not response.end or response.end == start:
+                return list(reversed(found))
+            start = response.end
+        else:
+            log.warning("more than %d events arrived in %s between two syncs; older ones were not read",
+                        GAP_PAGES * GAP_PAGE_SIZE, room_id)
+            self._spawn(self._say_gap_not_read(room_id))
+        return list(reversed(found))
+
+    async def _say_gap_not_read(self, room_id: str) -> None:
+        view = Text(f"More than {GAP_PAGES * GAP_PAGE_SIZE} messages arrived here at once; I did not read the older "
+                    "ones. If you sent a command just before them, send it again.", tone="warning")
+        await self.send(room_id, notice_content(render(view)), background=True)
 
     def _after_own_join(self, events: list[Any]) -> list[Any]:
         """A room the bot has just joined comes with its recent history: that is not for us."""

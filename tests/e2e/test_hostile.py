@@ -282,8 +282,15 @@ async def test_a_room_with_a_huge_name_and_topic_can_still_be_moderated(admin: P
             text = body(prompt)
             assert "confirm" in text and room in text and "\nstate: resolved" not in text, (command, text)
             code = code_of(prompt)
-            assert [p.code for p in await bot.store.pending_confirmations(room_id=admin.room_id)
-                    if p.prompt_event_id == prompt["event_id"]] == [code]
+            # The confirmation is stored once its prompt is sent: the prompt may reach us a moment earlier.
+            stored: list[str] = []
+            for _ in range(50):
+                stored = [p.code for p in await bot.store.pending_confirmations(room_id=admin.room_id)
+                          if p.prompt_event_id == prompt["event_id"]]
+                if stored:
+                    break
+                await asyncio.sleep(0.1)
+            assert stored == [code]
             assert "Cancelled" in await admin.ask_body(f"!admin cancel {code}")
     finally:
         await owner.close()

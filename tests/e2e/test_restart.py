@@ -57,3 +57,20 @@ async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_w
         assert len(admin.chat.replies_to(world.admin_room, while_down)) == 1
         assert len([e for e in admin.chat.events[world.admin_room]
                     if e.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == prompt["event_id"]]) == 0
+
+
+async def test_a_command_buried_under_a_flood_is_still_answered(restart_world) -> None:
+    """More than one sync's worth of messages (the bot's timeline holds 50) arrive after a command
+    while the bot is away: the sync comes back 'limited', and the command lies in the gap."""
+    world, people = restart_world
+    admin, stranger = people["admin"], people["stranger"]
+    config = world.config()
+    async with running_bot(config):
+        await _wait_joined(world, admin)
+        await admin.ask("!admin server version")
+    buried = await admin.say("!admin server version")
+    for index in range(80):
+        await stranger.say(f"flood {index}")
+    async with running_bot(config):
+        reply = await admin.chat.wait_for_reply(world.admin_room, buried, timeout=30)
+        assert "Homeserver" in body(reply)

@@ -328,7 +328,7 @@ async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_i
         return await real_claim(event_id, room_id)
 
     store.claim_event = claim  # type: ignore[method-assign]
-    timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")])
+    timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")], limited=False)
     response = SimpleNamespace(rooms=SimpleNamespace(join={"!admin:hs": SimpleNamespace(timeline=timeline)}))
     await client._handle_timeline(response, Sink())  # type: ignore[arg-type]
     await client.drain()
