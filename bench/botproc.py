@@ -50,7 +50,7 @@ async def bot_process(config: dict[str, Any], tree: Path, state_dir: Path, *,
     config_path = state_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    log = (state_dir / "bot.log").open("wb")
+    log = (state_dir / "bot.log").open("ab")  # a restarted bot (bench/soak.py) adds to the same log
     proc = subprocess.Popen([sys.executable, "-m", "bot", "--log-level", log_level, "run", "--config",
                              str(config_path)], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -5,15 +5,19 @@
 The work: remove one SSO provider's IDs from every local account (a third of the 10,000 have
 one): page through the accounts, read each, rewrite the IDs of those that have one.
 (a) a plain async script: the same pages (100 accounts), the same reads and writes, 8 at once;
-(b) the bot: `!admin user external-ids --all --remove <provider>` — its preview (which counts
-    the accounts concerned before asking for confirmation), then the job after `confirm`.
-Between and after the two, the IDs are put back (not timed), so the seeded data stays reusable.
+(b) the bot: `!admin user external-ids --all --remove <provider>` — its preview (one request:
+    the number of accounts), then the job after `confirm` (adaptive concurrency, bot/concurrency.py).
+While each runs, the moderator asks `!admin server version` every RTT_EVERY_S seconds: its round
+trip beside the same command's round trip on the idle homeserver, measured just before (the bot
+is the same process throughout). Between and after the two, the IDs are put back (not timed), so
+the seeded data stays reusable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -26,13 +30,15 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from botproc import bot_process, source_tree  # noqa: E402
-from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
+from seeded import Seed, answering, data_dir_from, describe, fresh_bot, seeded_homeserver  # noqa: E402
 
 from bot.demo import World, ask  # noqa: E402
 from bot.homeserver import LocalHomeserver  # noqa: E402
 from bot.localchat import ChatClient  # noqa: E402
 
-PAGE_SIZE = 100  # the bot's bulk page (commands/user.py)
+PAGE_SIZE = 100  # the bot's bulk page (bot/jobs.py)
+RTT_EVERY_S = 1.0
+IDLE_ROUNDS = 15
 
 
 def q(value: str) -> str:
@@ -109,31 +115,83 @@ async def with_provider(http: httpx.AsyncClient, provider: str) -> int:
             return count
 
 
+async def round_trip(chat: ChatClient, room: str) -> float:
+    started = time.perf_counter()
+    event_id = await chat.send_text(room, "!admin server version")
+    await chat.wait_for_reply(room, event_id, 120)
+    return (time.perf_counter() - started) * 1000
+
+
+async def round_trips_while(chat: ChatClient, room: str, done: asyncio.Event) -> list[float]:
+    """`server version` round trips (ms), one every RTT_EVERY_S, until `done`."""
+    found: list[float] = []
+    while not done.is_set():
+        found.append(await round_trip(chat, room))
+        try:
+            await asyncio.wait_for(done.wait(), RTT_EVERY_S)
+        except asyncio.TimeoutError:
+            pass
+    return found
+
+
+async def idle_round_trips(chat: ChatClient, room: str) -> list[float]:
+    found = []
+    for _ in range(IDLE_ROUNDS):
+        found.append(await round_trip(chat, room))
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def wait_for_job_end(chat: ChatClient, room: str, job_message: str, timeout: float) -> str:
+    event = await chat.wait_for_edit(room, job_message, lambda e: "⏳" not in e["content"]["m.new_content"]["body"],
+                                     timeout=timeout)
+    return str(event["content"]["m.new_content"]["body"])
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 async def run(hs: LocalHomeserver, seed: Seed, provider: str, concurrency: int, check: bool) -> None:
     http = httpx.AsyncClient(base_url=hs.url, timeout=300, limits=httpx.Limits(max_connections=32),
                              headers={"Authorization": f"Bearer {seed.admin['access_token']}"})
-    print("(a) plain script…", flush=True)
-    script_s, scanned, removed = await plain_script(http, provider, concurrency)
-    print(f"    {script_s:.1f} s: {scanned:,} accounts read, {removed:,} rewritten", flush=True)
-    if check:
-        assert await with_provider(http, provider) == 0
-    await restore(http, seed)
-
     root = Path(tempfile.mkdtemp(prefix="sab-bench-bulk-"))
-    bot, moderator = Seed.account(seed.bot), Seed.account(seed.moderator)
+    bot, moderator = await fresh_bot(hs, seed), Seed.account(seed.moderator)
     chat = ChatClient(hs.url, moderator.user_id, moderator.access_token)
     world = World(hs=hs, bot=bot, moderator=moderator, admin_room=seed.admin_room, state_dir=root, chat=chat)
     await chat.start()
+    room = seed.admin_room
     async with bot_process(world.config_dict(), source_tree(None), root / "state"):
-        await answering(chat, seed.admin_room)
+        await answering(chat, room)
+        for _ in range(3):
+            await round_trip(chat, room)  # warm
+        idle_a = await idle_round_trips(chat, room)
+        print("(a) plain script…", flush=True)
+        done = asyncio.Event()
+        sampling = asyncio.create_task(round_trips_while(chat, room, done))
+        script_s, scanned, removed = await plain_script(http, provider, concurrency)
+        done.set()
+        during_a = await sampling
+        print(f"    {script_s:.1f} s: {scanned:,} accounts read, {removed:,} rewritten", flush=True)
+        if check:
+            assert await with_provider(http, provider) == 0
+        await restore(http, seed)
+
+        idle_b = await idle_round_trips(chat, room)
         print("(b) the bot…", flush=True)
         started = time.perf_counter()
-        prompt = await ask(chat, seed.admin_room, f"!admin user external-ids --all --remove {provider}", timeout=1800)
+        prompt = await ask(chat, room, f"!admin user external-ids --all --remove {provider}", timeout=1800)
         preview_s = time.perf_counter() - started
         code = prompt[prompt.index("confirm ") + len("confirm "):][:6]
         job_started = time.perf_counter()
-        final = await ask(chat, seed.admin_room, f"!admin confirm {code}", timeout=3600)
+        confirm_id = await chat.send_text(room, f"!admin confirm {code}")
+        job_message = (await chat.wait_for_reply(room, confirm_id, 600))["event_id"]
+        done = asyncio.Event()
+        sampling = asyncio.create_task(round_trips_while(chat, room, done))
+        final = await wait_for_job_end(chat, room, job_message, 3600)
         job_s = time.perf_counter() - job_started
+        done.set()
+        during_b = await sampling
     await chat.close()
     print(f"    preview {preview_s:.1f} s, job {job_s:.1f} s; final message:\n      " + final.replace("\n", "\n      "))
     if check:
@@ -147,6 +205,20 @@ async def run(hs: LocalHomeserver, seed: Seed, provider: str, concurrency: int, 
     print(f"{f'(a) plain async script, {concurrency} at once':58} {script_s:8.1f} {1.0:13.2f}")
     print(f"{'(b) bot job after confirm':58} {job_s:8.1f} {script_s / job_s:13.2f}")
     print(f"{'(b) bot preview + job (the whole wait)':58} {preview_s + job_s:8.1f} {script_s / (preview_s + job_s):13.2f}")
+    print(f"{'(b) bot preview alone':58} {preview_s:8.2f}")
+    print()
+    print(f"`!admin server version` round trip, ms (p50 / p95, n): idle just before, then while the work runs")
+    for label, idle, during in (("(a) while the plain script runs", idle_a, during_a),
+                                ("(b) while the bot's job runs", idle_b, during_b)):
+        print(f"{label:40} idle {p50(idle):6.1f} / {p95(idle):6.1f} ({len(idle)})   during {p50(during):6.1f} / "
+              f"{p95(during):6.1f} ({len(during)})   ratio p50 {p50(during) / p50(idle):.2f}")
+
+
+def p95(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
 async def main(args: argparse.Namespace) -> None:

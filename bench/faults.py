@@ -11,7 +11,8 @@ For each bot, in turn:
      `!admin server version` every 4 s. Figure: Admin API requests per second.
   2. 502 outage: every request (sync, Admin API, inbox) answered 502 for --outage seconds; a
      moderator (whose own client reaches Synapse directly) asks `!admin server version` 5 s before
-     the end. Figures: requests per second, all kinds together; seconds from the return to the answer.
+     the end. Figures: requests per second, all kinds together; seconds from the return to the answer,
+     and to the report inbox's first poll that reaches the homeserver.
   3. Dropped connections: the proxy accepts and drops every request for --drop seconds (the
      homeserver is gone altogether); same figures.
 The first second of each fault is left out of the rates: requests under way when it began. A rate
@@ -48,8 +49,10 @@ class Figures:
     storm_commands: int = 0
     outage_rps: float = float("nan")
     outage_answer_s: float = float("nan")
+    outage_inbox_s: float = float("nan")
     drop_rps: float = float("nan")
     drop_answer_s: float = float("nan")
+    drop_inbox_s: float = float("nan")
     kinds: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -88,7 +91,7 @@ async def storm(proxy: FaultProxy, chat: ChatClient, room: str, seconds: float, 
 
 
 async def outage(proxy: FaultProxy, chat: ChatClient, room: str, seconds: float, mode: str,
-                 f: Figures) -> tuple[float, float]:
+                 f: Figures) -> tuple[float, float, float]:
     start = time.monotonic()
     (proxy.bad_gateway if mode == "502" else proxy.reset)()
     await asyncio.sleep(max(0.0, seconds - 5))
@@ -103,8 +106,11 @@ async def outage(proxy: FaultProxy, chat: ChatClient, room: str, seconds: float,
         answer_s = time.monotonic() - back
     except (TimeoutError, asyncio.TimeoutError):
         answer_s = float("inf")
-    await asyncio.sleep(5)
-    return rps, answer_s
+    await asyncio.sleep(10)
+    # The report inbox's first poll that reached the homeserver after its return.
+    polls = [h.at for h in proxy.select(since=back, classes={REPORTS}) if h.action == "forwarded"]
+    inbox_s = polls[0] - back if polls else float("inf")
+    return rps, answer_s, inbox_s
 
 
 async def measure(hs: LocalHomeserver, root: Path, name: str, tree: Path, args: argparse.Namespace) -> Figures:
@@ -121,8 +127,10 @@ async def measure(hs: LocalHomeserver, root: Path, name: str, tree: Path, args: 
                 raise SystemExit(f"{name} does not answer; see {root / name / 'state' / 'bot.log'}")
             await asyncio.sleep(3)  # the inbox has polled once: steady state
             await storm(proxy, chat, world.admin_room, args.storm, figures)
-            figures.outage_rps, figures.outage_answer_s = await outage(proxy, chat, world.admin_room, args.outage, "502", figures)
-            figures.drop_rps, figures.drop_answer_s = await outage(proxy, chat, world.admin_room, args.drop, "reset", figures)
+            figures.outage_rps, figures.outage_answer_s, figures.outage_inbox_s = await outage(
+                proxy, chat, world.admin_room, args.outage, "502", figures)
+            figures.drop_rps, figures.drop_answer_s, figures.drop_inbox_s = await outage(
+                proxy, chat, world.admin_room, args.drop, "reset", figures)
             if proc.poll() is not None:
                 figures.notes.append(f"{name} exited with {proc.returncode}")
             await chat.close()
@@ -148,8 +156,10 @@ async def main(args: argparse.Namespace) -> None:
         ("  commands asked during the storm / answered", None, None),
         (f"502 outage ({args.outage:.0f} s): requests/s, all kinds", "outage_rps", "{:.2f}"),
         ("  answer after the return, s", "outage_answer_s", "{:.1f}"),
+        ("  report inbox polls again after the return, s", "outage_inbox_s", "{:.1f}"),
         (f"dropped connections ({args.drop:.0f} s): requests/s, all kinds", "drop_rps", "{:.2f}"),
         ("  answer after the return, s", "drop_answer_s", "{:.1f}"),
+        ("  report inbox polls again after the return, s", "drop_inbox_s", "{:.1f}"),
     ]
     print(f"{'':62} {'this bot':>10} {'baseline':>10}")
     for label, attr, fmt in rows:

@@ -87,6 +87,22 @@ async def seeded_homeserver(data_dir: Path) -> AsyncIterator[tuple[LocalHomeserv
         await asyncio.to_thread(pg.stop)
 
 
+async def fresh_bot(hs: LocalHomeserver, seed: Seed) -> Account:
+    """The seeded bot account on a new device (a password login): each benchmark run starts the bot
+    with an empty state directory, and a new crypto store needs a device of its own — reusing the
+    seeded device would have the homeserver refuse its keys (see bot/matrix.py's key upload backoff)."""
+    import httpx
+
+    bot = seed.bot
+    async with httpx.AsyncClient(base_url=hs.url, timeout=60) as http:
+        response = await http.post("/_matrix/client/v3/login", json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": bot["user_id"]},
+            "password": bot["password"], "initial_device_display_name": "benchmark run"})
+        response.raise_for_status()
+        data = response.json()
+    return Account(bot["user_id"], bot["password"], data["access_token"], data["device_id"])
+
+
 async def answering(chat: Any, room_id: str, timeout: float = 180.0) -> None:
     """Wait until the bot answers in its room (its first start joins it; later ones find it joined)."""
     import asyncio

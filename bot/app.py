@@ -15,6 +15,7 @@ from . import wiring
 from .access import Access
 from .adminrooms import AdminRooms
 from .admin_api import AdminAPI
+from .concurrency import AdaptiveConcurrency
 from .config import Config
 from .dispatcher import Dispatcher
 from .gate import HomeserverGate
@@ -78,6 +79,7 @@ class App:
         self.dispatcher: Dispatcher
         self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
+        self._recovery: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
@@ -113,13 +115,14 @@ class App:
         self.jobs = JobRunner(
             store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
-            **self._job_options,
+            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate, **self._job_options,
         )
         self.dispatcher = Dispatcher(
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
+            gate=self.api.gate,
         )
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
@@ -195,7 +198,7 @@ class App:
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, role_of=access.role_of,
-            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, **options,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
         )
         self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
@@ -206,6 +209,8 @@ class App:
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        # Not among the tasks whose end ends the bot: this one is done once it has looked.
+        self._recovery = asyncio.create_task(self._recover(), name="recover")
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         for refresher in self.refreshers:
@@ -214,6 +219,20 @@ class App:
         for task in done:
             if task in self._tasks and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+    async def _recover(self) -> None:
+        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/dispatcher.py)."""
+        while not self.matrix.caught_up and not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+        if self.stop_event.is_set():
+            return
+        try:
+            found = await self.dispatcher.recover(self.matrix.fetch_event)
+        except Exception:
+            log.exception("recovering interrupted commands failed")
+            return
+        if found:
+            log.info("handled %d command(s) interrupted by the last stop", found)
 
     async def _housekeeping(self) -> None:
         ticks = 0
@@ -238,9 +257,10 @@ class App:
 
     async def close(self) -> None:
         self.stop_event.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._recovery] if self._recovery is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if hasattr(self, "jobs"):
             await self.jobs.stop()
         if hasattr(self, "matrix"):

@@ -197,6 +197,13 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    # The most items of bulk jobs (all jobs together) in flight at once; below it, the bot finds
+    # how many the homeserver takes (bot/concurrency.py).
+    max_concurrency: int = 16
+
+
+@dataclass(frozen=True)
 class ConfirmationsConfig:
     timeout: float = 600.0
 
@@ -248,6 +255,7 @@ class Config:
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
 
@@ -267,6 +275,7 @@ _TOP_LEVEL_KEYS = (
     "encryption",
     "reports",
     "confirmations",
+    "jobs",
     "metrics",
     "mas",
 )
@@ -521,6 +530,12 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     conf = root.section("confirmations", ("timeout",))
     confirmations = ConfirmationsConfig(timeout=conf.number("timeout", 600.0, minimum=10))
 
+    jobs_reader = root.section("jobs", ("max_concurrency",))
+    max_concurrency = jobs_reader.number("max_concurrency", JobsConfig.max_concurrency, minimum=1)
+    if max_concurrency != int(max_concurrency) or max_concurrency > 256:
+        raise ConfigError(jobs_reader.key("max_concurrency"), f"must be a whole number from 1 to 256, not {max_concurrency:g}")
+    jobs = JobsConfig(max_concurrency=int(max_concurrency))
+
     metrics_reader = root.section("metrics", ("bind",))
     metrics = MetricsConfig(bind=_bind_address(metrics_reader))
 
@@ -537,6 +552,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         encryption=encryption,
         reports=reports,
         confirmations=confirmations,
+        jobs=jobs,
         metrics=metrics,
         mas=mas,
     )

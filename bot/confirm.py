@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from typing import Any
 
@@ -17,6 +19,19 @@ CANCEL_KEYS = frozenset({"❌", "✖️", "👎"})
 
 def new_code() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def code_for(key: bytes, event_id: str) -> str:
+    """The code of the prompt that answers this event: the same every time it is computed, so that
+    a prompt sent again after a restart (the same event, under the same transaction ID) is the same
+    prompt with the same code. Keyed with the bot's own secret: not guessable from the event ID."""
+    digest = hmac.new(key, event_id.encode(), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(CODE_LENGTH):
+        value, index = divmod(value, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return "".join(chars)
 
 
 def normalise_code(text: str) -> str:

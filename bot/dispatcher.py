@@ -24,11 +24,14 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import shlex
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,10 +39,11 @@ from . import helptext, untrusted, verbs
 from .admin_api.errors import AdminAPIError, UnrecognizedEndpoint
 from .argtypes import ArgumentError, ParseEnv
 from .confirm import (
-    CANCEL_KEYS, CONFIRM_KEYS, new_code, normalise_code, normalise_key, prompt_minimal, prompt_view,
+    CANCEL_KEYS, CONFIRM_KEYS, code_for, new_code, normalise_code, normalise_key, prompt_minimal, prompt_view,
 )
 from .context import Context
 from .events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
+from .gate import MAX_RETRY_AFTER_S, Hold, HomeserverGate, Priority, Work, working
 from .invocation import InvalidInvocation, Invocation, decode, encode, typed_args
 from .jobs import JobRunner, job_view
 from .parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
@@ -50,14 +54,45 @@ from .sensitive import hidden_form, may_carry_secret
 from .services import AuditTrail, BotStatus, ReportDesk
 from .spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
 from .storage import PendingConfirmation, Store
-from .undo import FINAL, Plan, UndoBook
+from .reversal import InvalidProbe, load_probe
+from .undo import FINAL, Plan, UndoBook, canonical
 from .views import Attachment, Code, Doc, Handoff, JobStarted, PrivateSecret, Table, Text
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class _Answering:
+    """The event being answered (the command journal's key), and how many events of each purpose
+    were sent for it: their transaction IDs are derived from both, so that an answer sent again
+    after a restart is the same event on the homeserver, never a second one."""
+
+    event_id: str
+    sent: dict[str, int] = field(default_factory=dict)
+
+
+_ANSWERING: ContextVar[_Answering | None] = ContextVar("dispatcher_answering", default=None)
+
+
+def _origin() -> str | None:
+    answering = _ANSWERING.get()
+    return answering.event_id if answering is not None else None
+
+
+def _txn(purpose: str) -> str | None:
+    answering = _ANSWERING.get()
+    if answering is None:
+        return None
+    count = answering.sent.get(purpose, 0)
+    answering.sent[purpose] = count + 1
+    return f"sab-{purpose}{count}-{answering.event_id}"
+
 # Commands that waited longer than this (the bot was down) are not run: the situation that
 # prompted them may have changed. The sender is told to send them again.
 STALE_COMMAND_MS = 15 * 60 * 1000
+# After a restart, events taken in and never answered are looked at again up to this old.
+RECOVER_MS = 24 * 3600 * 1000
+CODE_KEY = "confirm.key"  # meta: the secret that prompt codes are derived with (bot/confirm.py)
 # Refusals answered per sender and window (bot/refusals.py): one for someone without a role or on
 # a device nobody vouches for; a few for a team member who tries what their role does not allow
 # (they get every other answer anyway, so holding theirs back protects nothing at first).
@@ -66,6 +101,10 @@ ROLE_REFUSALS = 5
 # How long a direct message with a secret may take to be ready (the person's devices known).
 DIRECT_TIMEOUT_S = 30.0
 _HIDDEN = "they are not repeated here: the message may hold a password"
+# Exports: rows written between looks at the event loop (the next page's answer comes in meanwhile),
+# and the file's write buffer.
+EXPORT_ROWS_BETWEEN_YIELDS = 100
+EXPORT_WRITE_BUFFER = 1 << 16
 
 ReactionHook = Callable[[IncomingReaction, Role | None], Awaitable[bool]]
 
@@ -100,6 +139,7 @@ class Dispatcher:
         clock: Callable[[], int] | None = None,
         refusals: RefusalLimiter | None = None,
         direct_timeout: float = DIRECT_TIMEOUT_S,
+        gate: HomeserverGate | None = None,
     ) -> None:
         self.table = table
         self.policy = policy
@@ -121,6 +161,12 @@ class Dispatcher:
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.refusals = refusals if refusals is not None else RefusalLimiter()
         self.direct_timeout = direct_timeout
+        # The homeserver gate of the Admin API (bot/gate.py): while a person's command is handled,
+        # bulk jobs step aside, and a rate limit is waited out (and explained) instead of failing.
+        self.gate = gate
+        self._notes: set[asyncio.Task[Any]] = set()
+        self._code_key: bytes | None = None
+        self.started_ms = int(time.time() * 1000)  # this run's start: what the journal holds from before was an earlier run's
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
 
@@ -130,7 +176,52 @@ class Dispatcher:
 
     # -- entry points from the Matrix layer
 
+    @contextmanager
+    def _serving(self, ctx: Context) -> Iterator[None]:
+        """A person waits for this: bulk work steps aside until it is answered, and a rate limit
+        is waited out (up to the longest the gate honours) — with a note saying so — instead of
+        failing the command."""
+        gate = self.gate
+        if gate is None:
+            yield
+            return
+
+        def held(hold: Hold) -> None:
+            left = max(1, round(hold.seconds_left(gate.clock.wall())))
+            task = asyncio.ensure_future(ctx.note(Text(
+                f"⏳ The homeserver is rate-limiting the bot for another {left} s; your command runs as soon as it "
+                "lets it, and is answered here.", tone="info")))
+            self._notes.add(task)
+            task.add_done_callback(self._notes.discard)
+
+        with gate.interactive(), working(Work(Priority.INTERACTIVE, patience=MAX_RETRY_AFTER_S, on_hold=held)):
+            yield
+
+    async def _answering(self, event_id: str, work: Awaitable[None]) -> None:
+        """Handle one incoming event as the command journal's entry `event_id` (taken in by the
+        Matrix layer): its answers are sent under transaction IDs of its own, and once it is
+        handled it is marked answered — after the reply, off its way. An event whose handling is
+        cut short by a kill stays unanswered, and `recover` finds it at the next start."""
+        token = _ANSWERING.set(_Answering(event_id))
+        try:
+            await work
+        finally:
+            _ANSWERING.reset(token)
+        try:
+            await self.store.answer_event(event_id)
+        except Exception:
+            log.exception("could not mark %s answered", event_id)
+
     async def on_message(self, msg: IncomingMessage) -> None:
+        await self._answering(msg.event_id, self._on_message(msg))
+
+    async def on_reaction(self, reaction: IncomingReaction) -> None:
+        await self._answering(reaction.event_id, self._on_reaction(reaction))
+
+    async def on_undecryptable(self, event: UndecryptableMessage) -> None:
+        await self._answering(event.event_id, self._on_undecryptable(event))
+
+    async def _on_message(self, msg: IncomingMessage) -> None:
         if msg.room_id not in self.admin_rooms or msg.sender == self.bot_user_id:
             return
         rest = self._strip_prefix(msg.body[2:] if msg.is_edit and msg.body.startswith("* ") else msg.body)
@@ -138,6 +229,10 @@ class Dispatcher:
             return
         role = self.policy.role_of(msg.sender)
         ctx = self._context(msg.sender, role or Role.VIEWER, msg.room_id, msg.event_id, msg.thread_root)
+        with self._serving(ctx):
+            await self._take(ctx, msg, role, rest)
+
+    async def _take(self, ctx: Context, msg: IncomingMessage, role: Role | None, rest: str) -> None:
         # Before anything else, on every path (edits, notices, strangers included): a message that may
         # hold a password leaves the room, and from here on its words are neither echoed nor audited.
         secret = may_carry_secret(rest, self.table, self._env())
@@ -175,7 +270,7 @@ class Dispatcher:
     async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
         log.error("command failed: %s", shown, exc_info=exc)
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown,
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
                                    result="internal error", detail=type(exc).__name__)
         except Exception:
             log.exception("could not write the audit log")
@@ -195,7 +290,7 @@ class Dispatcher:
         return (f"came from a device ({device or 'unknown'}) that its owner has not cross-signed. "
                 "Verify the device from another session")
 
-    async def on_reaction(self, reaction: IncomingReaction) -> None:
+    async def _on_reaction(self, reaction: IncomingReaction) -> None:
         if reaction.room_id not in self.admin_rooms or reaction.sender == self.bot_user_id:
             return
         role = self.policy.role_of(reaction.sender)
@@ -214,9 +309,10 @@ class Dispatcher:
                     "and cannot tell which device sent a reaction (clients send reactions unencrypted). "
                     f"Send {self.prefix} {verb} {pending.code} instead.", tone="error"))
                 return
-            view = await self.decide(ctx, pending.code, confirm=key in CONFIRM_KEYS)  # the path of `confirm <code>`
-            if view is not None:
-                await self._reply(ctx, view)
+            with self._serving(ctx):
+                view = await self.decide(ctx, pending.code, confirm=key in CONFIRM_KEYS)  # the path of `confirm <code>`
+                if view is not None:
+                    await self._reply(ctx, view)
             return
         if pending is not None or self._untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
                                                          reaction.sender_device_trusted) is not None:
@@ -225,7 +321,7 @@ class Dispatcher:
             if await hook(reaction, role):
                 return
 
-    async def on_undecryptable(self, event: UndecryptableMessage) -> None:
+    async def _on_undecryptable(self, event: UndecryptableMessage) -> None:
         if event.room_id not in self.admin_rooms or self.policy.role_of(event.sender) is None:
             return
         ctx = self._context(event.sender, Role.VIEWER, event.room_id, event.event_id, None)
@@ -247,11 +343,12 @@ class Dispatcher:
         if role is None or room_id not in self.admin_rooms:
             return "ignored"
         ctx = self._context(sender, role, room_id, reply_to, thread_root)
-        try:
-            return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
-        except Exception as exc:
-            await self._internal_error(ctx, command, exc)
-            return "internal error"
+        with self._serving(ctx):
+            try:
+                return await self._run_built(ctx, command, args, time.monotonic(), quiet=quiet)
+            except Exception as exc:
+                await self._internal_error(ctx, command, exc)
+                return "internal error"
 
     async def _run_built(self, ctx: Context, name: str, raw_args: dict[str, Any], started: float, *, quiet: bool = False) -> str:
         command = self.table.by_name.get(name)
@@ -411,6 +508,8 @@ class Dispatcher:
         if inv.undoes is not None and not await self._may_undo_now(ctx, inv, confirmation):
             return "refused"
         plan = await self.undo_book.plan(ctx, inv)  # before it runs: the state it is about to change
+        if inv.writes or inv.command.job:
+            await self._executing(ctx, inv, plan, confirmation)
         job_id: int | None = None
         if inv.command.job:
             view, result = None, "ok"
@@ -541,7 +640,7 @@ class Dispatcher:
 
     async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}",
+            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
                                    result="refused", detail=why)
         except Exception:
             log.exception("could not write the audit log")
@@ -554,7 +653,7 @@ class Dispatcher:
             try:
                 await self.messenger.send_file(
                     ctx.room_id, path=view.path, filename=view.filename, mimetype=view.mimetype,
-                    reply_to=ctx.event_id, thread_root=ctx.thread_root,
+                    reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=_txn("file"),
                 )
             finally:
                 os.unlink(view.path)
@@ -584,7 +683,10 @@ class Dispatcher:
             await self._audit(ctx, inv, "dry-run")
             await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
             return "dry-run"
-        code = new_code()
+        code = await self._prompt_code()
+        known = await self.store.get_confirmation(code)
+        if known is not None and (known.command_event_id != ctx.event_id or known.room_id != ctx.room_id):
+            code, known = new_code(), None  # another prompt's code (a collision): a fresh one
         # However much the preview must shrink to fit one event, the code stays in the prompt.
         prompt_id = await self._reply(ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout),
                                       minimal=prompt_minimal(inv, code=code, prefix=self.prefix))
@@ -594,6 +696,8 @@ class Dispatcher:
             await self._reply(ctx, Text(f"I could not show the confirmation prompt of {inv.name}, so nothing waits for "
                                         "confirmation and nothing was done. Send the command again.", tone="error"))
             return "error"
+        if known is not None:
+            return "pending"  # stored before a restart: the prompt above was that one again (same event)
         await self.store.add_confirmation(
             code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
             command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
@@ -602,6 +706,135 @@ class Dispatcher:
         await self.store.set_confirmation_prompt(code, prompt_id)
         await self._audit(ctx, inv, "pending", f"confirmation {code}", confirmation_code=code)
         return "pending"
+
+    async def _prompt_code(self) -> str:
+        """A prompt's code: derived from the event it answers (the same prompt after a restart),
+        with a secret of the bot's own; random when no event is being answered."""
+        origin = _origin()
+        if origin is None:
+            return new_code()
+        if self._code_key is None:
+            stored = await self.store.get_meta(CODE_KEY)
+            if stored is None:
+                stored = secrets.token_hex(32)
+                await self.store.set_meta(CODE_KEY, stored)
+            self._code_key = bytes.fromhex(stored)
+        return code_for(self._code_key, origin)
+
+    # -- the command journal: what a kill interrupted
+
+    async def _executing(self, ctx: Context, inv: Invocation, plan: Plan | None,
+                         confirmation: PendingConfirmation | None) -> None:
+        """A write is about to run: say so in the journal, with enough to check it after a kill."""
+        origin = _origin()
+        if origin is None:
+            return
+        state = plan.reversal.state if plan is not None and plan.before is not None else None
+        detail = {
+            "sender": ctx.requester, "reply_to": ctx.event_id, "thread": ctx.thread_root,
+            "invocation": encode(inv, hide_secrets=True), "code": confirmation.code if confirmation else None,
+            "probe": state.to_json() if state is not None else None, "before": plan.before if state else None,
+            "ts": self.clock(),
+        }
+        try:
+            await self.store.executing_event(origin, detail)
+        except Exception:
+            log.exception("could not write the command journal")
+
+    async def recover(self, fetch: Callable[[str, str], Awaitable[Any]]) -> int:
+        """At start, once the bot has caught up: every event taken in and never answered (the bot
+        was killed while handling it) is handled now. A read, a prompt, anything that changed
+        nothing yet, runs again (`fetch(room_id, event_id)` reads the event again); a write that
+        was under way is not run again: it is checked against the homeserver and the requester is
+        told what happened. Answers go out under the transaction IDs of the first try, so an answer
+        that had gone out already is not posted twice. Returns how many events were looked at."""
+        # Only what an earlier run took in: this run's own events are being handled right now.
+        rows = await self.store.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
+        for event_id, room_id, state, detail in rows:
+            try:
+                if state == "executing" and detail is not None:
+                    await self._answering(event_id, self._recover_write(event_id, room_id, detail))
+                else:
+                    await self._answering(event_id, self._recover_taken(event_id, room_id, fetch))
+            except Exception:
+                log.exception("could not recover event %s", event_id)
+        return len(rows)
+
+    async def _recover_taken(self, event_id: str, room_id: str, fetch: Callable[[str, str], Awaitable[Any]]) -> None:
+        try:
+            event = await fetch(room_id, event_id)
+        except Exception as exc:
+            log.warning("could not read event %s again: %s", event_id, exc)
+            event = None
+        if isinstance(event, IncomingMessage):
+            await self._on_message(event)
+        elif isinstance(event, IncomingReaction):
+            if await self.store.audit_of_origin(event_id):
+                return  # it ran, and its reply was quiet (a reaction on a report notice)
+            await self._on_reaction(event)
+        elif room_id in self.admin_rooms:
+            await self._reply_to(room_id, event_id, None, Text(
+                "The bot was restarted while handling this message and cannot read it again (it may have been "
+                "removed). If it was a command, nothing of it was run: send it again.", tone="warning"))
+
+    async def _recover_write(self, event_id: str, room_id: str, detail: dict[str, Any]) -> None:
+        sender = str(detail.get("sender"))
+        ctx = self._context(sender, self.policy.role_of(sender) or Role.VIEWER, room_id,
+                            str(detail.get("reply_to") or event_id), detail.get("thread"))
+        try:
+            inv: Invocation | None = decode(str(detail.get("invocation")), self.table, self._env())
+        except InvalidInvocation:
+            inv = None
+        what = Code(inv.command_line() if inv is not None else "the command")
+        ran = [a for a in await self.store.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
+        if any(a.job_id for a in ran) or (inv is not None and inv.command.job and await self._job_of(ctx, inv, detail)):
+            return  # its job goes on after the restart, and its own message is the answer (bot/jobs.py)
+        if ran:
+            entry = ran[-1]
+            job = f" It started job #{entry.job_id}, which goes on." if entry.job_id else ""
+            await self._reply(ctx, Text("The bot was restarted before it could answer: ", what,
+                                        f" had run ({entry.result}, audit entry #{entry.id}).{job}",
+                                        tone="ok" if entry.result == "ok" else "warning"))
+            return
+        found, outcome = await self._what_happened(ctx, inv, detail)
+        code = detail.get("code")
+        again = (f" The confirmation {code} is used up: send the command again if it is still wanted."
+                 if code else " Send it again if it is still wanted.")
+        await self._reply(ctx, Doc(Text("The bot was restarted while running ", what,
+                                        f". Nothing was run again. {outcome}{again if 'not take effect' in outcome else ''}",
+                                        tone="warning"), *([found] if found is not None else [])))
+        if inv is not None:
+            await self._audit(ctx, inv, "interrupted", outcome[:500])
+
+    async def _job_of(self, ctx: Context, inv: Invocation, detail: dict[str, Any]) -> int | None:
+        """The job this write had started before the kill, if it had."""
+        since = int(detail.get("ts") or 0)
+        for job in await self.store.jobs(limit=50):
+            if job.reply_to == ctx.event_id and job.created_ts >= since and job.kind == inv.name:
+                return job.id
+        return None
+
+    async def _what_happened(self, ctx: Context, inv: Invocation | None, detail: dict[str, Any]) -> tuple[Any, str]:
+        """After a write was cut short: what the homeserver shows now, and what that says."""
+        if inv is not None and inv.command.job:
+            return None, "Its job was not started, so it did not take effect."
+        if detail.get("probe") is not None:
+            try:
+                probe = load_probe(detail["probe"])
+                now = canonical(await probe.read(ctx))
+            except (InvalidProbe, AdminAPIError) as exc:
+                return None, f"Whether it took effect could not be checked ({exc})."
+            said = probe.describe(json.loads(now))
+            if now != detail.get("before"):
+                return None, f"The homeserver shows it took effect: {said}."
+            return None, f"The homeserver shows it did not take effect: {said}."
+        if inv is not None and inv.command.preview_handler is not None:
+            try:
+                return await inv.command.preview_handler(ctx, **self._kwargs(inv, None)), (
+                    "Whether it took effect cannot be told for sure; this is what the homeserver shows now:")
+            except Exception as exc:
+                return None, f"Whether it took effect could not be checked ({type(exc).__name__})."
+        return None, "Whether it took effect cannot be told: check on the homeserver."
 
     # -- deciding on a stored invocation: `confirm`/`cancel <code>`, ✅/❌ on the prompt
 
@@ -633,6 +866,7 @@ class Dispatcher:
         problem = await self.policy.invocation_problem(ctx.role, inv)
         if problem:
             return Text(f"Refused: {problem}.", tone="error")
+        await self._executing(ctx, inv, None, pending)  # from here, what it did is checked after a kill
         taken = await self.store.take_confirmation(pending.code, ctx.requester)
         if taken is None:
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
@@ -728,43 +962,59 @@ class Dispatcher:
     # -- exports
 
     async def _export(self, ctx: Context, inv: Invocation, options: RunOptions) -> Attachment:
-        """Fetch every page and stream the rows into a file; one page in memory at a time."""
+        """Fetch every page and stream the rows into a file; at most two pages in memory. The next
+        page is asked for as soon as this one has come (its token is known), and this one's rows are
+        written while the homeserver works on it."""
         fmt = options.export or "csv"
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         filename = f"{inv.name.replace(' ', '-')}-{stamp}.{fmt}"
-        handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="")
+        handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="",
+                                             buffering=EXPORT_WRITE_BUFFER)
         rows = 0
         token = options.page.from_token if options.page else None
         columns: list[str] | None = None
+
+        async def page_at(at: str | None) -> Table | None:
+            page = PageRequest(from_token=at, limit=EXPORT_PAGE_SIZE, export=True)
+            return _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
+
+        coming: asyncio.Task[Table | None] | None = asyncio.ensure_future(page_at(token))
         try:
             writer = csv.writer(handle) if fmt == "csv" else None
             if fmt == "json":
                 handle.write("[")
-            while True:
-                page = PageRequest(from_token=token, limit=EXPORT_PAGE_SIZE, export=True)
-                table = _first_table(await inv.command.handler(ctx, **self._kwargs(inv, page)))
+            while coming is not None:
+                table = await coming
+                coming = None
                 if table is None:
                     break
+                if table.next_from and table.next_from != token:
+                    token = table.next_from
+                    coming = asyncio.ensure_future(page_at(token))
+                    await asyncio.sleep(0)  # let its request leave before the rows are written
                 if columns is None:
                     columns = list(table.columns)
                     if writer is not None:
                         writer.writerow(columns)
-                for row in table.rows:
+                for index, row in enumerate(table.rows):
                     values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
                     if writer is not None:
                         writer.writerow(values)
                     else:
                         handle.write(("," if rows else "") + "\n" + json.dumps(dict(zip(columns, values)), ensure_ascii=False))
                     rows += 1
-                if not table.next_from or table.next_from == token:
-                    break
-                token = table.next_from
+                    if index % EXPORT_ROWS_BETWEEN_YIELDS == EXPORT_ROWS_BETWEEN_YIELDS - 1:
+                        await asyncio.sleep(0)  # the next page's answer, and other commands, are read meanwhile
             if fmt == "json":
                 handle.write("\n]\n")
         except BaseException:
             handle.close()
             os.unlink(handle.name)
             raise
+        finally:
+            if coming is not None:
+                coming.cancel()
+                await asyncio.gather(coming, return_exceptions=True)
         handle.close()
         mimetype = "text/csv" if fmt == "csv" else "application/json"
         return Attachment(filename=filename, path=handle.name, mimetype=mimetype, rows=rows,
@@ -810,7 +1060,7 @@ class Dispatcher:
 
     def _context(self, sender: str, role: Role, room_id: str, event_id: str, thread_root: str | None) -> Context:
         async def note(view: Any) -> None:
-            await self._reply_to(room_id, event_id, thread_root, view)
+            await self._reply_to(room_id, event_id, thread_root, view, purpose="note")
 
         return Context(
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
@@ -823,9 +1073,9 @@ class Dispatcher:
         return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view, minimal=minimal)
 
     async def _reply_to(self, room_id: str, event_id: str, thread_root: str | None, view: Any, *,
-                        minimal: Any = None) -> str | None:
+                        minimal: Any = None, purpose: str = "reply") -> str | None:
         content, _ = self._content(self._form(room_id, reply_to=event_id, thread_root=thread_root), view, minimal=minimal)
-        return await self._send(room_id, content)
+        return await self._send(room_id, content, purpose=purpose)
 
     def _form(self, room_id: str, *, reply_to: str | None = None, thread_root: str | None = None,
               edit_of: str | None = None) -> SendForm:
@@ -846,9 +1096,9 @@ class Dispatcher:
                 f"{self.prefix} audit has what ran.", tone="error")
             return fit_content(fallback, form), f"the reply could not be shown ({type(exc).__name__})"
 
-    async def _send(self, room_id: str, content: dict[str, Any]) -> str | None:
+    async def _send(self, room_id: str, content: dict[str, Any], *, purpose: str = "reply") -> str | None:
         try:
-            return await self.messenger.send(room_id, content)
+            return await self.messenger.send(room_id, content, txn_id=_txn(purpose))
         except Exception:
             log.exception("could not send a reply in %s", room_id)
             return None
@@ -907,7 +1157,7 @@ class Dispatcher:
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
                 confirmation=confirmation.code if confirmation else confirmation_code, job_id=job_id,
-                undoes=undoes, targets=accounts,
+                undoes=undoes, targets=accounts, origin=_origin(),
             )
         except Exception:
             log.exception("could not write the audit log")
@@ -918,7 +1168,7 @@ class Dispatcher:
         keep (one line, bounded, the words of a message that may hold a password hidden)."""
         try:
             return await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
-                                          result="refused", detail=detail)
+                                          result="refused", detail=detail, origin=_origin())
         except Exception:
             log.exception("could not write the audit log")
             return None

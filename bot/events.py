@@ -55,7 +55,8 @@ class Messenger(Protocol):
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool: ...
 
     async def send_file(
-        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None
+        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None,
+        txn_id: str | None = None,
     ) -> str: ...
 
     def is_encrypted(self, room_id: str) -> bool: ...

@@ -16,7 +16,20 @@ request per `retry_after`, an outage one request per backoff delay, whatever the
 callers. A caller that cannot wait that long is told at once (`GateClosed`), without a request.
 
 `gate.hold()` says, typed, why and until when requests are held back (for "the homeserver is
-rate-limiting, I'll try again in 12 s"). Time comes from an injectable `Clock`.
+rate-limiting, I'll try again in 12 s"); `gate.wait_ready()` waits until a request may try again
+(the job runner and the report inbox wait there after a failure, instead of on a backoff of their
+own that could outlast the homeserver's return). Time comes from an injectable `Clock`.
+
+Whose requests they are: the task that asks says so with `working(Work(...))` (a context
+variable, so it reaches every request the task makes). People's commands are `INTERACTIVE`:
+while one is being handled (`gate.interactive()`), requests of bulk jobs (`BULK`) wait before
+leaving — people's commands have the homeserver to themselves for the moment they need it, and
+the bulk work goes on right after (never held back longer than BULK_YIELD_MAX_S at a time). An
+interactive request held back by a rate limit tells its command once (`Work.on_hold`, so that
+the person hears why the answer takes a while) and waits up to `Work.patience` for it to end.
+A `Work` also collects the HTTP statuses its requests got and the time they spent held back,
+which is how a bulk item tells the concurrency policy (bot/concurrency.py) that the homeserver
+refused it once (a 429 retried) and how long the homeserver itself took.
 
 Neutral: no HTTP library, no Matrix, no commands.
 """
@@ -25,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -40,6 +55,11 @@ HEALTH_BACKOFF = (1.0, 3.0)
 # A probe that has not come back after this long no longer blocks the next one (a slow request
 # must not keep everyone waiting).
 PROBE_PATIENCE_S = 10.0
+# A bulk request waits at most this long for people's commands to be answered, then goes anyway:
+# a stream of commands slows a job down, and never stops it.
+BULK_YIELD_MAX_S = 1.0
+# An interactive request held back by a rate limit longer than this tells its command (Work.on_hold).
+NOTE_HOLD_AFTER_S = 1.0
 
 
 class Clock(Protocol):
@@ -78,6 +98,48 @@ class Hold:
 
     def seconds_left(self, now: float | None = None) -> float:
         return max(0.0, self.until - (time.time() if now is None else now))
+
+
+class Priority(str, Enum):
+    INTERACTIVE = "interactive"  # a person waits for the answer
+    BULK = "bulk"  # an item of a bulk job
+
+
+@dataclass
+class Work:
+    """Whose requests these are (set for a task with `working()`), and what they met at the gate."""
+
+    priority: Priority
+    # How long a request may wait for a rate limit to end (None: its client's own bound).
+    patience: float | None = None
+    # Told once when a request of this work is held back by a rate limit (the person hears why).
+    on_hold: Callable[[Hold], None] | None = None
+    statuses: list[int] = field(default_factory=list)  # every answer's HTTP status (0: none)
+    held_s: float = 0.0  # time spent waiting at the gate
+    told: bool = False
+
+    def worst_status(self) -> int | None:
+        """429 if the homeserver ever said so, else the first 5xx (or 0: no answer), else None."""
+        if 429 in self.statuses:
+            return 429
+        return next((s for s in self.statuses if s == 0 or s >= 500), None)
+
+
+_WORK: ContextVar[Work | None] = ContextVar("homeserver_gate_work", default=None)
+
+
+def current_work() -> Work | None:
+    return _WORK.get()
+
+
+@contextmanager
+def working(work: Work) -> Iterator[Work]:
+    """The requests made in this block (and in tasks it starts) are `work`'s."""
+    token = _WORK.set(work)
+    try:
+        yield work
+    finally:
+        _WORK.reset(token)
 
 
 class GateClosed(Exception):
@@ -276,6 +338,40 @@ class HomeserverGate:
         self.rate_limit = Valve(HoldReason.RATE_LIMITED, self.clock,
                                 rate_limit_backoff or Backoff(base=1.0, cap=30.0),
                                 any_success_opens=False, max_hold=max_retry_after)
+        self._interactive = 0
+        self._quiet = asyncio.Event()
+
+    # -- people first
+
+    @contextmanager
+    def interactive(self) -> Iterator[None]:
+        """A person's command is being handled: bulk requests wait until it is answered."""
+        self._interactive += 1
+        try:
+            yield
+        finally:
+            self._interactive -= 1
+            if not self._interactive:
+                self._quiet.set()
+                self._quiet = asyncio.Event()
+
+    @property
+    def interactive_in_progress(self) -> int:
+        return self._interactive
+
+    async def _yield_to_people(self) -> None:
+        deadline = self.clock.monotonic() + BULK_YIELD_MAX_S
+        while self._interactive and self.clock.monotonic() < deadline:
+            quiet = asyncio.ensure_future(self._quiet.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(deadline - self.clock.monotonic()))
+            try:
+                await asyncio.wait({quiet, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for future in (quiet, sleeper):
+                    future.cancel()
+                await asyncio.gather(quiet, sleeper, return_exceptions=True)
+
+    # -- state
 
     def hold(self) -> Hold | None:
         """Why requests are held back now, if they are: an outage before a rate limit."""
@@ -286,17 +382,49 @@ class HomeserverGate:
         hold = self.rate_limit.hold()
         return hold.until if hold is not None else None
 
-    async def admit_admin(self, *, max_wait: float | None = None) -> tuple[Ticket, Ticket]:
-        """Leave for one Admin API request: past the rate limit, then past the health valve."""
+    async def wait_ready(self, max_wait: float | None = None) -> None:
+        """Until a request may try again: both valves open, or a held one's time is up (its next
+        request is the probe, or waits for the probe's answer). Sends nothing itself."""
         deadline = None if max_wait is None else self.clock.monotonic() + max_wait
-        limit = await self.rate_limit.admit(max_wait=max_wait)
+        for valve in (self.health, self.rate_limit):
+            while not valve.is_open:
+                now = self.clock.monotonic()
+                if now >= valve._until or (deadline is not None and now >= deadline):
+                    break
+                wake = valve._until if deadline is None else min(valve._until, deadline)
+                await valve.wait_for_change(wake - now)
+
+    async def admit_admin(self, *, max_wait: float | None = None,
+                          rate_limit_wait: float | None = None) -> tuple[Ticket, Ticket]:
+        """Leave for one Admin API request: after people's commands (for bulk work), past the rate
+        limit, then past the health valve, within `max_wait` in all — or, with `rate_limit_wait`,
+        that long for the rate limit and then `max_wait` for the health valve."""
+        work = _WORK.get()
+        started = self.clock.monotonic()
         try:
-            remaining = None if deadline is None else max(0.0, deadline - self.clock.monotonic())
-            health = await self.health.admit(max_wait=remaining)
-        except BaseException:
-            limit.release()
-            raise
-        return limit, health
+            if work is not None and work.priority is Priority.BULK and self._interactive:
+                await self._yield_to_people()
+            deadline = None if max_wait is None else self.clock.monotonic() + max_wait
+            separate = rate_limit_wait is not None
+            hold = self.rate_limit.hold()
+            if (work is not None and work.on_hold is not None and not work.told and hold is not None
+                    and hold.seconds_left(self.clock.wall()) >= NOTE_HOLD_AFTER_S):
+                work.told = True
+                work.on_hold(hold)
+            limit = await self.rate_limit.admit(max_wait=rate_limit_wait if separate else max_wait)
+            if separate and max_wait is not None:
+                deadline = self.clock.monotonic() + max_wait  # counted from past the rate limit
+            try:
+                remaining = None if deadline is None else max(0.0, deadline - self.clock.monotonic())
+                health = await self.health.admit(max_wait=remaining)
+            except BaseException:
+                limit.release()
+                raise
+            return limit, health
+        finally:
+            if work is not None:
+                work.held_s += self.clock.monotonic() - started
 
 
-__all__ = ["Backoff", "Clock", "GateClosed", "Hold", "HoldReason", "HomeserverGate", "SystemClock", "Ticket", "Valve"]
+__all__ = ["Backoff", "Clock", "GateClosed", "Hold", "HoldReason", "HomeserverGate", "Priority", "SystemClock", "Ticket",
+           "Valve", "Work", "current_work", "working"]

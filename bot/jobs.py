@@ -13,12 +13,15 @@ A body keeps what it needs to pick up again (a homeserver task ID, by convention
 ending in `_id`) in `job.state` with `job.save()`; after a restart it is called again with
 the saved state and `job.resumed`. Because every body can pick up from its saved state, the
 runner also calls it again when the homeserver is briefly unreachable: a job is not declared
-failed because Synapse was down for a minute, only after `outage_budget` seconds of it.
+failed because Synapse was down for a minute, only after `outage_budget` seconds of it; meanwhile it
+waits at the homeserver gate (bot/gate.py), so it goes on as soon as the homeserver is back.
 
 Bulk work (every account, every user of a list, every file) goes through `job.for_each()`: it
 checkpoints its progress durably after each batch, re-authorises the requester before each
 batch, has policy check each item's target, stops cleanly when the job is cancelled, and runs
-the items of a batch with bounded concurrency decided by one `ConcurrencyPolicy`.
+items as many at once as one `ConcurrencyPolicy` (bot/concurrency.py: adaptive, shared by every
+job) allows, reading the next page meanwhile — no pause between pages. A job's requests are bulk
+work for the homeserver gate: people's commands go before them.
 
 Policy lives here and in the dispatcher only: before a body starts (also on resume), the runner
 checks the requester's role from the current config and the invocation's targets; a job whose
@@ -30,13 +33,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from .accounts import AccountDirectory
-from .admin_api.errors import AdminAPIError, NotFound, RateLimited, ServerError, TransportError
+from .admin_api.errors import AdminAPIError, NotFound, is_transient
 from .argtypes import ParseEnv
+from .concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming
+from .gate import HomeserverGate, Priority, Work, working
 from .invocation import Invocation, InvalidInvocation, decode, encode
 from .render import SendForm, fit_content, render_fitting
 from .records import JobRecord, now_ms
@@ -70,7 +76,6 @@ OUTAGE_BUDGET_S = 15 * 60.0
 MAX_RETRY_WAIT_S = 30.0
 _FINAL_EDIT_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = 100
-DEFAULT_CONCURRENCY = 4
 SKIPPED = "skipped (protected)"
 FAILED = "failed"
 
@@ -78,13 +83,6 @@ FAILED = "failed"
 def job_view(job_id: int, summary: str, status: str, elapsed_s: int, view: Any) -> Doc:
     """How a job's message looks, from its first version to its last."""
     return Doc(Text(f"Job #{job_id} · {summary} · {_STATUS_LABEL.get(status, status)} · {elapsed_s}s"), view)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """An Admin API failure that says nothing about the job: the homeserver is down or busy."""
-    if isinstance(exc, (TransportError, RateLimited)):
-        return exc.errcode != "M_REDIRECT_REFUSED"
-    return isinstance(exc, ServerError) and exc.status in (502, 503, 504)
 
 
 class Sender(Protocol):
@@ -145,36 +143,6 @@ class ItemResult:
     outcome: str
     detail: str = ""
     stop: bool = False
-
-
-@dataclass(frozen=True)
-class ItemTiming:
-    """One item's answer, for the concurrency policy: how long it took and, when the homeserver
-    refused or failed, its HTTP status (429, 5xx…)."""
-
-    seconds: float
-    status: int | None = None
-
-
-class ConcurrencyPolicy(Protocol):
-    """How many items of a bulk job run at once. Asked before each item starts, told how each
-    item went: an adaptive policy (more while answers are fast, fewer on 429/5xx/slow answers)
-    replaces the fixed one here, and nowhere else."""
-
-    def limit(self) -> int: ...
-
-    def record(self, timing: ItemTiming) -> None: ...
-
-
-class FixedConcurrency:
-    def __init__(self, limit: int = DEFAULT_CONCURRENCY) -> None:
-        self._limit = max(1, limit)
-
-    def limit(self) -> int:
-        return self._limit
-
-    def record(self, timing: ItemTiming) -> None:
-        pass
 
 
 @dataclass
@@ -243,6 +211,7 @@ class JobContext:
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
+        self._mark_set: set[str] | None = None  # loaded at the first question (bot/storage.py: job_marks)
 
     @property
     def accounts(self) -> AccountDirectory:
@@ -253,6 +222,39 @@ class JobContext:
         self.state.update(changes)
         self.advanced = True
         await self._runner.store.update_job(self.id, state=self.state)
+
+    # -- marks: exact totals across a kill
+
+    async def intend(self, item: str) -> None:
+        """Say, durably, that this job is about to change `item` (before the request that does it).
+        If the bot is killed before the item's batch is saved, the item is done again after the
+        restart and found already done: `intended(item)` then says it was this job's doing."""
+        marks = await self._marks()
+        if item not in marks:
+            await self._runner.store.add_job_mark(self.id, item)
+            marks.add(item)
+
+    def intended(self, item: str) -> bool:
+        """Whether this job (before a restart) said it was about to change `item`."""
+        return self._mark_set is not None and item in self._mark_set
+
+    async def leftover_marks(self) -> set[str]:
+        """Items this job marked whose batch was never saved with them: for a listing that loses its
+        items as they are done (deleted files), the ones done before a restart and not seen again."""
+        return set(await self._marks())
+
+    async def _marks(self) -> set[str]:
+        if self._mark_set is None:
+            self._mark_set = await self._runner.store.job_marks(self.id)
+        return self._mark_set
+
+    async def _save_counted(self, bulk: dict[str, Any], items: list[str]) -> None:
+        self.state["bulk"] = bulk
+        self.advanced = True
+        if self._mark_set:
+            self._mark_set.difference_update(items)
+        await self._runner.store.save_job_progress(self.id, self.state, done_items=items if self._mark_set is not None
+                                                   else [])
 
     async def progress(self, view: Any, *, force: bool = False) -> None:
         """Show progress by editing the job's message; at most one edit per interval."""
@@ -315,38 +317,209 @@ class JobContext:
         max_concurrency: int | None = None,
         keep_results: bool = False,
         view: Callable[[BulkProgress], Any] | None = None,
+        prefetch: bool = True,
     ) -> BulkProgress:
         """Run `do_one` on every item of a list, or of a listing fetched page by page
-        (`fetch(cursor, size) -> Page`), a batch at a time. Before each batch: cancellation and
-        the requester's role are checked. Each item's `target` (an account it acts on) goes
-        through policy; a protected one is skipped, never passed to `do_one`. After each batch
-        the progress is saved, so a restart goes on with the next batch (the interrupted one is
-        repeated: `do_one` must be idempotent). A transient homeserver failure ends the run (the
-        runner waits and calls the body again); any other Admin API error counts as that item's
-        failure. An item whose result says `stop` ends the run: no further item starts.
-        `max_concurrency` caps the runner's concurrency policy for work the homeserver does one
-        at a time anyway."""
+        (`fetch(cursor, size) -> Page`; a page is a batch). Before each batch starts:
+        cancellation and the requester's role are checked. Each item's `target` (an account it
+        acts on) goes through policy; a protected one is skipped, never passed to `do_one`.
+
+        Items run as many at once as the runner's concurrency policy allows (shared by every
+        running job: it grows while the homeserver answers fast and shrinks on 429, 5xx or slow
+        answers), capped by `max_concurrency` for work the homeserver does one at a time anyway.
+        There is no pause anywhere: the next page is read while the items of this one run (unless
+        `prefetch=False`: a listing that shrinks as its items are done, read on once they are),
+        and the first items of a batch start while the last of the one before still run.
+
+        As each batch is done (and every one before it), the progress is saved, so a restart goes
+        on after the last saved batch (what ran after it is repeated: `do_one` must be idempotent).
+        A transient homeserver failure ends the run (the runner waits for the homeserver and calls
+        the body again); any other Admin API error counts as that item's failure. An item whose
+        result says `stop` ends the run: no further item starts."""
         fetch = source if callable(source) else _pages_of(source)
-        size = batch_size or self._runner.batch_size
         progress = BulkProgress.load(self.state.get("bulk"), keep_results=keep_results)
-        while not progress.finished:
-            role = await self.checkpoint()
-            page = await fetch(progress.cursor, size)
-            results = await self._runner.run_batch(page.items, do_one, role=role, target=target, cap=max_concurrency)
-            for item, result in zip(page.items, results):  # items after a stop did not run
+        if not progress.finished:
+            run = _BulkRun(self, fetch, do_one, progress, target=target, key=key, cap=max_concurrency, view=view,
+                           size=batch_size or self._runner.batch_size, prefetch=prefetch)
+            await run.run()
+        return progress
+
+
+@dataclass
+class _Batch(Generic[T]):
+    """One page of a bulk run: its items start in order; `started` of them have (or were skipped)."""
+
+    page: Page[T]
+    results: list[ItemResult | None]
+    started: int = 0
+    closed: bool = False  # no further item of it will start
+
+    def complete(self) -> bool:
+        return self.closed and all(r is not None for r in self.results[:self.started])
+
+
+class _BulkRun(Generic[T]):
+    """One `for_each` run: pages read one ahead, items started while the concurrency policy has
+    room, batches saved in order as they complete."""
+
+    def __init__(self, job: JobContext, fetch: PageFetcher[T], do_one: Callable[[T], Awaitable[ItemResult | str]],
+                 progress: BulkProgress, *, target: Callable[[T], Target | None] | None, key: Callable[[T], str],
+                 cap: int | None, view: Callable[[BulkProgress], Any] | None, size: int, prefetch: bool) -> None:
+        self.job = job
+        self.runner = job._runner
+        self.fetch = fetch
+        self.do_one = do_one
+        self.progress = progress
+        self.target = target
+        self.key = key
+        self.cap = cap
+        self.view = view
+        self.size = size
+        self.prefetch = prefetch
+        self.batches: deque[_Batch[T]] = deque()
+        self.running: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None
+        self.stopped = False
+
+    async def run(self) -> None:
+        next_page: asyncio.Task[Page[T]] | None = self._read(self.progress.cursor)
+        try:
+            while True:
+                try:
+                    role = await self.job.checkpoint()
+                except JobStopped:
+                    await self._drain()
+                    await self._commit()
+                    await self.job.checkpoint()  # stops again, now saying how far it got
+                    raise
+                assert next_page is not None
+                page = await next_page
+                next_page = self._read(page.next) if page.next is not None and self.prefetch else None
+                batch: _Batch[T] = _Batch(page, [None] * len(page.items))
+                self.batches.append(batch)
+                await self._start(batch, role)
+                batch.closed = True
+                await self._commit()
+                if self.failure is not None or self.stopped or page.next is None:
+                    break
+                if next_page is None:
+                    await self._drain()
+                    await self._commit()
+                    if self.failure is not None:
+                        break
+                    next_page = self._read(page.next)
+            if self.failure is None:
+                await self._drain()
+            await self._cancel_running()
+            await self._commit()
+            if self.failure is not None:
+                raise self.failure
+        except BaseException:
+            await self._cancel_running()
+            raise
+        finally:
+            if next_page is not None and not next_page.done():
+                next_page.cancel()
+                await asyncio.gather(next_page, return_exceptions=True)
+
+    def _read(self, cursor: str | None) -> asyncio.Task[Page[T]]:
+        return asyncio.create_task(self.fetch(cursor, self.size))
+
+    async def _start(self, batch: _Batch[T], role: Role) -> None:
+        policy = self.runner.policy
+        for index, item in enumerate(batch.page.items):
+            if self.stopped or self.failure is not None:
+                return
+            aimed_at = self.target(item) if self.target is not None else None
+            problem = await policy.target_problem(role, aimed_at) if aimed_at is not None else None
+            if problem:
+                batch.results[index] = ItemResult(SKIPPED, problem)
+                batch.started = index + 1
+                continue
+            await self._room_for_one()
+            if self.stopped or self.failure is not None:
+                return
+            batch.started = index + 1
+            self.runner.in_flight += 1
+            task = asyncio.create_task(self._one(batch, index, item))
+            self.running.add(task)
+            task.add_done_callback(self._ended)
+
+    async def _room_for_one(self) -> None:
+        """Until the concurrency policy (and this run's cap) lets one more item start; batches
+        that complete meanwhile are saved."""
+        while not (self.stopped or self.failure is not None):
+            if self.runner.in_flight < self.runner.concurrency.limit() and (
+                    self.cap is None or len(self.running) < self.cap):
+                return
+            await self.runner.slot_freed()
+            await self._commit()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # A callback, not a `finally`: a task cancelled before it ever ran ends here too.
+        self.running.discard(task)
+        self.runner.in_flight -= 1
+        self.runner.free_slot()
+
+    async def _one(self, batch: _Batch[T], index: int, item: T) -> None:
+        started = time.monotonic()
+        with working(Work(Priority.BULK)) as work:
+            try:
+                answer = await self.do_one(item)
+            except AdminAPIError as exc:
+                worst = work.worst_status()
+                self._record(started, work, worst if worst is not None else exc.status)
+                if is_transient(exc):
+                    self.failure = self.failure or exc
+                else:
+                    batch.results[index] = ItemResult(FAILED, f"{exc.errcode}: {exc.error}")
+                return
+            except Exception as exc:  # a bug in do_one: it ends the run, as it would have anyway
+                self.failure = self.failure or exc
+                return
+        self._record(started, work, work.worst_status())
+        result = ItemResult(answer) if isinstance(answer, str) else answer
+        batch.results[index] = result
+        if result.stop:
+            self.stopped = True
+
+    def _record(self, started: float, work: Work, status: int | None) -> None:
+        self.runner.concurrency.record(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status,
+                                                  requests=max(1, len(work.statuses))))
+
+    async def _drain(self) -> None:
+        while self.running:
+            await asyncio.wait(set(self.running))
+
+    async def _cancel_running(self) -> None:
+        running = list(self.running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def _commit(self) -> None:
+        """Count and save every batch done so far, in order; show how far the job got."""
+        progress = self.progress
+        committed = False
+        counted: list[str] = []
+        while self.batches and self.batches[0].complete():
+            batch = self.batches.popleft()
+            ran = [r for r in batch.results[:batch.started] if r is not None]
+            counted += [self.key(item) for item in batch.page.items[:len(ran)]]
+            for item, result in zip(batch.page.items, ran):
                 progress.counts[result.outcome] = progress.count(result.outcome) + 1
                 if progress.results is not None:
-                    progress.results.append([key(item), result.outcome, result.detail])
-            progress.done += len(results)
-            progress.total = page.total if page.total is not None else progress.total
+                    progress.results.append([self.key(item), result.outcome, result.detail])
+            progress.done += len(ran)
+            progress.total = batch.page.total if batch.page.total is not None else progress.total
             progress.batches += 1
-            progress.cursor = page.next
-            progress.finished = page.next is None or any(r.stop for r in results)
-            await self.save(bulk=progress.saved())
+            progress.cursor = batch.page.next
+            progress.finished = progress.finished or batch.page.next is None or any(r.stop for r in ran)
+            committed = True
+        if committed:
+            await self.job._save_counted(progress.saved(), counted)
             if not progress.finished:
-                await self.progress(view(progress) if view else progress.view())
-                await self.sleep(self._runner.batch_pause)  # gentle on the homeserver between batches
-        return progress
+                await self.job.progress(self.view(progress) if self.view else progress.view())
 
 
 # -- following a task on the homeserver
@@ -399,7 +572,7 @@ class JobRunner:
         outage_budget: float = OUTAGE_BUDGET_S,
         concurrency: ConcurrencyPolicy | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        batch_pause: float | None = None,
+        gate: HomeserverGate | None = None,
     ) -> None:
         self.store = store
         self.api = api
@@ -411,9 +584,13 @@ class JobRunner:
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.outage_budget = outage_budget
-        self.concurrency = concurrency or FixedConcurrency()
+        # One policy for the items of every running job: the homeserver's capacity is shared.
+        self.concurrency = concurrency or AdaptiveConcurrency()
         self.batch_size = batch_size
-        self.batch_pause = poll_interval if batch_pause is None else batch_pause
+        # After a transient failure a job waits here for the homeserver (no backoff of its own).
+        self.gate = gate
+        self.in_flight = 0  # bulk items running, all jobs together
+        self._slot = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancels: dict[int, str] = {}
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
@@ -479,6 +656,12 @@ class JobRunner:
         return inv
 
     async def _run(self, record: JobRecord, *, resumed: bool) -> None:
+        # A job's requests are bulk work (bot/gate.py): people's commands go first, also when the
+        # job was started from one (a task inherits its starter's context).
+        with working(Work(Priority.BULK)):
+            await self._run_job(record, resumed=resumed)
+
+    async def _run_job(self, record: JobRecord, *, resumed: bool) -> None:
         try:
             inv = self._load(record)
         except InvalidInvocation as exc:
@@ -498,6 +681,8 @@ class JobRunner:
         while True:
             job = JobContext(self, record, inv, resumed=resumed or attempt > 0)
             try:
+                if job.resumed:
+                    await job._marks()  # what it was about to do before the restart (`intended`)
                 role = await job.checkpoint()
                 problem = await self.policy.invocation_problem(role, inv)
                 if problem:
@@ -511,19 +696,20 @@ class JobRunner:
                 if not is_transient(exc):
                     return _stopped_on(exc)
                 now = time.monotonic()
-                if outage_since is None or job.advanced:
-                    outage_since, attempt = now, 0
+                new_outage = outage_since is None or job.advanced
+                if new_outage:
+                    outage_since = now
                 if now - outage_since >= self.outage_budget:
                     return JobResult("failed", Text(
                         f"The homeserver did not answer for {int(now - outage_since)}s ({exc.errcode}: {exc.error}); "
                         "the bot gave up following this job. Check its outcome on the homeserver.", tone="error"))
-                wait = min(max(self.poll_interval, 0.1) * 2**attempt, MAX_RETRY_WAIT_S)
                 attempt += 1
-                log.warning("job #%s: homeserver unavailable (%s); trying again in %.1fs", record.id, exc.errcode, wait)
-                await self.show(record, "running", Text(
-                    f"The homeserver does not answer ({exc.errcode}: {exc.error}); trying again in {wait:.0f}s.",
-                    tone="warning"))
-                await self.sleep(wait)
+                if new_outage:
+                    log.warning("job #%s: homeserver unavailable (%s); going on when it is back", record.id, exc.errcode)
+                    await self.show(record, "running", Text(
+                        f"The homeserver does not answer ({exc.errcode}: {exc.error}); the job goes on as soon as it "
+                        "does.", tone="warning"))
+                await self._homeserver_back()
                 record = await self.store.get_job(record.id) or record  # with what the body saved
             except CommandError as exc:
                 return JobResult("failed", Text(str(exc), tone="error"))
@@ -531,66 +717,30 @@ class JobRunner:
                 log.exception("job #%s (%s) failed", record.id, record.kind)
                 return JobResult("failed", Text(f"The job stopped on an error: {type(exc).__name__}: {exc}", tone="error"))
 
+    async def _homeserver_back(self) -> None:
+        """After a transient failure: until the homeserver gate lets a request try again (the
+        whole bot finds out together whether the homeserver is back: no backoff of the job's own
+        that could outlast its return). Without a gate, a short pause."""
+        if self.gate is None:
+            await self.sleep(max(self.poll_interval, 0.1))
+            return
+        await self.gate.wait_ready(MAX_RETRY_WAIT_S)
+
     async def _finish(self, record: JobRecord, result: JobResult) -> None:
         self._cancels.pop(record.id, None)
-        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
+        # Shown first, then recorded: a kill in between leaves the job running, and the next start
+        # finds it finished (its saved progress) and shows the same end again — never a job that is
+        # over in the store while its message still says it runs.
         await self.show(record, result.status, result.view, final=True)
+        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
-    async def run_batch(
-        self, items: list[T], do_one: Callable[[T], Awaitable[ItemResult | str]], *, role: Role,
-        target: Callable[[T], Target | None] | None, cap: int | None = None,
-    ) -> list[ItemResult]:
-        """One batch of a bulk job: each item's target checked by policy, at most
-        `concurrency.limit()` items in flight (or `cap`), each answer told to the concurrency
-        policy. Returns the results of the items that ran, in order: after an item says `stop`,
-        no further item starts."""
-        results: list[ItemResult | None] = [None] * len(items)
+    def free_slot(self) -> None:
+        self._slot.set()
+        self._slot = asyncio.Event()
 
-        def stopped() -> bool:
-            return any(r is not None and r.stop for r in results)
-
-        def limit() -> int:
-            return max(1, min(self.concurrency.limit(), cap or self.concurrency.limit()))
-
-        async def one(index: int, item: T) -> None:
-            started = time.monotonic()
-            try:
-                answer = await do_one(item)
-            except AdminAPIError as exc:
-                self.concurrency.record(ItemTiming(time.monotonic() - started, exc.status))
-                if is_transient(exc):
-                    raise
-                results[index] = ItemResult(FAILED, f"{exc.errcode}: {exc.error}")
-                return
-            self.concurrency.record(ItemTiming(time.monotonic() - started))
-            results[index] = ItemResult(answer) if isinstance(answer, str) else answer
-
-        running: set[asyncio.Task[None]] = set()
-        try:
-            for index, item in enumerate(items):
-                if stopped():
-                    break
-                aimed_at = target(item) if target is not None else None
-                problem = await self.policy.target_problem(role, aimed_at) if aimed_at is not None else None
-                if problem:
-                    results[index] = ItemResult(SKIPPED, problem)
-                    continue
-                while len(running) >= limit():
-                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()  # a transient failure ends the batch
-                if stopped():
-                    break
-                running.add(asyncio.create_task(one(index, item)))
-            if running:
-                for task in asyncio.as_completed(list(running)):
-                    await task
-        finally:
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-        ran = len(results) - next((i for i, r in enumerate(reversed(results)) if r is not None), len(results))
-        return [r if r is not None else ItemResult(FAILED, "not run") for r in results[:ran]]
+    async def slot_freed(self) -> None:
+        """Until a bulk item (of any job) ends."""
+        await self._slot.wait()
 
     async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None:
         """Edit the job's message; a job whose message was never sent (the bot stopped between

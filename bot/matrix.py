@@ -45,6 +45,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     JoinError,
+    KeysUploadResponse,
     LoginResponse,
     MegolmEvent,
     ReactionEvent,
@@ -95,6 +96,8 @@ SEND_WAIT_FOR_HOMESERVER_S = 60.0
 SENDER_KEYS_CACHE_S = 300.0
 SENDER_KEYS_RECHECK_S = 10.0
 CROSS_SIGNING_RETRY_S = 60.0
+KEYS_UPLOAD_RETRY_S = 30.0  # after the homeserver refused the device's keys, growing to …
+KEYS_UPLOAD_RETRY_MAX_S = 3600.0
 PINS_KEY = "adminrooms.pins"  # {alias: room_id} as first resolved
 # Invites: at most INVITE_TASKS handled at once, each within INVITE_TIMEOUT_S; at most
 # MAX_OPEN_INVITES waiting (a flood beyond is left for the next start). A decline that failed is
@@ -236,6 +239,8 @@ class MatrixClient:
         # knows its rooms and the devices in them, and may post on its own (report notices).
         self.caught_up = False
         self._caught_up_event = asyncio.Event()
+        self._keys_upload_backoff = Backoff(base=KEYS_UPLOAD_RETRY_S, cap=KEYS_UPLOAD_RETRY_MAX_S)
+        self._keys_upload_after = 0.0
 
     # -- login
 
@@ -744,8 +749,17 @@ class MatrixClient:
         if not self.encryption:
             return
         try:
-            if self.client.should_upload_keys:
-                await self.client.keys_upload()
+            if self.client.should_upload_keys and time.monotonic() >= self._keys_upload_after:
+                response = await self.client.keys_upload()
+                if isinstance(response, KeysUploadResponse):
+                    self._keys_upload_backoff.reset()
+                else:
+                    # Refused (e.g. the homeserver holds other keys for this device: its crypto store was
+                    # replaced). Signing and sending the keys after every sync would only burn CPU.
+                    wait = self._keys_upload_backoff.next_delay()
+                    self._keys_upload_after = time.monotonic() + wait
+                    log.warning("the homeserver refused the device's keys (%s); trying again in %.0fs",
+                                getattr(response, "message", response), wait)
             if self.client.should_query_keys:
                 await self.client.keys_query()
             if self.client.should_claim_keys:
@@ -820,7 +834,9 @@ class MatrixClient:
         try:
             ticket = await self.gate.health.admit(max_wait=SEND_WAIT_FOR_HOMESERVER_S)
         except GateClosed as closed:
-            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}") from None
+            # Like a 503: the homeserver's state, not the message's (the report inbox tries it again).
+            raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}",
+                              status=503) from None
         try:
             response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
                                                    ignore_unverified_devices=True)
@@ -906,7 +922,8 @@ class MatrixClient:
         return isinstance(response, RoomRedactResponse)
 
     async def send_file(
-        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None
+        self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None,
+        txn_id: str | None = None,
     ) -> str:
         size = Path(path).stat().st_size
         encrypt = self.is_encrypted(room_id)
@@ -923,7 +940,31 @@ class MatrixClient:
             filename=filename, mimetype=mimetype, size=size, url=response.content_uri, file_info=file_info,
             reply_to=reply_to, thread_root=thread_root,
         )
-        return await self.send(room_id, content)
+        return await self.send(room_id, content, txn_id=txn_id)
+
+    async def fetch_event(self, room_id: str, event_id: str) -> IncomingMessage | IncomingReaction | None:
+        """An event of an admin room read again from the homeserver (decrypted when it is encrypted
+        and its key is here), as the sink would have got it; None when it cannot be read (redacted,
+        gone, no key) or is neither a message nor a reaction."""
+        response = await self.client.room_get_event(room_id, event_id)
+        event = getattr(response, "event", None)
+        if event is None:
+            return None
+        if isinstance(event, MegolmEvent):
+            try:
+                event = self.client.decrypt_event(event)
+            except (EncryptionError, LocalProtocolError, ValueError):
+                return None
+            if hasattr(event, "room_id"):
+                event.room_id = room_id
+        if isinstance(event, ReactionEvent):
+            device, trusted = await self._sender_device(event)
+            return IncomingReaction(room_id, event.event_id, event.sender, event.reacts_to, event.key,
+                                    encrypted=bool(getattr(event, "decrypted", False)), sender_device=device,
+                                    sender_device_trusted=trusted)
+        if isinstance(event, RoomMessage):
+            return await self._message(room_id, event)
+        return None
 
     async def joined_rooms(self) -> list[str]:
         response = await self.client.joined_rooms()

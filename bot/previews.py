@@ -377,9 +377,9 @@ def _(p: UserMediaDeletionPreview) -> Text:
 class ExternalIdRemovalPreview:
     provider: str
     user: str | None  # None: every local account
-    matching: int  # IDs of that provider (one account), or accounts that have one (all)
+    matching: int | None  # IDs of that provider (one account); None for all: found as the job goes
     kept: list[str]  # one account: the providers it keeps
-    scanned: int | None = None  # all: how many accounts were looked at
+    accounts: int | None = None  # all: how many local accounts there are (one request's total)
     home: AccountHome | None = None  # one account, with MAS configured: an account MAS does not know
 
 
@@ -389,9 +389,11 @@ def _(p: ExternalIdRemovalPreview) -> Any:
         text = Text(f"Removes {p.matching} ID(s) at {p.provider}; keeps {', '.join(p.kept) or 'nothing else'}.")
         where = _where(p.home)
         return Doc(Record(None, where), text) if where else text
-    return Text(f"{p.matching} of {p.scanned} local accounts have an ID at {p.provider}: it is removed from each; "
-                "their other providers' IDs are kept. The bot's own account and protected accounts are skipped.",
-                tone="warning")
+    # Counting the accounts that have one would mean reading every account before asking: the job does that once.
+    return Text(f"Looks at each of the {p.accounts} local accounts and removes its ID at {p.provider} where it has one; "
+                "their other providers' IDs are kept. How many have one is counted as the job goes: this prompt "
+                "asked the homeserver for the number of accounts only, instead of reading every account twice. "
+                "The bot's own account and protected accounts are skipped.", tone="warning")
 
 
 # -- matrix-authentication-service: sessions, links, e-mail addresses, personal sessions

@@ -45,6 +45,7 @@ class AuditEntry:
     confirmation: str | None = None  # the confirmation code it came from
     job_id: int | None = None
     undoes: int | None = None  # the action (audit row) this row took back
+    origin: str | None = None  # the event that caused it (bot/dispatcher.py's command journal)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class ReportRecord:
     note: str | None
     redacted_by: str | None
     redacted_ts: int | None
-    post_state: str  # none | pending | posted | pending_summary | summarised
+    post_state: str  # none | pending | posted | pending_summary | batch:<txn> (a summary being sent) | summarised
     updated_ts: int
     assigned_by: str | None = None  # who gave the claim to `claimed_by` (report assign), if not themselves
     deleted_ts: int | None = None  # when the bot deleted it on the homeserver (dismiss); it may be reopened since

@@ -268,6 +268,31 @@ def _undo_and_audit_targets(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS.append(_undo_and_audit_targets)  # 9
 
+MIGRATIONS += [
+    # 10: what a bulk job is about to do to an item, written before it does it (`job.intend`): after
+    #     a kill, an item found already done is known to be this job's doing, so totals stay exact.
+    #     Forgotten with the batch that holds the item, once that batch is saved.
+    """
+    CREATE TABLE job_marks (
+        job_id INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (job_id, item)
+    )
+    """,
+    # 11: the command journal. An event the bot has taken in is 'taken' until it is answered; a
+    #     write about to run is 'executing' (with what runs, and the state it is about to change);
+    #     a kill in between leaves the row unanswered, and the next start runs the read again or
+    #     checks the write against the homeserver (bot/dispatcher.py: recover). Events from before
+    #     are answered. Each audit row names the event that caused it (`origin`).
+    """
+    ALTER TABLE handled_events ADD COLUMN state TEXT NOT NULL DEFAULT 'answered';
+    ALTER TABLE handled_events ADD COLUMN detail_json TEXT;
+    CREATE INDEX handled_events_open ON handled_events (state, handled_ts);
+    ALTER TABLE audit ADD COLUMN origin TEXT;
+    CREATE INDEX audit_origin ON audit (origin)
+    """,
+]
+
 _REPORT_FACT_COLUMNS = ("kind", "report_id", "received_ts", "reporter", "target", "room_id", "room_name",
                         "room_alias", "event_id", "reason", "score", "excerpt")
 
@@ -374,12 +399,34 @@ class Store:
 
     # -- event journal: each event is handled at most once, across restarts
     async def claim_event(self, event_id: str, room_id: str) -> bool:
-        """Record an event as handled. False when it already was."""
+        """Take an event in (the command journal: 'taken' until `answer_event`). False when it already was."""
         changed = await self.db.execute(
-            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts) VALUES (?, ?, ?)",
+            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts, state) VALUES (?, ?, ?, 'taken')",
             (event_id, room_id, now_ms()),
         )
         return changed == 1
+
+    async def executing_event(self, event_id: str, detail: dict[str, Any]) -> None:
+        """A write is about to run for this event: what it is, and the state it is about to change."""
+        await self.db.execute("UPDATE handled_events SET state = 'executing', detail_json = ? WHERE event_id = ?",
+                              (json.dumps(detail), event_id))
+
+    async def answer_event(self, event_id: str) -> None:
+        await self.db.execute("UPDATE handled_events SET state = 'answered', detail_json = NULL WHERE event_id = ?",
+                              (event_id,))
+
+    async def unanswered_events(self, *, since_ms: int, before_ms: int) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+        """(event_id, room_id, state, detail) of the events taken in between then and never answered."""
+        rows = await self.db.fetchall(
+            "SELECT event_id, room_id, state, detail_json FROM handled_events WHERE state != 'answered' "
+            "AND handled_ts >= ? AND handled_ts <= ? ORDER BY handled_ts", (since_ms, before_ms))
+        return [(r["event_id"], r["room_id"], r["state"], json.loads(r["detail_json"]) if r["detail_json"] else None)
+                for r in rows]
+
+    async def audit_of_origin(self, event_id: str) -> list[AuditEntry]:
+        """The audit rows an event caused (its command ran, or was refused, before a restart)."""
+        rows = await self.db.fetchall("SELECT * FROM audit WHERE origin = ? ORDER BY id", (event_id,))
+        return [AuditEntry(**dict(row)) for row in rows]
 
     async def prune_events(self, older_than_ms: int) -> int:
         return await self.db.execute(
@@ -522,18 +569,19 @@ class Store:
     async def audit(
         self, *, sender: str, room_id: str, command: str, args: str, result: str, detail: str = "",
         invocation_json: str | None = None, requested_by: str | None = None, confirmation: str | None = None,
-        job_id: int | None = None, undoes: int | None = None, targets: Sequence[str] = (),
+        job_id: int | None = None, undoes: int | None = None, targets: Sequence[str] = (), origin: str | None = None,
     ) -> int:
-        """One row; `targets`: the accounts the invocation acts on (found again by `audit_about`)."""
+        """One row; `targets`: the accounts the invocation acts on (found again by `audit_about`);
+        `origin`: the event that caused it (the command journal's key)."""
 
         def _insert(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row_id = int(conn.execute(
                     "INSERT INTO audit (ts, sender, room_id, command, args, result, detail, invocation_json, "
-                    "requested_by, confirmation, job_id, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "requested_by, confirmation, job_id, undoes, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (now_ms(), sender, room_id, command, args, result, detail[:2000], invocation_json, requested_by,
-                     confirmation, job_id, undoes),
+                     confirmation, job_id, undoes, origin),
                 ).lastrowid or 0)
                 conn.executemany("INSERT OR IGNORE INTO audit_targets (audit_id, user_id) VALUES (?, ?)",
                                  [(row_id, user_id) for user_id in sorted(set(targets))])
@@ -734,6 +782,29 @@ class Store:
         params.append(job_id)
         await self.db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
 
+    async def add_job_mark(self, job_id: int, item: str) -> None:
+        await self.db.execute("INSERT OR IGNORE INTO job_marks (job_id, item) VALUES (?, ?)", (job_id, item))
+
+    async def job_marks(self, job_id: int) -> set[str]:
+        rows = await self.db.fetchall("SELECT item FROM job_marks WHERE job_id = ?", (job_id,))
+        return {row["item"] for row in rows}
+
+    async def save_job_progress(self, job_id: int, state: dict[str, Any], *, done_items: Sequence[str]) -> None:
+        """A bulk job's progress, and its marks on the items that progress now counts, in one transaction."""
+        state_json = json.dumps(state)
+
+        def _save(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE jobs SET state_json = ?, updated_ts = ? WHERE id = ?", (state_json, now_ms(), job_id))
+                conn.executemany("DELETE FROM job_marks WHERE job_id = ? AND item = ?", [(job_id, i) for i in done_items])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self.db.run(_save)
+
     async def jobs(self, *, statuses: Sequence[str] | None = None, limit: int = 20) -> list[JobRecord]:
         sql = "SELECT * FROM jobs"
         params: list[Any] = []
@@ -817,6 +888,29 @@ class Store:
         rows = await self.db.fetchall(
             "SELECT * FROM reports WHERE post_state = ? ORDER BY received_ts, kind, report_id LIMIT ?", (post_state, limit)
         )
+        return [r for r in map(self._report, rows) if r is not None]
+
+    async def set_reports_post_state(self, keys: Sequence[tuple[str, int]], post_state: str) -> None:
+        """Move many reports to one post state, in one transaction."""
+        ts = now_ms()
+
+        def _set(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("UPDATE reports SET post_state = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",
+                                 [(post_state, ts, kind, report_id) for kind, report_id in keys])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self.db.run(_set)
+
+    async def reports_in_batches(self, prefix: str) -> list[ReportRecord]:
+        """Reports whose post state starts with `prefix` (summaries being posted: `batch:<txn>`)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE post_state >= ? AND post_state < ? ORDER BY post_state, received_ts, kind, "
+            "report_id", (prefix, prefix + "\uffff"))
         return [r for r in map(self._report, rows) if r is not None]
 
     async def set_report_post_state(self, kind: str, report_id: int, post_state: str) -> None:

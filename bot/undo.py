@@ -45,6 +45,9 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+canonical = _canonical  # a probe's value as stored: what the command journal compares (bot/dispatcher.py)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What `plan` found before the action: its reversal and the state before (JSON)."""

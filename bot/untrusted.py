@@ -88,6 +88,11 @@ def inline(text: object, limit: int = DEFAULT_LIMIT) -> str:
     """One line of at most `limit` characters: invisible characters removed, line breaks shown as ↵,
     runs of spaces collapsed, a cut shown with `…`."""
     value = text if isinstance(text, str) else str(text)
+    if len(value) <= limit and value.isascii() and value.isprintable() and "  " not in value and (
+            not value or (value[0] != " " and value[-1] != " ")):
+        # Printable ASCII holds no invisible character, control or line break: nothing to do (the
+        # common case, and an export asks this for every cell).
+        return value
     # Bound the work first: whatever comes after this is never shown.
     value = strip_invisible(_bounded(value, limit * 4 + 64))
     value = _BREAK_RE.sub(f" {LINE_MARK} ", value)

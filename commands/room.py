@@ -424,7 +424,14 @@ async def _(job: JobContext, room: str, users: list[str]) -> JobResult:
     unique = list(dict.fromkeys(users))
     members = set(await job.api.room_members(room))
     # Synapse changes the membership of one room one event at a time: parallel joins would only queue.
-    done = await job.for_each(unique, lambda user: _join_one(job.api, room, user, members),
+    async def join_one(user: str) -> ItemResult:
+        if user in members and job.intended(user):
+            return ItemResult(JOINED)  # joined by this job before a restart
+        if user not in members:
+            await job.intend(user)
+        return await _join_one(job.api, room, user, members)
+
+    done = await job.for_each(unique, join_one,
                               target=lambda user: Target("user", user), keep_results=True, max_concurrency=1,
                               view=lambda p: Text(f"{p.done} of {len(unique)} done."))
     results = list(done.results or [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.admin_api.errors import BadRequest
+from bot.admin_api.errors import AdminAPIError, BadRequest
 from bot.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
 from bot.context import Context
 from bot.mas_api.errors import MASAPIError
@@ -117,25 +117,54 @@ async def providers(ctx: Context) -> Table:
     ],
 )
 async def stats(ctx: Context) -> Doc:
-    users = await ctx.api.list_users(limit=1)
-    deactivated = await ctx.api.list_users(limit=1, deactivated=True)
-    rooms = await ctx.api.list_rooms(limit=1)
+    # Five independent questions, asked at once; each part that the homeserver could not answer
+    # says so in its place, and the rest is shown.
+    users, deactivated, rooms, sizes, media = await asyncio.gather(
+        ctx.api.list_users(limit=1), ctx.api.list_users(limit=1, deactivated=True), ctx.api.list_rooms(limit=1),
+        ctx.api.largest_rooms(), ctx.api.user_media_statistics(order_by="media_length", direction="b", limit=5),
+        return_exceptions=True)
+    answers = [users, deactivated, rooms, sizes, media]
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, AdminAPIError):
+            raise answer  # a bug, not the homeserver's answer
+    failed = [a for a in answers if isinstance(a, AdminAPIError) and not _sqlite_only(a)]
+    if len(failed) == len(answers):
+        raise failed[0]  # nothing to show: the usual error reply
     totals = Record("Totals", [
-        ("local accounts (active)", users.total),
-        ("deactivated accounts", deactivated.total),
-        ("rooms known to the server", rooms.total),
+        ("local accounts (active)", _total(users)),
+        ("deactivated accounts", _total(deactivated)),
+        ("rooms known to the server", _total(rooms)),
     ])
-    try:
-        sizes = await ctx.api.largest_rooms()
-        largest: object = Table("Largest rooms in the database (rough estimate)", ["room", "size"],
-                                [[Code(r.room_id), Bytes(r.estimated_size)] for r in sizes])
-    except BadRequest:
-        largest = Text("Largest rooms: this statistic needs PostgreSQL; this homeserver runs on SQLite.", tone="info")
-    media = await ctx.api.user_media_statistics(order_by="media_length", direction="b", limit=5)
-    uploaders = Table("Biggest media uploaders", ["user", "files", "size"],
-                      [[Code(u.user_id), u.media_count, Bytes(u.media_length)] for u in media.items],
-                      total=media.total)
+    if isinstance(sizes, BadRequest):
+        largest: object = Text("Largest rooms: this statistic needs PostgreSQL; this homeserver runs on SQLite.",
+                               tone="info")
+    elif isinstance(sizes, AdminAPIError):
+        largest = Text("Largest rooms: the homeserver could not estimate them (", Code(sizes.errcode), f": "
+                       f"{sizes.error.rstrip('.')}). Synapse estimates room sizes from PostgreSQL's planner "
+                       "statistics, which a new or never-analysed database lacks: running ANALYZE on Synapse's "
+                       "database (or waiting for autovacuum) makes this work.", tone="warning")
+    else:
+        largest = Table("Largest rooms in the database (rough estimate)", ["room", "size"],
+                        [[Code(r.room_id), Bytes(r.estimated_size)] for r in sizes])
+    if isinstance(media, AdminAPIError):
+        uploaders: object = Text("Biggest media uploaders: the homeserver did not answer (", Code(media.errcode),
+                                 f": {media.error.rstrip('.')}).", tone="warning")
+    else:
+        uploaders = Table("Biggest media uploaders", ["user", "files", "size"],
+                          [[Code(u.user_id), u.media_count, Bytes(u.media_length)] for u in media.items],
+                          total=media.total)
     return Doc(totals, largest, uploaders)
+
+
+def _total(answer: object) -> object:
+    if isinstance(answer, AdminAPIError):
+        return f"unknown (the homeserver answered {answer.errcode})"
+    return getattr(answer, "total", None)
+
+
+def _sqlite_only(exc: AdminAPIError) -> bool:
+    """The room-size estimate's refusal on SQLite: an answer, not a failure."""
+    return isinstance(exc, BadRequest)
 
 
 BACKGROUND_JOBS = ("populate_stats_process_rooms", "regenerate_directory", "event_resign")

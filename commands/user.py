@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.accounts import AccountHome
@@ -42,9 +41,6 @@ USER_ORDER = ("name", "displayname", "creation_ts", "last_seen_ts", "admin", "de
               "shadow_banned", "is_guest", "user_type", "avatar_url")
 MEDIA_ORDER = ("created_ts", "last_access_ts", "media_length", "media_type", "upload_name", "quarantined_by",
                "safe_from_quarantine")
-# The preview of a bulk job walks the user list a page at a time, a few users at once.
-BULK_PAGE_SIZE = 100
-BULK_CONCURRENCY = 4
 MEDIA_DELETE_BATCH = 100  # how many files the preview looks at
 REDACT_LIMIT = 1000  # Synapse's default: events looked at per room
 GENERATED_PASSWORD_BYTES = 18
@@ -330,13 +326,17 @@ async def _(job: JobContext, user: str, **_: Any) -> JobResult:
         return Page([m.media_id for m in found.items], "more" if more and found.items else None, found.total)
 
     async def delete_one(media_id: str) -> ItemResult:
+        await job.intend(media_id)
         deleted = await job.api.delete_media(job.server_name, media_id)
         return ItemResult("deleted") if media_id in deleted else ItemResult("failed", "the homeserver kept it")
 
-    done = await job.for_each(files, delete_one)
+    # Deleted files leave the listing: the next page is read once this one is done.
+    done = await job.for_each(files, delete_one, prefetch=False)
+    # Files deleted before a restart, whose batch was not saved yet, are not listed again: marked.
+    deleted = done.count("deleted") + len(await job.leftover_marks())
     left = (await job.api.user_media(user, limit=1)).total or 0
     return JobResult("done" if not done.count("failed") else "partial",
-                     Text(f"Deleted {done.count('deleted')} files uploaded by ", Code(user), f"; {left} left.",
+                     Text(f"Deleted {deleted} files uploaded by ", Code(user), f"; {left} left.",
                           tone="ok" if not left else "warning"))
 
 
@@ -1241,12 +1241,8 @@ async def _(ctx: Context, user: str | None, remove: str | None, all: bool) -> An
         kept = [e.auth_provider for e in details.external_ids if e.auth_provider != remove]
         return ExternalIdRemovalPreview(remove, user, len(mine), kept, home=home)
     ctx.accounts.refuse_unreachable_mas()
-    count = scanned = 0
-    async for page in _local_users(ctx.api, BULK_PAGE_SIZE):
-        details = await _details_of(ctx.api, [u.name for u in page])
-        scanned += len(page)
-        count += sum(1 for d in details if d and any(e.auth_provider == remove for e in d.external_ids))
-    return ExternalIdRemovalPreview(remove, None, count, [], scanned=scanned)
+    accounts = await ctx.api.list_users(deactivated=None, locked=True, limit=1)
+    return ExternalIdRemovalPreview(remove, None, None, [], accounts=accounts.total)
 
 
 async def _upstream_links(ctx: Context, home: AccountHome, remove: str | None) -> Any:
@@ -1301,7 +1297,12 @@ async def _(job: JobContext, remove: str, **_: Any) -> JobResult:
             details = await job.api.user_details(user_id)
         except NotFound:
             return "gone"  # deleted since the list was read
-        return "removed" if await _remove_provider(job.api, details, remove) else "none"
+        if not any(e.auth_provider == remove for e in details.external_ids):
+            # Removed by this job before a restart (it said so first), or never there.
+            return "removed" if job.intended(user_id) else "none"
+        await job.intend(user_id)
+        await _remove_provider(job.api, details, remove)
+        return "removed"
 
     done = await job.for_each(accounts, remove_from, target=lambda user_id: Target("user", user_id),
                               view=_external_ids_summary)
@@ -1327,6 +1328,7 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
         return Page(items, found.next_cursor, found.count)
 
     async def remove_one(item: tuple[Any, str | None]) -> str:
+        await job.intend(item[0].id)
         try:
             await mas.delete_upstream_oauth_link(item[0].id)
         except MASNotFound as exc:
@@ -1338,7 +1340,9 @@ async def _remove_links_everywhere(job: JobContext, remove: str) -> JobResult:
     done = await job.for_each(links, remove_one, key=lambda item: item[0].id,
                               target=lambda item: Target("user", item[1]) if item[1] else None,
                               view=lambda progress: _links_summary(progress, provider))
-    return JobResult("done" if not done.count("failed") else "partial", _links_summary(done, provider))
+    # Links removed before a restart, whose batch was not saved yet, leave the list: marked.
+    return JobResult("done" if not done.count("failed") else "partial",
+                     _links_summary(done, provider, removed_before_restart=len(await job.leftover_marks())))
 
 
 async def _matrix_id(mas: Any, mas_user_id: str, server_name: str) -> str:
@@ -1346,38 +1350,17 @@ async def _matrix_id(mas: Any, mas_user_id: str, server_name: str) -> str:
     return f"@{(await mas.get_user(mas_user_id)).username}:{server_name}"
 
 
-def _links_summary(progress: Any, provider: Any) -> Record:
-    return Record(None, [("provider", Untrusted(provider_label(provider), 160)), ("links looked at", progress.done),
-                         ("links removed", progress.count("removed")), ("already gone", progress.count("gone")),
+def _links_summary(progress: Any, provider: Any, *, removed_before_restart: int = 0) -> Record:
+    return Record(None, [("provider", Untrusted(provider_label(provider), 160)),
+                         ("links looked at", progress.done + removed_before_restart),
+                         ("links removed", progress.count("removed") + removed_before_restart),
+                         ("already gone", progress.count("gone")),
                          ("skipped (protected)", progress.count(SKIPPED)), ("failed", progress.count("failed"))])
 
 
 def _external_ids_summary(progress: Any) -> Record:
     return Record(None, [("accounts looked at", progress.done), ("IDs removed", progress.count("removed")),
                          ("skipped (protected)", progress.count(SKIPPED))])
-
-
-async def _local_users(api: Any, page_size: int, from_token: str | None = None) -> AsyncIterator[list[Any]]:
-    while True:
-        page = await api.list_users(deactivated=None, locked=True, from_token=from_token, limit=page_size)
-        if page.items:
-            yield page.items
-        if not page.next_token:
-            return
-        from_token = page.next_token
-
-
-async def _details_of(api: Any, user_ids: list[str]) -> list[UserDetails | None]:
-    gate = asyncio.Semaphore(BULK_CONCURRENCY)
-
-    async def one(user_id: str) -> UserDetails | None:
-        async with gate:
-            try:
-                return await api.user_details(user_id)
-            except NotFound:
-                return None  # gone since the list was read
-
-    return list(await asyncio.gather(*(one(u) for u in user_ids)))
 
 
 async def _remove_provider(api: Any, details: UserDetails, provider: str) -> bool:

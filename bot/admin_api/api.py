@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..gate import HomeserverGate
 from .client import ClientAPI
 from .events import EventsAPI
 from .federation import FederationAPI
@@ -36,6 +37,11 @@ class AdminAPI(
 ):
     def __init__(self, http: AdminHTTP) -> None:
         self._http = http
+
+    @property
+    def gate(self) -> HomeserverGate:
+        """The homeserver gate every request of this client passes (bot/gate.py)."""
+        return self._http.gate
 
     async def aclose(self) -> None:
         await self._http.aclose()

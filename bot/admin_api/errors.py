@@ -99,3 +99,11 @@ def error_for_status(status: int) -> type[AdminAPIError]:
     if status >= 500:
         return ServerError
     return AdminAPIError
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the request itself: the homeserver is down or busy
+    (no answer, 502/503/504, or rate-limiting). Waiting for it, at the homeserver gate, helps."""
+    if isinstance(exc, (TransportError, RateLimited)):
+        return exc.errcode != "M_REDIRECT_REFUSED"
+    return isinstance(exc, ServerError) and exc.status in (502, 503, 504)

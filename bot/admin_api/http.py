@@ -6,7 +6,11 @@
   it comes; while the homeserver does not answer (connection failures, timeouts, 502/503/504),
   one probe at a time goes out on the shared backoff. A request waits at the gate at most
   `max_retry_wait` seconds in all; beyond that it fails at once, without being sent, with a
-  RateLimited or TransportError that says for how long the homeserver is held back.
+  RateLimited or TransportError that says for how long the homeserver is held back. A request
+  of work with more patience (a person's command, bot/gate.py's `Work.patience`) waits out a
+  rate limit up to that long instead, and is retried after 429s until then.
+- Each answer's status is added to the current `Work` (bot/gate.py), if any: a bulk item tells
+  the concurrency policy that the homeserver refused it, even when a retry then succeeded.
 - 429 answers are retried (through the gate) a few times, and so are idempotent reads on
   502/503/504 and connection failures.
 - 401 makes the token provider reload once (a rotated token file takes effect).
@@ -23,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from ..gate import GateClosed, Hold, HoldReason, HomeserverGate, Ticket
+from ..gate import GateClosed, Hold, HoldReason, HomeserverGate, Ticket, current_work
 from .errors import AdminAPIError, RateLimited, TransportError, UnrecognizedEndpoint, error_for_status
 from .paths import Path
 
@@ -86,12 +90,20 @@ class AdminHTTP:
         query = _clean_params(params)
         clock = self.gate.clock
         deadline = clock.monotonic() + self._max_retry_wait
+        work = current_work()
+        patience = work.patience if work is not None and work.patience is not None else None
+        limit_deadline = clock.monotonic() + max(self._max_retry_wait, patience or 0.0)
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
             try:
-                limit, health = await self.gate.admit_admin(max_wait=max(0.0, deadline - clock.monotonic()))
+                if patience is None:
+                    limit, health = await self.gate.admit_admin(max_wait=max(0.0, deadline - clock.monotonic()))
+                else:
+                    # Patient work waits out the rate limit, then the homeserver's health as usual.
+                    limit, health = await self.gate.admit_admin(
+                        max_wait=self._max_retry_wait, rate_limit_wait=max(0.0, limit_deadline - clock.monotonic()))
             except GateClosed as closed:
                 raise _held_back(closed.hold, clock.wall(), method, url) from None
             started = time.monotonic()
@@ -107,12 +119,14 @@ class AdminHTTP:
                 )
             except httpx.TimeoutException:
                 self._observe(method, url, 0, started)
+                _note_status(work, 0)
                 _unreachable(limit, health, "the homeserver did not answer in time")
                 if method in _IDEMPOTENT and attempt <= self._max_retries:
                     continue
                 raise TransportError(0, "M_TIMEOUT", "the homeserver did not answer in time", method=method, path=url) from None
             except httpx.TransportError as exc:
                 self._observe(method, url, 0, started)
+                _note_status(work, 0)
                 reason = f"cannot reach the homeserver ({type(exc).__name__})"
                 _unreachable(limit, health, reason)
                 if method in _IDEMPOTENT and attempt <= self._max_retries:
@@ -123,6 +137,7 @@ class AdminHTTP:
                 health.release()
                 raise
             self._observe(method, url, response.status_code, started)
+            _note_status(work, response.status_code)
             log.debug("%s %s -> %s", method, url, response.status_code)
             status = response.status_code
             if status in _RETRYABLE_STATUS:
@@ -147,7 +162,7 @@ class AdminHTTP:
                 refreshed = True
                 if await _maybe_await(self._refresh_token()):
                     continue
-            if status == 429 and attempt <= self._max_retries:
+            if status == 429 and (attempt <= self._max_retries or (patience is not None and clock.monotonic() < limit_deadline)):
                 continue  # the gate holds it until the server's time is up
             if status in _RETRYABLE_STATUS and method in _IDEMPOTENT and attempt <= self._max_retries:
                 continue
@@ -191,6 +206,11 @@ class AdminHTTP:
                 retry_after_ms=None if wait is None else int(wait * 1000),
             )
         raise cls(response.status_code, errcode, message, method=method, path=url)
+
+
+def _note_status(work: Any, status: int) -> None:
+    if work is not None:
+        work.statuses.append(status)
 
 
 def _unreachable(limit: Ticket, health: Ticket, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,10 +28,16 @@ def build(cls: type[M], data: Mapping[str, Any], **overrides: Any) -> M:
     endpoints return things that must never be shown (the legacy user search returns
     password hashes).
     """
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     values = {key: value for key, value in data.items() if key in names}
     values.update(overrides)
     return cls(**values)
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> frozenset[str]:
+    # Asked once per row of every page (10,000 rows in an export): worth remembering per class.
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def next_token(data: Mapping[str, Any], key: str = "next_token") -> str | None:

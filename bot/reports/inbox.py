@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint
+from ..admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
 from ..backoff import Backoff
 from ..confirm import normalise_key
 from ..events import IncomingReaction, Messenger
+from ..gate import HomeserverGate
 from ..render import SendForm, fit_content
 from ..spec import CommandError, Role
 from ..records import ReportFacts, ReportQuery, ReportRecord, now_ms
@@ -46,10 +47,20 @@ HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
+# During a flood, summaries go out at most this often: the reports of the polls in between wait
+# for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
+SUMMARY_EVERY_S = 10.0
+# A summary's reports are marked with this and its transaction ID before it is sent, so that after
+# a restart in between the same summary is sent again under the same ID (the homeserver answers
+# with the first one instead of posting it twice), never a new one listing them again.
+BATCH_PREFIX = "batch:"
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
 ROOM_RETRY_S = 30.0
 MAX_ERROR_BACKOFF_S = 60.0
+# After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
+# whole bot finds out together when it is back), and at least this long after the failed one.
+MIN_RETRY_S = 0.2
 # A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
 # then once more in a minimal form, then given up: it never holds back the reports after it.
 MAX_NOTICE_ATTEMPTS = 3
@@ -107,11 +118,13 @@ class ReportInbox:
         poll_interval: float = 2.0,
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
+        summary_every: float = SUMMARY_EVERY_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
         role_of: Callable[[str], Role | None] = lambda user_id: None,
         reminder_after: float = 0.0,
         reminder_every: float = 0.0,
+        gate: HomeserverGate | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -122,12 +135,17 @@ class ReportInbox:
         self.poll_interval = poll_interval
         self.page_size = page_size
         self.flood_threshold = flood_threshold
+        self.summary_every = summary_every
+        self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.role_of = role_of  # the configured role of a person: who may be given a report
         self.reminder_after_ms = int(reminder_after * 1000)
         self.reminder_every_ms = int(reminder_every * 1000)
         self.reminders_checked = 0
-        # After a failed poll: the shared policy, starting at twice the poll interval.
+        # After a poll the homeserver could not answer (down, rate-limiting): wait at its gate, the
+        # one the Admin API client passes, and poll again as soon as it lets requests through.
+        self.gate = gate
+        # After any other failed poll: the shared policy, starting at twice the poll interval.
         self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
@@ -140,6 +158,7 @@ class ReportInbox:
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.failed_notices: set[tuple[str, int, str]] = set()
         self._start_point: StartPoint | None = None
+        self._homeserver_away = False
 
     # -- the loop
 
@@ -151,13 +170,23 @@ class ReportInbox:
             try:
                 await self.poll_once()
                 await self.remind_if_due()
-                if self.backoff.failures:
+                if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
                 self.backoff.reset()
+                self._homeserver_away = False
                 delay = self.poll_interval
             except asyncio.CancelledError:
                 raise
             except AdminAPIError as exc:
+                if self.gate is not None and is_transient(exc):
+                    # No backoff of the inbox's own: it could outlast the homeserver's return.
+                    if not self._homeserver_away:
+                        log.warning("could not poll the reports: %s %s; polling again when the homeserver answers",
+                                    exc.errcode, exc.error)
+                    self._homeserver_away = True
+                    await _until(stop, self.gate.wait_ready())
+                    await _wait(stop, max(0.0, MIN_RETRY_S - (time.monotonic() - started)))
+                    continue
                 asked = exc.retry_after_ms / 1000 if isinstance(exc, RateLimited) and exc.retry_after_ms else None
                 delay = self.backoff.next_delay(asked)
                 if self.backoff.failures == 1:
@@ -309,12 +338,29 @@ class ReportInbox:
                     await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
                                                            "posted" if reached else "failed")
                     posted += 1 if reached else 0
+            # Summaries sent before a restart but not recorded as sent: again, under the same ID.
+            unsent: dict[str, list[ReportRecord]] = {}
+            for record in await self.store.reports_in_batches(BATCH_PREFIX):
+                unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
+            for txn, records in unsent.items():
+                posted += await self._summarise(records, txn, away=True)
             batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
-            if batch and await self._post_summary([r.facts for r in batch], away=away):
-                for record in batch:
-                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id, "summarised")
-                posted += len(batch)
+            due = (self._last_summary is None or away
+                   or time.monotonic() - self._last_summary >= self.summary_every)
+            if batch and due:
+                first, last = batch[0].facts, batch[-1].facts
+                txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
+                await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
+                                                        BATCH_PREFIX + txn)
+                posted += await self._summarise(batch, txn, away=away)
         return posted
+
+    async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
+        if not await self._post_summary([r.facts for r in batch], txn, away=away):
+            return 0
+        self._last_summary = time.monotonic()
+        await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
+        return len(batch)
 
     def _rooms(self) -> list[str]:
         now = time.monotonic()
@@ -333,6 +379,12 @@ class ReportInbox:
             return None
 
     def _room_failed(self, room_id: str, exc: BaseException) -> None:
+        if _homeserver_problem(exc):
+            # Down or busy: the next flush tries again, and its send waits at the homeserver gate for
+            # the return (a pause of the room's own could outlast it).
+            log.warning("could not post to admin room %s (%s); trying again when the homeserver answers", room_id, exc)
+            self._room_retry_at.pop(room_id, None)
+            return
         log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
         self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
 
@@ -388,13 +440,11 @@ class ReportInbox:
                 self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
             return None
 
-    async def _post_summary(self, reports: list[ReportFacts], *, away: bool) -> bool:
+    async def _post_summary(self, reports: list[ReportFacts], txn: str, *, away: bool) -> bool:
         count = len(reports)
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
         view = summary_view(title, reports, self.prefix)
-        first, last = reports[0], reports[-1]
-        txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{count}"
         complete = True
         reachable = self._rooms()
         for room_id in self.admin_rooms:
@@ -672,6 +722,15 @@ class ReportInbox:
         return True
 
 
+def _homeserver_problem(exc: BaseException) -> bool:
+    """A failed send that says the homeserver is down or busy, not that the room refuses the bot."""
+    status = getattr(exc, "status", None)
+    if status == 429 or (isinstance(status, int) and status >= 500):
+        return True
+    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
+        type(exc).__module__.startswith("aiohttp"))
+
+
 def _room_problem(exc: BaseException) -> bool:
     """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
     status = getattr(exc, "status", None)
@@ -681,6 +740,18 @@ def _room_problem(exc: BaseException) -> bool:
     # No answer at all (the homeserver is down, the network is): every message would fail alike.
     return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
         type(exc).__module__.startswith("aiohttp"))
+
+
+async def _until(stop: asyncio.Event, work: Any) -> None:
+    """Await `work` unless the inbox is stopped first."""
+    waiting = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (waiting, stopper):
+            future.cancel()
+        await asyncio.gather(waiting, stopper, return_exceptions=True)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

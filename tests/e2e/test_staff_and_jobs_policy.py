@@ -4,6 +4,7 @@ job mid-way and says how far it got."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -108,6 +109,15 @@ async def _start_bulk_join(admin: Person, room_id: str, users: list[str]) -> tup
     return started, job_id
 
 
+class SlowJoins(httpx.AsyncHTTPTransport):
+    """The Admin API, with every force-join taking a second (bulk jobs have no pause of their own)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "/join/" in request.url.path:
+            await asyncio.sleep(1.0)
+        return await super().handle_async_request(request)
+
+
 async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomeserver, tmp_root: Path) -> None:
     world, people = await make_world(homeserver, tmp_root, "policybot")
     admin, mod = people["admin"], people["mod"]
@@ -117,10 +127,10 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
     room_id = await owner_chat.create_room(name="bulk joins", preset="public_chat")
     users = [(await homeserver.register(f"joiner-{_tag()}")).user_id for _ in range(12)]
     config = world.config(admin_api={"access_token": keeper.access_token})
-    # Two users a batch and two seconds between batches: a job is still mid-way when cancelled or stopped.
-    options = dict(job_poll_interval=2.0, job_edit_interval=0.1, job_batch_size=2)
+    # Two users a batch, and each force-join takes a second: a job is still mid-way when cancelled or stopped.
+    options = dict(job_edit_interval=0.1, job_batch_size=2)
     try:
-        async with running_bot(config, **options) as app:
+        async with running_bot(config, admin_transport=SlowJoins(), **options) as app:
             await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
             # The admin token's account is staff: a moderator cannot log it out (which would disarm the bot).
             text = await mod.ask_body(f"!admin user logout {keeper.user_id}")
@@ -149,7 +159,7 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
         # …and start it again with a config where that person is only a moderator.
         lowered = world.config(admin_api={"access_token": keeper.access_token},
                                access={"admins": [], "moderators": [admin.user_id, mod.user_id]})
-        async with running_bot(lowered, **options) as app:
+        async with running_bot(lowered, admin_transport=SlowJoins(), **options) as app:
             final = await _wait_job_text(admin, started["event_id"], lambda t: "⏳" not in t)
             assert "❌ failed" in final and f"Stopped: {admin.user_id} has only the moderator role" in final, final
             assert "needs the admin role" in final and "2 of 6 done" in final

@@ -33,7 +33,7 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
         async with running_bot(config, job_poll_interval=0.5, job_batch_size=page_size) as app:
             await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
             prompt = await admin.ask("!admin user external-ids --all --remove oidc-retired")
-            assert f"12 of {total} local accounts have an ID at oidc-retired" in body(prompt)
+            assert f"Looks at each of the {total} local accounts and removes its ID at oidc-retired" in body(prompt)
             confirm_id = await admin.say(f"!admin confirm {code_of(prompt)}")
             started = await admin.chat.wait_for_reply(world.admin_room, confirm_id)
             assert body(started).startswith("Job #")

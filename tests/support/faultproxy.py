@@ -12,7 +12,7 @@
     proxy.count(since=t0, until=t1, classes={SYNC})   # requests seen (monotonic times)
 
 One request at a time, by method and path: `fault = proxy.add("POST", r"/leave$", "stall")` (or
-"drop", or "refuse": 403 M_FORBIDDEN, as a homeserver that will not take it), for the next `times`
+"done-then-stall", "drop", or "refuse": 403 M_FORBIDDEN, as a homeserver that will not take it), for the next `times`
 matching requests; `fault.hit` is set when one arrives. And
 `proxy.rewrite_sync = f` forges /sync answers (the stripped state of an invite is whatever the
 inviting server wrote).
@@ -70,8 +70,9 @@ STALL_S = 3600.0
 @dataclass
 class Fault:
     """A fault for single requests: `action` "stall" (never answered; cancelled when the client
-    gives up), "drop" (the connection is closed) or "refuse" (403 M_FORBIDDEN), for the next `times`
-    matching requests."""
+    gives up), "done-then-stall" (forwarded, and the homeserver's answer never given back: a write
+    whose outcome the client cannot know), "drop" (the connection is closed) or "refuse" (403
+    M_FORBIDDEN), for the next `times` matching requests."""
 
     method: str
     path: re.Pattern[str]
@@ -79,6 +80,7 @@ class Fault:
     times: int = 1
     hits: int = 0
     hit: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # "done-then-stall": the homeserver answered
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,10 @@ class FaultProxy:
                     assert request.transport is not None
                     request.transport.close()
                     return web.Response(status=500)
+                if single.action == "done-then-stall":
+                    # The homeserver does it (even if the client goes away meanwhile); its answer never comes back.
+                    await asyncio.shield(self._forward(request))
+                    single.done.set()
                 await asyncio.sleep(STALL_S)  # cancelled when the client gives up, or at close
         cls = path_class(request.path)
         fault = self._fault if self._fault is not None and cls in self._fault.classes else None

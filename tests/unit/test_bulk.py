@@ -1,6 +1,6 @@
 """The one bulk mechanism of jobs (`job.for_each`, bot/jobs.py): batches saved as they finish,
-bounded concurrency decided by one policy, policy on every item, cancellation and lost roles
-between batches, a transient failure repeating only the batch it interrupted."""
+concurrency decided by one policy, policy on every item, cancellation and lost roles between
+batches, a transient failure repeating only the batch it interrupted, no pause between pages."""
 
 from __future__ import annotations
 
@@ -28,9 +28,13 @@ class Work:
         self.most_in_flight = 0
         self.fail_once: dict[int, Exception] = {}
         self.fail_always: dict[int, Exception] = {}
+        self.on_item: dict[int, Any] = {}  # item → something to do when it starts (cancel the job…)
+        self.changed: set[int] = set()  # what the "change" job has changed on the homeserver
 
     async def do_one(self, item: int) -> str:
         self.calls[item] += 1
+        if item in self.on_item:
+            self.on_item.pop(item)()
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -53,7 +57,33 @@ def table_for(work: Work) -> CommandTable:
         done = await job.for_each(list(range(count)), work.do_one, target=lambda i: Target("user", f"@u{i}:hs.test"))
         return JobResult("done", done.view())
 
+    @group.command("change", summary="change something on many accounts, once each", role=Role.MODERATOR, job=True,
+                   params=[Param("count", Int(minimum=1), "how many items")])
+    async def change(job: JobContext, count: int) -> JobResult:
+        async def change_one(item: int) -> str:
+            if item in work.changed:  # already done: by this job before a restart, or long before
+                return "changed" if job.intended(str(item)) else "unchanged"
+            await job.intend(str(item))
+            await work.do_one(item)
+            work.changed.add(item)
+            return "changed"
+
+        done = await job.for_each(list(range(count)), change_one)
+        return JobResult("done", done.view())
+
     return CommandTable([group])
+
+
+class SavesSeen(Store):
+    """The store, remembering how far each saved bulk progress said the job had got."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.saved_done: list[int] = []
+
+    async def save_job_progress(self, job_id: int, state: dict[str, Any], *, done_items: Any) -> None:
+        self.saved_done.append(state["bulk"]["done"])
+        await super().save_job_progress(job_id, state, done_items=done_items)
 
 
 class Recording(FixedConcurrency):
@@ -69,23 +99,26 @@ class Recording(FixedConcurrency):
 async def bulk_job(tmp_path: Path):
     opened: list[Database] = []
 
-    async def start(work: Work, count: int, *, between_batches=None, state: dict[str, Any] | None = None,
-                    concurrency: FixedConcurrency | None = None):
-        db = Database(tmp_path / f"state{len(opened)}.db")
-        await db.open()
-        opened.append(db)
-        store = Store(db)
+    async def start(work: Work, count: int, *, state: dict[str, Any] | None = None,
+                    concurrency: FixedConcurrency | None = None, command: str = "test bulk", db: Database | None = None,
+                    resume_only: bool = False):
+        if db is None:
+            db = Database(tmp_path / f"state{len(opened)}.db")
+            await db.open()
+            opened.append(db)
+        store = SavesSeen(db)
         edits = Edits()
         table = table_for(work)
-        runner = None
+        slept: list[float] = []
 
-        async def pause(seconds: float) -> None:
-            if between_batches is not None:
-                await between_batches(runner, job_id)
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
 
-        runner, policy = runner_for(store, None, edits, table=table, sleep=pause, edit_interval=0, batch_size=10,
+        runner, policy = runner_for(store, None, edits, table=table, sleep=sleep, edit_interval=0, batch_size=10,
                                     concurrency=concurrency or FixedConcurrency(3))
-        job_id = await runner.create(invocation("test bulk", {"count": count}, table), started_by=REQUESTER)
+        runner.slept = slept
+        job_id = None if resume_only else await runner.create(invocation(command, {"count": count}, table),
+                                                               started_by=REQUESTER)
         if state:
             await store.update_job(job_id, state=state)
         return runner, policy, store, edits, job_id
@@ -103,18 +136,14 @@ async def bulk_job(tmp_path: Path):
 async def test_items_run_a_few_at_once_and_each_batch_is_saved(bulk_job) -> None:
     start, finish = bulk_job
     work = Work()
-    saved: list[int] = []
-
-    async def between(runner, job_id):
-        saved.append((await runner.store.get_job(job_id)).state["bulk"]["done"])
-
-    runner, _, store, edits, job_id = await start(work, 25, between_batches=between)
+    runner, _, store, edits, job_id = await start(work, 25)
     job = await finish(runner, store, job_id)
     assert job.status == "done" and set(work.calls) == set(range(25)) and max(work.calls.values()) == 1
     assert work.most_in_flight == 3  # the concurrency policy's limit, reached and never passed
-    assert saved == [10, 20]  # durable after every batch, before the next starts
+    assert store.saved_done == [10, 20, 25]  # durable as each batch is done, in order
     assert job.state["bulk"]["done"] == 25 and job.state["bulk"]["batches"] == 3
     assert "done: 25 of 25" in edits.bodies()[-1]
+    assert runner.slept == []  # no pause between pages
 
 
 async def test_each_item_goes_through_policy_and_a_protected_one_is_never_touched(bulk_job) -> None:
@@ -131,10 +160,8 @@ async def test_cancel_stops_before_the_next_batch_and_says_how_far_it_got(bulk_j
     start, finish = bulk_job
     work = Work()
 
-    async def cancel_after_first_batch(runner, job_id):
-        runner._cancels[job_id] = "@boss:hs.test"
-
-    runner, _, store, edits, job_id = await start(work, 25, between_batches=cancel_after_first_batch)
+    runner, _, store, edits, job_id = await start(work, 25)
+    work.on_item[5] = lambda: runner._cancels.__setitem__(job_id, "@boss:hs.test")  # during the first batch
     job = await finish(runner, store, job_id)
     assert job.status == "cancelled" and len(work.calls) == 10
     assert "Cancelled by @boss:hs.test. It had got this far: 10 of 25 done (ok: 10)." in edits.bodies()[-1]
@@ -144,10 +171,8 @@ async def test_a_role_lost_between_batches_stops_the_job(bulk_job) -> None:
     start, finish = bulk_job
     work = Work()
 
-    async def demote(runner, job_id):
-        runner.policy.roles[REQUESTER] = Role.VIEWER
-
-    runner, _, store, edits, job_id = await start(work, 25, between_batches=demote)
+    runner, _, store, edits, job_id = await start(work, 25)
+    work.on_item[5] = lambda: runner.policy.roles.__setitem__(REQUESTER, Role.VIEWER)  # during the first batch
     job = await finish(runner, store, job_id)
     assert job.status == "failed" and len(work.calls) == 10
     assert (f"Stopped: {REQUESTER} has only the viewer role in the bot's config, and this job needs the moderator "
@@ -179,3 +204,27 @@ async def test_a_resumed_job_goes_on_from_its_last_saved_batch(bulk_job) -> None
     runner, _, store, edits, job_id = await start(work, 25, state=saved)
     job = await finish(runner, store, job_id)
     assert set(work.calls) == set(range(20, 25)) and job.state["bulk"]["counts"] == {"ok": 25}
+
+
+async def test_a_job_killed_mid_batch_ends_with_exact_totals(bulk_job) -> None:
+    start, finish = bulk_job
+    work = Work()
+    work.changed = {3, 21}  # changed by someone before the job: not this job's doing
+    runner, _, store, edits, job_id = await start(work, 25, command="test change")
+    killed = asyncio.Event()
+    work.on_item[16] = killed.set  # the second batch is half done, nothing of it saved yet
+    await runner.attach(job_id, "$progress")
+    await killed.wait()
+    for task in list(runner._tasks.values()):
+        task.cancel()  # kill -9, as far as this process can: nothing runs after this point
+    await asyncio.gather(*runner._tasks.values(), return_exceptions=True)
+    assert (await store.get_job(job_id)).state["bulk"]["done"] == 10 and work.changed >= set(range(10, 16))
+
+    again, *_ = await start(work, 25, command="test change", db=store.db, resume_only=True)  # the bot again
+    await again.resume_all()
+    await run_to_end(again)
+    job = await store.get_job(job_id)
+    assert job.status == "done" and work.changed == set(range(25))
+    # Each item counted once, as what this job did to it: 23 changed, the 2 that already were.
+    assert job.state["bulk"]["counts"] == {"changed": 23, "unchanged": 2}
+    assert await store.job_marks(job_id) == set()  # forgotten once counted

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from bot.admin_api import AdminAPI, AdminHTTP
+from bot.backoff import Backoff
+from bot.gate import HomeserverGate
 from bot.invocation import encode
 from bot.storage import Database, JobRecord, Store
 from tests.support.jobs import REQUESTER, Edits, SetPolicy, invocation, run_to_end, runner_for
@@ -42,13 +44,17 @@ Handler = Callable[[httpx.Request], httpx.Response]
 async def harness_for(tmp_path: Path):
     opened: list[Database] = []
 
-    async def make(handler: Handler, *, outage_budget: float = 600.0, **options: Any) -> Harness:
+    async def make(handler: Handler, *, outage_budget: float = 600.0, at_gate: bool = False, **options: Any) -> Harness:
         db = Database(tmp_path / f"state{len(opened)}.db")
         await db.open()
         opened.append(db)
         store = Store(db)
         # No retries inside the HTTP layer: the job's own patience is what is tested here.
-        api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(handler), max_retries=0))
+        gate = HomeserverGate(health_backoff=Backoff(base=0.02, cap=0.05))
+        api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(handler), max_retries=0,
+                                 gate=gate))
+        if at_gate:
+            options["gate"] = gate  # the runner waits for the homeserver where the whole bot does
         edits = Edits()
         slept: list[float] = []
 
@@ -127,6 +133,24 @@ async def test_an_outage_while_following_is_waited_out(harness_for) -> None:
     assert job.status == "done" and job.state["delete_id"] == "d1"
     assert any("does not answer" in b for b in h.edits.bodies())
     assert "kicked: 1" in h.edits.bodies()[-1]
+
+
+async def test_after_an_outage_a_job_goes_on_when_the_gate_lets_it_not_on_a_pause_of_its_own(harness_for) -> None:
+    answers = iter([httpx.ConnectError("refused"), httpx.Response(502, text="bad gateway"), httpx.ConnectError("refused"),
+                    httpx.ConnectError("refused"), status("active"), status("complete", kicked_users=["@x:hs.test"])])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    h = await harness_for(handler, at_gate=True, poll_interval=0.5)
+    job = await h.run("room delete", DELETE_PARAMS, state={"delete_id": "d1"})
+    assert job.status == "done" and "kicked: 1" in h.edits.bodies()[-1]
+    # Only the task's polls paused (one per status asked); the four failures were waited out at the gate.
+    assert h.slept == [0.5] * 6, h.slept
+    assert sum("does not answer" in b for b in h.edits.bodies()) == 1  # said once for the whole outage
 
 
 async def test_a_long_outage_fails_the_job_with_an_explanation(harness_for) -> None:

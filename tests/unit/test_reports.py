@@ -261,3 +261,61 @@ async def test_the_inbox_posts_each_report_once_and_summarises_a_flood(tmp_path:
 
 async def _failing(*_: Any) -> None:
     raise RuntimeError("the bot stopped here")
+
+
+async def test_a_summary_cut_off_by_a_crash_is_sent_again_under_its_id_never_as_a_second_listing(tmp_path: Path) -> None:
+    store = await _store(tmp_path)
+    api, messenger = FakeAPI(), FakeMessenger()
+    inbox = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
+    await inbox.poll_once()  # the start
+    api.user_reports += [UserReportItem(i, 10_000 + i) for i in range(1, 21)]
+    # The bot dies after the homeserver took the summary, before it wrote down that it did.
+    real_set = store.set_reports_post_state
+
+    async def die_after_sending(keys: Any, post_state: str) -> None:
+        if post_state == "summarised":
+            raise asyncio.CancelledError()
+        await real_set(keys, post_state)
+
+    store.set_reports_post_state = die_after_sending  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await inbox.poll_once()
+    store.set_reports_post_state = real_set  # type: ignore[method-assign]
+    api.user_reports += [UserReportItem(i, 20_000 + i) for i in range(21, 31)]  # more arrive meanwhile
+
+    restarted = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
+    await restarted.poll_once()
+    await restarted.poll_once()
+    summaries = [(c["body"], txn) for _, c, txn in messenger.sent if "📥" in c["body"] and "started" not in c["body"]]
+    # One summary of the first twenty (sent once: the homeserver answered the repeat with the first
+    # event), one of the ten that came later: no report is listed twice.
+    assert [body.split("\n")[0] for body, _ in summaries] == [
+        "📥 20 new reports at once: listed here instead of one notice each",
+        "📥 10 reports arrived while the bot was away"], summaries
+    assert len({txn for _, txn in summaries}) == 2
+    for report_id in range(1, 31):
+        record = await store.get_report("user", report_id)
+        assert record is not None and record.post_state == "summarised", (report_id, record and record.post_state)
+    await store.db.close()
+
+
+async def test_during_a_flood_summaries_go_out_at_most_every_interval(tmp_path: Path) -> None:
+    store = await _store(tmp_path)
+    api, messenger = FakeAPI(), FakeMessenger()
+    inbox = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50,
+                        summary_every=3600)
+    await inbox.poll_once()
+    next_id = 1
+    for _ in range(10):  # ten polls with ten new reports each
+        api.user_reports += [UserReportItem(i, 10_000 + i) for i in range(next_id, next_id + 10)]
+        next_id += 10
+        await inbox.poll_once()
+    summaries = [c["body"] for _, c, _ in messenger.sent if "new reports at once" in c["body"]]
+    assert len(summaries) == 1 and summaries[0].startswith("📥 10 new reports")  # the rest wait for the next
+    waiting = await store.reports_by_post_state("pending_summary", limit=1000)
+    assert len(waiting) == 90  # recorded once each, in the queue, shown in the next summary
+    inbox.summary_every = 0
+    await inbox.poll_once()
+    summaries = [c["body"] for _, c, _ in messenger.sent if "new reports at once" in c["body"]]
+    assert len(summaries) == 2 and summaries[1].startswith("📥 90 new reports")
+    await store.db.close()

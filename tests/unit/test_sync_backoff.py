@@ -165,3 +165,28 @@ async def test_a_reply_waits_at_the_gate_while_the_homeserver_is_down(tmp_path: 
         await store.db.close()
     finally:
         await runner.cleanup()
+
+
+async def test_refused_device_keys_are_not_signed_and_sent_again_after_every_sync(tmp_path: Path) -> None:
+    # A crypto store replaced under an existing device: the homeserver refuses its keys every time.
+    from nio import KeysUploadError
+
+    client, store = await make_client(tmp_path, "http://127.0.0.1:9", HomeserverGate(), [])
+    client.encryption = True
+    uploads: list[int] = []
+
+    async def keys_upload() -> KeysUploadError:
+        uploads.append(1)
+        return KeysUploadError("One time key signed_curve25519:AAAAAQ already exists")
+
+    class Wants:
+        should_upload_keys = True
+        should_query_keys = should_claim_keys = False
+
+    client.client = Wants()  # type: ignore[assignment]
+    client.client.keys_upload = keys_upload  # type: ignore[attr-defined]
+    client.client.send_to_device_messages = lambda: asyncio.sleep(0)  # type: ignore[attr-defined]
+    for _ in range(20):  # twenty syncs in a row, as during a busy minute
+        await client._after_sync()
+    assert uploads == [1]
+    await store.db.close()
