@@ -321,6 +321,31 @@ async def test_an_alias_answer_that_is_not_a_room_id_is_an_error(answer: Any) ->
 # -- no failure of one event's handling ends the sync loop
 
 
+async def test_a_failing_step_after_a_sync_is_logged_and_the_loop_syncs_again(tmp_path: Path) -> None:
+    client, store = await _matrix(tmp_path)
+    await store.set_meta("sync.next_batch", "s0")
+    stop = asyncio.Event()
+    syncs: list[str | None] = []
+
+    async def sync_once(since: str | None, catching_up: bool, stop_: asyncio.Event) -> Any:
+        syncs.append(since)
+        if len(syncs) >= 3:
+            stop.set()
+        return SimpleNamespace(rooms=SimpleNamespace(invite={}, join={}), device_list=SimpleNamespace(changed=[]),
+                               next_batch=f"s{len(syncs)}")
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("key maintenance exploded")
+
+    client._sync_once = sync_once  # type: ignore[method-assign]
+    client._after_sync = broken  # type: ignore[method-assign]
+    client._retry_pending = broken  # type: ignore[method-assign]
+    await asyncio.wait_for(client.run(SimpleNamespace(), stop), timeout=10)
+    assert syncs == ["s0", "s1", "s2"] and await store.get_meta("sync.next_batch") == "s3"
+    await client.close()
+    await store.db.close()
+
+
 async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_is_handled(tmp_path: Path) -> None:
     from nio import RoomMessageText
 
