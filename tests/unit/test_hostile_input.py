@@ -214,6 +214,33 @@ async def test_an_invite_flood_is_bounded_and_a_stalled_decline_times_out_and_is
     await store.db.close()
 
 
+async def test_after_a_restart_the_stored_pin_wins_over_where_the_alias_points_now(tmp_path: Path) -> None:
+    import json
+
+    from nio import RoomResolveAliasResponse
+
+    from bot.matrix import PINS_KEY
+
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    store = Store(db)
+    await store.set_meta(PINS_KEY, json.dumps({"#admins:hs": "!first:hs"}))  # pinned by an earlier run
+    client = MatrixClient(
+        homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
+        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["#admins:hs"]))
+
+    async def taken_over(alias: str) -> Any:
+        return RoomResolveAliasResponse(alias, "!decoy:evil", ["evil"])
+
+    client.client.room_resolve_alias = taken_over  # type: ignore[method-assign]
+    assert await client.resolve_admin_rooms() == []
+    assert "!first:hs" in client.admin_rooms and "!decoy:evil" not in client.admin_rooms
+    assert "!decoy:evil" in client.admin_rooms.warnings()[0]
+    assert json.loads(await store.get_meta(PINS_KEY) or "{}") == {"#admins:hs": "!first:hs"}
+    await client.close()
+    await db.close()
+
+
 async def test_a_stalled_join_of_an_admin_room_times_out_and_frees_the_invite(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path, invite_timeout_s=0.05)
     joins: list[str] = []
