@@ -373,6 +373,33 @@ async def test_a_failing_step_after_a_sync_is_logged_and_the_loop_syncs_again(tm
     await store.db.close()
 
 
+async def test_the_sync_loop_goes_on_while_a_decline_is_still_hanging(tmp_path: Path) -> None:
+    client, store = await _matrix(tmp_path, invite_timeout_s=3600)
+    await store.set_meta("sync.next_batch", "s0")
+    stop = asyncio.Event()
+    syncs: list[str | None] = []
+
+    async def stalled_leave(room_id: str) -> Any:
+        await asyncio.sleep(3600)  # a remote server that never answers send_leave
+
+    async def sync_once(since: str | None, catching_up: bool, stop_: asyncio.Event) -> Any:
+        syncs.append(since)
+        if len(syncs) >= 3:
+            stop.set()
+        invite = {"!trap:evil": SimpleNamespace(invite_state=[])} if len(syncs) == 1 else {}
+        return SimpleNamespace(rooms=SimpleNamespace(invite=invite, join={}), device_list=SimpleNamespace(changed=[]),
+                               next_batch=f"s{len(syncs)}")
+
+    client.client.room_leave = stalled_leave  # type: ignore[method-assign]
+    client._sync_once = sync_once  # type: ignore[method-assign]
+    await asyncio.wait_for(client.run(SimpleNamespace(), stop), timeout=15)
+    # Two more syncs went by while the decline still hangs: invites never hold the loop.
+    assert syncs == ["s0", "s1", "s2"] and client._open_invites == {"!trap:evil"}
+    await client.drain(timeout=0)
+    await client.close()
+    await store.db.close()
+
+
 async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_is_handled(tmp_path: Path) -> None:
     from nio import RoomMessageText
 
