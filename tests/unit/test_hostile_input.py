@@ -33,9 +33,13 @@ ENV = ParseEnv(server_name="hs", now_ms=1_700_000_000_000)
     (Timestamp(past=True), "100y 1d"),
     (Timestamp(past=True), "1000y"),  # before 1970
     (Timestamp(past=False), "10000-01-01"),
+    (Timestamp(past=True), "60y"),  # before 1970, although a duration under 100y
+    (Timestamp(past=True), "0001-01-01"),
+    (Timestamp(past=False), "9999-12-31T23:00-05:00"),  # year 10000 in UTC
     (Duration, "1" * 5_000 + "s"),
     (Duration, "101y"),
     (Size, "2P"),
+    (Size, "1025T"),  # over 1 PiB, in a unit the pattern accepts
     (Size, "9" * 5_000),
     (Int(), "1" * 5_000),
     (Int(), str(2**31)),
