@@ -264,6 +264,29 @@ async def test_a_stalled_join_of_an_admin_room_times_out_and_frees_the_invite(tm
     await store.db.close()
 
 
+async def test_a_stored_direct_room_is_reused_only_while_private_and_encrypted(tmp_path: Path) -> None:
+    from nio import MatrixRoom
+
+    client, store = await _matrix(tmp_path)
+
+    def room(room_id: str, members: list[str], *, encrypted: bool = True) -> None:
+        matrix_room = MatrixRoom(room_id, "@bot:hs")
+        for member in members:
+            matrix_room.add_member(member, None, None)
+        matrix_room.encrypted = encrypted
+        client.client.rooms[room_id] = matrix_room
+
+    room("!dm:hs", ["@bot:hs", "@alice:hs"])
+    room("!joined:hs", ["@bot:hs", "@alice:hs", "@mallory:hs"])  # someone else came in since
+    room("!clear:hs", ["@bot:hs", "@alice:hs"], encrypted=False)
+    assert client._private_with("!dm:hs", "@alice:hs")
+    assert not client._private_with("!joined:hs", "@alice:hs")
+    assert not client._private_with("!clear:hs", "@alice:hs")
+    assert not client._private_with("!dm:hs", "@bob:hs") and not client._private_with("!unknown:hs", "@alice:hs")
+    await client.close()
+    await store.db.close()
+
+
 async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path)
 
