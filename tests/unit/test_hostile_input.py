@@ -287,6 +287,40 @@ async def test_a_stored_direct_room_is_reused_only_while_private_and_encrypted(t
     await store.db.close()
 
 
+async def test_the_token_of_a_password_login_reaches_the_scrubber_before_it_is_stored(tmp_path: Path) -> None:
+    from nio import LoginResponse
+
+    from bot.config import Secret
+    from bot.logs import SecretScrubber
+    from bot.matrix import SESSION_KEY
+
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    store = Store(db)
+    scrubber = SecretScrubber()
+    client = MatrixClient(
+        homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=Secret("bot-password-1"),
+        device_id=None, device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
+        on_secret=scrubber.add)
+    known_when_stored: list[str] = []
+    set_meta = store.set_meta
+
+    async def spying_set_meta(key: str, value: str) -> None:
+        if key == SESSION_KEY:
+            known_when_stored.append(scrubber.scrub(value))
+        await set_meta(key, value)
+
+    async def login(password: str, device_name: str) -> Any:
+        return LoginResponse("@bot:hs", "NEWDEV", "syt_fresh_token_from_login")
+
+    store.set_meta = spying_set_meta  # type: ignore[method-assign]
+    client.client.login = login  # type: ignore[method-assign]
+    await client._password_login()
+    assert known_when_stored == ["@bot:hs NEWDEV ***"]
+    await client.close()
+    await db.close()
+
+
 async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path)
 
