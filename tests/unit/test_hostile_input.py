@@ -245,6 +245,30 @@ async def test_after_a_restart_the_stored_pin_wins_over_where_the_alias_points_n
     await db.close()
 
 
+@pytest.mark.parametrize("answer", ["#admins:evil", "!room:evil/../../x", "!room:evil\nforged", "!" + "x" * 300])
+async def test_an_admin_alias_answered_with_something_else_than_a_room_id_is_never_pinned(
+        tmp_path: Path, answer: str) -> None:
+    from nio import RoomResolveAliasResponse
+
+    from bot.matrix import PINS_KEY
+
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    store = Store(db)
+    client = MatrixClient(
+        homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
+        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["#admins:remote.example"]))
+
+    async def remote_answer(alias: str) -> Any:  # a remote alias is answered by its own server
+        return RoomResolveAliasResponse(alias, answer, ["remote.example"])
+
+    client.client.room_resolve_alias = remote_answer  # type: ignore[method-assign]
+    assert await client.resolve_admin_rooms() == ["#admins:remote.example"]
+    assert list(client.admin_rooms) == [] and await store.get_meta(PINS_KEY) is None
+    await client.close()
+    await db.close()
+
+
 async def test_a_stalled_join_of_an_admin_room_times_out_and_frees_the_invite(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path, invite_timeout_s=0.05)
     joins: list[str] = []
