@@ -313,3 +313,23 @@ async def test_a_huge_report_reason_does_not_silence_the_inbox(admin: Person, mo
         await wait_for_state(admin.chat, admin.room_id, first, f"claimed by {mod.user_id}")
     finally:
         await scene.close()
+
+
+async def test_an_exported_display_name_that_is_a_formula_is_neutralised(admin: Person, homeserver: LocalHomeserver) -> None:
+    """Attack 9: a display name `=HYPERLINK(...)` in a CSV export would run in a spreadsheet."""
+    import csv
+
+    tag = uuid.uuid4().hex[:8]
+    formula = '=HYPERLINK("http://evil.invalid","x")'
+    await homeserver.register(f"csvformula-{tag}", displayname=formula)
+    await homeserver.register(f"csvformula-{tag}-b", displayname="@SUM(1+1)")
+    event_id = await admin.say(f"!admin user list --name csvformula-{tag} --export csv")
+    file_event = await admin.chat.wait_for(
+        admin.room_id, lambda e: e.get("content", {}).get("msgtype") == "m.file"
+        and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id,
+    )
+    response = await admin.chat.http.get(
+        "/_matrix/client/v1/media/download/" + file_event["content"]["url"][len("mxc://"):])
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    names = sorted(row["display name"] for row in rows)
+    assert names == ["'" + formula, "'@SUM(1+1)"], names

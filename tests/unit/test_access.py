@@ -105,6 +105,27 @@ async def test_homeservers_without_the_admin_endpoint_are_asked_through_the_acco
     assert "server admin" in await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@ops:x")))
 
 
+async def test_a_mas_that_does_not_really_answer_cannot_make_an_account_fair_game() -> None:
+    """A bare 404 (a proxy, a listener without the admin API) is not MAS saying "no such user": the
+    account might be a MAS admin, so moderators may not act on it. MAS's own 404 means not a MAS admin."""
+    from bot.mas_api.errors import NotFound as MASNotFound
+
+    class MAS:
+        def __init__(self, answered: bool) -> None:
+            self.answered = answered
+
+        async def user_for_matrix_id(self, user_id: str, *, server_name: str) -> object:
+            raise MASNotFound(404, "no such user", answered=self.answered)
+
+    policy, suspend, _, _ = make()
+    policy.mas = MAS(answered=False)
+    problem = await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@someone:x")))
+    assert problem and "might be a server admin: matrix-authentication-service did not say" in problem
+    policy, suspend, _, _ = make()
+    policy.mas = MAS(answered=True)
+    assert await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@someone:x"))) is None
+
+
 async def test_the_admin_token_account_is_staff() -> None:
     policy, suspend, _, _ = make(Homeserver(token_account="@token-owner:x"))
     problem = await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@token-owner:x")))

@@ -479,6 +479,28 @@ async def test_a_dry_run_of_what_writes_nothing_runs_it_and_a_preview_bug_is_ans
     assert row.command == "test fragile" and row.result == "internal error"
 
 
+async def test_a_reaction_from_a_device_nobody_vouches_for_acts_on_no_report_notice(bot: Bot) -> None:
+    """Clients send reactions in the clear: with cross-signed senders required, a 👀 or ❌ on a
+    report notice (bot/reports/inbox.py, a reaction hook) runs nothing."""
+    from bot.events import IncomingReaction
+
+    heard: list[str] = []
+
+    async def hook(reaction: IncomingReaction, role: Any) -> bool:
+        heard.append(reaction.key)
+        return True
+
+    bot.dispatcher.reaction_hooks.append(hook)
+    reaction = IncomingReaction(ROOM, "$r1", ADMIN, "$notice", "❌")  # in the clear: the device is unknown
+    bot.room.encrypted = True
+    bot.dispatcher.require_cross_signed_senders = True
+    await bot.dispatcher.on_reaction(reaction)
+    assert heard == []
+    bot.dispatcher.require_cross_signed_senders = False
+    await bot.dispatcher.on_reaction(IncomingReaction(ROOM, "$r2", ADMIN, "$notice", "❌"))
+    assert heard == ["❌"]
+
+
 async def test_unsigned_devices_are_refused_once_each(bot: Bot) -> None:
     bot.dispatcher.require_cross_signed_senders = True
     bot.room.encrypted = True

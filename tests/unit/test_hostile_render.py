@@ -89,6 +89,25 @@ def test_a_view_too_large_to_shorten_becomes_the_minimal_notice_with_the_id() ->
     assert "report 7" in content["m.new_content"]["body"] and "!admin report show 7" in content["m.new_content"]["body"]
 
 
+def test_a_view_that_cannot_be_rendered_becomes_the_minimal_notice_unless_strict() -> None:
+    # A report notice goes out through the non-strict path: a renderer failure must still send something.
+    record = _record("r")
+    minimal = minimal_notice_view(record, "!admin")
+    rendered = fit(object(), SendForm(), minimal=minimal)
+    assert "report 7" in rendered.body and "!admin report show 7" in rendered.body
+    with pytest.raises(TypeError):
+        fit(object(), SendForm(), minimal=minimal, strict=True)
+
+
+def test_a_minimal_notice_that_is_itself_too_large_is_cut_to_a_short_text_that_fits() -> None:
+    # The last resort: whatever the minimal view holds, the event sent still fits.
+    huge_minimal = Record("Report 7", [(f"field {i} " + "k" * 60, "v") for i in range(5_000)])
+    form = SendForm(encrypted=True, edit_of="$n", room_id="!r:hs")
+    rendered = fit(object(), form, minimal=huge_minimal)
+    assert rendered.body.startswith("Report 7") and len(rendered.body) <= 500
+    assert event_size(form.content(rendered), form) <= CONTENT_BUDGET
+
+
 def test_tables_lose_rows_and_verbatim_blocks_are_cut_before_giving_up() -> None:
     rows = [[Code(f"@u{i}:hs"), Untrusted("語" * 200)] for i in range(3_000)]
     rendered = render_fitting(Doc(Table("Users", ["user", "name"], rows, total=3_000)))

@@ -61,6 +61,22 @@ async def test_a_report_filed_after_the_start_is_new_even_when_its_time_is_earli
     await store.db.close()
 
 
+async def test_the_starting_point_is_kept_across_restarts(tmp_path: Path) -> None:
+    store = await _store(tmp_path / "state.db")
+    api = FakeAPI()
+    api.user_reports = [UserReportItem(1, now_ms() - HOUR)]
+    start = await ReportInbox(api=api, store=store, messenger=FakeMessenger(), admin_rooms=["!a:hs"]).begin()
+    # The bot stops before its first poll (the start notice not yet posted); reports arrive meanwhile.
+    api.user_reports.append(UserReportItem(2, now_ms()))
+    messenger = FakeMessenger()
+    again = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"])
+    assert await again.begin() == start and again.watching_since == start.ts
+    assert await again.poll_once() == 1
+    bodies = _bodies(messenger)
+    assert "Report inbox started" in bodies[0] and "u1" in bodies[0] and "User report u2 · open" in bodies[1]
+    await store.db.close()
+
+
 async def test_a_start_the_homeserver_did_not_answer_is_placed_by_time(tmp_path: Path) -> None:
     store = await _store(tmp_path / "state.db")
     api, messenger = FakeAPI(), FakeMessenger()

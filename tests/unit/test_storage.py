@@ -46,6 +46,19 @@ async def test_a_confirmation_is_taken_exactly_once(tmp_path: Path) -> None:
     await store.db.close()
 
 
+async def test_an_undo_is_taken_exactly_once_until_released(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "state.db")
+    await store.add_undo(action=7, command="user lock", state_key="user:@a:b", inverse_json="{}", probe_json="{}",
+                         before_json="false", left_json="true", note="")
+    results = await asyncio.gather(*[store.take_undo(7) for _ in range(5)])
+    assert results.count(True) == 1  # two moderators sending `undo 7` at once: one undo runs
+    await store.release_undo(7)  # that undo failed: free again
+    assert await store.take_undo(7) and not await store.take_undo(7)
+    await store.finish_undo(7, 9)
+    assert not await store.take_undo(7) and (await store.get_undo(7)).undone_by == 9
+    await store.db.close()
+
+
 async def test_an_upgrade_carries_pending_confirmations_and_task_jobs_over(tmp_path: Path) -> None:
     """A bot upgraded in place finds rows of the old format: they carry over, or are marked unknown."""
     import sqlite3

@@ -167,6 +167,28 @@ async def test_a_change_on_the_server_blocks_the_undo(bot: Bot) -> None:
     assert (await bot.store.get_undo(action)).undone_by is None
 
 
+async def test_two_undos_of_one_action_at_the_same_moment_run_it_back_once(bot: Bot) -> None:
+    import asyncio
+
+    action = entry(await bot.say("!admin acct set @a:hs.test 5"))
+    await bot.say("!admin acct set @b:hs.test 1")  # another account: not a later change of @a
+    book = bot.dispatcher.undo_book
+    checked = book.problem
+    both_checked = asyncio.Barrier(2)
+
+    async def problem_checked_by_both(ctx: Any, found: Any) -> str | None:
+        # Both moderators' undos pass every check before either has run: only taking it decides.
+        problem = await checked(ctx, found)
+        await both_checked.wait()
+        return problem
+
+    book.problem = problem_checked_by_both  # type: ignore[method-assign]
+    first, second = await asyncio.gather(bot.say(f"!admin undo {action}"), bot.say(f"!admin undo {action}", ADMIN))
+    undos = [e for e in await bot.store.audit_entries(limit=20) if e.undoes == action and e.result == "ok"]
+    assert len(undos) == 1 and bot.hs.values["@a:hs.test"] == 0
+    assert sum("is being undone right now, or was undone meanwhile" in reply for reply in (first, second)) == 1
+
+
 async def test_refusals_irreversible_role_unknown_and_nothing_to_undo(bot: Bot) -> None:
     action = entry(await bot.say("!admin acct set @a:hs.test 5"))
     assert f"Refused: undoing #{action} (acct set) needs the moderator role; you are a viewer" in await bot.say(
