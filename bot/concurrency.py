@@ -9,9 +9,11 @@ without a fixed sleep anywhere. `ceiling` (config: `jobs.max_concurrency`) bound
 
 "Slower than usual" is judged per request, the way TCP Vegas judges a queue: with `n` requests in
 flight and each answered in `t` against an idle pace `t0`, about `n·(1 − t0/t)` of them are
-waiting in the homeserver's queue. More than QUEUE_ALLOWANCE waiting is "slow": a person's
-command then waits behind at most that many of the job's requests. (Synapse handles its requests
-on one thread: beyond a few in flight, more only queue — they add no speed, only delay.)
+waiting in the homeserver's queue. More than QUEUE_ALLOWANCE waiting is "slow": enough queued
+that the homeserver never idles between answers, no more (Synapse handles its requests on one
+thread: beyond that, more in flight only queue — they add no speed, only delay). People's commands
+do not wait behind that queue: while people are at work with the bot, the homeserver gate keeps
+bulk work to one item at a time (bot/gate.py: PEOPLE_AROUND_S).
 
 Neutral: no HTTP library, no Matrix, nothing of ours.
 """
@@ -27,7 +29,7 @@ DEFAULT_CEILING = 16
 DEFAULT_START = 2
 # Requests of bulk work allowed to wait in the homeserver's queue (see above), and in any case an
 # answer this many times slower than the baseline is slow.
-QUEUE_ALLOWANCE = 1.0
+QUEUE_ALLOWANCE = 3.0
 SLOW_FACTOR = 2.0
 DECREASE_ON_REFUSAL = 0.5  # 429, 5xx, no answer
 DECREASE_ON_SLOWNESS = 0.75

@@ -24,7 +24,11 @@ Whose requests they are: the task that asks says so with `working(Work(...))` (a
 variable, so it reaches every request the task makes). People's commands are `INTERACTIVE`:
 while one is being handled (`gate.interactive()`), requests of bulk jobs (`BULK`) wait before
 leaving — people's commands have the homeserver to themselves for the moment they need it, and
-the bulk work goes on right after (never held back longer than BULK_YIELD_MAX_S at a time). An
+the bulk work goes on right after (never held back longer than BULK_YIELD_MAX_S at a time); and
+for PEOPLE_AROUND_S after a command, bulk work keeps to BULK_IN_FLIGHT_WITH_PEOPLE items at once
+(`bulk_in_flight_cap`, read by the job runner, which also pauses after each item as long as it
+took), so that the next command finds the homeserver nearly idle — the commands of a person at
+work come every few seconds, not all at once. An
 interactive request held back by a rate limit tells its command once (`Work.on_hold`, so that
 the person hears why the answer takes a while) and waits up to `Work.patience` for it to end.
 A `Work` also collects the HTTP statuses its requests got and the time they spent held back,
@@ -60,6 +64,12 @@ PROBE_PATIENCE_S = 10.0
 BULK_YIELD_MAX_S = 1.0
 # An interactive request held back by a rate limit longer than this tells its command (Work.on_hold).
 NOTE_HOLD_AFTER_S = 1.0
+# While people are at work with the bot (a command handled now or within this many seconds), bulk
+# work keeps to BULK_IN_FLIGHT_WITH_PEOPLE items at once (and the job runner pauses after each): the
+# homeserver (one Python thread) then answers the next command nearly as if idle, and the job goes
+# back to its full pace once nobody asks.
+PEOPLE_AROUND_S = 3.0
+BULK_IN_FLIGHT_WITH_PEOPLE = 1
 
 
 class Clock(Protocol):
@@ -340,6 +350,7 @@ class HomeserverGate:
                                 any_success_opens=False, max_hold=max_retry_after)
         self._interactive = 0
         self._quiet = asyncio.Event()
+        self._people_last_seen: float | None = None
 
     # -- people first
 
@@ -351,6 +362,7 @@ class HomeserverGate:
             yield
         finally:
             self._interactive -= 1
+            self._people_last_seen = self.clock.monotonic()
             if not self._interactive:
                 self._quiet.set()
                 self._quiet = asyncio.Event()
@@ -358,6 +370,21 @@ class HomeserverGate:
     @property
     def interactive_in_progress(self) -> int:
         return self._interactive
+
+    def bulk_in_flight_cap(self) -> int | None:
+        """How many bulk items may be in flight while people are at work with the bot (a command
+        now, or one answered within PEOPLE_AROUND_S); None when nobody is: the job's own pace."""
+        return BULK_IN_FLIGHT_WITH_PEOPLE if self.people_around_for() is not None else None
+
+    def people_around_for(self) -> float | None:
+        """Seconds until nobody has been at work with the bot for PEOPLE_AROUND_S (at least that
+        long while a command is being handled); None when nobody is."""
+        if self._interactive:
+            return PEOPLE_AROUND_S
+        if self._people_last_seen is None:
+            return None
+        left = self._people_last_seen + PEOPLE_AROUND_S - self.clock.monotonic()
+        return left if left > 0 else None
 
     async def _yield_to_people(self) -> None:
         deadline = self.clock.monotonic() + BULK_YIELD_MAX_S

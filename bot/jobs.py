@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from .accounts import AccountDirectory
 from .admin_api.errors import AdminAPIError, NotFound, is_transient
 from .argtypes import ParseEnv
-from .concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming
+from .concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming, is_refusal
 from .gate import HomeserverGate, Priority, Work, working
 from .invocation import Invocation, InvalidInvocation, decode, encode
 from .render import SendForm, fit_content, render_fitting
@@ -76,6 +76,8 @@ OUTAGE_BUDGET_S = 15 * 60.0
 MAX_RETRY_WAIT_S = 30.0
 _FINAL_EDIT_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = 100
+# While people are at work with the bot, a bulk item keeps its slot as long again as it took, up to this.
+MAX_PAUSE_WITH_PEOPLE_S = 2.0
 SKIPPED = "skipped (protected)"
 FAILED = "failed"
 
@@ -449,10 +451,10 @@ class _BulkRun(Generic[T]):
         """Until the concurrency policy (and this run's cap) lets one more item start; batches
         that complete meanwhile are saved."""
         while not (self.stopped or self.failure is not None):
-            if self.runner.in_flight < self.runner.concurrency.limit() and (
+            if self.runner.in_flight < self.runner.bulk_limit() and (
                     self.cap is None or len(self.running) < self.cap):
                 return
-            await self.runner.slot_freed()
+            await self.runner.slot_freed(within=self.runner.people_around_for())
             await self._commit()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -463,12 +465,15 @@ class _BulkRun(Generic[T]):
 
     async def _one(self, batch: _Batch[T], index: int, item: T) -> None:
         started = time.monotonic()
+        # Paced by people's presence, not by the policy: its answers tell the policy nothing of
+        # what the homeserver can take (refusals excepted).
+        held_for_people = self.runner.people_around()
         with working(Work(Priority.BULK)) as work:
             try:
                 answer = await self.do_one(item)
             except AdminAPIError as exc:
                 worst = work.worst_status()
-                self._record(started, work, worst if worst is not None else exc.status)
+                self._record(started, work, worst if worst is not None else exc.status, held_for_people)
                 if is_transient(exc):
                     self.failure = self.failure or exc
                 else:
@@ -477,13 +482,19 @@ class _BulkRun(Generic[T]):
             except Exception as exc:  # a bug in do_one: it ends the run, as it would have anyway
                 self.failure = self.failure or exc
                 return
-        self._record(started, work, work.worst_status())
+        self._record(started, work, work.worst_status(), held_for_people)
         result = ItemResult(answer) if isinstance(answer, str) else answer
         batch.results[index] = result
         if result.stop:
             self.stopped = True
+        if self.runner.people_around():
+            # The item keeps its slot as long again: while people are at work with the bot, bulk
+            # work takes at most about half of the homeserver's time, whatever its pace.
+            await asyncio.sleep(min(time.monotonic() - started, MAX_PAUSE_WITH_PEOPLE_S))
 
-    def _record(self, started: float, work: Work, status: int | None) -> None:
+    def _record(self, started: float, work: Work, status: int | None, held_for_people: bool) -> None:
+        if held_for_people and not is_refusal(status):
+            return
         self.runner.concurrency.record(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status,
                                                   requests=max(1, len(work.statuses))))
 
@@ -734,13 +745,33 @@ class JobRunner:
         await self.show(record, result.status, result.view, final=True)
         await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
+    def people_around(self) -> bool:
+        return self.people_around_for() is not None
+
+    def people_around_for(self) -> float | None:
+        """While people are at work with the bot, how long bulk work keeps to fewer items (bot/gate.py)."""
+        return self.gate.people_around_for() if self.gate is not None else None
+
+    def bulk_limit(self) -> int:
+        """Bulk items allowed in flight now, all jobs together: the concurrency policy's limit, or
+        fewer while people are at work with the bot (bot/gate.py)."""
+        limit = self.concurrency.limit()
+        cap = self.gate.bulk_in_flight_cap() if self.gate is not None else None
+        return limit if cap is None else min(limit, cap)
+
     def free_slot(self) -> None:
         self._slot.set()
         self._slot = asyncio.Event()
 
-    async def slot_freed(self) -> None:
-        """Until a bulk item (of any job) ends."""
-        await self._slot.wait()
+    async def slot_freed(self, within: float | None = None) -> None:
+        """Until a bulk item (of any job) ends, or `within` seconds have passed (when given)."""
+        if within is None:
+            await self._slot.wait()
+            return
+        try:
+            await asyncio.wait_for(self._slot.wait(), within)
+        except TimeoutError:
+            pass
 
     async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None:
         """Edit the job's message; a job whose message was never sent (the bot stopped between

@@ -17,6 +17,7 @@ import pytest
 from bot.admin_api import AdminAPI, AdminHTTP
 from bot.argtypes import Int
 from bot.concurrency import AdaptiveConcurrency, ItemTiming
+from bot import gate as gate_module
 from bot.gate import HomeserverGate, Priority, Work, working
 from bot.jobs import JobContext, JobResult
 from bot.spec import CommandGroup, CommandTable, Param, Role
@@ -83,15 +84,15 @@ def test_answers_slower_than_the_baseline_shrink_it_and_it_recovers() -> None:
 
 
 def test_the_more_in_flight_the_less_slowness_it_takes_to_cut() -> None:
-    # A third slower than idle: with two in flight, under one request waits in the homeserver's
-    # queue — fine; with eight, more than two wait — people's commands would wait behind them.
+    # Four-fifths slower than idle: with two in flight, under one request waits in the homeserver's
+    # queue — fine; with eight, about three and a half wait — more than keeps the homeserver busy.
     few = AdaptiveConcurrency(ceiling=2, start=2)
     fed(few, FAST, 30)
-    fed(few, ItemTiming(0.013), 30)
+    fed(few, ItemTiming(0.018), 30)
     assert few.limit() == 2 and few.decreases == 0
     many = AdaptiveConcurrency(ceiling=8, start=8)
     fed(many, FAST, 30)
-    fed(many, ItemTiming(0.013), 30)
+    fed(many, ItemTiming(0.018), 30)
     assert many.limit() < 8 and many.decreases >= 1
 
 
@@ -248,6 +249,29 @@ async def test_slow_answers_shrink_the_requests_in_flight_and_fast_ones_bring_th
 
 
 # -- people first
+
+
+async def test_while_people_are_at_work_bulk_keeps_to_one_item_at_a_time(bulk_run, monkeypatch) -> None:
+    monkeypatch.setattr(gate_module, "PEOPLE_AROUND_S", 1.0)
+    server, gate, start = bulk_run
+    policy = AdaptiveConcurrency(ceiling=6, start=6, slow_factor=1e9, queue_allowance=1e9)  # six at once, always
+    runner, job_id = await start(policy, 120)
+    for _ in range(3):
+        assert await server.settle(runner.running) == 6
+        server.answer(ok)
+    with gate.interactive():  # a person's command is handled
+        pass
+    server.answer(ok) if await server.settle(runner.running) else None  # what was in flight then
+    with_people = []
+    for _ in range(3):  # within PEOPLE_AROUND_S of the command
+        with_people.append(await server.settle(runner.running))
+        server.answer(ok)
+    assert with_people == [1, 1, 1]
+    await asyncio.sleep(1.1)  # nobody asks any more
+    assert await server.settle(runner.running) == 6, "back to the job's own pace"
+    await play(server, runner, lambda index: ok)
+    assert (await runner.store.get_job(job_id)).state["bulk"]["counts"] == {"ok": 120}
+    assert policy.limit() == 6
 
 
 async def test_bulk_requests_wait_while_a_persons_command_is_handled() -> None:
