@@ -29,6 +29,7 @@ class Work:
         self.fail_once: dict[int, Exception] = {}
         self.fail_always: dict[int, Exception] = {}
         self.on_item: dict[int, Any] = {}  # item → something to do when it starts (cancel the job…)
+        self.hang: set[int] = set()  # items that never finish (until the test kills the job)
         self.changed: set[int] = set()  # what the "change" job has changed on the homeserver
 
     async def do_one(self, item: int) -> str:
@@ -38,6 +39,8 @@ class Work:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
+            if item in self.hang:
+                await asyncio.Event().wait()
             await asyncio.sleep(0.005)
             if item in self.fail_once:
                 raise self.fail_once.pop(item)
@@ -212,14 +215,19 @@ async def test_a_job_killed_mid_batch_ends_with_exact_totals(bulk_job) -> None:
     work.changed = {3, 21}  # changed by someone before the job: not this job's doing
     runner, _, store, edits, job_id = await start(work, 25, command="test change")
     killed = asyncio.Event()
-    work.on_item[16] = killed.set  # the second batch is half done, nothing of it saved yet
+    work.on_item[16] = killed.set
+    work.hang.add(16)  # the second batch cannot be saved: one of its items never finishes
     await runner.attach(job_id, "$progress")
     await killed.wait()
+    async with asyncio.timeout(10):
+        while not work.changed >= set(range(10, 16)):  # the second batch half done, nothing of it saved yet
+            await asyncio.sleep(0.001)
     for task in list(runner._tasks.values()):
         task.cancel()  # kill -9, as far as this process can: nothing runs after this point
     await asyncio.gather(*runner._tasks.values(), return_exceptions=True)
     assert (await store.get_job(job_id)).state["bulk"]["done"] == 10 and work.changed >= set(range(10, 16))
 
+    work.hang.clear()
     again, *_ = await start(work, 25, command="test change", db=store.db, resume_only=True)  # the bot again
     await again.resume_all()
     await run_to_end(again)
