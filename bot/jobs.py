@@ -490,7 +490,7 @@ class _BulkRun(Generic[T]):
         if self.runner.people_around():
             # The item keeps its slot as long again: while people are at work with the bot, bulk
             # work takes at most about half of the homeserver's time, whatever its pace.
-            await asyncio.sleep(min(time.monotonic() - started, MAX_PAUSE_WITH_PEOPLE_S))
+            await self.runner.sleep(min(time.monotonic() - started, MAX_PAUSE_WITH_PEOPLE_S))
 
     def _record(self, started: float, work: Work, status: int | None, held_for_people: bool) -> None:
         if held_for_people and not is_refusal(status):

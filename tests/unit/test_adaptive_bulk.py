@@ -18,6 +18,7 @@ from bot.admin_api import AdminAPI, AdminHTTP
 from bot.argtypes import Int
 from bot.concurrency import AdaptiveConcurrency, ItemTiming
 from bot import gate as gate_module
+from bot import jobs as jobs_module
 from bot.gate import HomeserverGate, Priority, Work, working
 from bot.jobs import JobContext, JobResult
 from bot.spec import CommandGroup, CommandTable, Param, Role
@@ -181,9 +182,17 @@ async def bulk_run(tmp_path: Path):
     api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(server), gate=gate,
                              max_retries=10))
 
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(seconds)
+
     async def start(policy: AdaptiveConcurrency, count: int) -> Any:
         table = bulk_table()
-        runner, _ = runner_for(Store(db), api, Edits(), table=table, concurrency=policy, gate=gate, edit_interval=0)
+        runner, _ = runner_for(Store(db), api, Edits(), table=table, concurrency=policy, gate=gate, edit_interval=0,
+                               sleep=pause)
+        runner.pauses = pauses
         job_id = await runner.create(invocation("test bulk", {"count": count}, table), started_by=REQUESTER)
         await runner.attach(job_id, "$progress")
         return runner, job_id
@@ -259,6 +268,7 @@ async def test_while_people_are_at_work_bulk_keeps_to_one_item_at_a_time(bulk_ru
     for _ in range(3):
         assert await server.settle(runner.running) == 6
         server.answer(ok)
+    assert runner.pauses == []  # nobody around: items follow each other at once
     with gate.interactive():  # a person's command is handled
         pass
     server.answer(ok) if await server.settle(runner.running) else None  # what was in flight then
@@ -267,6 +277,8 @@ async def test_while_people_are_at_work_bulk_keeps_to_one_item_at_a_time(bulk_ru
         with_people.append(await server.settle(runner.running))
         server.answer(ok)
     assert with_people == [1, 1, 1]
+    # … each item keeping its slot as long again as it took (bounded), so the homeserver is half idle
+    assert len(runner.pauses) >= 3 and all(0 < p <= jobs_module.MAX_PAUSE_WITH_PEOPLE_S for p in runner.pauses)
     await asyncio.sleep(1.1)  # nobody asks any more
     assert await server.settle(runner.running) == 6, "back to the job's own pace"
     await play(server, runner, lambda index: ok)
