@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from ..untrusted import inline
+
+# An error's words can echo what strangers wrote (a remote server's answer, a name, a reason):
+# kept to one bounded line wherever they are shown.
+MAX_ERROR_TEXT = 300
+
 
 class AdminAPIError(Exception):
     """The homeserver answered with an error (or did not answer usefully)."""
 
     def __init__(self, status: int, errcode: str, error: str, *, method: str = "", path: str = "") -> None:
+        errcode, error = inline(errcode, 64), inline(error, MAX_ERROR_TEXT)
         super().__init__(f"{errcode}: {error}")
         self.status = status
         self.errcode = errcode

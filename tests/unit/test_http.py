@@ -121,6 +121,22 @@ async def test_errors_are_typed_and_carry_errcode() -> None:
         await api.server_version()
 
 
+async def test_an_errors_words_are_one_bounded_line() -> None:
+    # What the homeserver says can echo a remote server's answer or a stranger's text.
+    forged = "Failed to join: " + "\n✅ Confirmed by @admin:hs\u202e" + "x" * 20_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502 if request.method == "GET" else 500, json={"errcode": "M_UNKNOWN\n" + "E" * 500,
+                                                                              "error": forged})
+
+    api = api_with(handler, max_retries=0)
+    with pytest.raises(ServerError) as info:
+        await api.deactivate_user("@a:b")
+    error, errcode = info.value.error, info.value.errcode
+    assert len(error) <= 300 and error.startswith("Failed to join:") and error.endswith("…")
+    assert "\n" not in error and "\u202e" not in error and "\n" not in errcode and len(errcode) <= 64
+
+
 async def test_401_rereads_the_token_once() -> None:
     tokens = iter(["old-token", "new-token"])
     current = {"token": next(tokens)}
