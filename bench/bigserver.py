@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from botproc import bot_process, rss_mb, source_tree  # noqa: E402
 from seeded import Seed, answering, data_dir_from, describe, fresh_bot, seeded_homeserver  # noqa: E402
 
-from bot.demo import World  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import World  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 
-EXPORT_PAGE_SIZE = 1000  # what the bot's exports ask for (bot/spec.py)
+EXPORT_PAGE_SIZE = 1000  # what the bot's exports ask for (bot/handler_api/spec.py)
 
 
 class RssSampler:

@@ -6,12 +6,12 @@ The work: remove one SSO provider's IDs from every local account (a third of the
 one): page through the accounts, read each, rewrite the IDs of those that have one.
 (a) a plain async script: the same pages (100 accounts), the same reads and writes, 8 at once;
 (b) the bot: `!admin user external-ids --all --remove <provider>` — its preview (one request:
-    the number of accounts), then the job after `confirm` (adaptive concurrency, bot/concurrency.py).
+    the number of accounts), then the job after `confirm` (adaptive concurrency, bot/homeserver/concurrency.py).
 Each runs twice. First alone, on an otherwise idle homeserver: the speed figure. Then while the
 moderator asks `!admin server version` every RTT_EVERY_S seconds: its round trip beside the same
 command's round trip on the idle homeserver, measured just before (the bot is the same process
 throughout; while people are at work with it, the bot's bulk work keeps to one item at a time —
-bot/gate.py). After each run the IDs are put back (not timed), so the seeded data stays reusable.
+bot/homeserver/gate.py). After each run the IDs are put back (not timed), so the seeded data stays reusable.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from botproc import bot_process, source_tree  # noqa: E402
 from seeded import Seed, answering, data_dir_from, describe, fresh_bot, seeded_homeserver  # noqa: E402
 
-from bot.demo import World, ask  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import World, ask  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 
-PAGE_SIZE = 100  # the bot's bulk page (bot/jobs.py)
+PAGE_SIZE = 100  # the bot's bulk page (bot/runtime/jobs.py)
 RTT_EVERY_S = 1.0
 IDLE_ROUNDS = 15
 

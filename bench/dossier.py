@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from botproc import bot_process, source_tree  # noqa: E402
 from seeded import Seed, answering, data_dir_from, describe, seeded_homeserver  # noqa: E402
 
-from bot.demo import World  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import World  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 
 SECTIONS = ("1. Account", "2. Reports against", "3. Rooms", "4. Media", "5. Devices", "6. What the team did")
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from botproc import bot_process, describe_revision, source_tree  # noqa: E402
 
-from bot.demo import build_world  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import build_world  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 
 DEFAULT_BASELINE = "0309030"  # main before issue 14's phase 2
 REPORTERS = 10

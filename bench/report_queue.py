@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.records import ReportFacts, ReportQuery, now_ms  # noqa: E402
-from bot.storage import Database, Store  # noqa: E402
+from bot.state.records import ReportFacts, ReportQuery, now_ms  # noqa: E402
+from bot.state.storage import Database, Store  # noqa: E402
 
 INDEXES = ("reports_target", "reports_event", "reports_reporter", "reports_state_age", "reports_state_claimed")
 HOUR = 3_600_000

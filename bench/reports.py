@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.demo import World, build_world, running_bot  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import World, build_world, running_bot  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 
 WARM_UP = 3
 

@@ -26,8 +26,8 @@ from nio import AsyncClient, AsyncClientConfig, RoomMessageText
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.demo import build_world, running_bot  # noqa: E402
-from bot.homeserver import Account, LocalHomeserver  # noqa: E402
+from bot.demo.run import build_world, running_bot  # noqa: E402
+from bot.demo.synapse import Account, LocalHomeserver  # noqa: E402
 
 
 class EchoBot:

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seeded import SEED_FILE, Seed, data_dir_from, describe, homeserver_for  # noqa: E402
 
-from bot.demo import build_world  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
+from bot.demo.run import build_world  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
 from tests.support.postgres import LocalPostgres  # noqa: E402
 
 PROVIDERS = ["oidc-old", "oidc-new", "saml-corp"]

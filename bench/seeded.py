@@ -25,7 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.homeserver import Account, LocalHomeserver  # noqa: E402
+from bot.demo.synapse import Account, LocalHomeserver  # noqa: E402
 from tests.support.postgres import LocalPostgres  # noqa: E402
 
 DEFAULT_DATA_DIR = REPO / "bench" / ".data" / "bigserver"
@@ -90,7 +90,7 @@ async def seeded_homeserver(data_dir: Path) -> AsyncIterator[tuple[LocalHomeserv
 async def fresh_bot(hs: LocalHomeserver, seed: Seed) -> Account:
     """The seeded bot account on a new device (a password login): each benchmark run starts the bot
     with an empty state directory, and a new crypto store needs a device of its own — reusing the
-    seeded device would have the homeserver refuse its keys (see bot/matrix.py's key upload backoff)."""
+    seeded device would have the homeserver refuse its keys (see bot/matrix/client.py's key upload backoff)."""
     import httpx
 
     bot = seed.bot

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from botproc import describe_revision, source_tree  # noqa: E402
 
-from bot.demo import build_world  # noqa: E402
-from bot.homeserver import LocalHomeserver  # noqa: E402
-from bot.localchat import ChatClient  # noqa: E402
+from bot.demo.run import build_world  # noqa: E402
+from bot.demo.synapse import LocalHomeserver  # noqa: E402
+from bot.demo.localchat import ChatClient  # noqa: E402
 from tests.support.botprocess import BotProcess  # noqa: E402
 
 DEFAULT_BASELINE = "8ef1559"  # main before issue 14's phase 2 journal (issue 12 and 16 phase 2 merged)

@@ -11,27 +11,27 @@ from typing import Any
 
 import httpx
 
-from . import wiring
-from .access import Access
-from .adminrooms import AdminRooms
-from .admin_api import AdminAPI
-from .concurrency import AdaptiveConcurrency
-from .config import Config
-from .dispatcher import Dispatcher
-from .gate import HomeserverGate
-from .jobs import JobRunner
-from .login import TokenRefresher
-from .logs import SecretScrubber
-from .mas import MASDetection, detect_mas
-from .mas_api import MASAPI
-from .matrix import MatrixClient
-from .metrics import Metrics
-from .policy import Policy
-from .refusals import RefusalLimiter
-from .reports.inbox import ReportInbox
-from .services import ReportDesk
-from .spec import CommandTable
-from .storage import Database, Store
+from bot import wiring
+from bot.policy.access import Access
+from bot.matrix.rooms import AdminRooms
+from bot.homeserver.admin_api import AdminAPI
+from bot.homeserver.concurrency import AdaptiveConcurrency
+from bot.config import Config
+from bot.runtime.dispatcher import Dispatcher
+from bot.homeserver.gate import HomeserverGate
+from bot.runtime.jobs import JobRunner
+from bot.homeserver.login import TokenRefresher
+from bot.logs import SecretScrubber
+from bot.mas import MASDetection, detect_mas
+from bot.homeserver.mas_api import MASAPI
+from bot.matrix.client import MatrixClient
+from bot.metrics import Metrics
+from bot.policy.rules import Policy
+from bot.runtime.refusals import RefusalLimiter
+from bot.inbox.inbox import ReportInbox
+from bot.handler_api.services import ReportDesk
+from bot.handler_api.spec import CommandTable
+from bot.state.storage import Database, Store
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class App:
         )
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
-            await self.reports.begin()  # the starting point, before the first poll (bot/reports/inbox.py)
+            await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
         await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
@@ -153,8 +153,8 @@ class App:
 
     async def _authentication_lost(self, message: str) -> None:
         """Say it where the team looks; the log has it already. The room may be out of reach too."""
-        from .render import notice_content, render
-        from .views import Text
+        from bot.text.render import notice_content, render
+        from bot.text.views import Text
 
         content = notice_content(render(Text(f"I can no longer authenticate: {message}.", tone="error")))
         for room_id in self.matrix.admin_rooms:
@@ -191,7 +191,7 @@ class App:
         log.info("metrics on http://%s:%d/metrics", host, port)
 
     def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
-        """The report inbox (bot/reports/): its commands and reactions work even when polling is off."""
+        """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
         reports = self.config.reports
         self.reports = ReportInbox(
@@ -221,7 +221,7 @@ class App:
                 raise task.exception()  # type: ignore[misc]
 
     async def _recover(self) -> None:
-        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/dispatcher.py)."""
+        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/dispatcher.py)."""
         while not self.matrix.caught_up and not self.stop_event.is_set():
             await asyncio.sleep(0.1)
         if self.stop_event.is_set():

@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import wiring
-from .admin_api import AdminAPI
-from .admin_api.client import WhoAmI
-from .admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEndpoint
-from .config import Config, ConfigError, load
-from .logs import SecretScrubber
-from .logs import configure as configure_logging
-from .crosssigning.identity import State, inspect
-from .crosssigning.keyfile import file_mode
-from .crosssigning.keys_api import KeysAPIError
-from .mas import check_mas
+from bot import wiring
+from bot.homeserver.admin_api import AdminAPI
+from bot.homeserver.admin_api.client import WhoAmI
+from bot.homeserver.admin_api.errors import AdminAPIError, Forbidden, NotFound, UnrecognizedEndpoint
+from bot.config import Config, ConfigError, load
+from bot.logs import SecretScrubber
+from bot.logs import configure as configure_logging
+from bot.matrix.crypto.identity import State, inspect
+from bot.matrix.crypto.keyfile import file_mode
+from bot.matrix.crypto.keys_api import KeysAPIError
+from bot.mas import check_mas
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scrubber = SecretScrubber()
     configure_logging(args.log_level, args.log_format, scrubber)
     if args.command == "demo":
-        from .demo import main_demo
+        from bot.demo.run import main_demo
 
         return main_demo()
     if args.command == "login":
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _login(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .login import DeviceCodePrompt, LoginError, login
+    from bot.homeserver.login import DeviceCodePrompt, LoginError, login
 
     def password() -> str:
         if args.password_file:
@@ -119,8 +119,8 @@ async def _login(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, scrubber: SecretScrubber) -> int:
-    from .app import App, run_until_signalled
-    from .matrix import MatrixError
+    from bot.app import App, run_until_signalled
+    from bot.matrix.client import MatrixError
 
     try:
         await run_until_signalled(App(config, scrubber=scrubber))
@@ -255,8 +255,8 @@ async def _stored_pins(config: Config) -> dict[str, str]:
         return {}
     import json
 
-    from .matrix import PINS_KEY
-    from .storage import Database, Store
+    from bot.matrix.client import PINS_KEY
+    from bot.state.storage import Database, Store
 
     db = Database(config.storage.path)
     await db.open()
@@ -276,7 +276,7 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
     if token is None:
         if not config.storage.path.exists():
             return None
-        from .matrix import SESSION_KEY
+        from bot.matrix.client import SESSION_KEY
 
         db, store = await wiring.open_store(config)
         try:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .units import parse_duration_ms
+from bot.text.units import parse_duration_ms
 
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
 ENV_ADMIN_TOKEN = "SYNAPSE_ADMIN_BOT_ADMIN_TOKEN"
@@ -80,7 +80,7 @@ class TokenSource:
 
     A file is read again on `reload()`, which the clients call when the homeserver answers
     401, so that a token rotated outside the bot takes effect without a restart. A JSON token
-    file also holds an OAuth refresh token (see bot/login.py), kept in `oauth`.
+    file also holds an OAuth refresh token (see bot/homeserver/login.py), kept in `oauth`.
     Listeners registered with `on_change` hear about every new token.
     """
 
@@ -199,7 +199,7 @@ class ReportsConfig:
 @dataclass(frozen=True)
 class JobsConfig:
     # The most items of bulk jobs (all jobs together) in flight at once; below it, the bot finds
-    # how many the homeserver takes (bot/concurrency.py).
+    # how many the homeserver takes (bot/homeserver/concurrency.py).
     max_concurrency: int = 16
 
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .spec import CommandTable
+from bot.handler_api.spec import CommandTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = ROOT / "docs" / "commands.md"

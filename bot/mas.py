@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 
-from .config import MASConfig, TokenSource
-from .login import AUTH_METADATA_PATHS
-from .mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, ScopeRefused, TokenError
-from .mas_api.errors import clip
-from .mas_api.paths import V1
-from .wiring import mas_client
+from bot.config import MASConfig, TokenSource
+from bot.homeserver.login import AUTH_METADATA_PATHS
+from bot.homeserver.mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, ScopeRefused, TokenError
+from bot.homeserver.mas_api.errors import clip
+from bot.homeserver.mas_api.paths import V1
+from bot.wiring import mas_client
 
 Say = Callable[[bool, str], None]
 GUIDE = "README: ESS / MAS"

@@ -8,7 +8,7 @@ Which token goes where:
   configured, else with the bot's own session token;
 - after a 401 a token is refreshed: by its OAuth refresher (MAS) when it has one, else by
   re-reading its token file (rotated from outside);
-- the Admin API and the client-server API pass one homeserver gate (bot/gate.py) when they are
+- the Admin API and the client-server API pass one homeserver gate (bot/homeserver/gate.py) when they are
   the same server: a 429 or an outage holds back every part of the bot together;
 - matrix-authentication-service's admin API (the `mas:` section) at `mas.url`, with its own
   credential: a token (re-read after a 401) or the client-credentials grant.
@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .admin_api import AdminAPI, AdminHTTP
-from .admin_api.http import ResponseObserver
-from .adminrooms import AdminRooms
-from .config import Config, MASConfig, TokenSource
-from .crosssigning.identity import CrossSigning
-from .crosssigning.keyfile import keys_path
-from .crosssigning.keys_api import KeysAPI
-from .gate import HomeserverGate
-from .login import TokenRefresher
-from .mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
-from .storage import Database, Store
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.http import ResponseObserver
+from bot.matrix.rooms import AdminRooms
+from bot.config import Config, MASConfig, TokenSource
+from bot.matrix.crypto.identity import CrossSigning
+from bot.matrix.crypto.keyfile import keys_path
+from bot.matrix.crypto.keys_api import KeysAPI
+from bot.homeserver.gate import HomeserverGate
+from bot.homeserver.login import TokenRefresher
+from bot.homeserver.mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
+from bot.state.storage import Database, Store
 
 if TYPE_CHECKING:
-    from .matrix import MatrixClient
+    from bot.matrix.client import MatrixClient
 
 CHECK_TIMEOUT_S = 15.0
 
@@ -71,7 +71,7 @@ def cross_signing_keys_path(config: Config) -> Path:
 
 def matrix_client(config: Config, *, store: Store, admin_rooms: AdminRooms, **options: Any) -> MatrixClient:
     # Imported here: matrix-nio takes seconds to load, and the CLI's `check` and `login` never need it.
-    from .matrix import MatrixClient
+    from bot.matrix.client import MatrixClient
 
     return MatrixClient(
         homeserver_url=config.homeserver.url,

@@ -1,13 +1,13 @@
 """Command groups, one module per group. `load_table()` collects every declared group, and the
-runtime's own verbs (help, confirm, cancel, audit, jobs: bot/verbs.py)."""
+runtime's own verbs (help, confirm, cancel, audit, jobs: bot/handler_api/verbs.py)."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from bot.spec import CommandGroup, CommandTable
-from bot.verbs import meta
+from bot.handler_api.spec import CommandGroup, CommandTable
+from bot.handler_api.verbs import meta
 
 # Help lists groups in this order (`meta`: the runtime's verbs); modules not named here follow alphabetically.
 _ORDER = ["server", "user", "room", "media", "token", "federation", "notice", "reports", "meta"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.views import Code, Untrusted, When
+from bot.text.views import Code, Untrusted, When
 
 EXCERPT_LENGTH = 140
 _MEDIA = {"m.image": "image", "m.video": "video", "m.audio": "audio", "m.file": "file", "m.sticker": "sticker"}

@@ -11,14 +11,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from bot.argtypes import ArgumentError
-from bot.ids import valid_ulid
-from bot.mas_api import Page, walk
-from bot.mas_api.errors import BadRequest
-from bot.mas_api.errors import NotFound as MASNotFound
-from bot.mas_api.models import UpstreamOAuthLink, UpstreamOAuthProvider, UserEmail
-from bot.previews import MASSession, provider_label
-from bot.spec import CommandError
+from bot.handler_api.argtypes import ArgumentError
+from bot.text.ids import valid_ulid
+from bot.homeserver.mas_api import Page, walk
+from bot.homeserver.mas_api.errors import BadRequest
+from bot.homeserver.mas_api.errors import NotFound as MASNotFound
+from bot.homeserver.mas_api.models import UpstreamOAuthLink, UpstreamOAuthProvider, UserEmail
+from bot.handler_api.previews import MASSession, provider_label
+from bot.handler_api.spec import CommandError
 
 KINDS = ("compat", "oauth2", "browser")
 SESSION_LISTS = ("GET /api/admin/v1/compat-sessions", "GET /api/admin/v1/oauth2-sessions",

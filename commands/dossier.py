@@ -17,16 +17,16 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
-from bot.argtypes import UserID
-from bot.context import Context
-from bot.dossier import (
+from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
+from bot.handler_api.argtypes import UserID
+from bot.handler_api.context import Context
+from commands._dossier import (
     AccountPart, Dossier, MASPart, MASSession, MediaPart, NotLocal, PartFailed, ReportLine, ReportsPart, RoomLine,
     RoomsPart, SessionsPart, TeamPart,
 )
-from bot.records import ReportQuery
-from bot.reports.views import facts_from_event_report, facts_from_user_report
-from bot.spec import CommandError, Param, Role
+from bot.state.records import ReportQuery
+from bot.inbox.views import facts_from_event_report, facts_from_user_report
+from bot.handler_api.spec import CommandError, Param, Role
 
 from . import user as user_group
 

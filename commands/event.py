@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from bot.argtypes import EventID
-from bot.context import Context
-from bot.spec import CommandGroup, Param, Role
-from bot.views import Code, Doc, Preformatted, Record, Untrusted, When
+from bot.handler_api.argtypes import EventID
+from bot.handler_api.context import Context
+from bot.handler_api.spec import CommandGroup, Param, Role
+from bot.text.views import Code, Doc, Preformatted, Record, Untrusted, When
 
 from ._events import event_ts, excerpt
 

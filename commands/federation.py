@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.admin_api.federation import Destination
-from bot.argtypes import Choice, ServerName
-from bot.context import Context
-from bot.parsing import PageRequest
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Code, Record, Table, Text, When
+from bot.homeserver.admin_api.federation import Destination
+from bot.handler_api.argtypes import Choice, ServerName
+from bot.handler_api.context import Context
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.text.views import Code, Record, Table, Text, When
 
 federation = CommandGroup("federation", "Federation with other homeservers")
 
@@ -23,7 +23,7 @@ def _state(d: Destination) -> str:
 
 
 def _ts(ms: int) -> str:
-    from bot.units import format_ts
+    from bot.text.units import format_ts
 
     return format_ts(ms)
 

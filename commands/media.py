@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.admin_api.errors import UnrecognizedEndpoint
-from bot.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp
-from bot.units import human_size
-from bot.argtypes import Text as TextArg
-from bot.context import Context
-from bot.jobs import JobContext, JobResult
-from bot.parsing import PageRequest
-from bot.reversal import MAX_UNDO_FILES, FilesQuarantined, Inverse, MediaFlag, Reversal, no_undo
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Items, Record, Table, Text, Untrusted, When
+from bot.homeserver.admin_api.errors import UnrecognizedEndpoint
+from bot.handler_api.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp
+from bot.text.units import human_size
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.context import Context
+from bot.runtime.jobs import JobContext, JobResult
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.reversal import MAX_UNDO_FILES, FilesQuarantined, Inverse, MediaFlag, Reversal, no_undo
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.text.views import Bytes, Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from .room import quarantine_room_media
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from bot.admin_api.errors import BadRequest
-from bot.argtypes import ArgumentError, LocalUserID
-from bot.argtypes import Text as TextArg
-from bot.context import Context
-from bot.jobs import JobContext, JobResult, Page
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
-from bot.views import Code, Record, Text
+from bot.homeserver.admin_api.errors import BadRequest
+from bot.handler_api.argtypes import ArgumentError, LocalUserID
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.context import Context
+from bot.runtime.jobs import JobContext, JobResult, Page
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
+from bot.text.views import Code, Record, Text
 
 notice = CommandGroup("notice", "Server notices")
 

@@ -1,7 +1,7 @@
 """`reports list` and `report show|claim|unclaim|assign|note|resolve|dismiss|reopen|redact|suspend|deactivate`:
 the moderation queue. A bare number is an event report, `u<number>` a user report. The state of each
 report (open → claimed → resolved or dismissed) is the bot's own, shared by the whole team; the
-inbox (bot/reports/) posts new reports and edits their notices whenever the state changes.
+inbox (bot/inbox/) posts new reports and edits their notices whenever the state changes.
 """
 
 from __future__ import annotations
@@ -11,22 +11,22 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from bot.admin_api.errors import NotFound
-from bot.argtypes import ArgumentError, Duration, RoomID, UserID
-from bot.argtypes import Text as TextArg
-from bot.context import Context
-from bot.parsing import PageRequest
-from bot.reports.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
-from bot.reports.views import (
+from bot.homeserver.admin_api.errors import NotFound
+from bot.handler_api.argtypes import ArgumentError, Duration, RoomID, UserID
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.context import Context
+from bot.handler_api.parsing import PageRequest
+from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
+from bot.inbox.views import (
     NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
     room_value, state_text,
 )
-from bot.records import ReportFacts, ReportQuery, ReportRecord
-from bot.reversal import Inverse, ReportState, Reversal
-from bot.services import ReportDesk
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role, Target
-from bot.units import format_ts, human_duration
-from bot.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
+from bot.state.records import ReportFacts, ReportQuery, ReportRecord
+from bot.handler_api.reversal import Inverse, ReportState, Reversal
+from bot.handler_api.services import ReportDesk
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, Target
+from bot.text.units import format_ts, human_duration
+from bot.text.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
 
 from ._events import event_ts
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
-from bot.admin_api.rooms import DeleteStatus
-from bot.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
-from bot.argtypes import Text as TextArg
-from bot.context import Context
-from bot.jobs import ItemResult, JobContext, JobResult, follow, is_transient
-from bot.parsing import PageRequest
-from bot.previews import (
+from bot.homeserver.admin_api.errors import AdminAPIError, BadRequest, NotFound, UnrecognizedEndpoint
+from bot.homeserver.admin_api.rooms import DeleteStatus
+from bot.handler_api.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.context import Context
+from bot.runtime.jobs import ItemResult, JobContext, JobResult, follow, is_transient
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.previews import (
     BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomAdminPreview, RoomBlockPreview,
     RoomDeletionPreview, RoomMediaQuarantinePreview, room_record,
 )
-from bot.reversal import Inverse, Reversal, RoomBlocked
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
-from bot.units import format_ts
-from bot.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
+from bot.handler_api.reversal import Inverse, Reversal, RoomBlocked
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
+from bot.text.units import format_ts
+from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from ._events import EVENT_COLUMNS, event_row
 
@@ -121,7 +121,7 @@ async def state(ctx: Context, room: str, type: str | None, json: bool) -> Any:
 
 
 def _json_block(data: Any) -> Any:
-    from bot.views import Preformatted
+    from bot.text.views import Preformatted
 
     return Preformatted(json_dumps(data), "json")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.admin_api.errors import AdminAPIError, BadRequest
-from bot.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
-from bot.context import Context
-from bot.mas_api.errors import MASAPIError
-from bot.spec import CommandGroup, Escalation, Flag, Param, Role
-from bot.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
+from bot.homeserver.admin_api.errors import AdminAPIError, BadRequest
+from bot.handler_api.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
+from bot.handler_api.context import Context
+from bot.homeserver.mas_api.errors import MASAPIError
+from bot.handler_api.spec import CommandGroup, Escalation, Flag, Param, Role
+from bot.text.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
 
 from . import _mas
 

@@ -11,13 +11,13 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.argtypes import ArgumentError, Identifier, Int, ParseEnv, Timestamp
-from bot.context import Context
-from bot.mas_api import walk
-from bot.mas_api.errors import Conflict as MASConflict
-from bot.mas_api.errors import NotFound as MASNotFound
-from bot.spec import CommandError, CommandGroup, Flag, Param, Role
-from bot.views import Code, Record, Table, Text, When
+from bot.handler_api.argtypes import ArgumentError, Identifier, Int, ParseEnv, Timestamp
+from bot.handler_api.context import Context
+from bot.homeserver.mas_api import walk
+from bot.homeserver.mas_api.errors import Conflict as MASConflict
+from bot.homeserver.mas_api.errors import NotFound as MASNotFound
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.text.views import Code, Record, Table, Text, When
 
 token = CommandGroup("token", "Registration tokens")
 

@@ -6,32 +6,32 @@ import asyncio
 import secrets
 from typing import Any
 
-from bot.accounts import AccountHome
-from bot.admin_api.errors import NotFound, UnrecognizedEndpoint
-from bot.admin_api.users import UserDetails
-from bot.argtypes import (
+from bot.homeserver.accounts import AccountHome
+from bot.homeserver.admin_api.errors import NotFound, UnrecognizedEndpoint
+from bot.homeserver.admin_api.users import UserDetails
+from bot.handler_api.argtypes import (
     MASID, ArgumentError, Choice, Duration, EmailAddress, Identifier, Int, LocalUserID, RoomRef, Timestamp,
 )
-from bot.argtypes import Text as TextArg
-from bot.context import Context
-from bot.ids import valid_ulid
-from bot.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
-from bot.mas_api import walk
-from bot.mas_api.errors import BadRequest as MASBadRequest
-from bot.mas_api.errors import Conflict as MASConflict
-from bot.mas_api.errors import Forbidden as MASForbidden
-from bot.mas_api.errors import InvalidIdentifier, MASAPIError
-from bot.mas_api.errors import NotFound as MASNotFound
-from bot.parsing import PageRequest
-from bot.previews import (
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.context import Context
+from bot.text.ids import valid_ulid
+from bot.runtime.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
+from bot.homeserver.mas_api import walk
+from bot.homeserver.mas_api.errors import BadRequest as MASBadRequest
+from bot.homeserver.mas_api.errors import Conflict as MASConflict
+from bot.homeserver.mas_api.errors import Forbidden as MASForbidden
+from bot.homeserver.mas_api.errors import InvalidIdentifier, MASAPIError
+from bot.homeserver.mas_api.errors import NotFound as MASNotFound
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.previews import (
     AccountChangePreview, DeviceLogoutPreview, EmailRemovalPreview, ExternalIdRemovalPreview, MASSession,
     MASSessionsEndPreview, PasswordResetPreview, PersonalSessionRevokePreview, RedactionPreview, ServerAdminChangePreview,
     UpstreamLinkRemovalPreview, UserMediaDeletionPreview, account_flags, details_record, devices_table, mas_flags,
     mas_sessions_table, provider_label,
 )
-from bot.reversal import AccountFlag, Inverse, RateLimitOverride, Reversal
-from bot.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
-from bot.views import Bytes, Code, Doc, PrivateSecret, Record, Shown, Table, Text, Untrusted, When
+from bot.handler_api.reversal import AccountFlag, Inverse, RateLimitOverride, Reversal
+from bot.handler_api.spec import CommandError, CommandGroup, Escalation, Flag, Param, Role, RunAsJob, Target
+from bot.text.views import Bytes, Code, Doc, PrivateSecret, Record, Shown, Table, Text, Untrusted, When
 
 from . import _mas
 
@@ -400,7 +400,7 @@ async def by_external_id(ctx: Context, provider: str, external_id: str) -> Text:
     endpoints=["GET /_synapse/admin/v1/username_available"],
 )
 async def username_available(ctx: Context, name: str) -> Text:
-    from bot.admin_api.errors import BadRequest
+    from bot.homeserver.admin_api.errors import BadRequest
 
     try:
         await ctx.api.username_available(name)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.demo import World, build_world, running_bot
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import World, build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person
 from tests.support.mas_standin import MASStandIn, running_standin
 from tests.support.postgres import LocalPostgres, postgres_binaries

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import App
-from bot.demo import World
+from bot.demo.run import World
 from tests.support.chat import Person, body
 
 

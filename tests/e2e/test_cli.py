@@ -14,8 +14,8 @@ import yaml
 
 from bot.cli import check, main
 from bot.config import parse
-from bot.demo import build_world
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world
+from bot.demo.synapse import LocalHomeserver
 
 GOOD = {
     "homeserver": {"url": "http://127.0.0.1:1"},

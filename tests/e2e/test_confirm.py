@@ -8,13 +8,13 @@ import json
 import pytest
 
 from bot.app import App
-from bot.demo import World
+from bot.demo.run import World
 from tests.support.chat import Person, body, code_of
 
 
 @pytest.fixture
 async def owner_room(homeserver) -> str:
-    from bot.localchat import ChatClient
+    from bot.demo.localchat import ChatClient
 
     owner = await homeserver.register("confirm-room-owner")
     chat = ChatClient(homeserver.url, owner.user_id, owner.access_token)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import check, reset_cross_signing
-from bot.crosssigning.identity import State
-from bot.crosssigning.keyfile import CrossSigningKeys, keys_path, load_keys
-from bot.crosssigning.keys_api import KeysAPI, UserKeys
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.matrix.crypto.identity import State
+from bot.matrix.crypto.keyfile import CrossSigningKeys, keys_path, load_keys
+from bot.matrix.crypto.keys_api import KeysAPI, UserKeys
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 
 
 async def published_keys(hs: LocalHomeserver, token: str, user_id: str) -> UserKeys:

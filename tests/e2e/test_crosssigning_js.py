@@ -23,9 +23,9 @@ import httpx
 import pytest
 from nio import RoomMessageNotice
 
-from bot.crosssigning.keys_api import KeysAPI
-from bot.demo import MODERATOR_PASSWORD, build_world, running_bot
-from bot.homeserver import Account, LocalHomeserver
+from bot.matrix.crypto.keys_api import KeysAPI
+from bot.demo.run import MODERATOR_PASSWORD, build_world, running_bot
+from bot.demo.synapse import Account, LocalHomeserver
 from tests.support.e2ee import EncryptedPerson
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"

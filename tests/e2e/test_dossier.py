@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from bot.app import App
-from bot.demo import TINY_PNG, World
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import TINY_PNG, World
+from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person, body, code_of
 from tests.support.reports import make_scene, unique
 

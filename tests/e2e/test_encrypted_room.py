@@ -7,8 +7,8 @@ from pathlib import Path
 
 from nio import MegolmEvent, RoomMessageNotice
 
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.support.e2ee import EncryptedPerson
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person
 
 

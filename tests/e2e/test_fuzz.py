@@ -36,12 +36,12 @@ from urllib.parse import quote
 
 import httpx
 
-from bot import argtypes
-from bot.demo import TINY_PNG, running_bot
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient, reply_target
-from bot.spec import Command, CommandTable, Role
-from bot.untrusted import BIDI_CONTROLS
+from bot.handler_api import argtypes
+from bot.demo.run import TINY_PNG, running_bot
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient, reply_target
+from bot.handler_api.spec import Command, CommandTable, Role
+from bot.text.untrusted import BIDI_CONTROLS
 from commands import load_table
 from tests.conftest import make_world
 from tests.unit.test_hostile_render import _Checker

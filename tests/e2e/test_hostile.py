@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from bot.app import App
-from bot.demo import World, build_world, running_bot
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
-from bot.matrix import INVITE_KEY, PINS_KEY
+from bot.demo.run import World, build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
+from bot.matrix.client import INVITE_KEY, PINS_KEY
 from tests.support.chat import Person, body, code_of
 from tests.support.faultproxy import FaultProxy
 from tests.support.reports import make_scene, report_label, wait_for_notice, wait_for_state

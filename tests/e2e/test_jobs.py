@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.app import App
-from bot.localchat import ChatClient
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person, body, code_of
 
 

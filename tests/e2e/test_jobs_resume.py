@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.argtypes import ParseEnv
-from bot.demo import running_bot
-from bot.invocation import Invocation, typed_args
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
-from bot.render import notice_content, render
-from bot.views import Text
+from bot.handler_api.argtypes import ParseEnv
+from bot.demo.run import running_bot
+from bot.handler_api.invocation import Invocation, typed_args
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
+from bot.text.render import notice_content, render
+from bot.text.views import Text
 from tests.conftest import make_world
 from tests.support.chat import body, code_of
 

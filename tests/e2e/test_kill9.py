@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.homeserver import LocalHomeserver
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.botprocess import BotProcess
 from tests.support.chat import Person, body, code_of

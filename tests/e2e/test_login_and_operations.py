@@ -14,8 +14,8 @@ import httpx
 import yaml
 
 from bot.config import parse
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver, free_port
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver, free_port
 from tests.support.chat import Person
 
 
@@ -102,8 +102,8 @@ async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: L
 
 
 async def _stored_session(path: Path) -> str:
-    from bot.matrix import SESSION_KEY
-    from bot.storage import Database, Store
+    from bot.matrix.client import SESSION_KEY
+    from bot.state.storage import Database, Store
 
     db = Database(path)
     await db.open()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.config import TokenSource
-from bot.login import DeviceCodePrompt, LoginError, TokenRefresher, login
+from bot.homeserver.login import DeviceCodePrompt, LoginError, TokenRefresher, login
 from tests.support.oauth_server import FakeMAS
 
 

@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
-from bot.demo import TINY_PNG, World
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import TINY_PNG, World
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person, body, code_of
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.demo import World, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import World, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.e2e.test_room_commands import *  # noqa: F401,F403 - the tests and their module fixtures
 from tests.support.chat import Person

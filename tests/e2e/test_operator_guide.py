@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

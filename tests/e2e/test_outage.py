@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person, body
 from tests.support.faultproxy import REPORTS, FaultProxy
 

@@ -8,8 +8,8 @@ import asyncio
 import re
 from pathlib import Path
 
-from bot.demo import running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import body
 from tests.support.reports import is_notice_from, make_scene

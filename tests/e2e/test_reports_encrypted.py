@@ -11,10 +11,10 @@ from typing import Any
 
 from nio import RoomMessageNotice, RoomSendResponse
 
-from bot.demo import build_world, running_bot
-from bot.render import SendForm, event_size, notice_content, render
-from bot.views import Text
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world, running_bot
+from bot.text.render import SendForm, event_size, notice_content, render
+from bot.text.views import Text
+from bot.demo.synapse import LocalHomeserver
 from tests.support.e2ee import EncryptedPerson
 from tests.support.reports import make_scene, unique
 

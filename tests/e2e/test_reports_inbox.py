@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from bot.admin_api.errors import NotFound
+from bot.homeserver.admin_api.errors import NotFound
 from bot.app import App
-from bot.demo import World
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import World
+from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person, body, code_of
 from tests.support.reports import (
     edits_of,

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import World, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import World, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body
 from tests.support.reports import edits_of, make_scene, notices_with, report_label, unique, wait_for_notice, wait_for_state

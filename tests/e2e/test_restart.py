@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import World, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import World, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
 

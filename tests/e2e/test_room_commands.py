@@ -12,12 +12,12 @@ import pytest
 
 import commands.room as room_commands
 from bot.app import App
-from bot.context import Context
-from bot.previews import BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomDeletionPreview
-from bot.spec import Role
-from bot.demo import TINY_PNG, World
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient, ChatError
+from bot.handler_api.context import Context
+from bot.handler_api.previews import BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomDeletionPreview
+from bot.handler_api.spec import Role
+from bot.demo.run import TINY_PNG, World
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient, ChatError
 from tests.support.chat import Person, body, code_of
 
 

@@ -21,9 +21,9 @@ import pytest
 from nio import RoomMessageNotice
 
 from bot.app import App
-from bot.demo import MODERATOR_PASSWORD, World
-from bot.homeserver import Account, LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import MODERATOR_PASSWORD, World
+from bot.demo.synapse import Account, LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person, body, code_of
 from tests.support.e2ee import EncryptedPerson
 

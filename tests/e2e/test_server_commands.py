@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.localchat import ChatClient
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person, code_of
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 
 from bot.app import App
-from bot.demo import running_bot
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import running_bot
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
 from tests.support.reports import make_scene

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from bot.app import App
-from bot.demo import TINY_PNG, World
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient
+from bot.demo.run import TINY_PNG, World
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient
 from tests.support.chat import Person, body, code_of
 from tests.support.reports import make_scene, unique, wait_for_notice
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.demo import running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import body, code_of
 

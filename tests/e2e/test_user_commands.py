@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 import commands.user as user_commands
-from bot.previews import AccountChangePreview, DeviceLogoutPreview, PasswordResetPreview, RedactionPreview
-from bot.demo import TINY_PNG, World
-from bot.homeserver import Account, LocalHomeserver
-from bot.localchat import ChatClient, ChatError
+from bot.handler_api.previews import AccountChangePreview, DeviceLogoutPreview, PasswordResetPreview, RedactionPreview
+from bot.demo.run import TINY_PNG, World
+from bot.demo.synapse import Account, LocalHomeserver
+from bot.demo.localchat import ChatClient, ChatError
 from tests.support.chat import Person, body, code_of
 
 

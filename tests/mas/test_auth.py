@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.mas_api import (
+from bot.homeserver.mas_api import (
     MASAPI,
     MASHTTP,
     ClientCredentials,
@@ -18,7 +18,7 @@ from bot.mas_api import (
     TransportError,
     Unauthorized,
 )
-from bot.mas_api.auth import CLIENT_SECRET_POST
+from bot.homeserver.mas_api.auth import CLIENT_SECRET_POST
 from tests.support.mas_standin import MASStandIn
 
 

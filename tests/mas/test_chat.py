@@ -20,8 +20,8 @@ import pytest
 from bot import wiring
 from bot.app import App
 from bot.config import Config
-from bot.demo import World, running_bot
-from bot.homeserver import Account, LocalHomeserver
+from bot.demo.run import World, running_bot
+from bot.demo.synapse import Account, LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
 from tests.support.mas_standin import MASStandIn, User, running_standin

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from bot.cli import check
-from bot.demo import World, build_world
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import World, build_world
+from bot.demo.synapse import LocalHomeserver
 from bot.logs import SecretScrubber
 from bot.mas import MASDetection, detect_mas
 from tests.support.delegating_proxy import delegating_proxy

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.mas_api import (
+from bot.homeserver.mas_api import (
     MASAPI,
     MASHTTP,
     BadRequest,

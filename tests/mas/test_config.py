@@ -13,10 +13,10 @@ import yaml
 
 from bot.cli import main
 from bot.config import ENV_MAS_CLIENT_SECRET, ENV_MAS_TOKEN, parse
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 from bot.logs import SecretScrubber, configure
-from bot.spec import Role
+from bot.handler_api.spec import Role
 from bot.wiring import mas_client
 from tests.support.mas_standin import MASStandIn
 

@@ -8,7 +8,7 @@ import inspect
 import json
 from pathlib import Path
 
-from bot.mas_api import MASAPI, NOT_OFFERED
+from bot.homeserver.mas_api import MASAPI, NOT_OFFERED
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.demo import build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person
 from tests.support.mas_standin import MASStandIn
 

@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from bot.admin_api import errors as synapse_errors
-from bot.mas_api import MASAPI, MASHTTP, InvalidIdentifier, StaticToken
-from bot.mas_api import errors as mas_errors
-from bot.mas_api.http import query_params
-from bot.mas_api.models import parse_time
-from bot.mas_api.paths import V1, ulid, username
+from bot.homeserver.admin_api import errors as synapse_errors
+from bot.homeserver.mas_api import MASAPI, MASHTTP, InvalidIdentifier, StaticToken
+from bot.homeserver.mas_api import errors as mas_errors
+from bot.homeserver.mas_api.http import query_params
+from bot.homeserver.mas_api.models import parse_time
+from bot.homeserver.mas_api.paths import V1, ulid, username
 
 ULID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bot.mas_api import MASAPI, MASHTTP, StaticToken, TransportError
-from bot.mas_api.errors import ServerError
+from bot.homeserver.mas_api import MASAPI, MASHTTP, StaticToken, TransportError
+from bot.homeserver.mas_api.errors import ServerError
 from tests.support.mas_standin import MASStandIn
 
 ULID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"

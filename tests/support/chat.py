@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.localchat import ChatClient, Event
+from bot.demo.localchat import ChatClient, Event
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Virtual time for tests of waiting code (bot/gate.py's `Clock`): sleeps end in deadline order,
+"""Virtual time for tests of waiting code (bot/homeserver/gate.py's `Clock`): sleeps end in deadline order,
 and time moves only when every task on the loop is waiting — so a test of a two-second window
 takes no two seconds, and a request that is "in flight" (still being handled in-process) is never
 overtaken by a jump of the clock.

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 from aiohttp import web
 
-from bot.homeserver import LOOPBACK, free_port
+from bot.demo.synapse import LOOPBACK, free_port
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 

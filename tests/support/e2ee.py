@@ -10,7 +10,7 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessage, RoomSendResponse
 
-from bot.homeserver import Account
+from bot.demo.synapse import Account
 
 
 class EncryptedPerson:

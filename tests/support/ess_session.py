@@ -13,8 +13,8 @@ import asyncio
 import re
 import sys
 
-from bot.demo import ask, build_world, running_bot
-from bot.homeserver import LocalHomeserver
+from bot.demo.run import ask, build_world, running_bot
+from bot.demo.synapse import LocalHomeserver
 
 from .mas_standin import running_standin
 

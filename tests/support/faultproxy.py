@@ -94,7 +94,7 @@ class _Fault:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, port: int | None = None) -> None:
-        from bot.homeserver import LOOPBACK, free_port
+        from bot.demo.synapse import LOOPBACK, free_port
 
         self.upstream = upstream.rstrip("/")
         if not (self.upstream.startswith("http://127.") or self.upstream.startswith("http://localhost")):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.argtypes import ParseEnv
-from bot.invocation import Invocation, typed_args
-from bot.jobs import JobRunner
-from bot.spec import CommandTable, Role, Target
+from bot.handler_api.argtypes import ParseEnv
+from bot.handler_api.invocation import Invocation, typed_args
+from bot.runtime.jobs import JobRunner
+from bot.handler_api.spec import CommandTable, Role, Target
 from commands import load_table
 
 TABLE = load_table()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bot.homeserver import LOOPBACK, free_port
+from bot.demo.synapse import LOOPBACK, free_port
 
 
 @dataclass

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bot.homeserver import LOOPBACK, PostgresDatabase, free_port
+from bot.demo.synapse import LOOPBACK, PostgresDatabase, free_port
 
 PG_MAJOR = "15"
 SUPERUSER = "postgres"

@@ -6,8 +6,8 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from bot.homeserver import LocalHomeserver
-from bot.localchat import ChatClient, Event
+from bot.demo.synapse import LocalHomeserver
+from bot.demo.localchat import ChatClient, Event
 
 _TITLE = re.compile(r"(Event|User) report (u?\d+) · ")
 

@@ -1,17 +1,17 @@
-"""Roles from the config, and what policy protects (bot/policy.py), with a homeserver stand-in."""
+"""Roles from the config, and what policy protects (bot/policy/rules.py), with a homeserver stand-in."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bot.access import Access
-from bot.admin_api.errors import ServerError, UnrecognizedEndpoint
-from bot.adminrooms import AdminRooms
-from bot.argtypes import RoomID, UserID
+from bot.policy.access import Access
+from bot.homeserver.admin_api.errors import ServerError, UnrecognizedEndpoint
+from bot.matrix.rooms import AdminRooms
+from bot.handler_api.argtypes import RoomID, UserID
 from bot.config import AccessConfig
-from bot.invocation import Invocation
-from bot.policy import Policy
-from bot.spec import CommandGroup, Param, Role, Target
+from bot.handler_api.invocation import Invocation
+from bot.policy.rules import Policy
+from bot.handler_api.spec import CommandGroup, Param, Role, Target
 
 
 async def _noop(ctx, **kwargs):
@@ -108,7 +108,7 @@ async def test_homeservers_without_the_admin_endpoint_are_asked_through_the_acco
 async def test_a_mas_that_does_not_really_answer_cannot_make_an_account_fair_game() -> None:
     """A bare 404 (a proxy, a listener without the admin API) is not MAS saying "no such user": the
     account might be a MAS admin, so moderators may not act on it. MAS's own 404 means not a MAS admin."""
-    from bot.mas_api.errors import NotFound as MASNotFound
+    from bot.homeserver.mas_api.errors import NotFound as MASNotFound
 
     class MAS:
         def __init__(self, answered: bool) -> None:

@@ -1,4 +1,4 @@
-"""Bulk jobs that adapt (bot/concurrency.py, bot/jobs.py): the concurrency policy alone, with
+"""Bulk jobs that adapt (bot/homeserver/concurrency.py, bot/runtime/jobs.py): the concurrency policy alone, with
 timings injected; then a real bulk job through the real Admin API client and the homeserver gate
 against a MockTransport that answers in rounds — every request in flight is held until the test
 answers them together, so the assertions are on how many requests were in flight at once, never
@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.argtypes import Int
-from bot.concurrency import AdaptiveConcurrency, ItemTiming
-from bot import gate as gate_module
-from bot import jobs as jobs_module
-from bot.gate import HomeserverGate, Priority, Work, working
-from bot.jobs import JobContext, JobResult
-from bot.spec import CommandGroup, CommandTable, Param, Role
-from bot.storage import Database, Store
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.handler_api.argtypes import Int
+from bot.homeserver.concurrency import AdaptiveConcurrency, ItemTiming
+from bot.homeserver import gate as gate_module
+from bot.runtime import jobs as jobs_module
+from bot.homeserver.gate import HomeserverGate, Priority, Work, working
+from bot.runtime.jobs import JobContext, JobResult
+from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
+from bot.state.storage import Database, Store
 from tests.support.clock import VirtualClock
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.argtypes import (
+from bot.handler_api.argtypes import (
     ArgumentError, Duration, EventID, Identifier, Int, LocalUserID, MxcURI, ParseEnv, RoomAlias, RoomID, RoomRef,
     ServerName, Size, Timestamp, UserID,
 )

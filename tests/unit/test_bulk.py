@@ -1,4 +1,4 @@
-"""The one bulk mechanism of jobs (`job.for_each`, bot/jobs.py): batches saved as they finish,
+"""The one bulk mechanism of jobs (`job.for_each`, bot/runtime/jobs.py): batches saved as they finish,
 concurrency decided by one policy, policy on every item, cancellation and lost roles between
 batches, a transient failure repeating only the batch it interrupted, no pause between pages."""
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.admin_api.errors import BadRequest, TransportError
-from bot.argtypes import Int
-from bot.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
-from bot.spec import CommandGroup, CommandTable, Param, Role, Target
-from bot.storage import Database, Store
+from bot.homeserver.admin_api.errors import BadRequest, TransportError
+from bot.handler_api.argtypes import Int
+from bot.runtime.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
+from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role, Target
+from bot.state.storage import Database, Store
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
 

@@ -1,4 +1,4 @@
-"""The command journal (bot/dispatcher.py, migration 11): a command the bot had taken in when it was
+"""The command journal (bot/runtime/dispatcher.py, migration 11): a command the bot had taken in when it was
 killed is not lost. A read (or a prompt) cut short runs again at the next start; a write that was
 under way is not run again but checked against the homeserver, and the requester is told what
 happened; an answer that had gone out is not posted twice (the same transaction ID). The kill is a
@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.access import Access
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.adminrooms import AdminRooms
+from bot.policy.access import Access
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.matrix.rooms import AdminRooms
 from bot.config import AccessConfig
-from bot.dispatcher import Dispatcher
-from bot.events import IncomingMessage
-from bot.gate import HomeserverGate
-from bot.policy import Policy
-from bot.storage import Database, Store
+from bot.runtime.dispatcher import Dispatcher
+from bot.matrix.events import IncomingMessage
+from bot.homeserver.gate import HomeserverGate
+from bot.policy.rules import Policy
+from bot.state.storage import Database, Store
 from tests.support.jobs import TABLE, runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import ADMIN, ROOM, Room

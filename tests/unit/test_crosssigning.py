@@ -16,10 +16,10 @@ import signedjson.sign
 
 from unpaddedbase64 import decode_base64
 
-from bot.crosssigning.identity import CrossSigning
-from bot.crosssigning.keyfile import CrossSigningKeys, KeysFileError, load_keys, save_keys
-from bot.crosssigning.keys_api import KeysAPI, UserKeys, parse_keys_query
-from bot.crosssigning.signing import SigningKey, sign_json, verify_signed_json
+from bot.matrix.crypto.identity import CrossSigning
+from bot.matrix.crypto.keyfile import CrossSigningKeys, KeysFileError, load_keys, save_keys
+from bot.matrix.crypto.keys_api import KeysAPI, UserKeys, parse_keys_query
+from bot.matrix.crypto.signing import SigningKey, sign_json, verify_signed_json
 
 USER = "@mod:example.org"
 
@@ -341,7 +341,7 @@ async def test_under_mas_the_bot_points_at_the_approval(tmp_path: Path) -> None:
 
 
 async def test_a_hostile_keys_answer_is_a_bad_response_not_a_crash() -> None:
-    from bot.crosssigning.keys_api import KeysAPIError
+    from bot.matrix.crypto.keys_api import KeysAPIError
 
     deep = b"[" * 100_000 + b"]" * 100_000
     api = KeysAPI("http://hs.invalid", lambda: "token",

@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from bot.access import Access
-from bot.adminrooms import AdminRooms
-from bot.argtypes import UserID
+from bot.policy.access import Access
+from bot.matrix.rooms import AdminRooms
+from bot.handler_api.argtypes import UserID
 from bot.config import AccessConfig
-from bot.dispatcher import Dispatcher
-from bot.events import IncomingMessage, IncomingReaction
-from bot.parsing import PageRequest
-from bot.policy import Policy
-from bot.spec import CommandGroup, CommandTable, Param, Role
-from bot.storage import Database, Store
-from bot.verbs import meta
-from bot.views import Table
+from bot.runtime.dispatcher import Dispatcher
+from bot.matrix.events import IncomingMessage, IncomingReaction
+from bot.handler_api.parsing import PageRequest
+from bot.policy.rules import Policy
+from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
+from bot.state.storage import Database, Store
+from bot.handler_api.verbs import meta
+from bot.text.views import Table
 from tests.support.jobs import Edits, runner_for
 from tests.unit.test_access import Homeserver
 

@@ -15,24 +15,24 @@ from typing import Any
 
 import pytest
 
-from bot import helptext
-from bot.access import Access
-from bot.admin_api.errors import NotFound
-from bot.admin_api.users import UserDetails
-from bot.adminrooms import AdminRooms
-from bot.argtypes import ArgumentError, ParseEnv, UserID
+from bot.handler_api import helptext
+from bot.policy.access import Access
+from bot.homeserver.admin_api.errors import NotFound
+from bot.homeserver.admin_api.users import UserDetails
+from bot.matrix.rooms import AdminRooms
+from bot.handler_api.argtypes import ArgumentError, ParseEnv, UserID
 from bot.config import AccessConfig
-from bot.dispatcher import ROLE_REFUSALS, Dispatcher
-from bot.events import IncomingMessage
-from bot.matrix import MatrixError
-from bot.parsing import CommandNotFound, HelpRequest, UsageError, parse
-from bot.policy import Policy
-from bot.refusals import RefusalLimiter
-from bot.render import render
-from bot.sensitive import may_carry_secret, secret_command
-from bot.spec import CommandGroup, CommandTable, Param, Role
-from bot.storage import Database, Store
-from bot.views import Code, Doc, PrivateSecret, Record, Shown, Table, Text, presents
+from bot.runtime.dispatcher import ROLE_REFUSALS, Dispatcher
+from bot.matrix.events import IncomingMessage
+from bot.matrix.client import MatrixError
+from bot.handler_api.parsing import CommandNotFound, HelpRequest, UsageError, parse
+from bot.policy.rules import Policy
+from bot.runtime.refusals import RefusalLimiter
+from bot.text.render import render
+from bot.runtime.sensitive import may_carry_secret, secret_command
+from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
+from bot.state.storage import Database, Store
+from bot.text.views import Code, Doc, PrivateSecret, Record, Shown, Table, Text, presents
 from commands import load_groups
 from tests.support.jobs import Edits, runner_for
 
@@ -481,8 +481,8 @@ async def test_a_dry_run_of_what_writes_nothing_runs_it_and_a_preview_bug_is_ans
 
 async def test_a_reaction_from_a_device_nobody_vouches_for_acts_on_no_report_notice(bot: Bot) -> None:
     """Clients send reactions in the clear: with cross-signed senders required, a 👀 or ❌ on a
-    report notice (bot/reports/inbox.py, a reaction hook) runs nothing."""
-    from bot.events import IncomingReaction
+    report notice (bot/inbox/inbox.py, a reaction hook) runs nothing."""
+    from bot.matrix.events import IncomingReaction
 
     heard: list[str] = []
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import html
 
-from bot import docs, helptext
-from bot.render import render
-from bot.spec import Role
+from bot import docs
+
+from bot.handler_api import helptext
+from bot.text.render import render
+from bot.handler_api.spec import Role
 from commands import load_table
 
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 import commands.dossier as dossier_module
-from bot.admin_api.errors import AdminAPIError, NotFound
-from bot.admin_api.models import Page
-from bot.admin_api.rooms import RoomDetails
-from bot.admin_api.users import Device, UserDetails
-from bot.context import Context
-from bot.dossier import AccountPart, PartFailed, RoomsPart, SessionsPart
-from bot.render import render
-from bot.spec import Role
+from bot.homeserver.admin_api.errors import AdminAPIError, NotFound
+from bot.homeserver.admin_api.models import Page
+from bot.homeserver.admin_api.rooms import RoomDetails
+from bot.homeserver.admin_api.users import Device, UserDetails
+from bot.handler_api.context import Context
+from commands._dossier import AccountPart, PartFailed, RoomsPart, SessionsPart
+from bot.text.render import render
+from bot.handler_api.spec import Role
 from commands import load_table
 
 USER = "@spammer:hs.test"

@@ -12,9 +12,9 @@ import pytest
 
 import commands.notice as notice_commands
 import commands.user as user_commands
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.parsing import PageRequest
-from bot.spec import CommandError
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.spec import CommandError
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
 UNRECOGNIZED = httpx.Response(404, json={"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
@@ -60,7 +60,7 @@ async def test_whois_falls_back_to_the_client_path() -> None:
 
 
 async def run_job(tmp_path: Path, command: str, args: dict[str, Any], api: AdminAPI) -> tuple[Any, Edits]:
-    from bot.storage import Database, Store
+    from bot.state.storage import Database, Store
 
     db = Database(tmp_path / "state.db")
     await db.open()

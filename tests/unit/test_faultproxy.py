@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.homeserver import free_port
+from bot.demo.synapse import free_port
 from tests.support.faultproxy import ADMIN, OTHER, REPORTS, SYNC, FaultProxy, path_class
 
 

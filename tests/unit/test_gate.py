@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.admin_api.errors import AdminAPIError, RateLimited, TransportError
-from bot.backoff import Backoff
-from bot.gate import GateClosed, HoldReason, HomeserverGate, Valve
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.errors import AdminAPIError, RateLimited, TransportError
+from bot.homeserver.backoff import Backoff
+from bot.homeserver.gate import GateClosed, HoldReason, HomeserverGate, Valve
 from tests.support.clock import VirtualClock
 
 LIMITED = {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests", "retry_after_ms": 2000}

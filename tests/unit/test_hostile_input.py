@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from nio import RoomLeaveResponse, RoomSendResponse
 
-from bot.adminrooms import MOVED, PINNED, SAME, AdminRooms
-from bot.admin_api.paths import ADMIN
-from bot.argtypes import ArgumentError, Duration, EventID, Int, Number, ParseEnv, Size, Timestamp
-from bot.helptext import command_help
-from bot.matrix import INVITE_TASKS, MAX_OPEN_INVITES, MatrixClient, MatrixError
-from bot.parsing import PageRequest
-from bot.reports.inbox import MAX_NOTICE_ATTEMPTS, ReportInbox
-from bot.storage import Database, ReportFacts, Store
+from bot.matrix.rooms import MOVED, PINNED, SAME, AdminRooms
+from bot.homeserver.admin_api.paths import ADMIN
+from bot.handler_api.argtypes import ArgumentError, Duration, EventID, Int, Number, ParseEnv, Size, Timestamp
+from bot.handler_api.helptext import command_help
+from bot.matrix.client import INVITE_TASKS, MAX_OPEN_INVITES, MatrixClient, MatrixError
+from bot.handler_api.parsing import PageRequest
+from bot.inbox.inbox import MAX_NOTICE_ATTEMPTS, ReportInbox
+from bot.state.storage import Database, ReportFacts, Store
 
 ENV = ParseEnv(server_name="hs", now_ms=1_700_000_000_000)
 
@@ -123,7 +123,7 @@ async def _inbox(tmp_path: Path, messenger: Any, rooms: list[str]) -> tuple[Repo
 async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_then_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.reports.inbox.NOTICE_RETRY_S", 0.0)
+    monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="POISON")
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs", "!enc:hs"])
     await store.record_new_reports([_facts(1, "POISON"), _facts(2, "fine")], post_state="pending", meta={})
@@ -145,7 +145,7 @@ async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_the
 async def test_a_notice_that_fails_even_when_minimal_is_given_up_without_holding_anything_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.reports.inbox.NOTICE_RETRY_S", 0.0)
+    monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="u1 ")  # the minimal form names the report too
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
     await store.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
@@ -223,7 +223,7 @@ async def test_after_a_restart_the_stored_pin_wins_over_where_the_alias_points_n
 
     from nio import RoomResolveAliasResponse
 
-    from bot.matrix import PINS_KEY
+    from bot.matrix.client import PINS_KEY
 
     db = Database(tmp_path / "m.db")
     await db.open()
@@ -250,7 +250,7 @@ async def test_an_admin_alias_answered_with_something_else_than_a_room_id_is_nev
         tmp_path: Path, answer: str) -> None:
     from nio import RoomResolveAliasResponse
 
-    from bot.matrix import PINS_KEY
+    from bot.matrix.client import PINS_KEY
 
     db = Database(tmp_path / "m.db")
     await db.open()
@@ -316,7 +316,7 @@ async def test_the_token_of_a_password_login_reaches_the_scrubber_before_it_is_s
 
     from bot.config import Secret
     from bot.logs import SecretScrubber
-    from bot.matrix import SESSION_KEY
+    from bot.matrix.client import SESSION_KEY
 
     db = Database(tmp_path / "m.db")
     await db.open()
@@ -419,8 +419,8 @@ async def test_a_member_export_reads_the_member_list_once() -> None:
 async def test_an_alias_answer_that_is_not_a_room_id_is_an_error(answer: Any) -> None:
     import httpx
 
-    from bot.admin_api import AdminAPI, AdminHTTP
-    from bot.admin_api.errors import AdminAPIError
+    from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+    from bot.homeserver.admin_api.errors import AdminAPIError
 
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
     api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=transport))

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from nio.crypto.sessions import OutboundGroupSession
 
-from bot import untrusted
-from bot.render import (
+from bot.text import untrusted
+from bot.text.render import (
     CONTENT_BUDGET, SendForm, csv_cell, edit_content, event_size, fit, fit_content, megolm_ciphertext_length, render,
     render_fitting,
 )
-from bot.reports.views import minimal_notice_view, notice_view
-from bot.storage import ReportFacts, ReportRecord
-from bot.views import (
+from bot.inbox.views import minimal_notice_view, notice_view
+from bot.state.storage import ReportFacts, ReportRecord
+from bot.text.views import (
     Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, PrivateSecret, Record, Shown, Strong, Table, Text,
     Untrusted, When,
 )

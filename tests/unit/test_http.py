@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.admin_api.errors import BadRequest, Forbidden, NotFound, RateLimited, ServerError, TransportError, UnrecognizedEndpoint
-from bot.gate import HomeserverGate
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.errors import BadRequest, Forbidden, NotFound, RateLimited, ServerError, TransportError, UnrecognizedEndpoint
+from bot.homeserver.gate import HomeserverGate
 from tests.support.clock import VirtualClock
 
 TOKEN = "syt_very_secret_token"

@@ -1,4 +1,4 @@
-"""One stored invocation (bot/invocation.py): encoded in one place, and validated again when
+"""One stored invocation (bot/handler_api/invocation.py): encoded in one place, and validated again when
 loaded — a stored invocation that no longer fits its command is refused, never run."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bot.argtypes import ParseEnv, RoomID, UserID
-from bot.invocation import InvalidInvocation, Invocation, decode, encode, typed_args
-from bot.spec import Target
+from bot.handler_api.argtypes import ParseEnv, RoomID, UserID
+from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, encode, typed_args
+from bot.handler_api.spec import Target
 from commands import load_table
 
 TABLE = load_table()

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.backoff import Backoff
-from bot.gate import HomeserverGate
-from bot.invocation import encode
-from bot.storage import Database, JobRecord, Store
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.backoff import Backoff
+from bot.homeserver.gate import HomeserverGate
+from bot.handler_api.invocation import encode
+from bot.state.storage import Database, JobRecord, Store
 from tests.support.jobs import REQUESTER, Edits, SetPolicy, invocation, run_to_end, runner_for
 
 ROOM = "!r:hs.test"

@@ -13,13 +13,13 @@ import pytest
 import commands.server as server_commands
 import commands.token as token_commands
 import commands.user as user_commands
-from bot import helptext
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.admin_api.errors import UnrecognizedEndpoint
-from bot.context import Context
+from bot.handler_api import helptext
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.errors import UnrecognizedEndpoint
+from bot.handler_api.context import Context
 from bot.mas import MASDetection
-from bot.spec import CommandError, Role
-from bot.views import Text
+from bot.handler_api.spec import CommandError, Role
+from bot.text.views import Text
 
 ISSUER = "https://auth.hs.test/"
 
@@ -101,15 +101,15 @@ async def test_status_names_what_to_configure() -> None:
 
 async def test_a_missing_endpoint_on_a_mas_backed_homeserver_is_answered_with_the_advice(tmp_path: Any) -> None:
     """Any command, not only the account ones: M_UNRECOGNIZED there means "configure `mas:`"."""
-    from bot.access import Access
-    from bot.adminrooms import AdminRooms
+    from bot.policy.access import Access
+    from bot.matrix.rooms import AdminRooms
     from bot.config import AccessConfig
-    from bot.dispatcher import Dispatcher
-    from bot.events import IncomingMessage
-    from bot.policy import Policy
-    from bot.spec import CommandGroup, CommandTable
-    from bot.storage import Database, Store
-    from bot.verbs import meta
+    from bot.runtime.dispatcher import Dispatcher
+    from bot.matrix.events import IncomingMessage
+    from bot.policy.rules import Policy
+    from bot.handler_api.spec import CommandGroup, CommandTable
+    from bot.state.storage import Database, Store
+    from bot.handler_api.verbs import meta
     from tests.support.jobs import runner_for
     from tests.unit.test_access import Homeserver
     from tests.unit.test_dispatcher import Room

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.argtypes import ArgumentError, Choice, Int, ParseEnv, RoomRef, UserID
-from bot.argtypes import Text as TextArg
-from bot.parsing import CommandNotFound, HelpRequest, UsageError, parse, tokenize
-from bot.spec import CommandGroup, CommandTable, Flag, Param, Role
+from bot.handler_api.argtypes import ArgumentError, Choice, Int, ParseEnv, RoomRef, UserID
+from bot.handler_api.argtypes import Text as TextArg
+from bot.handler_api.parsing import CommandNotFound, HelpRequest, UsageError, parse, tokenize
+from bot.handler_api.spec import CommandGroup, CommandTable, Flag, Param, Role
 
 ENV = ParseEnv(server_name="example.org", now_ms=0)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.admin_api.paths import ADMIN, CLIENT, UnsafePathSegment
+from bot.homeserver.admin_api.paths import ADMIN, CLIENT, UnsafePathSegment
 
 
 def test_segments_from_data_are_percent_encoded() -> None:

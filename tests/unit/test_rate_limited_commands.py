@@ -11,16 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.access import Access
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.admin_api.errors import RateLimited
-from bot.adminrooms import AdminRooms
+from bot.policy.access import Access
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.errors import RateLimited
+from bot.matrix.rooms import AdminRooms
 from bot.config import AccessConfig
-from bot.dispatcher import Dispatcher
-from bot.events import IncomingMessage
-from bot.gate import HomeserverGate
-from bot.policy import Policy
-from bot.storage import Database, Store
+from bot.runtime.dispatcher import Dispatcher
+from bot.matrix.events import IncomingMessage
+from bot.homeserver.gate import HomeserverGate
+from bot.policy.rules import Policy
+from bot.state.storage import Database, Store
 from tests.support.jobs import TABLE, runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import ADMIN, ROOM, Room

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from bot.render import MAX_CONTENT_BYTES, edit_content, notice_content, render, render_fitting
-from bot.views import Bytes, Code, Doc, Record, Table, Text, When
+from bot.text.render import MAX_CONTENT_BYTES, edit_content, notice_content, render, render_fitting
+from bot.text.views import Bytes, Code, Doc, Record, Table, Text, When
 
 
 def test_user_text_is_escaped_in_html_and_kept_in_the_body() -> None:

@@ -1,6 +1,6 @@
 """The report inbox waits after a failed poll: for the homeserver gate when the homeserver is down
 or rate-limiting (the whole bot finds out together when it is back), by the shared backoff policy
-(bot/backoff.py) after any other failure."""
+(bot/homeserver/backoff.py) after any other failure."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 
-from bot.admin_api import AdminAPI, AdminHTTP
-from bot.admin_api.errors import RateLimited, ServerError
-from bot.admin_api.models import Page
-from bot.backoff import Backoff
-from bot.gate import HomeserverGate
-from bot.reports.inbox import ReportInbox
-from bot.storage import Database, Store
+from bot.homeserver.admin_api import AdminAPI, AdminHTTP
+from bot.homeserver.admin_api.errors import RateLimited, ServerError
+from bot.homeserver.admin_api.models import Page
+from bot.homeserver.backoff import Backoff
+from bot.homeserver.gate import HomeserverGate
+from bot.inbox.inbox import ReportInbox
+from bot.state.storage import Database, Store
 
 
 class RecordingBackoff(Backoff):

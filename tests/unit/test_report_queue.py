@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from bot.admin_api.errors import ServerError
+from bot.homeserver.admin_api.errors import ServerError
 from bot.config import ConfigError, parse
-from bot.records import ReportFacts, ReportQuery, now_ms
-from bot.reports.inbox import CURSOR_KEY, REMINDER_KEY, START_KEY, ReportInbox
-from bot.reports.model import ReportRef
-from bot.reports.scan import Cursor, StartPoint
-from bot.spec import CommandError, Role
-from bot.storage import MIGRATIONS, Database, Store
+from bot.state.records import ReportFacts, ReportQuery, now_ms
+from bot.inbox.inbox import CURSOR_KEY, REMINDER_KEY, START_KEY, ReportInbox
+from bot.inbox.model import ReportRef
+from bot.inbox.scan import Cursor, StartPoint
+from bot.handler_api.spec import CommandError, Role
+from bot.state.storage import MIGRATIONS, Database, Store
 from tests.unit.test_reports import FakeAPI, FakeMessenger, UserReportItem
 
 HOUR = 3_600_000

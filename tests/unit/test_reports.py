@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from bot.admin_api.models import Page
-from bot.argtypes import ArgumentError
-from bot.render import notice_content, render
-from bot.reports.inbox import ReportInbox
-from bot.reports.model import ReportRef
-from bot.reports.scan import Cursor, scan_newer
-from bot.reports.views import excerpt_of, notice_view
-from bot.storage import Database, ReportFacts, Store
+from bot.homeserver.admin_api.models import Page
+from bot.handler_api.argtypes import ArgumentError
+from bot.text.render import notice_content, render
+from bot.inbox.inbox import ReportInbox
+from bot.inbox.model import ReportRef
+from bot.inbox.scan import Cursor, scan_newer
+from bot.inbox.views import excerpt_of, notice_view
+from bot.state.storage import Database, ReportFacts, Store
 
 
 @dataclass

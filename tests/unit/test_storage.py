@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from bot.storage import MIGRATIONS, Database, Store
+from bot.state.storage import MIGRATIONS, Database, Store
 
 
 async def open_store(path: Path) -> Store:
@@ -63,8 +63,8 @@ async def test_an_upgrade_carries_pending_confirmations_and_task_jobs_over(tmp_p
     """A bot upgraded in place finds rows of the old format: they carry over, or are marked unknown."""
     import sqlite3
 
-    from bot.argtypes import ParseEnv
-    from bot.invocation import decode
+    from bot.handler_api.argtypes import ParseEnv
+    from bot.handler_api.invocation import decode
     from commands import load_table
 
     path = tmp_path / "old.db"

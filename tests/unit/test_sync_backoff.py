@@ -8,12 +8,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.adminrooms import AdminRooms
-from bot.backoff import Backoff
-from bot.gate import Hold, HoldReason, HomeserverGate
-from bot.homeserver import free_port
-from bot.matrix import MatrixClient
-from bot.storage import Database, Store
+from bot.matrix.rooms import AdminRooms
+from bot.homeserver.backoff import Backoff
+from bot.homeserver.gate import Hold, HoldReason, HomeserverGate
+from bot.demo.synapse import free_port
+from bot.matrix.client import MatrixClient
+from bot.state.storage import Database, Store
 from tests.support.clock import VirtualClock
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from nio import RoomMessagesResponse
 
-from bot.gate import HomeserverGate
-from bot.matrix import GAP_PAGE_SIZE, GAP_PAGES
+from bot.homeserver.gate import HomeserverGate
+from bot.matrix.client import GAP_PAGE_SIZE, GAP_PAGES
 from tests.support.clock import VirtualClock
 from tests.unit.test_sync_backoff import make_client
 

@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from bot.access import Access
-from bot.adminrooms import AdminRooms
-from bot.argtypes import Int, UserID
+from bot.policy.access import Access
+from bot.matrix.rooms import AdminRooms
+from bot.handler_api.argtypes import Int, UserID
 from bot.config import AccessConfig
-from bot.dispatcher import Dispatcher
-from bot.events import IncomingMessage
-from bot.policy import Policy
-from bot.reversal import Inverse, Probe, Reversal, probe
-from bot.spec import CommandGroup, CommandTable, Param, Role
-from bot.storage import MIGRATIONS, Database, Store
-from bot.verbs import meta
-from bot.views import Text
+from bot.runtime.dispatcher import Dispatcher
+from bot.matrix.events import IncomingMessage
+from bot.policy.rules import Policy
+from bot.handler_api.reversal import Inverse, Probe, Reversal, probe
+from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
+from bot.state.storage import MIGRATIONS, Database, Store
+from bot.handler_api.verbs import meta
+from bot.text.views import Text
 from tests.support.jobs import runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import Room

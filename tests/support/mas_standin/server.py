@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import httpx
 from aiohttp import web
 
-from bot.homeserver import LOOPBACK, free_port
+from bot.demo.synapse import LOOPBACK, free_port
 
 from ..openapi import OpenAPI
 from .operations import Operations
@@ -166,7 +166,7 @@ class MASStandIn(Operations):
         return user
 
     def add_account(self, account: Any, *, admin: bool = False, user_agent: str = "synapse-admin-bot tests") -> User:
-        """A MAS user for an account of the real test Synapse (`bot.homeserver.Account`): the same
+        """A MAS user for an account of the real test Synapse (`bot.demo.synapse.Account`): the same
         localpart, and the compatibility session its password login would have created in MAS."""
         user = self.add_user(account.localpart, admin=admin, password=account.password)
         self.add_compat_session(user, device_id=account.device_id, user_agent=user_agent)

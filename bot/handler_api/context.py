@@ -1,0 +1,64 @@
+"""The narrow view of the bot that a command handler gets: the Admin API client, who runs the
+command with which role, where (room, event, thread), the clock, a way to say something before
+the final reply, and the typed services a group really needs. Nothing else: policy, storage,
+the command table and the dispatcher stay out of reach of commands. `accounts` says where an
+account lives (matrix-authentication-service or Synapse), for commands that act on accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.homeserver.accounts import AccountDirectory
+from bot.handler_api.spec import CommandError, Role
+
+if TYPE_CHECKING:
+    from bot.homeserver.admin_api import AdminAPI
+    from bot.mas import MASDetection
+    from bot.homeserver.mas_api import MASAPI
+    from bot.handler_api.services import AuditTrail, BotStatus, ReportDesk
+
+
+async def _nowhere(view: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Context:
+    api: AdminAPI
+    requester: str  # who runs it: the person who typed it, or who confirmed it
+    role: Role
+    room_id: str
+    event_id: str  # what replies answer to
+    thread_root: str | None
+    server_name: str
+    bot_user_id: str
+    prefix: str
+    now_ms: Callable[[], int]
+    note: Callable[[Any], Awaitable[None]] = _nowhere  # say something now, before the final reply
+    report_desk: ReportDesk | None = None
+    bot_status: BotStatus | None = None
+    mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
+    mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
+    audit_log: AuditTrail | None = None  # what the team did to an account (read only)
+
+    @property
+    def accounts(self) -> AccountDirectory:
+        """Where accounts live (MAS or Synapse): what account commands ask before they act."""
+        return AccountDirectory(self.mas, self.mas_detection, self.server_name)
+
+    @property
+    def reports(self) -> ReportDesk:
+        """The report queue; a clear refusal when this bot runs without one."""
+        if self.report_desk is None:
+            raise CommandError("the report inbox is not set up in this bot")
+        return self.report_desk
+
+    @property
+    def team_actions(self) -> AuditTrail:
+        """What the team already did to accounts, from the audit log; a refusal without one."""
+        if self.audit_log is None:
+            raise CommandError("this bot keeps no audit log here")
+        return self.audit_log

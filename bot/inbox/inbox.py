@@ -1,0 +1,761 @@
+"""The report inbox: every new event or user report becomes one notice in each admin room, and
+the moderation team works through them together — claim, resolve, dismiss, redact — by command
+or by reaction. Each notice is edited on every change, so the room always shows the state.
+
+First start (no cursor): the history is not posted report by report; the cursor starts at the
+newest report and one notice says how many earlier reports exist and lists the recent ones.
+After an outage, everything filed meanwhile is posted; more than a handful in one poll become
+one summary notice instead of a flood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
+from bot.homeserver.backoff import Backoff
+from bot.matrix.events import normalise_key
+from bot.matrix.events import IncomingReaction, Messenger
+from bot.homeserver.gate import HomeserverGate
+from bot.text.render import SendForm, fit_content
+from bot.handler_api.spec import CommandError, Role
+from bot.state.records import ReportFacts, ReportQuery, ReportRecord, now_ms
+from bot.text.views import Doc, Text
+from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
+from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
+from bot.inbox.views import (
+    NOTE_CHARS, NOTES_ON_NOTICE, REMINDER_ROWS, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
+    minimal_notice_view, notice_view, reminder_view, state_text, summary_view,
+)
+
+if TYPE_CHECKING:
+    from bot.state.storage import Store
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "reports.cursor.{kind}"
+START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
+REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
+START_ASK_S = 10.0  # how long the start waits for each report list
+START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
+HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
+MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
+DEFAULT_PAGE_SIZE = 20
+FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
+# During a flood, summaries go out at most this often: the reports of the polls in between wait
+# for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
+SUMMARY_EVERY_S = 10.0
+# A summary's reports are marked with this and its transaction ID before it is sent, so that after
+# a restart in between the same summary is sent again under the same ID (the homeserver answers
+# with the first one instead of posting it twice), never a new one listing them again.
+BATCH_PREFIX = "batch:"
+BACKLOG_DAYS = 7
+BACKLOG_ROWS = 10
+ROOM_RETRY_S = 30.0
+MAX_ERROR_BACKOFF_S = 60.0
+# After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
+# whole bot finds out together when it is back), and at least this long after the failed one.
+MIN_RETRY_S = 0.2
+# A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
+# then once more in a minimal form, then given up: it never holds back the reports after it.
+MAX_NOTICE_ATTEMPTS = 3
+NOTICE_RETRY_S = 2.0
+# Answers that say the room (or the homeserver) cannot take anything now, not that this message is
+# wrong: the room is tried again later, and the message is not charged an attempt.
+_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
+
+# Reactions on a report notice, and the command each one stands for.
+REACTIONS = {
+    "👀": "report claim",
+    "✅": "report resolve",
+    "✔": "report resolve",
+    "🗑": "report redact",
+    "❌": "report dismiss",
+}
+
+
+@dataclass(frozen=True)
+class UserStanding:
+    """A user's place in the bot's report queue: the newest reports against them and by them, with
+    totals (against: how many still open; by: how many were dismissed). The queue holds what was
+    filed since `watching_since` and older reports someone acted on."""
+
+    against: list[ReportRecord]
+    against_total: int
+    against_open: int
+    filed: list[ReportRecord]
+    filed_total: int
+    filed_dismissed: int
+    watching_since: int | None
+
+
+class CommandRunner(Protocol):
+    async def run_as(
+        self, *, sender: str, room_id: str, reply_to: str, command: str, args: dict[str, Any],
+        thread_root: str | None = None, quiet: bool = False,
+    ) -> str: ...
+
+
+class ReportInbox:
+    """Polls the reports, posts them, and keeps their state and notices. Commands reach it as
+    `ctx.reports` (through bot/handler_api/services.py); with `reports.enabled: false` it does not poll, and the commands
+    still work (they change the state and edit the notices that exist)."""
+
+    def __init__(
+        self,
+        *,
+        api: Any,
+        store: Store,
+        messenger: Messenger,
+        admin_rooms: Iterable[str],
+        commands: CommandRunner | None = None,
+        prefix: str = "!admin",
+        poll_interval: float = 2.0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        flood_threshold: int = FLOOD_THRESHOLD,
+        summary_every: float = SUMMARY_EVERY_S,
+        ready: Callable[[], bool] = lambda: True,
+        backoff: Backoff | None = None,
+        role_of: Callable[[str], Role | None] = lambda user_id: None,
+        reminder_after: float = 0.0,
+        reminder_every: float = 0.0,
+        gate: HomeserverGate | None = None,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.messenger = messenger
+        self.admin_rooms = admin_rooms
+        self.commands = commands
+        self.prefix = prefix
+        self.poll_interval = poll_interval
+        self.page_size = page_size
+        self.flood_threshold = flood_threshold
+        self.summary_every = summary_every
+        self._last_summary: float | None = None  # monotonic time of the last summary sent
+        self.ready = ready
+        self.role_of = role_of  # the configured role of a person: who may be given a report
+        self.reminder_after_ms = int(reminder_after * 1000)
+        self.reminder_every_ms = int(reminder_every * 1000)
+        self.reminders_checked = 0
+        # After a poll the homeserver could not answer (down, rate-limiting): wait at its gate, the
+        # one the Admin API client passes, and poll again as soon as it lets requests through.
+        self.gate = gate
+        # After any other failed poll: the shared policy, starting at twice the poll interval.
+        self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
+        self.polls = 0
+        self.last_poll_ok: float | None = None
+        # Called with the seconds from a report being filed to its first notice (metrics).
+        self.latency_observers: list[Callable[[float], None]] = []
+        self._lock = asyncio.Lock()  # one writer of notices at a time: each shows the latest state
+        self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
+        self._room_retry_at: dict[str, float] = {}
+        # (kind, report id, room) → failed attempts and when to try again; given up after the last
+        self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
+        self.failed_notices: set[tuple[str, int, str]] = set()
+        self._start_point: StartPoint | None = None
+        self._homeserver_away = False
+
+    # -- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and not self.ready():
+            await _wait(stop, 0.2)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+                await self.remind_if_due()
+                if self.backoff.failures or self._homeserver_away:
+                    log.info("report polling works again")
+                self.backoff.reset()
+                self._homeserver_away = False
+                delay = self.poll_interval
+            except asyncio.CancelledError:
+                raise
+            except AdminAPIError as exc:
+                if self.gate is not None and is_transient(exc):
+                    # No backoff of the inbox's own: it could outlast the homeserver's return.
+                    if not self._homeserver_away:
+                        log.warning("could not poll the reports: %s %s; polling again when the homeserver answers",
+                                    exc.errcode, exc.error)
+                    self._homeserver_away = True
+                    await _until(stop, self.gate.wait_ready())
+                    await _wait(stop, max(0.0, MIN_RETRY_S - (time.monotonic() - started)))
+                    continue
+                asked = exc.retry_after_ms / 1000 if isinstance(exc, RateLimited) and exc.retry_after_ms else None
+                delay = self.backoff.next_delay(asked)
+                if self.backoff.failures == 1:
+                    log.warning("could not poll the reports: %s %s; retrying with backoff", exc.errcode, exc.error)
+            except Exception:
+                delay = self.backoff.next_delay()
+                log.exception("report polling failed")
+            await _wait(stop, max(0.0, delay - (time.monotonic() - started)))
+
+    async def begin(self) -> StartPoint:
+        """The inbox's starting point, recorded durably at the bot's first start, before the first
+        poll (App.start calls this; the first poll does if it could not): the newest report id of
+        each kind on the homeserver at that moment. Every report above it is new and gets a notice
+        of its own; only those at or below it are history. Ids, not times: a report filed in the
+        same second as the start, or while the homeserver's clock disagrees with ours, still falls
+        on the right side."""
+        if self._start_point is not None:
+            return self._start_point
+        stored = await self.store.get_meta(START_KEY)
+        if stored is not None:
+            self._start_point = StartPoint.load(stored)
+            return self._start_point
+        if any([await self.store.get_meta(CURSOR_KEY.format(kind=kind)) for kind in KINDS]):
+            # A bot from before start points were recorded: it has watched since its first report.
+            start = StartPoint(await self.store.first_report_seen() or now_ms(), announced=True)
+            await self.store.set_meta(START_KEY, start.dump())
+            self._start_point = start
+            return start
+        start = StartPoint(now_ms())
+        meta: dict[str, str] = {}
+        for kind in KINDS:
+            try:
+                # Bounded: a homeserver that does not answer must not hold up the bot's start.
+                page = await asyncio.wait_for(self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
+            except UnrecognizedEndpoint:
+                self._mark_unsupported(kind)
+                continue
+            except Exception as exc:  # the first poll places this kind by the start's time instead
+                log.warning("could not read the %s reports at start (%s); placing them by time at the first poll", kind, exc)
+                continue
+            cursor = Cursor(0, 0).advanced(page.items)
+            start = start.placed(kind, cursor.id, int(page.total or len(page.items)))
+            meta[CURSOR_KEY.format(kind=kind)] = cursor.dump()
+        meta[START_KEY] = start.dump()
+        await self.store.record_new_reports([], post_state="pending", meta=meta)  # cursors and start, at once
+        self._start_point = start
+        return start
+
+    @property
+    def watching_since(self) -> int | None:
+        """When the bot started watching the reports (its first start), once known."""
+        return self._start_point.ts if self._start_point else None
+
+    async def poll_once(self) -> int:
+        """One round: find new reports, queue them durably, post what is queued. Returns how many
+        reports were posted (one by one or in a summary)."""
+        start = await self.begin()
+        # What the first poll after a restart finds arrived while the bot was away.
+        away = self.last_poll_ok is None and start.announced
+        self.polls += 1
+        new: list[tuple[str, Any]] = []
+        meta: dict[str, str] = {}
+        for kind in KINDS:
+            if self._unsupported.get(kind, 0) > time.monotonic():
+                continue
+            key = CURSOR_KEY.format(kind=kind)
+            stored = await self.store.get_meta(key)
+            try:
+                if stored is None:
+                    cursor, total = await self._place_by_time(kind, start.ts)
+                    start = start.placed(kind, cursor.id, total)
+                    meta[key], meta[START_KEY] = cursor.dump(), start.dump()
+                else:
+                    cursor = Cursor.load(stored)
+                items = await scan_newer(self._fetcher(kind), cursor, self.page_size)
+            except UnrecognizedEndpoint:
+                self._mark_unsupported(kind)
+                continue
+            self._unsupported.pop(kind, None)
+            if items:
+                new += [(kind, item) for item in items]
+                meta[key] = cursor.advanced(items).dump()
+        summarise = len(new) > self.flood_threshold
+        facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
+        if facts or meta:
+            await self.store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
+        self._start_point = start
+        if not start.announced:
+            await self._announce_start(start)
+        posted = await self.flush(away=away)
+        self.last_poll_ok = time.time()
+        return posted
+
+    def _mark_unsupported(self, kind: str) -> None:
+        if kind not in self._unsupported:
+            log.warning("this homeserver has no %s report list (Synapse < 1.152?); checking again in 10 min", kind)
+        self._unsupported[kind] = time.monotonic() + 600
+
+    def _fetcher(self, kind: str) -> PageFetcher[Any]:
+        if kind == EVENT:
+            return lambda offset, limit: self.api.list_event_reports(from_token=offset, limit=limit, direction="b")
+        return lambda offset, limit: self.api.list_user_reports(from_token=offset, limit=limit, direction="b")
+
+    async def _place_by_time(self, kind: str, start_ts: int) -> tuple[Cursor, int]:
+        """The cursor of a kind the start could not ask about (the homeserver did not answer then, or
+        had no such list yet): reports filed before the start are history, by their time. Reads
+        back at most START_PAGES pages; the history's total."""
+        fetch = self._fetcher(kind)
+        seen: list[Any] = []
+        total = 0
+        for _ in range(START_PAGES):
+            page = await fetch(len(seen), self.page_size)
+            seen += page.items
+            total = int(page.total or len(seen))
+            if not page.items or page.next_token is None or any(i.received_ts < start_ts for i in page.items):
+                break
+        history = [i for i in seen if i.received_ts < start_ts]
+        if history:
+            return Cursor(0, 0).advanced(history), total - (len(seen) - len(history))
+        # Every report read was filed after the start: all of them are new.
+        return Cursor(min((int(i.id) for i in seen), default=1) - 1, start_ts), 0
+
+    async def _facts(self, kind: str, item: Any, *, excerpt: bool) -> ReportFacts:
+        if kind == USER:
+            return facts_from_user_report(item)
+        text = None
+        if excerpt:
+            text = await self._excerpt(int(item.id))
+        return facts_from_event_report(item, text)
+
+    async def _excerpt(self, report_id: int) -> str:
+        try:
+            details = await self.api.event_report(report_id)
+        except NotFound:
+            return "(the reported event is no longer on the homeserver)"
+        except AdminAPIError as exc:
+            return f"(could not fetch the message: {exc.errcode})"
+        return excerpt_of(details.event_json)
+
+    # -- posting
+
+    async def flush(self, *, away: bool = False) -> int:
+        """Post every queued report: one notice each, or one summary for a batch."""
+        posted = 0
+        async with self._lock:
+            for record in await self.store.reports_by_post_state("pending"):
+                if await self._post(record):
+                    reached = await self.store.report_notices(record.facts.kind, record.facts.report_id)
+                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
+                                                           "posted" if reached else "failed")
+                    posted += 1 if reached else 0
+            # Summaries sent before a restart but not recorded as sent: again, under the same ID.
+            unsent: dict[str, list[ReportRecord]] = {}
+            for record in await self.store.reports_in_batches(BATCH_PREFIX):
+                unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
+            for txn, records in unsent.items():
+                posted += await self._summarise(records, txn, away=True)
+            batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
+            due = (self._last_summary is None or away
+                   or time.monotonic() - self._last_summary >= self.summary_every)
+            if batch and due:
+                first, last = batch[0].facts, batch[-1].facts
+                txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
+                await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
+                                                        BATCH_PREFIX + txn)
+                posted += await self._summarise(batch, txn, away=away)
+        return posted
+
+    async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
+        if not await self._post_summary([r.facts for r in batch], txn, away=away):
+            return 0
+        self._last_summary = time.monotonic()
+        await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
+        return len(batch)
+
+    def _rooms(self) -> list[str]:
+        now = time.monotonic()
+        return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
+
+    def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
+        is_encrypted = getattr(self.messenger, "is_encrypted", None)
+        return SendForm(encrypted=bool(is_encrypted(room_id)) if is_encrypted else True, edit_of=edit_of, room_id=room_id)
+
+    async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
+        """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
+        try:
+            return await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
+        except Exception as exc:
+            self._room_failed(room_id, exc)
+            return None
+
+    def _room_failed(self, room_id: str, exc: BaseException) -> None:
+        if _homeserver_problem(exc):
+            # Down or busy: the next flush tries again, and its send waits at the homeserver gate for
+            # the return (a pause of the room's own could outlast it).
+            log.warning("could not post to admin room %s (%s); trying again when the homeserver answers", room_id, exc)
+            self._room_retry_at.pop(room_id, None)
+            return
+        log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
+        self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+
+    async def _post(self, record: ReportRecord) -> bool:
+        """Post one report's notice to every admin room that lacks it. True when nothing is left to
+        do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
+        facts = record.facts
+        done = {room for room, _ in await self.store.report_notices(facts.kind, facts.report_id)}
+        complete = True
+        for room_id in self.admin_rooms:
+            key = (facts.kind, facts.report_id, room_id)
+            if room_id in done or key in self.failed_notices:
+                continue
+            attempts, not_before = self._attempts.get(key, (0, 0.0))
+            if room_id not in self._rooms() or not_before > time.monotonic():
+                complete = False
+                continue
+            event_id = await self._post_one(record, room_id, attempts)
+            if event_id is None:
+                complete = complete and key in self.failed_notices
+                continue
+            self._attempts.pop(key, None)
+            await self.store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
+            if not done:
+                done.add(room_id)
+                for observe in self.latency_observers:
+                    observe(max(0.0, time.time() - facts.received_ts / 1000))
+        return complete
+
+    async def _post_one(self, record: ReportRecord, room_id: str, attempts: int) -> str | None:
+        """One try at one notice in one room. A refusal of this message (not of the room) costs an
+        attempt; the last attempt sends the minimal notice, once, and then the bot gives up on it."""
+        facts = record.facts
+        key = (facts.kind, facts.report_id, room_id)
+        last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
+        txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
+        try:
+            form = self._form(room_id)
+            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix, await self.context(record))
+            content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+            return await self.messenger.send(room_id, content, txn_id=txn, background=True)
+        except Exception as exc:
+            if _room_problem(exc):
+                self._room_failed(room_id, exc)
+                return None
+            label = ref_label(facts.kind, facts.report_id)
+            if last:
+                log.error("gave up posting report %s to %s after %d attempts: %s", label, room_id, attempts + 1, exc)
+                self.failed_notices.add(key)
+                self._attempts.pop(key, None)
+            else:
+                log.warning("could not post report %s to %s (%s); trying it again on its own", label, room_id, exc)
+                self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
+            return None
+
+    async def _post_summary(self, reports: list[ReportFacts], txn: str, *, away: bool) -> bool:
+        count = len(reports)
+        title = (f"📥 {count} reports arrived while the bot was away" if away
+                 else f"📥 {count} new reports at once: listed here instead of one notice each")
+        view = summary_view(title, reports, self.prefix)
+        complete = True
+        reachable = self._rooms()
+        for room_id in self.admin_rooms:
+            if room_id not in reachable or await self._send(room_id, fit_content(view, self._form(room_id)), txn) is None:
+                complete = False
+        return complete
+
+    async def _announce_start(self, start: StartPoint) -> None:
+        """The start notice: the inbox is on, and what was on the homeserver before it (history:
+        counted, and the newest of the last days listed, never posted one by one)."""
+        interval = f"{self.poll_interval:g} s"
+        totals = start.totals
+        intro = Text(f"📥 Report inbox started: each new event or user report is posted here within about {interval}.")
+        if not any(totals.values()):
+            view = Doc(intro, Text("The homeserver has no earlier reports."))
+        else:
+            counts = " and ".join(f"{totals[kind]:,} {kind} report{'s' if totals[kind] != 1 else ''}" for kind in totals)
+            backlog = await self._history(start)
+            view = Doc(
+                intro,
+                Text(f"Already on the homeserver from before: {counts}. They are not posted one by one; "
+                     f"the newest from the last {BACKLOG_DAYS} days are listed below, and each can be acted on by its id."),
+                summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
+            )
+        reached = True
+        for room_id in self.admin_rooms:
+            if room_id not in self._rooms() or await self._send(
+                    room_id, fit_content(view, self._form(room_id)), f"sab-reports-start-{start.ts}") is None:
+                reached = False
+        if reached:
+            self._start_point = replace(start, announced=True)
+            await self.store.set_meta(START_KEY, self._start_point.dump())
+
+    async def _history(self, start: StartPoint) -> list[ReportFacts]:
+        """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
+        since = now_ms() - BACKLOG_DAYS * 86_400_000
+        found: list[ReportFacts] = []
+        for kind, newest in start.ids.items():
+            page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
+            found += [facts_from_event_report(item, None) if kind == EVENT else facts_from_user_report(item)
+                      for item in page.items if item.id <= newest and item.received_ts >= since]
+        found.sort(key=lambda f: f.received_ts, reverse=True)
+        return found
+
+    # -- state changes (commands and reactions)
+
+    async def record(self, ref: ReportRef) -> ReportRecord:
+        """The bot's record of a report; a report it has not seen is fetched and remembered."""
+        record = await self.store.get_report(ref.kind, ref.id)
+        if record is not None:
+            return record
+        try:
+            if ref.kind == EVENT:
+                facts = facts_from_event_report(*await self._event_report_with_excerpt(ref.id))
+            else:
+                facts = facts_from_user_report(await self.api.user_report(ref.id))
+        except NotFound:
+            raise CommandError(f"the homeserver has no {ref.kind} report {ref}") from None
+        await self.store.add_report(facts)
+        record = await self.store.get_report(ref.kind, ref.id)
+        assert record is not None
+        return record
+
+    async def _event_report_with_excerpt(self, report_id: int) -> tuple[Any, str]:
+        details = await self.api.event_report(report_id)
+        return details, excerpt_of(details.event_json)
+
+    def _closed(self, record: ReportRecord) -> CommandError:
+        label = ref_label(record.facts.kind, record.facts.report_id)
+        return CommandError(f"report {label} is already {state_text(record)}")
+
+    async def claim(self, ref: ReportRef, by: str) -> ReportRecord:
+        record = await self.record(ref)
+        if record.state == CLAIMED:
+            if record.claimed_by == by:
+                raise CommandError(f"you have already claimed report {ref}")
+            raise CommandError(f"report {ref} is already claimed by {record.claimed_by}; "
+                               f"release it first with {self.prefix} report unclaim {ref}")
+        if record.state in CLOSED:
+            raise self._closed(record)
+        return await self._change(ref, [OPEN], CLAIMED, by)
+
+    async def unclaim(self, ref: ReportRef, by: str) -> ReportRecord:
+        record = await self.record(ref)
+        if record.state != CLAIMED:
+            raise CommandError(f"report {ref} is not claimed ({state_text(record)})")
+        return await self._change(ref, [CLAIMED], OPEN, by)
+
+    async def resolve(self, ref: ReportRef, by: str, note: str | None) -> ReportRecord:
+        record = await self.record(ref)
+        if record.state in CLOSED:
+            raise self._closed(record)
+        return await self._change(ref, [OPEN, CLAIMED], RESOLVED, by, note)
+
+    async def dismiss(self, ref: ReportRef, by: str, note: str | None) -> tuple[ReportRecord, bool]:
+        """Delete the report on the homeserver, then close it. Returns (record, was it still there)."""
+        record = await self.record(ref)
+        if record.state == DISMISSED:
+            raise self._closed(record)
+        existed = True
+        try:
+            if ref.kind == EVENT:
+                await self.api.delete_event_report(ref.id)
+            else:
+                await self.api.delete_user_report(ref.id)
+        except NotFound:
+            existed = False  # deleted by someone else meanwhile: it is gone either way
+        return await self._change(ref, [OPEN, CLAIMED, RESOLVED], DISMISSED, by, note), existed
+
+    async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
+        """Give a report to a moderator or admin: it becomes their claim, whoever held it before."""
+        role = self.role_of(to)
+        if role is None or role < HANDLER_ROLE:
+            what = f"is a {role.label}" if role is not None else "has no role in this bot"
+            raise CommandError(f"{to} {what}: only moderators and admins (access.moderators and access.admins in "
+                               "the config) handle reports, so only they can be assigned one")
+        record = await self.record(ref)
+        if record.state in CLOSED:
+            raise CommandError(f"report {ref} is already {state_text(record)}; reopen it first with "
+                               f"{self.prefix} report reopen {ref}")
+        if record.state == CLAIMED and record.claimed_by == to:
+            raise CommandError(f"report {ref} is already claimed by {to}")
+        if not await self.store.assign_report(ref.kind, ref.id, to=to, by=by, allowed_from=[OPEN, CLAIMED]):
+            raise await self._changed_meanwhile(ref)
+        return await self._refreshed(ref)
+
+    async def add_note(self, ref: ReportRef, text: str, by: str) -> int:
+        """Keep a note on a report (shown on its notice and by `report show`); how many it has now."""
+        text = " ".join(text.split())
+        if not text:
+            raise CommandError("the note is empty")
+        if len(text) > NOTE_CHARS:
+            raise CommandError(f"a note holds at most {NOTE_CHARS:,} characters; this one has {len(text):,}")
+        await self.record(ref)
+        count = await self.store.add_report_note(ref.kind, ref.id, author=by, text=text, most=MAX_NOTES)
+        if count is None:
+            raise CommandError(f"report {ref} has {MAX_NOTES} notes already, the most one report keeps")
+        await self.refresh(ref)
+        return count
+
+    async def reopen(self, ref: ReportRef, by: str) -> ReportRecord:
+        """A resolved or dismissed report back to open. A dismissed report was deleted on the
+        homeserver: it is open again in the bot's queue only. The closing is kept as a note."""
+        record = await self.record(ref)
+        if record.state not in CLOSED:
+            raise CommandError(f"report {ref} is not closed: it is {state_text(record)}")
+        closing = f"reopened; it was {state_text(record)}"
+        if not await self.store.reopen_report(ref.kind, ref.id, allowed_from=CLOSED):
+            raise await self._changed_meanwhile(ref)
+        await self.store.add_report_note(ref.kind, ref.id, author=by, text=closing[:NOTE_CHARS], most=MAX_NOTES + 1)
+        return await self._refreshed(ref)
+
+    async def _changed_meanwhile(self, ref: ReportRef) -> CommandError:
+        now = await self.store.get_report(ref.kind, ref.id)
+        return CommandError(f"report {ref} changed meanwhile: it is {state_text(now) if now else 'gone'}")
+
+    async def _refreshed(self, ref: ReportRef) -> ReportRecord:
+        await self.refresh(ref)
+        record = await self.store.get_report(ref.kind, ref.id)
+        assert record is not None
+        return record
+
+    # -- reading the queue (commands, the dossier)
+
+    async def stored(self, ref: ReportRef) -> ReportRecord | None:
+        """The bot's record of a report, without asking the homeserver."""
+        return await self.store.get_report(ref.kind, ref.id)
+
+    async def known(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReportRecord]:
+        """The bot's records of these reports, by (kind, id); those it never saw are missing."""
+        return await self.store.reports_known(keys)
+
+    async def queue(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
+        """The bot's reports that match, newest first, and how many match. The bot's queue holds
+        every report filed since it started watching (`watching_since`), and older ones someone
+        acted on; history from before is only on the homeserver."""
+        return await self.store.reports_matching(query, limit=limit, offset=offset)
+
+    async def _load_start(self) -> None:
+        """The starting point as stored, for a bot that does not poll (reports.enabled: false)."""
+        if self._start_point is None:
+            stored = await self.store.get_meta(START_KEY)
+            self._start_point = StartPoint.load(stored) if stored else None
+
+    async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
+        """Reports against a user and by them, as the bot's queue knows them (the dossier's part)."""
+        await self._load_start()
+        against, against_total = await self.store.reports_matching(ReportQuery(states=None, target=user_id), limit=limit)
+        _, against_open = await self.store.reports_matching(ReportQuery(target=user_id), limit=0)
+        filed, filed_total = await self.store.reports_matching(ReportQuery(states=None, reporter=user_id), limit=limit)
+        _, dismissed = await self.store.reports_matching(ReportQuery(states=(DISMISSED,), reporter=user_id), limit=0)
+        return UserStanding(against, against_total, against_open, filed, filed_total, dismissed, self.watching_since)
+
+    async def context(self, record: ReportRecord, *, notes: int = NOTES_ON_NOTICE) -> NoticeContext:
+        """What a notice shows besides the report: the newest `notes`, and earlier reports like it."""
+        facts = record.facts
+        await self._load_start()
+        newest, total = await self.store.report_notes(facts.kind, facts.report_id, limit=notes)
+        history = await self.store.report_history(facts)
+        return NoticeContext(newest, total, history, self.watching_since)
+
+    # -- the reminder
+
+    async def remind_if_due(self) -> bool:
+        """One digest of the reports that wait too long (open ones filed, claimed ones taken, more
+        than `reminder_after` ago), at most once per `reminder_every`; the time of the last one is
+        kept durably, so a restart does not remind twice. True when a digest went out."""
+        if not self.reminder_after_ms or not self.reminder_every_ms:
+            return False
+        self.reminders_checked += 1
+        now = now_ms()
+        last = await self.store.get_meta(REMINDER_KEY)
+        if last is not None and now - int(last) < self.reminder_every_ms:
+            return False
+        cutoff = now - self.reminder_after_ms
+        stale, total = await self.store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
+        if not total:
+            return False
+        # Written before sending: a crash in between loses one digest rather than sending it twice.
+        await self.store.set_meta(REMINDER_KEY, str(now))
+        view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
+        for room_id in self._rooms():
+            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-reminder-{now}")
+        return True
+
+    async def redacted(self, ref: ReportRef, by: str) -> None:
+        await self.record(ref)
+        await self.store.mark_report_redacted(ref.kind, ref.id, by)
+        await self.refresh(ref)
+
+    async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
+        if not await self.store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):
+            now = await self.store.get_report(ref.kind, ref.id)
+            raise CommandError(f"report {ref} changed meanwhile: it is {state_text(now) if now else 'gone'}")
+        await self.refresh(ref)
+        record = await self.store.get_report(ref.kind, ref.id)
+        assert record is not None
+        return record
+
+    async def refresh(self, ref: ReportRef) -> int:
+        """Edit every notice of this report to show its current state; returns how many were edited."""
+        edited = 0
+        async with self._lock:
+            record = await self.store.get_report(ref.kind, ref.id)
+            if record is None:
+                return 0
+            view = notice_view(record, self.prefix, await self.context(record))
+            for room_id, event_id in await self.store.report_notices(ref.kind, ref.id):
+                try:
+                    form = self._form(room_id, edit_of=event_id)
+                    content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
+                    await self.messenger.send(room_id, content, background=True)
+                    edited += 1
+                except Exception:
+                    log.warning("could not edit the notice of report %s in %s", ref, room_id, exc_info=True)
+        return edited
+
+    # -- reactions on notices
+
+    async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool:
+        """A reaction on one of the bot's report notices runs the matching command as the person who
+        reacted (role, confirmation, audit: as if typed). Anything else is not ours."""
+        record = await self.store.report_by_notice(reaction.room_id, reaction.target_event_id)
+        if record is None:
+            return False
+        command = REACTIONS.get(normalise_key(reaction.key))
+        if command is None or role is None or self.commands is None:
+            return True  # another emoji, or someone without a role: nothing happens
+        if command == "report redact" and record.facts.kind != EVENT:
+            return True  # a user report has no message to redact
+        await self.commands.run_as(
+            sender=reaction.sender, room_id=reaction.room_id, reply_to=reaction.target_event_id, command=command,
+            args={"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True,
+        )
+        return True
+
+
+def _homeserver_problem(exc: BaseException) -> bool:
+    """A failed send that says the homeserver is down or busy, not that the room refuses the bot."""
+    status = getattr(exc, "status", None)
+    if status == 429 or (isinstance(status, int) and status >= 500):
+        return True
+    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
+        type(exc).__module__.startswith("aiohttp"))
+
+
+def _room_problem(exc: BaseException) -> bool:
+    """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
+    status = getattr(exc, "status", None)
+    errcode = getattr(exc, "errcode", None)
+    if errcode in _ROOM_ERRCODES or status == 429 or (isinstance(status, int) and status >= 500):
+        return True
+    # No answer at all (the homeserver is down, the network is): every message would fail alike.
+    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
+        type(exc).__module__.startswith("aiohttp"))
+
+
+async def _until(stop: asyncio.Event, work: Any) -> None:
+    """Await `work` unless the inbox is stopped first."""
+    waiting = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (waiting, stopper):
+            future.cancel()
+        await asyncio.gather(waiting, stopper, return_exceptions=True)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass

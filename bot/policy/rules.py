@@ -1,0 +1,172 @@
+"""Who may run what, and what nobody below admin may touch. Asked by the dispatcher (before
+anything runs or is shown for confirmation) and by the job runner (on resume, before each
+batch, for each account of a bulk job); handlers never decide this themselves.
+
+- A sender's role comes from the config (bot/policy/access.py); a command needs at least its role,
+  raised by what was given (`--delete`).
+- A command that writes never acts on the bot's own account or on an admin room, whatever the
+  role.
+- Staff are out of reach of every role below admin: the accounts listed under `access`, every
+  server admin of the homeserver (asked of the homeserver, cached briefly; when it cannot be
+  found out, the answer is no), and the account behind the admin token. With
+  matrix-authentication-service (a `mas:` section), the accounts MAS lets request admin rights
+  are server admins too, whichever way the command goes (MAS or Synapse).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bot.policy.access import Access
+from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
+from bot.handler_api.argtypes import RoomID, UserID
+from bot.handler_api.invocation import Invocation
+from bot.homeserver.mas_api.errors import InvalidIdentifier
+from bot.homeserver.mas_api.errors import NotFound as MASNotFound
+from bot.handler_api.spec import Role, Target
+
+SERVER_ADMIN_CACHE_S = 60.0
+
+
+class StaffLookup(Protocol):
+    """What the homeserver is asked (the Admin API client has these)."""
+
+    async def is_admin(self, user_id: str) -> bool: ...
+
+    async def user_details(self, user_id: str) -> Any: ...
+
+    async def whoami(self) -> Any: ...
+
+
+class Policy:
+    def __init__(
+        self, access: Access, api: StaffLookup, *, server_name: str, cache_s: float = SERVER_ADMIN_CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.access = access
+        self.api = api
+        self.server_name = server_name
+        self.cache_s = cache_s
+        self.clock = clock
+        self._admins: dict[str, tuple[bool, float]] = {}
+        self._mas_admins: dict[str, tuple[bool, float]] = {}
+        self._token_account: str | None = None
+        self.mas: Any = None  # the MAS admin API (bot/homeserver/mas_api), set by the app when a `mas:` section is configured
+
+    @property
+    def bot_user_id(self) -> str:
+        return self.access.bot_user_id
+
+    def role_of(self, user_id: str) -> Role | None:
+        return self.access.role_of(user_id)
+
+    @staticmethod
+    def may_run(role: Role | None, inv: Invocation) -> bool:
+        return role is not None and role >= inv.role_needed
+
+    @staticmethod
+    def argument_targets(inv: Invocation) -> list[Target]:
+        """The accounts and rooms an invocation names in its protected arguments."""
+        protected = ({p.name for p in inv.command.params if p.protected}
+                     | {f.dest for f in inv.command.flags if f.protected})
+        found: list[Target] = []
+        for name, value in inv.args.items():
+            if name not in protected:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, UserID):
+                    found.append(Target("user", str(item)))
+                elif isinstance(item, RoomID):
+                    found.append(Target("room", str(item)))
+        return found
+
+    async def invocation_problem(self, role: Role, inv: Invocation) -> str | None:
+        """The first target an invocation may not touch, explained; None when all is fine. Sees
+        the targets named in the arguments of a command that writes (reading about anyone is
+        fine), and every target the command derived from data (it declares them because it acts
+        on them)."""
+        named = self.argument_targets(inv) if inv.writes else []
+        for target in [*named, *inv.targets]:
+            problem = await self.target_problem(role, target)
+            if problem:
+                return problem
+        return None
+
+    async def target_problem(self, role: Role, target: Target) -> str | None:
+        """Why `role` may not act on this account or room, or None."""
+        via = f" ({target.via})" if target.via else ""
+        if target.kind == "room":
+            problem = self.access.room_protection(target.id)
+            return f"{problem}{via}" if problem else None
+        user_id = target.id
+        if user_id == self.bot_user_id:
+            return f"{user_id}{via} is the bot's own account; the bot does not act on itself"
+        if role >= Role.ADMIN:
+            return None
+        why = await self._staff_reason(user_id)
+        return f"{user_id}{via} {why}; only admins can act on staff accounts" if why else None
+
+    async def _staff_reason(self, user_id: str) -> str | None:
+        listed = self.access.role_of(user_id)
+        if listed is not None:
+            return f"is listed under access ({listed.label})"
+        try:
+            if user_id == await self._admin_token_account():
+                return "holds the bot's admin token"
+        except AdminAPIError as exc:
+            return f"might hold the bot's admin token: the homeserver did not say whose it is ({exc.errcode})"
+        try:
+            if await self._is_server_admin(user_id):
+                return "is a server admin of this homeserver"
+        except AdminAPIError as exc:
+            return f"might be a server admin: the homeserver did not say ({exc.errcode})"
+        try:
+            if await self._is_mas_admin(user_id):
+                return "may request admin rights in matrix-authentication-service (a server admin)"
+        except AdminAPIError as exc:
+            return f"might be a server admin: matrix-authentication-service did not say ({exc.errcode})"
+        return None
+
+    async def _admin_token_account(self) -> str:
+        # Whose the admin token is does not change while the bot runs (a rotated token stays the same account).
+        if self._token_account is None:
+            self._token_account = str((await self.api.whoami()).user_id)
+        return self._token_account
+
+    async def _is_server_admin(self, user_id: str) -> bool:
+        if not user_id.endswith(":" + self.server_name):
+            return False  # only local accounts can be admins of this homeserver
+        now = self.clock()
+        cached = self._admins.get(user_id)
+        if cached is not None and now - cached[1] < self.cache_s:
+            return cached[0]
+        try:
+            answer = await self.api.is_admin(user_id)
+        except UnrecognizedEndpoint:  # homeservers whose accounts live in MAS: the account's details say it
+            try:
+                answer = bool((await self.api.user_details(user_id)).admin)
+            except NotFound:
+                answer = False
+        self._admins[user_id] = (answer, now)
+        return answer
+
+    async def _is_mas_admin(self, user_id: str) -> bool:
+        """MAS's `admin` flag: the account may request the Synapse admin scope, so it is a server admin."""
+        if self.mas is None or not user_id.endswith(":" + self.server_name):
+            return False
+        now = self.clock()
+        cached = self._mas_admins.get(user_id)
+        if cached is not None and now - cached[1] < self.cache_s:
+            return cached[0]
+        try:
+            answer = bool((await self.mas.user_for_matrix_id(user_id, server_name=self.server_name)).admin)
+        except InvalidIdentifier:
+            answer = False  # a localpart MAS cannot hold: not a MAS account
+        except MASNotFound as exc:
+            if not exc.answered:
+                raise  # not MAS's own answer: the question stays open, and the answer is no
+            answer = False
+        self._mas_admins[user_id] = (answer, now)
+        return answer
