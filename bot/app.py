@@ -111,23 +111,26 @@ class App:
             transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
             gate=self.gate,
         )
-        self.policy = Policy(access, self.api, server_name=config.server_name)
+        await self._start_mas()
+        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas)
         self.jobs = JobRunner(
             store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
-            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate, **self._job_options,
+            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
+            mas=self.mas, mas_detection=self.mas_detection, **self._job_options,
         )
+        self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
-            gate=self.api.gate,
+            gate=self.api.gate, mas=self.mas, mas_detection=self.mas_detection,
+            report_desk=ReportDesk(self.reports, self.store), reaction_hooks=[self.reports.on_reaction],
+            observers=[self.metrics.observe_command] if self.metrics is not None else [],
         )
-        self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
-        await self._start_mas()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
@@ -162,19 +165,16 @@ class App:
                 await self.matrix.send(room_id, content)
 
     async def _start_mas(self) -> None:
-        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
-
-        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
-        asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
-        scrubber before any request.
+        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts,
+        before the parts that are handed them: both reach the commands as typed Context services
+        (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy asks MAS who is an admin there. Building
+        the client needs no network; its secrets reach the log scrubber before any request.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)
@@ -182,7 +182,6 @@ class App:
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
             return
-        self.dispatcher.observers.append(self.metrics.observe_command)
         self.reports.latency_observers.append(self.metrics.observe_report_latency)
         self.metrics.watch(running_jobs=lambda: len(self.jobs.running()), last_sync_ok=lambda: self.matrix.last_sync_ok,
                            sync_failures=lambda: self.matrix.sync_failures)
@@ -190,18 +189,16 @@ class App:
         self.metrics.serve(host, port)
         log.info("metrics on http://%s:%d/metrics", host, port)
 
-    def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
+    def _report_inbox(self, admin_rooms: AdminRooms, access: Access) -> ReportInbox:
         """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
         reports = self.config.reports
-        self.reports = ReportInbox(
-            api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
+        return ReportInbox(
+            api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, role_of=access.role_of,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
         )
-        self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
-        self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:
         """Sync and serve until `stop()` (or a signal) sets the stop event."""
@@ -221,7 +218,7 @@ class App:
                 raise task.exception()  # type: ignore[misc]
 
     async def _recover(self) -> None:
-        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/dispatcher.py)."""
+        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/recovery.py)."""
         while not self.matrix.caught_up and not self.stop_event.is_set():
             await asyncio.sleep(0.1)
         if self.stop_event.is_set():

@@ -15,7 +15,7 @@ from bot.handler_api.argtypes import (
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
 from bot.text.ids import valid_ulid
-from bot.runtime.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
+from bot.handler_api.jobs import SKIPPED, ItemResult, JobContext, JobResult, Page, follow
 from bot.homeserver.mas_api import walk
 from bot.homeserver.mas_api.errors import BadRequest as MASBadRequest
 from bot.homeserver.mas_api.errors import Conflict as MASConflict

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
 from bot.homeserver.backoff import Backoff
@@ -23,6 +23,7 @@ from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
 from bot.homeserver.gate import HomeserverGate
 from bot.text.render import SendForm, fit_content
+from bot.handler_api.invocation import Request
 from bot.handler_api.spec import CommandError, Role
 from bot.state.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
@@ -94,13 +95,6 @@ class UserStanding:
     watching_since: int | None
 
 
-class CommandRunner(Protocol):
-    async def run_as(
-        self, *, sender: str, room_id: str, reply_to: str, command: str, args: dict[str, Any],
-        thread_root: str | None = None, quiet: bool = False,
-    ) -> str: ...
-
-
 class ReportInbox:
     """Polls the reports, posts them, and keeps their state and notices. Commands reach it as
     `ctx.reports` (through bot/handler_api/services.py); with `reports.enabled: false` it does not poll, and the commands
@@ -113,7 +107,6 @@ class ReportInbox:
         store: Store,
         messenger: Messenger,
         admin_rooms: Iterable[str],
-        commands: CommandRunner | None = None,
         prefix: str = "!admin",
         poll_interval: float = 2.0,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -130,7 +123,6 @@ class ReportInbox:
         self.store = store
         self.messenger = messenger
         self.admin_rooms = admin_rooms
-        self.commands = commands
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.page_size = page_size
@@ -704,22 +696,19 @@ class ReportInbox:
 
     # -- reactions on notices
 
-    async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool:
-        """A reaction on one of the bot's report notices runs the matching command as the person who
-        reacted (role, confirmation, audit: as if typed). Anything else is not ours."""
+    async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool | Request:
+        """A reaction on one of the bot's report notices: the command to run as the person who
+        reacted (the runtime runs it as if typed: role, confirmation, audit). True when the notice
+        is ours but nothing is to run; False when the reaction is not on a notice of ours."""
         record = await self.store.report_by_notice(reaction.room_id, reaction.target_event_id)
         if record is None:
             return False
         command = REACTIONS.get(normalise_key(reaction.key))
-        if command is None or role is None or self.commands is None:
+        if command is None or role is None:
             return True  # another emoji, or someone without a role: nothing happens
         if command == "report redact" and record.facts.kind != EVENT:
             return True  # a user report has no message to redact
-        await self.commands.run_as(
-            sender=reaction.sender, room_id=reaction.room_id, reply_to=reaction.target_event_id, command=command,
-            args={"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True,
-        )
-        return True
+        return Request(command, {"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True)
 
 
 def _homeserver_problem(exc: BaseException) -> bool:

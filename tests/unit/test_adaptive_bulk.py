@@ -18,9 +18,9 @@ from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.handler_api.argtypes import Int
 from bot.homeserver.concurrency import AdaptiveConcurrency, ItemTiming
 from bot.homeserver import gate as gate_module
-from bot.runtime import jobs as jobs_module
+from bot.handler_api import jobs as jobs_module
 from bot.homeserver.gate import HomeserverGate, Priority, Work, working
-from bot.runtime.jobs import JobContext, JobResult
+from bot.handler_api.jobs import JobContext, JobResult
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
 from bot.state.storage import Database, Store
 from tests.support.clock import VirtualClock

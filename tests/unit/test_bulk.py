@@ -13,7 +13,8 @@ import pytest
 
 from bot.homeserver.admin_api.errors import BadRequest, TransportError
 from bot.handler_api.argtypes import Int
-from bot.runtime.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
+from bot.handler_api.jobs import JobContext, JobResult
+from bot.homeserver.concurrency import FixedConcurrency, ItemTiming
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role, Target
 from bot.state.storage import Database, Store
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for

@@ -253,20 +253,12 @@ COMMANDS_MAY_NOT_IMPORT = ("bot.homeserver.admin_api.http", "bot.homeserver.admi
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("bot.handler_api.reversal", "bot.inbox.model"),
     ("bot.homeserver.accounts", "bot.handler_api.spec"),
-    ("commands.media", "bot.runtime.jobs"),
-    ("commands.notice", "bot.runtime.jobs"),
-    ("commands.room", "bot.runtime.jobs"),
-    ("commands.user", "bot.runtime.jobs"),
 }
 # Known imports of commands outside COMMANDS_MAY_IMPORT, each to be removed. Empty is the goal.
 COMMANDS_KNOWN: set[tuple[str, str]] = {
     ("commands._dossier", "bot.state.records"),
     ("commands.dossier", "bot.state.records"),
     ("commands.reports", "bot.state.records"),
-    ("commands.media", "bot.runtime.jobs"),
-    ("commands.notice", "bot.runtime.jobs"),
-    ("commands.room", "bot.runtime.jobs"),
-    ("commands.user", "bot.runtime.jobs"),
 }
 
 
