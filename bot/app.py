@@ -196,7 +196,7 @@ class App:
         return ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
-            ready=lambda: self.matrix.caught_up, role_of=access.role_of,
+            ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
         )
 

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
 from bot.homeserver.backoff import Backoff
@@ -44,7 +44,6 @@ START_KEY = "reports.start"  # the starting point: the bot's first start (scan.S
 REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
 START_ASK_S = 10.0  # how long the start waits for each report list
 START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
-HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
@@ -95,6 +94,25 @@ class UserStanding:
     watching_since: int | None
 
 
+class Verdict(Protocol):
+    """A decision of the policy (bot/policy/decisions.py): yes, or no with the reason."""
+
+    @property
+    def reason(self) -> str: ...
+
+    def __bool__(self) -> bool: ...
+
+
+class _Nobody:
+    reason = "no one handles reports in this bot"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_NOBODY = _Nobody()
+
+
 class ReportInbox:
     """Polls the reports, posts them, and keeps their state and notices. Commands reach it as
     `ctx.reports` (through bot/handler_api/services.py); with `reports.enabled: false` it does not poll, and the commands
@@ -114,7 +132,7 @@ class ReportInbox:
         summary_every: float = SUMMARY_EVERY_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
-        role_of: Callable[[str], Role | None] = lambda user_id: None,
+        may_be_assigned: Callable[[str], Verdict] = lambda user_id: _NOBODY,
         reminder_after: float = 0.0,
         reminder_every: float = 0.0,
         gate: HomeserverGate | None = None,
@@ -130,7 +148,7 @@ class ReportInbox:
         self.summary_every = summary_every
         self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
-        self.role_of = role_of  # the configured role of a person: who may be given a report
+        self.may_be_assigned = may_be_assigned  # the policy's answer: who may be given a report
         self.reminder_after_ms = int(reminder_after * 1000)
         self.reminder_every_ms = int(reminder_every * 1000)
         self.reminders_checked = 0
@@ -548,11 +566,9 @@ class ReportInbox:
 
     async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
         """Give a report to a moderator or admin: it becomes their claim, whoever held it before."""
-        role = self.role_of(to)
-        if role is None or role < HANDLER_ROLE:
-            what = f"is a {role.label}" if role is not None else "has no role in this bot"
-            raise CommandError(f"{to} {what}: only moderators and admins (access.moderators and access.admins in "
-                               "the config) handle reports, so only they can be assigned one")
+        verdict = self.may_be_assigned(to)
+        if not verdict:
+            raise CommandError(verdict.reason)
         record = await self.record(ref)
         if record.state in CLOSED:
             raise CommandError(f"report {ref} is already {state_text(record)}; reopen it first with "

@@ -84,6 +84,19 @@ def may_stop_job(who: str, role: Role | None, *, started_by: str, job_id: int) -
     return Decision(False, f"only {started_by}, who started job #{job_id}, or an admin can stop it")
 
 
+# Who handles reports, and so can be given one.
+REPORT_HANDLER = Role.MODERATOR
+
+
+def may_be_assigned(user_id: str, role: Role | None) -> Decision:
+    """A report is given to someone who handles reports (a moderator or an admin)."""
+    if role is not None and role >= REPORT_HANDLER:
+        return YES
+    what = f"is a {role.label}" if role is not None else "has no role in this bot"
+    return Decision(False, f"{user_id} {what}: only moderators and admins (access.moderators and access.admins in "
+                           "the config) handle reports, so only they can be assigned one")
+
+
 def may_go_on(requester: str, role: Role | None, inv: Invocation) -> Decision:
     """A job, before each step: its requester still has the role it needs (from the current config)."""
     needed = inv.role_needed

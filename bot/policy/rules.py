@@ -81,6 +81,10 @@ class Policy:
     may_stop_job = staticmethod(decisions.may_stop_job)
     may_go_on = staticmethod(decisions.may_go_on)
 
+    def may_be_assigned(self, user_id: str) -> Decision:
+        """Whether a report may be given to `user_id` (by their role in the current config)."""
+        return decisions.may_be_assigned(user_id, self.role_of(user_id))
+
     def may_still_run(self, requester: str, inv: Invocation) -> Decision:
         """Whether `requester`, with the role the current config gives them, may run `inv`."""
         return decisions.may_run(self.role_of(requester), inv)
