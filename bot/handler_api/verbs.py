@@ -1,10 +1,10 @@
 """The runtime's own verbs: `help`, `confirm`, `cancel`, `undo`, `audit`, `jobs`, `jobs cancel`.
 
 They are declared like commands, so that parsing, `--help`, roles and docs/commands.md treat them
-alike, but they are not commands of a group: the dispatcher runs them itself (a `runtime=True`
+alike, but they are not commands of a group: the runtime runs them itself (bot/runtime/verbs.py; a `runtime=True`
 declaration), handing them the parts of the runtime they are about. `confirm` and `cancel` are
-the dispatcher's own decisions on a stored invocation (a ✅ reaction takes the same path);
-`undo` hands the dispatcher an action to take back (bot/runtime/undo.py); `jobs cancel` asks the job
+the runtime's own decisions on a stored invocation (bot/runtime/confirmations.py) (a ✅ reaction takes the same path);
+`undo` hands the runtime an action to take back (bot/runtime/undoing.py); `jobs cancel` asks the job
 runner to stop a job.
 """
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class Runtime(Protocol):
-    """What the runtime verbs work on; the dispatcher provides it."""
+    """What the runtime verbs work on (bot/runtime/verbs.py provides it)."""
 
     store: Store
     table: CommandTable

@@ -1,4 +1,4 @@
-"""Who may run what, and what nobody below admin may touch. Asked by the dispatcher (before
+"""Who may run what, and what nobody below admin may touch. Asked by the pipeline (before
 anything runs or is shown for confirmation) and by the job runner (on resume, before each
 batch, for each account of a bulk job); handlers never decide this themselves.
 

@@ -282,7 +282,7 @@ MIGRATIONS += [
     # 11: the command journal. An event the bot has taken in is 'taken' until it is answered; a
     #     write about to run is 'executing' (with what runs, and the state it is about to change);
     #     a kill in between leaves the row unanswered, and the next start runs the read again or
-    #     checks the write against the homeserver (bot/runtime/dispatcher.py: recover). Events from before
+    #     checks the write against the homeserver (bot/runtime/recovery.py). Events from before
     #     are answered. Each audit row names the event that caused it (`origin`).
     """
     ALTER TABLE handled_events ADD COLUMN state TEXT NOT NULL DEFAULT 'answered';

@@ -1,4 +1,4 @@
-"""Bulk jobs that adapt (bot/homeserver/concurrency.py, bot/runtime/jobs.py): the concurrency policy alone, with
+"""Bulk jobs that adapt (bot/homeserver/concurrency.py, bot/handler_api/jobs.py): the concurrency policy alone, with
 timings injected; then a real bulk job through the real Admin API client and the homeserver gate
 against a MockTransport that answers in rounds — every request in flight is held until the test
 answers them together, so the assertions are on how many requests were in flight at once, never

@@ -1,4 +1,4 @@
-"""The one bulk mechanism of jobs (`job.for_each`, bot/runtime/jobs.py): batches saved as they finish,
+"""The one bulk mechanism of jobs (`job.for_each`, bot/handler_api/jobs.py): batches saved as they finish,
 concurrency decided by one policy, policy on every item, cancellation and lost roles between
 batches, a transient failure repeating only the batch it interrupted, no pause between pages."""
 

@@ -1,4 +1,4 @@
-"""The command journal (bot/runtime/dispatcher.py, migration 11): a command the bot had taken in when it was
+"""The command journal (bot/runtime/journal.py and recovery.py, migration 11): a command the bot had taken in when it was
 killed is not lost. A read (or a prompt) cut short runs again at the next start; a write that was
 under way is not run again but checked against the homeserver, and the requester is told what
 happened; an answer that had gone out is not posted twice (the same transaction ID). The kill is a

@@ -4,7 +4,7 @@ MAS answers errors as `{"errors": [{"title": "…"}, …]}` (the error and its c
 error codes, so each class carries a synthetic `errcode` (`MAS_NOT_FOUND` …) for the reply.
 
 Each class also derives from the Synapse client's error of the same kind, so that code written
-for `AdminAPIError` — the dispatcher's error replies, the job runner's retry of `RateLimited`,
+for `AdminAPIError` — the runtime's error replies, the job runner's retry of `RateLimited`,
 `ServerError` and `TransportError` — treats a MAS failure the same way without knowing MAS.
 """
 
