@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.services import AuditTrail, BotStatus, ReportDesk
 from bot.handler_api.spec import CommandTable
+from bot.matrix.rooms import AdminRooms
 from bot.matrix.events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage
 from bot.policy.rules import Policy
 from bot.runtime.answers import Answers
@@ -117,7 +118,7 @@ class Dispatcher:
                                  journal=journal, replies=self.replies, audit=audit, clock=clock)
 
     @property
-    def admin_rooms(self) -> Any:
+    def admin_rooms(self) -> AdminRooms:
         return self.intake.admin_rooms
 
     # -- what the Matrix layer and the app call

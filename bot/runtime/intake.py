@@ -20,6 +20,7 @@ from bot.handler_api.invocation import Request
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, UsageError, parse
 from bot.handler_api.spec import Command, CommandTable, Role
 from bot.homeserver.gate import MAX_RETRY_AFTER_S, Hold, HomeserverGate, Priority, Work, working
+from bot.matrix.rooms import AdminRooms
 from bot.matrix.events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage, normalise_key
 from bot.policy.rules import Policy
 from bot.runtime.answers import HIDDEN, Answers
@@ -85,7 +86,7 @@ class Intake:
         self._notes: set[asyncio.Task[Any]] = set()
 
     @property
-    def admin_rooms(self) -> Any:
+    def admin_rooms(self) -> AdminRooms:
         return self.policy.access.admin_rooms
 
     # -- entry points from the Matrix layer: each event is an entry of the command journal

@@ -198,7 +198,8 @@ class JobRunner:
             await self._finish(record, JobResult("unknown", Text(
                 f"Not resumed: {exc}. Check its outcome on the homeserver, and start it again if needed.", tone="warning")))
             return
-        if resumed:
+        if resumed:  # a source of its own: the stored invocation, picked up again and checked again
+            inv = inv.via("job")
             await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
         result = await self._run_body(record, inv, resumed=resumed)
         await self._finish(record, result)
