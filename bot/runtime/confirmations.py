@@ -23,7 +23,7 @@ from bot.text.views import Text
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.runtime.auditing import AuditWriter
-    from bot.runtime.journal import Journal
+    from bot.runtime.journal import CommandJournal
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
     from bot.state.storage import PendingConfirmation, Store
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class Confirmations:
     def __init__(
         self, *, store: Store, table: CommandTable, env: Callable[[], ParseEnv], policy: Policy, pipeline: Pipeline,
-        journal: Journal, replies: Replies, audit: AuditWriter, answers: Answers, clock: Callable[[], int],
+        journal: CommandJournal, replies: Replies, audit: AuditWriter, answers: Answers, clock: Callable[[], int],
     ) -> None:
         self.store = store
         self.table = table

@@ -28,7 +28,7 @@ from bot.runtime.contexts import Contexts
 from bot.runtime.delivery import DIRECT_TIMEOUT_S, SecretDelivery
 from bot.runtime.intake import Intake, ReactionHook
 from bot.runtime.jobs import JobRunner
-from bot.runtime.journal import Journal
+from bot.runtime.journal import CommandJournal
 from bot.runtime.outcome import Outcome
 from bot.runtime.pipeline import Observer, Pipeline
 from bot.runtime.prompts import Prompts
@@ -71,6 +71,7 @@ class Dispatcher:
         mas_detection: MASDetection | None = None,
         reaction_hooks: list[ReactionHook] | None = None,
         observers: list[Observer] | None = None,
+        undo_book: UndoBook | None = None,
     ) -> None:
         self.clock = clock = clock or (lambda: int(time.time() * 1000))
         self.policy = policy
@@ -88,8 +89,8 @@ class Dispatcher:
         )
         audit = AuditWriter(store, policy)
         refusing = Refusals(self.refusals, audit, self.replies)
-        journal = Journal(store, clock)
-        self.undo_book = UndoBook(store, table, self.contexts.env, prefix)
+        journal = CommandJournal(store, clock)
+        self.undo_book = undo_book or UndoBook(store, table, self.contexts.env, prefix)
         undo_checks = UndoChecks(self.undo_book, policy, self.replies, audit)
         self.pipeline = Pipeline(
             table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=audit,

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.confirmations import Confirmations
     from bot.runtime.contexts import Contexts
-    from bot.runtime.journal import Journal
+    from bot.runtime.journal import CommandJournal
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
     from bot.runtime.verbs import RuntimeVerbs
@@ -57,7 +57,7 @@ ReactionHook = Callable[[IncomingReaction, Role | None], Awaitable[bool | Reques
 class Intake:
     def __init__(
         self, *, policy: Policy, table: CommandTable, contexts: Contexts, store: Store, messenger: Messenger,
-        replies: Replies, refusals: Refusals, answers: Answers, audit: AuditWriter, journal: Journal,
+        replies: Replies, refusals: Refusals, answers: Answers, audit: AuditWriter, journal: CommandJournal,
         pipeline: Pipeline, confirmations: Confirmations, verbs: RuntimeVerbs, prefix: str, bot_user_id: str,
         clock: Callable[[], int], require_cross_signed_senders: bool, gate: HomeserverGate | None,
         reaction_hooks: list[ReactionHook],

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.contexts import Contexts
     from bot.runtime.delivery import SecretDelivery
-    from bot.runtime.journal import Journal
+    from bot.runtime.journal import CommandJournal
     from bot.runtime.prompts import Prompts
     from bot.runtime.replies import Replies
     from bot.runtime.undo import Plan
@@ -55,7 +55,7 @@ Observer = Callable[[str, str, float], None]  # (command, result, seconds): the 
 class Pipeline:
     def __init__(
         self, *, table: CommandTable, policy: Policy, api: AdminAPI, contexts: Contexts, replies: Replies,
-        audit: AuditWriter, refusals: Refusals, answers: Answers, prompts: Prompts, journal: Journal,
+        audit: AuditWriter, refusals: Refusals, answers: Answers, prompts: Prompts, journal: CommandJournal,
         undo: UndoChecks, jobs: JobRunner, delivery: SecretDelivery, observers: list[Observer],
     ) -> None:
         self.table = table

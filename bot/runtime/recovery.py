@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.contexts import Contexts
     from bot.runtime.intake import Intake
-    from bot.runtime.journal import Journal
+    from bot.runtime.journal import CommandJournal
     from bot.runtime.replies import Replies
     from bot.state.storage import Store
 
@@ -53,7 +53,7 @@ class Checked:
 class Recovery:
     def __init__(
         self, *, store: Store, table: CommandTable, policy: Policy, contexts: Contexts, intake: Intake,
-        journal: Journal, replies: Replies, audit: AuditWriter, clock: Callable[[], int],
+        journal: CommandJournal, replies: Replies, audit: AuditWriter, clock: Callable[[], int],
     ) -> None:
         self.store = store
         self.table = table
