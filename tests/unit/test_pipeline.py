@@ -222,8 +222,8 @@ KNOWN_BIG = {"bot/state/storage.py:Store", "bot/matrix/client.py:MatrixClient", 
 
 def test_no_module_over_800_lines_and_no_class_over_35_methods() -> None:
     lines, methods = _sizes()
-    assert {name for name, n in lines.items() if n > MAX_LINES} <= KNOWN_LONG
-    assert {name for name, n in methods.items() if n > MAX_METHODS} <= KNOWN_BIG
+    assert {name for name, n in lines.items() if n > MAX_LINES} == KNOWN_LONG  # a split one leaves the list
+    assert {name for name, n in methods.items() if n > MAX_METHODS} == KNOWN_BIG
     assert all(n <= MAX_LINES for name, n in lines.items() if name.startswith(("bot/runtime/", "bot/policy/")))
 
 
