@@ -61,6 +61,7 @@ class App:
             from commands import load_table
 
             table = load_table()
+        wiring.check_commands(config, table)  # a ConfigError, as from loading the file
         self.config = config
         self.table = table
         self._admin_transport = admin_transport
@@ -112,7 +113,8 @@ class App:
             gate=self.gate,
         )
         await self._start_mas()
-        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas)
+        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas,
+                             two_person=frozenset(config.approval.two_person))
         self.jobs = JobRunner(
             store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,13 @@ class ConfirmationsConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalConfig:
+    # Commands (by name, `user deactivate`) whose prompt a second person must confirm. The names are
+    # checked against the command table at start (`check_command_names`: the table is not known here).
+    two_person: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     bind: tuple[str, int] | None = None  # off unless set
 
@@ -257,6 +264,7 @@ class Config:
     confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
 
     @property
@@ -277,6 +285,7 @@ _TOP_LEVEL_KEYS = (
     "confirmations",
     "jobs",
     "metrics",
+    "approval",
     "mas",
 )
 
@@ -539,6 +548,9 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     metrics_reader = root.section("metrics", ("bind",))
     metrics = MetricsConfig(bind=_bind_address(metrics_reader))
 
+    approval_reader = root.section("approval", ("two_person",))
+    approval = ApprovalConfig(two_person=tuple(" ".join(name.split()) for name in approval_reader.string_list("two_person")))
+
     mas = _mas(root, base_dir, environ)
 
     return Config(
@@ -554,6 +566,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         confirmations=confirmations,
         jobs=jobs,
         metrics=metrics,
+        approval=approval,
         mas=mas,
     )
 
@@ -585,6 +598,20 @@ def _password(reader: _Reader, base_dir: Path, environ: Mapping[str, str]) -> Se
             raise ConfigError("bot.password_file", f"{path} is empty")
         return Secret(text)
     return Secret(password) if password else None
+
+
+def check_command_names(config: Config, prompting: Collection[str], others: Collection[str]) -> None:
+    """The commands `approval.two_person` names exist and ask for confirmation (`prompting`: the
+    names of commands that do; `others`: every other command and verb). Called where the command
+    table is known (bot/cli.py, bot/app.py); raises ConfigError naming the entry."""
+    for index, name in enumerate(config.approval.two_person):
+        if name in prompting:
+            continue
+        key = f"approval.two_person[{index}]"
+        if name in others:
+            raise ConfigError(key, f"{name} never asks for confirmation, so a second person could not confirm it")
+        close = difflib.get_close_matches(name, list(prompting), n=1)
+        raise ConfigError(key, f"there is no command {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def load(path: Path | str, environ: Mapping[str, str]) -> Config:

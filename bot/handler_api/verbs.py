@@ -56,7 +56,9 @@ async def help_(rt: Runtime, ctx: Context, topic: list[str] | None) -> Any:
 @meta.command(
     "confirm", summary="Run a command that waits for confirmation", role=Role.VIEWER, runtime=True,
     params=[Param("code", Identifier, "the code shown in the prompt; optional when you have exactly one waiting", optional=True)],
-    details="Only someone whose role may run the waiting command can confirm it. A ✅ reaction on the prompt does the same.",
+    details="Only someone whose role may run the waiting command can confirm it. A ✅ reaction on the prompt does the same. "
+            "A command listed under `approval.two_person` in the config needs a second person: someone else than "
+            "its requester, whose role may run it (the prompt says so; the audit names both).",
 )
 async def confirm(rt: Runtime, ctx: Context, code: str | None) -> Any:
     return await rt.decide(ctx, code, confirm=True)

@@ -1,7 +1,7 @@
 """Every "who may" the bot asks, answered with a Decision and its reason.
 
-Run a command, confirm one, cancel one, take an action back, stop a job, keep a job going, and
-(for the two-person approval to come) approve one: the runtime asks here and nowhere compares
+Run a command, confirm one (with the two-person rule, `approval.two_person`: approve one, as a
+second person), cancel one, take an action back, stop a job, keep a job going: the runtime asks here and nowhere compares
 roles itself. The reason is for the room, without the leading "Refused: " and the final stop
 (the caller says how it refuses); "needs the X role; you are a Y" is written once, in `_needs`.
 
@@ -52,15 +52,23 @@ def may_run_verb(role: Role | None, command: Command) -> Decision:
     return _needs(command.name, command.role, role)
 
 
-def may_confirm(role: Role | None, inv: Invocation) -> Decision:
-    """Whoever confirms runs it: they need the role it needs."""
+def may_confirm(who: str, role: Role | None, inv: Invocation, *, two_person: bool = False) -> Decision:
+    """Whoever confirms runs it: they need the role it needs. Under the two-person rule
+    (`two_person`: its command is listed under `approval.two_person`), that is someone else than
+    the requester: `may_approve`."""
+    if two_person:
+        return may_approve(who, role, inv)
     return _needs(f"confirming {as_asked(inv)}", inv.role_needed, role)
+
+
+SECOND_PERSON = "a second person is needed"
 
 
 def may_approve(approver: str, role: Role | None, inv: Invocation) -> Decision:
     """A second person's approval (two-person rule): someone else than the requester, who may run it."""
     if approver == inv.requester:
-        return Decision(False, "the second approval must come from someone else than the requester")
+        return Decision(False, f"{SECOND_PERSON}: {inv.name} runs only when someone else whose role may run it "
+                               "(approval.two_person in the config) confirms it; the prompt stays valid for them")
     return _needs(f"approving {as_asked(inv)}", inv.role_needed, role)
 
 

@@ -62,7 +62,7 @@ class Confirmations:
         return await self._cancel(ctx, pending, inv)
 
     async def _confirm(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
-        decision = self.policy.may_confirm(ctx.role, inv)
+        decision = self.policy.may_confirm(ctx.requester, ctx.role, inv)
         if not decision:
             return Text(f"Refused: {decision.reason}.", tone="error")
         try:
@@ -79,7 +79,9 @@ class Confirmations:
         taken = await self.store.take_confirmation(pending.code, ctx.requester)
         if taken is None:
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
-        await self._edit_prompt(taken, Text(f"Confirmed by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
+        approved = self.policy.needs_second_person(inv)
+        verb = "Approved (second person)" if approved else "Confirmed"
+        await self._edit_prompt(taken, Text(f"{verb} by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
         await self.pipeline.execute(ctx, inv, RunOptions.stored(inv), confirmation=taken)
         return None
 

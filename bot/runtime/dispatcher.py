@@ -96,7 +96,7 @@ class Dispatcher:
             table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=audit,
             refusals=refusing, answers=self.answers, journal=journal, undo=undo_checks, jobs=jobs,
             prompts=Prompts(store=store, replies=self.replies, audit=audit, answers=self.answers, prefix=prefix,
-                            confirm_timeout=confirm_timeout),
+                            confirm_timeout=confirm_timeout, second_person=policy.needs_second_person),
             delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
             observers=observers if observers is not None else [],
         )
