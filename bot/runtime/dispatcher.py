@@ -406,6 +406,11 @@ class Dispatcher:
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
             return
+        if secret is not None and parsed.command is not secret:
+            # A wrapper around a password command (`help user reset-password @bob pw`): its words are
+            # neither run nor audited; what can be said is the command's help.
+            await self._reply(ctx, helptext.command_help(secret, self.prefix))
+            return
         if parsed.command.runtime:
             await self._run_verb(ctx, parsed, started)
             return
