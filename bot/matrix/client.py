@@ -128,6 +128,10 @@ class EventSink(Protocol):
 
     async def on_undecryptable(self, event: UndecryptableMessage) -> None: ...
 
+    # Optional: whether an event goes into the command journal (a command, or a reaction, from a
+    # role holder; `body` None when not known). Without it, every message and reaction does.
+    # def journals(self, room_id: str, sender: str, body: str | None) -> bool: ...
+
 
 NOT_READY = "M_BOT_NOT_READY"  # errcode of a send that failed on the bot's side: the room is not known (yet)
 
@@ -626,12 +630,22 @@ class MatrixClient:
                 self._pending[event_id] = _Pending(event, room_id, time.monotonic())
                 await self._request_key(event)
             return
-        if not await self._store.claim_event(event_id, room_id):
+        if not isinstance(event, (ReactionEvent, RoomMessage)):
+            return  # a state change (a topic, a display name): nothing to answer, nothing to journal
+        if not await self._claim(sink, event_id, room_id, event.sender, _body(event) if isinstance(event, RoomMessage) else None):
             return
         if isinstance(event, ReactionEvent):
             self._spawn(self._deliver_reaction(room_id, event, sink))
         elif isinstance(event, RoomMessage):
             self._spawn(self._deliver_message(room_id, event, sink))
+
+    async def _claim(self, sink: EventSink, event_id: str, room_id: str, sender: str, body: str | None) -> bool:
+        """Take an event in once. Only what the sink says is a command goes into the command journal
+        (answered after a restart); anything else is only remembered as seen."""
+        journals = getattr(sink, "journals", None)
+        if journals is None or journals(room_id, sender, body):
+            return await self._store.claim_event(event_id, room_id)
+        return await self._store.note_event(event_id, room_id)
 
     # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
 
@@ -648,12 +662,7 @@ class MatrixClient:
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
         content = event.source.get("content", {}) or {}
         relates = content.get("m.relates_to") or {}
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
-        new_content = content.get("m.new_content")
-        if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
-            body = new_content["body"]  # an edit: what it says now (the dispatcher never runs it, but reads it)
-        elif relates.get("m.in_reply_to"):
-            body = strip_reply_fallback(body)
+        body = _body(event)
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         device, trusted = await self._sender_device(event)
         return IncomingMessage(
@@ -736,7 +745,7 @@ class MatrixClient:
                 await self._dispatch(pending.room_id, decrypted, sink)
             elif now - pending.first_seen > self._undecryptable_grace_s:
                 del self._pending[event_id]
-                if await self._store.claim_event(event_id, pending.room_id):
+                if await self._claim(sink, event_id, pending.room_id, pending.event.sender, None):
                     self._spawn(sink.on_undecryptable(UndecryptableMessage(
                         pending.room_id, event_id, pending.event.sender, "no room key reached the bot's device")))
 
@@ -999,3 +1008,17 @@ def strip_reply_fallback(body: str) -> str:
 
 
 __all__ = ["MatrixClient", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]
+
+
+def _body(event: Any) -> str:
+    """A message's own text: of an edit, what it says now (the dispatcher never runs it, but reads
+    it); of a reply, without the quoted fallback."""
+    content = event.source.get("content", {}) or {}
+    relates = content.get("m.relates_to") or {}
+    body = content.get("body") if isinstance(content.get("body"), str) else ""
+    new_content = content.get("m.new_content")
+    if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
+        return str(new_content["body"])
+    if isinstance(relates, dict) and relates.get("m.in_reply_to"):
+        return strip_reply_fallback(body)
+    return body

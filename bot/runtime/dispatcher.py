@@ -216,6 +216,14 @@ class Dispatcher:
         except Exception:
             log.exception("could not mark %s answered", event_id)
 
+    def journals(self, room_id: str, sender: str, body: str | None) -> bool:
+        """Whether an event goes into the command journal (the Matrix layer asks before taking it
+        in): only a command, or a reaction, from a role holder in an admin room — so a restart
+        answers nothing that was not asked (display-name changes, chatter, strangers)."""
+        if room_id not in self.admin_rooms or sender == self.bot_user_id or self.policy.role_of(sender) is None:
+            return False
+        return body is None or self._strip_prefix(body) is not None
+
     async def on_message(self, msg: IncomingMessage) -> None:
         await self._answering(msg.event_id, self._on_message(msg))
 
