@@ -671,9 +671,18 @@ class ReportInbox:
         return True
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
-        await self.record(ref)
+        record = await self.record(ref)
         await self.store.mark_report_redacted(ref.kind, ref.id, by)
+        if record.facts.event_id:
+            await self.store.forget_event_content(record.facts.event_id)
         await self.refresh(ref)
+
+    async def learned_redaction(self, event_id: str) -> None:
+        """An event was redacted (the bot redacted it, or found it redacted): no stored excerpt of it
+        is kept, and the notices of the reports about it say "(redacted)"."""
+        if await self.store.forget_event_content(event_id):
+            for record in await self.store.reports_about_event(event_id):
+                await self.refresh(ReportRef.of(record.facts.kind, record.facts.report_id))
 
     async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
         if not await self.store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):

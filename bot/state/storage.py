@@ -317,6 +317,9 @@ class Database:
             os.close(fd)
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
+        # Deleted and overwritten rows are zeroed in the file, not left in free space: a redacted
+        # message or a secret the bot forgets leaves no bytes behind (see `forget_event_content`).
+        conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
@@ -972,6 +975,20 @@ class Store:
             (state, *values, ts, kind, report_id, *allowed_from),
         )
         return changed == 1
+
+    async def forget_event_content(self, event_id: str) -> int:
+        """The event was redacted: every stored excerpt of it is replaced, and the write-ahead log is
+        emptied so that no copy of the old page stays in it either. Returns how many reports held it."""
+        changed = await self.db.execute(
+            "UPDATE reports SET excerpt = '(redacted)' WHERE event_id = ? AND (excerpt IS NULL OR excerpt != '(redacted)')",
+            (event_id,))
+        if changed:
+            await self.db.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        return changed
+
+    async def reports_about_event(self, event_id: str) -> list[ReportRecord]:
+        rows = await self.db.fetchall("SELECT * FROM reports WHERE event_id = ? ORDER BY report_id", (event_id,))
+        return [self._report(row) for row in rows]
 
     async def mark_report_redacted(self, kind: str, report_id: int, by: str) -> None:
         await self.db.execute(
