@@ -108,6 +108,11 @@ INVITE_TIMEOUT_S = 30.0
 MAX_OPEN_INVITES = 200
 INVITE_RETRY_S = 600.0
 INVITE_ATTEMPTS = 3
+# Declined invites are remembered (so as not to decline at every sync) for INVITE_RECORD_DAYS, at
+# most MAX_INVITE_RECORDS of them: pruned at most every INVITE_PRUNE_EVERY_S, after a decline.
+INVITE_RECORD_DAYS = 30
+MAX_INVITE_RECORDS = 1000
+INVITE_PRUNE_EVERY_S = 60.0
 # Replies first: a background send waits at most this long for replies being sent.
 BACKGROUND_WAIT_S = 10.0
 DIRECT_ROOM_KEY = "direct.{user_id}"
@@ -558,6 +563,19 @@ class MatrixClient:
         if not done:
             log.warning("could not decline the invite to %s (%s); %s", room_id, problem,
                         "giving up" if attempts + 1 >= INVITE_ATTEMPTS else f"trying again in {INVITE_RETRY_S:.0f}s")
+        await self._prune_invite_records()
+
+    async def _prune_invite_records(self) -> None:
+        """The memory of declined invites stays bounded: by age, and by count (a flood of invites)."""
+        now = time.monotonic()
+        if now < getattr(self, "_invites_pruned_at", -INVITE_PRUNE_EVERY_S) + INVITE_PRUNE_EVERY_S:
+            return
+        self._invites_pruned_at = now
+        gone = await self._store.prune_meta_records(
+            INVITE_KEY.format(room_id=""), older_than=time.time() - INVITE_RECORD_DAYS * 86400, keep=MAX_INVITE_RECORDS)
+        if gone:
+            log.info("forgot %d declined invite(s): older than %d days, or beyond the newest %d",
+                     gone, INVITE_RECORD_DAYS, MAX_INVITE_RECORDS)
 
     async def _handle_timeline(self, response: SyncResponse, sink: EventSink, since: str | None = None) -> None:
         for room_id, info in response.rooms.join.items():

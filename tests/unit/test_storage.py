@@ -118,3 +118,19 @@ async def test_a_forgotten_excerpt_leaves_no_bytes_in_the_database_file(tmp_path
     assert secret.encode() not in stored
     await store.db.close()
     assert secret.encode() not in path.read_bytes()
+
+
+async def test_declined_invite_records_are_pruned_by_age_and_count(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "state.db")
+    now = 1_800_000_000.0
+    for index in range(50):  # recent ones, the newest last
+        await store.set_meta(f"invite.!r{index}:hs", json.dumps({"attempts": 3, "last": now - 1000 + index, "state": "declined"}))
+    await store.set_meta("invite.!old:hs", json.dumps({"attempts": 3, "last": now - 40 * 86400, "state": "declined"}))
+    await store.set_meta("invite.!broken:hs", "not json")
+    await store.set_meta("reports.cursor.event", "kept")  # other records are not touched
+    gone = await store.prune_meta_records("invite.", older_than=now - 30 * 86400, keep=20)
+    assert gone == 32
+    left = await store.db.run(lambda c: [r[0] for r in c.execute("SELECT key FROM meta WHERE key LIKE 'invite.%'")])
+    assert sorted(left) == sorted(f"invite.!r{index}:hs" for index in range(30, 50))
+    assert await store.get_meta("reports.cursor.event") == "kept"
+    await store.db.close()
