@@ -207,12 +207,32 @@ async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
         if details.admin:
             version = await api.server_version()
             say(True, f"{who.user_id} is a server admin; Admin API at {config.homeserver.admin_api_url} answers (Synapse {version})")
+            await _check_rate_limit(api, config, say)
         else:
             say(False, f"{who.user_id} is not a server admin")
     except AdminAPIError as exc:
         say(False, f"Admin API at {config.homeserver.admin_api_url} failed: {exc.errcode}: {exc.error}")
     finally:
         await api.aclose()
+
+
+async def _check_rate_limit(api: AdminAPI, config: Config, say: Say) -> None:
+    """Whether the bot's own message rate limit is lifted (the bot does it at start: `rate_limits.exempt_bot`)."""
+    user_id = config.bot.user_id
+    try:
+        current = await api.ratelimit(user_id)
+    except AdminAPIError as exc:
+        say(False, f"cannot read the message rate limit of {user_id}: {exc.errcode}: {exc.error}")
+        return
+    lifted = current is not None and current.messages_per_second == 0 and current.burst_count == 0
+    if not config.rate_limits.exempt_bot:
+        state = "lifted by hand (override 0/0)" if lifted else (
+            f"override {current.messages_per_second:g}/s, burst {current.burst_count:g}" if current else "the homeserver's default")
+        say(True, f"bot's message rate limit: {state}; rate_limits.exempt_bot is false, so the bot leaves it as it is")
+    elif lifted:
+        say(True, "bot's message rate limit is lifted (override_ratelimit 0/0; rate_limits.exempt_bot)")
+    else:
+        say(True, "bot's message rate limit is not lifted yet: the bot lifts it when it starts (rate_limits.exempt_bot)")
 
 
 async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
