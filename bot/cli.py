@@ -168,6 +168,7 @@ async def check(config: Config, *, out: object = None, scrubber: SecretScrubber 
         await _check_admin(config, bot_token, say)
         if bot_who is not None:
             await _check_rooms(client, config, say)
+        await _check_refused_rooms(config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
         await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
@@ -269,21 +270,52 @@ async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
             say(False, f"bot is neither in nor invited to admin room {named}: invite it; it joins admin rooms by itself")
 
 
-async def _stored_pins(config: Config) -> dict[str, str]:
-    """The admin room aliases as the running bot pinned them at their first resolution."""
+async def _stored_meta(config: Config, key: str) -> str | None:
+    """A record the running bot keeps in its state database (None before its first run)."""
     if not config.storage.path.exists():
-        return {}
-    import json
-
-    from bot.matrix.client import PINS_KEY
+        return None
     from bot.state.storage import Database, Store
 
     db = Database(config.storage.path)
     await db.open()
     try:
-        stored = await Store(db).get_meta(PINS_KEY)
+        return await Store(db).get_meta(key)
     finally:
         await db.close()
+
+
+async def _check_refused_rooms(config: Config, say: Say) -> None:
+    """The admin rooms that refused the running bot's report notices (kicked, banned), as it recorded them."""
+    import json
+
+    from bot.inbox.inbox import ROOMS_REFUSED_KEY
+
+    try:
+        refused = json.loads(await _stored_meta(config, ROOMS_REFUSED_KEY) or "{}")
+    except ValueError:
+        return
+    for room_id, state in (refused.items() if isinstance(refused, dict) else []):
+        state = state if isinstance(state, dict) else {}
+        since = _utc(state.get("since"))
+        again = _utc(state.get("retry_at"))
+        say(False, f"admin room {room_id} refuses the bot's report notices since {since} ({state.get('error', '?')}); "
+                   f"the bot tries it again with backoff (next at {again}): invite the bot back, or remove the room "
+                   "from admin_rooms")
+
+
+def _utc(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return "?"
+    return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def _stored_pins(config: Config) -> dict[str, str]:
+    """The admin room aliases as the running bot pinned them at their first resolution."""
+    import json
+
+    from bot.matrix.client import PINS_KEY
+
+    stored = await _stored_meta(config, PINS_KEY)
     try:
         pins = json.loads(stored) if stored else {}
     except ValueError:
