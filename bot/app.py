@@ -54,6 +54,7 @@ class App:
         job_batch_size: int | None = None,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
+        report_flood_window_s: float | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
@@ -84,6 +85,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
+        self._report_flood_window_s = report_flood_window_s
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
@@ -215,7 +217,9 @@ class App:
 
     def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
         """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
-        options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        options: dict[str, Any] = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        if self._report_flood_window_s is not None:
+            options["flood_window"] = self._report_flood_window_s
         reports = self.config.reports
         self.reports = ReportInbox(
             api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,

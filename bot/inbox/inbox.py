@@ -129,6 +129,7 @@ class ReportInbox:
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
         summary_every: float = SUMMARY_EVERY_S,
+        flood_window: float = FLOOD_WINDOW_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
         role_of: Callable[[str], Role | None] = lambda user_id: None,
@@ -146,6 +147,7 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.summary_every = summary_every
+        self.flood_window = flood_window
         self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.role_of = role_of  # the configured role of a person: who may be given a report
@@ -302,7 +304,7 @@ class ReportInbox:
         if not count:
             return False
         now = self.clock()
-        self._individual = [t for t in self._individual if now - t < FLOOD_WINDOW_S]
+        self._individual = [t for t in self._individual if now - t < self.flood_window]
         if len(self._individual) + count > self.flood_threshold:
             return True
         self._individual += [now] * count
