@@ -274,12 +274,13 @@ async def _stored_meta(config: Config, key: str) -> str | None:
     """A record the running bot keeps in its state database (None before its first run)."""
     if not config.storage.path.exists():
         return None
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.meta import MetaStore
 
     db = Database(config.storage.path)
     await db.open()
     try:
-        return await Store(db).get_meta(key)
+        return await MetaStore(db).get_meta(key)
     finally:
         await db.close()
 
@@ -330,9 +331,9 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
             return None
         from bot.matrix.client import SESSION_KEY
 
-        db, store = await wiring.open_store(config)
+        db, stores = await wiring.open_store(config)
         try:
-            stored = await store.get_meta(SESSION_KEY)
+            stored = await stores.meta.get_meta(SESSION_KEY)
         finally:
             await db.close()
         user_id, device_id, token = ((stored or "").split(" ", 2) + ["", "", ""])[:3]

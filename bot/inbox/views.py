@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.homeserver.admin_api.events import is_redacted, redaction_unknown
-from bot.state.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
+from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label

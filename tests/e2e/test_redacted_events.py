@@ -23,7 +23,7 @@ from tests.support.reports import wait_for_notice
 
 
 def _db_bytes(app: App) -> bytes:
-    path = Path(app.store.db.path)
+    path = Path(app.stores.db.path)
     return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
 
 

@@ -36,7 +36,7 @@ async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_w
         await admin.ask("!admin server version")
         target = await homeserver.register("restart-target")
         prompt = await admin.ask(f"!admin user deactivate {target.user_id}")
-        first_count = await app.store.audit_count()
+        first_count = await app.stores.audit.audit_count()
     assert admin.chat.replies_to(world.admin_room, old) == []
 
     # While the bot is down, a command arrives; the pending confirmation survives the restart.
@@ -48,7 +48,7 @@ async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_w
         assert "Deactivated" in result
         await asyncio.sleep(0.5)
         # Only the new command and the confirmed one were added (one row for a confirmation): nothing was replayed.
-        entries = await app.store.audit_entries(limit=10)
+        entries = await app.stores.audit.audit_entries(limit=10)
         new = [e for e in entries if e.id > first_count]
         assert sorted(e.command for e in new) == ["server version", "user deactivate"]
 
@@ -93,7 +93,7 @@ async def test_a_restart_answers_nothing_that_was_not_asked(restart_world) -> No
         chatter = [await admin.say("good morning, team"), await stranger.say("hello bot")]
         sentinel = await admin.ask("!admin server version")  # everything before it was taken in
         assert "Homeserver" in body(sentinel)
-        unanswered = await app.store.unanswered_events(since_ms=0, before_ms=2**62)
+        unanswered = await app.stores.journal.unanswered_events(since_ms=0, before_ms=2**62)
     async with running_bot(config) as app:
         assert "Homeserver" in await admin.ask_body("!admin server version")
         assert app._recovery is not None

@@ -14,8 +14,9 @@ from bot.homeserver.admin_api.reports import UserReport
 from bot.inbox.inbox import FLOOD_THRESHOLD, FLOOD_WINDOW_S, ROOMS_REFUSED_KEY, ReportInbox
 from bot.inbox.model import ReportRef
 from bot.matrix.client import MatrixError
-from bot.state.records import ReportFacts
-from bot.state.storage import Database, Store
+from bot.records import ReportFacts
+from bot.state.db import Database
+from bot.state.stores import Stores
 
 
 class Reports:
@@ -64,11 +65,11 @@ class Messenger:
         return [c["body"] for r, c, _ in self.sent if r == room_id and text in c.get("body", "")]
 
 
-async def _inbox(tmp_path: Path, messenger: Messenger, rooms: list[str], api: Any = None) -> tuple[ReportInbox, Store]:
+async def _inbox(tmp_path: Path, messenger: Messenger, rooms: list[str], api: Any = None) -> tuple[ReportInbox, Stores]:
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
-    return ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=rooms), store
+    store = Stores.over(db)
+    return ReportInbox(api=api, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=rooms), store
 
 
 def _facts(report_id: int) -> ReportFacts:
@@ -104,13 +105,13 @@ async def test_a_paced_trickle_gets_a_bounded_number_of_notices_of_its_own(tmp_p
 async def test_a_summary_is_recorded_per_room_and_a_refusing_room_waits_its_backoff(tmp_path: Path) -> None:
     messenger = Messenger(refusing={"!lost:hs"})
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs", "!lost:hs"])
-    await store.record_new_reports([_facts(n) for n in range(1, 8)], post_state="pending_summary", meta={})
+    await store.reports.record_new_reports([_facts(n) for n in range(1, 8)], post_state="pending_summary", meta={})
     for _ in range(10):  # ten polls
         await inbox.flush()
     assert len(messenger.bodies("!a:hs", "new reports at once")) == 1  # once, not once per poll
     assert messenger.tries.count("!lost:hs") == 1  # then it waits for its backoff
     assert set(inbox.refused_rooms()) == {"!lost:hs"}
-    refused = json.loads(await store.get_meta(ROOMS_REFUSED_KEY) or "{}")
+    refused = json.loads(await store.meta.get_meta(ROOMS_REFUSED_KEY) or "{}")
     assert set(refused) == {"!lost:hs"} and "not in this room" in refused["!lost:hs"]["error"]
 
     # The room takes the bot back: the summary reaches it, and only it.
@@ -119,8 +120,8 @@ async def test_a_summary_is_recorded_per_room_and_a_refusing_room_waits_its_back
     await inbox.flush()
     assert len(messenger.bodies("!lost:hs", "reports")) == 1
     assert len(messenger.bodies("!a:hs", "reports")) == 1
-    assert (await store.get_report("user", 1)).post_state == "summarised"  # type: ignore[union-attr]
-    assert json.loads(await store.get_meta(ROOMS_REFUSED_KEY) or "{}") == {}
+    assert (await store.reports.get_report("user", 1)).post_state == "summarised"  # type: ignore[union-attr]
+    assert json.loads(await store.meta.get_meta(ROOMS_REFUSED_KEY) or "{}") == {}
     await inbox.flush()
     assert len(messenger.sent) == 2
     await store.db.close()
@@ -129,10 +130,10 @@ async def test_a_summary_is_recorded_per_room_and_a_refusing_room_waits_its_back
 async def test_a_claim_never_waits_behind_a_notice_being_sent(tmp_path: Path) -> None:
     messenger = Messenger()
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
-    await store.record_new_reports([_facts(1)], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(1)], post_state="pending", meta={})
     await inbox.flush()  # report u1 has its notice
     messenger.hold = asyncio.Event()
-    await store.record_new_reports([_facts(2)], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(2)], post_state="pending", meta={})
     flushing = asyncio.create_task(inbox.flush())
     await asyncio.wait_for(messenger.held.wait(), 5)  # the notice of u2 is on its way, and slow
     record = await asyncio.wait_for(inbox.claim(ReportRef.of("user", 1), "@mod:hs"), 5)
@@ -148,10 +149,10 @@ async def test_a_report_claimed_while_its_notice_was_on_its_way_is_shown_claimed
     messenger = Messenger()
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
     messenger.hold = asyncio.Event()
-    await store.record_new_reports([_facts(3)], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(3)], post_state="pending", meta={})
     flushing = asyncio.create_task(inbox.flush())
     await asyncio.wait_for(messenger.held.wait(), 5)
-    await store.change_report_state("user", 3, allowed_from=("open",), state="claimed", by="@mod:hs")
+    await store.reports.change_report_state("user", 3, allowed_from=("open",), state="claimed", by="@mod:hs")
     messenger.hold.set()
     await asyncio.wait_for(flushing, 5)
     assert "claimed" in messenger.sent[-1][1]["body"]  # the edit after the first post shows the claim
