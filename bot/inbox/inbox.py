@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
+from bot.homeserver.admin_api.events import is_redacted
 from bot.homeserver.backoff import Backoff
 from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
@@ -74,6 +75,12 @@ MIN_RETRY_S = 0.2
 # A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
 # then once more in a minimal form, then given up: it never holds back the reports after it.
 MAX_NOTICE_ATTEMPTS = 3
+# A stored excerpt whose message was redacted since (by its sender, by a moderator in a client) is
+# found by asking again: every REDACTION_SWEEP_S, REDACTION_SWEEP_ROWS of the reports of the last
+# REDACTION_SWEEP_DAYS (Synapse keeps a redacted event's content 7 days by default), in turn.
+REDACTION_SWEEP_S = 300.0
+REDACTION_SWEEP_ROWS = 20
+REDACTION_SWEEP_DAYS = 8
 REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
 NOTICE_RETRY_S = 2.0
 # Answers that say the room (or the homeserver) cannot take anything now, not that this message is
@@ -174,6 +181,8 @@ class ReportInbox:
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._room_retry_at: dict[str, float] = {}
         self._room_backoff: dict[str, Backoff] = {}
+        self._swept_at: float | None = None
+        self._sweep_offset = 0
         # (kind, report id, room) → failed attempts and when to try again; given up after the last
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.failed_notices: set[tuple[str, int, str]] = set()
@@ -190,6 +199,7 @@ class ReportInbox:
             try:
                 await self.poll_once()
                 await self.remind_if_due()
+                await self._sweep_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
                 self.backoff.reset()
@@ -769,6 +779,38 @@ class ReportInbox:
         if record.facts.event_id:
             await self.report_store.forget_event_content(record.facts.event_id)
         await self.refresh(ref)
+
+    async def _sweep_if_due(self) -> None:
+        now = time.monotonic()
+        if self._swept_at is not None and now - self._swept_at < REDACTION_SWEEP_S:
+            return
+        self._swept_at = now
+        try:
+            await self.sweep_redactions()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a sweep is best effort: it never holds up the polls
+            log.warning("could not check stored excerpts for redactions", exc_info=True)
+
+    async def sweep_redactions(self, rows: int = REDACTION_SWEEP_ROWS) -> int:
+        """Ask again about a few stored excerpts (in turn, newest first) whether their message was
+        redacted since; forget those that were. Returns how many were."""
+        since = now_ms() - REDACTION_SWEEP_DAYS * 86_400_000
+        records = await self.report_store.reports_with_excerpts(since_ms=since, limit=rows, offset=self._sweep_offset)
+        self._sweep_offset = self._sweep_offset + len(records) if len(records) == rows else 0
+        found = 0
+        for record in records:
+            try:
+                details = await self.api.event_report(record.facts.report_id)
+            except NotFound:
+                continue  # the report (or its event) is gone from the homeserver; nothing to compare
+            except AdminAPIError as exc:
+                log.info("could not check report %s for a redaction: %s", record.facts.report_id, exc.errcode)
+                continue
+            if is_redacted(details.event_json) and record.facts.event_id:
+                await self.learned_redaction(record.facts.event_id)
+                found += 1
+        return found
 
     async def learned_redaction(self, event_id: str) -> None:
         """An event was redacted (the bot redacted it, or found it redacted): no stored excerpt of it

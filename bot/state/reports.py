@@ -170,6 +170,14 @@ class ReportStore(Table):
             await self.db.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
         return changed
 
+    async def reports_with_excerpts(self, *, since_ms: int, limit: int, offset: int = 0) -> list[ReportRecord]:
+        """Event reports filed since then whose stored excerpt is not known to be redacted, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE kind = 'event' AND event_id IS NOT NULL AND excerpt IS NOT NULL "
+            "AND excerpt != '(redacted)' AND received_ts >= ? ORDER BY received_ts DESC, report_id DESC LIMIT ? OFFSET ?",
+            (since_ms, limit, offset))
+        return [record for row in rows if (record := self._report(row)) is not None]
+
     async def reports_about_event(self, event_id: str) -> list[ReportRecord]:
         rows = await self.db.fetchall("SELECT * FROM reports WHERE event_id = ? ORDER BY report_id", (event_id,))
         return [record for row in rows if (record := self._report(row)) is not None]

@@ -157,3 +157,40 @@ async def test_a_report_claimed_while_its_notice_was_on_its_way_is_shown_claimed
     await asyncio.wait_for(flushing, 5)
     assert "claimed" in messenger.sent[-1][1]["body"]  # the edit after the first post shows the claim
     await store.db.close()
+
+
+class EventReports:
+    """The report API as Synapse serves it after the bot's check: a redacted event without content."""
+
+    def __init__(self, redacted: set[int]) -> None:
+        self.redacted = redacted
+
+    async def event_report(self, report_id: int) -> Any:
+        from bot.homeserver.admin_api.reports import EventReport
+
+        event = {"type": "m.room.message", "sender": "@spammer:hs", "content": {} if report_id in self.redacted else
+                 {"msgtype": "m.text", "body": f"still here {report_id}"}}
+        if report_id in self.redacted:
+            event["unsigned"] = {"redacted_because": {"type": "m.room.redaction"}}
+        return EventReport(report_id, 1, "!room:hs", f"$e{report_id}", "@r:hs", event_json=event)
+
+
+async def test_an_excerpt_redacted_since_it_was_stored_is_forgotten_by_the_sweep(tmp_path: Path) -> None:
+    import time as clock
+
+    messenger = Messenger()
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"], EventReports(redacted={1}))
+    now = int(clock.time() * 1000)
+    for number in (1, 2):
+        await store.reports.record_new_reports([ReportFacts(
+            kind="event", report_id=number, received_ts=now - number, reporter="@r:hs", target="@spammer:hs",
+            room_id="!room:hs", event_id=f"$e{number}", reason="spam", excerpt=f"secret words {number}")],
+            post_state="pending", meta={})
+    await inbox.flush()
+    assert await inbox.sweep_redactions() == 1
+    assert (await store.reports.get_report("event", 1)).facts.excerpt == "(redacted)"  # type: ignore[union-attr]
+    assert (await store.reports.get_report("event", 2)).facts.excerpt == "secret words 2"  # type: ignore[union-attr]
+    edits = [c["body"] for _, c, txn in messenger.sent if txn is None]
+    assert any("(redacted)" in body and "Event report 1" in body for body in edits)
+    assert await inbox.sweep_redactions() == 0  # once forgotten, not asked again
+    await store.db.close()
