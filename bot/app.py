@@ -15,6 +15,7 @@ from bot import wiring
 from bot.policy.access import Access
 from bot.matrix.rooms import AdminRooms
 from bot.homeserver.admin_api import AdminAPI
+from bot.homeserver.admin_api.errors import AdminAPIError
 from bot.homeserver.concurrency import AdaptiveConcurrency
 from bot.config import Config
 from bot.runtime.dispatcher import Dispatcher
@@ -31,9 +32,12 @@ from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
 from bot.handler_api.spec import CommandTable
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 
 log = logging.getLogger(__name__)
+
+VOICE_TIMEOUT_S = 10.0  # how long the start waits for the homeserver to lift the bot's rate limit
 
 HOUSEKEEPING_INTERVAL_S = 2.0
 JOURNAL_RETENTION_MS = 30 * 86_400_000
@@ -51,6 +55,7 @@ class App:
         job_batch_size: int | None = None,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
+        report_flood_window_s: float | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
@@ -73,7 +78,7 @@ class App:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
         self.db: Database | None = None
-        self.store: Store
+        self.stores: Stores  # each part below is handed only the stores it needs
         self.api: AdminAPI
         self.matrix: MatrixClient
         self.jobs: JobRunner
@@ -82,6 +87,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
+        self._report_flood_window_s = report_flood_window_s
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
@@ -97,10 +103,11 @@ class App:
 
     async def start(self) -> None:
         config = self.config
-        self.db, self.store = await wiring.open_store(config)
+        self.db, self.stores = await wiring.open_store(config)
+        stores = self.stores
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
-        self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
+        self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
                                            gate=self.gate, **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
@@ -116,23 +123,25 @@ class App:
         self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas,
                              two_person=frozenset(config.approval.two_person))
         self.jobs = JobRunner(
-            store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
+            job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
             concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
             mas=self.mas, mas_detection=self.mas_detection, **self._job_options,
         )
         self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
-            table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
+            table=self.table, policy=self.policy, api=self.api, confirmations=stores.confirmations, journal=stores.journal,
+            audit=stores.audit, undo=stores.undo, job_store=stores.jobs, meta=stores.meta, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
             gate=self.api.gate, mas=self.mas, mas_detection=self.mas_detection,
-            report_desk=ReportDesk(self.reports, self.store), reaction_hooks=[self.reports.on_reaction],
+            report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
             observers=[self.metrics.observe_command] if self.metrics is not None else [],
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
+        await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         await self.jobs.resume_all()
@@ -166,6 +175,25 @@ class App:
             with contextlib.suppress(Exception):
                 await self.matrix.send(room_id, content)
 
+    async def _keep_voice(self) -> None:
+        """Synapse applies its default message rate limit to server admins too: unless
+        `rate_limits.exempt_bot: false`, the bot lifts its own (override_ratelimit 0/0) at start, so
+        that a flood of notices never holds back its replies. Bounded: it never holds up the start."""
+        user_id = self.config.bot.user_id
+        if not self.config.rate_limits.exempt_bot:
+            log.info("rate_limits.exempt_bot is false: the bot keeps the homeserver's message rate limit")
+            return
+        try:
+            current = await asyncio.wait_for(self.api.ratelimit(user_id), VOICE_TIMEOUT_S)
+            if current is not None and current.messages_per_second == 0 and current.burst_count == 0:
+                log.info("the bot's own message rate limit is lifted (override_ratelimit 0/0)")
+                return
+            await asyncio.wait_for(self.api.set_ratelimit(user_id, messages_per_second=0, burst_count=0), VOICE_TIMEOUT_S)
+            log.info("lifted the bot's own message rate limit (override_ratelimit 0/0 for %s)", user_id)
+        except (AdminAPIError, asyncio.TimeoutError) as exc:
+            log.warning("could not lift the bot's own message rate limit (%s); under load the homeserver may hold "
+                        "back its replies", getattr(exc, "errcode", None) or type(exc).__name__)
+
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts,
         before the parts that are handed them: both reach the commands as typed Context services
@@ -193,10 +221,13 @@ class App:
 
     def _report_inbox(self, admin_rooms: AdminRooms, access: Access) -> ReportInbox:
         """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
-        options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        options: dict[str, Any] = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        if self._report_flood_window_s is not None:
+            options["flood_window"] = self._report_flood_window_s
         reports = self.config.reports
         return ReportInbox(
-            api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms,
+            api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix,
+            admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
@@ -245,9 +276,9 @@ class App:
                 await self.dispatcher.expire_confirmations()
                 await self.matrix.tick_pending(self.dispatcher)
                 if self.metrics is not None:
-                    self.metrics.pending_confirmations.set(len(await self.store.pending_confirmations()))
+                    self.metrics.pending_confirmations.set(len(await self.stores.confirmations.pending_confirmations()))
                 if ticks % 1800 == 0:
-                    await self.store.prune_events(JOURNAL_RETENTION_MS)
+                    await self.stores.journal.prune_events(JOURNAL_RETENTION_MS)
             except Exception:
                 log.exception("housekeeping failed")
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.mas_api import MASAPI
     from bot.mas import MASDetection
-    from bot.state.records import JobRecord
+    from bot.records import JobRecord
 
 __all__ = ["SKIPPED", "FAILED", "BulkProgress", "ItemResult", "JobContext", "JobHost", "JobResult", "JobStopped",
            "Page", "PageFetcher", "follow", "is_transient"]
@@ -215,7 +215,7 @@ class JobContext:
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
-        self._mark_set: set[str] | None = None  # loaded at the first question (bot/state/storage.py: job_marks)
+        self._mark_set: set[str] | None = None  # loaded at the first question (bot/state/jobs.py: job_marks)
 
     @property
     def accounts(self) -> AccountDirectory:

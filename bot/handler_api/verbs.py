@@ -16,19 +16,22 @@ from bot.handler_api import helptext
 from bot.handler_api.argtypes import Identifier, Int, UserID
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.spec import CommandError, CommandGroup, CommandTable, Flag, Param, Role
-from bot.text.views import Code, Doc, Preformatted, Record, Table, When
+from bot.text.views import Code, Doc, Preformatted, Record, Table, Text, When
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.runtime.jobs import JobRunner
-    from bot.state.storage import JobRecord, Store
+    from bot.records import JobRecord
+    from bot.state.audit import AuditLog
+    from bot.state.jobs import JobStore
     from bot.runtime.undo import UndoBook
 
 
 class Runtime(Protocol):
     """What the runtime verbs work on (bot/runtime/verbs.py provides it)."""
 
-    store: Store
+    audit_log: AuditLog
+    job_store: JobStore
     table: CommandTable
     jobs: JobRunner
     prefix: str
@@ -39,6 +42,8 @@ class Runtime(Protocol):
     async def undo(self, ctx: Context, row: int) -> Any: ...
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
+
+    def may_see_result(self, ctx: Context, record: JobRecord) -> bool: ...
 
 
 meta = CommandGroup("meta", "The bot itself", top_level=True)
@@ -102,10 +107,10 @@ async def undo(rt: Runtime, ctx: Context, entry: int) -> Any:
 )
 async def audit(rt: Runtime, ctx: Context, user: str | None, about: str | None, limit: int, before: int | None) -> Table:
     if about is not None:
-        entries, total = await rt.store.audit_about(about, limit=limit, results=None, before_id=before, sender=user)
+        entries, total = await rt.audit_log.audit_about(about, limit=limit, results=None, before_id=before, sender=user)
     else:
-        entries = await rt.store.audit_entries(limit=limit, before_id=before, sender=user)
-        total = await rt.store.audit_count(sender=user)
+        entries = await rt.audit_log.audit_entries(limit=limit, before_id=before, sender=user)
+        total = await rt.audit_log.audit_count(sender=user)
     links = await rt.undo_book.links(entries)
     rows = [[e.id, When(e.ts), Code(e.sender), Code(f"{e.command} {e.args}".strip()), e.result, links.get(e.id),
              e.detail] for e in entries]
@@ -130,11 +135,12 @@ STATUS_WORDS = {"running": "⏳ running", "done": "✅ done", "failed": "❌ fai
 )
 async def jobs(rt: Runtime, ctx: Context, job: int | None, limit: int) -> Any:
     if job is not None:
-        return await _job_details(rt, job)
-    running = await rt.store.jobs(statuses=["running"], limit=100)
-    finished = [r for r in await rt.store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
+        return await _job_details(rt, ctx, job)
+    running = await rt.job_store.jobs(statuses=["running"], limit=100)
+    finished = [r for r in await rt.job_store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
     rows = [[r.id, r.summary, _status(r), Code(r.sender), When(r.created_ts),
-             None if r.status == "running" else When(r.updated_ts), _first_line(r.result_text)]
+             None if r.status == "running" else When(r.updated_ts),
+             _first_line(r.result_text) if rt.may_see_result(ctx, r) else HIDDEN_RESULT]
             for r in running + finished]
     return Table("Jobs", ["#", "what", "status", "by", "started", "finished", "result"], rows,
                  empty="No jobs yet.")
@@ -158,8 +164,13 @@ def _status(record: JobRecord) -> str:
     return STATUS_WORDS.get(record.status, record.status)
 
 
-async def _job_details(rt: Runtime, job_id: int) -> Any:
-    record = await rt.store.get_job(job_id)
+# What a job found or did (the accounts a bulk job touched, what a deletion removed) is for the
+# people who may run its command: below that role, a job shows what it is and how it stands.
+HIDDEN_RESULT = "(hidden: for those who may run it)"
+
+
+async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
+    record = await rt.job_store.get_job(job_id)
     if record is None:
         raise CommandError(f"there is no job #{job_id}")
     followed = "yes" if job_id in rt.jobs.running() else "no (it resumes when the bot restarts)"
@@ -176,8 +187,10 @@ async def _job_details(rt: Runtime, job_id: int) -> Any:
     if record.status == "running":
         fields.append(("followed right now", followed))
     blocks: list[Any] = [Record(f"Job #{record.id}", fields)]
-    if record.result_text:
+    if record.result_text and rt.may_see_result(ctx, record):
         blocks.append(Preformatted(record.result_text))
+    elif record.result_text:
+        blocks.append(Text(f"Its result is shown to those who may run {record.kind}.", tone="info"))
     return Doc(*blocks)
 
 

@@ -76,7 +76,8 @@ from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMe
 from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
 from bot.text.ids import valid_room_id
 from bot.text.render import file_content, notice_content, render
-from bot.state.storage import Store
+from bot.state.journal import Journal
+from bot.state.meta import MetaStore
 from bot.text.views import Text
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,11 @@ INVITE_TIMEOUT_S = 30.0
 MAX_OPEN_INVITES = 200
 INVITE_RETRY_S = 600.0
 INVITE_ATTEMPTS = 3
+# Declined invites are remembered (so as not to decline at every sync) for INVITE_RECORD_DAYS, at
+# most MAX_INVITE_RECORDS of them: pruned at most every INVITE_PRUNE_EVERY_S, after a decline.
+INVITE_RECORD_DAYS = 30
+MAX_INVITE_RECORDS = 1000
+INVITE_PRUNE_EVERY_S = 60.0
 # Replies first: a background send waits at most this long for replies being sent.
 BACKGROUND_WAIT_S = 10.0
 DIRECT_ROOM_KEY = "direct.{user_id}"
@@ -127,6 +133,10 @@ class EventSink(Protocol):
     async def on_reaction(self, reaction: IncomingReaction) -> None: ...
 
     async def on_undecryptable(self, event: UndecryptableMessage) -> None: ...
+
+    # Optional: whether an event goes into the command journal (a command, or a reaction, from a
+    # role holder; `body` None when not known). Without it, every message and reaction does.
+    # def journals(self, room_id: str, sender: str, body: str | None) -> bool: ...
 
 
 NOT_READY = "M_BOT_NOT_READY"  # errcode of a send that failed on the bot's side: the room is not known (yet)
@@ -168,7 +178,8 @@ class MatrixClient:
         password: Secret | None,
         device_id: str | None,
         device_name: str,
-        store: Store,
+        meta: MetaStore,
+        journal: Journal,
         crypto_dir: Path | None,
         admin_rooms: AdminRooms,
         sync_timeout_ms: int = 30_000,
@@ -184,7 +195,8 @@ class MatrixClient:
         self._password = password
         self._configured_device = device_id
         self._device_name = device_name
-        self._store = store
+        self._meta = meta
+        self._journal = journal
         self.admin_rooms = admin_rooms
         self._sync_timeout_ms = sync_timeout_ms
         self._undecryptable_grace_s = undecryptable_grace_s
@@ -249,7 +261,7 @@ class MatrixClient:
         if self._token is not None and self._token.current() is not None:
             await self._restore(self._token.current().reveal(), self._configured_device)  # type: ignore[union-attr]
         else:
-            stored = await self._store.get_meta(SESSION_KEY)
+            stored = await self._meta.get_meta(SESSION_KEY)
             if stored and await self._try_stored_session(stored):
                 pass
             else:
@@ -308,7 +320,7 @@ class MatrixClient:
         if not isinstance(response, LoginResponse):
             raise MatrixError(f"password login failed: {getattr(response, 'message', response)}")
         self._on_secret(response.access_token)
-        await self._store.set_meta(SESSION_KEY, f"{response.user_id} {response.device_id} {response.access_token}")
+        await self._meta.set_meta(SESSION_KEY, f"{response.user_id} {response.device_id} {response.access_token}")
 
     @property
     def device_id(self) -> str:
@@ -317,7 +329,7 @@ class MatrixClient:
     async def resolve_admin_rooms(self) -> list[str]:
         """Resolve the configured aliases on the homeserver and pin each at its first resolution;
         returns the aliases that are neither resolved nor pinned."""
-        stored = await self._store.get_meta(PINS_KEY)
+        stored = await self._meta.get_meta(PINS_KEY)
         if stored:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 self.admin_rooms.load_pins({str(k): str(v) for k, v in json.loads(stored).items()})
@@ -334,7 +346,7 @@ class MatrixClient:
                 continue
             outcome = self.admin_rooms.resolved(alias, str(room_id))
             if outcome == PINNED:
-                await self._store.set_meta(PINS_KEY, json.dumps(self.admin_rooms.pins, sort_keys=True))
+                await self._meta.set_meta(PINS_KEY, json.dumps(self.admin_rooms.pins, sort_keys=True))
                 log.info("admin room alias %s is %s (pinned)", alias, room_id)
             elif outcome == MOVED:
                 for warning in self.admin_rooms.warnings():
@@ -344,7 +356,7 @@ class MatrixClient:
     # -- the sync loop
 
     async def run(self, sink: EventSink, stop: asyncio.Event) -> None:
-        since = await self._store.get_meta(SYNC_TOKEN_KEY)
+        since = await self._meta.get_meta(SYNC_TOKEN_KEY)
         first_start = since is None
         # The first sync of every run returns at once with the full state of the joined rooms: nio
         # keeps rooms in memory only, and must know them (and whether they are encrypted) before
@@ -368,7 +380,7 @@ class MatrixClient:
             first_start = catching_up = False
             self.caught_up = True
             self._caught_up_event.set()
-            await self._store.set_meta(SYNC_TOKEN_KEY, since)
+            await self._meta.set_meta(SYNC_TOKEN_KEY, since)
             await self._guarded(self._retry_pending(sink), "retrying undecrypted events")
 
     @staticmethod
@@ -532,7 +544,7 @@ class MatrixClient:
 
     async def _decline(self, room_id: str, inviter: str) -> None:
         key = INVITE_KEY.format(room_id=room_id)
-        memory = _load_json(await self._store.get_meta(key))
+        memory = _load_json(await self._meta.get_meta(key))
         attempts = int(memory.get("attempts", 0) or 0)
         since_last = time.time() - float(memory.get("last", 0) or 0)
         if attempts >= INVITE_ATTEMPTS or (attempts and since_last < INVITE_RETRY_S):
@@ -548,12 +560,25 @@ class MatrixClient:
         except Exception as exc:  # a stall, a dropped connection, anything: this invite's problem only
             problem = type(exc).__name__
         done = problem is None
-        await self._store.set_meta(key, json.dumps({
+        await self._meta.set_meta(key, json.dumps({
             "attempts": INVITE_ATTEMPTS if done else attempts + 1, "last": time.time(),
             "state": "declined" if done else "failed", "inviter": inviter}))
         if not done:
             log.warning("could not decline the invite to %s (%s); %s", room_id, problem,
                         "giving up" if attempts + 1 >= INVITE_ATTEMPTS else f"trying again in {INVITE_RETRY_S:.0f}s")
+        await self._prune_invite_records()
+
+    async def _prune_invite_records(self) -> None:
+        """The memory of declined invites stays bounded: by age, and by count (a flood of invites)."""
+        now = time.monotonic()
+        if now < getattr(self, "_invites_pruned_at", -INVITE_PRUNE_EVERY_S) + INVITE_PRUNE_EVERY_S:
+            return
+        self._invites_pruned_at = now
+        gone = await self._meta.prune_meta_records(
+            INVITE_KEY.format(room_id=""), older_than=time.time() - INVITE_RECORD_DAYS * 86400, keep=MAX_INVITE_RECORDS)
+        if gone:
+            log.info("forgot %d declined invite(s): older than %d days, or beyond the newest %d",
+                     gone, INVITE_RECORD_DAYS, MAX_INVITE_RECORDS)
 
     async def _handle_timeline(self, response: SyncResponse, sink: EventSink, since: str | None = None) -> None:
         for room_id, info in response.rooms.join.items():
@@ -626,12 +651,22 @@ class MatrixClient:
                 self._pending[event_id] = _Pending(event, room_id, time.monotonic())
                 await self._request_key(event)
             return
-        if not await self._store.claim_event(event_id, room_id):
+        if not isinstance(event, (ReactionEvent, RoomMessage)):
+            return  # a state change (a topic, a display name): nothing to answer, nothing to journal
+        if not await self._claim(sink, event_id, room_id, event.sender, _body(event) if isinstance(event, RoomMessage) else None):
             return
         if isinstance(event, ReactionEvent):
             self._spawn(self._deliver_reaction(room_id, event, sink))
         elif isinstance(event, RoomMessage):
             self._spawn(self._deliver_message(room_id, event, sink))
+
+    async def _claim(self, sink: EventSink, event_id: str, room_id: str, sender: str, body: str | None) -> bool:
+        """Take an event in once. Only what the sink says is a command goes into the command journal
+        (answered after a restart); anything else is only remembered as seen."""
+        journals = getattr(sink, "journals", None)
+        if journals is None or journals(room_id, sender, body):
+            return await self._journal.claim_event(event_id, room_id)
+        return await self._journal.note_event(event_id, room_id)
 
     # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
 
@@ -648,12 +683,7 @@ class MatrixClient:
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
         content = event.source.get("content", {}) or {}
         relates = content.get("m.relates_to") or {}
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
-        new_content = content.get("m.new_content")
-        if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
-            body = new_content["body"]  # an edit: what it says now (the dispatcher never runs it, but reads it)
-        elif relates.get("m.in_reply_to"):
-            body = strip_reply_fallback(body)
+        body = _body(event)
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         device, trusted = await self._sender_device(event)
         return IncomingMessage(
@@ -736,7 +766,7 @@ class MatrixClient:
                 await self._dispatch(pending.room_id, decrypted, sink)
             elif now - pending.first_seen > self._undecryptable_grace_s:
                 del self._pending[event_id]
-                if await self._store.claim_event(event_id, pending.room_id):
+                if await self._claim(sink, event_id, pending.room_id, pending.event.sender, None):
                     self._spawn(sink.on_undecryptable(UndecryptableMessage(
                         pending.room_id, event_id, pending.event.sender, "no room key reached the bot's device")))
 
@@ -879,7 +909,7 @@ class MatrixClient:
 
     async def _direct_room(self, user_id: str, timeout: float) -> str:
         key = DIRECT_ROOM_KEY.format(user_id=user_id)
-        stored = await self._store.get_meta(key)
+        stored = await self._meta.get_meta(key)
         if stored and self._private_with(stored, user_id):
             await self._wait_direct_ready(stored, user_id, timeout)
             return stored
@@ -890,7 +920,7 @@ class MatrixClient:
         )
         if not isinstance(response, RoomCreateResponse):
             raise _error_of(response, f"cannot open a direct room with {user_id}")
-        await self._store.set_meta(key, response.room_id)
+        await self._meta.set_meta(key, response.room_id)
         await self._wait_direct_ready(response.room_id, user_id, timeout)
         return str(response.room_id)
 
@@ -999,3 +1029,17 @@ def strip_reply_fallback(body: str) -> str:
 
 
 __all__ = ["MatrixClient", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]
+
+
+def _body(event: Any) -> str:
+    """A message's own text: of an edit, what it says now (the dispatcher never runs it, but reads
+    it); of a reply, without the quoted fallback."""
+    content = event.source.get("content", {}) or {}
+    relates = content.get("m.relates_to") or {}
+    body = content.get("body") if isinstance(content.get("body"), str) else ""
+    new_content = content.get("m.new_content")
+    if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
+        return str(new_content["body"])
+    if isinstance(relates, dict) and relates.get("m.in_reply_to"):
+        return strip_reply_fallback(body)
+    return body

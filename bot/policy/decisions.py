@@ -86,6 +86,14 @@ def may_undo(role: Role | None, action: Invocation | None, *, entry: int, comman
     return _needs(f"undoing #{entry} ({command})", needed, role)
 
 
+def may_see_job_result(role: Role | None, command: Command | None) -> Decision:
+    """What a job found or did (the accounts a bulk job touched, what a deletion removed) is for the
+    people who may run its command; a command this version does not know, admins."""
+    if command is None:
+        return _needs("seeing the result of a job of a command this version does not know", Role.ADMIN, role)
+    return _needs(f"seeing what {command.name} found or did", command.role, role)
+
+
 def may_stop_job(who: str, role: Role | None, *, started_by: str, job_id: int) -> Decision:
     if who == started_by or (role is not None and role >= Role.ADMIN):
         return YES

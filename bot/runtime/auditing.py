@@ -14,7 +14,8 @@ from bot.runtime.replies import origin
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
-    from bot.state.storage import PendingConfirmation, Store
+    from bot.records import PendingConfirmation
+    from bot.state.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,8 @@ class Targets(Protocol):
 
 
 class AuditWriter:
-    def __init__(self, store: Store, policy: Targets) -> None:
-        self.store = store
+    def __init__(self, audit: AuditLog, policy: Targets) -> None:
+        self.store = audit
         self.policy = policy
 
     async def invocation(

@@ -26,17 +26,20 @@ if TYPE_CHECKING:
     from bot.runtime.journal import CommandJournal
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
-    from bot.state.storage import PendingConfirmation, Store
+    from bot.records import PendingConfirmation
+    from bot.runtime.held_secrets import HeldSecrets
+    from bot.state.confirmations import ConfirmationStore
 
 log = logging.getLogger(__name__)
 
 
 class Confirmations:
     def __init__(
-        self, *, store: Store, table: CommandTable, env: Callable[[], ParseEnv], policy: Policy, pipeline: Pipeline,
+        self, *, store: ConfirmationStore, held_secrets: HeldSecrets, table: CommandTable, env: Callable[[], ParseEnv], policy: Policy, pipeline: Pipeline,
         journal: CommandJournal, replies: Replies, audit: AuditWriter, answers: Answers, clock: Callable[[], int],
     ) -> None:
         self.store = store
+        self.held_secrets = held_secrets
         self.table = table
         self.env = env
         self.policy = policy
@@ -54,12 +57,20 @@ class Confirmations:
         if isinstance(pending, Text):
             return pending
         try:
-            inv = decode(pending.invocation_json, self.table, self.env()).via("confirmation")
+            stored = decode(pending.invocation_json, self.table, self.env()).via("confirmation")
         except InvalidInvocation as exc:
             return await self._drop_invalid(ctx, pending, str(exc))
-        if confirm:
-            return await self._confirm(ctx, pending, inv)
-        return await self._cancel(ctx, pending, inv)
+        inv = self.held_secrets.restore(pending.code, stored)
+        if inv is None:
+            return await self._drop_invalid(ctx, pending, "the password typed with it is kept in memory only, "
+                                                          "and the bot has restarted since")
+        try:
+            if confirm:
+                return await self._confirm(ctx, pending, inv)
+            return await self._cancel(ctx, pending, inv)
+        finally:
+            if (await self.store.get_confirmation(pending.code) or pending).state != "pending":
+                self.held_secrets.drop(pending.code)
 
     async def _confirm(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
         decision = self.policy.may_confirm(ctx.requester, ctx.role, inv)
@@ -125,6 +136,7 @@ class Confirmations:
     async def expire(self) -> int:
         expired = await self.store.expire_confirmations()
         for pending in expired:
+            self.held_secrets.drop(pending.code)
             await self._edit_prompt(pending, Text(f"Expired: {pending.command} {pending.summary} was not confirmed in "
                                                   "time. Nothing was done.", tone="info"))
         return len(expired)

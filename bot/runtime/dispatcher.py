@@ -26,6 +26,7 @@ from bot.runtime.auditing import AuditWriter
 from bot.runtime.confirmations import Confirmations
 from bot.runtime.contexts import Contexts
 from bot.runtime.delivery import DIRECT_TIMEOUT_S, SecretDelivery
+from bot.runtime.held_secrets import HeldSecrets
 from bot.runtime.intake import Intake, ReactionHook
 from bot.runtime.jobs import JobRunner
 from bot.runtime.journal import CommandJournal
@@ -38,9 +39,14 @@ from bot.runtime.replies import Replies
 from bot.runtime.undo import UndoBook
 from bot.runtime.undoing import UndoChecks, UndoSource
 from bot.runtime.verbs import RuntimeVerbs
-from bot.state.storage import Store
 
 if TYPE_CHECKING:
+    from bot.state.audit import AuditLog
+    from bot.state.confirmations import ConfirmationStore
+    from bot.state.jobs import JobStore
+    from bot.state.journal import Journal
+    from bot.state.meta import MetaStore
+    from bot.state.undo import UndoStore
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.gate import HomeserverGate
     from bot.homeserver.mas_api import MASAPI
@@ -54,7 +60,12 @@ class Dispatcher:
         table: CommandTable,
         policy: Policy,
         api: AdminAPI,
-        store: Store,
+        confirmations: ConfirmationStore,
+        journal: Journal,
+        audit: AuditLog,
+        undo: UndoStore,
+        job_store: JobStore,
+        meta: MetaStore,
         messenger: Messenger,
         jobs: JobRunner,
         prefix: str,
@@ -75,7 +86,6 @@ class Dispatcher:
     ) -> None:
         self.clock = clock = clock or (lambda: int(time.time() * 1000))
         self.policy = policy
-        self.store = store
         self.jobs = jobs
         self.refusals = refusals if refusals is not None else RefusalLimiter()
         self.reaction_hooks: list[ReactionHook] = reaction_hooks if reaction_hooks is not None else []
@@ -83,46 +93,54 @@ class Dispatcher:
         self.answers = Answers(prefix, mas_detection)
         self.contexts = Contexts(
             api=api, replies=self.replies, server_name=server_name, bot_user_id=bot_user_id, prefix=prefix,
-            clock=clock, report_desk=report_desk, bot_status=BotStatus(store, jobs.running),
-            audit_trail=AuditTrail(store, [c.name for c in table.commands() if c.may_write or c.undo_handler]),
+            clock=clock, report_desk=report_desk, bot_status=BotStatus(confirmations, jobs.running),
+            audit_trail=AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler]),
             mas=mas, mas_detection=mas_detection,
         )
-        audit = AuditWriter(store, policy)
-        refusing = Refusals(self.refusals, audit, self.replies)
-        journal = CommandJournal(store, clock)
-        self.undo_book = undo_book or UndoBook(store, table, self.contexts.env, prefix)
-        undo_checks = UndoChecks(self.undo_book, policy, self.replies, audit)
+        writer = AuditWriter(audit, policy)
+        refusing = Refusals(self.refusals, writer, self.replies)
+        command_journal = CommandJournal(journal, clock)
+        self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix)
+        undo_checks = UndoChecks(self.undo_book, policy, self.replies, writer)
+        self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
         self.pipeline = Pipeline(
-            table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=audit,
-            refusals=refusing, answers=self.answers, journal=journal, undo=undo_checks, jobs=jobs,
-            prompts=Prompts(store=store, replies=self.replies, audit=audit, answers=self.answers, prefix=prefix,
+            table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=writer,
+            refusals=refusing, answers=self.answers, journal=command_journal, undo=undo_checks, jobs=jobs,
+            prompts=Prompts(confirmations=confirmations, meta=meta, held_secrets=self.held_secrets,
+                            replies=self.replies, audit=writer, answers=self.answers, prefix=prefix,
                             confirm_timeout=confirm_timeout, second_person=policy.needs_second_person),
             delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
             observers=observers if observers is not None else [],
         )
         self.confirmations = Confirmations(
-            store=store, table=table, env=self.contexts.env, policy=policy, pipeline=self.pipeline, journal=journal,
-            replies=self.replies, audit=audit, answers=self.answers, clock=clock,
+            store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,
+            pipeline=self.pipeline, journal=command_journal, replies=self.replies, audit=writer, answers=self.answers,
+            clock=clock,
         )
         verbs = RuntimeVerbs(
-            store=store, table=table, jobs=jobs, prefix=prefix, undo_book=self.undo_book, policy=policy,
-            confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, audit),
-            pipeline=self.pipeline, replies=self.replies, audit=audit, refusals=refusing, answers=self.answers,
+            audit_log=audit, job_store=job_store, table=table, jobs=jobs, prefix=prefix, undo_book=self.undo_book,
+            policy=policy, confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, writer),
+            pipeline=self.pipeline, replies=self.replies, audit=writer, refusals=refusing, answers=self.answers,
         )
         self.intake = Intake(
-            policy=policy, table=table, contexts=self.contexts, store=store, messenger=messenger, replies=self.replies,
-            refusals=refusing, answers=self.answers, audit=audit, journal=journal, pipeline=self.pipeline,
+            policy=policy, table=table, contexts=self.contexts, confirmations_store=confirmations, messenger=messenger,
+            replies=self.replies, refusals=refusing, answers=self.answers, audit=writer, journal=command_journal,
+            pipeline=self.pipeline,
             confirmations=self.confirmations, verbs=verbs, prefix=prefix, bot_user_id=bot_user_id, clock=clock,
             require_cross_signed_senders=require_cross_signed_senders, gate=gate, reaction_hooks=self.reaction_hooks,
         )
-        self.recovery = Recovery(store=store, table=table, policy=policy, contexts=self.contexts, intake=self.intake,
-                                 journal=journal, replies=self.replies, audit=audit, clock=clock)
+        self.recovery = Recovery(journal_store=journal, audit_log=audit, job_store=job_store, table=table, policy=policy,
+                                 contexts=self.contexts, intake=self.intake, journal=command_journal,
+                                 replies=self.replies, audit=writer, clock=clock)
 
     @property
     def admin_rooms(self) -> AdminRooms:
         return self.intake.admin_rooms
 
     # -- what the Matrix layer and the app call
+
+    def journals(self, room_id: str, sender: str, body: str | None) -> bool:
+        return self.intake.journals(room_id, sender, body)
 
     async def on_message(self, msg: IncomingMessage) -> None:
         await self.intake.on_message(msg)

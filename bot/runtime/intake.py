@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
     from bot.runtime.verbs import RuntimeVerbs
-    from bot.state.storage import Store
+    from bot.state.confirmations import ConfirmationStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ ReactionHook = Callable[[IncomingReaction, Role | None], Awaitable[bool | Reques
 
 class Intake:
     def __init__(
-        self, *, policy: Policy, table: CommandTable, contexts: Contexts, store: Store, messenger: Messenger,
+        self, *, policy: Policy, table: CommandTable, contexts: Contexts, confirmations_store: ConfirmationStore, messenger: Messenger,
         replies: Replies, refusals: Refusals, answers: Answers, audit: AuditWriter, journal: CommandJournal,
         pipeline: Pipeline, confirmations: Confirmations, verbs: RuntimeVerbs, prefix: str, bot_user_id: str,
         clock: Callable[[], int], require_cross_signed_senders: bool, gate: HomeserverGate | None,
@@ -65,7 +65,7 @@ class Intake:
         self.policy = policy
         self.table = table
         self.contexts = contexts
-        self.store = store
+        self.confirmations_store = confirmations_store
         self.messenger = messenger
         self.replies = replies
         self.refusals = refusals
@@ -99,6 +99,14 @@ class Intake:
 
     async def on_undecryptable(self, event: UndecryptableMessage) -> None:
         await self.journal.answering(event.event_id, self._undecryptable(event))
+
+    def journals(self, room_id: str, sender: str, body: str | None) -> bool:
+        """Whether an event goes into the command journal (the Matrix layer asks before taking it
+        in): only a command, or a reaction, from a role holder in an admin room — so a restart
+        answers nothing that was not asked (display-name changes, chatter, strangers)."""
+        if room_id not in self.admin_rooms or sender == self.bot_user_id or self.policy.role_of(sender) is None:
+            return False
+        return body is None or self._strip_prefix(body) is not None
 
     @contextmanager
     def serving(self, ctx: Context) -> Iterator[None]:
@@ -137,7 +145,7 @@ class Intake:
         # hold a password leaves the room, and from here on its words are neither echoed nor audited.
         secret = may_carry_secret(rest, self.table, self.contexts.env())
         if secret is not None:
-            await self.replies.redact_secret(ctx, warn=role is not None)
+            await self._redact_secret(ctx, warn=role is not None)
         if msg.is_edit or msg.msgtype != "m.text":
             if secret is not None and role is not None:
                 await self.replies.reply(ctx, Text(
@@ -168,6 +176,21 @@ class Intake:
         except Exception as exc:  # a bug anywhere on the command path still gets an answer and a row
             await self._internal_error(ctx, shown, exc)
 
+    async def _redact_secret(self, ctx: Context, *, warn: bool = True) -> None:
+        """A command that may hold a password leaves the room as soon as it has been read."""
+        try:
+            ok = await self.messenger.redact(ctx.room_id, ctx.event_id, "may contain a password")
+            desk = self.contexts.report_desk
+            if desk is not None:  # should a report of it have been stored
+                await desk.learned_redaction(ctx.event_id)
+        except Exception:
+            log.exception("could not redact %s", ctx.event_id)
+            ok = False
+        if not ok and warn:
+            await self.replies.reply(ctx, Text(
+                "Your command may contain a password and I could not remove it: please delete the message "
+                "yourself, and give the bot a moderator power level in this room.", tone="warning"))
+
     async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
         log.error("command failed: %s", shown, exc_info=exc)
         await self.audit.words(ctx, "(error)", shown, Broken().result, type(exc).__name__)
@@ -192,7 +215,7 @@ class Intake:
         role = self.policy.role_of(reaction.sender)
         key = normalise_key(reaction.key)
         deciding = key in CONFIRM_KEYS or key in CANCEL_KEYS
-        pending = await self.store.confirmation_by_prompt(reaction.target_event_id) if deciding else None
+        pending = await self.confirmations_store.confirmation_by_prompt(reaction.target_event_id) if deciding else None
         unknown_device = self.untrusted_device(reaction.room_id, reaction.encrypted, reaction.sender_device,
                                                reaction.sender_device_trusted) is not None
         if pending is not None and role is not None:
@@ -289,6 +312,11 @@ class Intake:
             return
         if isinstance(parsed, HelpRequest):
             await self.replies.reply(ctx, helptext.command_help(parsed.command, self.prefix))
+            return
+        if secret is not None and parsed.command is not secret:
+            # A wrapper around a password command (`help user reset-password @bob pw`): its words are
+            # neither run nor audited; what can be said is the command's help.
+            await self.replies.reply(ctx, helptext.command_help(secret, self.prefix))
             return
         if parsed.command.runtime:
             await self.verbs.run(ctx, parsed, started)

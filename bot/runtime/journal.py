@@ -14,14 +14,15 @@ from bot.runtime.replies import ANSWERING, Answering, origin
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.runtime.undo import Plan
-    from bot.state.storage import PendingConfirmation, Store
+    from bot.records import PendingConfirmation
+    from bot.state.journal import Journal
 
 log = logging.getLogger(__name__)
 
 
 class CommandJournal:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
-        self.store = store
+    def __init__(self, journal: Journal, clock: Callable[[], int]) -> None:
+        self.store = journal
         self.clock = clock
 
     async def answering(self, event_id: str, work: Awaitable[None]) -> None:

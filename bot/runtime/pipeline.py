@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from bot.runtime.replies import Replies
     from bot.runtime.undo import Plan
     from bot.runtime.undoing import UndoChecks
-    from bot.state.storage import PendingConfirmation
+    from bot.records import PendingConfirmation
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.handler_api.invocation import Invocation, encode
+from bot.handler_api.invocation import Invocation
 from bot.runtime.answers import Answers
 from bot.runtime.confirm import code_for, new_code, prompt_minimal, prompt_view
 from bot.runtime.options import RunOptions, handler_kwargs
@@ -19,16 +19,20 @@ if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.replies import Replies
-    from bot.state.storage import Store
+    from bot.runtime.held_secrets import HeldSecrets
+    from bot.state.confirmations import ConfirmationStore
+    from bot.state.meta import MetaStore
 
 CODE_KEY = "confirm.key"  # meta: the secret that prompt codes are derived with (bot/runtime/confirm.py)
 
 
 class Prompts:
-    def __init__(self, *, store: Store, replies: Replies, audit: AuditWriter, answers: Answers, prefix: str,
+    def __init__(self, *, confirmations: ConfirmationStore, meta: MetaStore, held_secrets: HeldSecrets, replies: Replies, audit: AuditWriter, answers: Answers, prefix: str,
                  confirm_timeout: float, second_person: Callable[[Invocation], bool] = lambda inv: False) -> None:
         self.second_person = second_person  # the policy's answer: the two-person rule applies to it
-        self.store = store
+        self.store = confirmations
+        self.meta = meta
+        self.held_secrets = held_secrets  # typed passwords waiting for a confirmation: never in the database
         self.replies = replies
         self.audit = audit
         self.answers = answers
@@ -72,7 +76,8 @@ class Prompts:
         if known is not None:
             return Prompted(code)  # stored before a restart: the prompt above was that one again (same event)
         await self.store.add_confirmation(
-            code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
+            code=code, command=inv.name, invocation_json=self.held_secrets.stored_form(code, inv), sender=ctx.requester,
+            room_id=ctx.room_id,
             command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
             ttl_ms=int(self.confirm_timeout * 1000),
         )
@@ -87,9 +92,9 @@ class Prompts:
         if event is None:
             return new_code()
         if self._code_key is None:
-            stored = await self.store.get_meta(CODE_KEY)
+            stored = await self.meta.get_meta(CODE_KEY)
             if stored is None:
                 stored = secrets.token_hex(32)
-                await self.store.set_meta(CODE_KEY, stored)
+                await self.meta.set_meta(CODE_KEY, stored)
             self._code_key = bytes.fromhex(stored)
         return code_for(self._code_key, event)

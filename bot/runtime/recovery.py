@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from bot.runtime.intake import Intake
     from bot.runtime.journal import CommandJournal
     from bot.runtime.replies import Replies
-    from bot.state.storage import Store
+    from bot.state.audit import AuditLog
+    from bot.state.jobs import JobStore
+    from bot.state.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,12 @@ class Checked:
 
 class Recovery:
     def __init__(
-        self, *, store: Store, table: CommandTable, policy: Policy, contexts: Contexts, intake: Intake,
+        self, *, journal_store: Journal, audit_log: AuditLog, job_store: JobStore, table: CommandTable, policy: Policy, contexts: Contexts, intake: Intake,
         journal: CommandJournal, replies: Replies, audit: AuditWriter, clock: Callable[[], int],
     ) -> None:
-        self.store = store
+        self.journal_store = journal_store
+        self.audit_log = audit_log
+        self.job_store = job_store
         self.table = table
         self.policy = policy
         self.contexts = contexts
@@ -69,7 +73,7 @@ class Recovery:
     async def recover(self, fetch: Callable[[str, str], Awaitable[Any]]) -> int:
         """`fetch(room_id, event_id)` reads an event again. Returns how many events were looked at."""
         # Only what an earlier run took in: this run's own events are being handled right now.
-        rows = await self.store.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
+        rows = await self.journal_store.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
         for event_id, room_id, state, detail in rows:
             try:
                 if state == "executing" and detail is not None:
@@ -89,7 +93,7 @@ class Recovery:
         if isinstance(event, IncomingMessage):
             await self.intake.message(event)
         elif isinstance(event, IncomingReaction):
-            if await self.store.audit_of_origin(event_id):
+            if await self.audit_log.audit_of_origin(event_id):
                 return  # it ran, and its reply was quiet (a reaction on a report notice)
             await self.intake.reaction(event)
         elif room_id in self.intake.admin_rooms:
@@ -106,7 +110,7 @@ class Recovery:
         except InvalidInvocation:
             inv = None
         what = Code(inv.command_line() if inv is not None else "the command")
-        ran = [a for a in await self.store.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
+        ran = [a for a in await self.audit_log.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
         if any(a.job_id for a in ran) or (inv is not None and inv.command.job and await self._job_of(ctx, inv, detail)):
             return  # its job goes on after the restart, and its own message is the answer (bot/runtime/jobs/)
         if ran:
@@ -130,7 +134,7 @@ class Recovery:
     async def _job_of(self, ctx: Context, inv: Invocation, detail: dict[str, Any]) -> int | None:
         """The job this write had started before the kill, if it had."""
         since = int(detail.get("ts") or 0)
-        for job in await self.store.jobs(limit=50):
+        for job in await self.job_store.jobs(limit=50):
             if job.reply_to == ctx.event_id and job.created_ts >= since and job.kind == inv.name:
                 return job.id
         return None

@@ -94,15 +94,3 @@ class Replies:
     async def send_file(self, ctx: Context, *, path: str, filename: str, mimetype: str) -> None:
         await self.messenger.send_file(ctx.room_id, path=path, filename=filename, mimetype=mimetype,
                                        reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=txn("file"))
-
-    async def redact_secret(self, ctx: Context, *, warn: bool = True) -> None:
-        """A command that may hold a password leaves the room as soon as it has been read."""
-        try:
-            ok = await self.messenger.redact(ctx.room_id, ctx.event_id, "may contain a password")
-        except Exception:
-            log.exception("could not redact %s", ctx.event_id)
-            ok = False
-        if not ok and warn:
-            await self.reply(ctx, Text(
-                "Your command may contain a password and I could not remove it: please delete the message "
-                "yourself, and give the bot a moderator power level in this room.", tone="warning"))

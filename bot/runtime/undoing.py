@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
-    from bot.state.storage import PendingConfirmation
+    from bot.records import PendingConfirmation
 
 
 class UndoChecks:

@@ -24,18 +24,21 @@ if TYPE_CHECKING:
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
     from bot.runtime.undoing import UndoSource
-    from bot.state.storage import Store
+    from bot.records import JobRecord
+    from bot.state.audit import AuditLog
+    from bot.state.jobs import JobStore
 
 
 class RuntimeVerbs:
     """What the verbs work on (bot/handler_api/verbs.py's `Runtime`)."""
 
     def __init__(
-        self, *, store: Store, table: CommandTable, jobs: JobRunner, prefix: str, undo_book: UndoBook, policy: Policy,
+        self, *, audit_log: AuditLog, job_store: JobStore, table: CommandTable, jobs: JobRunner, prefix: str, undo_book: UndoBook, policy: Policy,
         confirmations: Confirmations, undoing: UndoSource, pipeline: Pipeline, replies: Replies, audit: AuditWriter,
         refusals: Refusals, answers: Answers,
     ) -> None:
-        self.store = store
+        self.audit_log = audit_log
+        self.job_store = job_store
         self.table = table
         self.jobs = jobs
         self.prefix = prefix
@@ -73,9 +76,12 @@ class RuntimeVerbs:
     async def undo(self, ctx: Context, row: int) -> Any:
         return await self.undoing.undo(ctx, row)
 
+    def may_see_result(self, ctx: Context, record: JobRecord) -> bool:
+        return bool(self.policy.may_see_job_result(ctx.role, self.table.by_name.get(record.kind)))
+
     async def cancel_job(self, ctx: Context, job_id: int) -> Any:
         """`jobs cancel <id>`: the person who started the job, or an admin, stops it."""
-        record = await self.store.get_job(job_id)
+        record = await self.job_store.get_job(job_id)
         if record is None:
             raise CommandError(f"there is no job #{job_id}")
         if record.status != "running":

@@ -69,6 +69,10 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
     await path("quotes", admin, f'!admin user reset-password {target} "{horse} {battery}')
     await path("misspelt verb", admin, f"!admin user reset-pasword {target} {horse} {battery}")
     await path("usage", admin, f"!admin user create secret-{tag} {horse} {battery} {staple}")
+    # Issue 20: slips around the command's words.
+    await path("group left out", admin, f"!admin create carol-{tag} {horse}")
+    await path("joined", admin, f"!admin user-create carol-{tag} {horse}")
+    await path("help", admin, f"!admin help user reset-password {target} {horse}")
     plain = await admin.say("!admin server version")
     await admin.chat.wait_for_reply(admin.room_id, plain)
     await path("edit", admin, f"!admin user reset-password {target} {horse}", edit_of=plain)
@@ -86,6 +90,9 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
         patch.setattr(bot.matrix, "is_encrypted", lambda room_id: True)
         await path("untrusted device", admin, f"!admin user reset-password {target} {horse} {battery}")
 
+    assert "Did you mean !admin user create" in said["group left out"]
+    assert "Did you mean !admin user create" in said["joined"]
+    assert "Usage: !admin user reset-password" in said["help"] or "user reset-password" in said["help"]
     assert "check the quotes" in said["quotes"]
     assert "Did you mean !admin user reset-password" in said["misspelt verb"]
     assert "Usage: !admin user create" in said["usage"]
@@ -96,7 +103,7 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
     assert "sent unencrypted into an encrypted admin room" in said["untrusted device"]
     for name, text in said.items():
         assert not any(word in text for word in words), (name, text)
-    rows = await bot.store.audit_entries(limit=100)
+    rows = await bot.stores.audit.audit_entries(limit=100)
     assert not any(word in f"{row.args} {row.detail} {row.invocation_json}" for row in rows for word in words)
     assert any("user create (words hidden" in row.args for row in rows)
     shown = await admin.ask_body("!admin audit --limit 100")
@@ -145,7 +152,7 @@ async def test_a_generated_password_reaches_the_requester_alone_in_an_encrypted_
         assert (await _login(homeserver, name, first)).status_code == 403
 
         room_events = str(admin.chat.events.get(admin.room_id, []))
-        rows = await bot.store.audit_entries(limit=50)
+        rows = await bot.stores.audit.audit_entries(limit=50)
         for secret in (first, second):
             assert secret not in room_events
             assert not any(secret in f"{r.args} {r.detail} {r.invocation_json}" for r in rows)

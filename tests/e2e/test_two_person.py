@@ -65,7 +65,7 @@ async def test_the_requesters_own_confirmation_is_not_enough_a_second_admins_run
     assert "Approved (second person) by " + second.user_id in edit["content"]["m.new_content"]["body"]
 
     # The audit names both: who approved (and ran) it, and who asked for it.
-    ran = [e for e in await app.store.audit_entries(limit=20) if e.command == "user deactivate" and e.result == "ok"]
+    ran = [e for e in await app.stores.audit.audit_entries(limit=20) if e.command == "user deactivate" and e.result == "ok"]
     assert len(ran) == 1
     assert (ran[0].sender, ran[0].requested_by) == (second.user_id, first.user_id)
     assert json.loads(ran[0].invocation_json)["requester"] == first.user_id

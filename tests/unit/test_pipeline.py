@@ -39,12 +39,12 @@ async def test_each_source_names_itself_in_the_audit_row(bot: Bot) -> None:
     typed = await bot.say("!admin acct set @u:hs.test 3")
     await bot.say(f"!admin undo {entry(typed)}")
     await bot.say("!admin acct burn @u:hs.test")
-    [pending] = await bot.store.pending_confirmations()
+    [pending] = await bot.store.confirmations.pending_confirmations()
     await bot.say(f"!admin confirm {pending.code}", sender=ADMIN)
     built = await bot.dispatcher.run_as(sender=MOD, room_id=ROOM, reply_to="$notice", command="acct set",
                                         args={"user": "@v:hs.test", "value": 7}, quiet=True)
     assert built == Answered() and bot.hs.values["@v:hs.test"] == 7
-    rows = list(reversed(await bot.store.audit_entries(limit=20)))
+    rows = list(reversed(await bot.store.audit.audit_entries(limit=20)))
     ran = [(e.command, e.result, e.sender, e.requested_by) for e in rows]
     assert ran == [("acct set", "ok", MOD, None), ("acct set", "ok", MOD, None), ("acct burn", "pending", MOD, None),
                    ("acct burn", "ok", ADMIN, MOD), ("acct set", "ok", MOD, None)]
@@ -63,7 +63,7 @@ async def test_a_reaction_hook_hands_a_request_to_the_pipeline_as_the_person_who
     assert "Refused: acct set needs the moderator role; you are a viewer." in refused
     await bot.dispatcher.on_reaction(IncomingReaction(ROOM, "$r2", MOD, "$notice", "👀"))
     assert bot.hs.values["@w:hs.test"] == 4
-    [row] = [e for e in await bot.store.audit_entries(limit=5) if e.result == "ok"]
+    [row] = [e for e in await bot.store.audit.audit_entries(limit=5) if e.result == "ok"]
     assert (row.sender, _sources([row])) == (MOD, ["built"])
 
 
@@ -220,8 +220,8 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
 
 MAX_LINES, MAX_METHODS = 800, 35
 # Still over the limits, each to be split (and this list with it). Empty is the goal.
-KNOWN_LONG = {"bot/state/storage.py", "bot/matrix/client.py", "commands/user.py"}
-KNOWN_BIG = {"bot/state/storage.py:Store", "bot/matrix/client.py:MatrixClient", "bot/inbox/inbox.py:ReportInbox"}
+KNOWN_LONG = {"bot/inbox/inbox.py", "bot/matrix/client.py", "commands/user.py"}
+KNOWN_BIG = {"bot/matrix/client.py:MatrixClient", "bot/inbox/inbox.py:ReportInbox"}
 
 
 def test_no_module_over_800_lines_and_no_class_over_35_methods() -> None:
@@ -233,10 +233,10 @@ def test_no_module_over_800_lines_and_no_class_over_35_methods() -> None:
 
 async def test_who_may_cancel_a_pending_invocation_is_the_policys_answer(bot: Bot) -> None:
     await bot.say("!admin acct burn @u:hs.test")
-    [pending] = await bot.store.pending_confirmations()
+    [pending] = await bot.store.confirmations.pending_confirmations()
     refused = await bot.say(f"!admin cancel {pending.code}", sender=VIEWER)
     assert refused.endswith("Refused: only the requester or someone who may run that command can cancel it.")
-    assert [p.code for p in await bot.store.pending_confirmations()] == [pending.code]
+    assert [p.code for p in await bot.store.confirmations.pending_confirmations()] == [pending.code]
     assert "Cancelled" in await bot.say(f"!admin cancel {pending.code}", sender=MOD)
-    assert await bot.store.pending_confirmations() == []
-    assert [e.result for e in await bot.store.audit_by_confirmation(pending.code)] == ["pending", "cancelled"]
+    assert await bot.store.confirmations.pending_confirmations() == []
+    assert [e.result for e in await bot.store.audit.audit_by_confirmation(pending.code)] == ["pending", "cancelled"]

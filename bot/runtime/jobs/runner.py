@@ -30,7 +30,7 @@ from bot.homeserver.concurrency import AdaptiveConcurrency, ConcurrencyPolicy, I
 from bot.homeserver.gate import HomeserverGate, Priority, Work, working
 from bot.policy.decisions import Decision
 from bot.runtime import answers
-from bot.state.records import JobRecord, now_ms
+from bot.records import JobRecord, now_ms
 from bot.text.render import SendForm, fit_content, render_fitting
 from bot.text.views import Doc, Text
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.mas_api import MASAPI
     from bot.mas import MASDetection
-    from bot.state.storage import Store
+    from bot.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class JobRunner:
     def __init__(
         self,
         *,
-        store: Store,
+        job_store: JobStore,
         api: AdminAPI,
         policy: Policy,
         table: CommandTable,
@@ -104,7 +104,7 @@ class JobRunner:
         mas: MASAPI | None = None,
         mas_detection: MASDetection | None = None,
     ) -> None:
-        self.store = store
+        self.job_store = job_store
         self.api = api
         self.policy = policy
         self.table = table
@@ -130,7 +130,7 @@ class JobRunner:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
         if inv.command.job_body is None:
             raise ValueError(f"{inv.name} cannot run as a job")
-        return await self.store.add_job(
+        return await self.job_store.add_job(
             command=inv.name, invocation_json=encode(inv, hide_secrets=True), summary=inv.command_line(),
             sender=started_by, room_id=inv.room_id, reply_to=inv.event_id, thread_root=inv.thread_root,
         )
@@ -138,13 +138,13 @@ class JobRunner:
     async def attach(self, job_id: int, progress_event_id: str | None) -> None:
         """The job's message exists: record it and start the job."""
         if progress_event_id:
-            await self.store.update_job(job_id, progress_event_id=progress_event_id)
-        record = await self.store.get_job(job_id)
+            await self.job_store.update_job(job_id, progress_event_id=progress_event_id)
+        record = await self.job_store.get_job(job_id)
         if record is not None:
             self._spawn(record, resumed=False)
 
     async def resume_all(self) -> int:
-        records = await self.store.jobs(statuses=["running"], limit=1000)
+        records = await self.job_store.jobs(statuses=["running"], limit=1000)
         for record in records:
             if record.id not in self._tasks:
                 log.info("resuming job #%s (%s)", record.id, record.kind)
@@ -160,13 +160,13 @@ class JobRunner:
     async def cancel(self, job_id: int, by: str, *, wait: float = 10.0) -> JobRecord | None:
         """Ask a job to stop at its next checkpoint (remembered across a restart), and wait a
         little for it. Returns the job's record once it has stopped, or None if it still runs."""
-        await self.store.request_job_cancel(job_id, by)
-        record = await self.store.get_job(job_id)
+        await self.job_store.request_job_cancel(job_id, by)
+        record = await self.job_store.get_job(job_id)
         self._cancels[job_id] = record.cancel_requested_by if record and record.cancel_requested_by else by
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.wait([task], timeout=wait)
-        record = await self.store.get_job(job_id)
+        record = await self.job_store.get_job(job_id)
         return record if record is not None and record.status != "running" else None
 
     def _spawn(self, record: JobRecord, *, resumed: bool) -> None:
@@ -241,7 +241,7 @@ class JobRunner:
                         f"The homeserver does not answer ({exc.errcode}: {exc.error}); the job goes on as soon as it "
                         "does.", tone="warning"))
                 await self._homeserver_back()
-                record = await self.store.get_job(record.id) or record  # with what the body saved
+                record = await self.job_store.get_job(record.id) or record  # with what the body saved
             except Exception as exc:  # a refusal, or a body's bug: it must not take the bot down
                 return answers.job_result(exc, record.id, record.kind)
 
@@ -260,21 +260,21 @@ class JobRunner:
         # finds it finished (its saved progress) and shows the same end again — never a job that is
         # over in the store while its message still says it runs.
         await self.show(record, result.status, result.view, final=True)
-        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
+        await self.job_store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
     # -- the JobHost a JobContext sees (bot/handler_api/jobs.py)
 
     async def save_state(self, job_id: int, state: dict[str, Any]) -> None:
-        await self.store.update_job(job_id, state=state)
+        await self.job_store.update_job(job_id, state=state)
 
     async def save_progress(self, job_id: int, state: dict[str, Any], done_items: list[str]) -> None:
-        await self.store.save_job_progress(job_id, state, done_items=done_items)
+        await self.job_store.save_job_progress(job_id, state, done_items=done_items)
 
     async def add_mark(self, job_id: int, item: str) -> None:
-        await self.store.add_job_mark(job_id, item)
+        await self.job_store.add_job_mark(job_id, item)
 
     async def marks(self, job_id: int) -> set[str]:
-        return await self.store.job_marks(job_id)
+        return await self.job_store.job_marks(job_id)
 
     def may_go_on(self, requester: str, inv: Invocation) -> tuple[Role | None, str | None]:
         role = self.policy.role_of(requester)
@@ -330,7 +330,7 @@ class JobRunner:
         storing the job and replying) gets a new reply, which later edits then follow."""
         elapsed = max(0, (now_ms() - record.created_ts) // 1000)
         shown = job_view(record.id, record.summary, status, elapsed, view)
-        current = await self.store.get_job(record.id)
+        current = await self.job_store.get_job(record.id)
         target = current.progress_event_id if current else record.progress_event_id
         encrypted = self.sender.is_encrypted(record.room_id)
         for attempt in range(_FINAL_EDIT_ATTEMPTS if final else 1):
@@ -344,7 +344,7 @@ class JobRunner:
                                     room_id=record.room_id)
                     target = await self.sender.send(record.room_id, fit_content(shown, form),
                                                     txn_id=f"job-{record.id}-message")
-                    await self.store.update_job(record.id, progress_event_id=target)
+                    await self.job_store.update_job(record.id, progress_event_id=target)
                 return
             except Exception:
                 log.warning("could not show job #%s (attempt %s)", record.id, attempt + 1, exc_info=True)
