@@ -61,7 +61,9 @@ class App:
         matrix_options: dict[str, Any] | None = None,
         mas_transport: httpx.AsyncBaseTransport | None = None,
         refusal_window_s: float | None = None,
+        timer_interval: float = 1.0,
     ) -> None:
+        self._timer_interval = timer_interval  # how often due timers are looked for (bot/runtime/timers.py)
         if table is None:
             from commands import load_table
 
@@ -137,7 +139,7 @@ class App:
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
             gate=self.api.gate, mas=self.mas, mas_detection=self.mas_detection,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
-            observers=[self.metrics.observe_command] if self.metrics is not None else [],
+            observers=[self.metrics.observe_command] if self.metrics is not None else [], timers=stores.timers,
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
@@ -238,6 +240,7 @@ class App:
         self._tasks = [
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._timers(), name="timers"),
         ]
         # Not among the tasks whose end ends the bot: this one is done once it has looked.
         self._recovery = asyncio.create_task(self._recover(), name="recover")
@@ -263,6 +266,26 @@ class App:
             return
         if found:
             log.info("handled %d command(s) interrupted by the last stop", found)
+
+    async def _timers(self) -> None:
+        """Actions given --for end when their time is up (bot/runtime/timers.py); once the first sync
+        is in, the ones that fell due while the bot was down (or were cut short by a kill) first."""
+        timers = self.dispatcher.timers
+        if timers is None:
+            return
+        while not self.matrix.caught_up and not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+        try:
+            await timers.resume()
+        except Exception:
+            log.exception("resuming timers failed")
+        while not self.stop_event.is_set():
+            try:
+                await timers.tick()
+            except Exception:
+                log.exception("running due timers failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self._timer_interval)
 
     async def _housekeeping(self) -> None:
         ticks = 0

@@ -171,3 +171,21 @@ class TeamAction:
     detail: str
     undone_by: int | None = None  # the audit row of its undo
     undo_available: bool = False  # it recorded an undo that has not been used
+
+
+@dataclass(frozen=True)
+class TimerRecord:
+    """An action that ends by itself (`--for`): its undo runs at `due_ts` (bot/runtime/timers.py)."""
+
+    id: int
+    action: int  # the audit row of the action; its undo record says how to take it back
+    command: str
+    summary: str
+    requester: str
+    room_id: str
+    due_ts: int
+    created_ts: int
+    state: str  # pending, firing, done, refused, failed, cancelled
+    decided_by: str | None = None
+    decided_ts: int | None = None
+    result: str = ""

@@ -34,12 +34,12 @@ The group object is the module's only export; `commands.load_groups()` collects 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
-from bot.handler_api.argtypes import Choice, Int, Text
+from bot.handler_api.argtypes import Choice, Int, Text, TimerDuration
 
 
 class CommandError(Exception):
@@ -174,6 +174,12 @@ PAGE_FLAGS = (
     Flag("limit", "rows per page", Int(minimum=1, maximum=1000)),
     Flag("export", "send every page as a file attachment instead", Choice("csv", "json")),
 )
+# `--for <duration>`, on the commands declared with `expires=True`: the action ends by itself (its
+# undo runs) after that long (bot/runtime/timers.py). Stored with the invocation, never handed to
+# the handler: how long it lasts is the runtime's business.
+FOR_FLAG = Flag("for", "end it by itself after this long (from 10s): its undo runs then, and the admin rooms are told",
+                TimerDuration)
+RUNTIME_ARGS = frozenset({FOR_FLAG.dest})
 DEFAULT_PAGE_SIZE = 25
 MAS_API_PREFIX = "/api/admin/v1/"  # where matrix-authentication-service's admin API lives
 EXPORT_PAGE_SIZE = 1000  # rows per page an export asks for: fewer, larger requests (bench/bigserver.py)
@@ -203,6 +209,13 @@ class Command:
     runtime: bool = False  # a verb of the bot itself, run by the runtime (bot/runtime/verbs.py; declared in bot/handler_api/verbs.py)
     irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
     undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
+    expires: bool = False  # takes `--for <duration>` (FOR_FLAG): the action ends by itself
+
+    @staticmethod
+    def handler_args(args: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments its handlers (preview, undo, targets, validator) take: without the
+        runtime's own (`--for`)."""
+        return {name: value for name, value in args.items() if name not in RUNTIME_ARGS}
 
     @property
     def job_body(self) -> Handler | None:
@@ -277,6 +290,8 @@ class Command:
     @property
     def all_flags(self) -> tuple[Flag, ...]:
         extra: list[Flag] = []
+        if self.expires:
+            extra.append(FOR_FLAG)
         if self.may_write:
             extra.append(DRY_RUN_FLAG)
         if self.paged:
@@ -363,6 +378,7 @@ class CommandGroup:
         job: bool = False,
         runtime: bool = False,
         irreversible: bool | str = False,
+        expires: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -383,6 +399,7 @@ class CommandGroup:
                 job=job,
                 runtime=runtime,
                 irreversible=irreversible_reason(irreversible),
+                expires=expires,
             )
             _check_declaration(command)
             self.commands.append(command)

@@ -43,6 +43,10 @@ class Runtime(Protocol):
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
 
+    async def list_timers(self) -> Any: ...
+
+    async def cancel_timer(self, ctx: Context, timer_id: int) -> Any: ...
+
     def may_see_result(self, ctx: Context, record: JobRecord) -> bool: ...
 
 
@@ -197,3 +201,25 @@ async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
 def _first_line(text: str) -> str:
     line = next((part for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= 80 else line[:79] + "…"
+
+
+@meta.command(
+    "timers", summary="List the actions that end by themselves (given --for), and when", role=Role.VIEWER,
+    runtime=True,
+    details="An action given `--for <duration>` (user suspend, lock and shadow-ban, room block, media quarantine) "
+            "ends by itself: when its time is up its undo runs, as its requester with their role then, and the "
+            "admin rooms are told. If someone changed what it changed meanwhile, nothing is done and the rooms are "
+            "told why. A timer that fell due while the bot was down runs when it starts.",
+)
+async def timers(rt: Runtime, ctx: Context) -> Any:
+    return await rt.list_timers()
+
+
+@meta.command(
+    "timers cancel", summary="Keep an action that would end by itself: its timer will not run", role=Role.VIEWER,
+    runtime=True,
+    params=[Param("timer", Int(minimum=1), "the timer's number (see `timers`)")],
+    details="Whoever set the timer, or an admin, can cancel it. The action stays; `undo` still takes it back.",
+)
+async def timers_cancel(rt: Runtime, ctx: Context, timer: int) -> Any:
+    return await rt.cancel_timer(ctx, timer)

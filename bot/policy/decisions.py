@@ -100,6 +100,13 @@ def may_stop_job(who: str, role: Role | None, *, started_by: str, job_id: int) -
     return Decision(False, f"only {started_by}, who started job #{job_id}, or an admin can stop it")
 
 
+def may_cancel_timer(who: str, role: Role | None, *, set_by: str, timer_id: int) -> Decision:
+    """`timers cancel`: keeping an action that would end by itself is for whoever set it, or an admin."""
+    if who == set_by or (role is not None and role >= Role.ADMIN):
+        return YES
+    return Decision(False, f"only {set_by}, who set timer #{timer_id}, or an admin can cancel it")
+
+
 # Who handles reports, and so can be given one.
 REPORT_HANDLER = Role.MODERATOR
 

@@ -36,6 +36,7 @@ from bot.runtime.prompts import Prompts
 from bot.runtime.recovery import Recovery
 from bot.runtime.refusals import RefusalLimiter, Refusals
 from bot.runtime.replies import Replies
+from bot.runtime.timers import TimerBook, TimerSource
 from bot.runtime.undo import UndoBook
 from bot.runtime.undoing import UndoChecks, UndoSource
 from bot.runtime.verbs import RuntimeVerbs
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from bot.state.journal import Journal
     from bot.state.meta import MetaStore
     from bot.state.undo import UndoStore
+    from bot.state.timers import TimerStore
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.gate import HomeserverGate
     from bot.homeserver.mas_api import MASAPI
@@ -83,6 +85,7 @@ class Dispatcher:
         reaction_hooks: list[ReactionHook] | None = None,
         observers: list[Observer] | None = None,
         undo_book: UndoBook | None = None,
+        timers: TimerStore | None = None,
     ) -> None:
         self.clock = clock = clock or (lambda: int(time.time() * 1000))
         self.policy = policy
@@ -102,6 +105,7 @@ class Dispatcher:
         command_journal = CommandJournal(journal, clock)
         self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix)
         undo_checks = UndoChecks(self.undo_book, policy, self.replies, writer)
+        timer_book = TimerBook(timers, policy, prefix, clock) if timers is not None else None
         self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
         self.pipeline = Pipeline(
             table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=writer,
@@ -110,7 +114,7 @@ class Dispatcher:
                             replies=self.replies, audit=writer, answers=self.answers, prefix=prefix,
                             confirm_timeout=confirm_timeout, second_person=policy.needs_second_person),
             delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
-            observers=observers if observers is not None else [],
+            observers=observers if observers is not None else [], timers=timer_book,
         )
         self.confirmations = Confirmations(
             store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,
@@ -121,6 +125,7 @@ class Dispatcher:
             audit_log=audit, job_store=job_store, table=table, jobs=jobs, prefix=prefix, undo_book=self.undo_book,
             policy=policy, confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, writer),
             pipeline=self.pipeline, replies=self.replies, audit=writer, refusals=refusing, answers=self.answers,
+            timers=timer_book,
         )
         self.intake = Intake(
             policy=policy, table=table, contexts=self.contexts, confirmations_store=confirmations, messenger=messenger,
@@ -132,6 +137,13 @@ class Dispatcher:
         self.recovery = Recovery(journal_store=journal, audit_log=audit, job_store=job_store, table=table, policy=policy,
                                  contexts=self.contexts, intake=self.intake, journal=command_journal,
                                  replies=self.replies, audit=writer, clock=clock)
+
+        # Actions given --for end by themselves: a source of its own (bot/runtime/timers.py).
+        self.timers = TimerSource(
+            store=timers, book=self.undo_book, checks=undo_checks, pipeline=self.pipeline, policy=policy,
+            contexts=self.contexts, replies=self.replies, audit=writer, journal=command_journal,
+            admin_rooms=lambda: list(self.intake.admin_rooms), clock=clock,
+        ) if timers is not None else None
 
     @property
     def admin_rooms(self) -> AdminRooms:

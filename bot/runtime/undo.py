@@ -83,7 +83,7 @@ class UndoBook:
             return None
         assert inv.command.undo_handler is not None
         try:
-            reversal = await inv.command.undo_handler(ctx, **inv.args)
+            reversal = await inv.command.undo_handler(ctx, **inv.command.handler_args(inv.args))
         except (AdminAPIError, CommandError, ArgumentError) as exc:
             return Plan(Reversal(None, None, why=f"the bot could not work out how to take it back ({exc})"))
         except Exception:

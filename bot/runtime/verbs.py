@@ -14,6 +14,7 @@ from bot.runtime.answers import Answers
 from bot.runtime.jobs import JobRunner
 from bot.runtime.outcome import ANSWERED
 from bot.runtime.refusals import ROLE_REFUSALS, Refusals
+from bot.runtime.timers import TimerBook
 from bot.runtime.undo import UndoBook
 from bot.text.views import Text
 
@@ -35,8 +36,9 @@ class RuntimeVerbs:
     def __init__(
         self, *, audit_log: AuditLog, job_store: JobStore, table: CommandTable, jobs: JobRunner, prefix: str, undo_book: UndoBook, policy: Policy,
         confirmations: Confirmations, undoing: UndoSource, pipeline: Pipeline, replies: Replies, audit: AuditWriter,
-        refusals: Refusals, answers: Answers,
+        refusals: Refusals, answers: Answers, timers: TimerBook | None = None,
     ) -> None:
+        self.timers = timers
         self.audit_log = audit_log
         self.job_store = job_store
         self.table = table
@@ -78,6 +80,17 @@ class RuntimeVerbs:
 
     def may_see_result(self, ctx: Context, record: JobRecord) -> bool:
         return bool(self.policy.may_see_job_result(ctx.role, self.table.by_name.get(record.kind)))
+
+    async def list_timers(self) -> Any:
+        if self.timers is None:
+            return Text("This bot keeps no timers.", tone="info")
+        return await self.timers.listing()
+
+    async def cancel_timer(self, ctx: Context, timer_id: int) -> Any:
+        """`timers cancel <id>`: whoever set it, or an admin (the policy's answer), keeps the action."""
+        if self.timers is None:
+            raise CommandError(f"there is no timer #{timer_id}")
+        return await self.timers.cancel(ctx, timer_id)
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any:
         """`jobs cancel <id>`: the person who started the job, or an admin, stops it."""

@@ -294,6 +294,31 @@ MIGRATIONS += [
     """,
 ]
 
+MIGRATIONS += [
+    # Timers (`--for <duration>`, bot/runtime/timers.py): an action that ends by itself. Its undo
+    # (the undo record of audit row `action`) runs once `due_ts` has passed. 'pending' until a
+    # run claims it ('firing', before anything runs: a second claim finds nothing), then 'done',
+    # 'refused' (the state changed meanwhile, the requester lost the role…) or 'failed';
+    # 'cancelled' by `timers cancel` (the action stays).
+    """
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        action INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        due_ts INTEGER NOT NULL,
+        created_ts INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        decided_ts INTEGER,
+        result TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX timers_due ON timers (state, due_ts)
+    """,
+]
+
 class Database:
     """A sqlite connection owned by one worker thread."""
 

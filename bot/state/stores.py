@@ -13,6 +13,7 @@ from bot.state.jobs import JobStore
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
 from bot.state.reports import ReportStore
+from bot.state.timers import TimerStore
 from bot.state.undo import UndoStore
 
 
@@ -26,12 +27,13 @@ class Stores:
     undo: UndoStore
     jobs: JobStore
     reports: ReportStore
+    timers: TimerStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         return cls(db=db, meta=MetaStore(db), journal=Journal(db), confirmations=ConfirmationStore(db), audit=AuditLog(db),
-                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db))
+                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), timers=TimerStore(db))
 
 
-__all__ = ["AuditLog", "ConfirmationStore", "Database", "JobStore", "Journal", "MetaStore", "ReportStore", "Stores",
+__all__ = ["AuditLog", "ConfirmationStore", "Database", "JobStore", "Journal", "MetaStore", "ReportStore", "Stores", "TimerStore",
            "UndoStore"]
