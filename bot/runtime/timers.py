@@ -151,6 +151,8 @@ class TimerSource:
 
     async def _fire(self, timer: TimerRecord, *, resumed: bool) -> None:
         started = time.monotonic()
+        log.info("timer #%s: time is up for #%s (%s)%s", timer.id, timer.action, timer.command,
+                 ", cut short by the last stop" if resumed else "")
         source = f"timer {timer.id}"
         role = self.policy.role_of(timer.requester)
         ctx = self.contexts.make(timer.requester, role or Role.VIEWER, timer.room_id, "", None)
@@ -159,24 +161,27 @@ class TimerSource:
         if resumed and not isinstance(found, str) and found.record.undone_by:
             await self.store.finish_timer(timer.id, "done", f"undone by #{found.record.undone_by} before a restart")
             await self._tell(timer, Text(f"⏰ Timer #{timer.id}: {what} had ended before the bot restarted "
-                                         f"(#{found.record.undone_by}).", tone="ok"))
+                                         f"(#{found.record.undone_by}).", tone="ok"), "ended")
             return
         if resumed and not isinstance(found, str) and found.record.undone_by == 0:
             await self.book.release(timer.action)  # taken by the run a kill cut short; the homeserver decides now
             found = await self.book.lookup(timer.action)
             if not isinstance(found, str) and await self._back_before(ctx, found):
                 # The undo reached the homeserver before the kill: it is not sent again, only recorded.
+                log.info("timer #%s: the homeserver shows #%s taken back before the restart", timer.id, timer.action)
                 inverse = self.book.inverse(ctx, found)
                 if isinstance(inverse, Invocation) and await self.book.take(timer.action):
+                    log.debug("timer #%s: recording", timer.id)
                     row = await self.audit.invocation(ctx, inverse.via(source), "ok",
                                                       "taken back before a restart (checked on the homeserver)",
                                                       undoes=timer.action)
                     if row is not None:
                         await self.book.finish(timer.action, row)
+                    log.debug("timer #%s: recorded as #%s", timer.id, row)
                     await self.store.finish_timer(timer.id, "done", "taken back before a restart")
                     await self._tell(timer, Text(f"⏰ Timer #{timer.id}: {what} has ended: the bot was restarted while "
                                                  "taking it back, and the homeserver shows it was taken back. Nothing "
-                                                 "was sent again.", tone="ok"))
+                                                 "was sent again.", tone="ok"), "ended")
                     return
         problem = found if isinstance(found, str) else None
         if problem is None and role is None:
@@ -192,7 +197,7 @@ class TimerSource:
             await self._refused(ctx, timer, what, problem or "it cannot be taken back")
             return
         await self._tell(timer, Text(f"⏰ Timer #{timer.id}: time is up for {what}, set by {timer.requester}; "
-                                     "taking it back.", tone="info"))
+                                     "taking it back.", tone="info"), "up")
         inverse = inverse.via(source)
         checked = await self.pipeline.checked(ctx, inverse, started)
         if isinstance(checked, Outcome):
@@ -219,10 +224,11 @@ class TimerSource:
                                f"timer {timer.id}: {problem}")
         await self.store.finish_timer(timer.id, "refused", problem)
         await self._tell(timer, Text(f"⏰ Timer #{timer.id}: {what} did not end by itself: {problem}. Nothing was done.",
-                                     tone="warning"))
+                                     tone="warning"), "refused")
 
-    async def _tell(self, timer: TimerRecord, view: Any) -> None:
-        """The timer's room, and every other admin room."""
+    async def _tell(self, timer: TimerRecord, view: Any, what: str) -> None:
+        """The timer's room, and every other admin room. `what` names the message: sent again after
+        a kill, the same message is the same event (its transaction ID), and another one is not."""
         rooms = [timer.room_id, *(r for r in self.admin_rooms() if r != timer.room_id)]
         for room_id in rooms:
-            await self.replies.reply_to(room_id, "", None, view, purpose="timer")
+            await self.replies.reply_to(room_id, "", None, view, purpose=f"timer-{what}-")
