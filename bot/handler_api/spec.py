@@ -262,7 +262,7 @@ class Command:
     def undo_label(self) -> str:
         """For help and docs: can what it does be taken back with `undo`?"""
         if self.undo_handler is not None:
-            return "yes"
+            return "yes; by itself with --for" if self.expires else "yes"
         if self.irreversible:
             return "no (irreversible)"
         triggers = [name for name, e in self._declared_escalations() if e.irreversible]
