@@ -1,5 +1,5 @@
 """`synapse-admin-bot run | check | demo | login | reset-cross-signing` — exit codes: 0 fine, 1 a check or
-login failed, 2 bad config or bad arguments."""
+login failed, 2 bad config or bad arguments, 3 another process holds the state directory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from bot.mas import check_mas
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_STATE_LOCKED = 3
 
 Say = Callable[[bool, str], None]
 
@@ -119,6 +120,16 @@ async def _login(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, scrubber: SecretScrubber) -> int:
+    from bot.state.lock import StateLock, StateLocked
+
+    # One process per state directory: a second one (an overlapping restart, a slip) stops here,
+    # before it reads or writes anything there.
+    lock = StateLock(config.storage.directory)
+    try:
+        lock.acquire()
+    except StateLocked as exc:
+        print(f"not starting: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STATE_LOCKED
     from bot.app import App, run_until_signalled
     from bot.matrix.client import MatrixError
 
@@ -127,6 +138,8 @@ async def _run(config: Config, scrubber: SecretScrubber) -> int:
     except MatrixError as exc:
         logging.getLogger("bot").error("%s", exc)
         return EXIT_CHECK_FAILED
+    finally:
+        lock.release()
     return EXIT_OK
 
 
