@@ -121,7 +121,8 @@ class App:
             table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
-            require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders,
+            pin_identities=config.encryption.pin_identities, refusals=self._refusals,
             gate=self.api.gate,
         )
         self._build_report_inbox(admin_rooms, access)

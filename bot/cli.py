@@ -1,4 +1,4 @@
-"""`synapse-admin-bot run | check | demo | login | reset-cross-signing` — exit codes: 0 fine, 1 a check or
+"""`synapse-admin-bot run | check | demo | login | reset-cross-signing | identity approve` — exit codes: 0 fine, 1 a check or
 login failed, 2 bad config or bad arguments, 3 another process holds the state directory."""
 
 from __future__ import annotations
@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
              "the bot does not hold); clients will show that the bot's identity changed",
     )
     reset.add_argument("--config", required=True)
+    identity = sub.add_parser("identity", help="pinned cross-signing identities of role holders")
+    identity_sub = identity.add_subparsers(dest="identity_command", required=True)
+    approve = identity_sub.add_parser(
+        "approve", help="accept a role holder's changed cross-signing identity (where no other admin can: "
+                        "check with the person first)")
+    approve.add_argument("user", help="the user ID, e.g. @alice:example.com")
+    approve.add_argument("--config", required=True)
     login = sub.add_parser("login", help="get an access token (password, or the OAuth device grant on MAS) into a file")
     login.add_argument("--homeserver", required=True, help="client-server API URL, e.g. https://matrix.example.com")
     login.add_argument("--user", required=True, help="the bot's user ID, e.g. @adminbot:example.com")
@@ -84,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(check(config, scrubber=scrubber))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
+    if args.command == "identity":
+        return asyncio.run(approve_identity(config, args.user))
     return asyncio.run(_run(config, scrubber))
 
 
@@ -337,6 +346,29 @@ async def _check_cross_signing(config: Config, token: str | None, say: Say) -> N
     finally:
         await api.aclose()
     say(status.state in (State.READY, State.ABSENT), f"cross-signing: {status.detail}")
+
+
+async def approve_identity(config: Config, user_id: str, *, out: object = None) -> int:
+    """`identity approve <user>` on the console: the operator pins the changed identity the bot saw
+    (the running bot reads the pins from the database at every command, so it takes effect at once)."""
+    import time
+
+    from bot.handler_api.spec import CommandError
+    from bot.runtime.identities import CONSOLE, approve
+
+    if not config.storage.path.exists():
+        print(f"no bot state at {config.storage.path}: the bot has pinned nothing yet", file=out or sys.stderr)
+        return EXIT_CHECK_FAILED
+    db, store = await wiring.open_store(config)
+    try:
+        said = await approve(store, user_id, by=CONSOLE, now_ms=int(time.time() * 1000))
+    except CommandError as exc:
+        print(f"not approved: {exc}", file=out or sys.stderr, flush=True)
+        return EXIT_CHECK_FAILED
+    finally:
+        await db.close()
+    print(said, file=out or sys.stdout, flush=True)
+    return EXIT_OK
 
 
 async def reset_cross_signing(config: Config, *, out: object = None) -> int:

@@ -643,6 +643,7 @@ class MatrixClient:
         await sink.on_reaction(IncomingReaction(
             room_id, event.event_id, event.sender, event.reacts_to, event.key,
             encrypted=bool(getattr(event, "decrypted", False)), sender_device=device, sender_device_trusted=trusted,
+            sender_identity=self._identity_of(event.sender) if trusted else None,
         ))
 
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
@@ -668,7 +669,13 @@ class MatrixClient:
             encrypted=bool(getattr(event, "decrypted", False)),
             sender_device=device,
             sender_device_trusted=trusted,
+            sender_identity=self._identity_of(event.sender) if trusted else None,
         )
+
+    def _identity_of(self, user_id: str) -> str | None:
+        """The master key of the published keys that the last trust answer was about."""
+        cached = self._sender_keys.get(user_id)
+        return cached[1].master_public if cached is not None and cached[1] is not None else None
 
     async def _sender_device(self, event: Any) -> tuple[str | None, bool | None]:
         """The device that sent a decrypted event (found by the Megolm sender key) and whether it is cross-signed."""

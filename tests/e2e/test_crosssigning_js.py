@@ -160,7 +160,7 @@ async def test_a_moderator_excluding_insecure_devices_gets_trusted_answers_and_u
                               encrypted=True)
     assert world.moderator.password == MODERATOR_PASSWORD
     world.roles = {"admins": [world.moderator.user_id]}
-    config = world.config(encryption={"require_cross_signed_senders": True})
+    config = world.config()  # the defaults: only cross-signed devices are obeyed
     await world.chat.start()
     moderator: JsModerator | None = None
     legacy: EncryptedPerson | None = None

@@ -34,7 +34,8 @@ async def test_notices_and_reactions_in_an_encrypted_admin_room(homeserver: Loca
     world = await build_world(homeserver, tmp_root / "cryptoinbox", bot_localpart="cryptoinbox",
                               moderator_localpart="crypto-inbox-admin", encrypted=True)
     world.roles = {"admins": [world.moderator.user_id]}
-    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-inbox-admin-store", join_invites=True)
+    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-inbox-admin-store", join_invites=True,
+                             cross_sign=True)
     await person.start()
     await world.chat.start()
     scene = await make_scene(homeserver, "crypto")
