@@ -83,6 +83,8 @@ def matrix_client(config: Config, *, store: Store, admin_rooms: AdminRooms, **op
         store=store,
         crypto_dir=crypto_dir(config),
         admin_rooms=admin_rooms,
+        trusted_devices_only=config.encryption.require_cross_signed_senders,
+        pin_identities=config.encryption.pin_identities,
         **options,
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import yaml
-from nio import RoomMessageNotice, RoomMessageText
+from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
 from bot.demo.localchat import ChatClient
 from bot.demo.run import build_world, running_bot
@@ -42,10 +42,15 @@ async def _another_device(hs: LocalHomeserver, account: Account) -> Account:
     return Account(account.user_id, account.password, data["access_token"], data["device_id"])
 
 
-async def _ask(person: EncryptedPerson, room_id: str, text: str) -> str:
+async def _ask(person: EncryptedPerson, room_id: str, text: str, *, reader: EncryptedPerson | None = None) -> str:
+    """Send as `person`; the bot's reply as `reader` (default: the sender) decrypts it. When the
+    reader is someone else, the sender's own device must not be able to decrypt it."""
     event_id = await person.send_text(room_id, text)
-    reply = await person.wait_for_reply(room_id, event_id, timeout=60)
+    reply = await (reader or person).wait_for_reply(room_id, event_id, timeout=60)
     assert isinstance(reply, (RoomMessageNotice, RoomMessageText)), f"undecryptable reply: {reply}"
+    if reader is not None:
+        theirs = await person.wait_for_reply(room_id, event_id, timeout=60)
+        assert isinstance(theirs, MegolmEvent), f"the room key reached {person.account.device_id}: {theirs}"
     return str(reply.body)
 
 
@@ -90,22 +95,23 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
             listed = await _ask(bob, room, "!admin identity list")
             assert alice_account.user_id in listed and first_key[:4] in listed and "first sight" in listed, listed
 
-            # A device Alice never cross-signed: refused by default, and told why.
+            # A device Alice never cross-signed: refused by default, and told why; it gets no room key, so
+            # the refusal is for her signed devices (and the others in the room) to read.
             unsigned = EncryptedPerson(homeserver.url, await _another_device(homeserver, alice_account),
                                        tmp_root / "pin-alice-unsigned-store")
             await unsigned.start()
             await asyncio.sleep(0.5)
-            refusal = await _ask(unsigned, room, "!admin server version")
+            refusal = await _ask(unsigned, room, "!admin server version", reader=alice)
             assert "not cross-signed" in refusal and "Homeserver" not in refusal, refusal
 
             # Someone with Alice's password resets her cross-signing and signs her device with the new identity.
             new_key = await alice.replace_identity()
-            refusal = await _ask(alice, room, "!admin server version")
+            refusal = await _ask(alice, room, "!admin server version", reader=bob)
             assert "identity changed" in refusal and "identity approve" in refusal and "Homeserver" not in refusal, refusal
             warnings = await _notice_containing(bob, room, "cross-signing identity of", alice_account.user_id)
             assert len(warnings) == 1, warnings
             # Her own approval is refused (the new identity is not obeyed at all), and warns nobody again.
-            refusal = await _ask(alice, room, f"!admin identity approve {alice_account.user_id}")
+            refusal = await _ask(alice, room, f"!admin identity approve {alice_account.user_id}", reader=bob)
             assert "identity changed" in refusal and "Approved" not in refusal, refusal
             listed = await _ask(bob, room, "!admin identity list")
             assert new_key[:4] in listed and "refused until approved" in listed, listed
@@ -120,7 +126,7 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
 
             # Where there is one admin: the console approves. The bot keeps running meanwhile.
             third_key = await alice.replace_identity()
-            refusal = await _ask(alice, room, "!admin server version")
+            refusal = await _ask(alice, room, "!admin server version", reader=bob)
             assert "identity changed" in refusal, refusal
             config_path = tmp_root / "pinbot" / "console.yaml"
             config_path.write_text(yaml.safe_dump(config_dict))

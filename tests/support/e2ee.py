@@ -44,7 +44,7 @@ class EncryptedPerson:
     async def start(self) -> None:
         await self.client.keys_upload()
         if self.cross_sign:
-            await self._sign_device(self.store_dir / "cross-signing.json", replace=False)
+            await self.cross_sign_device()
         await self.client.sync(timeout=0, full_state=True)
         self._task = asyncio.create_task(self._loop())
 
@@ -74,6 +74,10 @@ class EncryptedPerson:
         finally:
             await api.aclose()
         assert status.ready, status
+
+    async def cross_sign_device(self) -> None:
+        """Create the account's identity if it has none (kept in the store directory), and sign this device."""
+        await self._sign_device(self.store_dir / "cross-signing.json", replace=False)
 
     async def replace_identity(self) -> str:
         """Reset cross-signing with the password (a new master key) and sign this device with it."""
