@@ -885,13 +885,12 @@ class MatrixClient:
         secrets, only devices their owners cross-signed, with the identity the bot pinned for them
         when it pinned one (for secrets: always). nio shares keys with every device it has not
         blacklisted, so the others are blacklisted, and taken off the list again when they qualify.
-        When the list changes the room's outbound session is dropped: the next message starts a new
-        one, which a device left out never had, and a device let back in gets."""
+        nio drops the outbound sessions of the owner's rooms on either change: the next message starts
+        a new one, which a device left out never had, and a device let back in gets."""
         room = self.client.rooms.get(room_id)
         if room is None:
             return
         secret = room_id in self._secret_rooms
-        changed = False
         trusted: list[str] = []
         for user_id in list(room.users):
             if user_id == self.user_id:
@@ -908,12 +907,8 @@ class MatrixClient:
                     trusted.append(device.id)
                     if self.client.olm.is_device_blacklisted(device):
                         self.client.unblacklist_device(device)
-                        changed = True
                 elif not self.client.olm.is_device_blacklisted(device):
                     self.client.blacklist_device(device)
-                    changed = True
-        if changed:
-            self.client.olm.outbound_group_sessions.pop(room_id, None)
         if secret and not trusted:
             others = ", ".join(sorted(u for u in room.users if u != self.user_id)) or "the other member"
             raise MatrixError(f"no device of {others} is cross-signed by them (with the identity the bot pinned, if "
