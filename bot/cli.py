@@ -191,6 +191,7 @@ async def check(config: Config, *, out: object = None, scrubber: SecretScrubber 
         if bot_who is not None:
             await _check_rooms(client, config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
+        await _check_identities(config, say, note)
         await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
         await client.aclose()
@@ -318,6 +319,32 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
     if who.user_id != config.bot.user_id:
         return None
     return token, who.device_id
+
+
+async def _check_identities(config: Config, say: Say, note: Callable[[str], None]) -> None:
+    """Who is obeyed in encrypted admin rooms, and the changed identities waiting for approval."""
+    enc = config.encryption
+    if not enc.enabled:
+        return
+    if not enc.require_cross_signed_senders:
+        note("encrypted admin rooms: every device of a role holder is obeyed and gets room keys "
+             "(encryption.require_cross_signed_senders: false)")
+        return
+    pinned = "" if enc.pin_identities else "; identities not pinned (encryption.pin_identities: false)"
+    pins = []
+    if enc.pin_identities and config.storage.path.exists():
+        db, store = await wiring.open_store(config)
+        try:
+            pins = await store.identities.all()
+        finally:
+            await db.close()
+    say(True, f"encrypted admin rooms: only devices their owners cross-signed are obeyed and get room keys{pinned}"
+              + (f"; {len(pins)} identities pinned" if enc.pin_identities else ""))
+    for pin in pins:
+        if pin.changed_key:
+            say(False, f"the cross-signing identity of {pin.user_id} changed; their commands are refused until an "
+                       f"admin other than them runs `identity approve {pin.user_id}` (or `synapse-admin-bot identity "
+                       "approve` here)")
 
 
 async def _check_cross_signing(config: Config, token: str | None, say: Say) -> None:

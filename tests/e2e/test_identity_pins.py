@@ -12,6 +12,7 @@ with encrypting clients (tests/support/e2ee.py), and the config left at its defa
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import httpx
 import yaml
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
+from bot.cli import check
 from bot.demo.localchat import ChatClient
 from bot.demo.run import build_world, running_bot
 from bot.demo.synapse import Account, LocalHomeserver
@@ -128,6 +130,10 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
             third_key = await alice.replace_identity()
             refusal = await _ask(alice, room, "!admin server version", reader=bob)
             assert "identity changed" in refusal, refusal
+            said = io.StringIO()
+            assert await check(config, out=said) == 1  # `check` names the change waiting
+            assert (f"FAIL  the cross-signing identity of {alice_account.user_id} changed" in said.getvalue()
+                    and "2 identities pinned" in said.getvalue()), said.getvalue()
             config_path = tmp_root / "pinbot" / "console.yaml"
             config_path.write_text(yaml.safe_dump(config_dict))
             done = await asyncio.to_thread(
