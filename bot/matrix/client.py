@@ -892,9 +892,8 @@ class MatrixClient:
             return
         secret = room_id in self._secret_rooms
         trusted: list[str] = []
+        # The bot's own account too: another login of it (not cross-signed by the bot) gets no keys.
         for user_id in list(room.users):
-            if user_id == self.user_id:
-                continue
             ok_devices: set[str] | None = None  # None: every device
             if secret or self.trusted_devices_only:
                 keys = await self._published_keys(user_id)
@@ -903,8 +902,11 @@ class MatrixClient:
                     d.id for d in self.client.device_store.active_user_devices(user_id)
                     if keys.device_cross_signed(d.id, curve25519=d.curve25519, ed25519=d.ed25519)}
             for device in list(self.client.device_store.active_user_devices(user_id)):
+                if user_id == self.user_id and device.id == self.client.device_id:
+                    continue  # its own device: nio never shares keys with it
                 if ok_devices is None or device.id in ok_devices:
-                    trusted.append(device.id)
+                    if user_id != self.user_id:
+                        trusted.append(device.id)
                     if self.client.olm.is_device_blacklisted(device):
                         self.client.unblacklist_device(device)
                 elif not self.client.olm.is_device_blacklisted(device):
