@@ -82,6 +82,7 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
     alice = EncryptedPerson(homeserver.url, alice_account, tmp_root / "pin-alice-store", cross_sign=True)
     bob = EncryptedPerson(homeserver.url, bob_account, tmp_root / "pin-bob-store", cross_sign=True)
     unsigned: EncryptedPerson | None = None
+    others: list[EncryptedPerson] = []
     room = world.admin_room
     await alice.start()
     await bob.start()
@@ -105,6 +106,16 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
             await asyncio.sleep(0.5)
             refusal = await _ask(unsigned, room, "!admin server version", reader=alice)
             assert "not cross-signed" in refusal and "Homeserver" not in refusal, refusal
+
+            # Another login of the bot's own account (its identity never signed it) gets no room keys either.
+            bot_other = EncryptedPerson(homeserver.url, await _another_device(homeserver, world.bot),
+                                        tmp_root / "pinbot-other-login-store")
+            others.append(bot_other)
+            await bot_other.start()
+            await asyncio.sleep(0.5)
+            asked = await alice.send_text(room, "!admin server version")
+            assert isinstance(await alice.wait_for_reply(room, asked, timeout=60), RoomMessageNotice)
+            assert isinstance(await bot_other.wait_for_reply(room, asked, timeout=60), MegolmEvent)
 
             # Someone with Alice's password resets her cross-signing and signs her device with the new identity.
             new_key = await alice.replace_identity()
@@ -145,7 +156,7 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
             pin = await app.store.identities.get(alice_account.user_id)
             assert pin is not None and pin.master_key == third_key and pin.pinned_by == "console"
     finally:
-        for person in (alice, bob, unsigned):
+        for person in (alice, bob, unsigned, *others):
             if person is not None:
                 await person.close()
         await world.chat.close()
