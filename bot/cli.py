@@ -279,12 +279,13 @@ async def _stored_pins(config: Config) -> dict[str, str]:
     import json
 
     from bot.matrix.client import PINS_KEY
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.meta import MetaStore
 
     db = Database(config.storage.path)
     await db.open()
     try:
-        stored = await Store(db).get_meta(PINS_KEY)
+        stored = await MetaStore(db).get_meta(PINS_KEY)
     finally:
         await db.close()
     try:
@@ -301,9 +302,9 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
             return None
         from bot.matrix.client import SESSION_KEY
 
-        db, store = await wiring.open_store(config)
+        db, stores = await wiring.open_store(config)
         try:
-            stored = await store.get_meta(SESSION_KEY)
+            stored = await stores.meta.get_meta(SESSION_KEY)
         finally:
             await db.close()
         user_id, device_id, token = ((stored or "").split(" ", 2) + ["", "", ""])[:3]
@@ -333,9 +334,9 @@ async def _check_identities(config: Config, say: Say, note: Callable[[str], None
     pinned = "" if enc.pin_identities else "; identities not pinned (encryption.pin_identities: false)"
     pins = []
     if enc.pin_identities and config.storage.path.exists():
-        db, store = await wiring.open_store(config)
+        db, stores = await wiring.open_store(config)
         try:
-            pins = await store.identities.all()
+            pins = await stores.identities.all()
         finally:
             await db.close()
     say(True, f"encrypted admin rooms: only devices their owners cross-signed are obeyed and get room keys{pinned}"
@@ -386,9 +387,9 @@ async def approve_identity(config: Config, user_id: str, *, out: object = None) 
     if not config.storage.path.exists():
         print(f"no bot state at {config.storage.path}: the bot has pinned nothing yet", file=out or sys.stderr)
         return EXIT_CHECK_FAILED
-    db, store = await wiring.open_store(config)
+    db, stores = await wiring.open_store(config)
     try:
-        said = await approve(store, user_id, by=CONSOLE, now_ms=int(time.time() * 1000))
+        said = await approve(stores.identities, user_id, by=CONSOLE, now_ms=int(time.time() * 1000))
     except CommandError as exc:
         print(f"not approved: {exc}", file=out or sys.stderr, flush=True)
         return EXIT_CHECK_FAILED

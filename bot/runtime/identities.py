@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from bot.handler_api.spec import CommandError
 from bot.matrix.events import Messenger
-from bot.state.storage import IdentityPin, Store
+from bot.state.identities import IdentityPin, IdentityPins
 from bot.text.render import notice_content, render
 from bot.text.views import Code, Table, Text, When
 
@@ -36,9 +36,9 @@ def _prefix(key: str) -> str:
 
 
 class IdentityGuard:
-    def __init__(self, store: Store, messenger: Messenger, *, admin_rooms: Callable[[], Iterable[str]], prefix: str,
+    def __init__(self, pins: IdentityPins, messenger: Messenger, *, admin_rooms: Callable[[], Iterable[str]], prefix: str,
                  enabled: Callable[[], bool], clock: Callable[[], int] | None = None) -> None:
-        self.store = store
+        self.pins = pins
         self.messenger = messenger
         self.admin_rooms = admin_rooms
         self.prefix = prefix
@@ -51,10 +51,10 @@ class IdentityGuard:
         if not self.enabled() or identity is None:
             return None
         now = self.clock()
-        pin = await self.store.identities.pin_first(user_id, identity, now)
+        pin = await self.pins.pin_first(user_id, identity, now)
         if pin.master_key == identity:
             return None
-        if await self.store.identities.saw_change(user_id, identity, now):
+        if await self.pins.saw_change(user_id, identity, now):
             await self._warn(user_id, pin, identity)
         return (f"your cross-signing identity changed: the bot pinned {_prefix(pin.master_key)}, this device "
                 f"is signed by {_prefix(identity)}. Someone with your password can do that. Until an admin "
@@ -75,31 +75,31 @@ class IdentityGuard:
                 log.warning("could not warn admin room %s about %s's identity", room_id, user_id, exc_info=True)
 
 
-async def approve(store: Store, user_id: str, *, by: str, now_ms: int) -> str:
+async def approve(pins: IdentityPins, user_id: str, *, by: str, now_ms: int) -> str:
     """Pin the changed identity the bot saw for `user_id`; the words of the answer. `by` is the
     approving admin, or CONSOLE. Raises CommandError when there is nothing to approve."""
     if by == user_id:
         raise CommandError(f"{user_id} cannot approve their own identity: another admin checks with them and "
                            "approves it (or the operator, on the console: synapse-admin-bot identity approve)")
-    pin = await store.identities.get(user_id)
+    pin = await pins.get(user_id)
     if pin is None:
         raise CommandError(f"the bot has pinned no cross-signing identity for {user_id} yet (it pins one at their "
                            "first command from a cross-signed device in an encrypted admin room)")
     if pin.changed_key is None:
         raise CommandError(f"{user_id}'s identity has not changed since it was pinned ({short_key(pin.master_key)}): "
                            "nothing to approve")
-    if not await store.identities.approve(user_id, pin.changed_key, by, now_ms):
+    if not await pins.approve(user_id, pin.changed_key, by, now_ms):
         raise CommandError(f"{user_id}'s identity changed again meanwhile; look at `identity list` and try again")
     log.warning("%s approved the new cross-signing identity of %s (%s)", by, user_id, pin.changed_key)
     return (f"Approved: {user_id}'s cross-signing identity is now {short_key(pin.changed_key)} "
             f"(was {short_key(pin.master_key)}); their commands from devices it signed are obeyed.")
 
 
-async def pins_table(store: Store) -> Table:
+async def pins_table(pins: IdentityPins) -> Table:
     rows = [[Code(p.user_id), Code(_prefix(p.master_key)), When(p.pinned_ts),
              p.pinned_by if p.pinned_by in ("first sight", CONSOLE) else Code(p.pinned_by),
              f"{_prefix(p.changed_key)} (refused until approved)" if p.changed_key else None]
-            for p in await store.identities.all()]
+            for p in await pins.all()]
     return Table("Pinned cross-signing identities", ["user", "master key", "pinned", "by", "changed to"], rows,
                  empty="No identity pinned yet: the bot pins a role holder's at their first command from a "
                        "cross-signed device in an encrypted admin room.")

@@ -185,13 +185,13 @@ async def test_a_moderator_excluding_insecure_devices_gets_trusted_answers_and_u
             command = await legacy.send_text(world.admin_room, "!admin server version")
             withheld = await legacy.wait_for_reply(world.admin_room, command)
             assert isinstance(withheld, MegolmEvent), withheld
-            [row] = await app.store.audit_entries(limit=1)
+            [row] = await app.stores.audit.audit_entries(limit=1)
             assert row.result == "refused" and row.detail == "device not cross-signed" and row.origin == command, row
 
             # A command in the clear (any holder of a token can post one) is refused too.
             plain = await world.chat.send_text(world.admin_room, "!admin server version")
             assert isinstance(await legacy.wait_for_reply(world.admin_room, plain), MegolmEvent)
-            [row] = await app.store.audit_entries(limit=1)
+            [row] = await app.stores.audit.audit_entries(limit=1)
             assert row.result == "refused" and row.detail == "device not cross-signed" and row.origin == plain, row
 
             # Reactions act as well, but travel in the clear (Element does not encrypt them either), so

@@ -134,7 +134,7 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
             approved = await _ask(bob, room, f"!admin identity approve {alice_account.user_id}")
             assert "Approved" in approved, approved
             assert "version" in await _ask(alice, room, "!admin server version")
-            pin = await app.store.identities.get(alice_account.user_id)
+            pin = await app.stores.identities.get(alice_account.user_id)
             assert pin is not None and pin.master_key == new_key and pin.pinned_by == bob_account.user_id
 
             # Where there is one admin: the console approves. The bot keeps running meanwhile.
@@ -153,7 +153,7 @@ async def test_changed_identities_wait_for_another_admin(homeserver: LocalHomese
                 cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
             assert done.returncode == 0 and "Approved" in done.stdout, (done.stdout, done.stderr)
             assert "version" in await _ask(alice, room, "!admin server version")
-            pin = await app.store.identities.get(alice_account.user_id)
+            pin = await app.stores.identities.get(alice_account.user_id)
             assert pin is not None and pin.master_key == third_key and pin.pinned_by == "console"
     finally:
         for person in (alice, bob, unsigned, *others):

@@ -30,7 +30,7 @@ async def test_a_changed_identity_is_refused_and_warned_once_until_another_admin
     assert "identity changed" in bot.answer(refused) and f"identity approve {ADMIN}" in bot.answer(refused)
     await bot.say("!admin identity list", **_signed(NEW))
     assert len(await _warnings(bot)) == 1  # the admin rooms hear of one change once
-    assert (await bot.store.audit_entries(limit=1))[0].detail == "cross-signing identity changed"
+    assert (await bot.store.audit.audit_entries(limit=1))[0].detail == "cross-signing identity changed"
 
     # The owner, from an unencrypted admin room (no device, no identity to check): not their own.
     own = await bot.say(f"!admin identity approve {ADMIN}")
@@ -39,7 +39,7 @@ async def test_a_changed_identity_is_refused_and_warned_once_until_another_admin
 
     # The console approves (where there is one admin).
     from bot.runtime.identities import CONSOLE, approve
-    said = await approve(bot.store, ADMIN, by=CONSOLE, now_ms=1)
+    said = await approve(bot.store.identities, ADMIN, by=CONSOLE, now_ms=1)
     assert "Approved" in said
     listed = bot.answer(await bot.say("!admin identity list", **_signed(NEW)))
     assert "BBBB BBBB" in listed and "console" in listed and "refused until approved" not in listed
