@@ -27,6 +27,7 @@ from bot.runtime.confirmations import Confirmations
 from bot.runtime.contexts import Contexts
 from bot.runtime.delivery import DIRECT_TIMEOUT_S, SecretDelivery
 from bot.runtime.held_secrets import HeldSecrets
+from bot.runtime.identities import IdentityGuard
 from bot.runtime.intake import Intake, ReactionHook
 from bot.runtime.jobs import JobRunner
 from bot.runtime.journal import CommandJournal
@@ -40,6 +41,7 @@ from bot.runtime.timers import TimerBook, TimerSource
 from bot.runtime.undo import UndoBook
 from bot.runtime.undoing import UndoChecks, UndoSource
 from bot.runtime.verbs import RuntimeVerbs
+from bot.state.identities import IdentityPins as IdentityPinsStore
 
 if TYPE_CHECKING:
     from bot.state.audit import AuditLog
@@ -75,6 +77,8 @@ class Dispatcher:
         bot_user_id: str,
         confirm_timeout: float,
         require_cross_signed_senders: bool = False,
+        pin_identities: bool = True,
+        identity_pins: IdentityPinsStore | None = None,
         report_desk: ReportDesk | None = None,
         clock: Callable[[], int] | None = None,
         refusals: RefusalLimiter | None = None,
@@ -121,10 +125,16 @@ class Dispatcher:
             pipeline=self.pipeline, journal=command_journal, replies=self.replies, audit=writer, answers=self.answers,
             clock=clock,
         )
+        pins = identity_pins if identity_pins is not None else IdentityPinsStore(meta.db)
+        # Pinned cross-signing identities (bot/runtime/identities.py), asked by intake when senders must be cross-signed.
+        guard = IdentityGuard(pins, messenger, admin_rooms=lambda: list(self.admin_rooms), prefix=prefix,
+                              enabled=lambda: self.intake.require_cross_signed_senders and self.intake.pin_identities,
+                              clock=clock)
         verbs = RuntimeVerbs(
             audit_log=audit, job_store=job_store, table=table, jobs=jobs, prefix=prefix, undo_book=self.undo_book,
             policy=policy, confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, writer),
             pipeline=self.pipeline, replies=self.replies, audit=writer, refusals=refusing, answers=self.answers,
+            identity_pins=pins, clock=clock,
             timers=timer_book,
         )
         self.intake = Intake(
@@ -132,7 +142,9 @@ class Dispatcher:
             replies=self.replies, refusals=refusing, answers=self.answers, audit=writer, journal=command_journal,
             pipeline=self.pipeline,
             confirmations=self.confirmations, verbs=verbs, prefix=prefix, bot_user_id=bot_user_id, clock=clock,
-            require_cross_signed_senders=require_cross_signed_senders, gate=gate, reaction_hooks=self.reaction_hooks,
+            require_cross_signed_senders=require_cross_signed_senders, pin_identities=pin_identities, identities=guard,
+            gate=gate,
+            reaction_hooks=self.reaction_hooks,
         )
         self.recovery = Recovery(journal_store=journal, audit_log=audit, job_store=job_store, table=table, policy=policy,
                                  contexts=self.contexts, intake=self.intake, journal=command_journal,

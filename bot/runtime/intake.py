@@ -27,7 +27,7 @@ from bot.runtime.answers import HIDDEN, Answers
 from bot.runtime.confirm import CANCEL_KEYS, CONFIRM_KEYS
 from bot.runtime.options import RunOptions
 from bot.runtime.outcome import Broken, Ignored, Outcome, Unknown, Usage
-from bot.runtime.refusals import STRANGER_REFUSALS, Refusals
+from bot.runtime.refusals import ROLE_REFUSALS, STRANGER_REFUSALS, Refusals
 from bot.runtime.sensitive import hidden_form, may_carry_secret
 from bot.text import untrusted
 from bot.text.views import Code, Text
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from bot.runtime.auditing import AuditWriter
     from bot.runtime.confirmations import Confirmations
     from bot.runtime.contexts import Contexts
+    from bot.runtime.identities import IdentityGuard
     from bot.runtime.journal import CommandJournal
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.replies import Replies
@@ -59,7 +60,8 @@ class Intake:
         self, *, policy: Policy, table: CommandTable, contexts: Contexts, confirmations_store: ConfirmationStore, messenger: Messenger,
         replies: Replies, refusals: Refusals, answers: Answers, audit: AuditWriter, journal: CommandJournal,
         pipeline: Pipeline, confirmations: Confirmations, verbs: RuntimeVerbs, prefix: str, bot_user_id: str,
-        clock: Callable[[], int], require_cross_signed_senders: bool, gate: HomeserverGate | None,
+        clock: Callable[[], int], require_cross_signed_senders: bool, pin_identities: bool, identities: IdentityGuard,
+        gate: HomeserverGate | None,
         reaction_hooks: list[ReactionHook],
     ) -> None:
         self.policy = policy
@@ -79,6 +81,8 @@ class Intake:
         self.bot_user_id = bot_user_id
         self.clock = clock
         self.require_cross_signed_senders = require_cross_signed_senders
+        self.pin_identities = pin_identities
+        self.identities = identities  # pinned cross-signing identities (bot/runtime/identities.py)
         # The homeserver gate of the Admin API (bot/homeserver/gate.py): while a person's command is handled,
         # bulk jobs step aside, and a rate limit is waited out (and explained) instead of failing.
         self.gate = gate
@@ -164,6 +168,12 @@ class Intake:
                 ctx, Text(f"Refused: this message {device}, then send the command again.", tone="error"),
                 args=shown, detail="device not cross-signed", burst=STRANGER_REFUSALS,
                 key=f"{msg.sender} on {msg.sender_device if msg.encrypted else 'an unknown device'}")
+            return
+        changed = await self.identities.problem(msg.sender, msg.sender_identity) if msg.encrypted else None
+        if changed is not None:
+            await self.refusals.refuse(ctx, Text(f"Refused: {changed}.", tone="error"), args=shown,
+                                       detail="cross-signing identity changed", burst=ROLE_REFUSALS,
+                                       key=f"{msg.sender} as {msg.sender_identity}")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
             await self.replies.reply(ctx, Text(

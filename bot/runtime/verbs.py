@@ -4,12 +4,14 @@ about. Who may run one, and who may stop a job, is the policy's answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api import verbs
 from bot.handler_api.parsing import ParsedCommand
 from bot.handler_api.spec import CommandError, CommandTable
 from bot.policy.rules import Policy
+from bot.runtime import identities
 from bot.runtime.answers import Answers
 from bot.runtime.jobs import JobRunner
 from bot.runtime.outcome import ANSWERED
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from bot.runtime.undoing import UndoSource
     from bot.records import JobRecord
     from bot.state.audit import AuditLog
+    from bot.state.identities import IdentityPins
     from bot.state.jobs import JobStore
 
 
@@ -36,7 +39,8 @@ class RuntimeVerbs:
     def __init__(
         self, *, audit_log: AuditLog, job_store: JobStore, table: CommandTable, jobs: JobRunner, prefix: str, undo_book: UndoBook, policy: Policy,
         confirmations: Confirmations, undoing: UndoSource, pipeline: Pipeline, replies: Replies, audit: AuditWriter,
-        refusals: Refusals, answers: Answers, timers: TimerBook | None = None,
+        refusals: Refusals, answers: Answers, identity_pins: IdentityPins, clock: Callable[[], int],
+        timers: TimerBook | None = None,
     ) -> None:
         self.timers = timers
         self.audit_log = audit_log
@@ -53,6 +57,8 @@ class RuntimeVerbs:
         self.audit = audit
         self.refusals = refusals
         self.answers = answers
+        self.identity_pins = identity_pins
+        self.clock = clock
 
     async def run(self, ctx: Context, parsed: ParsedCommand, started: float) -> None:
         command = parsed.command
@@ -91,6 +97,13 @@ class RuntimeVerbs:
         if self.timers is None:
             raise CommandError(f"there is no timer #{timer_id}")
         return await self.timers.cancel(ctx, timer_id)
+
+    async def identity_list(self, ctx: Context) -> Any:
+        return await identities.pins_table(self.identity_pins)
+
+    async def identity_approve(self, ctx: Context, user: str) -> Any:
+        """`identity approve <user>`: an admin other than its owner pins a changed identity."""
+        return Text(await identities.approve(self.identity_pins, user, by=ctx.requester, now_ms=self.clock()), tone="ok")
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any:
         """`jobs cancel <id>`: the person who started the job, or an admin, stops it."""

@@ -7,7 +7,7 @@ They stay in ONE list (`MIGRATIONS`, here), whichever aggregate a migration is f
 at the end.
 
 The tables are read and written by one store per aggregate (bot/state/{meta,journal,confirmations,
-audit,undo,jobs,reports}.py, each a `Table`), and each part of the bot is handed only the stores it
+audit,undo,jobs,reports,identities}.py, each a `Table`), and each part of the bot is handed only the stores it
 needs (bot/state/stores.py, built by the app).
 """
 
@@ -294,8 +294,22 @@ MIGRATIONS += [
     """,
 ]
 
+# 12: pinned cross-signing identities (bot/state/identities.py). Each role holder's master key as the
+#     bot first saw it in an encrypted admin room (or as an admin approved it since); a different key
+#     seen later is kept as `changed_key` and refused until `identity approve` (bot/runtime/identities.py).
+MIGRATIONS.append("""
+    CREATE TABLE identity_pins (
+        user_id TEXT PRIMARY KEY,
+        master_key TEXT NOT NULL,
+        pinned_ts INTEGER NOT NULL,
+        pinned_by TEXT NOT NULL,
+        changed_key TEXT,
+        changed_ts INTEGER
+    )
+""")
+
 MIGRATIONS += [
-    # Timers (`--for <duration>`, bot/runtime/timers.py): an action that ends by itself. Its undo
+    # 13: timers (`--for <duration>`, bot/runtime/timers.py): an action that ends by itself. Its undo
     # (the undo record of audit row `action`) runs once `due_ts` has passed. 'pending' until a
     # run claims it ('firing', before anything runs: a second claim finds nothing), then 'done',
     # 'refused' (the state changed meanwhile, the requester lost the role…) or 'failed';

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.state.audit import AuditLog
 from bot.state.confirmations import ConfirmationStore
 from bot.state.db import Database
+from bot.state.identities import IdentityPins
 from bot.state.jobs import JobStore
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
@@ -27,13 +28,15 @@ class Stores:
     undo: UndoStore
     jobs: JobStore
     reports: ReportStore
+    identities: IdentityPins
     timers: TimerStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         return cls(db=db, meta=MetaStore(db), journal=Journal(db), confirmations=ConfirmationStore(db), audit=AuditLog(db),
-                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), timers=TimerStore(db))
+                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), identities=IdentityPins(db),
+                   timers=TimerStore(db))
 
 
-__all__ = ["AuditLog", "ConfirmationStore", "Database", "JobStore", "Journal", "MetaStore", "ReportStore", "Stores", "TimerStore",
-           "UndoStore"]
+__all__ = ["AuditLog", "ConfirmationStore", "Database", "IdentityPins", "JobStore", "Journal", "MetaStore", "ReportStore",
+           "Stores", "TimerStore", "UndoStore"]
