@@ -142,6 +142,7 @@ class App:
             gate=self.api.gate, mas=self.mas, mas_detection=self.mas_detection,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
             observers=[self.metrics.observe_command] if self.metrics is not None else [], timers=stores.timers,
+            schedules=stores.schedules,
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
@@ -272,20 +273,22 @@ class App:
     async def _timers(self) -> None:
         """Actions given --for end when their time is up (bot/runtime/timers.py); once the first sync
         is in, the ones that fell due while the bot was down (or were cut short by a kill) first."""
-        timers = self.dispatcher.timers
-        if timers is None:
-            return
+        timers, schedules = self.dispatcher.timers, self.dispatcher.schedules
         while not self.matrix.caught_up and not self.stop_event.is_set():
             await asyncio.sleep(0.1)
-        try:
-            await timers.resume()
-        except Exception:
-            log.exception("resuming timers failed")
-        while not self.stop_event.is_set():
+        for source in (timers, schedules):
             try:
-                await timers.tick()
+                if source is not None:
+                    await source.resume()
             except Exception:
-                log.exception("running due timers failed")
+                log.exception("resuming %s failed", type(source).__name__)
+        while not self.stop_event.is_set():
+            for source in (timers, schedules):  # the scheduled commands too (bot/runtime/schedules.py)
+                try:
+                    if source is not None:
+                        await source.tick()
+                except Exception:
+                    log.exception("running what is due (%s) failed", type(source).__name__)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=self._timer_interval)
 

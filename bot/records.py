@@ -189,3 +189,24 @@ class TimerRecord:
     decided_by: str | None = None
     decided_ts: int | None = None
     result: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A command that runs on a schedule (bot/runtime/schedules.py)."""
+
+    id: int
+    author: str
+    room_id: str
+    when_json: str  # bot/handler_api/when.py
+    when_text: str
+    invocation_json: str  # the command, as typed and checked when scheduled (bot/handler_api/invocation.py)
+    summary: str
+    next_ts: int
+    state: str  # unconfirmed, active, paused, stopped (its author lost the role), removed
+    running: int = 0
+    runs: int = 0
+    last_run_ts: int | None = None
+    last_result: str = ""
+    note: str = ""
+    created_ts: int = 0

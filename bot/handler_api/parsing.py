@@ -94,7 +94,7 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
     while index < len(rest):
         token = rest[index]
         index += 1
-        if options_done or not token.startswith("--") or token == "-":
+        if options_done or not token.startswith("--") or token == "-" or (command.passthrough and positionals):
             positionals.append(token)
             continue
         if token == "--":

@@ -212,6 +212,7 @@ class Command:
     irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
     undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
     expires: bool = False  # takes `--for <duration>` (FOR_FLAG): the action ends by itself
+    passthrough: bool = False  # after its first positional word, every word is positional (`schedule add`)
 
     @staticmethod
     def handler_args(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,6 +382,7 @@ class CommandGroup:
         runtime: bool = False,
         irreversible: bool | str = False,
         expires: bool = False,
+        passthrough: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -402,6 +404,7 @@ class CommandGroup:
                 runtime=runtime,
                 irreversible=irreversible_reason(irreversible),
                 expires=expires,
+                passthrough=passthrough,
             )
             _check_declaration(command)
             self.commands.append(command)

@@ -46,6 +46,12 @@ class Runtime(Protocol):
 
     async def list_timers(self) -> Any: ...
 
+    async def schedule_add(self, ctx: Context, words: list[str]) -> Any: ...
+
+    async def list_schedules(self) -> Any: ...
+
+    async def change_schedule(self, ctx: Context, schedule_id: int, verb: str) -> Any: ...
+
     async def cancel_timer(self, ctx: Context, timer_id: int) -> Any: ...
 
     def may_see_result(self, ctx: Context, record: JobRecord) -> bool: ...
@@ -251,3 +257,40 @@ async def timers(rt: Runtime, ctx: Context) -> Any:
 )
 async def timers_cancel(rt: Runtime, ctx: Context, timer: int) -> Any:
     return await rt.cancel_timer(ctx, timer)
+
+
+@meta.command(
+    "schedule add", summary="Run a command on a schedule (UTC): every <duration>, daily HH:MM or weekly <day> HH:MM",
+    role=Role.VIEWER, runtime=True, passthrough=True,
+    params=[Param("words", TextArg, "the schedule, then the command with its arguments", variadic=True)],
+    details="`every <duration>` (at least 1m), `daily HH:MM`, or `weekly mon|tue|wed|thu|fri|sat|sun HH:MM`, in UTC, "
+            "then the command as you would type it. It is checked now, like a typed command (your role, what it acts "
+            "on); a destructive one is confirmed now, once, and its prompt shows the schedule. Each run is a new "
+            "command by you, checked again with your role then (a schedule whose author lost the role stops, saying "
+            "so), audited as `schedule <id>`, and posts its result here as a new message. Runs missed while the bot "
+            "was down run once when it starts; two runs never overlap. The bot's own verbs (confirm, undo, "
+            "schedule, timers…) cannot be scheduled.",
+    examples=["schedule add weekly sun 03:00 media purge --before 90d", "schedule add every 6h server stats"],
+)
+async def schedule_add(rt: Runtime, ctx: Context, words: list[str]) -> Any:
+    return await rt.schedule_add(ctx, words)
+
+
+@meta.command("schedule list", summary="List the schedules: when, what, next run", role=Role.VIEWER, runtime=True)
+async def schedule_list(rt: Runtime, ctx: Context) -> Any:
+    return await rt.list_schedules()
+
+
+def _schedule_verb(verb: str, summary: str) -> Any:
+    @meta.command(f"schedule {verb}", summary=summary, role=Role.VIEWER, runtime=True,
+                  params=[Param("schedule", Int(minimum=1), "the schedule's number (see `schedule list`)")],
+                  details="Its author, or an admin, can change a schedule.")
+    async def change(rt: Runtime, ctx: Context, schedule: int) -> Any:
+        return await rt.change_schedule(ctx, schedule, verb)
+
+    return change
+
+
+schedule_remove = _schedule_verb("remove", "Remove a schedule: it does not run again")
+schedule_pause = _schedule_verb("pause", "Pause a schedule until it is resumed")
+schedule_resume = _schedule_verb("resume", "Resume a paused or stopped schedule (its next run is the next one after now)")

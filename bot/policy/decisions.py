@@ -107,6 +107,13 @@ def may_cancel_timer(who: str, role: Role | None, *, set_by: str, timer_id: int)
     return Decision(False, f"only {set_by}, who set timer #{timer_id}, or an admin can cancel it")
 
 
+def may_change_schedule(who: str, role: Role | None, *, author: str, schedule_id: int) -> Decision:
+    """`schedule remove|pause|resume`: its author, or an admin."""
+    if who == author or (role is not None and role >= Role.ADMIN):
+        return YES
+    return Decision(False, f"only {author}, who scheduled #{schedule_id}, or an admin can change it")
+
+
 # Who handles reports, and so can be given one.
 REPORT_HANDLER = Role.MODERATOR
 

@@ -85,6 +85,7 @@ class Policy:
     may_undo = staticmethod(decisions.may_undo)
     may_stop_job = staticmethod(decisions.may_stop_job)
     may_cancel_timer = staticmethod(decisions.may_cancel_timer)
+    may_change_schedule = staticmethod(decisions.may_change_schedule)
     may_see_job_result = staticmethod(decisions.may_see_job_result)
     may_go_on = staticmethod(decisions.may_go_on)
 

@@ -37,6 +37,7 @@ from bot.runtime.prompts import Prompts
 from bot.runtime.recovery import Recovery
 from bot.runtime.refusals import RefusalLimiter, Refusals
 from bot.runtime.replies import Replies
+from bot.runtime.schedules import Schedules
 from bot.runtime.timers import TimerBook, TimerSource
 from bot.runtime.undo import UndoBook
 from bot.runtime.undoing import UndoChecks, UndoSource
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from bot.state.journal import Journal
     from bot.state.meta import MetaStore
     from bot.state.undo import UndoStore
+    from bot.state.schedules import ScheduleStore
     from bot.state.timers import TimerStore
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.gate import HomeserverGate
@@ -90,6 +92,7 @@ class Dispatcher:
         observers: list[Observer] | None = None,
         undo_book: UndoBook | None = None,
         timers: TimerStore | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self.clock = clock = clock or (lambda: int(time.time() * 1000))
         self.policy = policy
@@ -120,10 +123,16 @@ class Dispatcher:
             delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
             observers=observers if observers is not None else [], timers=timer_book,
         )
+        # Commands that run on a schedule: a source of their own (bot/runtime/schedules.py).
+        self.schedules = Schedules(
+            store=schedules, table=table, env=self.contexts.env, pipeline=self.pipeline, prompts=self.pipeline.prompts,
+            policy=policy, replies=self.replies, journal=command_journal, prefix=prefix, clock=clock,
+            make_context=self.contexts.make,
+        ) if schedules is not None else None
         self.confirmations = Confirmations(
             store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,
             pipeline=self.pipeline, journal=command_journal, replies=self.replies, audit=writer, answers=self.answers,
-            clock=clock,
+            clock=clock, on_schedule=self.schedules.confirmed if self.schedules is not None else None,
         )
         pins = identity_pins if identity_pins is not None else IdentityPinsStore(meta.db)
         # Pinned cross-signing identities (bot/runtime/identities.py), asked by intake when senders must be cross-signed.
@@ -135,7 +144,7 @@ class Dispatcher:
             policy=policy, confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, writer),
             pipeline=self.pipeline, replies=self.replies, audit=writer, refusals=refusing, answers=self.answers,
             identity_pins=pins, clock=clock,
-            timers=timer_book,
+            timers=timer_book, schedules=self.schedules,
         )
         self.intake = Intake(
             policy=policy, table=table, contexts=self.contexts, confirmations_store=confirmations, messenger=messenger,

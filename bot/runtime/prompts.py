@@ -40,7 +40,7 @@ class Prompts:
         self.confirm_timeout = confirm_timeout
         self._code_key: bytes | None = None
 
-    async def prompt(self, ctx: Context, inv: Invocation, options: RunOptions) -> Outcome:
+    async def prompt(self, ctx: Context, inv: Invocation, options: RunOptions, *, extra: Any = None) -> Outcome:
         preview: Any = None
         if inv.command.preview_handler is not None:
             try:
@@ -65,7 +65,7 @@ class Prompts:
         # However much the preview must shrink to fit one event, the code stays in the prompt.
         prompt_id = await self.replies.reply(
             ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout,
-                             second_person=self.second_person(inv)),
+                             second_person=self.second_person(inv), extra=extra),
             minimal=prompt_minimal(inv, code=code, prefix=self.prefix))
         if not prompt_id:
             # Nobody saw the prompt: nothing may wait for a confirmation (a bare `confirm` would run it unseen).

@@ -333,6 +333,32 @@ MIGRATIONS += [
     """,
 ]
 
+MIGRATIONS += [
+    # 14: schedules (`schedule add`, bot/runtime/schedules.py): a command checked when scheduled,
+    #     run by its author at each `next_ts`. A run is claimed (`running`, next_ts moved on) in one
+    #     statement before it starts: runs never overlap and none runs twice.
+    """
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        author TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        when_json TEXT NOT NULL,
+        when_text TEXT NOT NULL,
+        invocation_json TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        next_ts INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        running INTEGER NOT NULL DEFAULT 0,
+        runs INTEGER NOT NULL DEFAULT 0,
+        last_run_ts INTEGER,
+        last_result TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        created_ts INTEGER NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (state, next_ts)
+    """,
+]
+
 class Database:
     """A sqlite connection owned by one worker thread."""
 
