@@ -127,10 +127,10 @@ def may_be_assigned(user_id: str, role: Role | None) -> Decision:
                            "the config) handle reports, so only they can be assigned one")
 
 
-def may_go_on(requester: str, role: Role | None, inv: Invocation) -> Decision:
+def may_go_on(requester: str, role: Role | None, inv: Invocation, *, what: str = "this job") -> Decision:
     """A job, before each step: its requester still has the role it needs (from the current config)."""
     needed = inv.role_needed
     if role is not None and role >= needed:
         return YES
     now = "no role any more" if role is None else f"only the {role.label} role"
-    return Decision(False, f"{requester} has {now} in the bot's config, and this job needs the {needed.label} role")
+    return Decision(False, f"{requester} has {now} in the bot's config, and {what} needs the {needed.label} role")

@@ -212,7 +212,7 @@ class Schedules:
         except InvalidInvocation as exc:
             return await self._stop(ctx, schedule, f"it cannot run any more: {exc}")
         inv = replace(stored, requester=schedule.author, event_id="", thread_root=None, source=f"schedule {schedule.id}")
-        decision = self.policy.may_go_on(schedule.author, role, inv)  # its author's role now
+        decision = self.policy.may_go_on(schedule.author, role, inv, what=f"schedule #{schedule.id} ({inv.name})")
         if not decision:
             return await self._stop(ctx, schedule, decision.reason)
         await self.replies.reply_to(schedule.room_id, "", None, Text(
