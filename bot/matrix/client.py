@@ -261,6 +261,7 @@ class MatrixClient:
                 pass
             else:
                 await self._password_login()
+        self._save_new_encrypted_rooms_only()
         if self.encryption and self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.encryption:
@@ -268,6 +269,24 @@ class MatrixClient:
             # cross-signing identity (a key query, signatures) is set up after the first sync and the
             # commands it brought: nothing before the first answer needs it (see `settled`).
             self._keys_api = KeysAPI(self.client.homeserver, lambda: str(self.client.access_token))
+
+    def _save_new_encrypted_rooms_only(self) -> None:
+        """nio writes the encrypted rooms it saw in a sync to its crypto store after every sync (a
+        transaction on the event loop, under every command's round trip), although they are already
+        there; only rooms not yet saved by this process are written (the table ignores duplicates)."""
+        store = self.client.store
+        if store is None:
+            return
+        save = store.save_encrypted_rooms
+        saved: set[str] = set(self.client.encrypted_rooms)  # loaded from the store at login
+
+        def save_new(rooms: Any) -> None:
+            new = set(rooms) - saved
+            if new:
+                save(new)
+                saved.update(new)
+
+        store.save_encrypted_rooms = save_new
 
     async def _setup_cross_signing(self) -> None:
         """Create (first start) or reuse the bot's cross-signing identity and sign this device.
