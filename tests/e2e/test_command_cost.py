@@ -27,7 +27,8 @@ async def test_the_crypto_store_writes_an_encrypted_room_once_not_after_every_sy
         original(self, rooms)
 
     monkeypatch.setattr(MatrixStore, "save_encrypted_rooms", counted)
-    config = world.config()
+    # The moderator's test client sends in clear; the store's writes are what is counted here.
+    config = world.config(encryption={"enabled": True, "require_cross_signed_senders": False, "pin_identities": False})
     try:
         async with running_bot(config) as app:
             await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
