@@ -222,7 +222,6 @@ class App:
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
             return
-        self.reports.latency_observers.append(self.metrics.observe_report_latency)
         self.metrics.watch(running_jobs=lambda: len(self.jobs.running()), last_sync_ok=lambda: self.matrix.last_sync_ok,
                            sync_failures=lambda: self.matrix.sync_failures)
         host, port = self.config.metrics.bind
@@ -240,7 +239,8 @@ class App:
             admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
-            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
+            latency_observers=[self.metrics.observe_report_latency] if self.metrics is not None else [], **options,
         )
 
     async def run(self) -> None:
