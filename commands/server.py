@@ -11,7 +11,7 @@ from bot.homeserver.mas_api.errors import MASAPIError
 from bot.handler_api.spec import CommandGroup, Escalation, Flag, Param, Role
 from bot.text.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
 
-from . import _mas
+from bot.homeserver.accounts import mas_reads as _mas
 
 server = CommandGroup("server", "The homeserver as a whole")
 
