@@ -112,7 +112,7 @@ _FLAG_WORDS = {"locked": "locked", "suspended": "suspended", "shadow_banned": "s
                "deactivated": "deactivated"}
 
 
-# Flags that matrix-authentication-service holds for the accounts it keeps (bot/homeserver/accounts.py): the
+# Flags that matrix-authentication-service holds for the accounts it keeps (bot/homeserver/accounts/): the
 # commands that change them go there, and so does the probe.
 _MAS_FLAGS = frozenset({"locked", "admin"})
 
