@@ -12,8 +12,9 @@ from bot.homeserver.accounts.home import AccountDirectory, Detection, Home
 from bot.homeserver.accounts.mas import MASAccount
 from bot.homeserver.accounts.mas_reads import mas_flags, provider_label
 from bot.homeserver.accounts.synapse import SynapseAccount
+from bot.homeserver.accounts.tokens import MASTokens, RegistrationTokens, SynapseTokens
 from bot.homeserver.mas_api.errors import MASAPIError
-from bot.text.views import Code, Untrusted
+from bot.text.views import Code, Record, Text, Untrusted
 
 if TYPE_CHECKING:
     from bot.homeserver.accounts.home import AccountHome
@@ -41,6 +42,12 @@ class Accounts(AccountDirectory):
     def for_new(self, user_id: str) -> Account:
         """Where a new account is created: MAS when the bot can reach it."""
         return self._backend(self.new_account_home(user_id))
+
+    def registration_tokens(self) -> RegistrationTokens:
+        """Registration tokens where people register: MAS when the bot can reach it, else Synapse. A
+        homeserver that delegates to MAS while the bot has no `mas:` section gets told what to configure."""
+        self.refuse_unreachable_mas()
+        return MASTokens(self._mas) if self._mas is not None else SynapseTokens(self._api)
 
     @property
     def home_of_all(self) -> Home:
@@ -83,3 +90,34 @@ class Accounts(AccountDirectory):
             ("upstream links", [Untrusted(f"{names.get(link.provider_id, link.provider_id)}: "
                                           f"{link.human_account_name or link.subject}", 200) for link in links] or "none"),
         ]
+
+    async def service_status(self) -> Record | Text | None:
+        """matrix-authentication-service's side, for `server status`: its version, its accounts and
+        what people may do there; the advice to configure it when accounts live there unreachable."""
+        if self._mas is None:
+            advice = self._detection.advice() if self._detection is not None else None
+            return Text(advice, tone="warning") if advice else None
+        mas = self._mas
+        try:
+            version, site, accounts, usable = await asyncio.gather(
+                mas.version(), mas.site_config(), mas.list_users(first=1, count=True),
+                mas.list_users(status="active", first=1, count=True))
+        except MASAPIError as exc:
+            return Text(f"matrix-authentication-service at {mas.url} does not answer: ", Code(exc.errcode),
+                        f": {exc.error}. {exc.hint}", tone="error")
+        allowed = [name for name, on in (
+            ("password login", site.password_login_enabled),
+            ("registration with a password", site.password_registration_enabled),
+            ("registration tokens required", site.password_registration_token_required),
+            ("e-mail changes", site.email_change_allowed), ("display name changes", site.displayname_change_allowed),
+            ("password changes", site.password_change_allowed), ("account recovery", site.account_recovery_allowed),
+            ("deactivating their own account", site.account_deactivation_allowed), ("captcha", site.captcha_enabled),
+        ) if on]
+        return Record("Accounts: matrix-authentication-service", [
+            ("MAS", Code(mas.url)),
+            ("version", Untrusted(version, 80)),
+            ("server name", Untrusted(site.server_name, 120)),
+            ("accounts (usable / all)", f"{usable.count} / {accounts.count}"),
+            ("people may", ", ".join(allowed) or "nothing by themselves"),
+            ("minimum password complexity", f"{site.minimum_password_complexity} of 4"),
+        ])
