@@ -117,7 +117,7 @@ def test_the_directory_is_what_handlers_get() -> None:
 
 # Asking where an account (or registration) lives is the directory's business: a command that does
 # it itself is a MAS branch that a backend should hold.
-WHERE_QUESTIONS = {"in_mas", "mas_configured", "locate", "new_account_home", "mas_user", "refuse_unreachable_mas"}
+WHERE_QUESTIONS = {"in_mas", "mas_configured", "locate", "new_account_home", "refuse_unreachable_mas"}
 
 
 def test_commands_never_ask_where_an_account_lives() -> None:
