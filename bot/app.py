@@ -88,6 +88,7 @@ class App:
         self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
         self._recovery: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
         self._report_flood_window_s = report_flood_window_s
         self.reports: ReportInbox
@@ -129,7 +130,7 @@ class App:
             job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
             concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
-            mas=self.mas, mas_detection=self.mas_detection, **self._job_options,
+            mas=self.mas, mas_detection=self._detected, **self._job_options,
         )
         self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
@@ -139,7 +140,7 @@ class App:
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
             pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
-            gate=self.api.gate, mas=self.mas, mas_detection=self.mas_detection,
+            gate=self.api.gate, mas=self.mas, mas_detection=self._detected,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
             observers=[self.metrics.observe_command] if self.metrics is not None else [], timers=stores.timers,
             schedules=stores.schedules,
@@ -200,14 +201,23 @@ class App:
                         "back its replies", getattr(exc, "errcode", None) or type(exc).__name__)
 
     async def _start_mas(self) -> None:
-        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts,
-        before the parts that are handed them: both reach the commands as typed Context services
-        (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy asks MAS who is an admin there. Building
-        the client needs no network; its secrets reach the log scrubber before any request.
+        """The MAS client when a `mas:` section is set, before the parts that are handed it: it reaches
+        the commands as a typed Context service (`ctx.mas`), jobs alike; policy asks MAS who is an admin
+        there. Building the client needs no network; its secrets reach the log scrubber before any
+        request. Where the accounts live (`ctx.mas_detection`) is asked after the first sync's commands
+        (`_settle`): it only words the advice on an Admin API endpoint a delegating homeserver lacks, and
+        the parts read it through `_detected` when they need it.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
+
+    def _detected(self) -> MASDetection | None:
+        """Where the homeserver keeps its accounts, once `_detect_mas` has asked (None before)."""
+        return self.mas_detection
+
+    async def _detect_mas(self) -> None:
+        config = self.config
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
         advice = self.mas_detection.advice()
@@ -217,7 +227,6 @@ class App:
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
             return
-        self.reports.latency_observers.append(self.metrics.observe_report_latency)
         self.metrics.watch(running_jobs=lambda: len(self.jobs.running()), last_sync_ok=lambda: self.matrix.last_sync_ok,
                            sync_failures=lambda: self.matrix.sync_failures)
         host, port = self.config.metrics.bind
@@ -235,7 +244,8 @@ class App:
             admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
-            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
+            latency_observers=[self.metrics.observe_report_latency] if self.metrics is not None else [], **options,
         )
 
     async def run(self) -> None:
@@ -245,8 +255,9 @@ class App:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self._timers(), name="timers"),
         ]
-        # Not among the tasks whose end ends the bot: this one is done once it has looked.
+        # Not among the tasks whose end ends the bot: these are done once they have looked.
         self._recovery = asyncio.create_task(self._recover(), name="recover")
+        self._settling = asyncio.create_task(self._settle(), name="settle")
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         for refresher in self.refreshers:
@@ -255,6 +266,21 @@ class App:
         for task in done:
             if task in self._tasks and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+    async def _settle(self) -> None:
+        """What a start defers until the commands waiting at start are answered (bot/matrix/client.py's
+        `settled`: the cross-signing identity), then where the homeserver keeps its accounts."""
+        await self.matrix.settled()
+        try:
+            await self._detect_mas()
+        except Exception:
+            log.exception("asking the homeserver whether it delegates auth failed")
+
+    async def ready(self) -> None:
+        """Wait until the start's deferred work is done (tests look at its results)."""
+        while self._settling is None:
+            await asyncio.sleep(0.05)
+        await asyncio.shield(self._settling)
 
     async def _recover(self) -> None:
         """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/recovery.py)."""
@@ -315,7 +341,7 @@ class App:
 
     async def close(self) -> None:
         self.stop_event.set()
-        tasks = [*self._tasks, *([self._recovery] if self._recovery is not None else [])]
+        tasks = [*self._tasks, *(task for task in (self._recovery, self._settling) if task is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -156,6 +156,7 @@ class ReportInbox:
         reminder_after: float = 0.0,
         reminder_every: float = 0.0,
         gate: HomeserverGate | None = None,
+        latency_observers: list[Callable[[float], None]] | None = None,
     ) -> None:
         self.api = api
         self.report_store = reports
@@ -182,7 +183,7 @@ class ReportInbox:
         self.polls = 0
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
-        self.latency_observers: list[Callable[[float], None]] = []
+        self.latency_observers: list[Callable[[float], None]] = list(latency_observers or [])
         # No lock is held across a send: claims and resolves never wait behind a flood of notices.
         # A notice edit re-reads the record after sending and goes again when it changed meanwhile.
         self._flushing = False

@@ -9,6 +9,7 @@ the metrics keep.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.handler_api import helptext
@@ -29,14 +30,15 @@ HIDDEN = "they are not repeated here: the message may hold a password"
 
 
 class Answers:
-    def __init__(self, prefix: str, mas_detection: MASDetection | None = None) -> None:
+    def __init__(self, prefix: str, mas_detection: Callable[[], MASDetection | None] = lambda: None) -> None:
         self.prefix = prefix
-        self.mas_detection = mas_detection
+        self.mas_detection = mas_detection  # where the accounts live, once known
 
     def api_error(self, exc: AdminAPIError) -> Text:
         """An Admin API error for the room; a missing endpoint on a homeserver whose accounts live in
         matrix-authentication-service says what to configure instead of a bare M_UNRECOGNIZED."""
-        advice = self.mas_detection.advice() if self.mas_detection is not None else None
+        detection = self.mas_detection()
+        advice = detection.advice() if detection is not None else None
         if advice is not None and isinstance(exc, UnrecognizedEndpoint):
             return Text(f"This homeserver does not offer this ({exc.errcode}). {advice}", tone="error")
         return helptext.api_error(exc)

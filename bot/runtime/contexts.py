@@ -21,7 +21,7 @@ class Contexts:
     def __init__(
         self, *, api: AdminAPI, replies: Replies, server_name: str, bot_user_id: str, prefix: str,
         clock: Callable[[], int], report_desk: ReportDesk | None, bot_status: BotStatus, audit_trail: AuditTrail,
-        mas: MASAPI | None, mas_detection: MASDetection | None,
+        mas: MASAPI | None, mas_detection: Callable[[], MASDetection | None],
     ) -> None:
         self.api = api
         self.replies = replies
@@ -33,7 +33,7 @@ class Contexts:
         self.bot_status = bot_status
         self.audit_trail = audit_trail
         self.mas = mas
-        self.mas_detection = mas_detection
+        self.mas_detection = mas_detection  # asked per context: known once the app has asked the homeserver
 
     def env(self) -> ParseEnv:
         return ParseEnv(server_name=self.server_name, now_ms=self.clock())
@@ -48,5 +48,5 @@ class Contexts:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection, audit_log=self.audit_trail,
+            mas_detection=self.mas_detection(), audit_log=self.audit_trail,
         )

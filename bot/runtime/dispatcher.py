@@ -87,7 +87,7 @@ class Dispatcher:
         direct_timeout: float = DIRECT_TIMEOUT_S,
         gate: HomeserverGate | None = None,
         mas: MASAPI | None = None,
-        mas_detection: MASDetection | None = None,
+        mas_detection: Callable[[], MASDetection | None] | None = None,
         reaction_hooks: list[ReactionHook] | None = None,
         observers: list[Observer] | None = None,
         undo_book: UndoBook | None = None,
@@ -100,12 +100,13 @@ class Dispatcher:
         self.refusals = refusals if refusals is not None else RefusalLimiter()
         self.reaction_hooks: list[ReactionHook] = reaction_hooks if reaction_hooks is not None else []
         self.replies = Replies(messenger, prefix)
-        self.answers = Answers(prefix, mas_detection)
+        detected = mas_detection or _undetected  # where the accounts live, once the app has asked
+        self.answers = Answers(prefix, detected)
         self.contexts = Contexts(
             api=api, replies=self.replies, server_name=server_name, bot_user_id=bot_user_id, prefix=prefix,
             clock=clock, report_desk=report_desk, bot_status=BotStatus(confirmations, jobs.running),
             audit_trail=AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler]),
-            mas=mas, mas_detection=mas_detection,
+            mas=mas, mas_detection=detected,
         )
         writer = AuditWriter(audit, policy)
         refusing = Refusals(self.refusals, writer, self.replies)
@@ -196,3 +197,7 @@ class Dispatcher:
 
     async def expire_confirmations(self) -> int:
         return await self.confirmations.expire()
+
+
+def _undetected() -> MASDetection | None:
+    return None

@@ -102,7 +102,7 @@ class JobRunner:
         batch_size: int = DEFAULT_BATCH_SIZE,
         gate: HomeserverGate | None = None,
         mas: MASAPI | None = None,
-        mas_detection: MASDetection | None = None,
+        mas_detection: Callable[[], MASDetection | None] | None = None,
     ) -> None:
         self.job_store = job_store
         self.api = api
@@ -124,7 +124,7 @@ class JobRunner:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancels: dict[int, str] = {}
         self.mas = mas  # the MAS admin API and what detection found (bot/mas.py)
-        self.mas_detection = mas_detection
+        self._detected = mas_detection
 
     async def create(self, inv: Invocation, *, started_by: str) -> int:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
@@ -263,6 +263,11 @@ class JobRunner:
         await self.job_store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
     # -- the JobHost a JobContext sees (bot/handler_api/jobs.py)
+
+    @property
+    def mas_detection(self) -> MASDetection | None:
+        """Where the homeserver keeps its accounts, once the app has asked it."""
+        return self._detected() if self._detected is not None else None
 
     async def save_state(self, job_id: int, state: dict[str, Any]) -> None:
         await self.job_store.update_job(job_id, state=state)
