@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from bot.homeserver.mas_api import MASAPI
 from bot.matrix.client import MatrixClient
 from bot.metrics import Metrics
 from bot.policy.rules import Policy
+from bot.runtime import oplog
 from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 2.0
 JOURNAL_RETENTION_MS = 30 * 86_400_000
+READY_JOIN_WAIT_S = 15.0
 
 
 class App:
@@ -93,8 +96,11 @@ class App:
         self._refusals = RefusalLimiter() if refusal_window_s is None else RefusalLimiter(window_s=refusal_window_s)
         self.mas: MASAPI | None = None
         self.mas_detection: MASDetection | None = None
+        self.started_at = time.monotonic()
+        self.stop_reason = "stopped"
 
     async def start(self) -> None:
+        self.started_at = time.monotonic()
         config = self.config
         self.db, self.store = await wiring.open_store(config)
         admin_rooms = AdminRooms(config.admin_rooms)
@@ -224,8 +230,14 @@ class App:
         """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/dispatcher.py)."""
         while not self.matrix.caught_up and not self.stop_event.is_set():
             await asyncio.sleep(0.1)
+        # An invitation found by the first sync is being accepted: ready once the bot is in (or soon anyway).
+        waited = time.monotonic()
+        while self.matrix.admin_rooms_being_joined() and time.monotonic() - waited < READY_JOIN_WAIT_S:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=0.1)
         if self.stop_event.is_set():
             return
+        self._say_ready()
         try:
             found = await self.dispatcher.recover(self.matrix.fetch_event)
         except Exception:
@@ -233,6 +245,14 @@ class App:
             return
         if found:
             log.info("handled %d command(s) interrupted by the last stop", found)
+
+    def _say_ready(self) -> None:
+        """The operator's one line: synced, in its admin rooms, the inbox started — it answers now."""
+        rooms = list(self.matrix.admin_rooms)
+        joined = [room for room in rooms if room in self.matrix.client.rooms]
+        oplog.ready(user_id=self.config.bot.user_id, device_id=self.matrix.device_id, rooms=rooms, joined=joined,
+                    reports=self.config.reports.enabled, jobs=len(self.jobs.running()),
+                    seconds=time.monotonic() - self.started_at)
 
     async def _housekeeping(self) -> None:
         ticks = 0
@@ -252,7 +272,9 @@ class App:
             except Exception:
                 log.exception("housekeeping failed")
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped") -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
         self.stop_event.set()
 
     async def close(self) -> None:
@@ -279,9 +301,13 @@ class App:
 async def run_until_signalled(app: App) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, app.stop)
+        loop.add_signal_handler(sig, app.stop, f"{sig.name} received")
     try:
         await app.start()
         await app.run()
+    except BaseException as exc:
+        app.stop(f"failed: {type(exc).__name__}")
+        raise
     finally:
         await app.close()
+        oplog.stopped(reason=app.stop_reason, seconds=time.monotonic() - app.started_at)

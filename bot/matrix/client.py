@@ -314,6 +314,11 @@ class MatrixClient:
     def device_id(self) -> str:
         return str(self.client.device_id)
 
+    def admin_rooms_being_joined(self) -> list[str]:
+        """Admin rooms the bot was invited to and is joining right now (not in them yet)."""
+        return [room for room in self.admin_rooms
+                if (room in self._open_invites or room in self._joining) and room not in self.client.rooms]
+
     async def resolve_admin_rooms(self) -> list[str]:
         """Resolve the configured aliases on the homeserver and pin each at its first resolution;
         returns the aliases that are neither resolved nor pinned."""

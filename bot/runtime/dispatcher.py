@@ -52,6 +52,7 @@ from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, en
 from bot.runtime.jobs import JobRunner, job_view
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
 from bot.policy.rules import Policy
+from bot.runtime import oplog
 from bot.runtime.refusals import RefusalLimiter, tally
 from bot.text.render import SendForm, csv_cell, fit_content, plain_value
 from bot.runtime.sensitive import hidden_form, may_carry_secret
@@ -73,6 +74,7 @@ class _Answering:
 
     event_id: str
     sent: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # for the operator's log: how long it took
 
 
 _ANSWERING: ContextVar[_Answering | None] = ContextVar("dispatcher_answering", default=None)
@@ -274,8 +276,8 @@ class Dispatcher:
     async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
         log.error("command failed: %s", shown, exc_info=exc)
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
-                                   result="internal error", detail=type(exc).__name__)
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
+                                    result="internal error", detail=type(exc).__name__)
         except Exception:
             log.exception("could not write the audit log")
         await self._reply(ctx, Text(f"Internal error ({type(exc).__name__}); the bot's log has the details. "
@@ -393,6 +395,15 @@ class Dispatcher:
                                             Code(f"{self.prefix} {secret.name}"), "?", tone="error"))
             else:
                 await self._reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
+            # A mistyped command leaves a trace in the audit log, as typed (a password's words hidden).
+            said = f"did you mean {secret.name}?" if secret is not None else (
+                f"did you mean {' or '.join(exc.suggestions[:3])}?" if exc.suggestions else "no such command")
+            try:
+                await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(unknown)",
+                                        args=hidden_form(secret) if secret is not None else untrusted.inline(text, 200),
+                                        result="unknown command", detail=said, origin=_origin())
+            except Exception:
+                log.exception("could not write the audit log")
             self._observe("(unknown)", "unknown", started)
             return
         except UsageError as exc:
@@ -644,8 +655,8 @@ class Dispatcher:
 
     async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
-                                   result="refused", detail=why)
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
+                                    result="refused", detail=why)
         except Exception:
             log.exception("could not write the audit log")
         return Text(f"{verb}: {why}. Nothing was done.", tone="error")
@@ -1156,7 +1167,7 @@ class Dispatcher:
         changes = inv.writes or inv.command.undo_handler is not None
         accounts = [t.id for t in [*self.policy.argument_targets(inv), *inv.targets] if t.kind == "user"] if changes else []
         try:
-            return await self.store.audit(
+            return await self._write_audit(
                 sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
@@ -1171,11 +1182,21 @@ class Dispatcher:
         """A refusal before any command was parsed; `text` is what was asked, already made safe to
         keep (one line, bounded, the words of a message that may hold a password hidden)."""
         try:
-            return await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
-                                          result="refused", detail=detail, origin=_origin())
+            return await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
+                                           result="refused", detail=detail, origin=_origin())
         except Exception:
             log.exception("could not write the audit log")
             return None
+
+    async def _write_audit(self, **row: Any) -> int:
+        """The one way the command path writes an audit row; each row is also the operator's log line
+        for that outcome (bot/runtime/oplog.py): a command's, or a refusal's with its reason."""
+        audit_id = await self.store.audit(**row)
+        answering = _ANSWERING.get()
+        oplog.command(sender=row["sender"], room_id=row["room_id"], command=row["command"], args=row["args"],
+                      result=row["result"], detail=row.get("detail", ""), audit_id=audit_id,
+                      seconds=time.monotonic() - answering.started if answering is not None else None)
+        return audit_id
 
     def _observe(self, command: str, result: str, started: float) -> None:
         for observer in self.observers:
