@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from bot import wiring
 from bot.homeserver.admin_api import AdminAPI
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(check(config, scrubber=scrubber))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
-    return asyncio.run(_run(config, scrubber))
+    return asyncio.run(_run(config, scrubber, Path(args.config)))
 
 
 async def _login(args: argparse.Namespace) -> int:
@@ -150,12 +151,12 @@ async def _login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(config: Config, scrubber: SecretScrubber) -> int:
+async def _run(config: Config, scrubber: SecretScrubber, path: Path) -> int:
     from bot.app import App, run_until_signalled
     from bot.matrix.client import MatrixError
 
     try:
-        await run_until_signalled(App(config, scrubber=scrubber))
+        await run_until_signalled(App(config, scrubber=scrubber, config_path=path))
     except MatrixError as exc:
         logging.getLogger("bot").error("%s", exc)
         return EXIT_CHECK_FAILED
