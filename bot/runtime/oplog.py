@@ -25,7 +25,9 @@ def command(*, sender: str, room_id: str, command: str, args: str, result: str, 
             audit_id: int | None, seconds: float | None) -> None:
     """The outcome of one command, as its audit row says it: called once per audit row the
     command path writes. A refusal gets the refusal line, with its reason, instead."""
-    shown = untrusted.inline(" ".join(part for part in (command, args) if part), ARGS_LIMIT)
+    # A refusal before any command was parsed is audited as "(refused)": the line says "refused" already.
+    named = "" if command == "(refused)" else command
+    shown = untrusted.inline(" ".join(part for part in (named, args) if part), ARGS_LIMIT)
     took = f"{seconds:.2f} s" if seconds is not None else "?"
     entry = f"#{audit_id}" if audit_id is not None else "not written"
     fields: dict[str, Any] = {

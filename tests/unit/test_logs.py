@@ -61,7 +61,7 @@ async def test_one_log_line_per_command_per_refusal_and_per_mistyped_command(bot
     assert audit[mistyped["audit_id"]].command == "(unknown)" and audit[mistyped["audit_id"]].args == "usr list"
     assert stranger["event"] == "refused" and stranger["sender"] == "@mallory:hs.test"
     assert stranger["reason"] == "sender has no role" and audit[stranger["audit_id"]].result == "refused"
-    assert f"refused @mallory:hs.test: (refused) acct wipe @a:hs.test — sender has no role (audit #{stranger['audit_id']}" in stranger["message"]
+    assert f"refused @mallory:hs.test: acct wipe @a:hs.test — sender has no role (audit #{stranger['audit_id']}" in stranger["message"]
     assert helped["command"] == "help" and helped["result"] == "ok"
 
 
@@ -85,7 +85,7 @@ def test_the_human_format_says_the_same_in_one_line() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 4, lines
     assert lines[0].endswith("INFO bot.ops: command @a:hs: user info user=@b:hs ↵ forged line → ok (audit #7, 0.25 s)")
-    assert lines[1].endswith("INFO bot.ops: refused @a:hs: (refused) *** — role (audit #8, 0.01 s)")
+    assert lines[1].endswith("INFO bot.ops: refused @a:hs: *** — role (audit #8, 0.01 s)")
     assert lines[2].endswith("ready: @bot:hs (device DEV) synced, in 1 of 2 admin room(s) (!r:hs, !s:hs); not joined yet: "
                              "!s:hs, report inbox started, 1 job(s) resumed; started in 2.5 s")
     assert lines[3].endswith("INFO bot.ops: stopped (SIGTERM received) after 12 s")
