@@ -86,6 +86,20 @@ def with_generated_password(public: Doc, user: str, password: str, *, prefix: st
     )
 
 
+async def password_can_reach_requester(ctx: Context, command: str) -> None:
+    """Before a password is generated: it can only go to the requester alone, in an encrypted direct
+    message. When that cannot work, refuse before anything changes, and say how to give one instead."""
+    if ctx.private_channel is None:
+        return
+    problem = await ctx.private_channel(ctx.requester)
+    if problem:
+        raise CommandError(
+            f"nothing was done: a generated password goes to you alone, in an encrypted direct message, and it "
+            f"could not reach you ({problem}). Give the password in the command instead — {ctx.prefix} {command} "
+            "<password> (your message is removed from the room at once) — or send the command from a client that "
+            "encrypts")
+
+
 async def existing(ctx: Context, user: str) -> UserDetails:
     """The account's details; a clear refusal when there is no such account."""
     try:
@@ -440,6 +454,8 @@ async def _synapse_account(ctx: Context, home: AccountHome) -> UserDetails | Non
             "A generated password is sent to you alone, in an encrypted direct message; never into the room.",
 )
 async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc | PrivateSecret:
+    if password is None:
+        await password_can_reach_requester(ctx, f"user create {user}")
     home = ctx.accounts.new_account_home(user)
     chosen = password or generated_password()
     if home.in_mas:
@@ -523,6 +539,8 @@ async def reset_password(ctx: Context, user: str, password: str | None, no_logou
 
 @reset_password.preview
 async def _(ctx: Context, user: str, password: str | None, no_logout: bool) -> PasswordResetPreview:
+    if password is None:
+        await password_can_reach_requester(ctx, f"user reset-password {user}")
     home = await ctx.accounts.locate(user)
     details = await _synapse_account(ctx, home)
     if home.in_mas:

@@ -882,6 +882,18 @@ class MatrixClient:
         room_id = await self._direct_room(user_id, timeout)
         return room_id, await self.send(room_id, content)
 
+    async def direct_problem(self, user_id: str) -> str | None:
+        """Why `send_direct` to this person could not be read by them (None: it could): asked before
+        making a secret that only a direct message may carry."""
+        if not self.encryption:
+            return "direct messages are sent encrypted, and encryption is off (encryption.enabled)"
+        keys = await self._published_keys(user_id, fresh=True)
+        if keys is None:
+            return f"the devices of {user_id} could not be looked up"
+        if not any(keys.device_key(device, "curve25519") for device in keys.devices):
+            return f"{user_id} has no device that can receive encrypted messages"
+        return None
+
     async def _direct_room(self, user_id: str, timeout: float) -> str:
         key = DIRECT_ROOM_KEY.format(user_id=user_id)
         stored = await self._store.get_meta(key)

@@ -1081,8 +1081,18 @@ class Dispatcher:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection, audit_log=self.audit_trail,
+            mas_detection=self.mas_detection, audit_log=self.audit_trail, private_channel=self._private_channel_problem,
         )
+
+    async def _private_channel_problem(self, person: str) -> str | None:
+        """Why a direct message to `person` would not reach them encrypted (the Matrix layer's answer); None: it would."""
+        probe = getattr(self.messenger, "direct_problem", None)
+        if probe is None:
+            return None
+        try:
+            return await asyncio.wait_for(probe(person), timeout=self.direct_timeout)
+        except Exception as exc:
+            return f"their devices could not be looked up ({untrusted.inline(str(exc) or type(exc).__name__, 200)})"
 
     async def _reply(self, ctx: Context, view: Any, *, minimal: Any = None) -> str | None:
         return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view, minimal=minimal)
