@@ -398,21 +398,21 @@ class Dispatcher:
             # A mistyped command leaves a trace in the audit log, as typed (a password's words hidden).
             said = f"did you mean {secret.name}?" if secret is not None else (
                 f"did you mean {' or '.join(exc.suggestions[:3])}?" if exc.suggestions else "no such command")
-            try:
-                await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(unknown)",
-                                        args=hidden_form(secret) if secret is not None else untrusted.inline(text, 200),
-                                        result="unknown command", detail=said, origin=_origin())
-            except Exception:
-                log.exception("could not write the audit log")
+            await self._audit_unparsed(ctx, "(unknown)", text, secret, "unknown command", said)
             self._observe("(unknown)", "unknown", started)
             return
         except UsageError as exc:
             await self._reply(ctx, self._usage(exc.command, exc.message, secret))
+            hidden = secret is not None or bool(exc.command.secret_names)
+            await self._audit_unparsed(ctx, exc.command.name, text, secret if secret is not None else (
+                exc.command if hidden else None), "usage error", f"the arguments do not fit ({_HIDDEN})" if hidden
+                else exc.message)
             self._observe(exc.command.name, "usage", started)
             return
         except ArgumentError as exc:
             message = f"{secret.name}: cannot split the command into words; check the quotes" if secret else str(exc)
             await self._reply(ctx, Text(message, tone="error"))
+            await self._audit_unparsed(ctx, "(unparsed)", text, secret, "usage error", message)
             return
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
@@ -423,6 +423,21 @@ class Dispatcher:
         inv = self._invocation(ctx, parsed.command, parsed.args)
         options = RunOptions(dry_run=parsed.dry_run, page=parsed.page, export=parsed.export, tokens=tuple(parsed.tokens))
         await self._run(ctx, inv, options, started)
+
+    async def _audit_unparsed(self, ctx: Context, command: str, text: str, secret: Command | None, result: str,
+                              detail: str) -> None:
+        """A command that did not get as far as running (unknown, or its arguments do not fit): one audit
+        row, with what was typed — a password's words hidden — and why."""
+        args = hidden_form(secret) if secret is not None else untrusted.inline(text, 200)
+        if not command.startswith("(") and args.lower().startswith(command.lower() + " "):
+            args = args[len(command) + 1:]  # the row names the command already
+        elif args.lower() == command.lower():
+            args = ""
+        try:
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command=command, args=args,
+                                    result=result, detail=untrusted.inline(detail, 300), origin=_origin())
+        except Exception:
+            log.exception("could not write the audit log")
 
     def _invocation(self, ctx: Context, command: Command, args: dict[str, Any]) -> Invocation:
         return Invocation(command=command, args=args, requester=ctx.requester, room_id=ctx.room_id,

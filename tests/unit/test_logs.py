@@ -89,3 +89,19 @@ def test_the_human_format_says_the_same_in_one_line() -> None:
     assert lines[2].endswith("ready: @bot:hs (device DEV) synced, in 1 of 2 admin room(s) (!r:hs, !s:hs); not joined yet: "
                              "!s:hs, report inbox started, 1 job(s) resumed; started in 2.5 s")
     assert lines[3].endswith("INFO bot.ops: stopped (SIGTERM received) after 12 s")
+
+
+async def test_a_usage_error_and_unbalanced_quotes_are_audited_and_logged_too(bot) -> None:
+    dispatcher, store, room, say = bot
+    stream = io.StringIO()
+    configure("INFO", "json", SecretScrubber(), stream)
+    try:
+        await say("!admin acct wipe")
+        await say("!admin acct wipe 'unclosed")
+    finally:
+        logging.getLogger().handlers.clear()
+    usage, quotes = [line for line in _lines(stream) if line["logger"] == "bot.ops"]
+    assert usage["command"] == "acct wipe" and usage["result"] == "usage error"
+    assert quotes["command"] == "(unparsed) acct wipe 'unclosed" and quotes["result"] == "usage error"
+    for line in (usage, quotes):
+        assert (await store.audit_entry(line["audit_id"])).result == "usage error"
