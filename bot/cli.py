@@ -127,6 +127,8 @@ async def _login(args: argparse.Namespace) -> int:
     def password() -> str:
         if args.password_file:
             return Path(args.password_file).read_text().strip()
+        if not sys.stdin.isatty():  # piped in: read it as it comes, without getpass's echo warning
+            return sys.stdin.readline().rstrip("\n")
         return getpass.getpass(f"Password for {args.user}: ")
 
     def prompt(code: DeviceCodePrompt) -> None:
