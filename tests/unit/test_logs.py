@@ -50,7 +50,7 @@ async def test_one_log_line_per_command_per_refusal_and_per_mistyped_command(bot
     finally:
         logging.getLogger().handlers.clear()
     ops = [line for line in _lines(stream) if line["logger"] == "bot.ops"]
-    audit = {entry.id: entry for entry in [await store.audit_entry(line["audit_id"]) for line in ops]}
+    audit = {entry.id: entry for entry in [await store.audit.audit_entry(line["audit_id"]) for line in ops]}
     wipe, mistyped, stranger, helped = ops
     assert wipe["event"] == "command" and wipe["sender"] == "@root:hs.test" and wipe["command"] == "acct wipe user=@a:hs.test"
     assert wipe["result"] == "pending" and audit[wipe["audit_id"]].command == "acct wipe"
@@ -104,4 +104,4 @@ async def test_a_usage_error_and_unbalanced_quotes_are_audited_and_logged_too(bo
     assert usage["command"] == "acct wipe" and usage["result"] == "usage error"
     assert quotes["command"] == "(unparsed) acct wipe 'unclosed" and quotes["result"] == "usage error"
     for line in (usage, quotes):
-        assert (await store.audit_entry(line["audit_id"])).result == "usage error"
+        assert (await store.audit.audit_entry(line["audit_id"])).result == "usage error"
