@@ -41,11 +41,11 @@ def ops(bot: BotProcess) -> list[dict[str, Any]]:
 
 async def test_the_log_says_ready_each_command_each_refusal_a_reload_and_the_stop(homeserver: LocalHomeserver,
                                                                                     tmp_root: Path) -> None:
-    world, people = await make_world(homeserver, tmp_root, "logbot")
+    world, people = await make_world(homeserver, tmp_root, "oplogbot")
     admin, stranger = people["admin"], people["stranger"]
     world.roles = {"admins": [admin.user_id]}
     config = world.config_dict(reports={"poll_interval": 2})
-    bot = BotProcess(config, tmp_root / "logbot" / "process", log_format="json")
+    bot = BotProcess(config, tmp_root / "oplogbot" / "process", log_format="json")
     bot.start()
     try:
         ready = await logged(bot, lambda e: e.get("event") == "ready")
