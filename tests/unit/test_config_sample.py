@@ -9,7 +9,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "config.sample.yaml"
 TOKEN = {"SYNAPSE_ADMIN_BOT_ACCESS_TOKEN": "syt_from_the_environment"}
 # Optional keys whose commented-out line shows the default (the others show an alternative or an example).
 DEFAULTS_SHOWN = ("admin_api_url", "device_name", "command_prefix", "path", "enabled", "require_cross_signed_senders",
-                  "poll_interval", "reminder_after", "reminder_every", "timeout", "max_concurrency", "exempt_bot")
+                  "poll_interval", "reminder_after", "reminder_every", "timeout", "max_concurrency", "exempt_bot",
+                  "pin_identities")
 
 
 def test_the_sample_config_is_valid_and_documents_every_key(tmp_path: Path) -> None:
