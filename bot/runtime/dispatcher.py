@@ -96,11 +96,12 @@ class Dispatcher:
         self.replies = Replies(messenger, prefix)
         detected = mas_detection or _undetected  # where the accounts live, once the app has asked
         self.answers = Answers(prefix, detected)
+        delivery = SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout)
         self.contexts = Contexts(
             api=api, replies=self.replies, server_name=server_name, bot_user_id=bot_user_id, prefix=prefix,
             clock=clock, report_desk=report_desk, bot_status=BotStatus(confirmations, jobs.running),
             audit_trail=AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler]),
-            mas=mas, mas_detection=detected,
+            mas=mas, mas_detection=detected, private_channel=delivery.channel_problem,
         )
         writer = AuditWriter(audit, policy)
         refusing = Refusals(self.refusals, writer, self.replies)
@@ -114,7 +115,7 @@ class Dispatcher:
             prompts=Prompts(confirmations=confirmations, meta=meta, held_secrets=self.held_secrets,
                             replies=self.replies, audit=writer, answers=self.answers, prefix=prefix,
                             confirm_timeout=confirm_timeout),
-            delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
+            delivery=delivery,
             observers=observers if observers is not None else [],
         )
         self.confirmations = Confirmations(
