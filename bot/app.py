@@ -124,6 +124,7 @@ class App:
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
             gate=self.api.gate,
         )
+        self.jobs.record_undo = self.dispatcher.record_job_undo
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)

@@ -589,6 +589,20 @@ class Dispatcher:
         hint = self.undo_book.hint(await self.undo_book.record(ctx, inv, plan, row))
         return Doc(view, hint) if hint is not None else view
 
+    async def record_job_undo(self, record: Any, inv: Invocation, reversal: Any) -> Any:
+        """A job that is over hands back how to take it back (JobResult.reversal): recorded as the
+        undo of the audit entry that started it, once (a job finished again after a restart finds it
+        recorded). Returns the line that ends the job's message."""
+        entry = await self.store.audit_of_job(record.id)
+        if entry is None:
+            return Text("No undo: the bot has no audit entry for this job.", tone="warning")
+        found = await self.store.get_undo(entry.id)
+        if found is None:
+            role = self.policy.role_of(record.sender) or Role.VIEWER
+            ctx = self._context(record.sender, role, record.room_id, record.reply_to or "", record.thread_root)
+            found = await self.undo_book.record(ctx, inv, Plan(reversal), entry.id)
+        return self.undo_book.hint(found)
+
     # -- undo <entry>
 
     async def undo(self, ctx: Context, row: int) -> Any:

@@ -624,6 +624,11 @@ class Store:
         """Change what one row says (the count of refusals held back after it): the row stays one row."""
         await self.db.execute("UPDATE audit SET detail = ? WHERE id = ?", (detail[:2000], row_id))
 
+    async def audit_of_job(self, job_id: int) -> AuditEntry | None:
+        """The entry of the invocation that started this job."""
+        row = await self.db.fetchone("SELECT * FROM audit WHERE job_id = ? ORDER BY id LIMIT 1", (job_id,))
+        return None if row is None else AuditEntry(**dict(row))
+
     async def audit_by_confirmation(self, code: str) -> list[AuditEntry]:
         rows = await self.db.fetchall("SELECT * FROM audit WHERE confirmation = ? ORDER BY id", (code,))
         return [AuditEntry(**dict(row)) for row in rows]

@@ -256,6 +256,7 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
     ("commands.media", "bot.runtime.jobs"),
     ("commands.notice", "bot.runtime.jobs"),
     ("commands.room", "bot.runtime.jobs"),
+    ("commands.takedown", "bot.runtime.jobs"),
     ("commands.user", "bot.runtime.jobs"),
 }
 # Known imports of commands outside COMMANDS_MAY_IMPORT, each to be removed. Empty is the goal.
@@ -266,6 +267,7 @@ COMMANDS_KNOWN: set[tuple[str, str]] = {
     ("commands.media", "bot.runtime.jobs"),
     ("commands.notice", "bot.runtime.jobs"),
     ("commands.room", "bot.runtime.jobs"),
+    ("commands.takedown", "bot.runtime.jobs"),
     ("commands.user", "bot.runtime.jobs"),
 }
 
