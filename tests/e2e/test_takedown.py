@@ -5,15 +5,20 @@ moderator's reach, and --dry-run that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 
 from bot.demo.localchat import ChatClient
 from bot.demo.run import World
 from bot.demo.synapse import LocalHomeserver
+from tests.conftest import make_world
+from tests.support.botprocess import BotProcess
 from tests.support.chat import Person, body, code_of
+from tests.support.faultproxy import FaultProxy
 
 
 def _tag() -> str:
@@ -141,6 +146,28 @@ async def test_takedown_keeping_messages_and_media_only_suspends(mod: Person, wo
         await spammer.chat.close()
 
 
+async def test_the_undo_leaves_a_suspension_the_takedown_did_not_make(mod: Person, world: World,
+                                                                       homeserver: LocalHomeserver) -> None:
+    spammer = await make_spammer(homeserver, "presuspended", files=1)
+    try:
+        prompt = await mod.ask(f"!admin user suspend {spammer.user_id}")
+        await mod.ask_body(f"!admin confirm {code_of(prompt)}")
+        prompt = await mod.ask(f"!admin user takedown {spammer.user_id} --keep-messages")
+        assert "1. suspend: already suspended" in body(prompt), body(prompt)
+        final = await run_job(mod, code_of(prompt))
+        assert "suspended: yes (it already was)" in final and "files quarantined: 1" in final, final
+        entry = re.search(r"undo (\d+)", final).group(1)  # type: ignore[union-attr]
+        undo_prompt = await mod.ask(f"!admin undo {entry}")
+        assert "suspension: kept" in body(undo_prompt), body(undo_prompt)
+        answer = await mod.ask_body(f"!admin confirm {code_of(undo_prompt)}")
+        assert "released 1 files from quarantine" in answer and "lifted" not in answer, answer
+        assert "Not undone" not in answer, answer  # nothing was redacted, nothing deactivated
+        assert await suspended(world, spammer.user_id)  # as it was before the takedown
+        assert not await quarantined(world, spammer.media[0])
+    finally:
+        await spammer.chat.close()
+
+
 async def test_staff_are_out_of_a_moderators_reach(mod: Person, admin: Person, world: World,
                                                    homeserver: LocalHomeserver) -> None:
     ops = await homeserver.register(f"ops-takedown-{_tag()}", admin=True)
@@ -154,3 +181,47 @@ async def test_staff_are_out_of_a_moderators_reach(mod: Person, admin: Person, w
     shown = await admin.ask_body(f"!admin user takedown {ops.user_id} --deactivate --erase --dry-run")
     assert "4. deactivate: YES, and ERASE" in shown, shown
     assert not await suspended(world, ops.user_id) and not await suspended(world, plain.user_id)
+
+
+async def test_a_takedown_killed_mid_way_goes_on_where_it_was_and_counts_each_file_once(
+        homeserver: LocalHomeserver, tmp_root: Path) -> None:
+    """kill -9 while the third file's quarantine has reached the homeserver but its answer has not come
+    back (its batch is not saved): after the restart the job goes on in the same message, does not start
+    the redaction again, and counts every file once."""
+    world, people = await make_world(homeserver, tmp_root, "takedownkill")
+    admin = people["admin"]
+    spammer = await make_spammer(homeserver, "killed-takedown", files=4)
+    third = spammer.media[2][len("mxc://"):]
+    async with FaultProxy(homeserver.url) as proxy:
+        bot = BotProcess(world.config_dict(homeserver={"url": proxy.url}, reports={"enabled": False}),
+                         tmp_root / "takedownkill" / "process")
+        bot.start()
+        try:
+            await admin.chat.wait_for_join(world.admin_room, world.bot.user_id, timeout=60)
+            prompt = await admin.ask(f"!admin user takedown {spammer.user_id}", timeout=60)
+            assert "4 to quarantine" in body(prompt), body(prompt)
+            fault = proxy.add("POST", re.escape(f"/media/quarantine/{third}") + "$", "done-then-stall")
+            started_id = await admin.say(f"!admin confirm {code_of(prompt)}")
+            started = await admin.chat.wait_for_reply(admin.room_id, started_id, 60)
+            await asyncio.wait_for(fault.done.wait(), 60)
+            bot.kill()
+            bot.start()
+            final = await admin.chat.wait_for_edit(
+                admin.room_id, started["event_id"],
+                lambda e: "⏳" not in e["content"]["m.new_content"]["body"], timeout=120)
+            text = final["content"]["m.new_content"]["body"]
+            assert "✅ done" in text and "files quarantined: 4" in text, text
+            assert "already quarantined" not in text, text
+            assert "To take it back" in text, text
+            redactions = [h for h in proxy.hits if h.method == "POST" and h.path.endswith("/redact")]
+            assert len(redactions) == 1, redactions  # the homeserver's task was followed again, not started again
+            assert await suspended(world, spammer.user_id)
+            for mxc in spammer.media:
+                assert await quarantined(world, mxc), mxc
+            for room, event in spammer.events:
+                assert await redacted(spammer, room, event)
+        finally:
+            await bot.stop()
+            await spammer.chat.close()
+            for person in people.values():
+                await person.chat.close()
