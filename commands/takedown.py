@@ -32,8 +32,8 @@ REDACTED_TYPES = ("m.room.message", "m.room.encrypted")
 COUNTED_ROOMS = 20  # rooms whose events the preview counts (one or more requests each)
 COUNT_PAGE = 500
 MEDIA_PAGE = 100
-NOT_UNDONE_REDACTED = "redacted events stay redacted (a redaction cannot be taken back)"
-NOT_UNDONE_DEACTIVATED = "the account stays deactivated (reactivating it brings back none of its devices or keys)"
+NOT_UNDONE_REDACTED = "redacted events stay redacted, for good"
+NOT_UNDONE_DEACTIVATED = "the account stays deactivated, for good"
 
 
 @dataclass(frozen=True)
