@@ -21,7 +21,7 @@ from bot.handler_api.context import Context
 from bot.handler_api.reversal import MAX_UNDO_FILES, Inverse, Reversal, TakedownState
 from bot.handler_api.spec import CommandError, Flag, Param, Role
 from bot.homeserver.admin_api.errors import NotFound
-from bot.runtime.jobs import ItemResult, JobContext, JobResult, Page
+from bot.runtime.jobs import ItemResult, JobContext, JobResult, JobStopped, Page
 from bot.text.views import Code, Doc, Record, Text, When, presents
 
 from . import user as user_group
@@ -114,6 +114,21 @@ def _(p: TakedownPreview) -> Doc:
 )
 async def takedown(job: JobContext, user: str, since: int | None, keep_messages: bool, keep_media: bool,
                    deactivate: bool, erase: bool) -> JobResult:
+    try:
+        await _run_steps(job, user, since, keep_messages, keep_media, deactivate, erase)
+    except JobStopped as stop:
+        if "suspend" not in job.state.get("steps", []):
+            raise  # nothing done yet
+        # Cancelled (or its requester lost the role) mid-way: what was done stays, and can be taken back.
+        files = _quarantined(job)
+        return JobResult(stop.result.status, Doc(stop.result.view, _steps_record(job)),
+                         reversal=_reversal(job, user, files, redacted="redact" in job.state.get("steps", []) or
+                                            bool(job.state.get("redact_id")), deactivated=False))
+    return _result(job, user, keep_messages=keep_messages, keep_media=keep_media, deactivate=deactivate, erase=erase)
+
+
+async def _run_steps(job: JobContext, user: str, since: int | None, keep_messages: bool, keep_media: bool,
+                     deactivate: bool, erase: bool) -> None:
     steps: list[str] = list(job.state.get("steps", []))
 
     if "suspend" not in steps:
@@ -142,8 +157,6 @@ async def takedown(job: JobContext, user: str, since: int | None, keep_messages:
         await _deactivate(job, user, erase)
         steps.append("deactivate")
         await job.save(steps=steps)
-
-    return _result(job, user, keep_messages=keep_messages, keep_media=keep_media, deactivate=deactivate, erase=erase)
 
 
 @takedown.preview

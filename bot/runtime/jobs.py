@@ -689,7 +689,7 @@ class JobRunner:
         if resumed:
             await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
         result = await self._run_body(record, inv, resumed=resumed)
-        if result.reversal is not None and self.record_undo is not None and result.status in ("done", "partial"):
+        if result.reversal is not None and self.record_undo is not None:  # also a job cancelled mid-way
             try:
                 hint = await self.record_undo(record, inv, result.reversal)
             except Exception:

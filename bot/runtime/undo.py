@@ -160,8 +160,8 @@ class UndoBook:
             if job is not None and job.status == "running":
                 return (f"#{row} ({entry.command}) runs as job #{entry.job_id}, which is not over yet: its undo is "
                         "recorded when it ends")
-            if job is not None and job.status not in ("done", "partial"):
-                return f"#{row} ({entry.command}): its job #{entry.job_id} did not finish ({job.status}), so it recorded no undo"
+            if job is not None:
+                return f"#{row} ({entry.command}): its job #{entry.job_id} ended ({job.status}) without recording an undo"
         if command is None or command.runtime or not (command.may_write or command.undo_handler):
             return f"#{row} ({entry.command}) changed nothing: there is nothing to undo"
         irreversible = action.irreversible if action is not None else command.irreversible
