@@ -31,6 +31,7 @@ REDACT_LIMIT = 1000  # events Synapse looks at per room (its default); the previ
 REDACTED_TYPES = ("m.room.message", "m.room.encrypted")
 COUNTED_ROOMS = 20  # rooms whose events the preview counts (one or more requests each)
 COUNT_PAGE = 500
+PREVIEW_FILES = 5000  # uploads the preview looks at (ten requests)
 MEDIA_PAGE = 100
 NOT_UNDONE_REDACTED = "redacted events stay redacted, for good"
 NOT_UNDONE_DEACTIVATED = "the account stays deactivated, for good"
@@ -45,6 +46,7 @@ class TakedownPreview:
     since: int | None
     media: int | None  # files to quarantine; None: --keep-media
     media_total: int
+    media_capped: bool  # more files than the preview looked at
     devices: int
     already_suspended: bool
     deactivate: bool
@@ -58,7 +60,8 @@ def _(p: TakedownPreview) -> Doc:
                    f"{more}{p.events} messages to redact" + (" (sent since then)" if p.since else "")
                    + ", with the names and avatars of its joins — irreversible")
     media: Any = ("kept (--keep-media)" if p.media is None else
-                  f"{p.media} to quarantine (of {p.media_total} uploaded; the others are quarantined or protected already)")
+                  f"{'at least ' if p.media_capped else ''}{p.media} to quarantine (of {p.media_total} uploaded; the others "
+                  "are quarantined or protected already)")
     fields: list[tuple[str, Any]] = [
         ("1. suspend", "already suspended" if p.already_suspended else "yes: it can no longer send, join or invite"),
         ("rooms it is in", p.rooms),
@@ -169,13 +172,13 @@ async def _(ctx: Context, user: str, since: int | None, keep_messages: bool, kee
         raise CommandError(f"{user} is already deactivated")
     rooms = await ctx.api.joined_rooms(user)
     events, capped = (None, False) if keep_messages else await _count_events(ctx, user, rooms, since)
-    media_total, quarantinable = 0, None
+    media_total, quarantinable, media_capped = 0, None, False
     if not keep_media:
-        files = await _media_files(ctx.api, user)
-        media_total = len(files)
+        files, media_total = await _media_files(ctx.api, user)
+        media_capped = media_total > len(files)
         quarantinable = sum(1 for m in files if not m.quarantined_by and not m.safe_from_quarantine)
     devices = await ctx.api.devices(user)
-    return TakedownPreview(user, len(rooms), events, capped, since, quarantinable, media_total, len(devices),
+    return TakedownPreview(user, len(rooms), events, capped, since, quarantinable, media_total, media_capped, len(devices),
                            bool(details.suspended), deactivate, erase)
 
 
@@ -214,14 +217,16 @@ async def _count_events(ctx: Context, user: str, rooms: list[str], since: int | 
     return found, capped
 
 
-async def _media_files(api: Any, user: str) -> list[Any]:
+async def _media_files(api: Any, user: str) -> tuple[list[Any], int]:
+    """Its uploads, as far as the preview looks (PREVIEW_FILES), and how many there are."""
     files: list[Any] = []
     token: str | None = None
     while True:
         page = await api.user_media(user, from_token=token, limit=500, order_by="created_ts", direction="f")
         files += page.items
-        if not page.next_token or not page.items:
-            return files
+        total = page.total if page.total is not None else len(files)
+        if not page.next_token or not page.items or len(files) >= PREVIEW_FILES:
+            return files, max(total, len(files))
         token = page.next_token
 
 
@@ -369,7 +374,7 @@ async def reinstate(ctx: Context, user: str, media: list[Any], keep_suspended: b
     for uri in media:
         await ctx.api.unquarantine_media(uri.server_name, uri.media_id)
     if media:
-        done.append(f"released {len(media)} files from quarantine")
+        done.append(f"released {len(media)} file{'s' if len(media) != 1 else ''} from quarantine")
     details = await ctx.api.user_details(user)
     if not keep_suspended and details.suspended:
         raise CommandError(f"the homeserver accepted the request but {user} is still suspended")

@@ -160,7 +160,7 @@ async def test_the_undo_leaves_a_suspension_the_takedown_did_not_make(mod: Perso
         undo_prompt = await mod.ask(f"!admin undo {entry}")
         assert "suspension: kept" in body(undo_prompt), body(undo_prompt)
         answer = await mod.ask_body(f"!admin confirm {code_of(undo_prompt)}")
-        assert "released 1 files from quarantine" in answer and "lifted" not in answer, answer
+        assert "released 1 file from quarantine" in answer and "lifted" not in answer, answer
         assert "Not undone" not in answer, answer  # nothing was redacted, nothing deactivated
         assert await suspended(world, spammer.user_id)  # as it was before the takedown
         assert not await quarantined(world, spammer.media[0])
