@@ -74,3 +74,31 @@ async def test_a_takedown_cancelled_mid_way_keeps_what_it_did_and_records_its_un
         assert "redacted events stay redacted" in reversal.note
     finally:
         await db.close()
+
+
+async def test_undo_of_a_takedown_whose_job_runs_says_it_is_not_over_yet(tmp_path: Path) -> None:
+    from bot.handler_api.argtypes import ParseEnv
+    from bot.handler_api.invocation import encode
+    from bot.runtime.undo import UndoBook
+    from tests.support.jobs import TABLE
+
+    db = Database(tmp_path / "state.db")
+    await db.open()
+    try:
+        store = Store(db)
+        inv = invocation("user takedown", {"user": USER, "since": None, "keep_messages": False, "keep_media": False,
+                                           "deactivate": False, "erase": False})
+        job_id = await store.add_job(command=inv.name, invocation_json=encode(inv, hide_secrets=True),
+                                     summary=inv.command_line(), sender=REQUESTER, room_id=inv.room_id,
+                                     reply_to=inv.event_id, thread_root=None)
+        row = await store.audit(sender=REQUESTER, room_id=inv.room_id, command=inv.name, args=inv.summary(),
+                                result="ok", invocation_json=encode(inv, hide_secrets=True), job_id=job_id,
+                                targets=[USER])
+        book = UndoBook(store, TABLE, lambda: ParseEnv(server_name="hs.test", now_ms=0), "!admin")
+        found = await book.lookup(row)
+        assert isinstance(found, str) and f"runs as job #{job_id}, which is not over yet" in found, found
+        await store.update_job(job_id, status="failed")
+        found = await book.lookup(row)
+        assert isinstance(found, str) and "ended (failed) without recording an undo" in found, found
+    finally:
+        await db.close()
