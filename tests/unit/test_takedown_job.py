@@ -12,7 +12,7 @@ import httpx
 from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.homeserver.backoff import Backoff
 from bot.homeserver.gate import HomeserverGate
-from bot.state.storage import Database, Store
+from bot.state.stores import Database, Stores
 from bot.text.views import Text
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
@@ -38,7 +38,7 @@ async def test_a_takedown_cancelled_mid_way_keeps_what_it_did_and_records_its_un
     db = Database(tmp_path / "state.db")
     await db.open()
     try:
-        store = Store(db)
+        store = Stores.over(db)
         api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(handler), max_retries=0,
                                  gate=HomeserverGate(health_backoff=Backoff(base=0.02, cap=0.05))))
         edits = Edits()
@@ -62,7 +62,7 @@ async def test_a_takedown_cancelled_mid_way_keeps_what_it_did_and_records_its_un
         await runner.attach(job_ids[0], "$progress")
         await run_to_end(runner)
 
-        job = await store.get_job(job_ids[0])
+        job = await store.jobs.get_job(job_ids[0])
         assert job is not None and job.status == "cancelled", job
         assert calls.count(f"POST /_synapse/admin/v1/user/{USER}/redact") == 1
         assert not any("/media" in c for c in calls)  # it stopped before the media
@@ -85,19 +85,20 @@ async def test_undo_of_a_takedown_whose_job_runs_says_it_is_not_over_yet(tmp_pat
     db = Database(tmp_path / "state.db")
     await db.open()
     try:
-        store = Store(db)
+        store = Stores.over(db)
         inv = invocation("user takedown", {"user": USER, "since": None, "keep_messages": False, "keep_media": False,
                                            "deactivate": False, "erase": False})
-        job_id = await store.add_job(command=inv.name, invocation_json=encode(inv, hide_secrets=True),
+        job_id = await store.jobs.add_job(command=inv.name, invocation_json=encode(inv, hide_secrets=True),
                                      summary=inv.command_line(), sender=REQUESTER, room_id=inv.room_id,
                                      reply_to=inv.event_id, thread_root=None)
-        row = await store.audit(sender=REQUESTER, room_id=inv.room_id, command=inv.name, args=inv.summary(),
+        row = await store.audit.audit(sender=REQUESTER, room_id=inv.room_id, command=inv.name, args=inv.summary(),
                                 result="ok", invocation_json=encode(inv, hide_secrets=True), job_id=job_id,
                                 targets=[USER])
-        book = UndoBook(store, TABLE, lambda: ParseEnv(server_name="hs.test", now_ms=0), "!admin")
+        book = UndoBook(store.undo, store.audit, TABLE, lambda: ParseEnv(server_name="hs.test", now_ms=0), "!admin",
+                        jobs=store.jobs)
         found = await book.lookup(row)
         assert isinstance(found, str) and f"runs as job #{job_id}, which is not over yet" in found, found
-        await store.update_job(job_id, status="failed")
+        await store.jobs.update_job(job_id, status="failed")
         found = await book.lookup(row)
         assert isinstance(found, str) and "ended (failed) without recording an undo" in found, found
     finally:
