@@ -274,13 +274,10 @@ async def _quarantine_media(job: JobContext, user: str) -> None:
 
 
 async def _deactivate(job: JobContext, user: str, erase: bool) -> None:
-    home = await job.accounts.locate(user)
-    if home.in_mas:
-        await job.accounts.mas("deactivation").deactivate_user(home.mas_id, skip_erase=not erase)
-        return
-    details = await job.api.user_details(user)
-    if not details.deactivated:
-        await job.api.deactivate_user(user, erase=erase)
+    """Where the account lives (MAS or Synapse); a resumed job finds it deactivated already."""
+    account = await job.accounts.for_user(user)
+    if not await account.flag("deactivated", await account.record()):
+        await account.deactivate(erase)
 
 
 # -- what it shows

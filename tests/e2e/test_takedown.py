@@ -168,6 +168,26 @@ async def test_the_undo_leaves_a_suspension_the_takedown_did_not_make(mod: Perso
         await spammer.chat.close()
 
 
+async def test_an_admins_takedown_deactivates_last_and_the_undo_says_it_stays(admin: Person, world: World,
+                                                                                homeserver: LocalHomeserver) -> None:
+    spammer = await make_spammer(homeserver, "deactivated", files=1)
+    try:
+        prompt = await admin.ask(f"!admin user takedown {spammer.user_id} --keep-messages --deactivate")
+        assert "4. deactivate: YES" in body(prompt), body(prompt)
+        final = await run_job(admin, code_of(prompt))
+        assert "✅ done" in final and "deactivated: yes" in final and "files quarantined: 1" in final, final
+        account = await admin_get(world, f"/_synapse/admin/v2/users/{spammer.user_id}")
+        assert account["deactivated"] and account["suspended"], account
+        entry = re.search(r"undo (\d+) \(not undone: the account stays deactivated", final).group(1)  # type: ignore[union-attr]
+        undo_prompt = await admin.ask(f"!admin undo {entry}")
+        answer = await admin.ask_body(f"!admin confirm {code_of(undo_prompt)}")
+        assert "Not undone, and cannot be: the account stays deactivated" in answer, answer
+        assert not await quarantined(world, spammer.media[0])
+        assert (await admin_get(world, f"/_synapse/admin/v2/users/{spammer.user_id}"))["deactivated"]
+    finally:
+        await spammer.chat.close()
+
+
 async def test_staff_are_out_of_a_moderators_reach(mod: Person, admin: Person, world: World,
                                                    homeserver: LocalHomeserver) -> None:
     ops = await homeserver.register(f"ops-takedown-{_tag()}", admin=True)
