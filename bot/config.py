@@ -605,17 +605,69 @@ def _password(reader: _Reader, base_dir: Path, environ: Mapping[str, str]) -> Se
     return Secret(password) if password else None
 
 
-def load(path: Path | str, environ: Mapping[str, str]) -> Config:
+# What SIGHUP applies to a running bot (bot/app.py: App.reload): these keys, or of a section only the
+# keys listed; a change anywhere else needs a restart.
+LIVE_KEYS: dict[str, tuple[str, ...] | None] = {
+    "access": None, "admin_rooms": None, "reports": ("poll_interval", "reminder_after", "reminder_every"),
+}
+
+
+def live_changes(old: Config, new: Config) -> list[str]:
+    """What a reload changes in the keys it applies live, one phrase each (no secrets: roles, rooms, settings)."""
+    changes = []
+    for role in ROLES:
+        before, after = getattr(old.access, role), getattr(new.access, role)
+        added = [person for person in after if person not in before]
+        removed = [person for person in before if person not in after]
+        if added or removed:
+            changes.append(f"access.{role}: " + ", ".join([*(f"+{p}" for p in added), *(f"-{p}" for p in removed)]))
+    added = [room for room in new.admin_rooms if room not in old.admin_rooms]
+    removed = [room for room in old.admin_rooms if room not in new.admin_rooms]
+    if added or removed:
+        changes.append("admin_rooms: " + ", ".join([*(f"+{r}" for r in added), *(f"-{r}" for r in removed)]))
+    for name in LIVE_KEYS["reports"] or ():
+        before, after = getattr(old.reports, name), getattr(new.reports, name)
+        if before != after:
+            changes.append(f"reports.{name}: {before:g} s → {after:g} s")
+    return changes
+
+
+def restart_needed(old_raw: Any, new_raw: Any) -> list[str]:
+    """The keys outside LIVE_KEYS whose value differs between two YAML documents (`section.key`)."""
+    old_raw = old_raw if isinstance(old_raw, Mapping) else {}
+    new_raw = new_raw if isinstance(new_raw, Mapping) else {}
+    found = []
+    for key in sorted(set(old_raw) | set(new_raw), key=str):
+        live = LIVE_KEYS.get(str(key), ())
+        if live is None or old_raw.get(key) == new_raw.get(key):
+            continue
+        before, after = old_raw.get(key), new_raw.get(key)
+        if isinstance(before, Mapping) or isinstance(after, Mapping):
+            before = before if isinstance(before, Mapping) else {}
+            after = after if isinstance(after, Mapping) else {}
+            found += [f"{key}.{sub}" for sub in sorted(set(before) | set(after), key=str)
+                      if sub not in live and before.get(sub) != after.get(sub)]
+        else:
+            found.append(str(key))
+    return found
+
+
+def load_raw(path: Path | str) -> Any:
+    """The YAML document as written (for telling what a reload changed); ConfigError when it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError("--config", f"{path} is not valid YAML{where}: {problem}") from None
-    return parse(data, base_dir=path.resolve().parent, environ=environ)
+
+
+def load(path: Path | str, environ: Mapping[str, str]) -> Config:
+    path = Path(path)
+    return parse(load_raw(path), base_dir=path.resolve().parent, environ=environ)

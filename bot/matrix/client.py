@@ -362,6 +362,11 @@ class MatrixClient:
     def device_id(self) -> str:
         return str(self.client.device_id)
 
+    def admin_rooms_being_joined(self) -> list[str]:
+        """Admin rooms the bot was invited to and is joining right now (not in them yet)."""
+        return [room for room in self.admin_rooms
+                if (room in self._open_invites or room in self._joining) and room not in self.client.rooms]
+
     async def resolve_admin_rooms(self) -> list[str]:
         """Resolve the configured aliases on the homeserver and pin each at its first resolution;
         returns the aliases that are neither resolved nor pinned."""
@@ -1012,6 +1017,18 @@ class MatrixClient:
         self._secret_rooms.add(room_id)
         self._sender_keys.pop(user_id, None)  # the newest keys: a device signed a moment ago counts
         return room_id, await self.send(room_id, content)
+
+    async def direct_problem(self, user_id: str) -> str | None:
+        """Why `send_direct` to this person could not be read by them (None: it could): asked before
+        making a secret that only a direct message may carry."""
+        if not self.encryption:
+            return "direct messages are sent encrypted, and encryption is off (encryption.enabled)"
+        keys = await self._published_keys(user_id, fresh=True)
+        if keys is None:
+            return f"the devices of {user_id} could not be looked up"
+        if not any(keys.device_key(device, "curve25519") for device in keys.devices):
+            return f"{user_id} has no device that can receive encrypted messages"
+        return None
 
     async def _direct_room(self, user_id: str, timeout: float) -> str:
         key = DIRECT_ROOM_KEY.format(user_id=user_id)

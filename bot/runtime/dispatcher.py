@@ -55,6 +55,7 @@ from bot.state.identities import IdentityPins
 from bot.runtime.jobs import JobRunner, job_view
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
 from bot.policy.rules import Policy
+from bot.runtime import oplog
 from bot.runtime.refusals import RefusalLimiter, tally
 from bot.text.render import SendForm, csv_cell, fit_content, plain_value
 from bot.runtime.held_secrets import HeldSecrets
@@ -83,6 +84,7 @@ class _Answering:
 
     event_id: str
     sent: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # for the operator's log: how long it took
 
 
 _ANSWERING: ContextVar[_Answering | None] = ContextVar("dispatcher_answering", default=None)
@@ -315,8 +317,8 @@ class Dispatcher:
     async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
         log.error("command failed: %s", shown, exc_info=exc)
         try:
-            await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
-                                   result="internal error", detail=type(exc).__name__)
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
+                                    result="internal error", detail=type(exc).__name__)
         except Exception:
             log.exception("could not write the audit log")
         await self._reply(ctx, Text(f"Internal error ({type(exc).__name__}); the bot's log has the details. "
@@ -434,15 +436,24 @@ class Dispatcher:
                                             Code(f"{self.prefix} {secret.name}"), "?", tone="error"))
             else:
                 await self._reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
+            # A mistyped command leaves a trace in the audit log, as typed (a password's words hidden).
+            said = f"did you mean {secret.name}?" if secret is not None else (
+                f"did you mean {' or '.join(exc.suggestions[:3])}?" if exc.suggestions else "no such command")
+            await self._audit_unparsed(ctx, "(unknown)", text, secret, "unknown command", said)
             self._observe("(unknown)", "unknown", started)
             return
         except UsageError as exc:
             await self._reply(ctx, self._usage(exc.command, exc.message, secret))
+            hidden = secret is not None or bool(exc.command.secret_names)
+            await self._audit_unparsed(ctx, exc.command.name, text, secret if secret is not None else (
+                exc.command if hidden else None), "usage error", f"the arguments do not fit ({_HIDDEN})" if hidden
+                else exc.message)
             self._observe(exc.command.name, "usage", started)
             return
         except ArgumentError as exc:
             message = f"{secret.name}: cannot split the command into words; check the quotes" if secret else str(exc)
             await self._reply(ctx, Text(message, tone="error"))
+            await self._audit_unparsed(ctx, "(unparsed)", text, secret, "usage error", message)
             return
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
@@ -458,6 +469,21 @@ class Dispatcher:
         inv = self._invocation(ctx, parsed.command, parsed.args)
         options = RunOptions(dry_run=parsed.dry_run, page=parsed.page, export=parsed.export, tokens=tuple(parsed.tokens))
         await self._run(ctx, inv, options, started)
+
+    async def _audit_unparsed(self, ctx: Context, command: str, text: str, secret: Command | None, result: str,
+                              detail: str) -> None:
+        """A command that did not get as far as running (unknown, or its arguments do not fit): one audit
+        row, with what was typed — a password's words hidden — and why."""
+        args = hidden_form(secret) if secret is not None else untrusted.inline(text, 200)
+        if not command.startswith("(") and args.lower().startswith(command.lower() + " "):
+            args = args[len(command) + 1:]  # the row names the command already
+        elif args.lower() == command.lower():
+            args = ""
+        try:
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command=command, args=args,
+                                    result=result, detail=untrusted.inline(detail, 300), origin=_origin())
+        except Exception:
+            log.exception("could not write the audit log")
 
     def _invocation(self, ctx: Context, command: Command, args: dict[str, Any]) -> Invocation:
         return Invocation(command=command, args=args, requester=ctx.requester, room_id=ctx.room_id,
@@ -704,8 +730,8 @@ class Dispatcher:
 
     async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
         try:
-            await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
-                                   result="refused", detail=why)
+            await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
+                                    result="refused", detail=why)
         except Exception:
             log.exception("could not write the audit log")
         return Text(f"{verb}: {why}. Nothing was done.", tone="error")
@@ -1146,8 +1172,18 @@ class Dispatcher:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection, audit_log=self.audit_trail,
+            mas_detection=self.mas_detection, audit_log=self.audit_trail, private_channel=self._private_channel_problem,
         )
+
+    async def _private_channel_problem(self, person: str) -> str | None:
+        """Why a direct message to `person` would not reach them encrypted (the Matrix layer's answer); None: it would."""
+        probe = getattr(self.messenger, "direct_problem", None)
+        if probe is None:
+            return None
+        try:
+            return await asyncio.wait_for(probe(person), timeout=self.direct_timeout)
+        except Exception as exc:
+            return f"their devices could not be looked up ({untrusted.inline(str(exc) or type(exc).__name__, 200)})"
 
     async def _reply(self, ctx: Context, view: Any, *, minimal: Any = None) -> str | None:
         return await self._reply_to(ctx.room_id, ctx.event_id, ctx.thread_root, view, minimal=minimal)
@@ -1234,7 +1270,7 @@ class Dispatcher:
         changes = inv.writes or inv.command.undo_handler is not None
         accounts = [t.id for t in [*self.policy.argument_targets(inv), *inv.targets] if t.kind == "user"] if changes else []
         try:
-            return await self.audit_log.audit(
+            return await self._write_audit(
                 sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
@@ -1249,11 +1285,21 @@ class Dispatcher:
         """A refusal before any command was parsed; `text` is what was asked, already made safe to
         keep (one line, bounded, the words of a message that may hold a password hidden)."""
         try:
-            return await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
-                                          result="refused", detail=detail, origin=_origin())
+            return await self._write_audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
+                                           result="refused", detail=detail, origin=_origin())
         except Exception:
             log.exception("could not write the audit log")
             return None
+
+    async def _write_audit(self, **row: Any) -> int:
+        """The one way the command path writes an audit row; each row is also the operator's log line
+        for that outcome (bot/runtime/oplog.py): a command's, or a refusal's with its reason."""
+        audit_id = await self.audit_log.audit(**row)
+        answering = _ANSWERING.get()
+        oplog.command(sender=row["sender"], room_id=row["room_id"], command=row["command"], args=row["args"],
+                      result=row["result"], detail=row.get("detail", ""), audit_id=audit_id,
+                      seconds=time.monotonic() - answering.started if answering is not None else None)
+        return audit_id
 
     def _observe(self, command: str, result: str, started: float) -> None:
         for observer in self.observers:
