@@ -10,6 +10,8 @@ from bot.state.records import ReportFacts, ReportHistory, ReportNote, ReportReco
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
+from bot.inbox.policy_lists import PolicyHit
+from bot.inbox.stats import QueueStats
 
 SUMMARY_ROWS = 30
 EXCERPT_CHARS = 300
@@ -33,6 +35,7 @@ class NoticeContext:
     notes_total: int = 0
     history: ReportHistory | None = None
     watching_since: int | None = None
+    policy: Sequence[PolicyHit] | None = None  # rules of the followed policy lists the report matches
 
 _MEDIA = {
     "m.image": "an image", "m.video": "a video", "m.audio": "an audio clip", "m.file": "a file",
@@ -163,6 +166,8 @@ def notice_view(record: ReportRecord, prefix: str, context: NoticeContext | None
         if context.history is not None:
             fields += history_fields(context.history, facts, context.watching_since)
         notes = notes_view(context.notes, context.notes_total)
+        if context.policy:
+            fields.append(("policy lists", policy_value(context.policy)))
     return Doc(Record(title, fields), notes, footer)
 
 
@@ -246,3 +251,69 @@ def _stored(text: Any) -> str | None:
         return None
     value = text if isinstance(text, str) else str(text)
     return value[:STORED_CHARS]
+
+
+# -- policy lists (bot/inbox/policy_lists.py)
+
+POLICY_SHOWN = 5
+POLICY_REASON_CHARS = 200
+
+
+def policy_hit_parts(hit: PolicyHit) -> list[Any]:
+    """One matching rule: which name matched which rule of which list, and the rule's reason (the
+    list's words: untrusted, clipped, one line)."""
+    rule = hit.rule
+    list_name: Any = Untrusted(hit.list_name, 80) if hit.list_name else Code(rule.list_id)
+    parts: list[Any] = [f"{rule.kind} rule ", Code(rule.entity), " of ", list_name]
+    if hit.matched != rule.entity:
+        parts += [" matches ", Code(hit.matched)]
+    parts += [": ", Untrusted(rule.reason, POLICY_REASON_CHARS) if rule.reason else "(no reason given)"]
+    return parts
+
+
+def policy_value(hits: Sequence[PolicyHit]) -> list[Any]:
+    """The rules a report (or an account) matches, on one field's value: the first few, and a count."""
+    parts: list[Any] = [f"⛔ {len(hits)} rule{'s' if len(hits) != 1 else ''}: " if len(hits) > 1 else "⛔ "]
+    for index, hit in enumerate(hits[:POLICY_SHOWN]):
+        if index:
+            parts.append(" · ")
+        parts += policy_hit_parts(hit)
+    if len(hits) > POLICY_SHOWN:
+        parts.append(f" · … and {len(hits) - POLICY_SHOWN} more")
+    return parts
+
+
+def policy_items(title: str, hits: Sequence[PolicyHit]) -> Items:
+    return Items(title, [policy_hit_parts(hit) for hit in hits])
+
+
+# -- the queue in numbers (bot/inbox/stats.py)
+
+
+def _wait(ms: int | None, count: int) -> str:
+    if ms is None:
+        return "— (none yet)"
+    return f"{human_duration(ms)} (median of {count:,})"
+
+
+def stats_view(stats: QueueStats, prefix: str, *, title: str | None = None) -> Doc:
+    """`reports stats`: totals, waits, the most reported and the most active reporters."""
+    since = format_ts(stats.since_ms)
+    head = title or f"📊 Reports of the last {stats.days} day{'s' if stats.days != 1 else ''} (since {since}, UTC)"
+    fields: list[tuple[str, Any]] = [
+        ("reports", f"{stats.total:,}"),
+        ("by kind", ", ".join(f"{n:,} {kind}" for kind, n in stats.by_kind.items())),
+        ("by state", ", ".join(f"{n:,} {state}" for state, n in stats.by_state.items())),
+        ("time to claim", _wait(stats.median_claim_ms, stats.claimed_count)),
+        ("time to resolve", _wait(stats.median_resolve_ms, stats.resolved_count)),
+    ]
+    top_users = Table("Most reported users", ["user", "reports"], [[Code(u), n] for u, n in stats.top_reported],
+                      empty="None.")
+    top_rooms = Table("Most reported rooms", ["room", "name", "reports"],
+                      [[Code(r), Untrusted.of(name, ROOM_NAME_CHARS), n] for r, name, n in stats.top_rooms], empty="None.")
+    top_reporters = Table("Most active reporters", ["reporter", "reports"],
+                          [[Code(u), n] for u, n in stats.top_reporters], empty="None.")
+    since_watch = (f"From the bot's own queue: every report filed since it started watching "
+                   f"({format_ts(stats.watching_since)}). ") if stats.watching_since else "From the bot's own queue. "
+    return Doc(Record(head, fields), top_users, top_rooms, top_reporters,
+               Text(since_watch, "The list: ", Code(f"{prefix} reports list"), "."))
