@@ -11,7 +11,9 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
@@ -701,9 +703,32 @@ class ReportInbox:
         title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
                  f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
         view = stats_view(stats, self.prefix, title=title)
-        for room_id in self._rooms():
+        rooms = self._rooms()
+        for room_id in rooms:
             await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-digest-{period}")
+        send_file = getattr(self.messenger, "send_file", None)
+        if send_file is not None and rooms:
+            await self._send_chart(send_file, stats, rooms, f"sab-reports-digest-chart-{period}")
         return True
+
+    async def _send_chart(self, send_file: Callable[..., Any], stats: QueueStats, rooms: Sequence[str], txn: str) -> None:
+        """The digest's chart, after its numbers; a chart that cannot be drawn or sent is left out."""
+        try:
+            chart = await self.chart(stats)
+        except Exception:
+            log.exception("could not draw the digest's chart")
+            return
+        try:
+            for room_id in rooms:
+                try:
+                    await send_file(room_id, path=chart.path, filename=f"reports-stats-{stats.days}d.png",
+                                    mimetype="image/png", reply_to=None, thread_root=None, txn_id=txn, background=True,
+                                    image={"w": chart.width, "h": chart.height, "body": chart.alt})
+                except Exception as exc:
+                    log.warning("could not send the digest's chart to %s: %s", room_id, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(chart.path)
 
     # -- the reminder
 

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.text import untrusted
+
 USER, ROOM, SERVER = "user", "room", "server"
 RULE_TYPES: dict[str, str] = {}
 for _prefix in ("m.policy.rule.", "org.matrix.mjolnir.rule.", "m.room.rule."):
@@ -240,11 +242,11 @@ class PolicyBook:
 
 
 def _text(value: Any, limit: int) -> str:
-    """Outside text as kept: a string, on one line, at most `limit` characters (views clip again)."""
+    """Outside text as kept: a string, on one line (breaks shown as ↵), without invisible
+    characters, at most `limit` characters (bot/text/untrusted.py; views clip again)."""
     if not isinstance(value, str):
         return ""
-    text = " ".join(value[: limit * 4].split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return untrusted.inline(value, limit)
 
 
 def _rule(room_id: str, kind: str, content: Mapping[str, Any]) -> PolicyRule | None:

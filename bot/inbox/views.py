@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.state.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
+from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
@@ -167,7 +168,7 @@ def notice_view(record: ReportRecord, prefix: str, context: NoticeContext | None
             fields += history_fields(context.history, facts, context.watching_since)
         notes = notes_view(context.notes, context.notes_total)
         if context.policy:
-            fields.append(("policy lists", policy_value(context.policy)))
+            fields.append(("⛔ policy lists", policy_value(context.policy)))
     return Doc(Record(title, fields), notes, footer)
 
 
@@ -259,32 +260,27 @@ POLICY_SHOWN = 5
 POLICY_REASON_CHARS = 200
 
 
-def policy_hit_parts(hit: PolicyHit) -> list[Any]:
-    """One matching rule: which name matched which rule of which list, and the rule's reason (the
-    list's words: untrusted, clipped, one line)."""
+def policy_hit_text(hit: PolicyHit) -> Untrusted:
+    """One matching rule on one line: which name matched which rule of which list, and the rule's
+    reason. All of it is the list's words (or a stranger's name): untrusted, clipped, one line."""
     rule = hit.rule
-    list_name: Any = Untrusted(hit.list_name, 80) if hit.list_name else Code(rule.list_id)
-    parts: list[Any] = [f"{rule.kind} rule ", Code(rule.entity), " of ", list_name]
+    text = f"{rule.kind} rule {inline(rule.entity, 80)} of {inline(hit.list_name or rule.list_id, 80)}"
     if hit.matched != rule.entity:
-        parts += [" matches ", Code(hit.matched)]
-    parts += [": ", Untrusted(rule.reason, POLICY_REASON_CHARS) if rule.reason else "(no reason given)"]
-    return parts
+        text += f" matches {inline(hit.matched, 80)}"
+    text += f": {inline(rule.reason, POLICY_REASON_CHARS) if rule.reason else '(no reason given)'}"
+    return Untrusted(text, POLICY_REASON_CHARS + 300)
 
 
 def policy_value(hits: Sequence[PolicyHit]) -> list[Any]:
-    """The rules a report (or an account) matches, on one field's value: the first few, and a count."""
-    parts: list[Any] = [f"⛔ {len(hits)} rule{'s' if len(hits) != 1 else ''}: " if len(hits) > 1 else "⛔ "]
-    for index, hit in enumerate(hits[:POLICY_SHOWN]):
-        if index:
-            parts.append(" · ")
-        parts += policy_hit_parts(hit)
+    """The rules a report matches, as one field's value: the first few, and how many more."""
+    shown: list[Any] = [policy_hit_text(hit) for hit in hits[:POLICY_SHOWN]]
     if len(hits) > POLICY_SHOWN:
-        parts.append(f" · … and {len(hits) - POLICY_SHOWN} more")
-    return parts
+        shown.append(f"… and {len(hits) - POLICY_SHOWN} more")
+    return shown if len(shown) == 1 else [f"{len(hits)} rules", *shown]
 
 
 def policy_items(title: str, hits: Sequence[PolicyHit]) -> Items:
-    return Items(title, [policy_hit_parts(hit) for hit in hits])
+    return Items(title, [policy_hit_text(hit) for hit in hits])
 
 
 # -- the queue in numbers (bot/inbox/stats.py)
