@@ -213,8 +213,10 @@ async def stats(ctx: Context, days: int) -> Any:
         chart = await desk.chart(numbers)
     except Exception as exc:  # the numbers stand without the picture
         return Doc(view, Text(f"The chart could not be drawn ({type(exc).__name__}).", tone="warning"))
-    return Attachment(filename=f"reports-stats-{numbers.days}d.png", path=chart.path, mimetype="image/png",
-                      caption=view, extra={"image": {"w": chart.width, "h": chart.height, "body": chart.alt}})
+    filename = f"reports-stats-{numbers.days}d.png"
+    return Attachment(filename=filename, path=chart.path, mimetype="image/png",
+                      caption=Doc(view, Text(f"📈 The chart of reports per day by state follows as an image ({filename}).")),
+                      extra={"image": {"w": chart.width, "h": chart.height, "body": chart.alt}})
 
 
 # -- report show

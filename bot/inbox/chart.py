@@ -40,21 +40,21 @@ def draw(stats: QueueStats) -> Chart:
     from matplotlib.figure import Figure
 
     labels = [label[5:] for label, _ in stats.per_day]
+    positions = list(range(len(labels)))
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     axes = figure.subplots()
     bottoms = [0] * len(labels)
     for state in STATES:
         values = [counts.get(state, 0) for _, counts in stats.per_day]
-        axes.bar(labels, values, bottom=bottoms, label=state, color=COLOURS[state], width=0.7)
+        axes.bar(positions, values, bottom=bottoms, label=state, color=COLOURS[state], width=0.7)
         bottoms = [b + v for b, v in zip(bottoms, values)]
     axes.set_title(f"Reports per day by state — last {stats.days} days ({stats.total} in all)")
     axes.set_ylabel("reports")
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.legend(loc="upper left", fontsize="small", ncols=4)
     axes.set_ylim(0, max([*bottoms, 1]) * 1.25)
-    if len(labels) > 14:
-        step = max(1, len(labels) // 14)
-        axes.set_xticks(range(0, len(labels), step), [labels[i] for i in range(0, len(labels), step)])
+    step = max(1, -(-len(labels) // 14))  # at most 14 day labels
+    axes.set_xticks(positions[::step], labels[::step])
     axes.tick_params(axis="x", labelrotation=45, labelsize="small")
     figure.tight_layout()
     handle = tempfile.NamedTemporaryFile(suffix=".png", prefix="reports-stats-", delete=False)

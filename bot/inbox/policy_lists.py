@@ -12,8 +12,8 @@ kept to REASON_CHARS), and matching is bounded in time whatever the globs say:
 - rules without a wildcard are looked up in a dict;
 - globs are compiled once, with `fnmatch.translate`, whose regexes use atomic groups: no
   backtracking, so `*a*a*a*a*b` against a long ID costs a pass per star, not an explosion;
-- globs are indexed by their literal tail (or head): a name is tried only against the globs whose
-  literal ends it can have; those with no literal end at all are tried in chunks behind one
+- globs are indexed by their literal tail or head (the longer): a name is tried only against the
+  globs whose literal end is one of its own ends (a dict lookup per length of literal end); those with no literal end at all are tried in chunks behind one
   combined regex each, which answers "none of these" at once for the usual name;
 - at most MAX_HITS matching rules are collected per name.
 bench/policy_match.py measures it beside a plain fnmatch over every rule.
@@ -42,7 +42,6 @@ ENTITY_CHARS = 255  # a Matrix ID is at most 255 bytes: a longer entity matches 
 REASON_CHARS = 300  # what is kept of a rule's reason (the views clip it further)
 NAME_CHARS = 120
 MAX_HITS = 20  # matching rules collected per name at most
-KEY_CHARS = 3  # how much of a glob's literal tail (or head) indexes it
 CHUNK = 200  # globs with no literal end, per combined regex
 
 _WILD = re.compile(r"[*?]")
@@ -115,15 +114,18 @@ class _Index:
                 self.exact.setdefault(entity, []).append(rule)
                 continue
             glob = _Glob(rule, case_fold)
-            tail = re.split(r"[*?]", entity)[-1]
-            head = re.split(r"[*?]", entity)[0]
-            if tail:
-                self.by_tail.setdefault(tail[-KEY_CHARS:], []).append(glob)
+            pieces = _WILD.split(entity)
+            head, tail = pieces[0], pieces[-1]
+            if tail and len(tail) >= len(head):
+                self.by_tail.setdefault(tail, []).append(glob)
             elif head:
-                self.by_head.setdefault(head[:KEY_CHARS], []).append(glob)
+                self.by_head.setdefault(head, []).append(glob)
             else:
                 glob.match("")  # compiled now: a name that passes its chunk's regex tries each of them
                 self.loose.append(glob)
+        # The lengths of the literal ends there are: a name is looked up by its ends of these lengths.
+        self.tail_lengths = sorted({len(key) for key in self.by_tail})
+        self.head_lengths = sorted({len(key) for key in self.by_head})
         self.chunks = [
             (_compiled("|".join(f"(?:{g.pattern})" for g in part)), part)
             for part in (self.loose[i:i + CHUNK] for i in range(0, len(self.loose), CHUNK))
@@ -133,12 +135,14 @@ class _Index:
         if self.case_fold:
             name = name.lower()
         found = list(self.exact.get(name, ()))[:limit]
-        for size in range(1, KEY_CHARS + 1):
-            if len(found) >= limit:
-                return found
-            if size <= len(name):
-                found += [g.rule for g in self.by_tail.get(name[-size:], ()) if g.match(name)][: limit - len(found)]
-                found += [g.rule for g in self.by_head.get(name[:size], ()) if g.match(name)][: limit - len(found)]
+        for size in self.tail_lengths:
+            if size > len(name) or len(found) >= limit:
+                break
+            found += [g.rule for g in self.by_tail.get(name[-size:], ()) if g.match(name)][: limit - len(found)]
+        for size in self.head_lengths:
+            if size > len(name) or len(found) >= limit:
+                break
+            found += [g.rule for g in self.by_head.get(name[:size], ()) if g.match(name)][: limit - len(found)]
         for combined, part in self.chunks:
             if len(found) >= limit:
                 break

@@ -295,7 +295,7 @@ def _wait(ms: int | None, count: int) -> str:
 def stats_view(stats: QueueStats, prefix: str, *, title: str | None = None) -> Doc:
     """`reports stats`: totals, waits, the most reported and the most active reporters."""
     since = format_ts(stats.since_ms)
-    head = title or f"📊 Reports of the last {stats.days} day{'s' if stats.days != 1 else ''} (since {since}, UTC)"
+    head = title or f"📊 Reports of the last {stats.days} day{'s' if stats.days != 1 else ''} (since {since})"
     fields: list[tuple[str, Any]] = [
         ("reports", f"{stats.total:,}"),
         ("by kind", ", ".join(f"{n:,} {kind}" for kind, n in stats.by_kind.items())),
