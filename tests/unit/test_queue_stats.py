@@ -8,6 +8,7 @@ import fnmatch
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -233,3 +234,64 @@ def test_a_notice_names_the_rules_with_the_list_and_a_clipped_one_line_reason() 
     assert "@spam:hs" in line and "Bans list" in line and "first line ↵ second line" in line and "…" in line
     assert "\u202e" not in body
     assert "policy lists" not in render(notice_view(record, "!admin", NoticeContext(policy=[]))).body
+
+
+async def test_a_failing_matcher_never_fails_a_notice(tmp_path: Path) -> None:
+    class Broken:
+        def match(self, **_: Any) -> list[Any]:
+            raise RuntimeError("a list the matcher chokes on")
+
+    db = Database(tmp_path / "state.db")
+    await db.open()
+    store = Store(db)
+    inbox = ReportInbox(api=FakeAPI(), store=store, messenger=FakeMessenger(), admin_rooms=["!a:hs"], policy=Broken())  # type: ignore[arg-type]
+    await store.add_report(ReportFacts(kind="user", report_id=1, received_ts=1, reporter="@r:hs", target="@t:hs"))
+    record = await store.get_report("user", 1)
+    assert record is not None
+    context = await inbox.context(record)
+    assert context.policy == [] and "User report u1" in render(notice_view(record, "!admin", context)).body
+    await db.close()
+
+
+# -- the Matrix layer: a list room is read, never written to, never an admin room
+
+
+async def test_the_client_never_writes_to_a_list_and_never_takes_an_admin_room_for_one(tmp_path: Path) -> None:
+    from nio import RoomResolveAliasResponse
+
+    from bot.matrix.client import MatrixClient, MatrixError
+    from bot.matrix.rooms import AdminRooms
+
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    store = Store(db)
+    seen: list[tuple[str, list[dict[str, Any]]]] = []
+    client = MatrixClient(
+        homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
+        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
+        policy_lists=["!list:hs", "#bans:hs"], on_policy_state=lambda room, events: seen.append((room, events)))
+    client.client.restore_login("@bot:hs", "DEV", "token")
+    joined: list[str] = []
+
+    async def resolve(alias: str) -> Any:
+        return RoomResolveAliasResponse(alias, "!admin:hs", ["hs"])  # the alias points at the admin room
+
+    async def join(room_id: str) -> Any:
+        joined.append(room_id)
+        return SimpleNamespace(room_id=room_id)
+
+    client.client.room_resolve_alias = resolve  # type: ignore[method-assign]
+    client.client.join = join  # type: ignore[method-assign]
+    await client.follow_policy_lists()
+    assert joined == ["!list:hs"] and "!admin:hs" not in client.policy_rooms
+    with pytest.raises(MatrixError, match="policy list"):
+        await client.send("!list:hs", {"msgtype": "m.notice", "body": "hello"})
+    # Its state goes to the book; its timeline is no one's command.
+    rule = {"type": "m.policy.rule.user", "state_key": "r1", "content": {"entity": "@x:hs", "recommendation": "m.ban"}}
+    message = {"type": "m.room.message", "event_id": "$m", "sender": "@a:hs", "content": {"body": "!admin server version"}}
+    sync = SimpleNamespace(rooms=SimpleNamespace(join={"!list:hs": SimpleNamespace(
+        state=[SimpleNamespace(source=rule)], timeline=SimpleNamespace(events=[SimpleNamespace(source=message)]))}))
+    client._feed_policy_lists(sync)  # type: ignore[arg-type]
+    assert seen == [("!list:hs", [rule])]
+    await client.close()
+    await db.close()
