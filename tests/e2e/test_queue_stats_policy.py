@@ -178,6 +178,6 @@ async def _until_rules(app: Any, count: int, timeout: float = 30.0) -> None:
     import asyncio
 
     deadline = asyncio.get_running_loop().time() + timeout
-    while app.policy_book.rule_count() < count:
+    while app.policy_book.indexed < count:
         assert asyncio.get_running_loop().time() < deadline, app.policy_book.lists()
         await asyncio.sleep(0.1)

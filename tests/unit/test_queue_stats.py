@@ -295,3 +295,23 @@ async def test_the_client_never_writes_to_a_list_and_never_takes_an_admin_room_f
     assert seen == [("!list:hs", [rule])]
     await client.close()
     await db.close()
+
+
+async def test_a_changed_rule_is_indexed_off_the_event_loop_while_matching_goes_on() -> None:
+    import asyncio
+
+    from bench.policy_match import hostile_list
+
+    book = PolicyBook([LIST])
+    book.update(LIST, hostile_list(10_000))
+    book.match(user="@warm:up.org")  # the first index, built where it is first needed
+    assert book.indexed == 10_000
+    book.update(LIST, [_rule("user", "@late:hs", "added later")])
+    started = time.perf_counter()
+    assert book.match(user="@late:hs") == []  # the index in use, not a build per notice
+    assert time.perf_counter() - started < 0.05
+    deadline = time.monotonic() + 30
+    while book.indexed < 10_001:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert [h.rule.reason for h in book.match(user="@late:hs")] == ["added later"]
