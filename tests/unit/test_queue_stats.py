@@ -315,3 +315,15 @@ async def test_a_changed_rule_is_indexed_off_the_event_loop_while_matching_goes_
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     assert [h.rule.reason for h in book.match(user="@late:hs")] == ["added later"]
+
+
+def test_the_bot_starts_without_loading_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, bot.app, bot.inbox.inbox, bot.inbox.chart, commands; commands.load_groups(); "
+            "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
