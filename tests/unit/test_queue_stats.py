@@ -126,7 +126,14 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     db = Database(tmp_path / "state.db")
     await db.open()
     store = Store(db)
-    messenger = FakeMessenger()
+    files: list[tuple[str, dict[str, Any], tuple[int, int]]] = []
+
+    class Messenger(FakeMessenger):
+        async def send_file(self, room_id: str, *, path: str, image: dict[str, Any], **_: Any) -> str:
+            files.append((room_id, image, png_size(Path(path).read_bytes())))
+            return "$file"
+
+    messenger = Messenger()
     clock = {"now": _ms("2026-12-07T09:00:30")}  # Monday, just after the digest's moment
     monkeypatch.setattr(inbox_module, "now_ms", lambda: clock["now"])
 
@@ -140,12 +147,15 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     assert await first.digest_if_due()
     assert [room for room, _, _ in messenger.sent] == ["!a:hs", "!b:hs"]
     assert "Weekly report digest" in messenger.sent[0][1]["body"] and "@spam:hs" in messenger.sent[0][1]["body"]
+    assert [(room, (image["w"], image["h"]), size) for room, image, size in files] == [
+        ("!a:hs", (800, 400), (800, 400)), ("!b:hs", (800, 400), (800, 400))]
+    assert "1 in all" in files[0][1]["body"]
     clock["now"] += HOUR
     assert not await first.digest_if_due()
     assert not await inbox().digest_if_due()  # a restart inside the period: nothing again
     assert len(messenger.sent) == 2 and await store.get_meta(DIGEST_KEY) == str(_ms("2026-12-07T09:00:00"))
     clock["now"] = _ms("2026-12-14T09:00:00")  # the next Monday
-    assert await inbox().digest_if_due() and len(messenger.sent) == 4
+    assert await inbox().digest_if_due() and len(messenger.sent) == 4 and len(files) == 4
     assert not await inbox().digest_if_due()
     assert not await ReportInbox(api=FakeAPI(), store=store, messenger=messenger, admin_rooms=["!a:hs"]).digest_if_due()
     await db.close()
