@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.text.render import SendForm, event_size, fit, render  # noqa: E402
 from bot.inbox.views import minimal_notice_view, notice_view  # noqa: E402
-from bot.state.storage import ReportFacts, ReportRecord  # noqa: E402
+from bot.records import ReportFacts, ReportRecord  # noqa: E402
 from bot.text.views import Code, Table, Untrusted, When  # noqa: E402
 
 FORM = SendForm(encrypted=True, edit_of="$" + "x" * 43, room_id="!" + "x" * 30 + ":example.org")

@@ -21,14 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.state.records import ReportFacts, ReportQuery, now_ms  # noqa: E402
-from bot.state.storage import Database, Store  # noqa: E402
+from bot.records import ReportFacts, ReportQuery, now_ms  # noqa: E402
+from bot.state.db import Database  # noqa: E402
+from bot.state.stores import Stores  # noqa: E402
 
 INDEXES = ("reports_target", "reports_event", "reports_reporter", "reports_state_age", "reports_state_claimed")
 HOUR = 3_600_000
 
 
-async def seed(store: Store, count: int) -> list[ReportFacts]:
+async def seed(store: Stores, count: int) -> list[ReportFacts]:
     rng = random.Random(7)
     now = now_ms()
     facts = [
@@ -39,7 +40,7 @@ async def seed(store: Store, count: int) -> list[ReportFacts]:
         for i in range(1, count + 1)
     ]
     for start in range(0, count, 5000):
-        await store.record_new_reports(facts[start:start + 5000], post_state="posted", meta={})
+        await store.reports.record_new_reports(facts[start:start + 5000], post_state="posted", meta={})
 
     def close_most(conn: Any) -> None:
         # A queue that keeps up: 1 % still open (half of them claimed), a tenth of the rest dismissed.
@@ -61,17 +62,17 @@ async def timed(rounds: int, make: Callable[[int], Awaitable[Any]]) -> float:
     return statistics.median(samples)
 
 
-async def measure(store: Store, facts: list[ReportFacts], rounds: int) -> dict[str, float]:
+async def measure(store: Stores, facts: list[ReportFacts], rounds: int) -> dict[str, float]:
     now = now_ms()
     pick = lambda i: facts[(i * 7919) % len(facts)]  # noqa: E731
     return {
-        "notice context (3 counts)": await timed(rounds, lambda i: store.report_history(pick(i))),
+        "notice context (3 counts)": await timed(rounds, lambda i: store.reports.report_history(pick(i))),
         "list --older-than 4h (page of 25)": await timed(
-            rounds, lambda i: store.reports_matching(ReportQuery(received_before=now - 4 * HOUR), limit=25, offset=i % 4 * 25)),
+            rounds, lambda i: store.reports.reports_matching(ReportQuery(received_before=now - 4 * HOUR), limit=25, offset=i % 4 * 25)),
         "list --reporter (page of 25)": await timed(
-            rounds, lambda i: store.reports_matching(ReportQuery(states=None, reporter=pick(i).reporter), limit=25)),
+            rounds, lambda i: store.reports.reports_matching(ReportQuery(states=None, reporter=pick(i).reporter), limit=25)),
         "reminder: stale reports": await timed(
-            rounds, lambda i: store.stale_reports(open_before=now - 4 * HOUR, claimed_before=now - 4 * HOUR, limit=20)),
+            rounds, lambda i: store.reports.stale_reports(open_before=now - 4 * HOUR, claimed_before=now - 4 * HOUR, limit=20)),
     }
 
 
@@ -83,7 +84,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Database(Path(folder) / "state.db")
         await db.open()
-        store = Store(db)
+        store = Stores.over(db)
         facts = await seed(store, args.reports)
         ours = await measure(store, facts, args.rounds)
         for name in INDEXES:

@@ -32,7 +32,8 @@ from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
 from bot.handler_api.spec import CommandTable
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class App:
             self._matrix_options["undecryptable_grace_s"] = undecryptable_grace_s
         self.stop_event = asyncio.Event()
         self.db: Database | None = None
-        self.store: Store
+        self.stores: Stores  # each part below is handed only the stores it needs
         self.api: AdminAPI
         self.matrix: MatrixClient
         self.jobs: JobRunner
@@ -97,12 +98,13 @@ class App:
 
     async def start(self) -> None:
         config = self.config
-        self.db, self.store = await wiring.open_store(config)
+        self.db, self.stores = await wiring.open_store(config)
+        stores = self.stores
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
         self.policy_book = PolicyBook(config.policy_lists)
-        self.matrix = wiring.matrix_client(config, store=self.store, admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           gate=self.gate, policy_lists=config.policy_lists,
+        self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, admin_rooms=admin_rooms,
+                                           on_secret=self.scrubber.add, gate=self.gate, policy_lists=config.policy_lists,
                                            on_policy_state=self.policy_book.update, **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
@@ -116,12 +118,13 @@ class App:
         )
         self.policy = Policy(access, self.api, server_name=config.server_name)
         self.jobs = JobRunner(
-            store=self.store, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
+            job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
             concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate, **self._job_options,
         )
         self.dispatcher = Dispatcher(
-            table=self.table, policy=self.policy, api=self.api, store=self.store, messenger=self.matrix, jobs=self.jobs,
+            table=self.table, policy=self.policy, api=self.api, confirmations=stores.confirmations, journal=stores.journal,
+            audit=stores.audit, undo=stores.undo, job_store=stores.jobs, meta=stores.meta, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
@@ -200,13 +203,13 @@ class App:
         options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
         reports = self.config.reports
         self.reports = ReportInbox(
-            api=self.api, store=self.store, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
+            api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, role_of=access.role_of,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
             policy=self.policy_book, digest=reports.digest, **options,
         )
-        self.dispatcher.report_desk = ReportDesk(self.reports, self.store)
+        self.dispatcher.report_desk = ReportDesk(self.reports, self.stores.reports)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:
@@ -252,9 +255,9 @@ class App:
                 await self.dispatcher.expire_confirmations()
                 await self.matrix.tick_pending(self.dispatcher)
                 if self.metrics is not None:
-                    self.metrics.pending_confirmations.set(len(await self.store.pending_confirmations()))
+                    self.metrics.pending_confirmations.set(len(await self.stores.confirmations.pending_confirmations()))
                 if ticks % 1800 == 0:
-                    await self.store.prune_events(JOURNAL_RETENTION_MS)
+                    await self.stores.journal.prune_events(JOURNAL_RETENTION_MS)
             except Exception:
                 log.exception("housekeeping failed")
 

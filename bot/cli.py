@@ -256,12 +256,13 @@ async def _stored_pins(config: Config) -> dict[str, str]:
     import json
 
     from bot.matrix.client import PINS_KEY
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.meta import MetaStore
 
     db = Database(config.storage.path)
     await db.open()
     try:
-        stored = await Store(db).get_meta(PINS_KEY)
+        stored = await MetaStore(db).get_meta(PINS_KEY)
     finally:
         await db.close()
     try:
@@ -278,9 +279,9 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
             return None
         from bot.matrix.client import SESSION_KEY
 
-        db, store = await wiring.open_store(config)
+        db, stores = await wiring.open_store(config)
         try:
-            stored = await store.get_meta(SESSION_KEY)
+            stored = await stores.meta.get_meta(SESSION_KEY)
         finally:
             await db.close()
         user_id, device_id, token = ((stored or "").split(" ", 2) + ["", "", ""])[:3]

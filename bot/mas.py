@@ -15,7 +15,7 @@ import httpx
 from bot.config import MASConfig, TokenSource
 from bot.homeserver.login import AUTH_METADATA_PATHS
 from bot.homeserver.mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, ScopeRefused, TokenError
-from bot.homeserver.mas_api.errors import clip
+from bot.text.untrusted import inline
 from bot.homeserver.mas_api.paths import V1
 from bot.wiring import mas_client
 
@@ -83,13 +83,13 @@ async def detect_mas(
                 return MASDetection(None, mas_url=mas_url, error=f"{path} answered something other than JSON")
             if not isinstance(data, dict) or not isinstance(data.get("issuer"), str):
                 return MASDetection(None, mas_url=mas_url, error=f"{path} answered without an issuer")
-            return MASDetection(True, issuer=clip(data["issuer"], 200),
+            return MASDetection(True, issuer=inline(data["issuer"], 200),
                                 account_management_uri=_text(data.get("account_management_uri")), mas_url=mas_url)
     return MASDetection(False, mas_url=mas_url)
 
 
 def _text(value: Any) -> str | None:
-    return clip(value, 200) if isinstance(value, str) else None
+    return inline(value, 200) if isinstance(value, str) else None
 
 
 async def probe_mas(

@@ -33,7 +33,10 @@ from bot.matrix.crypto.keys_api import KeysAPI
 from bot.homeserver.gate import HomeserverGate
 from bot.homeserver.login import TokenRefresher
 from bot.homeserver.mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.journal import Journal
+from bot.state.meta import MetaStore
+from bot.state.stores import Stores
 
 if TYPE_CHECKING:
     from bot.matrix.client import MatrixClient
@@ -50,11 +53,11 @@ def current_token(source: TokenSource | None) -> str | None:
 # -- state on disk
 
 
-async def open_store(config: Config) -> tuple[Database, Store]:
-    """The bot's database, opened (and migrated); the caller closes the Database."""
+async def open_store(config: Config) -> tuple[Database, Stores]:
+    """The bot's database, opened (and migrated), and its stores; the caller closes the Database."""
     db = Database(config.storage.path)
     await db.open()
-    return db, Store(db)
+    return db, Stores.over(db)
 
 
 def crypto_dir(config: Config) -> Path | None:
@@ -69,7 +72,7 @@ def cross_signing_keys_path(config: Config) -> Path:
 # -- the Matrix side
 
 
-def matrix_client(config: Config, *, store: Store, admin_rooms: AdminRooms, **options: Any) -> MatrixClient:
+def matrix_client(config: Config, *, meta: MetaStore, journal: Journal, admin_rooms: AdminRooms, **options: Any) -> MatrixClient:
     # Imported here: matrix-nio takes seconds to load, and the CLI's `check` and `login` never need it.
     from bot.matrix.client import MatrixClient
 
@@ -80,7 +83,8 @@ def matrix_client(config: Config, *, store: Store, admin_rooms: AdminRooms, **op
         password=config.bot.password,
         device_id=config.bot.device_id,
         device_name=config.bot.device_name,
-        store=store,
+        meta=meta,
+        journal=journal,
         crypto_dir=crypto_dir(config),
         admin_rooms=admin_rooms,
         **options,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.previews import account_flags
-from bot.state.records import ReportFacts, ReportRecord, TeamAction
+from bot.records import ReportFacts, ReportRecord, TeamAction
 from bot.inbox.model import EVENT, ref_label
 from bot.inbox.views import ROOM_NAME_CHARS, policy_items, state_text
 from bot.text.units import format_ts

@@ -24,7 +24,7 @@ from commands._dossier import (
     AccountPart, Dossier, MASPart, MASSession, MediaPart, NotLocal, PartFailed, ReportLine, ReportsPart, RoomLine,
     RoomsPart, SessionsPart, TeamPart,
 )
-from bot.state.records import ReportQuery
+from bot.records import ReportQuery
 from bot.inbox.views import facts_from_event_report, facts_from_user_report
 from bot.handler_api.spec import CommandError, Param, Role
 

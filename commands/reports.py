@@ -21,7 +21,7 @@ from bot.inbox.views import (
     NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
     room_value, state_text, stats_view,
 )
-from bot.state.records import ReportFacts, ReportQuery, ReportRecord
+from bot.records import ReportFacts, ReportQuery, ReportRecord
 from bot.handler_api.reversal import Inverse, ReportState, Reversal
 from bot.handler_api.services import ReportDesk
 from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, Target

@@ -126,8 +126,9 @@ SAVE_ENV = "SYNAPSE_ADMIN_BOT_DEMO_FILES"  # a directory: images and files the b
 async def seed_sample_queue(world: World, *, days: int = 7, seed: int = 22) -> int:
     """A sample week of the bot's report queue (ids from 900001, only in the bot's store, never on
     the homeserver), so that `reports stats` has something to show. Written before the bot starts."""
-    from bot.state.records import ReportFacts, now_ms
-    from bot.state.storage import Database, Store
+    from bot.records import ReportFacts, now_ms
+    from bot.state.db import Database
+    from bot.state.reports import ReportStore
 
     chance = random.Random(seed)
     users = world.samples.get("users") or ["@spammer:localhost"]
@@ -135,7 +136,7 @@ async def seed_sample_queue(world: World, *, days: int = 7, seed: int = 22) -> i
     hour, now = 3_600_000, now_ms()
     db = Database(world.state_dir / "state.db")
     await db.open()
-    store = Store(db)
+    store = ReportStore(db)
     count = 0
     try:
         for day in range(days):

@@ -9,26 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.state.records import TeamAction
+from bot.records import TeamAction
 
 if TYPE_CHECKING:
-    from bot.state.records import ReportQuery
+    from bot.records import ReportQuery, ReportRecord
     from bot.inbox.chart import Chart
     from bot.inbox.inbox import ReportInbox, UserStanding
     from bot.inbox.policy_lists import PolicyHit
     from bot.inbox.stats import QueueStats
     from bot.inbox.model import ReportRef
     from bot.inbox.views import NoticeContext
-    from bot.state.storage import ReportRecord, Store
+    from bot.state.audit import AuditLog
+    from bot.state.confirmations import ConfirmationStore
+    from bot.state.reports import ReportStore
+    from bot.state.undo import UndoStore
 
 
 class ReportDesk:
     """The moderation queue as the report commands see it: the team's state of each report
     (claim, resolve, dismiss…), and the inbox's notices kept in step."""
 
-    def __init__(self, inbox: ReportInbox, store: Store) -> None:
+    def __init__(self, inbox: ReportInbox, reports: ReportStore) -> None:
         self._inbox = inbox
-        self._store = store
+        self._reports = reports
 
     async def record(self, ref: ReportRef) -> ReportRecord:
         """The bot's record of a report; one it has not seen is fetched and remembered."""
@@ -36,13 +39,13 @@ class ReportDesk:
 
     async def stored(self, ref: ReportRef) -> ReportRecord | None:
         """The bot's record of a report, without asking the homeserver."""
-        return await self._store.get_report(ref.kind, ref.id)
+        return await self._reports.get_report(ref.kind, ref.id)
 
     async def known(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReportRecord]:
-        return await self._store.reports_known(keys)
+        return await self._reports.reports_known(keys)
 
     async def claimed_by(self, user_id: str, *, limit: int, offset: int) -> tuple[list[ReportRecord], int]:
-        return await self._store.reports_claimed_by(user_id, limit=limit, offset=offset)
+        return await self._reports.reports_claimed_by(user_id, limit=limit, offset=offset)
 
     async def claim(self, ref: ReportRef, by: str) -> ReportRecord:
         return await self._inbox.claim(ref, by)
@@ -103,14 +106,15 @@ class AuditTrail:
     """The audit log as the dossier reads it: what the team did to one account. Read only, and only
     actions that ran (not refusals, prompts or reads)."""
 
-    def __init__(self, store: Store, acting_commands: Sequence[str]) -> None:
-        self._store = store
+    def __init__(self, audit: AuditLog, undo: UndoStore, acting_commands: Sequence[str]) -> None:
+        self._audit = audit
+        self._undo = undo
         self._acting = list(acting_commands)  # the commands that change something
 
     async def actions_on(self, user_id: str, *, limit: int = 5) -> tuple[list[TeamAction], int]:
         """The newest actions on this account, newest first, and how many there are."""
-        entries, total = await self._store.audit_about(user_id, limit=limit, commands=self._acting)
-        records = await self._store.undo_records([e.id for e in entries])
+        entries, total = await self._audit.audit_about(user_id, limit=limit, commands=self._acting)
+        records = await self._undo.undo_records([e.id for e in entries])
         actions = []
         for entry in entries:
             record = records.get(entry.id)
@@ -125,12 +129,12 @@ class AuditTrail:
 class BotStatus:
     """What the bot itself is busy with, for `server status`."""
 
-    def __init__(self, store: Store, running_jobs: Callable[[], list[int]]) -> None:
-        self._store = store
+    def __init__(self, confirmations: ConfirmationStore, running_jobs: Callable[[], list[int]]) -> None:
+        self._confirmations = confirmations
         self._running_jobs = running_jobs
 
     async def confirmations_waiting(self) -> int:
-        return len(await self._store.pending_confirmations())
+        return len(await self._confirmations.pending_confirmations())
 
     def jobs_running(self) -> int:
         return len(self._running_jobs())

@@ -21,14 +21,17 @@ from bot.text.views import Code, Doc, Preformatted, Record, Table, When
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.runtime.jobs import JobRunner
-    from bot.state.storage import JobRecord, Store
+    from bot.records import JobRecord
+    from bot.state.audit import AuditLog
+    from bot.state.jobs import JobStore
     from bot.runtime.undo import UndoBook
 
 
 class Runtime(Protocol):
     """What the runtime verbs work on; the dispatcher provides it."""
 
-    store: Store
+    audit_log: AuditLog
+    job_store: JobStore
     table: CommandTable
     jobs: JobRunner
     prefix: str
@@ -100,10 +103,10 @@ async def undo(rt: Runtime, ctx: Context, entry: int) -> Any:
 )
 async def audit(rt: Runtime, ctx: Context, user: str | None, about: str | None, limit: int, before: int | None) -> Table:
     if about is not None:
-        entries, total = await rt.store.audit_about(about, limit=limit, results=None, before_id=before, sender=user)
+        entries, total = await rt.audit_log.audit_about(about, limit=limit, results=None, before_id=before, sender=user)
     else:
-        entries = await rt.store.audit_entries(limit=limit, before_id=before, sender=user)
-        total = await rt.store.audit_count(sender=user)
+        entries = await rt.audit_log.audit_entries(limit=limit, before_id=before, sender=user)
+        total = await rt.audit_log.audit_count(sender=user)
     links = await rt.undo_book.links(entries)
     rows = [[e.id, When(e.ts), Code(e.sender), Code(f"{e.command} {e.args}".strip()), e.result, links.get(e.id),
              e.detail] for e in entries]
@@ -129,8 +132,8 @@ STATUS_WORDS = {"running": "⏳ running", "done": "✅ done", "failed": "❌ fai
 async def jobs(rt: Runtime, ctx: Context, job: int | None, limit: int) -> Any:
     if job is not None:
         return await _job_details(rt, job)
-    running = await rt.store.jobs(statuses=["running"], limit=100)
-    finished = [r for r in await rt.store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
+    running = await rt.job_store.jobs(statuses=["running"], limit=100)
+    finished = [r for r in await rt.job_store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
     rows = [[r.id, r.summary, _status(r), Code(r.sender), When(r.created_ts),
              None if r.status == "running" else When(r.updated_ts), _first_line(r.result_text)]
             for r in running + finished]
@@ -157,7 +160,7 @@ def _status(record: JobRecord) -> str:
 
 
 async def _job_details(rt: Runtime, job_id: int) -> Any:
-    record = await rt.store.get_job(job_id)
+    record = await rt.job_store.get_job(job_id)
     if record is None:
         raise CommandError(f"there is no job #{job_id}")
     followed = "yes" if job_id in rt.jobs.running() else "no (it resumes when the bot restarts)"

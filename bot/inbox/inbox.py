@@ -26,7 +26,7 @@ from bot.matrix.events import IncomingReaction, Messenger
 from bot.homeserver.gate import HomeserverGate
 from bot.text.render import SendForm, fit_content
 from bot.handler_api.spec import CommandError, Role
-from bot.state.records import ReportFacts, ReportQuery, ReportRecord, now_ms
+from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.chart import Chart
@@ -41,7 +41,8 @@ from bot.inbox.views import (
 )
 
 if TYPE_CHECKING:
-    from bot.state.storage import Store
+    from bot.state.meta import MetaStore
+    from bot.state.reports import ReportStore
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ class ReportInbox:
         self,
         *,
         api: Any,
-        store: Store,
+        reports: ReportStore,
+        meta: MetaStore,
         messenger: Messenger,
         admin_rooms: Iterable[str],
         commands: CommandRunner | None = None,
@@ -137,7 +139,8 @@ class ReportInbox:
         digest: Recurrence | None = None,
     ) -> None:
         self.api = api
-        self.store = store
+        self.report_store = reports
+        self.meta = meta
         self.messenger = messenger
         self.admin_rooms = admin_rooms
         self.commands = commands
@@ -219,14 +222,14 @@ class ReportInbox:
         on the right side."""
         if self._start_point is not None:
             return self._start_point
-        stored = await self.store.get_meta(START_KEY)
+        stored = await self.meta.get_meta(START_KEY)
         if stored is not None:
             self._start_point = StartPoint.load(stored)
             return self._start_point
-        if any([await self.store.get_meta(CURSOR_KEY.format(kind=kind)) for kind in KINDS]):
+        if any([await self.meta.get_meta(CURSOR_KEY.format(kind=kind)) for kind in KINDS]):
             # A bot from before start points were recorded: it has watched since its first report.
-            start = StartPoint(await self.store.first_report_seen() or now_ms(), announced=True)
-            await self.store.set_meta(START_KEY, start.dump())
+            start = StartPoint(await self.report_store.first_report_seen() or now_ms(), announced=True)
+            await self.meta.set_meta(START_KEY, start.dump())
             self._start_point = start
             return start
         start = StartPoint(now_ms())
@@ -245,7 +248,7 @@ class ReportInbox:
             start = start.placed(kind, cursor.id, int(page.total or len(page.items)))
             meta[CURSOR_KEY.format(kind=kind)] = cursor.dump()
         meta[START_KEY] = start.dump()
-        await self.store.record_new_reports([], post_state="pending", meta=meta)  # cursors and start, at once
+        await self.report_store.record_new_reports([], post_state="pending", meta=meta)  # cursors and start, at once
         self._start_point = start
         return start
 
@@ -267,7 +270,7 @@ class ReportInbox:
             if self._unsupported.get(kind, 0) > time.monotonic():
                 continue
             key = CURSOR_KEY.format(kind=kind)
-            stored = await self.store.get_meta(key)
+            stored = await self.meta.get_meta(key)
             try:
                 if stored is None:
                     cursor, total = await self._place_by_time(kind, start.ts)
@@ -286,7 +289,7 @@ class ReportInbox:
         summarise = len(new) > self.flood_threshold
         facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
         if facts or meta:
-            await self.store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
+            await self.report_store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
         self._start_point = start
         if not start.announced:
             await self._announce_start(start)
@@ -346,25 +349,25 @@ class ReportInbox:
         """Post every queued report: one notice each, or one summary for a batch."""
         posted = 0
         async with self._lock:
-            for record in await self.store.reports_by_post_state("pending"):
+            for record in await self.report_store.reports_by_post_state("pending"):
                 if await self._post(record):
-                    reached = await self.store.report_notices(record.facts.kind, record.facts.report_id)
-                    await self.store.set_report_post_state(record.facts.kind, record.facts.report_id,
+                    reached = await self.report_store.report_notices(record.facts.kind, record.facts.report_id)
+                    await self.report_store.set_report_post_state(record.facts.kind, record.facts.report_id,
                                                            "posted" if reached else "failed")
                     posted += 1 if reached else 0
             # Summaries sent before a restart but not recorded as sent: again, under the same ID.
             unsent: dict[str, list[ReportRecord]] = {}
-            for record in await self.store.reports_in_batches(BATCH_PREFIX):
+            for record in await self.report_store.reports_in_batches(BATCH_PREFIX):
                 unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
             for txn, records in unsent.items():
                 posted += await self._summarise(records, txn, away=True)
-            batch = await self.store.reports_by_post_state("pending_summary", limit=100_000)
+            batch = await self.report_store.reports_by_post_state("pending_summary", limit=100_000)
             due = (self._last_summary is None or away
                    or time.monotonic() - self._last_summary >= self.summary_every)
             if batch and due:
                 first, last = batch[0].facts, batch[-1].facts
                 txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
-                await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
+                await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
                                                         BATCH_PREFIX + txn)
                 posted += await self._summarise(batch, txn, away=away)
         return posted
@@ -373,7 +376,7 @@ class ReportInbox:
         if not await self._post_summary([r.facts for r in batch], txn, away=away):
             return 0
         self._last_summary = time.monotonic()
-        await self.store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
+        await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
         return len(batch)
 
     def _rooms(self) -> list[str]:
@@ -406,7 +409,7 @@ class ReportInbox:
         """Post one report's notice to every admin room that lacks it. True when nothing is left to
         do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
         facts = record.facts
-        done = {room for room, _ in await self.store.report_notices(facts.kind, facts.report_id)}
+        done = {room for room, _ in await self.report_store.report_notices(facts.kind, facts.report_id)}
         complete = True
         for room_id in self.admin_rooms:
             key = (facts.kind, facts.report_id, room_id)
@@ -421,7 +424,7 @@ class ReportInbox:
                 complete = complete and key in self.failed_notices
                 continue
             self._attempts.pop(key, None)
-            await self.store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
+            await self.report_store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
             if not done:
                 done.add(room_id)
                 for observe in self.latency_observers:
@@ -490,7 +493,7 @@ class ReportInbox:
                 reached = False
         if reached:
             self._start_point = replace(start, announced=True)
-            await self.store.set_meta(START_KEY, self._start_point.dump())
+            await self.meta.set_meta(START_KEY, self._start_point.dump())
 
     async def _history(self, start: StartPoint) -> list[ReportFacts]:
         """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
@@ -507,7 +510,7 @@ class ReportInbox:
 
     async def record(self, ref: ReportRef) -> ReportRecord:
         """The bot's record of a report; a report it has not seen is fetched and remembered."""
-        record = await self.store.get_report(ref.kind, ref.id)
+        record = await self.report_store.get_report(ref.kind, ref.id)
         if record is not None:
             return record
         try:
@@ -517,8 +520,8 @@ class ReportInbox:
                 facts = facts_from_user_report(await self.api.user_report(ref.id))
         except NotFound:
             raise CommandError(f"the homeserver has no {ref.kind} report {ref}") from None
-        await self.store.add_report(facts)
-        record = await self.store.get_report(ref.kind, ref.id)
+        await self.report_store.add_report(facts)
+        record = await self.report_store.get_report(ref.kind, ref.id)
         assert record is not None
         return record
 
@@ -581,7 +584,7 @@ class ReportInbox:
                                f"{self.prefix} report reopen {ref}")
         if record.state == CLAIMED and record.claimed_by == to:
             raise CommandError(f"report {ref} is already claimed by {to}")
-        if not await self.store.assign_report(ref.kind, ref.id, to=to, by=by, allowed_from=[OPEN, CLAIMED]):
+        if not await self.report_store.assign_report(ref.kind, ref.id, to=to, by=by, allowed_from=[OPEN, CLAIMED]):
             raise await self._changed_meanwhile(ref)
         return await self._refreshed(ref)
 
@@ -593,7 +596,7 @@ class ReportInbox:
         if len(text) > NOTE_CHARS:
             raise CommandError(f"a note holds at most {NOTE_CHARS:,} characters; this one has {len(text):,}")
         await self.record(ref)
-        count = await self.store.add_report_note(ref.kind, ref.id, author=by, text=text, most=MAX_NOTES)
+        count = await self.report_store.add_report_note(ref.kind, ref.id, author=by, text=text, most=MAX_NOTES)
         if count is None:
             raise CommandError(f"report {ref} has {MAX_NOTES} notes already, the most one report keeps")
         await self.refresh(ref)
@@ -606,18 +609,18 @@ class ReportInbox:
         if record.state not in CLOSED:
             raise CommandError(f"report {ref} is not closed: it is {state_text(record)}")
         closing = f"reopened; it was {state_text(record)}"
-        if not await self.store.reopen_report(ref.kind, ref.id, allowed_from=CLOSED):
+        if not await self.report_store.reopen_report(ref.kind, ref.id, allowed_from=CLOSED):
             raise await self._changed_meanwhile(ref)
-        await self.store.add_report_note(ref.kind, ref.id, author=by, text=closing[:NOTE_CHARS], most=MAX_NOTES + 1)
+        await self.report_store.add_report_note(ref.kind, ref.id, author=by, text=closing[:NOTE_CHARS], most=MAX_NOTES + 1)
         return await self._refreshed(ref)
 
     async def _changed_meanwhile(self, ref: ReportRef) -> CommandError:
-        now = await self.store.get_report(ref.kind, ref.id)
+        now = await self.report_store.get_report(ref.kind, ref.id)
         return CommandError(f"report {ref} changed meanwhile: it is {state_text(now) if now else 'gone'}")
 
     async def _refreshed(self, ref: ReportRef) -> ReportRecord:
         await self.refresh(ref)
-        record = await self.store.get_report(ref.kind, ref.id)
+        record = await self.report_store.get_report(ref.kind, ref.id)
         assert record is not None
         return record
 
@@ -625,39 +628,39 @@ class ReportInbox:
 
     async def stored(self, ref: ReportRef) -> ReportRecord | None:
         """The bot's record of a report, without asking the homeserver."""
-        return await self.store.get_report(ref.kind, ref.id)
+        return await self.report_store.get_report(ref.kind, ref.id)
 
     async def known(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReportRecord]:
         """The bot's records of these reports, by (kind, id); those it never saw are missing."""
-        return await self.store.reports_known(keys)
+        return await self.report_store.reports_known(keys)
 
     async def queue(self, query: ReportQuery, *, limit: int, offset: int = 0) -> tuple[list[ReportRecord], int]:
         """The bot's reports that match, newest first, and how many match. The bot's queue holds
         every report filed since it started watching (`watching_since`), and older ones someone
         acted on; history from before is only on the homeserver."""
-        return await self.store.reports_matching(query, limit=limit, offset=offset)
+        return await self.report_store.reports_matching(query, limit=limit, offset=offset)
 
     async def _load_start(self) -> None:
         """The starting point as stored, for a bot that does not poll (reports.enabled: false)."""
         if self._start_point is None:
-            stored = await self.store.get_meta(START_KEY)
+            stored = await self.meta.get_meta(START_KEY)
             self._start_point = StartPoint.load(stored) if stored else None
 
     async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
         """Reports against a user and by them, as the bot's queue knows them (the dossier's part)."""
         await self._load_start()
-        against, against_total = await self.store.reports_matching(ReportQuery(states=None, target=user_id), limit=limit)
-        _, against_open = await self.store.reports_matching(ReportQuery(target=user_id), limit=0)
-        filed, filed_total = await self.store.reports_matching(ReportQuery(states=None, reporter=user_id), limit=limit)
-        _, dismissed = await self.store.reports_matching(ReportQuery(states=(DISMISSED,), reporter=user_id), limit=0)
+        against, against_total = await self.report_store.reports_matching(ReportQuery(states=None, target=user_id), limit=limit)
+        _, against_open = await self.report_store.reports_matching(ReportQuery(target=user_id), limit=0)
+        filed, filed_total = await self.report_store.reports_matching(ReportQuery(states=None, reporter=user_id), limit=limit)
+        _, dismissed = await self.report_store.reports_matching(ReportQuery(states=(DISMISSED,), reporter=user_id), limit=0)
         return UserStanding(against, against_total, against_open, filed, filed_total, dismissed, self.watching_since)
 
     async def context(self, record: ReportRecord, *, notes: int = NOTES_ON_NOTICE) -> NoticeContext:
         """What a notice shows besides the report: the newest `notes`, and earlier reports like it."""
         facts = record.facts
         await self._load_start()
-        newest, total = await self.store.report_notes(facts.kind, facts.report_id, limit=notes)
-        history = await self.store.report_history(facts)
+        newest, total = await self.report_store.report_notes(facts.kind, facts.report_id, limit=notes)
+        history = await self.report_store.report_history(facts)
         return NoticeContext(newest, total, history, self.watching_since, self.policy_hits(
             facts.target, rooms=(facts.room_id, facts.room_alias)))
 
@@ -680,7 +683,7 @@ class ReportInbox:
         await self._load_start()
         now = now_ms()
         since, _ = window(days, now)
-        records = await self.store.reports_received_since(since)
+        records = await self.report_store.reports_received_since(since)
         return compute(records, days=days, now_ms=now, watching_since=self.watching_since)
 
     async def chart(self, stats: QueueStats) -> Chart:
@@ -695,10 +698,10 @@ class ReportInbox:
             return False
         now = now_ms()
         period = self.digest.latest(now)
-        last = await self.store.get_meta(DIGEST_KEY)
+        last = await self.meta.get_meta(DIGEST_KEY)
         if last is not None and int(last) >= period:
             return False
-        await self.store.set_meta(DIGEST_KEY, str(period))
+        await self.meta.set_meta(DIGEST_KEY, str(period))
         stats = await self.stats(self.digest.period_days)
         title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
                  f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
@@ -740,15 +743,15 @@ class ReportInbox:
             return False
         self.reminders_checked += 1
         now = now_ms()
-        last = await self.store.get_meta(REMINDER_KEY)
+        last = await self.meta.get_meta(REMINDER_KEY)
         if last is not None and now - int(last) < self.reminder_every_ms:
             return False
         cutoff = now - self.reminder_after_ms
-        stale, total = await self.store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
+        stale, total = await self.report_store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
         if not total:
             return False
         # Written before sending: a crash in between loses one digest rather than sending it twice.
-        await self.store.set_meta(REMINDER_KEY, str(now))
+        await self.meta.set_meta(REMINDER_KEY, str(now))
         view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
         for room_id in self._rooms():
             await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-reminder-{now}")
@@ -756,15 +759,15 @@ class ReportInbox:
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
         await self.record(ref)
-        await self.store.mark_report_redacted(ref.kind, ref.id, by)
+        await self.report_store.mark_report_redacted(ref.kind, ref.id, by)
         await self.refresh(ref)
 
     async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
-        if not await self.store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):
-            now = await self.store.get_report(ref.kind, ref.id)
+        if not await self.report_store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):
+            now = await self.report_store.get_report(ref.kind, ref.id)
             raise CommandError(f"report {ref} changed meanwhile: it is {state_text(now) if now else 'gone'}")
         await self.refresh(ref)
-        record = await self.store.get_report(ref.kind, ref.id)
+        record = await self.report_store.get_report(ref.kind, ref.id)
         assert record is not None
         return record
 
@@ -772,11 +775,11 @@ class ReportInbox:
         """Edit every notice of this report to show its current state; returns how many were edited."""
         edited = 0
         async with self._lock:
-            record = await self.store.get_report(ref.kind, ref.id)
+            record = await self.report_store.get_report(ref.kind, ref.id)
             if record is None:
                 return 0
             view = notice_view(record, self.prefix, await self.context(record))
-            for room_id, event_id in await self.store.report_notices(ref.kind, ref.id):
+            for room_id, event_id in await self.report_store.report_notices(ref.kind, ref.id):
                 try:
                     form = self._form(room_id, edit_of=event_id)
                     content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
@@ -791,7 +794,7 @@ class ReportInbox:
     async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool:
         """A reaction on one of the bot's report notices runs the matching command as the person who
         reacted (role, confirmation, audit: as if typed). Anything else is not ours."""
-        record = await self.store.report_by_notice(reaction.room_id, reaction.target_event_id)
+        record = await self.report_store.report_by_notice(reaction.room_id, reaction.target_event_id)
         if record is None:
             return False
         command = REACTIONS.get(normalise_key(reaction.key))

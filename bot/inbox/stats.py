@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from bot.inbox.model import CLAIMED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER
-from bot.state.records import ReportRecord
+from bot.records import ReportRecord
 
 STATES = (OPEN, CLAIMED, RESOLVED, DISMISSED)
 TOP = 5

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.state.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
+from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
 from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When

@@ -76,7 +76,8 @@ from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMe
 from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
 from bot.text.ids import valid_room_id
 from bot.text.render import file_content, notice_content, render
-from bot.state.storage import Store
+from bot.state.journal import Journal
+from bot.state.meta import MetaStore
 from bot.text.views import Text
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class MatrixClient:
         password: Secret | None,
         device_id: str | None,
         device_name: str,
-        store: Store,
+        meta: MetaStore,
+        journal: Journal,
         crypto_dir: Path | None,
         admin_rooms: AdminRooms,
         sync_timeout_ms: int = 30_000,
@@ -192,7 +194,8 @@ class MatrixClient:
         self._password = password
         self._configured_device = device_id
         self._device_name = device_name
-        self._store = store
+        self._meta = meta
+        self._journal = journal
         self.admin_rooms = admin_rooms
         self._sync_timeout_ms = sync_timeout_ms
         self._undecryptable_grace_s = undecryptable_grace_s
@@ -257,7 +260,7 @@ class MatrixClient:
         if self._token is not None and self._token.current() is not None:
             await self._restore(self._token.current().reveal(), self._configured_device)  # type: ignore[union-attr]
         else:
-            stored = await self._store.get_meta(SESSION_KEY)
+            stored = await self._meta.get_meta(SESSION_KEY)
             if stored and await self._try_stored_session(stored):
                 pass
             else:
@@ -316,7 +319,7 @@ class MatrixClient:
         if not isinstance(response, LoginResponse):
             raise MatrixError(f"password login failed: {getattr(response, 'message', response)}")
         self._on_secret(response.access_token)
-        await self._store.set_meta(SESSION_KEY, f"{response.user_id} {response.device_id} {response.access_token}")
+        await self._meta.set_meta(SESSION_KEY, f"{response.user_id} {response.device_id} {response.access_token}")
 
     @property
     def device_id(self) -> str:
@@ -325,7 +328,7 @@ class MatrixClient:
     async def resolve_admin_rooms(self) -> list[str]:
         """Resolve the configured aliases on the homeserver and pin each at its first resolution;
         returns the aliases that are neither resolved nor pinned."""
-        stored = await self._store.get_meta(PINS_KEY)
+        stored = await self._meta.get_meta(PINS_KEY)
         if stored:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 self.admin_rooms.load_pins({str(k): str(v) for k, v in json.loads(stored).items()})
@@ -342,7 +345,7 @@ class MatrixClient:
                 continue
             outcome = self.admin_rooms.resolved(alias, str(room_id))
             if outcome == PINNED:
-                await self._store.set_meta(PINS_KEY, json.dumps(self.admin_rooms.pins, sort_keys=True))
+                await self._meta.set_meta(PINS_KEY, json.dumps(self.admin_rooms.pins, sort_keys=True))
                 log.info("admin room alias %s is %s (pinned)", alias, room_id)
             elif outcome == MOVED:
                 for warning in self.admin_rooms.warnings():
@@ -352,7 +355,7 @@ class MatrixClient:
     # -- the sync loop
 
     async def run(self, sink: EventSink, stop: asyncio.Event) -> None:
-        since = await self._store.get_meta(SYNC_TOKEN_KEY)
+        since = await self._meta.get_meta(SYNC_TOKEN_KEY)
         first_start = since is None
         # The first sync of every run returns at once with the full state of the joined rooms: nio
         # keeps rooms in memory only, and must know them (and whether they are encrypted) before
@@ -377,7 +380,7 @@ class MatrixClient:
             first_start = catching_up = False
             self.caught_up = True
             self._caught_up_event.set()
-            await self._store.set_meta(SYNC_TOKEN_KEY, since)
+            await self._meta.set_meta(SYNC_TOKEN_KEY, since)
             await self._guarded(self._retry_pending(sink), "retrying undecrypted events")
 
     @staticmethod
@@ -543,7 +546,7 @@ class MatrixClient:
 
     async def _decline(self, room_id: str, inviter: str) -> None:
         key = INVITE_KEY.format(room_id=room_id)
-        memory = _load_json(await self._store.get_meta(key))
+        memory = _load_json(await self._meta.get_meta(key))
         attempts = int(memory.get("attempts", 0) or 0)
         since_last = time.time() - float(memory.get("last", 0) or 0)
         if attempts >= INVITE_ATTEMPTS or (attempts and since_last < INVITE_RETRY_S):
@@ -559,7 +562,7 @@ class MatrixClient:
         except Exception as exc:  # a stall, a dropped connection, anything: this invite's problem only
             problem = type(exc).__name__
         done = problem is None
-        await self._store.set_meta(key, json.dumps({
+        await self._meta.set_meta(key, json.dumps({
             "attempts": INVITE_ATTEMPTS if done else attempts + 1, "last": time.time(),
             "state": "declined" if done else "failed", "inviter": inviter}))
         if not done:
@@ -692,7 +695,7 @@ class MatrixClient:
                 self._pending[event_id] = _Pending(event, room_id, time.monotonic())
                 await self._request_key(event)
             return
-        if not await self._store.claim_event(event_id, room_id):
+        if not await self._journal.claim_event(event_id, room_id):
             return
         if isinstance(event, ReactionEvent):
             self._spawn(self._deliver_reaction(room_id, event, sink))
@@ -802,7 +805,7 @@ class MatrixClient:
                 await self._dispatch(pending.room_id, decrypted, sink)
             elif now - pending.first_seen > self._undecryptable_grace_s:
                 del self._pending[event_id]
-                if await self._store.claim_event(event_id, pending.room_id):
+                if await self._journal.claim_event(event_id, pending.room_id):
                     self._spawn(sink.on_undecryptable(UndecryptableMessage(
                         pending.room_id, event_id, pending.event.sender, "no room key reached the bot's device")))
 
@@ -947,7 +950,7 @@ class MatrixClient:
 
     async def _direct_room(self, user_id: str, timeout: float) -> str:
         key = DIRECT_ROOM_KEY.format(user_id=user_id)
-        stored = await self._store.get_meta(key)
+        stored = await self._meta.get_meta(key)
         if stored and self._private_with(stored, user_id):
             await self._wait_direct_ready(stored, user_id, timeout)
             return stored
@@ -958,7 +961,7 @@ class MatrixClient:
         )
         if not isinstance(response, RoomCreateResponse):
             raise _error_of(response, f"cannot open a direct room with {user_id}")
-        await self._store.set_meta(key, response.room_id)
+        await self._meta.set_meta(key, response.room_id)
         await self._wait_direct_ready(response.room_id, user_id, timeout)
         return str(response.room_id)
 

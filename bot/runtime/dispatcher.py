@@ -57,7 +57,13 @@ from bot.text.render import SendForm, csv_cell, fit_content, plain_value
 from bot.runtime.sensitive import hidden_form, may_carry_secret
 from bot.handler_api.services import AuditTrail, BotStatus, ReportDesk
 from bot.handler_api.spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
-from bot.state.storage import PendingConfirmation, Store
+from bot.records import PendingConfirmation
+from bot.state.audit import AuditLog
+from bot.state.confirmations import ConfirmationStore
+from bot.state.jobs import JobStore
+from bot.state.journal import Journal
+from bot.state.meta import MetaStore
+from bot.state.undo import UndoStore
 from bot.handler_api.reversal import InvalidProbe, load_probe
 from bot.runtime.undo import FINAL, Plan, UndoBook, canonical
 from bot.text.views import Attachment, Code, Doc, Handoff, JobStarted, PrivateSecret, Table, Text
@@ -131,7 +137,12 @@ class Dispatcher:
         table: CommandTable,
         policy: Policy,
         api: Any,
-        store: Store,
+        confirmations: ConfirmationStore,
+        journal: Journal,
+        audit: AuditLog,
+        undo: UndoStore,
+        job_store: JobStore,
+        meta: MetaStore,
         messenger: Messenger,
         jobs: JobRunner,
         prefix: str,
@@ -148,7 +159,11 @@ class Dispatcher:
         self.table = table
         self.policy = policy
         self.api = api
-        self.store = store
+        self.confirmations = confirmations
+        self.journal = journal
+        self.audit_log = audit
+        self.job_store = job_store
+        self.meta = meta
         self.messenger = messenger
         self.jobs = jobs
         self.prefix = prefix
@@ -157,9 +172,9 @@ class Dispatcher:
         self.confirm_timeout = confirm_timeout
         self.require_cross_signed_senders = require_cross_signed_senders
         self.report_desk = report_desk
-        self.bot_status = BotStatus(store, jobs.running)
-        self.undo_book = UndoBook(store, table, self._env, prefix)
-        self.audit_trail = AuditTrail(store, [c.name for c in table.commands() if c.may_write or c.undo_handler])
+        self.bot_status = BotStatus(confirmations, jobs.running)
+        self.undo_book = UndoBook(undo, audit, table, self._env, prefix)
+        self.audit_trail = AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler])
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
         self.clock = clock or (lambda: int(time.time() * 1000))
@@ -212,7 +227,7 @@ class Dispatcher:
         finally:
             _ANSWERING.reset(token)
         try:
-            await self.store.answer_event(event_id)
+            await self.journal.answer_event(event_id)
         except Exception:
             log.exception("could not mark %s answered", event_id)
 
@@ -274,7 +289,7 @@ class Dispatcher:
     async def _internal_error(self, ctx: Context, shown: str, exc: Exception) -> None:
         log.error("command failed: %s", shown, exc_info=exc)
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
+            await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="(error)", args=shown, origin=_origin(),
                                    result="internal error", detail=type(exc).__name__)
         except Exception:
             log.exception("could not write the audit log")
@@ -300,7 +315,7 @@ class Dispatcher:
         role = self.policy.role_of(reaction.sender)
         key = normalise_key(reaction.key)
         deciding = key in CONFIRM_KEYS or key in CANCEL_KEYS
-        pending = await self.store.confirmation_by_prompt(reaction.target_event_id) if deciding else None
+        pending = await self.confirmations.confirmation_by_prompt(reaction.target_event_id) if deciding else None
         if pending is not None and role is not None:
             ctx = self._context(reaction.sender, role, reaction.room_id, reaction.target_event_id, pending.thread_root)
             verb = "confirm" if key in CONFIRM_KEYS else "cancel"
@@ -644,7 +659,7 @@ class Dispatcher:
 
     async def _undo_refused(self, ctx: Context, row: int, why: str, *, verb: str = "Not undone") -> Text:
         try:
-            await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
+            await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="undo", args=f"entry={row}", origin=_origin(),
                                    result="refused", detail=why)
         except Exception:
             log.exception("could not write the audit log")
@@ -689,7 +704,7 @@ class Dispatcher:
             await self._reply(ctx, prompt_view(inv, preview, code=None, prefix=self.prefix, timeout_s=self.confirm_timeout))
             return "dry-run"
         code = await self._prompt_code()
-        known = await self.store.get_confirmation(code)
+        known = await self.confirmations.get_confirmation(code)
         if known is not None and (known.command_event_id != ctx.event_id or known.room_id != ctx.room_id):
             code, known = new_code(), None  # another prompt's code (a collision): a fresh one
         # However much the preview must shrink to fit one event, the code stays in the prompt.
@@ -703,12 +718,12 @@ class Dispatcher:
             return "error"
         if known is not None:
             return "pending"  # stored before a restart: the prompt above was that one again (same event)
-        await self.store.add_confirmation(
+        await self.confirmations.add_confirmation(
             code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
             command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
             ttl_ms=int(self.confirm_timeout * 1000),
         )
-        await self.store.set_confirmation_prompt(code, prompt_id)
+        await self.confirmations.set_confirmation_prompt(code, prompt_id)
         await self._audit(ctx, inv, "pending", f"confirmation {code}", confirmation_code=code)
         return "pending"
 
@@ -719,10 +734,10 @@ class Dispatcher:
         if origin is None:
             return new_code()
         if self._code_key is None:
-            stored = await self.store.get_meta(CODE_KEY)
+            stored = await self.meta.get_meta(CODE_KEY)
             if stored is None:
                 stored = secrets.token_hex(32)
-                await self.store.set_meta(CODE_KEY, stored)
+                await self.meta.set_meta(CODE_KEY, stored)
             self._code_key = bytes.fromhex(stored)
         return code_for(self._code_key, origin)
 
@@ -742,7 +757,7 @@ class Dispatcher:
             "ts": self.clock(),
         }
         try:
-            await self.store.executing_event(origin, detail)
+            await self.journal.executing_event(origin, detail)
         except Exception:
             log.exception("could not write the command journal")
 
@@ -754,7 +769,7 @@ class Dispatcher:
         told what happened. Answers go out under the transaction IDs of the first try, so an answer
         that had gone out already is not posted twice. Returns how many events were looked at."""
         # Only what an earlier run took in: this run's own events are being handled right now.
-        rows = await self.store.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
+        rows = await self.journal.unanswered_events(since_ms=self.clock() - RECOVER_MS, before_ms=self.started_ms)
         for event_id, room_id, state, detail in rows:
             try:
                 if state == "executing" and detail is not None:
@@ -774,7 +789,7 @@ class Dispatcher:
         if isinstance(event, IncomingMessage):
             await self._on_message(event)
         elif isinstance(event, IncomingReaction):
-            if await self.store.audit_of_origin(event_id):
+            if await self.audit_log.audit_of_origin(event_id):
                 return  # it ran, and its reply was quiet (a reaction on a report notice)
             await self._on_reaction(event)
         elif room_id in self.admin_rooms:
@@ -791,7 +806,7 @@ class Dispatcher:
         except InvalidInvocation:
             inv = None
         what = Code(inv.command_line() if inv is not None else "the command")
-        ran = [a for a in await self.store.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
+        ran = [a for a in await self.audit_log.audit_of_origin(event_id) if a.result not in ("pending", "refused")]
         if any(a.job_id for a in ran) or (inv is not None and inv.command.job and await self._job_of(ctx, inv, detail)):
             return  # its job goes on after the restart, and its own message is the answer (bot/runtime/jobs.py)
         if ran:
@@ -814,7 +829,7 @@ class Dispatcher:
     async def _job_of(self, ctx: Context, inv: Invocation, detail: dict[str, Any]) -> int | None:
         """The job this write had started before the kill, if it had."""
         since = int(detail.get("ts") or 0)
-        for job in await self.store.jobs(limit=50):
+        for job in await self.job_store.jobs(limit=50):
             if job.reply_to == ctx.event_id and job.created_ts >= since and job.kind == inv.name:
                 return job.id
         return None
@@ -872,7 +887,7 @@ class Dispatcher:
         if problem:
             return Text(f"Refused: {problem}.", tone="error")
         await self._executing(ctx, inv, None, pending)  # from here, what it did is checked after a kill
-        taken = await self.store.take_confirmation(pending.code, ctx.requester)
+        taken = await self.confirmations.take_confirmation(pending.code, ctx.requester)
         if taken is None:
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
         await self._edit_prompt(taken, Text(f"Confirmed by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
@@ -882,7 +897,7 @@ class Dispatcher:
     async def _cancel(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
         if pending.sender != ctx.requester and not self.policy.may_run(ctx.role, inv):
             return Text("Refused: only the requester or someone who may run that command can cancel it.", tone="error")
-        if not await self.store.decide_confirmation(pending.code, "cancelled", ctx.requester):
+        if not await self.confirmations.decide_confirmation(pending.code, "cancelled", ctx.requester):
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired.", tone="error")
         await self._edit_prompt(pending, Text(f"Cancelled by {ctx.requester}: {pending.command} {pending.summary}. "
                                               "Nothing was done.", tone="info"))
@@ -891,21 +906,21 @@ class Dispatcher:
 
     async def _drop_invalid(self, ctx: Context, pending: PendingConfirmation, why: str) -> Text:
         """A stored invocation that no longer validates is never run; the prompt says so."""
-        if await self.store.decide_confirmation(pending.code, "invalid", ctx.requester):
+        if await self.confirmations.decide_confirmation(pending.code, "invalid", ctx.requester):
             await self._edit_prompt(pending, Text(f"Not run: {pending.command} {pending.summary}: {why}.", tone="error"))
         return Text(f"Not run: confirmation {pending.code} ({pending.command}) cannot run any more: {why}. "
                     "Nothing was done; send the command again.", tone="error")
 
     async def _pending_for(self, ctx: Context, code: str | None) -> PendingConfirmation | Text:
         if code is None:
-            mine = await self.store.pending_confirmations(room_id=ctx.room_id, sender=ctx.requester)
+            mine = await self.confirmations.pending_confirmations(room_id=ctx.room_id, sender=ctx.requester)
             if len(mine) == 1:
                 return mine[0]
             if not mine:
                 return Text("You have nothing waiting for confirmation in this room.", tone="error")
             codes = ", ".join(p.code for p in mine)
             return Text(f"Several of your commands wait for confirmation ({codes}); say which code.", tone="error")
-        pending = await self.store.get_confirmation(normalise_code(code))
+        pending = await self.confirmations.get_confirmation(normalise_code(code))
         if pending is None or pending.room_id != ctx.room_id:
             return Text(f"No confirmation with code {normalise_code(code)} in this room.", tone="error")
         if pending.state != "pending":
@@ -916,7 +931,7 @@ class Dispatcher:
         return pending
 
     async def expire_confirmations(self) -> int:
-        expired = await self.store.expire_confirmations()
+        expired = await self.confirmations.expire_confirmations()
         for pending in expired:
             await self._edit_prompt(pending, Text(f"Expired: {pending.command} {pending.summary} was not confirmed in time. Nothing was done.", tone="info"))
         return len(expired)
@@ -952,7 +967,7 @@ class Dispatcher:
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any:
         """`jobs cancel <id>`: the person who started the job, or an admin, stops it."""
-        record = await self.store.get_job(job_id)
+        record = await self.job_store.get_job(job_id)
         if record is None:
             raise CommandError(f"there is no job #{job_id}")
         if record.status != "running":
@@ -1142,7 +1157,7 @@ class Dispatcher:
 
     async def _set_audit_detail(self, row: int, detail: str) -> None:
         try:
-            await self.store.set_audit_detail(row, detail)
+            await self.audit_log.set_audit_detail(row, detail)
         except Exception:
             log.exception("could not write the audit log")
 
@@ -1157,7 +1172,7 @@ class Dispatcher:
         changes = inv.writes or inv.command.undo_handler is not None
         accounts = [t.id for t in [*self.policy.argument_targets(inv), *inv.targets] if t.kind == "user"] if changes else []
         try:
-            return await self.store.audit(
+            return await self.audit_log.audit(
                 sender=ctx.requester, room_id=ctx.room_id, command=inv.name, args=inv.summary(), result=result,
                 detail=detail, invocation_json=encode(inv, hide_secrets=True),
                 requested_by=inv.requester if inv.requester != ctx.requester else None,
@@ -1172,7 +1187,7 @@ class Dispatcher:
         """A refusal before any command was parsed; `text` is what was asked, already made safe to
         keep (one line, bounded, the words of a message that may hold a password hidden)."""
         try:
-            return await self.store.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
+            return await self.audit_log.audit(sender=ctx.requester, room_id=ctx.room_id, command="(refused)", args=text,
                                           result="refused", detail=detail, origin=_origin())
         except Exception:
             log.exception("could not write the audit log")

@@ -45,12 +45,12 @@ from bot.homeserver.concurrency import AdaptiveConcurrency, ConcurrencyPolicy, F
 from bot.homeserver.gate import HomeserverGate, Priority, Work, working
 from bot.handler_api.invocation import Invocation, InvalidInvocation, decode, encode
 from bot.text.render import SendForm, fit_content, render_fitting
-from bot.state.records import JobRecord, now_ms
+from bot.records import JobRecord, now_ms
 from bot.handler_api.spec import CommandError, CommandTable, Role, Target
 from bot.text.views import Doc, Record, Text
 
 if TYPE_CHECKING:
-    from bot.state.storage import Store
+    from bot.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class JobContext:
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
-        self._mark_set: set[str] | None = None  # loaded at the first question (bot/state/storage.py: job_marks)
+        self._mark_set: set[str] | None = None  # loaded at the first question (bot/state/jobs.py: job_marks)
 
     @property
     def accounts(self) -> AccountDirectory:
@@ -223,7 +223,7 @@ class JobContext:
     async def save(self, **changes: Any) -> None:
         self.state.update(changes)
         self.advanced = True
-        await self._runner.store.update_job(self.id, state=self.state)
+        await self._runner.job_store.update_job(self.id, state=self.state)
 
     # -- marks: exact totals across a kill
 
@@ -233,7 +233,7 @@ class JobContext:
         restart and found already done: `intended(item)` then says it was this job's doing."""
         marks = await self._marks()
         if item not in marks:
-            await self._runner.store.add_job_mark(self.id, item)
+            await self._runner.job_store.add_job_mark(self.id, item)
             marks.add(item)
 
     def intended(self, item: str) -> bool:
@@ -247,7 +247,7 @@ class JobContext:
 
     async def _marks(self) -> set[str]:
         if self._mark_set is None:
-            self._mark_set = await self._runner.store.job_marks(self.id)
+            self._mark_set = await self._runner.job_store.job_marks(self.id)
         return self._mark_set
 
     async def _save_counted(self, bulk: dict[str, Any], items: list[str]) -> None:
@@ -255,7 +255,7 @@ class JobContext:
         self.advanced = True
         if self._mark_set:
             self._mark_set.difference_update(items)
-        await self._runner.store.save_job_progress(self.id, self.state, done_items=items if self._mark_set is not None
+        await self._runner.job_store.save_job_progress(self.id, self.state, done_items=items if self._mark_set is not None
                                                    else [])
 
     async def progress(self, view: Any, *, force: bool = False) -> None:
@@ -571,7 +571,7 @@ class JobRunner:
     def __init__(
         self,
         *,
-        store: Store,
+        job_store: JobStore,
         api: Any,
         policy: Policy,
         table: CommandTable,
@@ -585,7 +585,7 @@ class JobRunner:
         batch_size: int = DEFAULT_BATCH_SIZE,
         gate: HomeserverGate | None = None,
     ) -> None:
-        self.store = store
+        self.job_store = job_store
         self.api = api
         self.policy = policy
         self.table = table
@@ -611,7 +611,7 @@ class JobRunner:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
         if inv.command.job_body is None:
             raise ValueError(f"{inv.name} cannot run as a job")
-        return await self.store.add_job(
+        return await self.job_store.add_job(
             command=inv.name, invocation_json=encode(inv, hide_secrets=True), summary=inv.command_line(),
             sender=started_by, room_id=inv.room_id, reply_to=inv.event_id, thread_root=inv.thread_root,
         )
@@ -619,13 +619,13 @@ class JobRunner:
     async def attach(self, job_id: int, progress_event_id: str | None) -> None:
         """The job's message exists: record it and start the job."""
         if progress_event_id:
-            await self.store.update_job(job_id, progress_event_id=progress_event_id)
-        record = await self.store.get_job(job_id)
+            await self.job_store.update_job(job_id, progress_event_id=progress_event_id)
+        record = await self.job_store.get_job(job_id)
         if record is not None:
             self._spawn(record, resumed=False)
 
     async def resume_all(self) -> int:
-        records = await self.store.jobs(statuses=["running"], limit=1000)
+        records = await self.job_store.jobs(statuses=["running"], limit=1000)
         for record in records:
             if record.id not in self._tasks:
                 log.info("resuming job #%s (%s)", record.id, record.kind)
@@ -641,13 +641,13 @@ class JobRunner:
     async def cancel(self, job_id: int, by: str, *, wait: float = 10.0) -> JobRecord | None:
         """Ask a job to stop at its next checkpoint (remembered across a restart), and wait a
         little for it. Returns the job's record once it has stopped, or None if it still runs."""
-        await self.store.request_job_cancel(job_id, by)
-        record = await self.store.get_job(job_id)
+        await self.job_store.request_job_cancel(job_id, by)
+        record = await self.job_store.get_job(job_id)
         self._cancels[job_id] = record.cancel_requested_by if record and record.cancel_requested_by else by
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.wait([task], timeout=wait)
-        record = await self.store.get_job(job_id)
+        record = await self.job_store.get_job(job_id)
         return record if record is not None and record.status != "running" else None
 
     def _spawn(self, record: JobRecord, *, resumed: bool) -> None:
@@ -721,7 +721,7 @@ class JobRunner:
                         f"The homeserver does not answer ({exc.errcode}: {exc.error}); the job goes on as soon as it "
                         "does.", tone="warning"))
                 await self._homeserver_back()
-                record = await self.store.get_job(record.id) or record  # with what the body saved
+                record = await self.job_store.get_job(record.id) or record  # with what the body saved
             except CommandError as exc:
                 return JobResult("failed", Text(str(exc), tone="error"))
             except Exception as exc:  # a body's bug must not take the bot down
@@ -743,7 +743,7 @@ class JobRunner:
         # finds it finished (its saved progress) and shows the same end again — never a job that is
         # over in the store while its message still says it runs.
         await self.show(record, result.status, result.view, final=True)
-        await self.store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
+        await self.job_store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
 
     def people_around(self) -> bool:
         return self.people_around_for() is not None
@@ -778,7 +778,7 @@ class JobRunner:
         storing the job and replying) gets a new reply, which later edits then follow."""
         elapsed = max(0, (now_ms() - record.created_ts) // 1000)
         shown = job_view(record.id, record.summary, status, elapsed, view)
-        current = await self.store.get_job(record.id)
+        current = await self.job_store.get_job(record.id)
         target = current.progress_event_id if current else record.progress_event_id
         encrypted = self.sender.is_encrypted(record.room_id)
         for attempt in range(_FINAL_EDIT_ATTEMPTS if final else 1):
@@ -792,7 +792,7 @@ class JobRunner:
                                     room_id=record.room_id)
                     target = await self.sender.send(record.room_id, fit_content(shown, form),
                                                     txn_id=f"job-{record.id}-message")
-                    await self.store.update_job(record.id, progress_event_id=target)
+                    await self.job_store.update_job(record.id, progress_event_id=target)
                 return
             except Exception:
                 log.warning("could not show job #%s (attempt %s)", record.id, attempt + 1, exc_info=True)

@@ -33,8 +33,9 @@ from bot.text.views import Code, Text
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
-    from bot.state.records import AuditEntry, UndoRecord
-    from bot.state.storage import Store
+    from bot.records import AuditEntry, UndoRecord
+    from bot.state.audit import AuditLog
+    from bot.state.undo import UndoStore
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class Undoable:
 
 
 class UndoBook:
-    def __init__(self, store: Store, table: CommandTable, env: Callable[[], ParseEnv], prefix: str) -> None:
-        self.store = store
+    def __init__(self, undos: UndoStore, audit: AuditLog, table: CommandTable, env: Callable[[], ParseEnv], prefix: str) -> None:
+        self.undos = undos
+        self.audit_log = audit
         self.table = table
         self.env = env
         self.prefix = prefix
@@ -110,14 +112,14 @@ class UndoBook:
         if usable and left == plan.before:
             why, usable = "it changed nothing: the state was already what it asked for", False
         try:
-            await self.store.add_undo(
+            await self.undos.add_undo(
                 action=action, command=inv.name,
                 state_key=reversal.state.key if reversal.state is not None else None,
                 inverse_json=json.dumps(reversal.inverse.to_json(), ensure_ascii=False) if usable and reversal.inverse else None,
                 probe_json=json.dumps(reversal.state.to_json(), ensure_ascii=False) if usable and reversal.state else None,
                 before_json=plan.before, left_json=left, note=reversal.note if usable else why,
             )
-            return await self.store.get_undo(action)
+            return await self.undos.get_undo(action)
         except Exception:
             log.exception("could not store the undo of audit entry %s", action)
             return None
@@ -137,11 +139,11 @@ class UndoBook:
 
     async def lookup(self, row: int) -> Undoable | str:
         """The action of audit entry `row` with its undo record, or why there is nothing to undo."""
-        entry = await self.store.audit_entry(row)
+        entry = await self.audit_log.audit_entry(row)
         if entry is None:
             return f"there is no audit entry #{row}"
         if entry.result == "pending" and entry.confirmation:
-            ran = [e for e in await self.store.audit_by_confirmation(entry.confirmation)
+            ran = [e for e in await self.audit_log.audit_by_confirmation(entry.confirmation)
                    if e.id != entry.id and e.result not in ("pending", "cancelled")]
             if ran:
                 return (f"#{row} is the confirmation prompt of {entry.command}; the action itself is #{ran[-1].id}: "
@@ -151,7 +153,7 @@ class UndoBook:
             return f"#{row} is itself an undo (of #{entry.undoes}). {FINAL}"
         command = self.table.by_name.get(entry.command)
         action = self._decoded(entry)
-        record = await self.store.get_undo(row)
+        record = await self.undos.get_undo(row)
         if entry.result != "ok" and record is None:
             return f"#{row} ({entry.command}) did not run ({entry.result}): there is nothing to undo"
         if record is not None:
@@ -183,7 +185,7 @@ class UndoBook:
         if record.undone_by is not None:
             return f"#{row} was already undone (#{record.undone_by})"
         if record.state_key:
-            later = await self.store.later_changes(record.state_key, row)
+            later = await self.undos.later_changes(record.state_key, row)
             if later:
                 first = later[0]
                 return (f"what #{row} ({record.command}) changed was changed since by #{first.action} ({first.command}); "
@@ -216,17 +218,17 @@ class UndoBook:
                           event_id=ctx.event_id, thread_root=ctx.thread_root, undoes=found.record.action)
 
     async def take(self, action: int) -> bool:
-        return await self.store.take_undo(action)
+        return await self.undos.take_undo(action)
 
     async def release(self, action: int) -> None:
-        await self.store.release_undo(action)
+        await self.undos.release_undo(action)
 
     async def finish(self, action: int, undone_by: int) -> None:
-        await self.store.finish_undo(action, undone_by)
+        await self.undos.finish_undo(action, undone_by)
 
     async def links(self, rows: list[AuditEntry]) -> dict[int, str]:
         """For `audit`: what each row says about undo (its command, or who took it back)."""
-        records = await self.store.undo_records([e.id for e in rows])
+        records = await self.undos.undo_records([e.id for e in rows])
         links: dict[int, str] = {}
         for entry in rows:
             record = records.get(entry.id)

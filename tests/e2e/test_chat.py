@@ -76,7 +76,7 @@ async def test_user_text_is_escaped_and_never_pings(admin: Person, homeserver) -
 
 
 async def test_edits_notices_and_other_prefixes_are_not_executed(admin: Person, bot: App) -> None:
-    before = await bot.store.audit_count()
+    before = await bot.stores.audit.audit_count()
     event_id = await admin.say("just chatting")
     await admin.chat.edit(admin.room_id, event_id, "!admin server version")
     await admin.say("!admin server version", msgtype="m.notice")
@@ -84,7 +84,7 @@ async def test_edits_notices_and_other_prefixes_are_not_executed(admin: Person, 
     marker = await admin.ask("!admin server version")  # processed after the ones above
     assert marker
     await asyncio.sleep(0.3)
-    assert await bot.store.audit_count() == before + 1
+    assert await bot.stores.audit.audit_count() == before + 1
     assert admin.chat.replies_to(admin.room_id, event_id) == []
 
 

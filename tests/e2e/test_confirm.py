@@ -123,7 +123,7 @@ async def test_the_confirmed_invocation_is_the_one_shown_edits_change_nothing(ad
 
 async def test_every_command_is_in_the_audit_log(admin: Person, bot: App) -> None:
     await admin.ask("!admin server version")
-    entries = await bot.store.audit_entries(limit=5)
+    entries = await bot.stores.audit.audit_entries(limit=5)
     assert any(e.command == "server version" and e.sender == admin.user_id and e.result == "ok" for e in entries)
     text = await admin.ask_body("!admin audit --limit 3")
     assert "server version" in text and "Audit log" in text
@@ -132,7 +132,7 @@ async def test_every_command_is_in_the_audit_log(admin: Person, bot: App) -> Non
 async def test_expired_confirmations_are_refused_and_the_prompt_says_so(admin: Person, bot: App, homeserver) -> None:
     target = await homeserver.register("expire-target")
     prompt, code = await admin.confirm_prompt(f"!admin user deactivate {target.user_id}")
-    await bot.store.db.execute("UPDATE confirmations SET expires_ts = 0 WHERE code = ?", (code,))
+    await bot.db.execute("UPDATE confirmations SET expires_ts = 0 WHERE code = ?", (code,))
     assert "expired" in await admin.ask_body(f"!admin confirm {code}")
     edit = await admin.chat.wait_for_edit(admin.room_id, prompt["event_id"], timeout=10)
     assert "Expired" in edit["content"]["m.new_content"]["body"]
@@ -151,27 +151,27 @@ async def test_confirm_and_a_check_mark_take_one_path_and_write_one_audit_row(ad
     assert said.replace(by_word.user_id, "X") == marked.replace(by_mark.user_id, "X") == "✅ Deactivated X."
     assert await _is_deactivated(admin, by_word.user_id) and await _is_deactivated(admin, by_mark.user_id)
     for code, target in ((word_code, by_word.user_id), (mark_code, by_mark.user_id)):
-        rows = await bot.store.audit_by_confirmation(code)
+        rows = await bot.stores.audit.audit_by_confirmation(code)
         assert [r.result for r in rows] == ["pending", "ok"], rows  # the prompt, then the one execution
         executed = rows[1]
         assert executed.command == "user deactivate" and executed.detail.startswith(f"confirmed {code}")
         stored = json.loads(executed.invocation_json)  # enough to undo it later: the command and its typed arguments
         assert stored["command"] == "user deactivate" and stored["args"] == {"user": target, "erase": False}
-    assert not [e for e in await bot.store.audit_entries(limit=100) if e.command in ("confirm", "cancel")]
+    assert not [e for e in await bot.stores.audit.audit_entries(limit=100) if e.command in ("confirm", "cancel")]
 
 
 async def test_a_stored_invocation_that_no_longer_validates_is_refused(admin: Person, bot: App, owner_room: str) -> None:
     prompt, code = await admin.confirm_prompt(f"!admin room delete {owner_room} --purge --force-purge")
-    row = await bot.store.db.fetchone("SELECT invocation_json FROM confirmations WHERE code = ?", (code,))
+    row = await bot.db.fetchone("SELECT invocation_json FROM confirmations WHERE code = ?", (code,))
     stored = json.loads(row["invocation_json"])
     stored["args"]["purge"] = False  # as if changed since: the command's own check now refuses it
-    await bot.store.db.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (json.dumps(stored), code))
+    await bot.db.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (json.dumps(stored), code))
     text = await admin.ask_body(f"!admin confirm {code}")
     assert "cannot run any more" in text and "--force-purge only makes sense with --purge" in text, text
     edit = await admin.chat.wait_for_edit(admin.room_id, prompt["event_id"], timeout=10)
     assert "Not run" in edit["content"]["m.new_content"]["body"]
     assert f"room: {owner_room}" in await admin.ask_body(f"!admin room info {owner_room}")  # still there
-    assert (await bot.store.get_confirmation(code)).state == "invalid"
+    assert (await bot.stores.confirmations.get_confirmation(code)).state == "invalid"
 
 
 async def test_whoever_confirms_or_cancels_is_checked_too(admin: Person, mod: Person, viewer: Person) -> None:

@@ -332,7 +332,7 @@ async def test_500_hostile_commands_from_four_roles_leave_the_bot_up_and_the_hom
                                     for n in people}))
                 except TimeoutError:
                     missing = [s.event_id for n in people for s in sent[n] if s.event_id not in notices_by_command()]
-                    seen = [r["event_id"] for r in await app.store.db.fetchall(
+                    seen = [r["event_id"] for r in await app.db.fetchall(
                         "SELECT event_id FROM handled_events WHERE event_id IN (%s)" % ",".join("?" * len(missing)), missing)]
                     print("never seen by the bot:", [e for e in missing if e not in seen])
                     replies_now = notices_by_command()
@@ -348,8 +348,8 @@ async def test_500_hostile_commands_from_four_roles_leave_the_bot_up_and_the_hom
             after = await _snapshot(homeserver, world.bot.access_token, targets)
 
             replies = notices_by_command()
-            store = app.store
-            audit = await store.audit_entries(limit=10_000)
+            store = app.stores
+            audit = await store.audit.audit_entries(limit=10_000)
             limiter = app.dispatcher.refusals
             for name, role in roles.items():
                 unanswered = [s.text[:100] for s in sent[name] if s.event_id not in replies]
@@ -372,7 +372,7 @@ async def test_500_hostile_commands_from_four_roles_leave_the_bot_up_and_the_hom
                     args = json.loads(row.invocation_json or "{}").get("args", {})
                     assert not command.writes_for(args), (row.command, row.args)
             for name in ("viewer", "stranger"):
-                assert await store.pending_confirmations(sender=user_ids[name]) == []
+                assert await store.confirmations.pending_confirmations(sender=user_ids[name]) == []
 
             # Every reply: a notice, allowed markup only, no bidi control, no word of a password.
             secret_words = {w for s in [*sent["admin"], *sent["mod"], *sent["viewer"], *sent["stranger"]] for w in s.secret_words}

@@ -131,11 +131,11 @@ async def test_invites_whose_decline_stalls_or_drops_never_stop_the_bot(hostile:
 
         # The stalled decline timed out and is remembered as failed (not tried again at every sync or
         # start); the dropped one was retried by nio, and is remembered either way.
-        store = hostile.app.store
+        store = hostile.app.stores
 
         async def remembered() -> bool:
-            stalled = await store.get_meta(INVITE_KEY.format(room_id=stalled_room)) or ""
-            dropped = await store.get_meta(INVITE_KEY.format(room_id=dropped_room)) or ""
+            stalled = await store.meta.get_meta(INVITE_KEY.format(room_id=stalled_room)) or ""
+            dropped = await store.meta.get_meta(INVITE_KEY.format(room_id=dropped_room)) or ""
             return '"state": "failed"' in stalled and '"state": ' in dropped
 
         await _wait(remembered, what="remembered failed declines")
@@ -169,7 +169,7 @@ async def test_a_forged_invite_naming_an_admin_alias_is_declined_and_never_an_ad
         await _wait(declined, what="declined invite")
         assert trap not in hostile.app.matrix.admin_rooms
         assert list(hostile.app.matrix.admin_rooms) == [hostile.world.admin_room]
-        assert json.loads(await hostile.app.store.get_meta(PINS_KEY) or "{}") == {hostile.alias: hostile.world.admin_room}
+        assert json.loads(await hostile.app.stores.meta.get_meta(PINS_KEY) or "{}") == {hostile.alias: hostile.world.admin_room}
         # Still answering in the real admin room, and only there.
         assert "Homeserver" in await hostile.admin.ask_body("!admin server version")
     finally:
@@ -220,10 +220,10 @@ async def test_a_prompt_that_could_not_be_sent_leaves_nothing_to_confirm(hostile
     event_id = await hostile.admin.say(f"!admin room block {room}")
     reply = await hostile.admin.chat.wait_for_reply(hostile.admin.room_id, event_id, timeout=30)
     assert fault.hits == 1 and "could not show the confirmation prompt" in body(reply)
-    assert await hostile.app.store.pending_confirmations(room_id=hostile.world.admin_room) == []
+    assert await hostile.app.stores.confirmations.pending_confirmations(room_id=hostile.world.admin_room) == []
     assert "nothing waiting for confirmation" in await hostile.admin.ask_body("!admin confirm")
     assert await hostile.app.api.block_status(room) == (False, None)
-    rows = [r for r in await hostile.app.store.audit_entries(limit=5) if r.command == "room block"]
+    rows = [r for r in await hostile.app.stores.audit.audit_entries(limit=5) if r.command == "room block"]
     assert rows[0].result == "error" and "nothing waits" in rows[0].detail
 
 
@@ -238,7 +238,7 @@ async def test_a_generated_password_is_shown_nowhere_when_encryption_is_off(host
     assert "encryption is off" in text and f"!admin user reset-password {user_id} <password>" in text
     assert (await hostile.app.api.user_details(user_id)).name == user_id  # created all the same
     assert "Generated password" not in text and "shown once" not in text
-    [row] = [r for r in await hostile.app.store.audit_entries(limit=5) if r.command == "user create"][:1]
+    [row] = [r for r in await hostile.app.stores.audit.audit_entries(limit=5) if r.command == "user create"][:1]
     assert "not delivered" in row.detail
 
 
@@ -285,7 +285,7 @@ async def test_a_room_with_a_huge_name_and_topic_can_still_be_moderated(admin: P
             # The confirmation is stored once its prompt is sent: the prompt may reach us a moment earlier.
             stored: list[str] = []
             for _ in range(50):
-                stored = [p.code for p in await bot.store.pending_confirmations(room_id=admin.room_id)
+                stored = [p.code for p in await bot.stores.confirmations.pending_confirmations(room_id=admin.room_id)
                           if p.prompt_event_id == prompt["event_id"]]
                 if stored:
                     break

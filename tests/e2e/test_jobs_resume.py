@@ -45,7 +45,7 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
             assert not [e for e in admin.chat.events[world.admin_room]
                         if e.get("content", {}).get("m.relates_to", {}).get("event_id") == started["event_id"]
                         and "m.new_content" in e["content"] and _done(e)]
-            [job] = await app.store.jobs(statuses=["running"])
+            [job] = await app.stores.jobs.jobs(statuses=["running"])
             assert job.state.get("delete_id") and job.progress_event_id == started["event_id"]
 
         async with running_bot(config, job_poll_interval=0.2, job_edit_interval=0.2) as app:
@@ -56,7 +56,7 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
             assert picked_up["origin_server_ts"] <= final["origin_server_ts"]
             assert len(admin.chat.replies_to(world.admin_room, confirm_id)) == 1  # no second progress message
             assert "M_NOT_FOUND" in await admin.ask_body(f"!admin room info {room_id}")
-            assert (await app.store.get_job(job.id)).status == "done"
+            assert (await app.stores.jobs.get_job(job.id)).status == "done"
 
             # A task the homeserver does not know (it forgets them on restart) is 'unknown', never 'done'.
             message = await app.matrix.send(world.admin_room, notice_content(render(Text("job placeholder"))))
@@ -64,12 +64,12 @@ async def test_deletion_answers_others_meanwhile_and_resumes_after_restart(homes
             args = typed_args(command, {"room": room_id, "purge": True, "block": False}, ParseEnv("localhost", 0))
             lost = await app.jobs.create(Invocation(command, args, requester=admin.user_id, room_id=world.admin_room,
                                                     event_id=message), started_by=admin.user_id)
-            await app.store.update_job(lost, state={"delete_id": "forgotten-task-id"})
+            await app.stores.jobs.update_job(lost, state={"delete_id": "forgotten-task-id"})
             await app.jobs.attach(lost, message)
             edit = await admin.chat.wait_for_edit(world.admin_room, message,
                                                   lambda e: "unknown" in e["content"]["m.new_content"]["body"], timeout=30)
             assert "✅ done" not in edit["content"]["m.new_content"]["body"]
-            assert (await app.store.get_job(lost)).status == "unknown"
+            assert (await app.stores.jobs.get_job(lost)).status == "unknown"
     finally:
         for person in people.values():
             await person.chat.close()

@@ -103,11 +103,12 @@ async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: L
 
 async def _stored_session(path: Path) -> str:
     from bot.matrix.client import SESSION_KEY
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.meta import MetaStore
 
     db = Database(path)
     await db.open()
     try:
-        return await Store(db).get_meta(SESSION_KEY) or ""
+        return await MetaStore(db).get_meta(SESSION_KEY) or ""
     finally:
         await db.close()

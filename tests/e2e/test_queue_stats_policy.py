@@ -16,7 +16,7 @@ import pytest
 from bot.demo.localchat import ChatClient, Event, reply_target
 from bot.demo.run import World, running_bot
 from bot.demo.synapse import LocalHomeserver
-from bot.state.records import ReportFacts, now_ms
+from bot.records import ReportFacts, now_ms
 from tests.conftest import make_world
 from tests.support.chat import Person, body
 from tests.support.reports import make_scene, report_label, unique, wait_for_notice
@@ -63,13 +63,13 @@ async def test_stats_and_the_chart_from_chat_on_a_seeded_queue(stats_world, home
             # Older days of the queue, seeded into the bot's store: three reports about one spammer.
             now = now_ms()
             for index, days_ago in enumerate((2, 2, 5)):
-                await app.store.add_report(ReportFacts(
+                await app.stores.reports.add_report(ReportFacts(
                     kind="event", report_id=900_000 + index, received_ts=now - days_ago * DAY, reporter="@seed:hs",
                     target="@seeded-spammer:hs", room_id="!seeded:hs", room_name="Seeded room", event_id=f"$seed{index}"))
-            assert await app.store.change_report_state("event", 900_000, allowed_from=["open"], state="dismissed",
+            assert await app.stores.reports.change_report_state("event", 900_000, allowed_from=["open"], state="dismissed",
                                                        by=admin.user_id, note=None)
-            assert (await app.store.get_report("event", 900_000)).state == "dismissed"
-            await app.store.add_report(ReportFacts(kind="user", report_id=900_100, received_ts=now - 30 * DAY,
+            assert (await app.stores.reports.get_report("event", 900_000)).state == "dismissed"
+            await app.stores.reports.add_report(ReportFacts(kind="user", report_id=900_100, received_ts=now - 30 * DAY,
                                                    reporter="@seed:hs", target="@old:hs"))  # outside 7 days
 
             command = await viewer.say("!admin reports stats")

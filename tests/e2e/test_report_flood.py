@@ -38,7 +38,7 @@ async def test_a_flood_with_a_restart_in_the_middle_is_recorded_once_posted_once
             await admin.chat.wait_for(admin.room_id, lambda e: "Report inbox started" in body(e))
             await file(reasons[:REPORTS // 2])
             for _ in range(200):  # stop the bot once it has recorded some of them, mid-flood
-                if len(await app.store.reports_by_post_state("summarised", limit=1000)) > 0:
+                if len(await app.stores.reports.reports_by_post_state("summarised", limit=1000)) > 0:
                     break
                 await asyncio.sleep(0.05)
             filing = asyncio.create_task(file(reasons[REPORTS // 2:]))  # the flood goes on over the restart
@@ -70,7 +70,7 @@ async def test_a_flood_with_a_restart_in_the_middle_is_recorded_once_posted_once
             assert folded.facts.reason in await mod.ask_body(f"!admin report show {label}")
             assert "claimed" in await mod.ask_body(f"!admin report claim {label}")
             assert "resolved" in await mod.ask_body(f"!admin report resolve {label} handled in the flood")
-            assert (await app.store.get_report(folded.facts.kind, folded.facts.report_id)).state == "resolved"
+            assert (await app.stores.reports.get_report(folded.facts.kind, folded.facts.report_id)).state == "resolved"
     finally:
         await scene.close()
         for person in people.values():
@@ -80,6 +80,6 @@ async def test_a_flood_with_a_restart_in_the_middle_is_recorded_once_posted_once
 async def _all_reports(app):
     found = []
     for state in ("pending", "pending_summary", "posted", "summarised", "failed"):
-        found += await app.store.reports_by_post_state(state, limit=10_000)
-    found += await app.store.reports_in_batches("batch:")
+        found += await app.stores.reports.reports_by_post_state(state, limit=10_000)
+    found += await app.stores.reports.reports_in_batches("batch:")
     return found

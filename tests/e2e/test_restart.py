@@ -35,7 +35,7 @@ async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_w
         await admin.ask("!admin server version")
         target = await homeserver.register("restart-target")
         prompt = await admin.ask(f"!admin user deactivate {target.user_id}")
-        first_count = await app.store.audit_count()
+        first_count = await app.stores.audit.audit_count()
     assert admin.chat.replies_to(world.admin_room, old) == []
 
     # While the bot is down, a command arrives; the pending confirmation survives the restart.
@@ -47,7 +47,7 @@ async def test_first_start_ignores_history_and_restarts_replay_nothing(restart_w
         assert "Deactivated" in result
         await asyncio.sleep(0.5)
         # Only the new command and the confirmed one were added (one row for a confirmation): nothing was replayed.
-        entries = await app.store.audit_entries(limit=10)
+        entries = await app.stores.audit.audit_entries(limit=10)
         new = [e for e in entries if e.id > first_count]
         assert sorted(e.command for e in new) == ["server version", "user deactivate"]
 

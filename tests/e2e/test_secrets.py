@@ -96,7 +96,7 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
     assert "sent unencrypted into an encrypted admin room" in said["untrusted device"]
     for name, text in said.items():
         assert not any(word in text for word in words), (name, text)
-    rows = await bot.store.audit_entries(limit=100)
+    rows = await bot.stores.audit.audit_entries(limit=100)
     assert not any(word in f"{row.args} {row.detail} {row.invocation_json}" for row in rows for word in words)
     assert any("user create (words hidden" in row.args for row in rows)
     shown = await admin.ask_body("!admin audit --limit 100")
@@ -145,7 +145,7 @@ async def test_a_generated_password_reaches_the_requester_alone_in_an_encrypted_
         assert (await _login(homeserver, name, first)).status_code == 403
 
         room_events = str(admin.chat.events.get(admin.room_id, []))
-        rows = await bot.store.audit_entries(limit=50)
+        rows = await bot.stores.audit.audit_entries(limit=50)
         for secret in (first, second):
             assert secret not in room_events
             assert not any(secret in f"{r.args} {r.detail} {r.invocation_json}" for r in rows)

@@ -78,11 +78,11 @@ async def test_a_confirmation_acts_only_on_what_its_prompt_showed(mod: Person, h
     report_id = next(r.id for r in reports.items if r.event_id == scene.event_id)
     prompt, code = await mod.confirm_prompt(f"!admin report redact {report_id}")
     assert scene.offender.user_id in body(prompt)
-    row = await bot.store.db.fetchone("SELECT invocation_json FROM confirmations WHERE code = ?", (code,))
+    row = await bot.db.fetchone("SELECT invocation_json FROM confirmations WHERE code = ?", (code,))
     stored = json.loads(row["invocation_json"])
     assert stored["targets"] == [{"kind": "user", "id": scene.offender.user_id, "via": "the reported message's sender"}]
     stored["targets"] = [{"kind": "user", "id": "@someone-else:localhost", "via": "the reported message's sender"}]
-    await bot.store.db.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (json.dumps(stored), code))
+    await bot.db.execute("UPDATE confirmations SET invocation_json = ? WHERE code = ?", (json.dumps(stored), code))
     text = await mod.ask_body(f"!admin confirm {code}")
     assert "Not run" in text and "has changed since the prompt" in text, text
     messages = await scene.reporter.request("GET", f"/_matrix/client/v3/rooms/{scene.room_id}/event/{scene.event_id}")
@@ -151,7 +151,7 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
             assert "⏹ cancelled" in final and f"{done} of 6 done" in final
             joined = await _joined(homeserver, keeper.access_token, room_id)
             assert len(joined & set(users[:6])) == done  # exactly what it said, nothing after the cancel
-            assert (await app.store.get_job(job_id)).status == "cancelled"
+            assert (await app.stores.jobs.get_job(job_id)).status == "cancelled"
 
             # A job whose requester loses the role: stop the bot mid-way…
             started, job_id = await _start_bulk_join(admin, room_id, users[6:12])
@@ -164,7 +164,7 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
             assert "❌ failed" in final and f"Stopped: {admin.user_id} has only the moderator role" in final, final
             assert "needs the admin role" in final and "2 of 6 done" in final
             assert users[11] not in await _joined(homeserver, keeper.access_token, room_id)
-            assert (await app.store.get_job(job_id)).status == "failed"
+            assert (await app.stores.jobs.get_job(job_id)).status == "failed"
     finally:
         await owner_chat.close()
         for person in people.values():

@@ -78,9 +78,9 @@ async def test_lock_then_undo_unlocks_after_confirmation_and_the_audit_links_bot
     assert (await account(world, user))["locked"] is False
     assert "!admin undo" not in done  # an undo is final
 
-    undo_row = next(e for e in await bot.store.audit_entries(limit=20) if e.undoes == entry)
+    undo_row = next(e for e in await bot.stores.audit.audit_entries(limit=20) if e.undoes == entry)
     assert undo_row.command == "user lock" and undo_row.result == "ok" and undo_row.sender == mod.user_id
-    record = await bot.store.get_undo(entry)
+    record = await bot.stores.undo.get_undo(entry)
     assert record is not None and record.undone_by == undo_row.id
     log = await mod.ask_body(f"!admin audit --about {user}")
     assert f"undone by #{undo_row.id}" in log and f"undoes #{entry}" in log, log.replace("\n", " | ")
@@ -102,13 +102,13 @@ async def test_undo_of_an_irreversible_action_is_refused_with_the_reason(
     assert "No undo: devices, keys" in body(prompt)  # the prompt says so before anything runs
     done = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
     assert "Deactivated" in done and "!admin undo" not in done
-    entry = next(e for e in await bot.store.audit_entries(limit=20)
+    entry = next(e for e in await bot.stores.audit.audit_entries(limit=20)
                  if e.command == "user deactivate" and e.result == "ok" and user in e.args).id
     refused = await admin.ask_body(f"!admin undo {entry}")
     assert f"#{entry} (user deactivate) cannot be undone: devices, keys, 3PIDs and the password are deleted" in refused
     assert "Nothing was done" in refused
     assert (await account(world, user))["deactivated"] is True
-    assert [e for e in await bot.store.audit_entries(limit=5) if e.command == "undo" and e.result == "refused"]
+    assert [e for e in await bot.stores.audit.audit_entries(limit=5) if e.command == "undo" and e.result == "refused"]
 
 
 async def test_undo_after_a_later_change_says_so_and_changes_nothing(
@@ -346,7 +346,7 @@ async def test_report_claim_resolve_and_dismiss_are_undone_in_the_queue(
         label = re.search(r"Event report (\d+) · ", body(notice)).group(1)  # type: ignore[union-attr]
 
         async def state() -> tuple[str, str | None]:
-            record = await bot.store.get_report("event", int(label))
+            record = await bot.stores.reports.get_report("event", int(label))
             assert record is not None
             return record.state, record.claimed_by
 

@@ -38,7 +38,7 @@ async def test_bulk_removal_across_pages_and_a_restart(homeserver: LocalHomeserv
             started = await admin.chat.wait_for_reply(world.admin_room, confirm_id)
             assert body(started).startswith("Job #")
             for _ in range(200):  # stop the bot once two pages are done, well before the end
-                jobs = await app.store.jobs(statuses=["running"])
+                jobs = await app.stores.jobs.jobs(statuses=["running"])
                 if jobs and _pages(jobs[0]) >= 2:
                     break
                 await asyncio.sleep(0.05)

@@ -468,7 +468,7 @@ async def test_bulk_link_removal_resumes_after_a_restart_and_renews_its_token(es
     await ess.bot.stop()
     db, store = await wiring.open_store(ess.bot.config)  # what the stopped bot left on disk
     try:
-        done_before = await store.get_job(job_id)
+        done_before = await store.jobs.get_job(job_id)
     finally:
         await db.close()
     assert done_before.status == "running" and _batches_of(done_before) < 5, "the job finished before the restart"
@@ -491,7 +491,7 @@ async def test_bulk_link_removal_resumes_after_a_restart_and_renews_its_token(es
 
 
 async def _record(app: App, job_id: int) -> Any:
-    return await app.store.get_job(job_id)
+    return await app.stores.jobs.get_job(job_id)
 
 
 def _batches_of(record: Any) -> int:

@@ -94,7 +94,7 @@ async def test_error_titles_are_joined_clipped_and_typed() -> None:
     error = info.value
     assert error.status == 409 and error.errcode == "MAS_CONFLICT" and len(error.error) <= 300 and "\n" not in error.error
     assert "\u202e" not in error.error
-    assert len(error.titles) == 2 and error.titles[1] == "caused by something"
+    assert len(error.titles) == 2 and error.titles[1] == "caused by ↵ something"  # as every error's text
     # the Synapse client's kinds: the dispatcher and the job runner treat MAS errors alike
     assert isinstance(error, synapse_errors.Conflict) and isinstance(error, synapse_errors.AdminAPIError)
     assert "mat_secret_token" not in str(error)

@@ -57,7 +57,7 @@ class SetPolicy:
 def runner_for(store: Any, api: Any, edits: Edits, *, table: CommandTable = TABLE,
                **options: Any) -> tuple[JobRunner, SetPolicy]:
     policy = options.pop("policy", None) or SetPolicy()
-    runner = JobRunner(store=store, api=api, policy=policy, table=table, server_name="hs.test", sender=edits, **options)
+    runner = JobRunner(job_store=store.jobs, api=api, policy=policy, table=table, server_name="hs.test", sender=edits, **options)
     return runner, policy
 
 

@@ -22,7 +22,8 @@ from bot.runtime import jobs as jobs_module
 from bot.homeserver.gate import HomeserverGate, Priority, Work, working
 from bot.runtime.jobs import JobContext, JobResult
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from tests.support.clock import VirtualClock
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
@@ -190,7 +191,7 @@ async def bulk_run(tmp_path: Path):
 
     async def start(policy: AdaptiveConcurrency, count: int) -> Any:
         table = bulk_table()
-        runner, _ = runner_for(Store(db), api, Edits(), table=table, concurrency=policy, gate=gate, edit_interval=0,
+        runner, _ = runner_for(Stores.over(db), api, Edits(), table=table, concurrency=policy, gate=gate, edit_interval=0,
                                sleep=pause)
         runner.pauses = pauses
         job_id = await runner.create(invocation("test bulk", {"count": count}, table), started_by=REQUESTER)
@@ -229,7 +230,7 @@ async def test_in_flight_requests_shrink_on_a_429_and_grow_back(bulk_run) -> Non
         return ok
 
     await play(server, runner, respond)
-    job = await runner.store.get_job(job_id)
+    job = await runner.job_store.get_job(job_id)
     assert job.status == "done" and job.state["bulk"]["counts"] == {"ok": 200}
     sizes = server.sizes
     storm = storm_round[0]
@@ -254,7 +255,7 @@ async def test_slow_answers_shrink_the_requests_in_flight_and_fast_ones_bring_th
     assert max(sizes[:20]) == 8  # grown to the ceiling while fast
     assert min(sizes[25:40]) <= 4, sizes  # cut while slow
     assert sizes[-10:-1] and max(sizes[45:]) == 8, sizes  # and back once fast again
-    assert (await runner.store.get_job(job_id)).state["bulk"]["counts"] == {"ok": 300}
+    assert (await runner.job_store.get_job(job_id)).state["bulk"]["counts"] == {"ok": 300}
 
 
 # -- people first
@@ -282,7 +283,7 @@ async def test_while_people_are_at_work_bulk_keeps_to_one_item_at_a_time(bulk_ru
     await asyncio.sleep(1.1)  # nobody asks any more
     assert await server.settle(runner.running) == 6, "back to the job's own pace"
     await play(server, runner, lambda index: ok)
-    assert (await runner.store.get_job(job_id)).state["bulk"]["counts"] == {"ok": 120}
+    assert (await runner.job_store.get_job(job_id)).state["bulk"]["counts"] == {"ok": 120}
     assert policy.limit() == 6
 
 

@@ -5,6 +5,7 @@ batches, a transient failure repeating only the batch it interrupted, no pause b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from bot.homeserver.admin_api.errors import BadRequest, TransportError
 from bot.handler_api.argtypes import Int
 from bot.runtime.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role, Target
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.jobs import JobStore
+from bot.state.stores import Stores
 from tests.support.jobs import REQUESTER, Edits, invocation, run_to_end, runner_for
 
 
@@ -77,8 +80,8 @@ def table_for(work: Work) -> CommandTable:
     return CommandTable([group])
 
 
-class SavesSeen(Store):
-    """The store, remembering how far each saved bulk progress said the job had got."""
+class SavesSeen(JobStore):
+    """The job store, remembering how far each saved bulk progress said the job had got."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -109,7 +112,7 @@ async def bulk_job(tmp_path: Path):
             db = Database(tmp_path / f"state{len(opened)}.db")
             await db.open()
             opened.append(db)
-        store = SavesSeen(db)
+        store = dataclasses.replace(Stores.over(db), jobs=SavesSeen(db))
         edits = Edits()
         table = table_for(work)
         slept: list[float] = []
@@ -123,13 +126,13 @@ async def bulk_job(tmp_path: Path):
         job_id = None if resume_only else await runner.create(invocation(command, {"count": count}, table),
                                                                started_by=REQUESTER)
         if state:
-            await store.update_job(job_id, state=state)
+            await store.jobs.update_job(job_id, state=state)
         return runner, policy, store, edits, job_id
 
     async def finish(runner, store, job_id):
         await runner.attach(job_id, "$progress")
         await run_to_end(runner)
-        return await store.get_job(job_id)
+        return await store.jobs.get_job(job_id)
 
     yield start, finish
     for db in opened:
@@ -143,7 +146,7 @@ async def test_items_run_a_few_at_once_and_each_batch_is_saved(bulk_job) -> None
     job = await finish(runner, store, job_id)
     assert job.status == "done" and set(work.calls) == set(range(25)) and max(work.calls.values()) == 1
     assert work.most_in_flight == 3  # the concurrency policy's limit, reached and never passed
-    assert store.saved_done == [10, 20, 25]  # durable as each batch is done, in order
+    assert store.jobs.saved_done == [10, 20, 25]  # durable as each batch is done, in order
     assert job.state["bulk"]["done"] == 25 and job.state["bulk"]["batches"] == 3
     assert "done: 25 of 25" in edits.bodies()[-1]
     assert runner.slept == []  # no pause between pages
@@ -225,14 +228,14 @@ async def test_a_job_killed_mid_batch_ends_with_exact_totals(bulk_job) -> None:
     for task in list(runner._tasks.values()):
         task.cancel()  # kill -9, as far as this process can: nothing runs after this point
     await asyncio.gather(*runner._tasks.values(), return_exceptions=True)
-    assert (await store.get_job(job_id)).state["bulk"]["done"] == 10 and work.changed >= set(range(10, 16))
+    assert (await store.jobs.get_job(job_id)).state["bulk"]["done"] == 10 and work.changed >= set(range(10, 16))
 
     work.hang.clear()
     again, *_ = await start(work, 25, command="test change", db=store.db, resume_only=True)  # the bot again
     await again.resume_all()
     await run_to_end(again)
-    job = await store.get_job(job_id)
+    job = await store.jobs.get_job(job_id)
     assert job.status == "done" and work.changed == set(range(25))
     # Each item counted once, as what this job did to it: 23 changed, the 2 that already were.
     assert job.state["bulk"]["counts"] == {"changed": 23, "unchanged": 2}
-    assert await store.job_marks(job_id) == set()  # forgotten once counted
+    assert await store.jobs.job_marks(job_id) == set()  # forgotten once counted

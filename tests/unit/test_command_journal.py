@@ -23,10 +23,12 @@ from bot.runtime.dispatcher import Dispatcher
 from bot.matrix.events import IncomingMessage
 from bot.homeserver.gate import HomeserverGate
 from bot.policy.rules import Policy
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from tests.support.jobs import TABLE, runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import ADMIN, ROOM, Room
+from tests.support.stores import dispatcher_stores
 
 VICTIM = "@victim:hs.test"
 
@@ -91,7 +93,7 @@ class Bot:
 
     def __init__(self, db: Database, server: FakeHomeserver, room: TxnRoom) -> None:
         self.server = server
-        self.store = Store(db)
+        self.store = Stores.over(db)
         self.room = room
         self.api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(server),
                                       gate=HomeserverGate(), max_retries=0))
@@ -99,7 +101,7 @@ class Bot:
                         admin_rooms=AdminRooms([ROOM]))
         jobs, _ = runner_for(self.store, self.api, room)
         self.dispatcher = Dispatcher(table=TABLE, policy=Policy(access, Homeserver(), server_name="hs.test"),
-                                     api=self.api, store=self.store, messenger=room, jobs=jobs, prefix="!admin",
+                                     api=self.api, **dispatcher_stores(self.store), messenger=room, jobs=jobs, prefix="!admin",
                                      server_name="hs.test", bot_user_id="@bot:hs.test", confirm_timeout=60)
         self.messages: dict[str, IncomingMessage] = {}
 
@@ -107,7 +109,7 @@ class Bot:
         """A message taken in (journal) and handled, as the Matrix layer does; a kill ends it quietly."""
         msg = IncomingMessage(ROOM, event_id, ADMIN, text, "m.text", origin_ts=self.dispatcher.clock())
         self.messages[event_id] = msg
-        await self.store.claim_event(event_id, ROOM)
+        await self.store.journal.claim_event(event_id, ROOM)
         try:
             await self.dispatcher.on_message(msg)
         except asyncio.CancelledError:
@@ -181,7 +183,7 @@ async def test_a_write_cut_short_is_checked_not_run_again(bot: Bot, kill: str, t
         assert "shows it took effect" in told and "locked" in told
     else:
         assert "did not take effect" in told and f"confirmation {code} is used up" in told
-    entries = await again.store.audit_of_origin("$yes")
+    entries = await again.store.audit.audit_of_origin("$yes")
     assert [e.result for e in entries] == ["interrupted"]
 
 
@@ -208,7 +210,7 @@ async def test_the_recovery_leaves_alone_what_this_run_is_handling_now(bot: Bot)
     # The first sync after a restart brings new commands while the recovery looks at the journal:
     # those are this run's, in hand right now, not interrupted ones.
     bot.dispatcher.started_ms -= 10  # this run started a moment ago
-    await bot.store.claim_event("$in-hand", ROOM)
+    await bot.store.journal.claim_event("$in-hand", ROOM)
     bot.messages["$in-hand"] = IncomingMessage(ROOM, "$in-hand", ADMIN, "!admin server version", "m.text",
                                                origin_ts=bot.dispatcher.clock())
     await bot.dispatcher.recover(lambda room_id, event_id: asyncio.sleep(0, bot.messages.get(event_id)))

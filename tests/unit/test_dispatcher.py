@@ -17,11 +17,13 @@ from bot.matrix.events import IncomingMessage, IncomingReaction
 from bot.handler_api.parsing import PageRequest
 from bot.policy.rules import Policy
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from bot.handler_api.verbs import meta
 from bot.text.views import Table
 from tests.support.jobs import Edits, runner_for
 from tests.unit.test_access import Homeserver
+from tests.support.stores import dispatcher_stores
 
 ROOM = "!admin:hs.test"
 ADMIN = "@root:hs.test"
@@ -56,13 +58,13 @@ def table() -> CommandTable:
 async def bot(tmp_path: Path):
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     room = Room()
     access = Access(AccessConfig(admins=(ADMIN,), moderators=(), viewers=()), bot_user_id="@bot:hs.test",
                     admin_rooms=AdminRooms([ROOM]))
     policy = Policy(access, Homeserver(), server_name="hs.test")
     jobs, _ = runner_for(store, None, room)
-    dispatcher = Dispatcher(table=table(), policy=policy, api=None, store=store, messenger=room, jobs=jobs,
+    dispatcher = Dispatcher(table=table(), policy=policy, api=None, **dispatcher_stores(store), messenger=room, jobs=jobs,
                             prefix="!admin", server_name="hs.test", bot_user_id="@bot:hs.test", confirm_timeout=60)
     counter = iter(range(1000))
 
@@ -78,16 +80,16 @@ async def bot(tmp_path: Path):
 async def test_confirm_and_a_check_mark_are_one_path_with_one_audit_row_and_one_hint(bot) -> None:
     dispatcher, store, room, say = bot
     by_word = await say("!admin acct wipe @a:hs.test")
-    word_code = (await store.pending_confirmations())[0].code
+    word_code = (await store.confirmations.pending_confirmations())[0].code
     confirmed = await say(f"!admin confirm {word_code}")
     await say("!admin acct wipe @b:hs.test")
-    pending = (await store.pending_confirmations())[0]
+    pending = (await store.confirmations.pending_confirmations())[0]
     await dispatcher.on_reaction(IncomingReaction(ROOM, "$react", ADMIN, pending.prompt_event_id, "✅"))
     [said] = room.replies_to(confirmed)
     [marked] = room.replies_to(pending.prompt_event_id)
     assert said.replace("@a:", "@x:") == marked.replace("@b:", "@x:")
     assert said.count("p2") == 1 and "more with --from p2" in said  # one hint, not two
     for code in (word_code, pending.code):
-        assert [r.result for r in await store.audit_by_confirmation(code)] == ["pending", "ok"]
-    assert [e.command for e in await store.audit_entries(limit=10)].count("acct wipe") == 4
+        assert [r.result for r in await store.audit.audit_by_confirmation(code)] == ["pending", "ok"]
+    assert [e.command for e in await store.audit.audit_entries(limit=10)].count("acct wipe") == 4
     assert room.replies_to(by_word)  # the prompt

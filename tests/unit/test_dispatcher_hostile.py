@@ -31,10 +31,12 @@ from bot.runtime.refusals import RefusalLimiter
 from bot.text.render import render
 from bot.runtime.sensitive import may_carry_secret, secret_command
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from bot.text.views import Code, Doc, PrivateSecret, Record, Shown, Table, Text, presents
 from commands import load_groups
 from tests.support.jobs import Edits, runner_for
+from tests.support.stores import dispatcher_stores
 
 ROOM = "!admin:hs.test"
 ADMIN, MOD, VIEWER, STRANGER = "@root:hs.test", "@mod:hs.test", "@view:hs.test", "@nobody:hs.test"
@@ -110,7 +112,7 @@ class Accounts:
 class Room(Edits):
     """The Matrix layer: what the bot sends, redacts and sends privately; faults on demand."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Stores) -> None:
         super().__init__()
         self.store = store
         self.redacted: list[str] = []
@@ -121,7 +123,7 @@ class Room(Edits):
 
     async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
                    txn_id: str | None = None) -> str:
-        self.audit_rows_at_send.append(await self.store.audit_count())
+        self.audit_rows_at_send.append(await self.store.audit.audit_count())
         if self.fail_sends_containing and self.fail_sends_containing in content.get("body", ""):
             raise MatrixError("refused by the homeserver", errcode="M_FORBIDDEN", status=403)
         return await super().send(room_id, content, event_type, txn_id=txn_id)
@@ -144,7 +146,7 @@ class Room(Edits):
 
 
 class Bot:
-    def __init__(self, dispatcher: Dispatcher, store: Store, room: Room, api: Accounts) -> None:
+    def __init__(self, dispatcher: Dispatcher, store: Stores, room: Room, api: Accounts) -> None:
         self.dispatcher, self.store, self.room, self.api = dispatcher, store, room, api
         self._ids = iter(range(100_000))
 
@@ -159,14 +161,14 @@ class Bot:
         return str(reply["body"])
 
     async def audit_text(self) -> str:
-        return "\n".join(f"{e.command} {e.args} {e.result} {e.detail}" for e in await self.store.audit_entries(limit=500))
+        return "\n".join(f"{e.command} {e.args} {e.result} {e.detail}" for e in await self.store.audit.audit_entries(limit=500))
 
 
 @pytest.fixture
 async def bot(tmp_path: Path):
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     room = Room(store)
     api = Accounts()
     access = Access(AccessConfig(admins=(ADMIN,), moderators=(MOD,), viewers=(VIEWER,)), bot_user_id="@bot:hs.test",
@@ -174,7 +176,7 @@ async def bot(tmp_path: Path):
     policy = Policy(access, api, server_name="hs.test")
     jobs, _ = runner_for(store, api, room, table=TABLE)
     clock = {"now": 1_700_000_000_000.0}
-    dispatcher = Dispatcher(table=TABLE, policy=policy, api=api, store=store, messenger=room, jobs=jobs, prefix="!admin",
+    dispatcher = Dispatcher(table=TABLE, policy=policy, api=api, **dispatcher_stores(store), messenger=room, jobs=jobs, prefix="!admin",
                             server_name="hs.test", bot_user_id="@bot:hs.test", confirm_timeout=60,
                             refusals=RefusalLimiter(window_s=60, clock=lambda: clock["now"] / 1000))
     dispatcher.clock = lambda: int(clock["now"])
@@ -262,7 +264,7 @@ async def test_an_untrusted_device_is_refused_with_the_message_redacted_and_hidd
     event_id = await bot.say("!admin user create alice horse-77 battery-77", encrypted=True, sender_device="EVIL",
                              sender_device_trusted=False)
     assert bot.room.redacted == [event_id] and "not cross-signed" in bot.answer(event_id)
-    [row] = await bot.store.audit_entries(limit=5)
+    [row] = await bot.store.audit.audit_entries(limit=5)
     assert row.detail == "device not cross-signed" and "horse" not in row.args and "user create" in row.args
 
 
@@ -277,7 +279,7 @@ async def test_a_generated_password_goes_to_the_requester_alone_in_a_direct_mess
     answer = bot.answer(event_id)
     assert "Created @alice:hs.test" in answer and "sent to you in a direct message" in answer
     assert password not in bot.room.everything_said() and password not in await bot.audit_text()
-    [row] = await bot.store.audit_entries(limit=1)
+    [row] = await bot.store.audit.audit_entries(limit=1)
     assert row.result == "ok" and "sent to @root:hs.test in a direct message" in row.detail
 
 
@@ -291,7 +293,7 @@ async def test_a_password_that_cannot_be_sent_privately_is_shown_nowhere(bot: Bo
     assert password not in bot.room.everything_said() and password not in await bot.audit_text()
     assert "could not be sent to you in a direct message" in answer and why in answer
     assert "!admin user reset-password @alice:hs.test <password>" in answer
-    [row] = await bot.store.audit_entries(limit=1)
+    [row] = await bot.store.audit.audit_entries(limit=1)
     assert "not delivered" in row.detail
 
 
@@ -308,16 +310,16 @@ def test_a_private_secret_never_renders_into_a_room() -> None:
 async def test_a_prompt_that_could_not_be_sent_leaves_nothing_to_confirm(bot: Bot) -> None:
     bot.room.fail_sends_containing = "To drop it"  # in every prompt, degraded or not
     event_id = await bot.say("!admin test wipe @alice:hs.test")
-    assert await bot.store.pending_confirmations() == []
+    assert await bot.store.confirmations.pending_confirmations() == []
     assert "could not show the confirmation prompt" in bot.answer(event_id)
     bot.room.fail_sends_containing = None
     assert "nothing waiting for confirmation" in bot.answer(await bot.say("!admin confirm"))
-    assert [e.result for e in await bot.store.audit_entries(limit=5) if e.command == "test wipe"] == ["error"]
+    assert [e.result for e in await bot.store.audit.audit_entries(limit=5) if e.command == "test wipe"] == ["error"]
 
 
 async def test_a_prompt_whose_preview_cannot_be_shown_still_carries_its_code(bot: Bot) -> None:
     event_id = await bot.say("!admin test wipe @alice:hs.test")
-    [pending] = await bot.store.pending_confirmations()
+    [pending] = await bot.store.confirmations.pending_confirmations()
     answer = bot.answer(event_id)
     assert f"!admin confirm {pending.code}" in answer and pending.prompt_event_id
     assert "wiped" in bot.answer(await bot.say(f"!admin confirm {pending.code}"))
@@ -335,7 +337,7 @@ async def test_a_result_the_renderer_chokes_on_still_gets_a_short_answer_and_the
     event_id = await bot.say("!admin test choke")
     answer = bot.answer(event_id)
     assert "could not be shown (ValueError)" in answer and "!admin audit" in answer
-    [row] = await bot.store.audit_entries(limit=1)
+    [row] = await bot.store.audit.audit_entries(limit=1)
     assert row.command == "test choke" and row.result == "ok" and "could not be shown (ValueError)" in row.detail
     assert bot.room.audit_rows_at_send == [1]
 
@@ -347,19 +349,19 @@ async def test_a_stranger_spamming_gets_one_refusal_and_one_audit_row_per_window
     first = [await bot.say(f"!admin server version {n}", STRANGER) for n in range(30)]
     answered = [e for e in first if bot.room.replies_to(e)]
     assert answered == first[:1] and "get no answer" in bot.answer(first[0])
-    [row] = await bot.store.audit_entries(limit=50, sender=STRANGER)
+    [row] = await bot.store.audit.audit_entries(limit=50, sender=STRANGER)
     assert row.result == "refused" and "29 more refused" in row.detail
     # Another sender is not held back by this one.
     assert bot.room.replies_to(await bot.say("!admin server version", "@other:hs.test"))
     bot.clock["now"] += 61_000  # type: ignore[attr-defined]
     later = await bot.say("!admin server version", STRANGER)
-    assert bot.room.replies_to(later) and len(await bot.store.audit_entries(limit=50, sender=STRANGER)) == 2
+    assert bot.room.replies_to(later) and len(await bot.store.audit.audit_entries(limit=50, sender=STRANGER)) == 2
 
 
 async def test_a_role_holder_is_told_a_few_times_then_held_back_too(bot: Bot) -> None:
     tries = [await bot.say("!admin user deactivate @alice:hs.test", VIEWER) for _ in range(ROLE_REFUSALS + 4)]
     assert [bool(bot.room.replies_to(e)) for e in tries] == [True] * ROLE_REFUSALS + [False] * 4
-    rows = await bot.store.audit_entries(limit=50, sender=VIEWER)
+    rows = await bot.store.audit.audit_entries(limit=50, sender=VIEWER)
     assert len(rows) == ROLE_REFUSALS and "4 more refused" in rows[0].detail
     # What the role allows is still answered.
     assert "help" in bot.answer(await bot.say("!admin help", VIEWER)).lower()
@@ -441,12 +443,12 @@ def test_views_used_here_render_without_markup_from_the_words() -> None:
 async def test_a_job_message_is_measured_as_it_goes_out(tmp_path: Path) -> None:
     db = Database(tmp_path / "jobs.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     edits = Edits()
     runner, _ = runner_for(store, None, edits)
-    job_id = await store.add_job(command="test wide", invocation_json=None, summary="wide", sender=ADMIN, room_id=ROOM,
+    job_id = await store.jobs.add_job(command="test wide", invocation_json=None, summary="wide", sender=ADMIN, room_id=ROOM,
                                  reply_to="$cmd", thread_root=None)
-    record = await store.get_job(job_id)
+    record = await store.jobs.get_job(job_id)
     wide = Table("Wide", ["n", "text"], [[n, "語" * 40] for n in range(150)])
     await runner.show(record, "running", wide)  # type: ignore[arg-type]
     assert "cut to fit" not in edits.bodies()[-1]  # a first reply, unencrypted: all of it
@@ -463,7 +465,7 @@ async def test_a_bug_anywhere_on_the_command_path_still_gets_an_answer_and_an_au
     bot.dispatcher.policy.invocation_problem = broken  # type: ignore[method-assign]
     event_id = await bot.say("!admin user deactivate @alice:hs.test")
     assert "Internal error (KeyError)" in bot.answer(event_id)
-    [row] = await bot.store.audit_entries(limit=1)
+    [row] = await bot.store.audit.audit_entries(limit=1)
     assert row.result == "internal error" and row.command == "(error)" and "user deactivate" in row.args
 
 
@@ -474,8 +476,8 @@ async def test_a_dry_run_of_what_writes_nothing_runs_it_and_a_preview_bug_is_ans
     assert "External IDs of @alice:hs.test" in listed
     event_id = await bot.say("!admin test fragile @alice:hs.test")
     assert "Internal error while preparing test fragile (RuntimeError)" in bot.answer(event_id)
-    assert await bot.store.pending_confirmations() == []
-    [row] = await bot.store.audit_entries(limit=1)
+    assert await bot.store.confirmations.pending_confirmations() == []
+    [row] = await bot.store.audit.audit_entries(limit=1)
     assert row.command == "test fragile" and row.result == "internal error"
 
 

@@ -60,11 +60,12 @@ async def test_whois_falls_back_to_the_client_path() -> None:
 
 
 async def run_job(tmp_path: Path, command: str, args: dict[str, Any], api: AdminAPI) -> tuple[Any, Edits]:
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.stores import Stores
 
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     edits = Edits()
 
     async def no_sleep(seconds: float) -> None:
@@ -74,7 +75,7 @@ async def run_job(tmp_path: Path, command: str, args: dict[str, Any], api: Admin
     job_id = await runner.create(invocation(command, args), started_by=REQUESTER)
     await runner.attach(job_id, "$progress")
     await run_to_end(runner)
-    job = await store.get_job(job_id)
+    job = await store.jobs.get_job(job_id)
     await db.close()
     return job, edits
 

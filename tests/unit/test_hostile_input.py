@@ -19,7 +19,9 @@ from bot.handler_api.helptext import command_help
 from bot.matrix.client import INVITE_TASKS, MAX_OPEN_INVITES, MatrixClient, MatrixError
 from bot.handler_api.parsing import PageRequest
 from bot.inbox.inbox import MAX_NOTICE_ATTEMPTS, ReportInbox
-from bot.state.storage import Database, ReportFacts, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
+from bot.records import ReportFacts
 
 ENV = ParseEnv(server_name="hs", now_ms=1_700_000_000_000)
 
@@ -113,11 +115,11 @@ def _facts(report_id: int, reason: str) -> ReportFacts:
                        target="@spammer:hs", reason=reason)
 
 
-async def _inbox(tmp_path: Path, messenger: Any, rooms: list[str]) -> tuple[ReportInbox, Store]:
+async def _inbox(tmp_path: Path, messenger: Any, rooms: list[str]) -> tuple[ReportInbox, Stores]:
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
-    return ReportInbox(api=None, store=store, messenger=messenger, admin_rooms=rooms), store
+    store = Stores.over(db)
+    return ReportInbox(api=None, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=rooms), store
 
 
 async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_then_given_up(
@@ -126,19 +128,19 @@ async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_the
     monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="POISON")
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs", "!enc:hs"])
-    await store.record_new_reports([_facts(1, "POISON"), _facts(2, "fine")], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(1, "POISON"), _facts(2, "fine")], post_state="pending", meta={})
     await inbox.flush()
     # The report after the poisoned one reached both rooms at once.
-    assert {room for room, _ in await store.report_notices("user", 2)} == {"!a:hs", "!enc:hs"}
+    assert {room for room, _ in await store.reports.report_notices("user", 2)} == {"!a:hs", "!enc:hs"}
     for _ in range(MAX_NOTICE_ATTEMPTS + 2):
-        await store.record_new_reports([_facts(10 + _, "later")], post_state="pending", meta={})
+        await store.reports.record_new_reports([_facts(10 + _, "later")], post_state="pending", meta={})
         await inbox.flush()
-    assert len(await store.report_notices("user", 10 + MAX_NOTICE_ATTEMPTS + 1)) == 2
+    assert len(await store.reports.report_notices("user", 10 + MAX_NOTICE_ATTEMPTS + 1)) == 2
     # The full notice was tried MAX-1 times, then the minimal one (which carries no reason) went out.
     assert messenger.refused == 2 * (MAX_NOTICE_ATTEMPTS - 1)
     minimal = [c for _, c in messenger.sent if "too large for a notice" in c["body"]]
     assert len(minimal) == 2 and "User report u1" in minimal[0]["body"]
-    assert (await store.get_report("user", 1)).post_state == "posted"  # type: ignore[union-attr]
+    assert (await store.reports.get_report("user", 1)).post_state == "posted"  # type: ignore[union-attr]
     await store.db.close()
 
 
@@ -148,18 +150,18 @@ async def test_a_notice_that_fails_even_when_minimal_is_given_up_without_holding
     monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="u1 ")  # the minimal form names the report too
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
-    await store.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
     for _ in range(MAX_NOTICE_ATTEMPTS + 3):
         await inbox.flush()
     assert messenger.refused == MAX_NOTICE_ATTEMPTS
-    assert (await store.get_report("user", 1)).post_state == "failed"  # type: ignore[union-attr]
+    assert (await store.reports.get_report("user", 1)).post_state == "failed"  # type: ignore[union-attr]
     await store.db.close()
 
 
 async def test_a_room_that_cannot_take_anything_now_is_retried_without_charging_the_notice(tmp_path: Path) -> None:
     messenger = FlakyMessenger(poison="report", status=502, errcode="M_UNKNOWN")
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
-    await store.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
+    await store.reports.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
     for _ in range(5):
         inbox._room_retry_at.clear()  # the room's retry pause is over
         await inbox.flush()
@@ -174,13 +176,13 @@ async def test_a_room_that_cannot_take_anything_now_is_retried_without_charging_
 # -- the Matrix layer: invites off the loop, bounded; replies first
 
 
-async def _matrix(tmp_path: Path, **options: Any) -> tuple[MatrixClient, Store]:
+async def _matrix(tmp_path: Path, **options: Any) -> tuple[MatrixClient, Stores]:
     db = Database(tmp_path / "m.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     client = MatrixClient(
         homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
-        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]), **options)
+        device_name="t", meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]), **options)
     client.client.restore_login("@bot:hs", "DEV", "token")
     return client, store
 
@@ -227,11 +229,11 @@ async def test_after_a_restart_the_stored_pin_wins_over_where_the_alias_points_n
 
     db = Database(tmp_path / "m.db")
     await db.open()
-    store = Store(db)
-    await store.set_meta(PINS_KEY, json.dumps({"#admins:hs": "!first:hs"}))  # pinned by an earlier run
+    store = Stores.over(db)
+    await store.meta.set_meta(PINS_KEY, json.dumps({"#admins:hs": "!first:hs"}))  # pinned by an earlier run
     client = MatrixClient(
         homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
-        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["#admins:hs"]))
+        device_name="t", meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["#admins:hs"]))
 
     async def taken_over(alias: str) -> Any:
         return RoomResolveAliasResponse(alias, "!decoy:evil", ["evil"])
@@ -240,7 +242,7 @@ async def test_after_a_restart_the_stored_pin_wins_over_where_the_alias_points_n
     assert await client.resolve_admin_rooms() == []
     assert "!first:hs" in client.admin_rooms and "!decoy:evil" not in client.admin_rooms
     assert "!decoy:evil" in client.admin_rooms.warnings()[0]
-    assert json.loads(await store.get_meta(PINS_KEY) or "{}") == {"#admins:hs": "!first:hs"}
+    assert json.loads(await store.meta.get_meta(PINS_KEY) or "{}") == {"#admins:hs": "!first:hs"}
     await client.close()
     await db.close()
 
@@ -254,17 +256,17 @@ async def test_an_admin_alias_answered_with_something_else_than_a_room_id_is_nev
 
     db = Database(tmp_path / "m.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     client = MatrixClient(
         homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
-        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["#admins:remote.example"]))
+        device_name="t", meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["#admins:remote.example"]))
 
     async def remote_answer(alias: str) -> Any:  # a remote alias is answered by its own server
         return RoomResolveAliasResponse(alias, answer, ["remote.example"])
 
     client.client.room_resolve_alias = remote_answer  # type: ignore[method-assign]
     assert await client.resolve_admin_rooms() == ["#admins:remote.example"]
-    assert list(client.admin_rooms) == [] and await store.get_meta(PINS_KEY) is None
+    assert list(client.admin_rooms) == [] and await store.meta.get_meta(PINS_KEY) is None
     await client.close()
     await db.close()
 
@@ -320,14 +322,14 @@ async def test_the_token_of_a_password_login_reaches_the_scrubber_before_it_is_s
 
     db = Database(tmp_path / "m.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     scrubber = SecretScrubber()
     client = MatrixClient(
         homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=Secret("bot-password-1"),
-        device_id=None, device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
+        device_id=None, device_name="t", meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
         on_secret=scrubber.add)
     known_when_stored: list[str] = []
-    set_meta = store.set_meta
+    set_meta = store.meta.set_meta
 
     async def spying_set_meta(key: str, value: str) -> None:
         if key == SESSION_KEY:
@@ -337,7 +339,7 @@ async def test_the_token_of_a_password_login_reaches_the_scrubber_before_it_is_s
     async def login(password: str, device_name: str) -> Any:
         return LoginResponse("@bot:hs", "NEWDEV", "syt_fresh_token_from_login")
 
-    store.set_meta = spying_set_meta  # type: ignore[method-assign]
+    store.meta.set_meta = spying_set_meta  # type: ignore[method-assign]
     client.client.login = login  # type: ignore[method-assign]
     await client._password_login()
     assert known_when_stored == ["@bot:hs NEWDEV ***"]
@@ -354,7 +356,7 @@ async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> 
     client.client.room_leave = dropped  # type: ignore[method-assign]
     client._queue_invites(_invites("!a:evil"))
     await client.drain()
-    assert '"state": "failed"' in (await store.get_meta("invite.!a:evil") or "")
+    assert '"state": "failed"' in (await store.meta.get_meta("invite.!a:evil") or "")
 
     async def fine(room_id: str) -> Any:
         return RoomLeaveResponse()
@@ -362,7 +364,7 @@ async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> 
     client.client.room_leave = fine  # type: ignore[method-assign]
     client._queue_invites(_invites("!b:evil"))
     await client.drain()
-    assert '"state": "declined"' in (await store.get_meta("invite.!b:evil") or "")
+    assert '"state": "declined"' in (await store.meta.get_meta("invite.!b:evil") or "")
     await client.close()
     await store.db.close()
 
@@ -435,7 +437,7 @@ async def test_an_alias_answer_that_is_not_a_room_id_is_an_error(answer: Any) ->
 
 async def test_a_failing_step_after_a_sync_is_logged_and_the_loop_syncs_again(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path)
-    await store.set_meta("sync.next_batch", "s0")
+    await store.meta.set_meta("sync.next_batch", "s0")
     stop = asyncio.Event()
     syncs: list[str | None] = []
 
@@ -453,14 +455,14 @@ async def test_a_failing_step_after_a_sync_is_logged_and_the_loop_syncs_again(tm
     client._after_sync = broken  # type: ignore[method-assign]
     client._retry_pending = broken  # type: ignore[method-assign]
     await asyncio.wait_for(client.run(SimpleNamespace(), stop), timeout=10)
-    assert syncs == ["s0", "s1", "s2"] and await store.get_meta("sync.next_batch") == "s3"
+    assert syncs == ["s0", "s1", "s2"] and await store.meta.get_meta("sync.next_batch") == "s3"
     await client.close()
     await store.db.close()
 
 
 async def test_the_sync_loop_goes_on_while_a_decline_is_still_hanging(tmp_path: Path) -> None:
     client, store = await _matrix(tmp_path, invite_timeout_s=3600)
-    await store.set_meta("sync.next_batch", "s0")
+    await store.meta.set_meta("sync.next_batch", "s0")
     stop = asyncio.Event()
     syncs: list[str | None] = []
 
@@ -503,14 +505,14 @@ async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_i
         return RoomMessageText.from_dict({"event_id": event_id, "sender": "@mod:hs", "origin_server_ts": 1,
                                           "type": "m.room.message", "content": {"msgtype": "m.text", "body": text}})
 
-    real_claim = store.claim_event
+    real_claim = store.journal.claim_event
 
     async def claim(event_id: str, room_id: str) -> bool:
         if event_id == "$bad":
             raise RuntimeError("the journal failed on this one")
         return await real_claim(event_id, room_id)
 
-    store.claim_event = claim  # type: ignore[method-assign]
+    store.journal.claim_event = claim  # type: ignore[method-assign]
     timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")], limited=False)
     response = SimpleNamespace(rooms=SimpleNamespace(join={"!admin:hs": SimpleNamespace(timeline=timeline)}))
     await client._handle_timeline(response, Sink())  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from bot.text.render import (
     render_fitting,
 )
 from bot.inbox.views import minimal_notice_view, notice_view
-from bot.state.storage import ReportFacts, ReportRecord
+from bot.records import ReportFacts, ReportRecord
 from bot.text.views import (
     Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, PrivateSecret, Record, Shown, Strong, Table, Text,
     Untrusted, When,

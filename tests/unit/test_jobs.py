@@ -14,7 +14,9 @@ from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.homeserver.backoff import Backoff
 from bot.homeserver.gate import HomeserverGate
 from bot.handler_api.invocation import encode
-from bot.state.storage import Database, JobRecord, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
+from bot.records import JobRecord
 from tests.support.jobs import REQUESTER, Edits, SetPolicy, invocation, run_to_end, runner_for
 
 ROOM = "!r:hs.test"
@@ -22,17 +24,17 @@ ROOM_PATH = "%21r%3Ahs.test"
 
 
 class Harness:
-    def __init__(self, store: Store, runner: Any, edits: Edits, slept: list[float], policy: SetPolicy) -> None:
+    def __init__(self, store: Stores, runner: Any, edits: Edits, slept: list[float], policy: SetPolicy) -> None:
         self.store, self.runner, self.edits, self.slept, self.policy = store, runner, edits, slept, policy
 
     async def run(self, command: str, args: dict[str, Any], *, progress_event: str | None = "$progress",
                   state: dict[str, Any] | None = None) -> JobRecord:
         job_id = await self.runner.create(invocation(command, args), started_by=REQUESTER)
         if state:
-            await self.store.update_job(job_id, state=state)
+            await self.store.jobs.update_job(job_id, state=state)
         await self.runner.attach(job_id, progress_event)
         await run_to_end(self.runner)
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get_job(job_id)
         assert job is not None
         return job
 
@@ -48,7 +50,7 @@ async def harness_for(tmp_path: Path):
         db = Database(tmp_path / f"state{len(opened)}.db")
         await db.open()
         opened.append(db)
-        store = Store(db)
+        store = Stores.over(db)
         # No retries inside the HTTP layer: the job's own patience is what is tested here.
         gate = HomeserverGate(health_backoff=Backoff(base=0.02, cap=0.05))
         api = AdminAPI(AdminHTTP("http://hs.test", lambda: "t", transport=httpx.MockTransport(handler), max_retries=0,
@@ -182,25 +184,25 @@ async def test_a_job_without_a_message_posts_one_and_edits_it_afterwards(harness
 async def test_resumed_jobs_say_so_and_unknown_kinds_are_marked_unknown(harness_for) -> None:
     h = await harness_for(lambda r: status("complete", kicked_users=[]))
     followed = await h.runner.create(invocation("room delete", DELETE_PARAMS), started_by=REQUESTER)
-    await h.store.update_job(followed, state={"delete_id": "d1"}, progress_event_id="$old")
+    await h.store.jobs.update_job(followed, state={"delete_id": "d1"}, progress_event_id="$old")
     # a bulk job of an older version (no stored invocation), and one whose command is gone
-    orphan = await h.store.add_job(command="room join", invocation_json="", summary="old", sender=REQUESTER,
+    orphan = await h.store.jobs.add_job(command="room join", invocation_json="", summary="old", sender=REQUESTER,
                                    room_id="!admin:hs.test", reply_to=None, thread_root=None)
     await h.store.db.execute("UPDATE jobs SET invocation_json = NULL WHERE id = ?", (orphan,))
-    await h.store.update_job(orphan, progress_event_id="$orphan")
-    retired = await h.store.add_job(command="room retired", invocation_json=encode(invocation("room delete", DELETE_PARAMS)).replace(
+    await h.store.jobs.update_job(orphan, progress_event_id="$orphan")
+    retired = await h.store.jobs.add_job(command="room retired", invocation_json=encode(invocation("room delete", DELETE_PARAMS)).replace(
         '"room delete"', '"room retired"'), summary="gone", sender=REQUESTER, room_id="!admin:hs.test", reply_to=None,
         thread_root=None)
-    await h.store.update_job(retired, progress_event_id="$retired")
+    await h.store.jobs.update_job(retired, progress_event_id="$retired")
     assert await h.runner.resume_all() == 3
     await run_to_end(h.runner)
     targets = [c["m.relates_to"]["event_id"] for c in h.edits.contents]
     assert set(targets) == {"$old", "$orphan", "$retired"}  # the same messages are edited, nothing new is posted
     assert "Picked up again" in h.edits.bodies()[targets.index("$old")]
-    assert (await h.store.get_job(followed)).status == "done"
-    assert (await h.store.get_job(orphan)).status == "unknown"
+    assert (await h.store.jobs.get_job(followed)).status == "done"
+    assert (await h.store.jobs.get_job(orphan)).status == "unknown"
     assert "older version of the bot" in h.edits.bodies()[targets.index("$orphan")]
-    assert (await h.store.get_job(retired)).status == "unknown"
+    assert (await h.store.jobs.get_job(retired)).status == "unknown"
     assert "room retired does not exist" in h.edits.bodies()[targets.index("$retired")]
 
 

@@ -25,7 +25,7 @@ OURS = ("bot", "commands")
 MATRIX_LAYER = ("nio", "aiohttp", "bot.matrix.client", "bot.matrix.events", "bot.matrix.crypto")
 COMMAND_LAYER = ("commands", "bot.handler_api.spec", "bot.handler_api.parsing", "bot.runtime.dispatcher", "bot.handler_api.context", "bot.runtime.jobs")
 RENDERING = ("bot.text.render", "bot.text.views")
-STORAGE = ("sqlite3", "bot.state.storage", "bot.state.records")
+STORAGE = ("sqlite3", "bot.state", "bot.records")
 ADMIN_API = ("bot.homeserver.admin_api", "httpx")
 
 
@@ -228,6 +228,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("configuration, logging, metrics", ("bot.config", "bot.logs", "bot.metrics")),
     ("state", ("bot.state",)),
     ("text", ("bot.text",)),
+    # The plain records the stores keep and the floors above pass around (a report, a job, an audit
+    # row): below state, which stores them, and importing nothing of ours, so that commands and
+    # renderers can hold them without reaching into state.
+    ("records: plain data", ("bot.records",)),
 )
 
 # Third-party packages a floor must not load, even where the floors allow the arrow.
@@ -240,13 +244,15 @@ FORBIDDEN_PACKAGES: dict[str, tuple[str, ...]] = {
     "homeserver clients": ("nio", "aiohttp", "sqlite3"),
     "state": ("httpx", "nio", "aiohttp"),
     "text": TRANSPORT,
+    "records: plain data": TRANSPORT,
 }
 
 # What commands may use of the floors below them: the handler API, the homeserver clients' typed
 # methods, errors and models, and text. Never the transport, the gate, policy or state.
 COMMANDS_MAY_IMPORT = ("commands", "bot.handler_api", "bot.homeserver.admin_api", "bot.homeserver.mas_api",
+                       "bot.homeserver.errors", "bot.records",
                        "bot.homeserver.accounts", "bot.inbox.model", "bot.inbox.views", "bot.text")
-COMMANDS_MAY_NOT_IMPORT = ("bot.homeserver.admin_api.http", "bot.homeserver.admin_api.api",
+COMMANDS_MAY_NOT_IMPORT = ("bot.homeserver.http", "bot.homeserver.admin_api.http", "bot.homeserver.admin_api.api",
                            "bot.homeserver.mas_api.http", "bot.homeserver.mas_api.auth", "bot.homeserver.mas_api.api")
 
 # Known arrows that still go up, each to be removed (and this list with it). Empty is the goal.
@@ -260,9 +266,6 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
 }
 # Known imports of commands outside COMMANDS_MAY_IMPORT, each to be removed. Empty is the goal.
 COMMANDS_KNOWN: set[tuple[str, str]] = {
-    ("commands._dossier", "bot.state.records"),
-    ("commands.dossier", "bot.state.records"),
-    ("commands.reports", "bot.state.records"),
     ("commands.media", "bot.runtime.jobs"),
     ("commands.notice", "bot.runtime.jobs"),
     ("commands.room", "bot.runtime.jobs"),

@@ -20,6 +20,7 @@ from bot.handler_api.context import Context
 from bot.mas import MASDetection
 from bot.handler_api.spec import CommandError, Role
 from bot.text.views import Text
+from tests.support.stores import dispatcher_stores
 
 ISSUER = "https://auth.hs.test/"
 
@@ -108,7 +109,8 @@ async def test_a_missing_endpoint_on_a_mas_backed_homeserver_is_answered_with_th
     from bot.matrix.events import IncomingMessage
     from bot.policy.rules import Policy
     from bot.handler_api.spec import CommandGroup, CommandTable
-    from bot.state.storage import Database, Store
+    from bot.state.db import Database
+    from bot.state.stores import Stores
     from bot.handler_api.verbs import meta
     from tests.support.jobs import runner_for
     from tests.unit.test_access import Homeserver
@@ -123,12 +125,12 @@ async def test_a_missing_endpoint_on_a_mas_backed_homeserver_is_answered_with_th
     db = Database(tmp_path / "state.db")
     await db.open()
     try:
-        store, room = Store(db), Room()
+        store, room = Stores.over(db), Room()
         access = Access(AccessConfig(admins=("@root:hs.test",), moderators=(), viewers=()), bot_user_id="@bot:hs.test",
                         admin_rooms=AdminRooms(["!admin:hs.test"]))
         jobs, _ = runner_for(store, None, room)
         dispatcher = Dispatcher(table=CommandTable([group, meta]), policy=Policy(access, Homeserver(), server_name="hs.test"),
-                                api=None, store=store, messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
+                                api=None, **dispatcher_stores(store), messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
                                 bot_user_id="@bot:hs.test", confirm_timeout=60)
         for detection, expected in ((None, "does not offer this endpoint"),
                                     (MASDetection(True, issuer=ISSUER), "Add a `mas:` section")):

@@ -20,8 +20,9 @@ from bot.inbox.inbox import DIGEST_KEY, ReportInbox
 from bot.inbox.policy_lists import ENTITY_CHARS, MAX_HITS, REASON_CHARS, PolicyBook
 from bot.inbox.stats import compute
 from bot.inbox.views import NoticeContext, notice_view
-from bot.state.records import ReportFacts, ReportRecord
-from bot.state.storage import Database, Store
+from bot.records import ReportFacts, ReportRecord
+from bot.state.db import Database
+from bot.state.stores import Stores
 from bot.text.render import render
 from bot.text.schedule import Recurrence
 from tests.unit.test_reports import FakeAPI, FakeMessenger
@@ -125,7 +126,7 @@ def test_the_config_names_the_key_of_a_bad_digest_or_policy_list() -> None:
 async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_path: Path, monkeypatch: Any) -> None:
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     files: list[tuple[str, dict[str, Any], tuple[int, int]]] = []
 
     class Messenger(FakeMessenger):
@@ -138,10 +139,10 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     monkeypatch.setattr(inbox_module, "now_ms", lambda: clock["now"])
 
     def inbox() -> ReportInbox:
-        return ReportInbox(api=FakeAPI(), store=store, messenger=messenger, admin_rooms=["!a:hs", "!b:hs"],
+        return ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs", "!b:hs"],
                            digest=Recurrence.parse("weekly mon 09:00"))
 
-    await store.add_report(ReportFacts(kind="user", report_id=1, received_ts=clock["now"] - HOUR, reporter="@r:hs",
+    await store.reports.add_report(ReportFacts(kind="user", report_id=1, received_ts=clock["now"] - HOUR, reporter="@r:hs",
                                        target="@spam:hs"))
     first = inbox()
     assert await first.digest_if_due()
@@ -153,11 +154,12 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     clock["now"] += HOUR
     assert not await first.digest_if_due()
     assert not await inbox().digest_if_due()  # a restart inside the period: nothing again
-    assert len(messenger.sent) == 2 and await store.get_meta(DIGEST_KEY) == str(_ms("2026-12-07T09:00:00"))
+    assert len(messenger.sent) == 2 and await store.meta.get_meta(DIGEST_KEY) == str(_ms("2026-12-07T09:00:00"))
     clock["now"] = _ms("2026-12-14T09:00:00")  # the next Monday
     assert await inbox().digest_if_due() and len(messenger.sent) == 4 and len(files) == 4
     assert not await inbox().digest_if_due()
-    assert not await ReportInbox(api=FakeAPI(), store=store, messenger=messenger, admin_rooms=["!a:hs"]).digest_if_due()
+    assert not await ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=messenger,
+                               admin_rooms=["!a:hs"]).digest_if_due()
     await db.close()
 
 
@@ -253,10 +255,11 @@ async def test_a_failing_matcher_never_fails_a_notice(tmp_path: Path) -> None:
 
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
-    inbox = ReportInbox(api=FakeAPI(), store=store, messenger=FakeMessenger(), admin_rooms=["!a:hs"], policy=Broken())  # type: ignore[arg-type]
-    await store.add_report(ReportFacts(kind="user", report_id=1, received_ts=1, reporter="@r:hs", target="@t:hs"))
-    record = await store.get_report("user", 1)
+    store = Stores.over(db)
+    inbox = ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=FakeMessenger(),
+                        admin_rooms=["!a:hs"], policy=Broken())  # type: ignore[arg-type]
+    await store.reports.add_report(ReportFacts(kind="user", report_id=1, received_ts=1, reporter="@r:hs", target="@t:hs"))
+    record = await store.reports.get_report("user", 1)
     assert record is not None
     context = await inbox.context(record)
     assert context.policy == [] and "User report u1" in render(notice_view(record, "!admin", context)).body
@@ -274,11 +277,11 @@ async def test_the_client_never_writes_to_a_list_and_never_takes_an_admin_room_f
 
     db = Database(tmp_path / "m.db")
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     seen: list[tuple[str, list[dict[str, Any]]]] = []
     client = MatrixClient(
         homeserver_url="http://127.0.0.1:9", user_id="@bot:hs", token=None, password=None, device_id="DEV",
-        device_name="t", store=store, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
+        device_name="t", meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["!admin:hs"]),
         policy_lists=["!list:hs", "#bans:hs"], on_policy_state=lambda room, events: seen.append((room, events)))
     client.client.restore_login("@bot:hs", "DEV", "token")
     joined: list[str] = []

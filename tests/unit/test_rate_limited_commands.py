@@ -20,10 +20,12 @@ from bot.runtime.dispatcher import Dispatcher
 from bot.matrix.events import IncomingMessage
 from bot.homeserver.gate import HomeserverGate
 from bot.policy.rules import Policy
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from tests.support.jobs import TABLE, runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import ADMIN, ROOM, Room
+from tests.support.stores import dispatcher_stores
 
 LIMIT_S = 1.6  # longer than a request usually waits at the gate (max_retry_wait below)
 
@@ -58,9 +60,9 @@ async def limited_bot(tmp_path: Path):
         room = Room()
         access = Access(AccessConfig(admins=(ADMIN,), moderators=(), viewers=()), bot_user_id="@bot:hs.test",
                         admin_rooms=AdminRooms([ROOM]))
-        jobs, _ = runner_for(Store(db), api, room)
+        jobs, _ = runner_for(Stores.over(db), api, room)
         dispatcher = Dispatcher(table=TABLE, policy=Policy(access, Homeserver(), server_name="hs.test"), api=api,
-                                store=Store(db), messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
+                                **dispatcher_stores(Stores.over(db)), messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
                                 bot_user_id="@bot:hs.test", confirm_timeout=60, gate=gate)
 
         async def say(text: str, event_id: str) -> None:

@@ -16,7 +16,8 @@ from bot.homeserver.admin_api.models import Page
 from bot.homeserver.backoff import Backoff
 from bot.homeserver.gate import HomeserverGate
 from bot.inbox.inbox import ReportInbox
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 
 
 class RecordingBackoff(Backoff):
@@ -64,7 +65,7 @@ async def test_failed_polls_back_off_as_asked_and_success_resets(tmp_path: Path)
     stop = asyncio.Event()
     api = FlakyAPI([], stop)
     backoff = RecordingBackoff()
-    inbox = ReportInbox(api=api, store=Store(db), messenger=NoMessenger(), admin_rooms=[], poll_interval=0.001,
+    inbox = ReportInbox(api=api, reports=Stores.over(db).reports, meta=Stores.over(db).meta, messenger=NoMessenger(), admin_rooms=[], poll_interval=0.001,
                         backoff=backoff)
     await inbox.begin()  # the starting point, as at the bot's start; the polls after it fail
     api.errors = [RateLimited(429, "M_LIMIT_EXCEEDED", "slow down", retry_after_ms=5),
@@ -105,7 +106,7 @@ async def test_after_an_outage_the_inbox_polls_as_soon_as_the_gate_lets_it_not_o
     # Its own backoff would wait for an hour: if the inbox used it, it would not poll again in this test.
     backoff = RecordingBackoff()
     backoff.base = backoff.cap = 3600.0
-    inbox = ReportInbox(api=api, store=Store(db), messenger=NoMessenger(), admin_rooms=[], poll_interval=3600,
+    inbox = ReportInbox(api=api, reports=Stores.over(db).reports, meta=Stores.over(db).meta, messenger=NoMessenger(), admin_rooms=[], poll_interval=3600,
                         backoff=backoff, gate=gate)
     server.back.set()
     await inbox.begin()

@@ -19,7 +19,9 @@ from bot.inbox.inbox import ReportInbox
 from bot.inbox.model import ReportRef
 from bot.inbox.scan import Cursor, scan_newer
 from bot.inbox.views import excerpt_of, notice_view
-from bot.state.storage import Database, ReportFacts, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
+from bot.records import ReportFacts
 
 
 @dataclass
@@ -155,16 +157,16 @@ def _facts(report_id: int, kind: str = "event", reason: str = "spam", ts: int = 
                        excerpt="<script>alert(1)</script> @room")
 
 
-async def _store(tmp_path: Path) -> Store:
+async def _store(tmp_path: Path) -> Stores:
     db = Database(tmp_path / "state.db")
     await db.open()
-    return Store(db)
+    return Stores.over(db)
 
 
 async def test_a_notice_escapes_everything_users_wrote(tmp_path: Path) -> None:
     store = await _store(tmp_path)
-    await store.add_report(_facts(5, reason="<img src=x onerror=alert(1)>"))
-    record = await store.get_report("event", 5)
+    await store.reports.add_report(_facts(5, reason="<img src=x onerror=alert(1)>"))
+    record = await store.reports.get_report("event", 5)
     content = notice_content(render(notice_view(record, "!admin")))
     html = content["formatted_body"]
     assert "<script>" not in html and "<img" not in html and "<b>Room" not in html
@@ -176,13 +178,13 @@ async def test_a_notice_escapes_everything_users_wrote(tmp_path: Path) -> None:
 
 async def test_new_reports_are_queued_once_and_state_changes_have_one_winner(tmp_path: Path) -> None:
     store = await _store(tmp_path)
-    assert await store.record_new_reports([_facts(1), _facts(2)], post_state="pending", meta={"c": "x"}) == 2
-    assert await store.record_new_reports([_facts(2), _facts(3)], post_state="pending", meta={"c": "y"}) == 1
-    assert await store.get_meta("c") == "y"
-    await store.set_report_post_state("event", 1, "posted")
-    assert await store.record_new_reports([_facts(1)], post_state="pending", meta={}) == 0
+    assert await store.reports.record_new_reports([_facts(1), _facts(2)], post_state="pending", meta={"c": "x"}) == 2
+    assert await store.reports.record_new_reports([_facts(2), _facts(3)], post_state="pending", meta={"c": "y"}) == 1
+    assert await store.meta.get_meta("c") == "y"
+    await store.reports.set_report_post_state("event", 1, "posted")
+    assert await store.reports.record_new_reports([_facts(1)], post_state="pending", meta={}) == 0
     results = await asyncio.gather(*[
-        store.change_report_state("event", 2, allowed_from=["open"], state="claimed", by=f"@m{i}:hs") for i in range(5)
+        store.reports.change_report_state("event", 2, allowed_from=["open"], state="claimed", by=f"@m{i}:hs") for i in range(5)
     ])
     assert results.count(True) == 1
     await store.db.close()
@@ -230,7 +232,7 @@ async def test_the_inbox_posts_each_report_once_and_summarises_a_flood(tmp_path:
     store = await _store(tmp_path)
     api, messenger = FakeAPI(), FakeMessenger()
     api.user_reports = [UserReportItem(1, 1000)]
-    inbox = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs", "!b:hs"], page_size=2)
+    inbox = ReportInbox(api=api, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs", "!b:hs"], page_size=2)
     await inbox.poll_once()  # first start: the earlier report is only mentioned
     assert len(messenger.sent) == 2 and all("Report inbox started" in c["body"] for _, c, _ in messenger.sent)
     api.user_reports += [UserReportItem(2, 2000), UserReportItem(3, 3000)]
@@ -242,15 +244,15 @@ async def test_the_inbox_posts_each_report_once_and_summarises_a_flood(tmp_path:
     # A crash after sending but before recording the notice: the report is sent again with the same
     # transaction id, so the homeserver returns the first event and the room sees one notice.
     api.user_reports.append(UserReportItem(4, 4000))
-    real_add = store.add_report_notice
-    store.add_report_notice = _failing  # type: ignore[method-assign]
+    real_add = store.reports.add_report_notice
+    store.reports.add_report_notice = _failing  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await inbox.poll_once()
-    store.add_report_notice = real_add  # type: ignore[method-assign]
+    store.reports.add_report_notice = real_add  # type: ignore[method-assign]
     sent_before = len(messenger.sent)
     await inbox.flush()
     assert len(messenger.sent) == sent_before + 1  # only the room that had not been reached yet
-    assert {room for room, _ in await store.report_notices("user", 4)} == {"!a:hs", "!b:hs"}
+    assert {room for room, _ in await store.reports.report_notices("user", 4)} == {"!a:hs", "!b:hs"}
 
     api.user_reports += [UserReportItem(i, 10_000 + i) for i in range(5, 12)]
     assert await inbox.poll_once() == 7
@@ -266,24 +268,24 @@ async def _failing(*_: Any) -> None:
 async def test_a_summary_cut_off_by_a_crash_is_sent_again_under_its_id_never_as_a_second_listing(tmp_path: Path) -> None:
     store = await _store(tmp_path)
     api, messenger = FakeAPI(), FakeMessenger()
-    inbox = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
+    inbox = ReportInbox(api=api, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
     await inbox.poll_once()  # the start
     api.user_reports += [UserReportItem(i, 10_000 + i) for i in range(1, 21)]
     # The bot dies after the homeserver took the summary, before it wrote down that it did.
-    real_set = store.set_reports_post_state
+    real_set = store.reports.set_reports_post_state
 
     async def die_after_sending(keys: Any, post_state: str) -> None:
         if post_state == "summarised":
             raise asyncio.CancelledError()
         await real_set(keys, post_state)
 
-    store.set_reports_post_state = die_after_sending  # type: ignore[method-assign]
+    store.reports.set_reports_post_state = die_after_sending  # type: ignore[method-assign]
     with pytest.raises(asyncio.CancelledError):
         await inbox.poll_once()
-    store.set_reports_post_state = real_set  # type: ignore[method-assign]
+    store.reports.set_reports_post_state = real_set  # type: ignore[method-assign]
     api.user_reports += [UserReportItem(i, 20_000 + i) for i in range(21, 31)]  # more arrive meanwhile
 
-    restarted = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
+    restarted = ReportInbox(api=api, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs"], page_size=50)
     await restarted.poll_once()
     await restarted.poll_once()
     summaries = [(c["body"], txn) for _, c, txn in messenger.sent if "📥" in c["body"] and "started" not in c["body"]]
@@ -294,7 +296,7 @@ async def test_a_summary_cut_off_by_a_crash_is_sent_again_under_its_id_never_as_
         "📥 10 reports arrived while the bot was away"], summaries
     assert len({txn for _, txn in summaries}) == 2
     for report_id in range(1, 31):
-        record = await store.get_report("user", report_id)
+        record = await store.reports.get_report("user", report_id)
         assert record is not None and record.post_state == "summarised", (report_id, record and record.post_state)
     await store.db.close()
 
@@ -302,7 +304,7 @@ async def test_a_summary_cut_off_by_a_crash_is_sent_again_under_its_id_never_as_
 async def test_during_a_flood_summaries_go_out_at_most_every_interval(tmp_path: Path) -> None:
     store = await _store(tmp_path)
     api, messenger = FakeAPI(), FakeMessenger()
-    inbox = ReportInbox(api=api, store=store, messenger=messenger, admin_rooms=["!a:hs"], page_size=50,
+    inbox = ReportInbox(api=api, reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs"], page_size=50,
                         summary_every=3600)
     await inbox.poll_once()
     next_id = 1
@@ -312,7 +314,7 @@ async def test_during_a_flood_summaries_go_out_at_most_every_interval(tmp_path: 
         await inbox.poll_once()
     summaries = [c["body"] for _, c, _ in messenger.sent if "new reports at once" in c["body"]]
     assert len(summaries) == 1 and summaries[0].startswith("📥 10 new reports")  # the rest wait for the next
-    waiting = await store.reports_by_post_state("pending_summary", limit=1000)
+    waiting = await store.reports.reports_by_post_state("pending_summary", limit=1000)
     assert len(waiting) == 90  # recorded once each, in the queue, shown in the next summary
     inbox.summary_every = 0
     await inbox.poll_once()

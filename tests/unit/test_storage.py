@@ -6,13 +6,14 @@ import os
 import stat
 from pathlib import Path
 
-from bot.state.storage import MIGRATIONS, Database, Store
+from bot.state.db import MIGRATIONS, Database
+from bot.state.stores import Stores
 
 
-async def open_store(path: Path) -> Store:
+async def open_store(path: Path) -> Stores:
     db = Database(path)
     await db.open()
-    return Store(db)
+    return Stores.over(db)
 
 
 async def test_migrations_are_applied_once_and_the_file_is_private(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ async def test_migrations_are_applied_once_and_the_file_is_private(tmp_path: Pat
 
 async def test_the_journal_claims_an_event_once(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "state.db")
-    results = await asyncio.gather(*[store.claim_event("$e", "!r") for _ in range(5)])
+    results = await asyncio.gather(*[store.journal.claim_event("$e", "!r") for _ in range(5)])
     assert results.count(True) == 1
     await store.db.close()
 
@@ -35,27 +36,27 @@ async def test_the_journal_claims_an_event_once(tmp_path: Path) -> None:
 async def test_a_confirmation_is_taken_exactly_once(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "state.db")
     stored = json.dumps({"command": "user create", "args": {"user": "@a:b", "password": "pw"}})
-    await store.add_confirmation(code="ABC234", command="user create", invocation_json=stored,
+    await store.confirmations.add_confirmation(code="ABC234", command="user create", invocation_json=stored,
                                  sender="@x:b", room_id="!r", command_event_id="$c", thread_root=None,
                                  summary="user=@a:b", ttl_ms=60_000)
-    results = await asyncio.gather(*[store.take_confirmation("ABC234", f"@y{i}:b") for i in range(5)])
+    results = await asyncio.gather(*[store.confirmations.take_confirmation("ABC234", f"@y{i}:b") for i in range(5)])
     taken = [r for r in results if r is not None]
     assert len(taken) == 1 and taken[0].invocation_json == stored
-    after = await store.get_confirmation("ABC234")
+    after = await store.confirmations.get_confirmation("ABC234")
     assert after.state == "confirmed" and after.invocation_json is None  # the stored invocation (a password) is gone
     await store.db.close()
 
 
 async def test_an_undo_is_taken_exactly_once_until_released(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "state.db")
-    await store.add_undo(action=7, command="user lock", state_key="user:@a:b", inverse_json="{}", probe_json="{}",
+    await store.undo.add_undo(action=7, command="user lock", state_key="user:@a:b", inverse_json="{}", probe_json="{}",
                          before_json="false", left_json="true", note="")
-    results = await asyncio.gather(*[store.take_undo(7) for _ in range(5)])
+    results = await asyncio.gather(*[store.undo.take_undo(7) for _ in range(5)])
     assert results.count(True) == 1  # two moderators sending `undo 7` at once: one undo runs
-    await store.release_undo(7)  # that undo failed: free again
-    assert await store.take_undo(7) and not await store.take_undo(7)
-    await store.finish_undo(7, 9)
-    assert not await store.take_undo(7) and (await store.get_undo(7)).undone_by == 9
+    await store.undo.release_undo(7)  # that undo failed: free again
+    assert await store.undo.take_undo(7) and not await store.undo.take_undo(7)
+    await store.undo.finish_undo(7, 9)
+    assert not await store.undo.take_undo(7) and (await store.undo.get_undo(7)).undone_by == 9
     await store.db.close()
 
 
@@ -85,9 +86,9 @@ async def test_an_upgrade_carries_pending_confirmations_and_task_jobs_over(tmp_p
 
     store = await open_store(path)
     table, env = load_table(), ParseEnv(server_name="hs.test", now_ms=0)
-    pending = await store.get_confirmation("OLD234")
+    pending = await store.confirmations.get_confirmation("OLD234")
     assert decode(pending.invocation_json, table, env).args == {"user": "@spam:hs.test", "erase": True}
-    delete, redact, join = sorted(await store.jobs(statuses=["running"]), key=lambda j: j.id)
+    delete, redact, join = sorted(await store.jobs.jobs(statuses=["running"]), key=lambda j: j.id)
     assert decode(delete.invocation_json, table, env).args["purge"] is True and delete.kind == "room delete"
     assert decode(redact.invocation_json, table, env).args["room"] == ["!y:hs.test"]
     assert join.invocation_json is None  # a bulk job: its progress cannot carry over; the runner says so

@@ -13,15 +13,16 @@ from bot.homeserver.backoff import Backoff
 from bot.homeserver.gate import Hold, HoldReason, HomeserverGate
 from bot.demo.synapse import free_port
 from bot.matrix.client import MatrixClient
-from bot.state.storage import Database, Store
+from bot.state.db import Database
+from bot.state.stores import Stores
 from tests.support.clock import VirtualClock
 
 
-async def make_client(tmp_path: Path, url: str, gate: HomeserverGate, sleeps: list[float]) -> tuple[MatrixClient, Store]:
+async def make_client(tmp_path: Path, url: str, gate: HomeserverGate, sleeps: list[float]) -> tuple[MatrixClient, Stores]:
     db = Database(tmp_path / "state.db")
     await db.open()
-    store = Store(db)
-    await store.set_meta("sync.next_batch", "s1")
+    store = Stores.over(db)
+    await store.meta.set_meta("sync.next_batch", "s1")
 
     async def sleep(delay: float) -> None:
         sleeps.append(delay)
@@ -29,7 +30,7 @@ async def make_client(tmp_path: Path, url: str, gate: HomeserverGate, sleeps: li
 
     client = MatrixClient(
         homeserver_url=url, user_id="@bot:test", token=None, password=None, device_id="DEV", device_name="t",
-        store=store, crypto_dir=None, admin_rooms=AdminRooms(["!r:test"]), backoff=Backoff(base=1.0, cap=8.0),
+        meta=store.meta, journal=store.journal, crypto_dir=None, admin_rooms=AdminRooms(["!r:test"]), backoff=Backoff(base=1.0, cap=8.0),
         sleep=sleep, gate=gate,
     )
     client.client.restore_login("@bot:test", "DEV", "token")

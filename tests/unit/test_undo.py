@@ -21,12 +21,14 @@ from bot.matrix.events import IncomingMessage
 from bot.policy.rules import Policy
 from bot.handler_api.reversal import Inverse, Probe, Reversal, probe
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
-from bot.state.storage import MIGRATIONS, Database, Store
+from bot.state.db import MIGRATIONS, Database
+from bot.state.stores import Stores
 from bot.handler_api.verbs import meta
 from bot.text.views import Text
 from tests.support.jobs import runner_for
 from tests.unit.test_access import Homeserver
 from tests.unit.test_dispatcher import Room
+from tests.support.stores import dispatcher_stores
 
 ROOM = "!admin:hs.test"
 ADMIN, MOD, VIEWER = "@root:hs.test", "@mod:hs.test", "@view:hs.test"
@@ -91,7 +93,7 @@ def table() -> CommandTable:
 
 
 class Bot:
-    def __init__(self, dispatcher: Dispatcher, store: Store, room: Room, hs: Values) -> None:
+    def __init__(self, dispatcher: Dispatcher, store: Stores, room: Room, hs: Values) -> None:
         self.dispatcher, self.store, self.room, self.hs = dispatcher, store, room, hs
         self.counter = 0
 
@@ -107,12 +109,12 @@ class Bot:
 async def start(path: Path, hs: Values) -> tuple[Bot, Database]:
     db = Database(path)
     await db.open()
-    store = Store(db)
+    store = Stores.over(db)
     room = Room()
     access = Access(AccessConfig(admins=(ADMIN,), moderators=(MOD,), viewers=(VIEWER,)), bot_user_id="@bot:hs.test",
                     admin_rooms=AdminRooms([ROOM]))
     jobs, _ = runner_for(store, None, room)
-    dispatcher = Dispatcher(table=table(), policy=Policy(access, hs, server_name="hs.test"), api=hs, store=store,
+    dispatcher = Dispatcher(table=table(), policy=Policy(access, hs, server_name="hs.test"), api=hs, **dispatcher_stores(store),
                             messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
                             bot_user_id="@bot:hs.test", confirm_timeout=60)
     return Bot(dispatcher, store, room, hs), db
@@ -140,8 +142,8 @@ async def test_an_action_records_its_undo_and_the_undo_survives_a_restart(tmp_pa
     again, db = await start(tmp_path / "state.db", hs)  # a restart: the record is in the store
     undone = await again.say(f"!admin undo {action}")
     assert "took back #" in undone and hs.values["@a:hs.test"] == 0
-    [row] = [e for e in await again.store.audit_entries(limit=10) if e.undoes == action]
-    assert (await again.store.get_undo(action)).undone_by == row.id
+    [row] = [e for e in await again.store.audit.audit_entries(limit=10) if e.undoes == action]
+    assert (await again.store.undo.get_undo(action)).undone_by == row.id
     assert "already undone" in await again.say(f"!admin undo {action}")
     assert "is itself an undo" in await again.say(f"!admin undo {row.id}")
     await db.close()
@@ -164,7 +166,7 @@ async def test_a_change_on_the_server_blocks_the_undo(bot: Bot) -> None:
     refused = await bot.say(f"!admin undo {action}")
     assert f"it changed since #{action}: now @a:hs.test has 6, where #{action} left: @a:hs.test has 5" in refused
     assert bot.hs.values["@a:hs.test"] == 6
-    assert (await bot.store.get_undo(action)).undone_by is None
+    assert (await bot.store.undo.get_undo(action)).undone_by is None
 
 
 async def test_two_undos_of_one_action_at_the_same_moment_run_it_back_once(bot: Bot) -> None:
@@ -184,7 +186,7 @@ async def test_two_undos_of_one_action_at_the_same_moment_run_it_back_once(bot: 
 
     book.problem = problem_checked_by_both  # type: ignore[method-assign]
     first, second = await asyncio.gather(bot.say(f"!admin undo {action}"), bot.say(f"!admin undo {action}", ADMIN))
-    undos = [e for e in await bot.store.audit_entries(limit=20) if e.undoes == action and e.result == "ok"]
+    undos = [e for e in await bot.store.audit.audit_entries(limit=20) if e.undoes == action and e.result == "ok"]
     assert len(undos) == 1 and bot.hs.values["@a:hs.test"] == 0
     assert sum("is being undone right now, or was undone meanwhile" in reply for reply in (first, second)) == 1
 
@@ -198,12 +200,12 @@ async def test_refusals_irreversible_role_unknown_and_nothing_to_undo(bot: Bot) 
     assert "No undo: it cannot be taken back." in prompt
     code = prompt.split("!admin confirm ")[1][:6]
     await bot.say(f"!admin confirm {code}")
-    burnt = next(e.id for e in await bot.store.audit_entries(limit=10) if e.command == "acct burn" and e.result == "ok")
+    burnt = next(e.id for e in await bot.store.audit.audit_entries(limit=10) if e.command == "acct burn" and e.result == "ok")
     assert f"#{burnt} (acct burn) cannot be undone: it cannot be taken back" in await bot.say(f"!admin undo {burnt}")
-    prompt_row = next(e.id for e in await bot.store.audit_entries(limit=10) if e.result == "pending")
+    prompt_row = next(e.id for e in await bot.store.audit.audit_entries(limit=10) if e.result == "pending")
     assert f"the action itself is #{burnt}" in await bot.say(f"!admin undo {prompt_row}")
     assert "there is no audit entry #999" in await bot.say("!admin undo 999")
-    refusals = [e for e in await bot.store.audit_entries(limit=20) if e.command == "undo"]
+    refusals = [e for e in await bot.store.audit.audit_entries(limit=20) if e.command == "undo"]
     assert refusals and all(e.result == "refused" for e in refusals)
 
 
@@ -233,10 +235,10 @@ async def test_an_older_database_finds_the_accounts_its_audit_rows_named(tmp_pat
     conn.close()
     db = Database(path)
     await db.open()
-    store = Store(db)
-    found, total = await store.audit_about("@spam:hs.test", limit=5)
+    store = Stores.over(db)
+    found, total = await store.audit.audit_about("@spam:hs.test", limit=5)
     assert total == 1 and found[0].command == "user lock" and found[0].undoes is None
-    assert await store.get_undo(found[0].id) is None
+    assert await store.undo.get_undo(found[0].id) is None
     await db.close()
 
 
@@ -244,6 +246,6 @@ async def test_an_undo_needs_the_role_of_the_action_even_when_its_inverse_needs_
     action = entry(await bot.say("!admin acct grant @a:hs.test 7", sender=ADMIN))
     refused = await bot.say(f"!admin undo {action}", sender=MOD)
     assert f"Refused: undoing #{action} (acct grant) needs the admin role; you are a moderator" in refused
-    assert bot.hs.values["@a:hs.test"] == 7 and (await bot.store.get_undo(action)).undone_by is None
+    assert bot.hs.values["@a:hs.test"] == 7 and (await bot.store.undo.get_undo(action)).undone_by is None
     assert "took back" in await bot.say(f"!admin undo {action}", sender=ADMIN)
     assert bot.hs.values["@a:hs.test"] == 0

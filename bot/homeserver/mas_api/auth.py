@@ -18,12 +18,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from bot.homeserver.mas_api.errors import ADMIN_SCOPE, ScopeRefused, TokenError, TransportError, clip
+from bot.homeserver.http import TokenSource
+from bot.homeserver.mas_api.errors import ADMIN_SCOPE, ScopeRefused, TokenError, TransportError
+from bot.text.untrusted import inline
 
 CLIENT_CREDENTIALS = "client_credentials"
 CLIENT_SECRET_BASIC = "client_secret_basic"
@@ -37,12 +39,8 @@ REFRESH_MARGIN_S = 60.0
 Clock = Callable[[], float]
 
 
-class TokenProvider(Protocol):
-    async def token(self) -> str:
-        """The token to send now (fetching or renewing it first when needed)."""
-
-    async def on_unauthorized(self, rejected: str) -> bool:
-        """MAS answered 401 to `rejected`: True when a different token is ready to retry with."""
+# What the MAS client asks its credentials: the shared stack's token source.
+TokenProvider = TokenSource
 
 
 class StaticToken:
@@ -169,7 +167,7 @@ class ClientCredentials:
         ours, theirs = urlsplit(self.mas_url), urlsplit(endpoint)
         same_origin = (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
         if theirs.scheme not in ("http", "https") or not theirs.netloc or (not same_origin and theirs.scheme != "https"):
-            raise TokenError(0, f"MAS's discovery document names an unusable token endpoint ({clip(endpoint, 120)}): "
+            raise TokenError(0, f"MAS's discovery document names an unusable token endpoint ({inline(endpoint, 120)}): "
                                 "the bot sends its client secret only to mas.url itself or over https",
                              oauth_error="discovery_failed")
         return endpoint

@@ -3,51 +3,42 @@
 MAS answers errors as `{"errors": [{"title": "…"}, …]}` (the error and its causes) and has no
 error codes, so each class carries a synthetic `errcode` (`MAS_NOT_FOUND` …) for the reply.
 
-Each class also derives from the Synapse client's error of the same kind, so that code written
-for `AdminAPIError` — the dispatcher's error replies, the job runner's retry of `RateLimited`,
-`ServerError` and `TransportError` — treats a MAS failure the same way without knowing MAS.
+Each class derives from its kind in the shared tree (bot/homeserver/errors.py), so that code
+written for the kinds — the dispatcher's error replies, the job runner's retry of `RateLimited`,
+`ServerError` and `TransportError` — treats a MAS failure the same way without knowing MAS. Text is
+cleaned as every error's is (`bot.text.untrusted.inline`).
 """
 
 from __future__ import annotations
 
-import unicodedata
-
-from bot.homeserver.admin_api import errors as synapse
+from bot.homeserver import errors as shared
+from bot.text.untrusted import inline
 
 # The scope a token needs for MAS's admin API.
 ADMIN_SCOPE = "urn:mas:admin"
 # MAS's own words when a valid token lacks it (crates/handlers/src/admin/call_context.rs).
 MISSING_SCOPE_TITLE = "Missing urn:mas:admin scope"
-_MAX_TEXT = 300
 
 
-def clip(text: str, limit: int = _MAX_TEXT) -> str:
-    """One line, bounded, without control or bidi characters: error titles can echo data that came
-    from strangers (an e-mail address, a username …)."""
-    flat = " ".join(text.split())
-    flat = "".join(ch for ch in flat if unicodedata.category(ch) not in ("Cc", "Cf"))
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-class MASAPIError(synapse.AdminAPIError):
+class MASAPIError(shared.HomeserverAPIError):
     """MAS answered with an error (or did not answer usefully)."""
 
     errcode_default = "MAS_ERROR"
 
     def __init__(self, status: int, error: str, *, errcode: str | None = None, method: str = "", path: str = "",
                  titles: tuple[str, ...] = (), answered: bool | None = None) -> None:
-        super().__init__(status, errcode or self.errcode_default, clip(error), method=method, path=path)
+        super().__init__(status, errcode or self.errcode_default, error, method=method, path=path)
         # Whether MAS itself said it, in its own error shape: a bare 404 from a proxy or from a
         # listener without the `adminapi` resource is not MAS saying "no such user".
         self.answered = bool(titles) if answered is None else answered
-        self.titles = tuple(clip(t) for t in titles) or (self.error,)
+        self.titles = tuple(inline(t, shared.MAX_ERROR_TEXT) for t in titles) or (self.error,)
 
     @property
     def hint(self) -> str:
         return ""
 
 
-class BadRequest(MASAPIError, synapse.BadRequest):
+class BadRequest(MASAPIError, shared.BadRequest):
     errcode_default = "MAS_BAD_REQUEST"
 
     @property
@@ -55,7 +46,7 @@ class BadRequest(MASAPIError, synapse.BadRequest):
         return "matrix-authentication-service refused the request as given; check the arguments."
 
 
-class Unauthorized(MASAPIError, synapse.Unauthorized):
+class Unauthorized(MASAPIError, shared.Unauthorized):
     errcode_default = "MAS_UNAUTHORIZED"
 
     @property
@@ -75,7 +66,7 @@ class MissingScope(Unauthorized):
                 "policy.data.admin_clients in the MAS config, or issue a personal session with that scope.")
 
 
-class Forbidden(MASAPIError, synapse.Forbidden):
+class Forbidden(MASAPIError, shared.Forbidden):
     errcode_default = "MAS_FORBIDDEN"
 
     @property
@@ -83,7 +74,7 @@ class Forbidden(MASAPIError, synapse.Forbidden):
         return "matrix-authentication-service does not allow this (is it disabled in its configuration?)."
 
 
-class NotFound(MASAPIError, synapse.NotFound):
+class NotFound(MASAPIError, shared.NotFound):
     errcode_default = "MAS_NOT_FOUND"
 
     @property
@@ -91,11 +82,11 @@ class NotFound(MASAPIError, synapse.NotFound):
         return "matrix-authentication-service does not know it; check the ID."
 
 
-class Conflict(MASAPIError, synapse.Conflict):
+class Conflict(MASAPIError, shared.Conflict):
     errcode_default = "MAS_CONFLICT"
 
 
-class RateLimited(MASAPIError, synapse.RateLimited):
+class RateLimited(MASAPIError, shared.RateLimited):
     errcode_default = "MAS_LIMIT_EXCEEDED"
 
     def __init__(self, status: int, error: str, *, retry_after_ms: int | None = None, **kwargs: object) -> None:
@@ -107,7 +98,7 @@ class RateLimited(MASAPIError, synapse.RateLimited):
         return "matrix-authentication-service is rate-limiting the bot; try again in a moment."
 
 
-class ServerError(MASAPIError, synapse.ServerError):
+class ServerError(MASAPIError, shared.ServerError):
     errcode_default = "MAS_SERVER_ERROR"
 
     @property
@@ -115,7 +106,7 @@ class ServerError(MASAPIError, synapse.ServerError):
         return "matrix-authentication-service failed; its log says why. Trying again later may help."
 
 
-class TransportError(MASAPIError, synapse.TransportError):
+class TransportError(MASAPIError, shared.TransportError):
     """No usable HTTP answer: connection refused, timeout, redirect, non-JSON body."""
 
     errcode_default = "MAS_CONNECTION_FAILED"
@@ -125,7 +116,7 @@ class TransportError(MASAPIError, synapse.TransportError):
         return "The bot could not reach matrix-authentication-service; check mas.url and the service."
 
 
-class TokenError(MASAPIError, synapse.Unauthorized):
+class TokenError(MASAPIError, shared.Unauthorized):
     """The OAuth 2.0 token endpoint would not give the bot a token (client-credentials grant)."""
 
     errcode_default = "MAS_TOKEN_REFUSED"
@@ -133,7 +124,7 @@ class TokenError(MASAPIError, synapse.Unauthorized):
     def __init__(self, status: int, error: str, *, oauth_error: str = "", description: str = "", **kwargs: object) -> None:
         super().__init__(status, error, **kwargs)  # type: ignore[arg-type]
         self.oauth_error = oauth_error
-        self.description = clip(description)
+        self.description = inline(description, shared.MAX_ERROR_TEXT)
 
     @property
     def hint(self) -> str:
@@ -155,19 +146,14 @@ class InvalidIdentifier(ValueError):
     """A value cannot be a MAS ID (a ULID) or username: refused before any request."""
 
 
+FAMILY: shared.Family = {
+    shared.BadRequest: BadRequest, shared.Unauthorized: Unauthorized, shared.Forbidden: Forbidden,
+    shared.NotFound: NotFound, shared.Conflict: Conflict, shared.RateLimited: RateLimited,
+    shared.ServerError: ServerError, shared.TransportError: TransportError, shared.HomeserverAPIError: MASAPIError,
+}
+
+
 def error_for_status(status: int) -> type[MASAPIError]:
-    if status == 400:
-        return BadRequest
-    if status == 401:
-        return Unauthorized
-    if status == 403:
-        return Forbidden
-    if status == 404:
-        return NotFound
-    if status == 409:
-        return Conflict
-    if status == 429:
-        return RateLimited
-    if status >= 500:
-        return ServerError
-    return MASAPIError
+    cls = shared.error_for_status(status, FAMILY)
+    assert issubclass(cls, MASAPIError)
+    return cls
