@@ -15,6 +15,7 @@ from bot import wiring
 from bot.policy.access import Access
 from bot.matrix.rooms import AdminRooms
 from bot.homeserver.admin_api import AdminAPI
+from bot.homeserver.admin_api.errors import AdminAPIError
 from bot.homeserver.concurrency import AdaptiveConcurrency
 from bot.config import Config
 from bot.runtime.dispatcher import Dispatcher
@@ -37,6 +38,8 @@ from bot.state.stores import Stores
 
 log = logging.getLogger(__name__)
 
+VOICE_TIMEOUT_S = 10.0  # how long the start waits for the homeserver to lift the bot's rate limit
+
 HOUSEKEEPING_INTERVAL_S = 2.0
 JOURNAL_RETENTION_MS = 30 * 86_400_000
 
@@ -53,6 +56,7 @@ class App:
         job_batch_size: int | None = None,
         undecryptable_grace_s: float | None = None,
         report_page_size: int | None = None,
+        report_flood_window_s: float | None = None,
         scrubber: SecretScrubber | None = None,
         oauth_transport: httpx.AsyncBaseTransport | None = None,
         matrix_options: dict[str, Any] | None = None,
@@ -83,6 +87,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._recovery: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
+        self._report_flood_window_s = report_flood_window_s
         self.reports: ReportInbox
         self.scrubber = scrubber or SecretScrubber()
         self._refreshers = wiring.Refreshers(on_lost=self._authentication_lost, transport=oauth_transport)
@@ -134,6 +139,7 @@ class App:
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
         await self._start_mas()
+        await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         if config.policy_lists:
@@ -169,6 +175,25 @@ class App:
             with contextlib.suppress(Exception):
                 await self.matrix.send(room_id, content)
 
+    async def _keep_voice(self) -> None:
+        """Synapse applies its default message rate limit to server admins too: unless
+        `rate_limits.exempt_bot: false`, the bot lifts its own (override_ratelimit 0/0) at start, so
+        that a flood of notices never holds back its replies. Bounded: it never holds up the start."""
+        user_id = self.config.bot.user_id
+        if not self.config.rate_limits.exempt_bot:
+            log.info("rate_limits.exempt_bot is false: the bot keeps the homeserver's message rate limit")
+            return
+        try:
+            current = await asyncio.wait_for(self.api.ratelimit(user_id), VOICE_TIMEOUT_S)
+            if current is not None and current.messages_per_second == 0 and current.burst_count == 0:
+                log.info("the bot's own message rate limit is lifted (override_ratelimit 0/0)")
+                return
+            await asyncio.wait_for(self.api.set_ratelimit(user_id, messages_per_second=0, burst_count=0), VOICE_TIMEOUT_S)
+            log.info("lifted the bot's own message rate limit (override_ratelimit 0/0 for %s)", user_id)
+        except (AdminAPIError, asyncio.TimeoutError) as exc:
+            log.warning("could not lift the bot's own message rate limit (%s); under load the homeserver may hold "
+                        "back its replies", getattr(exc, "errcode", None) or type(exc).__name__)
+
     async def _start_mas(self) -> None:
         """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
 
@@ -200,7 +225,9 @@ class App:
 
     def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
         """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
-        options = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        options: dict[str, Any] = {} if self._report_page_size is None else {"page_size": self._report_page_size}
+        if self._report_flood_window_s is not None:
+            options["flood_window"] = self._report_flood_window_s
         reports = self.config.reports
         self.reports = ReportInbox(
             api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,

@@ -168,6 +168,7 @@ async def check(config: Config, *, out: object = None, scrubber: SecretScrubber 
         await _check_admin(config, bot_token, say)
         if bot_who is not None:
             await _check_rooms(client, config, say)
+        await _check_refused_rooms(config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
         await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
@@ -207,12 +208,32 @@ async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
         if details.admin:
             version = await api.server_version()
             say(True, f"{who.user_id} is a server admin; Admin API at {config.homeserver.admin_api_url} answers (Synapse {version})")
+            await _check_rate_limit(api, config, say)
         else:
             say(False, f"{who.user_id} is not a server admin")
     except AdminAPIError as exc:
         say(False, f"Admin API at {config.homeserver.admin_api_url} failed: {exc.errcode}: {exc.error}")
     finally:
         await api.aclose()
+
+
+async def _check_rate_limit(api: AdminAPI, config: Config, say: Say) -> None:
+    """Whether the bot's own message rate limit is lifted (the bot does it at start: `rate_limits.exempt_bot`)."""
+    user_id = config.bot.user_id
+    try:
+        current = await api.ratelimit(user_id)
+    except AdminAPIError as exc:
+        say(False, f"cannot read the message rate limit of {user_id}: {exc.errcode}: {exc.error}")
+        return
+    lifted = current is not None and current.messages_per_second == 0 and current.burst_count == 0
+    if not config.rate_limits.exempt_bot:
+        state = "lifted by hand (override 0/0)" if lifted else (
+            f"override {current.messages_per_second:g}/s, burst {current.burst_count:g}" if current else "the homeserver's default")
+        say(True, f"bot's message rate limit: {state}; rate_limits.exempt_bot is false, so the bot leaves it as it is")
+    elif lifted:
+        say(True, "bot's message rate limit is lifted (override_ratelimit 0/0; rate_limits.exempt_bot)")
+    else:
+        say(True, "bot's message rate limit is not lifted yet: the bot lifts it when it starts (rate_limits.exempt_bot)")
 
 
 async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
@@ -249,22 +270,53 @@ async def _check_rooms(client: AdminAPI, config: Config, say: Say) -> None:
             say(False, f"bot is neither in nor invited to admin room {named}: invite it; it joins admin rooms by itself")
 
 
-async def _stored_pins(config: Config) -> dict[str, str]:
-    """The admin room aliases as the running bot pinned them at their first resolution."""
+async def _stored_meta(config: Config, key: str) -> str | None:
+    """A record the running bot keeps in its state database (None before its first run)."""
     if not config.storage.path.exists():
-        return {}
-    import json
-
-    from bot.matrix.client import PINS_KEY
+        return None
     from bot.state.db import Database
     from bot.state.meta import MetaStore
 
     db = Database(config.storage.path)
     await db.open()
     try:
-        stored = await MetaStore(db).get_meta(PINS_KEY)
+        return await MetaStore(db).get_meta(key)
     finally:
         await db.close()
+
+
+async def _check_refused_rooms(config: Config, say: Say) -> None:
+    """The admin rooms that refused the running bot's report notices (kicked, banned), as it recorded them."""
+    import json
+
+    from bot.inbox.inbox import ROOMS_REFUSED_KEY
+
+    try:
+        refused = json.loads(await _stored_meta(config, ROOMS_REFUSED_KEY) or "{}")
+    except ValueError:
+        return
+    for room_id, state in (refused.items() if isinstance(refused, dict) else []):
+        state = state if isinstance(state, dict) else {}
+        since = _utc(state.get("since"))
+        again = _utc(state.get("retry_at"))
+        say(False, f"admin room {room_id} refuses the bot's report notices since {since} ({state.get('error', '?')}); "
+                   f"the bot tries it again with backoff (next at {again}): invite the bot back, or remove the room "
+                   "from admin_rooms")
+
+
+def _utc(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return "?"
+    return datetime.fromtimestamp(float(value), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def _stored_pins(config: Config) -> dict[str, str]:
+    """The admin room aliases as the running bot pinned them at their first resolution."""
+    import json
+
+    from bot.matrix.client import PINS_KEY
+
+    stored = await _stored_meta(config, PINS_KEY)
     try:
         pins = json.loads(stored) if stored else {}
     except ValueError:

@@ -217,6 +217,14 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitsConfig:
+    # At start the bot lifts its own message rate limit (the Admin API's override_ratelimit, 0/0):
+    # Synapse applies its default limit to server admins too, and a flood of reports must not
+    # silence the bot's replies. false keeps the homeserver's limit (and any override set by hand).
+    exempt_bot: bool = True
+
+
+@dataclass(frozen=True)
 class MASConfig:
     """The `mas:` section: matrix-authentication-service, where accounts live on ESS.
 
@@ -260,6 +268,7 @@ class Config:
     confirmations: ConfirmationsConfig = field(default_factory=ConfirmationsConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
     policy_lists: tuple[str, ...] = ()  # policy rooms (m.policy.rule.*) the team follows: read only
 
@@ -281,6 +290,7 @@ _TOP_LEVEL_KEYS = (
     "confirmations",
     "jobs",
     "metrics",
+    "rate_limits",
     "mas",
     "policy_lists",
 )
@@ -557,6 +567,9 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     metrics_reader = root.section("metrics", ("bind",))
     metrics = MetricsConfig(bind=_bind_address(metrics_reader))
 
+    limits_reader = root.section("rate_limits", ("exempt_bot",))
+    rate_limits = RateLimitsConfig(exempt_bot=limits_reader.boolean("exempt_bot", True))
+
     mas = _mas(root, base_dir, environ)
 
     return Config(
@@ -572,6 +585,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         confirmations=confirmations,
         jobs=jobs,
         metrics=metrics,
+        rate_limits=rate_limits,
         mas=mas,
         policy_lists=policy_lists,
     )

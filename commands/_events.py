@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.homeserver.admin_api.events import is_redacted, redaction_unknown
 from bot.text.views import Code, Untrusted, When
 
 EXCERPT_LENGTH = 140
@@ -15,7 +16,9 @@ def excerpt(event: dict[str, Any], length: int = EXCERPT_LENGTH) -> str:
     """What an event says, as plain text: message bodies clipped, media by type, ciphertext named."""
     content = event.get("content") or {}
     kind = event.get("type", "")
-    if (event.get("unsigned") or {}).get("redacted_because") is not None or (kind == "m.room.message" and not content):
+    if redaction_unknown(event):
+        return "(not shown: could not find out whether it was redacted)"
+    if is_redacted(event) or (kind == "m.room.message" and not content):
         return "(redacted)"
     if kind == "m.room.encrypted":
         return "(encrypted: the Admin API only sees ciphertext)"

@@ -243,7 +243,10 @@ async def show(ctx: Context, report: ReportRef) -> Doc:
             raise CommandError(f"the homeserver has no {report.kind} report {report}") from None
     if record is None:
         record = await inbox.record(report)
-    if live is not None and live.excerpt and not record.facts.excerpt:
+    if live is not None and live.excerpt == "(redacted)" and record.facts.excerpt != live.excerpt and record.facts.event_id:
+        await inbox.learned_redaction(record.facts.event_id)  # redacted since it was stored: forget it
+        record = _with_facts(record, live)
+    elif live is not None and live.excerpt and not record.facts.excerpt:
         record = _with_facts(record, live)
     title = f"{'Event' if report.kind == EVENT else 'User'} report {report}"
     fields = report_fields(record)

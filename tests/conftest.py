@@ -114,8 +114,11 @@ def people(world_and_people: tuple[World, dict[str, Person]]) -> dict[str, Perso
 
 @pytest.fixture(scope="session")
 async def bot(world: World, people: dict[str, Person]) -> AsyncIterator[App]:
-    # Reports are polled every second (the default is 2 s) to keep the inbox tests short.
-    async with running_bot(world.config(reports={"poll_interval": 1}), job_poll_interval=0.2, job_edit_interval=0.2) as app:
+    # Reports are polled every second (the default is 2 s) to keep the inbox tests short. The session's
+    # tests file a report after another and react on each one's notice: notices are grouped per
+    # second here instead of per minute (tests/e2e/test_report_flood.py and test_lost_room.py keep the default).
+    async with running_bot(world.config(reports={"poll_interval": 1}), job_poll_interval=0.2, job_edit_interval=0.2,
+                           report_flood_window_s=1.0) as app:
         await people["admin"].chat.wait_for_join(world.admin_room, world.bot.user_id)
         yield app
 

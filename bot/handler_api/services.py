@@ -62,6 +62,10 @@ class ReportDesk:
     async def redacted(self, ref: ReportRef, by: str) -> None:
         await self._inbox.redacted(ref, by)
 
+    async def learned_redaction(self, event_id: str) -> None:
+        """The homeserver says this event was redacted: no stored excerpt of it stays."""
+        await self._inbox.learned_redaction(event_id)
+
     async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
         """Give a report to a moderator or admin (the inbox refuses anyone else)."""
         return await self._inbox.assign(ref, to, by)

@@ -16,7 +16,7 @@ from bot.handler_api import helptext
 from bot.handler_api.argtypes import Identifier, Int, UserID
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.spec import CommandError, CommandGroup, CommandTable, Flag, Param, Role
-from bot.text.views import Code, Doc, Preformatted, Record, Table, When
+from bot.text.views import Code, Doc, Preformatted, Record, Table, Text, When
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -131,11 +131,12 @@ STATUS_WORDS = {"running": "⏳ running", "done": "✅ done", "failed": "❌ fai
 )
 async def jobs(rt: Runtime, ctx: Context, job: int | None, limit: int) -> Any:
     if job is not None:
-        return await _job_details(rt, job)
+        return await _job_details(rt, ctx, job)
     running = await rt.job_store.jobs(statuses=["running"], limit=100)
     finished = [r for r in await rt.job_store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
     rows = [[r.id, r.summary, _status(r), Code(r.sender), When(r.created_ts),
-             None if r.status == "running" else When(r.updated_ts), _first_line(r.result_text)]
+             None if r.status == "running" else When(r.updated_ts),
+             _first_line(r.result_text) if _may_see_result(rt, ctx, r) else HIDDEN_RESULT]
             for r in running + finished]
     return Table("Jobs", ["#", "what", "status", "by", "started", "finished", "result"], rows,
                  empty="No jobs yet.")
@@ -159,7 +160,17 @@ def _status(record: JobRecord) -> str:
     return STATUS_WORDS.get(record.status, record.status)
 
 
-async def _job_details(rt: Runtime, job_id: int) -> Any:
+# What a job found or did (the accounts a bulk job touched, what a deletion removed) is for the
+# people who may run its command: below that role, a job shows what it is and how it stands.
+HIDDEN_RESULT = "(hidden: for those who may run it)"
+
+
+def _may_see_result(rt: Runtime, ctx: Context, record: JobRecord) -> bool:
+    command = rt.table.by_name.get(record.kind)
+    return ctx.role >= (command.role if command is not None else Role.ADMIN)
+
+
+async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
     record = await rt.job_store.get_job(job_id)
     if record is None:
         raise CommandError(f"there is no job #{job_id}")
@@ -177,8 +188,10 @@ async def _job_details(rt: Runtime, job_id: int) -> Any:
     if record.status == "running":
         fields.append(("followed right now", followed))
     blocks: list[Any] = [Record(f"Job #{record.id}", fields)]
-    if record.result_text:
+    if record.result_text and _may_see_result(rt, ctx, record):
         blocks.append(Preformatted(record.result_text))
+    elif record.result_text:
+        blocks.append(Text(f"Its result is shown to those who may run {record.kind}.", tone="info"))
     return Doc(*blocks)
 
 

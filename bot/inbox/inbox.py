@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
+from bot.homeserver.admin_api.events import is_redacted
 from bot.homeserver.backoff import Backoff
 from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
@@ -55,7 +57,10 @@ START_PAGES = 5  # how far back a kind the start could not ask about is placed b
 HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
-FLOOD_THRESHOLD = 5  # more new reports than this in one poll → one summary notice
+FLOOD_THRESHOLD = 5  # more report notices than this within FLOOD_WINDOW_S → the rest go into summaries
+# Notices are grouped by rate over a sliding window, not per poll: a paced trickle (one report per
+# poll) gets FLOOD_THRESHOLD notices of their own per window, then summaries (SUMMARY_EVERY_S apart).
+FLOOD_WINDOW_S = 60.0
 # During a flood, summaries go out at most this often: the reports of the polls in between wait
 # for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
 SUMMARY_EVERY_S = 10.0
@@ -65,7 +70,12 @@ SUMMARY_EVERY_S = 10.0
 BATCH_PREFIX = "batch:"
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
+# An admin room that refuses the bot (kicked, banned, gone) is tried again after ROOM_RETRY_S,
+# doubling up to ROOM_RETRY_MAX_S: never on every poll. `check` names it (ROOMS_REFUSED_KEY).
 ROOM_RETRY_S = 30.0
+ROOM_RETRY_MAX_S = 3600.0
+ROOMS_REFUSED_KEY = "reports.rooms.refused"  # {room: {"since": s, "error": str, "retry_at": s}}
+DELIVERED_KEY = "reports.delivered.{txn}"  # {room: event id}: where a summary (or the start notice) went
 MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
@@ -73,6 +83,13 @@ MIN_RETRY_S = 0.2
 # A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
 # then once more in a minimal form, then given up: it never holds back the reports after it.
 MAX_NOTICE_ATTEMPTS = 3
+# A stored excerpt whose message was redacted since (by its sender, by a moderator in a client) is
+# found by asking again: every REDACTION_SWEEP_S, REDACTION_SWEEP_ROWS of the reports of the last
+# REDACTION_SWEEP_DAYS (Synapse keeps a redacted event's content 7 days by default), in turn.
+REDACTION_SWEEP_S = 300.0
+REDACTION_SWEEP_ROWS = 20
+REDACTION_SWEEP_DAYS = 8
+REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
 NOTICE_RETRY_S = 2.0
 # Answers that say the room (or the homeserver) cannot take anything now, not that this message is
 # wrong: the room is tried again later, and the message is not charged an attempt.
@@ -129,6 +146,7 @@ class ReportInbox:
         page_size: int = DEFAULT_PAGE_SIZE,
         flood_threshold: int = FLOOD_THRESHOLD,
         summary_every: float = SUMMARY_EVERY_S,
+        flood_window: float = FLOOD_WINDOW_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
         role_of: Callable[[str], Role | None] = lambda user_id: None,
@@ -149,6 +167,7 @@ class ReportInbox:
         self.page_size = page_size
         self.flood_threshold = flood_threshold
         self.summary_every = summary_every
+        self.flood_window = flood_window
         self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.role_of = role_of  # the configured role of a person: who may be given a report
@@ -167,9 +186,16 @@ class ReportInbox:
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
         self.latency_observers: list[Callable[[float], None]] = []
-        self._lock = asyncio.Lock()  # one writer of notices at a time: each shows the latest state
+        # No lock is held across a send: claims and resolves never wait behind a flood of notices.
+        # A notice edit re-reads the record after sending and goes again when it changed meanwhile.
+        self._flushing = False
+        self.clock: Callable[[], float] = time.monotonic
+        self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._room_retry_at: dict[str, float] = {}
+        self._room_backoff: dict[str, Backoff] = {}
+        self._swept_at: float | None = None
+        self._sweep_offset = 0
         # (kind, report id, room) → failed attempts and when to try again; given up after the last
         self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
         self.failed_notices: set[tuple[str, int, str]] = set()
@@ -186,6 +212,7 @@ class ReportInbox:
             try:
                 await self.poll_once()
                 await self.remind_if_due()
+                await self._sweep_if_due()
                 await self.digest_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
@@ -286,7 +313,7 @@ class ReportInbox:
             if items:
                 new += [(kind, item) for item in items]
                 meta[key] = cursor.advanced(items).dump()
-        summarise = len(new) > self.flood_threshold
+        summarise = self._flooding(len(new))
         facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
         if facts or meta:
             await self.report_store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
@@ -296,6 +323,19 @@ class ReportInbox:
         posted = await self.flush(away=away)
         self.last_poll_ok = time.time()
         return posted
+
+    def _flooding(self, count: int) -> bool:
+        """Whether `count` new reports go into a summary: when, with the notices of their own queued
+        in the last FLOOD_WINDOW_S, they would be more than the flood threshold. Otherwise they are
+        counted in the window."""
+        if not count:
+            return False
+        now = self.clock()
+        self._individual = [t for t in self._individual if now - t < self.flood_window]
+        if len(self._individual) + count > self.flood_threshold:
+            return True
+        self._individual += [now] * count
+        return False
 
     def _mark_unsupported(self, kind: str) -> None:
         if kind not in self._unsupported:
@@ -347,41 +387,78 @@ class ReportInbox:
 
     async def flush(self, *, away: bool = False) -> int:
         """Post every queued report: one notice each, or one summary for a batch."""
+        if self._flushing:
+            return 0  # one flush at a time (the poll loop's); never waits for one
+        self._flushing = True
+        try:
+            return await self._flush(away=away)
+        finally:
+            self._flushing = False
+
+    async def _flush(self, *, away: bool) -> int:
         posted = 0
-        async with self._lock:
-            for record in await self.report_store.reports_by_post_state("pending"):
-                if await self._post(record):
-                    reached = await self.report_store.report_notices(record.facts.kind, record.facts.report_id)
-                    await self.report_store.set_report_post_state(record.facts.kind, record.facts.report_id,
-                                                           "posted" if reached else "failed")
-                    posted += 1 if reached else 0
-            # Summaries sent before a restart but not recorded as sent: again, under the same ID.
-            unsent: dict[str, list[ReportRecord]] = {}
-            for record in await self.report_store.reports_in_batches(BATCH_PREFIX):
-                unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
-            for txn, records in unsent.items():
-                posted += await self._summarise(records, txn, away=True)
-            batch = await self.report_store.reports_by_post_state("pending_summary", limit=100_000)
-            due = (self._last_summary is None or away
-                   or time.monotonic() - self._last_summary >= self.summary_every)
-            if batch and due:
-                first, last = batch[0].facts, batch[-1].facts
-                txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
-                await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
-                                                        BATCH_PREFIX + txn)
-                posted += await self._summarise(batch, txn, away=away)
+        for record in await self.report_store.reports_by_post_state("pending"):
+            if await self._post(record):
+                reached = await self.report_store.report_notices(record.facts.kind, record.facts.report_id)
+                await self.report_store.set_report_post_state(record.facts.kind, record.facts.report_id,
+                                                       "posted" if reached else "failed")
+                posted += 1 if reached else 0
+        # Summaries sent before a restart but not recorded as sent: again, under the same ID.
+        unsent: dict[str, list[ReportRecord]] = {}
+        for record in await self.report_store.reports_in_batches(BATCH_PREFIX):
+            unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
+        for txn, records in unsent.items():
+            posted += await self._summarise(records, txn, away=True)
+        batch = await self.report_store.reports_by_post_state("pending_summary", limit=100_000)
+        due = (self._last_summary is None or away
+               or time.monotonic() - self._last_summary >= self.summary_every)
+        if batch and due:
+            first, last = batch[0].facts, batch[-1].facts
+            txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
+            await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
+                                                    BATCH_PREFIX + txn)
+            posted += await self._summarise(batch, txn, away=away)
         return posted
 
     async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
-        if not await self._post_summary([r.facts for r in batch], txn, away=away):
+        complete, sent = await self._post_summary([r.facts for r in batch], txn, away=away)
+        if sent:
+            self._last_summary = time.monotonic()
+        if not complete:
             return 0
-        self._last_summary = time.monotonic()
         await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
+        await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
         return len(batch)
 
     def _rooms(self) -> list[str]:
         now = time.monotonic()
         return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
+
+    async def _deliver(self, txn: str, content_for: Callable[[str], dict[str, Any]]) -> tuple[bool, int]:
+        """Send one message that concerns no one report (a summary, the start notice) to each admin
+        room that has not got it yet, recorded per room: a room that refuses the bot is tried again
+        on its own backoff, and the rooms that have it never get it twice. Returns (every room has
+        it, how many rooms got it now)."""
+        key = DELIVERED_KEY.format(txn=txn)
+        try:
+            delivered = dict(json.loads(await self.meta.get_meta(key) or "{}"))
+        except (ValueError, TypeError):
+            delivered = {}
+        reachable, sent = self._rooms(), 0
+        for room_id in self.admin_rooms:
+            if room_id in delivered or room_id not in reachable:
+                continue
+            event_id = await self._send(room_id, content_for(room_id), txn)
+            if event_id is not None:
+                delivered[room_id] = event_id
+                sent += 1
+                await self.meta.set_meta(key, json.dumps(delivered))
+        return all(room in delivered for room in self.admin_rooms), sent
+
+    def refused_rooms(self) -> dict[str, float]:
+        """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
+        now = time.monotonic()
+        return {room: at for room, at in self._room_retry_at.items() if at > now}
 
     def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
         is_encrypted = getattr(self.messenger, "is_encrypted", None)
@@ -390,20 +467,46 @@ class ReportInbox:
     async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
         """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
         try:
-            return await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
+            event_id = await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
         except Exception as exc:
-            self._room_failed(room_id, exc)
+            await self._room_failed(room_id, exc)
             return None
+        await self._room_ok(room_id)
+        return event_id
 
-    def _room_failed(self, room_id: str, exc: BaseException) -> None:
+    async def _room_failed(self, room_id: str, exc: BaseException) -> None:
         if _homeserver_problem(exc):
             # Down or busy: the next flush tries again, and its send waits at the homeserver gate for
             # the return (a pause of the room's own could outlast it).
             log.warning("could not post to admin room %s (%s); trying again when the homeserver answers", room_id, exc)
             self._room_retry_at.pop(room_id, None)
             return
-        log.warning("could not post to admin room %s (%s); trying again in %ds", room_id, exc, ROOM_RETRY_S)
-        self._room_retry_at[room_id] = time.monotonic() + ROOM_RETRY_S
+        backoff = self._room_backoff.setdefault(room_id, Backoff(base=ROOM_RETRY_S, cap=ROOM_RETRY_MAX_S))
+        delay = backoff.next_delay()
+        log.warning("admin room %s refuses the bot's notices (%s); trying it again in %ds (%d refusal(s) in a row)",
+                    room_id, exc, delay, backoff.failures)
+        self._room_retry_at[room_id] = time.monotonic() + delay
+        await self._note_refused(room_id, {"error": str(exc)[:200], "retry_at": time.time() + delay})
+
+    async def _room_ok(self, room_id: str) -> None:
+        backoff = self._room_backoff.pop(room_id, None)
+        self._room_retry_at.pop(room_id, None)
+        if backoff is not None and backoff.failures:
+            log.info("admin room %s takes the bot's notices again", room_id)
+            await self._note_refused(room_id, None)
+
+    async def _note_refused(self, room_id: str, state: dict[str, Any] | None) -> None:
+        """Kept in the state database for `check`, which runs in another process."""
+        try:
+            rooms = dict(json.loads(await self.meta.get_meta(ROOMS_REFUSED_KEY) or "{}"))
+        except (ValueError, TypeError):
+            rooms = {}
+        if state is None:
+            if rooms.pop(room_id, None) is None:
+                return
+        else:
+            rooms[room_id] = {"since": rooms.get(room_id, {}).get("since", time.time()), **state}
+        await self.meta.set_meta(ROOMS_REFUSED_KEY, json.dumps(rooms))
 
     async def _post(self, record: ReportRecord) -> bool:
         """Post one report's notice to every admin room that lacks it. True when nothing is left to
@@ -424,7 +527,11 @@ class ReportInbox:
                 complete = complete and key in self.failed_notices
                 continue
             self._attempts.pop(key, None)
+            await self._room_ok(room_id)
             await self.report_store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
+            if await self.report_store.get_report(facts.kind, facts.report_id) != record:
+                # Claimed (or changed) while the notice was on its way: it shows the latest state.
+                await self.refresh(ReportRef.of(facts.kind, facts.report_id))
             if not done:
                 done.add(room_id)
                 for observe in self.latency_observers:
@@ -445,7 +552,7 @@ class ReportInbox:
             return await self.messenger.send(room_id, content, txn_id=txn, background=True)
         except Exception as exc:
             if _room_problem(exc):
-                self._room_failed(room_id, exc)
+                await self._room_failed(room_id, exc)
                 return None
             label = ref_label(facts.kind, facts.report_id)
             if last:
@@ -462,12 +569,7 @@ class ReportInbox:
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
         view = summary_view(title, reports, self.prefix)
-        complete = True
-        reachable = self._rooms()
-        for room_id in self.admin_rooms:
-            if room_id not in reachable or await self._send(room_id, fit_content(view, self._form(room_id)), txn) is None:
-                complete = False
-        return complete
+        return await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
 
     async def _announce_start(self, start: StartPoint) -> None:
         """The start notice: the inbox is on, and what was on the homeserver before it (history:
@@ -486,14 +588,12 @@ class ReportInbox:
                      f"the newest from the last {BACKLOG_DAYS} days are listed below, and each can be acted on by its id."),
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
-        reached = True
-        for room_id in self.admin_rooms:
-            if room_id not in self._rooms() or await self._send(
-                    room_id, fit_content(view, self._form(room_id)), f"sab-reports-start-{start.ts}") is None:
-                reached = False
+        txn = f"sab-reports-start-{start.ts}"
+        reached, _ = await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
         if reached:
             self._start_point = replace(start, announced=True)
             await self.meta.set_meta(START_KEY, self._start_point.dump())
+            await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
 
     async def _history(self, start: StartPoint) -> list[ReportFacts]:
         """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
@@ -758,9 +858,50 @@ class ReportInbox:
         return True
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
-        await self.record(ref)
+        record = await self.record(ref)
         await self.report_store.mark_report_redacted(ref.kind, ref.id, by)
+        if record.facts.event_id:
+            await self.report_store.forget_event_content(record.facts.event_id)
         await self.refresh(ref)
+
+    async def _sweep_if_due(self) -> None:
+        now = time.monotonic()
+        if self._swept_at is not None and now - self._swept_at < REDACTION_SWEEP_S:
+            return
+        self._swept_at = now
+        try:
+            await self.sweep_redactions()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a sweep is best effort: it never holds up the polls
+            log.warning("could not check stored excerpts for redactions", exc_info=True)
+
+    async def sweep_redactions(self, rows: int = REDACTION_SWEEP_ROWS) -> int:
+        """Ask again about a few stored excerpts (in turn, newest first) whether their message was
+        redacted since; forget those that were. Returns how many were."""
+        since = now_ms() - REDACTION_SWEEP_DAYS * 86_400_000
+        records = await self.report_store.reports_with_excerpts(since_ms=since, limit=rows, offset=self._sweep_offset)
+        self._sweep_offset = self._sweep_offset + len(records) if len(records) == rows else 0
+        found = 0
+        for record in records:
+            try:
+                details = await self.api.event_report(record.facts.report_id)
+            except NotFound:
+                continue  # the report (or its event) is gone from the homeserver; nothing to compare
+            except AdminAPIError as exc:
+                log.info("could not check report %s for a redaction: %s", record.facts.report_id, exc.errcode)
+                continue
+            if is_redacted(details.event_json) and record.facts.event_id:
+                await self.learned_redaction(record.facts.event_id)
+                found += 1
+        return found
+
+    async def learned_redaction(self, event_id: str) -> None:
+        """An event was redacted (the bot redacted it, or found it redacted): no stored excerpt of it
+        is kept, and the notices of the reports about it say "(redacted)"."""
+        if await self.report_store.forget_event_content(event_id):
+            for record in await self.report_store.reports_about_event(event_id):
+                await self.refresh(ReportRef.of(record.facts.kind, record.facts.report_id))
 
     async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
         if not await self.report_store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):
@@ -774,10 +915,13 @@ class ReportInbox:
     async def refresh(self, ref: ReportRef) -> int:
         """Edit every notice of this report to show its current state; returns how many were edited."""
         edited = 0
-        async with self._lock:
+        # No lock across the sends: after them the record is read again, and when it changed
+        # meanwhile (another claim, a note) the notices are edited again, so the last edit shows the
+        # latest state whichever edit finished first.
+        for _ in range(REFRESH_ROUNDS):
             record = await self.report_store.get_report(ref.kind, ref.id)
             if record is None:
-                return 0
+                return edited
             view = notice_view(record, self.prefix, await self.context(record))
             for room_id, event_id in await self.report_store.report_notices(ref.kind, ref.id):
                 try:
@@ -787,6 +931,8 @@ class ReportInbox:
                     edited += 1
                 except Exception:
                     log.warning("could not edit the notice of report %s in %s", ref, room_id, exc_info=True)
+            if await self.report_store.get_report(ref.kind, ref.id) == record:
+                break
         return edited
 
     # -- reactions on notices

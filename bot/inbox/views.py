@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.homeserver.admin_api.events import is_redacted, redaction_unknown
 from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
 from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
@@ -48,10 +49,14 @@ def excerpt_of(event: dict[str, Any]) -> str:
     """A short, plain-text idea of the reported event; media and encrypted events by their kind."""
     etype = str(event.get("type") or "")
     content = event.get("content")
+    if redaction_unknown(event):
+        return "(not shown: could not find out whether it was redacted)"
+    if is_redacted(event):
+        return "(redacted)"
     if etype == "m.room.encrypted":
         return "(encrypted: the homeserver cannot read it)"
     if not isinstance(content, dict) or not content:
-        return "(no content: the event was redacted)" if etype else "(the event is not available)"
+        return "(redacted)" if etype else "(the event is not available)"
     if etype == "m.sticker":
         return "(a sticker)"
     if etype != "m.room.message":

@@ -109,6 +109,11 @@ INVITE_TIMEOUT_S = 30.0
 MAX_OPEN_INVITES = 200
 INVITE_RETRY_S = 600.0
 INVITE_ATTEMPTS = 3
+# Declined invites are remembered (so as not to decline at every sync) for INVITE_RECORD_DAYS, at
+# most MAX_INVITE_RECORDS of them: pruned at most every INVITE_PRUNE_EVERY_S, after a decline.
+INVITE_RECORD_DAYS = 30
+MAX_INVITE_RECORDS = 1000
+INVITE_PRUNE_EVERY_S = 60.0
 # Replies first: a background send waits at most this long for replies being sent.
 BACKGROUND_WAIT_S = 10.0
 DIRECT_ROOM_KEY = "direct.{user_id}"
@@ -128,6 +133,10 @@ class EventSink(Protocol):
     async def on_reaction(self, reaction: IncomingReaction) -> None: ...
 
     async def on_undecryptable(self, event: UndecryptableMessage) -> None: ...
+
+    # Optional: whether an event goes into the command journal (a command, or a reaction, from a
+    # role holder; `body` None when not known). Without it, every message and reaction does.
+    # def journals(self, room_id: str, sender: str, body: str | None) -> bool: ...
 
 
 NOT_READY = "M_BOT_NOT_READY"  # errcode of a send that failed on the bot's side: the room is not known (yet)
@@ -568,6 +577,19 @@ class MatrixClient:
         if not done:
             log.warning("could not decline the invite to %s (%s); %s", room_id, problem,
                         "giving up" if attempts + 1 >= INVITE_ATTEMPTS else f"trying again in {INVITE_RETRY_S:.0f}s")
+        await self._prune_invite_records()
+
+    async def _prune_invite_records(self) -> None:
+        """The memory of declined invites stays bounded: by age, and by count (a flood of invites)."""
+        now = time.monotonic()
+        if now < getattr(self, "_invites_pruned_at", -INVITE_PRUNE_EVERY_S) + INVITE_PRUNE_EVERY_S:
+            return
+        self._invites_pruned_at = now
+        gone = await self._meta.prune_meta_records(
+            INVITE_KEY.format(room_id=""), older_than=time.time() - INVITE_RECORD_DAYS * 86400, keep=MAX_INVITE_RECORDS)
+        if gone:
+            log.info("forgot %d declined invite(s): older than %d days, or beyond the newest %d",
+                     gone, INVITE_RECORD_DAYS, MAX_INVITE_RECORDS)
 
     # -- policy lists: joined, read, never written to
 
@@ -695,12 +717,22 @@ class MatrixClient:
                 self._pending[event_id] = _Pending(event, room_id, time.monotonic())
                 await self._request_key(event)
             return
-        if not await self._journal.claim_event(event_id, room_id):
+        if not isinstance(event, (ReactionEvent, RoomMessage)):
+            return  # a state change (a topic, a display name): nothing to answer, nothing to journal
+        if not await self._claim(sink, event_id, room_id, event.sender, _body(event) if isinstance(event, RoomMessage) else None):
             return
         if isinstance(event, ReactionEvent):
             self._spawn(self._deliver_reaction(room_id, event, sink))
         elif isinstance(event, RoomMessage):
             self._spawn(self._deliver_message(room_id, event, sink))
+
+    async def _claim(self, sink: EventSink, event_id: str, room_id: str, sender: str, body: str | None) -> bool:
+        """Take an event in once. Only what the sink says is a command goes into the command journal
+        (answered after a restart); anything else is only remembered as seen."""
+        journals = getattr(sink, "journals", None)
+        if journals is None or journals(room_id, sender, body):
+            return await self._journal.claim_event(event_id, room_id)
+        return await self._journal.note_event(event_id, room_id)
 
     # Off the sync loop: finding out whether the sender's device is cross-signed may need a request.
 
@@ -717,12 +749,7 @@ class MatrixClient:
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
         content = event.source.get("content", {}) or {}
         relates = content.get("m.relates_to") or {}
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
-        new_content = content.get("m.new_content")
-        if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
-            body = new_content["body"]  # an edit: what it says now (the dispatcher never runs it, but reads it)
-        elif relates.get("m.in_reply_to"):
-            body = strip_reply_fallback(body)
+        body = _body(event)
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         device, trusted = await self._sender_device(event)
         return IncomingMessage(
@@ -805,7 +832,7 @@ class MatrixClient:
                 await self._dispatch(pending.room_id, decrypted, sink)
             elif now - pending.first_seen > self._undecryptable_grace_s:
                 del self._pending[event_id]
-                if await self._journal.claim_event(event_id, pending.room_id):
+                if await self._claim(sink, event_id, pending.room_id, pending.event.sender, None):
                     self._spawn(sink.on_undecryptable(UndecryptableMessage(
                         pending.room_id, event_id, pending.event.sender, "no room key reached the bot's device")))
 
@@ -1070,3 +1097,17 @@ def strip_reply_fallback(body: str) -> str:
 
 
 __all__ = ["MatrixClient", "EventSink", "MatrixError", "strip_reply_fallback", "EncryptionError"]
+
+
+def _body(event: Any) -> str:
+    """A message's own text: of an edit, what it says now (the dispatcher never runs it, but reads
+    it); of a reply, without the quoted fallback."""
+    content = event.source.get("content", {}) or {}
+    relates = content.get("m.relates_to") or {}
+    body = content.get("body") if isinstance(content.get("body"), str) else ""
+    new_content = content.get("m.new_content")
+    if isinstance(new_content, dict) and isinstance(new_content.get("body"), str):
+        return str(new_content["body"])
+    if isinstance(relates, dict) and relates.get("m.in_reply_to"):
+        return strip_reply_fallback(body)
+    return body

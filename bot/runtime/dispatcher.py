@@ -54,6 +54,7 @@ from bot.handler_api.parsing import CommandNotFound, HelpRequest, PageRequest, P
 from bot.policy.rules import Policy
 from bot.runtime.refusals import RefusalLimiter, tally
 from bot.text.render import SendForm, csv_cell, fit_content, plain_value
+from bot.runtime.held_secrets import HeldSecrets
 from bot.runtime.sensitive import hidden_form, may_carry_secret
 from bot.handler_api.services import AuditTrail, BotStatus, ReportDesk
 from bot.handler_api.spec import EXPORT_PAGE_SIZE, Command, CommandError, CommandTable, Role, RunAsJob
@@ -186,6 +187,7 @@ class Dispatcher:
         self._notes: set[asyncio.Task[Any]] = set()
         self._code_key: bytes | None = None
         self.started_ms = int(time.time() * 1000)  # this run's start: what the journal holds from before was an earlier run's
+        self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
         self.reaction_hooks: list[ReactionHook] = []
         self.observers: list[Callable[[str, str, float], None]] = []  # (command, result, seconds)
 
@@ -230,6 +232,14 @@ class Dispatcher:
             await self.journal.answer_event(event_id)
         except Exception:
             log.exception("could not mark %s answered", event_id)
+
+    def journals(self, room_id: str, sender: str, body: str | None) -> bool:
+        """Whether an event goes into the command journal (the Matrix layer asks before taking it
+        in): only a command, or a reaction, from a role holder in an admin room — so a restart
+        answers nothing that was not asked (display-name changes, chatter, strangers)."""
+        if room_id not in self.admin_rooms or sender == self.bot_user_id or self.policy.role_of(sender) is None:
+            return False
+        return body is None or self._strip_prefix(body) is not None
 
     async def on_message(self, msg: IncomingMessage) -> None:
         await self._answering(msg.event_id, self._on_message(msg))
@@ -420,6 +430,11 @@ class Dispatcher:
             return
         if isinstance(parsed, HelpRequest):
             await self._reply(ctx, helptext.command_help(parsed.command, self.prefix))
+            return
+        if secret is not None and parsed.command is not secret:
+            # A wrapper around a password command (`help user reset-password @bob pw`): its words are
+            # neither run nor audited; what can be said is the command's help.
+            await self._reply(ctx, helptext.command_help(secret, self.prefix))
             return
         if parsed.command.runtime:
             await self._run_verb(ctx, parsed, started)
@@ -719,7 +734,7 @@ class Dispatcher:
         if known is not None:
             return "pending"  # stored before a restart: the prompt above was that one again (same event)
         await self.confirmations.add_confirmation(
-            code=code, command=inv.name, invocation_json=encode(inv), sender=ctx.requester, room_id=ctx.room_id,
+            code=code, command=inv.name, invocation_json=self.held_secrets.stored_form(code, inv), sender=ctx.requester, room_id=ctx.room_id,
             command_event_id=ctx.event_id, thread_root=ctx.thread_root, summary=inv.summary(),
             ttl_ms=int(self.confirm_timeout * 1000),
         )
@@ -865,12 +880,20 @@ class Dispatcher:
         if isinstance(pending, Text):
             return pending
         try:
-            inv = decode(pending.invocation_json, self.table, self._env())
+            stored = decode(pending.invocation_json, self.table, self._env())
         except InvalidInvocation as exc:
             return await self._drop_invalid(ctx, pending, str(exc))
-        if confirm:
-            return await self._confirm(ctx, pending, inv)
-        return await self._cancel(ctx, pending, inv)
+        inv = self.held_secrets.restore(pending.code, stored)
+        if inv is None:
+            return await self._drop_invalid(ctx, pending, "the password typed with it is kept in memory only, "
+                                                          "and the bot has restarted since")
+        try:
+            if confirm:
+                return await self._confirm(ctx, pending, inv)
+            return await self._cancel(ctx, pending, inv)
+        finally:
+            if (await self.confirmations.get_confirmation(pending.code) or pending).state != "pending":
+                self.held_secrets.drop(pending.code)
 
     async def _confirm(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
         if not self.policy.may_run(ctx.role, inv):
@@ -933,6 +956,7 @@ class Dispatcher:
     async def expire_confirmations(self) -> int:
         expired = await self.confirmations.expire_confirmations()
         for pending in expired:
+            self.held_secrets.drop(pending.code)
             await self._edit_prompt(pending, Text(f"Expired: {pending.command} {pending.summary} was not confirmed in time. Nothing was done.", tone="info"))
         return len(expired)
 
@@ -1127,6 +1151,8 @@ class Dispatcher:
         """A command that may hold a password leaves the room as soon as it has been read."""
         try:
             ok = await self.messenger.redact(ctx.room_id, ctx.event_id, "may contain a password")
+            if self.report_desk is not None:  # should a report of it have been stored
+                await self.report_desk.learned_redaction(ctx.event_id)
         except Exception:
             log.exception("could not redact %s", ctx.event_id)
             ok = False

@@ -27,59 +27,101 @@ from bot.handler_api.spec import HELP_FLAG, Command, CommandTable
 VERB_CUTOFF = 0.5
 GROUP_CUTOFF = 0.6
 _QUOTES_AND_ESCAPES = re.compile(r"[\"'\\“”„‘’«»`]")
+_JOINERS = re.compile(r"[-./:]+")
+# Words in front of a command that are looked behind: `help`, `event`, an unknown group.
+MAX_WRAPPERS = 2
 
 
 def _words(text: str, count: int = 2) -> list[str]:
     cleaned = _QUOTES_AND_ESCAPES.sub("", untrusted.strip_invisible(text[:1000]))
-    return [w.lower() for w in cleaned.split()[:count]]
+    return [w.lower().replace("_", "-") for w in cleaned.split()[:count]]
 
 
-def _closest(word: str, options: dict[str, Command], cutoff: float) -> Command | None:
+def _unjoin(words: list[str], table: CommandTable) -> list[str]:
+    """`user-create`, `user.reset-password`: a group joined to its verb is two words."""
+    out: list[str] = []
+    for word in words:
+        parts = [p for p in _JOINERS.split(word) if p]
+        if len(parts) > 1 and table.group(parts[0]) is not None:
+            out += [parts[0], "-".join(parts[1:])]
+        else:
+            out.append(word)
+    return out
+
+
+def _closest(word: str, options: dict[str, list[Command]], cutoff: float) -> list[Command]:
     found = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
-    return options[found[0]] if found else None
+    return options[found[0]] if found else []
 
 
-def secret_command(text: str, table: CommandTable) -> Command | None:
-    """The secret-bearing command that the first words of `text` (after the prefix) name, or
-    nearly name; None when they name another command or nothing like a secret-bearing one."""
-    words = _words(text)
-    if not words:
-        return None
-    named, _ = table.find(words)
+def _secret_of(commands: list[Command]) -> Command | None:
+    return next((c for c in commands if c.secret_names), None)
+
+
+def _named_at(words: list[str], table: CommandTable) -> tuple[Command | None, int]:
+    """What the words at the start of `words` name: (a command, how many words name it), or
+    (None, 0) when they name nothing a command table holds (nearly, for a secret-bearing one)."""
+    named, used = table.find(words)
     if named is not None:
-        return named if named.secret_names else None
-    if words[0] in table.top_level:
-        return None
+        return named, used
     group = table.group(words[0])
     if group is None:
         close = difflib.get_close_matches(words[0], [g.name for g in table.command_groups()], n=1, cutoff=GROUP_CUTOFF)
         group = table.group(close[0]) if close else None
     if group is not None and len(words) > 1:
-        best = _closest(words[1], {c.verb: c for c in group.commands}, VERB_CUTOFF)
-        return best if best is not None and best.secret_names else None
-    # No group (`!admin reset-password alice hunter2`): any word that reads as a secret-bearing verb.
-    verbs = {c.verb: c for c in table.commands() if not c.top_level}
-    for word in words:
-        best = _closest(word, verbs, GROUP_CUTOFF)
-        if best is not None and best.secret_names:
-            return best
-    return None
+        by_verb: dict[str, list[Command]] = {}
+        for c in group.commands:
+            by_verb.setdefault(c.verb, []).append(c)
+        best = _secret_of(_closest(words[1], by_verb, VERB_CUTOFF))
+        if best is not None:
+            return best, 2
+    # No group (`!admin reset-password alice hunter2`, `!admin create carol S3cret`): a word that
+    # reads as the verb of a secret-bearing command, whichever group it is in.
+    verbs: dict[str, list[Command]] = {}
+    for c in table.commands():
+        if not c.top_level:
+            verbs.setdefault(c.verb, []).append(c)
+    best = _secret_of(_closest(words[0], verbs, GROUP_CUTOFF))
+    return (best, 1) if best is not None else (None, 0)
+
+
+def _secret_at(text: str, table: CommandTable) -> tuple[Command | None, int]:
+    words = _unjoin(_words(text, MAX_WRAPPERS + 3), table)
+    at = 0
+    for _ in range(MAX_WRAPPERS + 1):
+        if at >= len(words):
+            return None, 0
+        named, used = _named_at(words[at:], table)
+        if named is not None and named.secret_names:
+            return named, at + used
+        if (named is not None and not named.top_level) or (named is None and table.group(words[at]) is not None):
+            return None, 0  # another command (or a group's unknown verb); what follows are its arguments
+        # A wrapper (`help …`, `event …`) or a word that names nothing (an unknown group): look behind it.
+        at += used or 1
+    return None, 0
+
+
+def secret_command(text: str, table: CommandTable) -> Command | None:
+    """The secret-bearing command that the first words of `text` (after the prefix) name, or
+    nearly name, whatever wraps them (`help`, an unknown group) and however its group and verb are
+    joined (`user-create`); None when they name another command or nothing like a secret-bearing one."""
+    return _secret_at(text, table)[0]
 
 
 def may_carry_secret(text: str, table: CommandTable, env: ParseEnv) -> Command | None:
     """The secret-bearing command `text` names (see `secret_command`), unless parsing it proves
-    that no secret is in it (`user create alice`, `user reset-password --help`)."""
-    command = secret_command(text, table)
+    that no secret is in it (`user create alice`, `user reset-password --help`, `help user create`)."""
+    command, used = _secret_at(text, table)
     if command is None:
         return None
     try:
         parsed = parse(text, table, env)
     except (CommandNotFound, UsageError, ArgumentError):
         return command
-    if isinstance(parsed, HelpRequest):
-        # Nothing but the command's words and --help: no room for a secret.
-        rest = [w for w in _words(text, 64)[2:] if w != HELP_FLAG.option]
-        return command if rest else None
+    after = [w for w in _unjoin(_words(text, 64), table)[used:] if w != HELP_FLAG.option]
+    if isinstance(parsed, HelpRequest) or parsed.command is not command:
+        # Help, or a wrapper around the command's words: nothing after them, no room for a secret.
+        return command if after else None
     if any(parsed.args.get(name) not in (None, "", []) for name in parsed.command.secret_names):
         return command
     return None

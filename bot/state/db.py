@@ -314,6 +314,9 @@ class Database:
             os.close(fd)
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
+        # Deleted and overwritten rows are zeroed in the file, not left in free space: a redacted
+        # message or a secret the bot forgets leaves no bytes behind (ReportStore.forget_event_content).
+        conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")

@@ -19,6 +19,16 @@ class Journal(Table):
         )
         return changed == 1
 
+    async def note_event(self, event_id: str, room_id: str) -> bool:
+        """An event that is not a command (chatter, a stranger's message): remembered as answered, so
+        that it is handled at most once, but never in the journal's unanswered list (a restart does not
+        answer it). False when it was seen already."""
+        changed = await self.db.execute(
+            "INSERT OR IGNORE INTO handled_events (event_id, room_id, handled_ts, state) VALUES (?, ?, ?, 'answered')",
+            (event_id, room_id, now_ms()),
+        )
+        return changed == 1
+
     async def executing_event(self, event_id: str, detail: dict[str, Any]) -> None:
         """A write is about to run for this event: what it is, and the state it is about to change."""
         await self.db.execute("UPDATE handled_events SET state = 'executing', detail_json = ? WHERE event_id = ?",

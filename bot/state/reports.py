@@ -160,6 +160,28 @@ class ReportStore(Table):
         )
         return changed == 1
 
+    async def forget_event_content(self, event_id: str) -> int:
+        """The event was redacted: every stored excerpt of it is replaced, and the write-ahead log is
+        emptied so that no copy of the old page stays in it either. Returns how many reports held it."""
+        changed = await self.db.execute(
+            "UPDATE reports SET excerpt = '(redacted)' WHERE event_id = ? AND (excerpt IS NULL OR excerpt != '(redacted)')",
+            (event_id,))
+        if changed:
+            await self.db.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        return changed
+
+    async def reports_with_excerpts(self, *, since_ms: int, limit: int, offset: int = 0) -> list[ReportRecord]:
+        """Event reports filed since then whose stored excerpt is not known to be redacted, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE kind = 'event' AND event_id IS NOT NULL AND excerpt IS NOT NULL "
+            "AND excerpt != '(redacted)' AND received_ts >= ? ORDER BY received_ts DESC, report_id DESC LIMIT ? OFFSET ?",
+            (since_ms, limit, offset))
+        return [record for row in rows if (record := self._report(row)) is not None]
+
+    async def reports_about_event(self, event_id: str) -> list[ReportRecord]:
+        rows = await self.db.fetchall("SELECT * FROM reports WHERE event_id = ? ORDER BY report_id", (event_id,))
+        return [record for row in rows if (record := self._report(row)) is not None]
+
     async def mark_report_redacted(self, kind: str, report_id: int, by: str) -> None:
         await self.db.execute(
             "UPDATE reports SET redacted_by = ?, redacted_ts = ?, updated_ts = ? WHERE kind = ? AND report_id = ?",

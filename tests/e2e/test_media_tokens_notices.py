@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import httpx
@@ -99,11 +100,17 @@ async def test_purge_local_media_by_date_and_size(admin: Person, uploader: ChatC
 async def test_purge_remote_cache_and_stats(admin: Person, viewer: Person) -> None:
     result = await wait_job(admin, "!admin media purge-remote --before 30d")
     assert "Dropped 0 cached remote files" in result  # no federation here: a real, empty cache
+    # What an admin's job found or did is not for viewers: they see what it is and how it stands.
+    job_id = re.search(r"#(\d+)", result).group(1)  # type: ignore[union-attr]
+    as_viewer = await viewer.ask_body(f"!admin jobs {job_id}")
+    assert "Dropped 0 cached" not in as_viewer and "shown to those who may run media purge-remote" in as_viewer
+    assert "Dropped 0 cached" not in await viewer.ask_body("!admin jobs")
+    assert "Dropped 0 cached" in await admin.ask_body(f"!admin jobs {job_id}")
     stats = await viewer.ask_body("!admin media stats --limit 3")
     assert "Media per user" in stats and "shown of" in stats
 
 
-async def test_registration_tokens_lifecycle(admin: Person, mod: Person, world: World) -> None:
+async def test_registration_tokens_lifecycle(admin: Person, mod: Person, viewer: Person, world: World) -> None:
     created = await admin.ask_body("!admin token create test-token-1 --uses 2 --expires 7d")
     assert "test-token-1" in created and "uses allowed: 2" in created
     random = await admin.ask_body("!admin token create --length 20")
@@ -111,6 +118,10 @@ async def test_registration_tokens_lifecycle(admin: Person, mod: Person, world: 
     assert len(token) == 20
     listed = await mod.ask_body("!admin token list --valid")
     assert "test-token-1" in listed and token in listed
+    # A working registration token lets anyone register: not for viewers (a moderator's command).
+    for command in ("!admin token list", "!admin token show test-token-1"):
+        refused = await viewer.ask_body(command)
+        assert "moderator" in refused and "test-token-1" not in refused and token not in refused
     assert "uses allowed: unlimited" in await admin.ask_body("!admin token update test-token-1 --unlimited --never-expires")
     assert "expires: never" in await mod.ask_body("!admin token show test-token-1")
     assert "nothing to change" in await admin.ask_body("!admin token update test-token-1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -74,3 +75,33 @@ async def test_a_command_buried_under_a_flood_is_still_answered(restart_world) -
     async with running_bot(config):
         reply = await admin.chat.wait_for_reply(world.admin_room, buried, timeout=30)
         assert "Homeserver" in body(reply)
+
+
+async def test_a_restart_answers_nothing_that_was_not_asked(restart_world) -> None:
+    """Display-name and topic changes, chatter from a role holder and a stranger's words are not
+    commands: they never enter the command journal, so a restart has nothing of theirs to answer."""
+    world, people = restart_world
+    admin, mod, stranger = people["admin"], people["mod"], people["stranger"]
+    room = world.admin_room
+    config = world.config()
+    async with running_bot(config) as app:
+        await _wait_joined(world, admin)
+        await admin.chat.request("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.topic/",
+                                 json={"topic": "noise topic"})
+        await mod.chat.request("PUT", f"/_matrix/client/v3/profile/{quote(mod.user_id)}/displayname",
+                               json={"displayname": "Noisy Mod"})
+        chatter = [await admin.say("good morning, team"), await stranger.say("hello bot")]
+        sentinel = await admin.ask("!admin server version")  # everything before it was taken in
+        assert "Homeserver" in body(sentinel)
+        unanswered = await app.stores.journal.unanswered_events(since_ms=0, before_ms=2**62)
+    async with running_bot(config) as app:
+        assert "Homeserver" in await admin.ask_body("!admin server version")
+        assert app._recovery is not None
+        await app._recovery  # the start's recovery has run: what it would answer, it has answered
+        sentinel = await admin.ask("!admin server version")
+    restarted = [e for e in admin.chat.events[room] if e.get("sender") == world.bot.user_id
+                 and "restarted while handling" in body(e)]
+    assert restarted == []
+    assert unanswered == [], unanswered
+    for event_id in chatter:
+        assert admin.chat.replies_to(room, event_id) == []

@@ -69,6 +69,10 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
     await path("quotes", admin, f'!admin user reset-password {target} "{horse} {battery}')
     await path("misspelt verb", admin, f"!admin user reset-pasword {target} {horse} {battery}")
     await path("usage", admin, f"!admin user create secret-{tag} {horse} {battery} {staple}")
+    # Issue 20: slips around the command's words.
+    await path("group left out", admin, f"!admin create carol-{tag} {horse}")
+    await path("joined", admin, f"!admin user-create carol-{tag} {horse}")
+    await path("help", admin, f"!admin help user reset-password {target} {horse}")
     plain = await admin.say("!admin server version")
     await admin.chat.wait_for_reply(admin.room_id, plain)
     await path("edit", admin, f"!admin user reset-password {target} {horse}", edit_of=plain)
@@ -86,6 +90,9 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
         patch.setattr(bot.matrix, "is_encrypted", lambda room_id: True)
         await path("untrusted device", admin, f"!admin user reset-password {target} {horse} {battery}")
 
+    assert "Did you mean !admin user create" in said["group left out"]
+    assert "Did you mean !admin user create" in said["joined"]
+    assert "Usage: !admin user reset-password" in said["help"] or "user reset-password" in said["help"]
     assert "check the quotes" in said["quotes"]
     assert "Did you mean !admin user reset-password" in said["misspelt verb"]
     assert "Usage: !admin user create" in said["usage"]

@@ -18,6 +18,6 @@ def test_the_sample_config_is_valid_and_documents_every_key(tmp_path: Path) -> N
     for key in ("url", "admin_api_url", "user_id", "access_token", "access_token_file", "password", "password_file",
                 "device_id", "device_name", "admins", "moderators", "viewers", "path", "enabled",
                 "require_cross_signed_senders", "poll_interval", "reminder_after", "reminder_every", "timeout", "bind",
-                "max_concurrency",
+                "max_concurrency", "exempt_bot",
                 "client_id", "client_secret", "client_secret_file", "client_auth_method"):
         assert re.search(rf"^\s*#?\s*{key}:", text, re.M), f"config.sample.yaml does not document {key}"

@@ -207,6 +207,23 @@ async def bot(tmp_path: Path):
     ("user info alice", None),
     ("help user create", None),
     ("", None),
+    # Slips around the command's words: group left out, joined with a dash, wrapped in help or an
+    # unknown word, another spelling of the verb.
+    ("create carol S3cret", "user create"),
+    ("user-create carol S3cret", "user create"),
+    ("user.create carol S3cret", "user create"),
+    ("help user reset-password @bob:hs S3cret", "user reset-password"),
+    ("help user-create carol S3cret", "user create"),
+    ("help reset-password @bob:hs S3cret", "user reset-password"),
+    ("foo user create carol S3cret", "user create"),
+    ("user reset_password @bob:hs S3cret", "user reset-password"),
+    ("user create-user carol S3cret", "user create"),
+    ("help user reset-password", None),
+    ("help user info", None),
+    ("jobs cancel 3", None),
+    ("token create --uses 3", None),
+    ("room list", None),
+    ("event $abc:hs", None),
 ])
 def test_commands_that_may_hold_a_password_are_recognised_before_parsing(text: str, expected: str | None) -> None:
     found = may_carry_secret(text, TABLE, ENV)
@@ -232,6 +249,10 @@ SECRET_PATHS = [
     ("!admin user reset-password @alice:hs.test horse-77", ADMIN, {"is_edit": True}),  # an edit
     ("!admin user create alice 'horse-77 battery-77'", VIEWER, {}),  # the role does not allow it
     ("!admin user create alice horse-77 battery-77", STRANGER, {}),  # no role
+    ("!admin create alice horse-77 battery-77", ADMIN, {}),  # the group left out
+    ("!admin user-create alice horse-77 battery-77", ADMIN, {}),  # group and verb joined
+    ("!admin help user reset-password @alice:hs.test horse-77 battery-77", ADMIN, {}),  # wrapped in help
+    ("!admin frob user reset-password @alice:hs.test horse-77 battery-77", ADMIN, {}),  # an unknown group first
 ]
 
 

@@ -520,3 +520,25 @@ async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_i
     assert delivered == ["second"]
     await client.close()
     await store.db.close()
+
+
+async def test_the_memory_of_declined_invites_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import bot.matrix.client as matrix_client
+
+    monkeypatch.setattr(matrix_client, "MAX_INVITE_RECORDS", 5)
+    client, store = await _matrix(tmp_path)
+    await store.meta.set_meta("invite.!ancient:evil", json.dumps({"attempts": 3, "last": 1.0, "state": "declined"}))
+
+    async def leave(room_id: str) -> Any:
+        return RoomLeaveResponse()
+
+    client.client.room_leave = leave  # type: ignore[method-assign]
+    for index in range(12):
+        await client._decline(f"!spam{index}:evil", "@spammer:evil")
+        client._invites_pruned_at = -1e9  # the pruning pause is over
+    kept = await store.db.run(lambda c: [r[0] for r in c.execute("SELECT key FROM meta WHERE key LIKE 'invite.%'")])
+    assert len(kept) == 5 and "invite.!ancient:evil" not in kept and "invite.!spam11:evil" in kept
+    await client.close()
+    await store.db.close()

@@ -93,3 +93,45 @@ async def test_an_upgrade_carries_pending_confirmations_and_task_jobs_over(tmp_p
     assert decode(redact.invocation_json, table, env).args["room"] == ["!y:hs.test"]
     assert join.invocation_json is None  # a bulk job: its progress cannot carry over; the runner says so
     await store.db.close()
+
+
+async def test_a_forgotten_excerpt_leaves_no_bytes_in_the_database_file(tmp_path: Path) -> None:
+    """A redacted message's stored excerpt is replaced, and neither the file (secure_delete zeroes
+    the old cell) nor the write-ahead log (emptied) keeps the old bytes."""
+    from bot.records import ReportFacts
+
+    path = tmp_path / "state.db"
+    store = await open_store(path)
+    secret = "S3cret-horse-battery-0451"
+    await store.reports.add_report(ReportFacts(kind="event", report_id=7, received_ts=1, reporter="@r:hs", target="@t:hs",
+                                       room_id="!room:hs", event_id="$gone", reason="spam", excerpt=f"{secret}{' pw' * 60}"))
+    for index in range(3):  # neighbours on the same page
+        await store.reports.add_report(ReportFacts(kind="event", report_id=100 + index, received_ts=1, reporter="@r:hs",
+                                           event_id=f"$other{index}", excerpt=f"kept {index}"))
+    await store.db.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+    assert secret.encode() in path.read_bytes()  # it was there
+
+    assert await store.reports.forget_event_content("$gone") == 1
+    record = await store.reports.get_report("event", 7)
+    assert record is not None and record.facts.excerpt == "(redacted)"
+    wal = Path(f"{path}-wal")
+    stored = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert secret.encode() not in stored
+    await store.db.close()
+    assert secret.encode() not in path.read_bytes()
+
+
+async def test_declined_invite_records_are_pruned_by_age_and_count(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "state.db")
+    now = 1_800_000_000.0
+    for index in range(50):  # recent ones, the newest last
+        await store.meta.set_meta(f"invite.!r{index}:hs", json.dumps({"attempts": 3, "last": now - 1000 + index, "state": "declined"}))
+    await store.meta.set_meta("invite.!old:hs", json.dumps({"attempts": 3, "last": now - 40 * 86400, "state": "declined"}))
+    await store.meta.set_meta("invite.!broken:hs", "not json")
+    await store.meta.set_meta("reports.cursor.event", "kept")  # other records are not touched
+    gone = await store.meta.prune_meta_records("invite.", older_than=now - 30 * 86400, keep=20)
+    assert gone == 32
+    left = await store.db.run(lambda c: [r[0] for r in c.execute("SELECT key FROM meta WHERE key LIKE 'invite.%'")])
+    assert sorted(left) == sorted(f"invite.!r{index}:hs" for index in range(30, 50))
+    assert await store.meta.get_meta("reports.cursor.event") == "kept"
+    await store.db.close()

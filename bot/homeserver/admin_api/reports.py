@@ -7,10 +7,11 @@ User reports (added in Synapse 1.152) are not in the docs; their shapes here com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
+from bot.homeserver.admin_api.events import as_the_room_shows_it
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN
 
@@ -88,9 +89,15 @@ class ReportsAPI(Area):
     async def event_report(self, report_id: int) -> EventReport:
         """GET /_synapse/admin/v1/event_reports/<report_id> — with `event_json`.
 
-        NotFound also when the reported event itself is gone (the query joins event_json).
+        NotFound also when the reported event itself is gone (the query joins event_json). Synapse
+        serves the event as it was stored, even after a redaction: a redacted one comes without its
+        content (bot/homeserver/admin_api/events.py).
         """
-        return _event_report(await self._http.request("GET", ADMIN.v1.event_reports[str(int(report_id))]))
+        report = _event_report(await self._http.request("GET", ADMIN.v1.event_reports[str(int(report_id))]))
+        if not report.event_json:
+            return report
+        event = {"room_id": report.room_id, "event_id": report.event_id, **report.event_json}
+        return replace(report, event_json=await as_the_room_shows_it(self._http, event))
 
     async def delete_event_report(self, report_id: int) -> None:
         """DELETE /_synapse/admin/v1/event_reports/<report_id> — the report only, not the event."""
