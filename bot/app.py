@@ -108,9 +108,10 @@ class App:
         admin_rooms = AdminRooms(config.admin_rooms)
         access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
         self.policy_book = PolicyBook(config.policy_lists)
-        self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, admin_rooms=admin_rooms,
-                                           on_secret=self.scrubber.add, gate=self.gate, policy_lists=config.policy_lists,
-                                           on_policy_state=self.policy_book.update, **self._matrix_options)
+        self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, identities=stores.identities,
+                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add, gate=self.gate,
+                                           policy_lists=config.policy_lists, on_policy_state=self.policy_book.update,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -132,7 +133,8 @@ class App:
             audit=stores.audit, undo=stores.undo, job_store=stores.jobs, meta=stores.meta, messenger=self.matrix, jobs=self.jobs,
             prefix=config.command_prefix, server_name=config.server_name, bot_user_id=config.bot.user_id,
             confirm_timeout=config.confirmations.timeout,
-            require_cross_signed_senders=config.encryption.require_cross_signed_senders, refusals=self._refusals,
+            require_cross_signed_senders=config.encryption.require_cross_signed_senders,
+            pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
             gate=self.api.gate,
         )
         self._build_report_inbox(admin_rooms, access)

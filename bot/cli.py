@@ -1,5 +1,5 @@
-"""`synapse-admin-bot run | check | demo | login | reset-cross-signing` — exit codes: 0 fine, 1 a check or
-login failed, 2 bad config or bad arguments."""
+"""`synapse-admin-bot run | check | demo | login | reset-cross-signing | identity approve` — exit codes: 0 fine, 1 a check or
+login failed, 2 bad config or bad arguments, 3 another process holds the state directory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from bot.mas import check_mas
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_STATE_LOCKED = 3
 
 Say = Callable[[bool, str], None]
 
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
              "the bot does not hold); clients will show that the bot's identity changed",
     )
     reset.add_argument("--config", required=True)
+    identity = sub.add_parser("identity", help="pinned cross-signing identities of role holders")
+    identity_sub = identity.add_subparsers(dest="identity_command", required=True)
+    approve = identity_sub.add_parser(
+        "approve", help="accept a role holder's changed cross-signing identity (where no other admin can: "
+                        "check with the person first)")
+    approve.add_argument("user", help="the user ID, e.g. @alice:example.com")
+    approve.add_argument("--config", required=True)
     login = sub.add_parser("login", help="get an access token (password, or the OAuth device grant on MAS) into a file")
     login.add_argument("--homeserver", required=True, help="client-server API URL, e.g. https://matrix.example.com")
     login.add_argument("--user", required=True, help="the bot's user ID, e.g. @adminbot:example.com")
@@ -83,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(check(config, scrubber=scrubber))
     if args.command == "reset-cross-signing":
         return asyncio.run(reset_cross_signing(config))
+    if args.command == "identity":
+        return asyncio.run(approve_identity(config, args.user))
     return asyncio.run(_run(config, scrubber))
 
 
@@ -119,6 +129,16 @@ async def _login(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, scrubber: SecretScrubber) -> int:
+    from bot.state.lock import StateLock, StateLocked
+
+    # One process per state directory: a second one (an overlapping restart, a slip) stops here,
+    # before it reads or writes anything there.
+    lock = StateLock(config.storage.directory)
+    try:
+        lock.acquire()
+    except StateLocked as exc:
+        print(f"not starting: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STATE_LOCKED
     from bot.app import App, run_until_signalled
     from bot.matrix.client import MatrixError
 
@@ -127,6 +147,8 @@ async def _run(config: Config, scrubber: SecretScrubber) -> int:
     except MatrixError as exc:
         logging.getLogger("bot").error("%s", exc)
         return EXIT_CHECK_FAILED
+    finally:
+        lock.release()
     return EXIT_OK
 
 
@@ -170,6 +192,7 @@ async def check(config: Config, *, out: object = None, scrubber: SecretScrubber 
             await _check_rooms(client, config, say)
         await _check_refused_rooms(config, say)
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
+        await _check_identities(config, say, note)
         await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
     finally:
         await client.aclose()
@@ -351,6 +374,32 @@ async def _bot_session(config: Config, token: str | None) -> tuple[str, str | No
     return token, who.device_id
 
 
+async def _check_identities(config: Config, say: Say, note: Callable[[str], None]) -> None:
+    """Who is obeyed in encrypted admin rooms, and the changed identities waiting for approval."""
+    enc = config.encryption
+    if not enc.enabled:
+        return
+    if not enc.require_cross_signed_senders:
+        note("encrypted admin rooms: every device of a role holder is obeyed and gets room keys "
+             "(encryption.require_cross_signed_senders: false)")
+        return
+    pinned = "" if enc.pin_identities else "; identities not pinned (encryption.pin_identities: false)"
+    pins = []
+    if enc.pin_identities and config.storage.path.exists():
+        db, stores = await wiring.open_store(config)
+        try:
+            pins = await stores.identities.all()
+        finally:
+            await db.close()
+    say(True, f"encrypted admin rooms: only devices their owners cross-signed are obeyed and get room keys{pinned}"
+              + (f"; {len(pins)} identities pinned" if enc.pin_identities else ""))
+    for pin in pins:
+        if pin.changed_key:
+            say(False, f"the cross-signing identity of {pin.user_id} changed; their commands are refused until an "
+                       f"admin other than them runs `identity approve {pin.user_id}` (or `synapse-admin-bot identity "
+                       "approve` here)")
+
+
 async def _check_cross_signing(config: Config, token: str | None, say: Say) -> None:
     """Encrypted admin rooms: is the bot's device cross-signed, and by keys the bot holds?"""
     if not config.encryption.enabled:
@@ -377,6 +426,29 @@ async def _check_cross_signing(config: Config, token: str | None, say: Say) -> N
     finally:
         await api.aclose()
     say(status.state in (State.READY, State.ABSENT), f"cross-signing: {status.detail}")
+
+
+async def approve_identity(config: Config, user_id: str, *, out: object = None) -> int:
+    """`identity approve <user>` on the console: the operator pins the changed identity the bot saw
+    (the running bot reads the pins from the database at every command, so it takes effect at once)."""
+    import time
+
+    from bot.handler_api.spec import CommandError
+    from bot.runtime.identities import CONSOLE, approve
+
+    if not config.storage.path.exists():
+        print(f"no bot state at {config.storage.path}: the bot has pinned nothing yet", file=out or sys.stderr)
+        return EXIT_CHECK_FAILED
+    db, stores = await wiring.open_store(config)
+    try:
+        said = await approve(stores.identities, user_id, by=CONSOLE, now_ms=int(time.time() * 1000))
+    except CommandError as exc:
+        print(f"not approved: {exc}", file=out or sys.stderr, flush=True)
+        return EXIT_CHECK_FAILED
+    finally:
+        await db.close()
+    print(said, file=out or sys.stdout, flush=True)
+    return EXIT_OK
 
 
 async def reset_cross_signing(config: Config, *, out: object = None) -> int:

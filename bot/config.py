@@ -184,7 +184,10 @@ class StorageConfig:
 @dataclass(frozen=True)
 class EncryptionConfig:
     enabled: bool = True
-    require_cross_signed_senders: bool = False
+    # In encrypted admin rooms, obey only devices their owner cross-signed (and send keys only to those).
+    require_cross_signed_senders: bool = True
+    # Pin each role holder's cross-signing identity at first sight; a changed one waits for `identity approve`.
+    pin_identities: bool = True
 
 
 @dataclass(frozen=True)
@@ -528,10 +531,11 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
     storage_reader = root.section("storage", ("path",))
     storage = StorageConfig(path=_path(base_dir, storage_reader.string("path", "./data/state.db") or ""))
 
-    enc = root.section("encryption", ("enabled", "require_cross_signed_senders"))
+    enc = root.section("encryption", ("enabled", "require_cross_signed_senders", "pin_identities"))
     encryption = EncryptionConfig(
         enabled=enc.boolean("enabled", True),
-        require_cross_signed_senders=enc.boolean("require_cross_signed_senders", False),
+        require_cross_signed_senders=enc.boolean("require_cross_signed_senders", True),
+        pin_identities=enc.boolean("pin_identities", True),
     )
 
     rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every", "digest"))

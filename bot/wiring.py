@@ -34,6 +34,7 @@ from bot.homeserver.gate import HomeserverGate
 from bot.homeserver.login import TokenRefresher
 from bot.homeserver.mas_api import MASAPI, MASHTTP, ClientCredentials, StaticToken, TokenProvider
 from bot.state.db import Database
+from bot.state.identities import IdentityPins
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
 from bot.state.stores import Stores
@@ -72,7 +73,8 @@ def cross_signing_keys_path(config: Config) -> Path:
 # -- the Matrix side
 
 
-def matrix_client(config: Config, *, meta: MetaStore, journal: Journal, admin_rooms: AdminRooms, **options: Any) -> MatrixClient:
+def matrix_client(config: Config, *, meta: MetaStore, journal: Journal, admin_rooms: AdminRooms,
+                  identities: IdentityPins | None = None, **options: Any) -> MatrixClient:
     # Imported here: matrix-nio takes seconds to load, and the CLI's `check` and `login` never need it.
     from bot.matrix.client import MatrixClient
 
@@ -85,8 +87,11 @@ def matrix_client(config: Config, *, meta: MetaStore, journal: Journal, admin_ro
         device_name=config.bot.device_name,
         meta=meta,
         journal=journal,
+        identities=identities,
         crypto_dir=crypto_dir(config),
         admin_rooms=admin_rooms,
+        trusted_devices_only=config.encryption.require_cross_signed_senders,
+        pin_identities=config.encryption.pin_identities,
         **options,
     )
 

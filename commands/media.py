@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.homeserver.admin_api.errors import UnrecognizedEndpoint
+from bot.homeserver.admin_api.errors import NotFound, UnrecognizedEndpoint
 from bot.handler_api.argtypes import ArgumentError, Choice, LocalUserID, MxcURI, RoomRef, Size, Timestamp
 from bot.text.units import human_size
 from bot.handler_api.argtypes import Text as TextArg
@@ -13,7 +13,7 @@ from bot.handler_api.context import Context
 from bot.runtime.jobs import JobContext, JobResult
 from bot.handler_api.parsing import PageRequest
 from bot.handler_api.reversal import MAX_UNDO_FILES, FilesQuarantined, Inverse, MediaFlag, Reversal, no_undo
-from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role
+from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, Target
 from bot.text.views import Bytes, Code, Doc, Items, Record, Table, Text, Untrusted, When
 
 from .room import quarantine_room_media
@@ -80,6 +80,20 @@ async def quarantine(ctx: Context, mxc: MxcURI | None, room: str | None, user: s
 def _(mxc: MxcURI | None, room: str | None, user: str | None) -> None:
     if sum(1 for given in (mxc, room, user) if given) != 1:
         raise ArgumentError("give exactly one of <mxc>, --room or --user")
+
+
+@quarantine.targets
+async def _(ctx: Context, mxc: MxcURI | None, room: str | None, user: str | None) -> list[Target]:
+    if room:
+        return [Target("members", room, "the room whose media it quarantines")]
+    if mxc is not None and mxc.server_name == ctx.server_name:
+        try:
+            uploader = (await ctx.api.media_info(mxc.server_name, mxc.media_id)).user_id
+        except NotFound:
+            return []  # the preview says the file is unknown
+        if uploader:
+            return [Target("user", uploader, "the file's uploader")]
+    return []  # --user: a protected argument, checked as one
 
 
 @quarantine.preview

@@ -384,6 +384,11 @@ async def quarantine_media(ctx: Context, room: str) -> Text:
     return Text(f"Quarantined {count} media files of ", Code(room), ".", tone="ok")
 
 
+@quarantine_media.targets
+async def _(ctx: Context, room: str) -> list[Target]:
+    return [Target("members", room, "the room whose media it quarantines")]
+
+
 @quarantine_media.preview
 async def _(ctx: Context, room: str) -> RoomMediaQuarantinePreview:
     found = await ctx.api.room_media(room)

@@ -150,9 +150,11 @@ class Flag:
 @dataclass(frozen=True)
 class Target:
     """Something an invocation acts on that policy must see: an account or a room. `via` says
-    where it came from when it is not an argument ("the reported message's sender")."""
+    where it came from when it is not an argument ("the reported message's sender"). A room of
+    kind "members" is judged by who is in it as well: one whose members are all staff is staff's
+    (media quarantine of a staff-only room)."""
 
-    kind: Literal["user", "room"]
+    kind: Literal["user", "room", "members"]
     id: str
     via: str = ""
 

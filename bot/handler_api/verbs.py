@@ -1,4 +1,5 @@
-"""The runtime's own verbs: `help`, `confirm`, `cancel`, `undo`, `audit`, `jobs`, `jobs cancel`.
+"""The runtime's own verbs: `help`, `confirm`, `cancel`, `undo`, `audit`, `jobs`, `jobs cancel`,
+`identity list`, `identity approve`.
 
 They are declared like commands, so that parsing, `--help`, roles and docs/commands.md treat them
 alike, but they are not commands of a group: the dispatcher runs them itself (a `runtime=True`
@@ -42,6 +43,10 @@ class Runtime(Protocol):
     async def undo(self, ctx: Context, row: int) -> Any: ...
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
+
+    async def identity_list(self, ctx: Context) -> Any: ...
+
+    async def identity_approve(self, ctx: Context, user: str) -> Any: ...
 
 
 meta = CommandGroup("meta", "The bot itself", top_level=True)
@@ -152,6 +157,29 @@ async def jobs(rt: Runtime, ctx: Context, job: int | None, limit: int) -> Any:
 )
 async def jobs_cancel(rt: Runtime, ctx: Context, job: int) -> Any:
     return await rt.cancel_job(ctx, job)
+
+
+@meta.command(
+    "identity list", summary="The pinned cross-signing identities of role holders, and changed ones waiting",
+    role=Role.MODERATOR, runtime=True,
+    details="In an encrypted admin room the bot obeys a role holder only from devices cross-signed by the identity "
+            "(master key) it pinned for them at first sight. A changed identity is listed with its new key and "
+            "refused until an admin approves it.",
+)
+async def identity_list(rt: Runtime, ctx: Context) -> Any:
+    return await rt.identity_list(ctx)
+
+
+@meta.command(
+    "identity approve", summary="Accept a role holder's changed cross-signing identity", role=Role.ADMIN,
+    runtime=True, params=[Param("user", UserID, "whose changed identity to pin")],
+    details="Check with the person first (someone with their password can reset their cross-signing). An admin "
+            "cannot approve their own identity; where there is one admin, the operator runs "
+            "`synapse-admin-bot identity approve <user> --config …` on the console.",
+    examples=["identity approve @bob:example.org"],
+)
+async def identity_approve(rt: Runtime, ctx: Context, user: str) -> Any:
+    return await rt.identity_approve(ctx, user)
 
 
 def _status(record: JobRecord) -> str:

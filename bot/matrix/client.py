@@ -76,6 +76,7 @@ from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMe
 from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
 from bot.text.ids import valid_room_id
 from bot.text.render import file_content, notice_content, render
+from bot.state.identities import IdentityPins
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
 from bot.text.views import Text
@@ -139,6 +140,7 @@ class EventSink(Protocol):
     # def journals(self, room_id: str, sender: str, body: str | None) -> bool: ...
 
 
+NO_TRUSTED_DEVICE = "M_BOT_NO_TRUSTED_DEVICE"  # errcode of a secret that no device may receive
 NOT_READY = "M_BOT_NOT_READY"  # errcode of a send that failed on the bot's side: the room is not known (yet)
 
 
@@ -180,6 +182,7 @@ class MatrixClient:
         device_name: str,
         meta: MetaStore,
         journal: Journal,
+        identities: IdentityPins | None = None,
         crypto_dir: Path | None,
         admin_rooms: AdminRooms,
         sync_timeout_ms: int = 30_000,
@@ -189,10 +192,17 @@ class MatrixClient:
         gate: HomeserverGate | None = None,
         invite_timeout_s: float = INVITE_TIMEOUT_S,
         on_secret: Callable[[str], None] | None = None,
+        trusted_devices_only: bool = True,
+        pin_identities: bool = True,
         policy_lists: Sequence[str] = (),
         on_policy_state: Callable[[str, list[dict[str, Any]]], Any] | None = None,
     ) -> None:
         self.user_id = user_id
+        # `encryption.require_cross_signed_senders` (and `pin_identities`): room keys, so replies and
+        # notices, go only to devices their owners cross-signed (with the pinned identity).
+        self.trusted_devices_only = trusted_devices_only
+        self.pin_identities = pin_identities
+        self._secret_rooms: set[str] = set()  # the direct rooms that carry secrets (send_direct)
         # Policy list rooms (config `policy_lists`): joined (on invite, or directly when public) and
         # read only — their state goes to `on_policy_state`; nothing there is a command, and the bot
         # never sends there. IDs as configured or as their aliases resolved.
@@ -205,6 +215,7 @@ class MatrixClient:
         self._device_name = device_name
         self._meta = meta
         self._journal = journal
+        self._identities = identities if identities is not None else IdentityPins(meta.db)
         self.admin_rooms = admin_rooms
         self._sync_timeout_ms = sync_timeout_ms
         self._undecryptable_grace_s = undecryptable_grace_s
@@ -744,6 +755,7 @@ class MatrixClient:
         await sink.on_reaction(IncomingReaction(
             room_id, event.event_id, event.sender, event.reacts_to, event.key,
             encrypted=bool(getattr(event, "decrypted", False)), sender_device=device, sender_device_trusted=trusted,
+            sender_identity=self._identity_of(event.sender) if trusted else None,
         ))
 
     async def _message(self, room_id: str, event: Any) -> IncomingMessage:
@@ -764,7 +776,13 @@ class MatrixClient:
             encrypted=bool(getattr(event, "decrypted", False)),
             sender_device=device,
             sender_device_trusted=trusted,
+            sender_identity=self._identity_of(event.sender) if trusted else None,
         )
+
+    def _identity_of(self, user_id: str) -> str | None:
+        """The master key of the published keys that the last trust answer was about."""
+        cached = self._sender_keys.get(user_id)
+        return cached[1].master_public if cached is not None and cached[1] is not None else None
 
     async def _sender_device(self, event: Any) -> tuple[str | None, bool | None]:
         """The device that sent a decrypted event (found by the Megolm sender key) and whether it is cross-signed."""
@@ -936,6 +954,8 @@ class MatrixClient:
             raise MatrixError(f"sending to {room_id} failed: the homeserver is {closed.hold.reason.value}",
                               status=503) from None
         try:
+            if self.encryption and self.is_encrypted(room_id):
+                await self._choose_key_holders(room_id)
             response = await self.client.room_send(room_id, event_type, content, tx_id=txn_id,
                                                    ignore_unverified_devices=True)
         except (LocalProtocolError, EncryptionError) as exc:
@@ -958,6 +978,46 @@ class MatrixClient:
         ticket.ok()
         return str(response.event_id)
 
+    # -- who gets the room keys
+
+    async def _choose_key_holders(self, room_id: str) -> None:
+        """Before a send in an encrypted room: which devices get its room key. With
+        `require_cross_signed_senders` (the default), and always in the direct rooms that carry
+        secrets, only devices their owners cross-signed, with the identity the bot pinned for them
+        when it pinned one (for secrets: always). nio shares keys with every device it has not
+        blacklisted, so the others are blacklisted, and taken off the list again when they qualify.
+        nio drops the outbound sessions of the owner's rooms on either change: the next message starts
+        a new one, which a device left out never had, and a device let back in gets."""
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return
+        secret = room_id in self._secret_rooms
+        trusted: list[str] = []
+        # The bot's own account too: another login of it (not cross-signed by the bot) gets no keys.
+        for user_id in list(room.users):
+            ok_devices: set[str] | None = None  # None: every device
+            if secret or self.trusted_devices_only:
+                keys = await self._published_keys(user_id)
+                pin = await self._identities.get(user_id) if (secret or self.pin_identities) else None
+                ok_devices = set() if keys is None or (pin is not None and keys.master_public != pin.master_key) else {
+                    d.id for d in self.client.device_store.active_user_devices(user_id)
+                    if keys.device_cross_signed(d.id, curve25519=d.curve25519, ed25519=d.ed25519)}
+            for device in list(self.client.device_store.active_user_devices(user_id)):
+                if user_id == self.user_id and device.id == self.client.device_id:
+                    continue  # its own device: nio never shares keys with it
+                if ok_devices is None or device.id in ok_devices:
+                    if user_id != self.user_id:
+                        trusted.append(device.id)
+                    if self.client.olm.is_device_blacklisted(device):
+                        self.client.unblacklist_device(device)
+                elif not self.client.olm.is_device_blacklisted(device):
+                    self.client.blacklist_device(device)
+        if secret and not trusted:
+            others = ", ".join(sorted(u for u in room.users if u != self.user_id)) or "the other member"
+            raise MatrixError(f"no device of {others} is cross-signed by them (with the identity the bot pinned, if "
+                              "it pinned one), so nothing was sent: verify a device, then ask again",
+                              errcode=NO_TRUSTED_DEVICE)
+
     # -- a message to one person alone
 
     async def send_direct(self, user_id: str, content: dict[str, Any], *,
@@ -973,6 +1033,10 @@ class MatrixClient:
             # Encrypted for nobody, it would be lost: say so at once instead of after the timeout.
             raise MatrixError(f"{user_id} has no device that can receive encrypted messages")
         room_id = await self._direct_room(user_id, timeout)
+        # Whatever the config says for admin rooms: a secret goes only to the person's devices that
+        # they cross-signed, with the identity the bot pinned for them when it pinned one.
+        self._secret_rooms.add(room_id)
+        self._sender_keys.pop(user_id, None)  # the newest keys: a device signed a moment ago counts
         return room_id, await self.send(room_id, content)
 
     async def _direct_room(self, user_id: str, timeout: float) -> str:

@@ -19,6 +19,7 @@ class IncomingMessage:
     encrypted: bool = False
     sender_device: str | None = None
     sender_device_trusted: bool | None = None  # None: not known (unencrypted, or no cross-signing info)
+    sender_identity: str | None = None  # the master key that cross-signed the device (when trusted)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class IncomingReaction:
     encrypted: bool = False
     sender_device: str | None = None
     sender_device_trusted: bool | None = None  # as for IncomingMessage
+    sender_identity: str | None = None
 
 
 @dataclass(frozen=True)

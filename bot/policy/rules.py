@@ -10,7 +10,8 @@ batch, for each account of a bulk job); handlers never decide this themselves.
   server admin of the homeserver (asked of the homeserver, cached briefly; when it cannot be
   found out, the answer is no), and the account behind the admin token. With
   matrix-authentication-service (a `mas:` section), the accounts MAS lets request admin rights
-  are server admins too, whichever way the command goes (MAS or Synapse).
+  (its `admin` flag, or its policy data's `admin_users`) are server admins too, whichever way the
+  command goes (MAS or Synapse).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class StaffLookup(Protocol):
 
     async def whoami(self) -> Any: ...
 
+    async def room_members(self, room_id: str) -> list[str]: ...
+
 
 class Policy:
     def __init__(
@@ -52,6 +55,7 @@ class Policy:
         self.clock = clock
         self._admins: dict[str, tuple[bool, float]] = {}
         self._mas_admins: dict[str, tuple[bool, float]] = {}
+        self._mas_policy: tuple[frozenset[str], float] | None = None
         self._token_account: str | None = None
         self.mas: Any = None  # the MAS admin API (bot/homeserver/mas_api), set by the app when a `mas:` section is configured
 
@@ -97,9 +101,11 @@ class Policy:
     async def target_problem(self, role: Role, target: Target) -> str | None:
         """Why `role` may not act on this account or room, or None."""
         via = f" ({target.via})" if target.via else ""
-        if target.kind == "room":
+        if target.kind in ("room", "members"):
             problem = self.access.room_protection(target.id)
-            return f"{problem}{via}" if problem else None
+            if problem or target.kind == "room" or role >= Role.ADMIN:
+                return f"{problem}{via}" if problem else None
+            return await self._staff_room_problem(target.id, via)
         user_id = target.id
         if user_id == self.bot_user_id:
             return f"{user_id}{via} is the bot's own account; the bot does not act on itself"
@@ -107,6 +113,26 @@ class Policy:
             return None
         why = await self._staff_reason(user_id)
         return f"{user_id}{via} {why}; only admins can act on staff accounts" if why else None
+
+    async def _staff_room_problem(self, room_id: str, via: str) -> str | None:
+        """A room whose joined members are all staff is out of reach below admin, as they are."""
+        try:
+            members = await self.api.room_members(room_id)
+        except NotFound:
+            return None  # no such room: the command says so itself
+        except AdminAPIError as exc:
+            return f"the members of {room_id}{via} cannot be told ({exc.errcode}), so it may be a staff-only room"
+        reasons = []
+        for member in members:
+            why = await self._staff_reason(member)
+            if why is None:
+                return None  # someone who is not staff is in it
+            reasons.append(f"{member} {why}")
+        if not reasons:
+            return None
+        shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        return (f"every member of {room_id}{via} is staff ({shown}); only admins can act on a room of staff "
+                "alone")
 
     async def _staff_reason(self, user_id: str) -> str | None:
         listed = self.access.role_of(user_id)
@@ -153,13 +179,17 @@ class Policy:
         return answer
 
     async def _is_mas_admin(self, user_id: str) -> bool:
-        """MAS's `admin` flag: the account may request the Synapse admin scope, so it is a server admin."""
+        """MAS's `admin` flag, or the account's username in MAS's policy data `admin_users`: either
+        lets it request the Synapse admin scope, so it is a server admin."""
         if self.mas is None or not user_id.endswith(":" + self.server_name):
             return False
         now = self.clock()
         cached = self._mas_admins.get(user_id)
         if cached is not None and now - cached[1] < self.cache_s:
             return cached[0]
+        if user_id[1:].rsplit(":" + self.server_name, 1)[0] in await self._mas_admin_users(now):
+            self._mas_admins[user_id] = (True, now)
+            return True
         try:
             answer = bool((await self.mas.user_for_matrix_id(user_id, server_name=self.server_name)).admin)
         except InvalidIdentifier:
@@ -170,3 +200,13 @@ class Policy:
             answer = False
         self._mas_admins[user_id] = (answer, now)
         return answer
+
+    async def _mas_admin_users(self, now: float) -> frozenset[str]:
+        """The usernames of MAS's policy data `admin_users` (set through its admin API), cached briefly."""
+        if self._mas_policy is not None and now - self._mas_policy[1] < self.cache_s:
+            return self._mas_policy[0]
+        data = await self.mas.latest_policy_data()
+        listed = data.get("admin_users")
+        names = frozenset(str(n) for n in listed if isinstance(n, str)) if isinstance(listed, list) else frozenset()
+        self._mas_policy = (names, now)
+        return names

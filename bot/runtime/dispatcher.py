@@ -49,6 +49,9 @@ from bot.handler_api.context import Context
 from bot.matrix.events import IncomingMessage, IncomingReaction, Messenger, UndecryptableMessage, normalise_key
 from bot.homeserver.gate import MAX_RETRY_AFTER_S, Hold, HomeserverGate, Priority, Work, working
 from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, encode, typed_args
+from bot.runtime import identities
+from bot.runtime.identities import IdentityGuard
+from bot.state.identities import IdentityPins
 from bot.runtime.jobs import JobRunner, job_view
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, PageRequest, ParsedCommand, UsageError, parse
 from bot.policy.rules import Policy
@@ -151,6 +154,8 @@ class Dispatcher:
         bot_user_id: str,
         confirm_timeout: float,
         require_cross_signed_senders: bool = False,
+        pin_identities: bool = True,
+        identity_pins: IdentityPins | None = None,
         report_desk: ReportDesk | None = None,
         clock: Callable[[], int] | None = None,
         refusals: RefusalLimiter | None = None,
@@ -172,6 +177,11 @@ class Dispatcher:
         self.bot_user_id = bot_user_id
         self.confirm_timeout = confirm_timeout
         self.require_cross_signed_senders = require_cross_signed_senders
+        self.pin_identities = pin_identities
+        self.identity_pins = identity_pins if identity_pins is not None else IdentityPins(meta.db)
+        self.identities = IdentityGuard(self.identity_pins, messenger, admin_rooms=lambda: list(self.admin_rooms), prefix=prefix,
+                                        enabled=lambda: self.require_cross_signed_senders and self.pin_identities,
+                                        clock=lambda: self.clock())
         self.report_desk = report_desk
         self.bot_status = BotStatus(confirmations, jobs.running)
         self.undo_book = UndoBook(undo, audit, table, self._env, prefix)
@@ -284,6 +294,12 @@ class Dispatcher:
             await self._refuse(ctx, Text(f"Refused: this message {device}, then send the command again.", tone="error"),
                                args=shown, detail="device not cross-signed", burst=STRANGER_REFUSALS,
                                key=f"{msg.sender} on {msg.sender_device if msg.encrypted else 'an unknown device'}")
+            return
+        changed = await self.identities.problem(msg.sender, msg.sender_identity) if msg.encrypted else None
+        if changed is not None:
+            await self._refuse(ctx, Text(f"Refused: {changed}.", tone="error"), args=shown,
+                               detail="cross-signing identity changed", burst=ROLE_REFUSALS,
+                               key=f"{msg.sender} as {msg.sender_identity}")
             return
         if self.clock() - msg.origin_ts > STALE_COMMAND_MS:
             await self._reply(ctx, Text(
@@ -1002,6 +1018,13 @@ class Dispatcher:
         if stopped is None:
             return Text(f"Job #{job_id} stops at its next checkpoint; its message will say how far it got.", tone="info")
         return Text(f"Job #{job_id} ({stopped.summary}) stopped: {stopped.result_text}", tone="ok")
+
+    async def identity_list(self, ctx: Context) -> Any:
+        return await identities.pins_table(self.identity_pins)
+
+    async def identity_approve(self, ctx: Context, user: str) -> Any:
+        """`identity approve <user>`: an admin other than its owner pins a changed identity."""
+        return Text(await identities.approve(self.identity_pins, user, by=ctx.requester, now_ms=self.clock()), tone="ok")
 
     # -- exports
 

@@ -7,7 +7,7 @@ They stay in ONE list (`MIGRATIONS`, here), whichever aggregate a migration is f
 at the end.
 
 The tables are read and written by one store per aggregate (bot/state/{meta,journal,confirmations,
-audit,undo,jobs,reports}.py, each a `Table`), and each part of the bot is handed only the stores it
+audit,undo,jobs,reports,identities}.py, each a `Table`), and each part of the bot is handed only the stores it
 needs (bot/state/stores.py, built by the app).
 """
 
@@ -293,6 +293,20 @@ MIGRATIONS += [
     CREATE INDEX audit_origin ON audit (origin)
     """,
 ]
+
+# 12: pinned cross-signing identities (bot/state/identities.py). Each role holder's master key as the
+#     bot first saw it in an encrypted admin room (or as an admin approved it since); a different key
+#     seen later is kept as `changed_key` and refused until `identity approve` (bot/runtime/identities.py).
+MIGRATIONS.append("""
+    CREATE TABLE identity_pins (
+        user_id TEXT PRIMARY KEY,
+        master_key TEXT NOT NULL,
+        pinned_ts INTEGER NOT NULL,
+        pinned_by TEXT NOT NULL,
+        changed_key TEXT,
+        changed_ts INTEGER
+    )
+""")
 
 class Database:
     """A sqlite connection owned by one worker thread."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.state.audit import AuditLog
 from bot.state.confirmations import ConfirmationStore
 from bot.state.db import Database
+from bot.state.identities import IdentityPins
 from bot.state.jobs import JobStore
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
@@ -26,12 +27,13 @@ class Stores:
     undo: UndoStore
     jobs: JobStore
     reports: ReportStore
+    identities: IdentityPins
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         return cls(db=db, meta=MetaStore(db), journal=Journal(db), confirmations=ConfirmationStore(db), audit=AuditLog(db),
-                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db))
+                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), identities=IdentityPins(db))
 
 
-__all__ = ["AuditLog", "ConfirmationStore", "Database", "JobStore", "Journal", "MetaStore", "ReportStore", "Stores",
-           "UndoStore"]
+__all__ = ["AuditLog", "ConfirmationStore", "Database", "IdentityPins", "JobStore", "Journal", "MetaStore", "ReportStore",
+           "Stores", "UndoStore"]

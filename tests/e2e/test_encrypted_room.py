@@ -20,7 +20,8 @@ async def test_encrypted_admin_room_gets_encrypted_answers(homeserver: LocalHome
     world = await build_world(homeserver, tmp_root / "cryptobot", bot_localpart="cryptobot",
                               moderator_localpart="crypto-admin", encrypted=True)
     world.roles = {"admins": [world.moderator.user_id]}
-    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-admin-store")
+    # Element cross-signs the device at the first login; the bot obeys only such devices by default.
+    person = EncryptedPerson(homeserver.url, world.moderator, tmp_root / "crypto-admin-store", cross_sign=True)
     await person.start()
     await world.chat.start()
     try:

@@ -131,6 +131,12 @@ async def test_a_generated_password_reaches_the_requester_alone_in_an_encrypted_
     name = f"dm-{uuid.uuid4().hex[:8]}"
     user_id = f"@{name}:{homeserver.server_name}"
     try:
+        # The only device that encrypts is one the admin never cross-signed: the password goes nowhere, and
+        # the reply says so (a stolen login must not receive it).
+        answer = await admin.ask_body(f"!admin user create {name}-x", timeout=90)
+        assert "could not be sent to you" in answer and "cross-signed" in answer and "shown nowhere" in answer, answer
+        # Cross-signed (as Element does at the first login), the device gets it.
+        await person.cross_sign_device()
         answer = await admin.ask_body(f"!admin user create {name}", timeout=90)
         assert f"Created {user_id}" in answer and "sent to you in a direct message" in answer, answer
         dm_room, dm = await _notice(person, lambda e: user_id in e.body and "(created)" in e.body)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bot.app import App
-from bot.demo.run import running_bot
+from bot.demo.run import TINY_PNG, running_bot
 from bot.demo.synapse import LocalHomeserver
 from bot.demo.localchat import ChatClient
 from tests.conftest import make_world
@@ -169,3 +169,35 @@ async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomese
         await owner_chat.close()
         for person in people.values():
             await person.chat.close()
+
+
+async def test_staff_media_and_staff_only_rooms_are_out_of_a_moderators_reach(
+    mod: Person, admin: Person, homeserver: LocalHomeserver, world, bot: App,
+) -> None:
+    """Issue 20, point 7: the file of a staff member, and a room whose members are all staff, cannot be
+    quarantined below admin; a room with someone who is not staff in it can."""
+    ops = await homeserver.register(f"ops-media-{_tag()}", admin=True)  # staff: a server admin, not listed
+    ops_chat = ChatClient(homeserver.url, ops.user_id, ops.access_token)
+    mxc = await ops_chat.upload(TINY_PNG + uuid.uuid4().bytes, "image/png", "ops.png")
+    staff_room = await ops_chat.create_room(name="staff only", preset="public_chat")
+    await ops_chat.send(staff_room, {"msgtype": "m.image", "body": "ops.png", "url": mxc})
+
+    text = await mod.ask_body(f"!admin media quarantine {mxc}")
+    assert "Refused" in text and f"{ops.user_id} (the file's uploader) is a server admin" in text, text
+    for command in (f"room quarantine-media {staff_room}", f"media quarantine --room {staff_room}"):
+        text = await mod.ask_body(f"!admin {command}")
+        assert "Refused" in text and f"every member of {staff_room}" in text and "is staff" in text, (command, text)
+    async with httpx.AsyncClient(base_url=homeserver.url, headers={"Authorization": f"Bearer {world.bot.access_token}"}) as http:
+        info = (await http.get(f"/_synapse/admin/v1/media/{homeserver.server_name}/{mxc.rsplit('/', 1)[1]}")).json()
+    assert info["media_info"]["quarantined_by"] is None
+
+    # Someone who is not staff joins: the room is no longer staff's alone, and a moderator may.
+    plain = await homeserver.register(f"plain-media-{_tag()}")
+    plain_chat = ChatClient(homeserver.url, plain.user_id, plain.access_token)
+    await plain_chat.join(staff_room)
+    assert "This will run: room quarantine-media" in await mod.ask_body(
+        f"!admin room quarantine-media {staff_room} --dry-run")
+    # An admin reaches staff media.
+    assert "This will run: media quarantine" in await admin.ask_body(f"!admin media quarantine {mxc} --dry-run")
+    await ops_chat.close()
+    await plain_chat.close()

@@ -254,6 +254,21 @@ async def test_a_moderator_cannot_reach_a_mas_admin_through_mas_either(ess: ESS)
     assert all(s.finished_at is None for s in ess.mas.compat_sessions.values() if s.user_id == frank_mas.id)
 
 
+async def test_an_admin_by_mas_policy_data_is_staff(ess: ESS) -> None:
+    """MAS lets the usernames of its policy data's `admin_users` request admin rights, whatever their
+    `admin` flag: staff, out of a moderator's reach (issue 20, point 7)."""
+    gina, gina_mas = await ess.account("gina")
+    assert gina_mas.admin is False and (await ess.synapse(gina.user_id))["admin"] is False
+    ess.mas.set_policy_data({"admin_clients": [], "admin_users": [gina_mas.username]})
+    ess.bot.app.policy._mas_policy = None  # read at most once a minute: the test does not wait that long
+    reply = await ess.mod.ask_body(f"!admin user lock {gina.user_id}")
+    assert plain(reply).startswith("Refused:") and "may request admin rights in matrix-authentication-service" in reply
+    assert ess.mas.users[gina_mas.id].locked_at is None
+    assert any(r.path.endswith("/policy-data/latest") and r.status == 200 for r in ess.mas.requests)
+    ess.mas.set_policy_data({"admin_users": []})
+    ess.bot.app.policy._mas_policy = None
+
+
 # -- sessions, e-mail addresses, links, personal sessions
 
 

@@ -24,7 +24,7 @@ class Edits:
         self.encrypted = False
 
     async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
-                   txn_id: str | None = None) -> str:
+                   txn_id: str | None = None, background: bool = False) -> str:
         self.contents.append(content)
         self.txn_ids.append(txn_id)
         return f"$edit{len(self.contents)}"

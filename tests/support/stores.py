@@ -9,4 +9,4 @@ from bot.state.stores import Stores
 
 def dispatcher_stores(stores: Stores) -> dict[str, Any]:
     return {"confirmations": stores.confirmations, "journal": stores.journal, "audit": stores.audit,
-            "undo": stores.undo, "job_store": stores.jobs, "meta": stores.meta}
+            "undo": stores.undo, "job_store": stores.jobs, "meta": stores.meta, "identity_pins": stores.identities}

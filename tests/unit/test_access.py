@@ -117,6 +117,9 @@ async def test_a_mas_that_does_not_really_answer_cannot_make_an_account_fair_gam
         async def user_for_matrix_id(self, user_id: str, *, server_name: str) -> object:
             raise MASNotFound(404, "no such user", answered=self.answered)
 
+        async def latest_policy_data(self) -> dict:
+            return {}
+
     policy, suspend, _, _ = make()
     policy.mas = MAS(answered=False)
     problem = await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@someone:x")))
@@ -148,6 +151,53 @@ async def test_derived_targets_are_checked_like_arguments() -> None:
                          event_id="$e", targets=(Target("user", "@root:x", "the reported message's sender"),))
     problem = await policy.invocation_problem(Role.MODERATOR, derived)
     assert problem and "@root:x (the reported message's sender)" in problem
+
+
+async def test_mas_policy_data_admin_users_are_staff() -> None:
+    class MAS:
+        def __init__(self) -> None:
+            self.data: dict = {"admin_users": ["gina"]}
+            self.reads = 0
+
+        async def latest_policy_data(self) -> dict:
+            self.reads += 1
+            return self.data
+
+        async def user_for_matrix_id(self, user_id: str, *, server_name: str) -> object:
+            return SimpleNamespace(admin=False)
+
+    now = [0.0]
+    policy, suspend, _, _ = make(clock=lambda: now[0])
+    policy.mas = mas = MAS()
+    problem = await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@gina:x")))
+    assert problem and "may request admin rights in matrix-authentication-service" in problem
+    assert await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@hank:x"))) is None
+    assert mas.reads == 1  # read once for both, cached
+    mas.data, now[0] = {}, 1000.0
+    assert await policy.invocation_problem(Role.MODERATOR, inv(suspend, user=UserID("@gina:x"))) is None
+
+
+async def test_a_room_of_staff_alone_is_out_of_a_moderators_reach() -> None:
+    class Rooms(Homeserver):
+        members: dict[str, list[str]] = {"!staff:x": ["@ops:x", "@root:x"], "!mixed:x": ["@ops:x", "@joe:x"],
+                                         "!empty:x": []}
+
+        async def room_members(self, room_id: str) -> list[str]:
+            return self.members[room_id]
+
+    policy, _, info, _ = make(Rooms(admins={"@ops:x"}))
+
+    def quarantine(room: str) -> Invocation:
+        return Invocation(command=info, args={}, requester="@mod:x", room_id="!admin:x", event_id="$e",
+                          targets=(Target("members", room, "the room whose media it quarantines"),))
+
+    problem = await policy.invocation_problem(Role.MODERATOR, quarantine("!staff:x"))
+    assert problem and "every member of !staff:x (the room whose media it quarantines) is staff" in problem
+    assert "@ops:x is a server admin" in problem and "@root:x is listed under access" in problem
+    assert await policy.invocation_problem(Role.MODERATOR, quarantine("!mixed:x")) is None
+    assert await policy.invocation_problem(Role.MODERATOR, quarantine("!empty:x")) is None
+    assert await policy.invocation_problem(Role.ADMIN, quarantine("!staff:x")) is None
+    assert "admin room" in await policy.invocation_problem(Role.ADMIN, quarantine("!admin:x"))
 
 
 def test_aliases_of_admin_rooms_count_once_resolved() -> None:

@@ -122,11 +122,11 @@ class Room(Edits):
         self.audit_rows_at_send: list[int] = []
 
     async def send(self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *,
-                   txn_id: str | None = None) -> str:
+                   txn_id: str | None = None, background: bool = False) -> str:
         self.audit_rows_at_send.append(await self.store.audit.audit_count())
         if self.fail_sends_containing and self.fail_sends_containing in content.get("body", ""):
             raise MatrixError("refused by the homeserver", errcode="M_FORBIDDEN", status=403)
-        return await super().send(room_id, content, event_type, txn_id=txn_id)
+        return await super().send(room_id, content, event_type, txn_id=txn_id, background=background)
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> bool:
         self.redacted.append(event_id)

@@ -55,7 +55,6 @@ def __getattr__(name: str) -> Any:
 NOT_OFFERED: dict[str, str] = {
     "setPolicyData": "policy data is MAS configuration (who may register, which clients are admin clients): "
                      "changed with MAS's config or CLI, not from a chat room",
-    "getLatestPolicyData": "policy data is MAS configuration, not an account matter",
     "getPolicyData": "policy data is MAS configuration, not an account matter",
     "createPersonalSession": "its answer is a new access token, which must never be posted into a room",
     "regeneratePersonalSession": "its answer is a new access token, which must never be posted into a room",

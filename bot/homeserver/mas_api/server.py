@@ -3,7 +3,10 @@ Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.homeserver.mas_api.base import Area, paging
+from bot.homeserver.mas_api.errors import NotFound
 from bot.homeserver.mas_api.models import OAuth2Client, Page, SiteConfig, page, single
 from bot.homeserver.mas_api.paths import V1, ulid
 
@@ -22,6 +25,19 @@ class ServerAPI(Area):
         Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/server/siteConfig
         """
         return SiteConfig.from_json(await self._http.request("GET", V1.site_config))
+
+    async def latest_policy_data(self) -> dict[str, Any]:
+        """GET /api/admin/v1/policy-data/latest (getLatestPolicyData) — the policy data set through the
+        admin API (read only: who is a MAS admin by `admin_users`); {} when none was ever set.
+
+        Docs: https://element-hq.github.io/matrix-authentication-service/api/index.html#/policy-data/getLatestPolicyData
+        """
+        try:
+            body = await self._http.request("GET", V1.policy_data.latest)
+        except NotFound:
+            return {}  # none set (or a MAS from before this endpoint: none can have been set through it)
+        data = ((body.get("data") or {}).get("attributes") or {}).get("data")
+        return data if isinstance(data, dict) else {}
 
 
 class OAuth2ClientsAPI(Area):

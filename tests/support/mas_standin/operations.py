@@ -24,6 +24,7 @@ from .records import (
     User,
     parse_rfc3339,
     random_token,
+    rfc3339,
 )
 
 DEFAULT_PAGE_SIZE = 10  # MAS: crates/handlers/src/admin/params.rs
@@ -33,6 +34,8 @@ class Operations:
     """The admin API's operations over the stand-in's state (kept by `MASStandIn`)."""
 
     users: dict[str, User]
+    policy_data: dict[str, Any] | None
+    policy_data_id: str
     compat_sessions: dict[str, CompatSession]
     oauth2_sessions: dict[str, OAuth2Session]
     browser_sessions: dict[str, BrowserSession]
@@ -140,6 +143,19 @@ class Operations:
                      "email_change_allowed": True, "displayname_change_allowed": True, "password_change_allowed": True,
                      "account_recovery_allowed": False, "account_deactivation_allowed": True, "captcha_enabled": False,
                      "minimum_password_complexity": 3}
+
+    def set_policy_data(self, data: dict[str, Any]) -> None:
+        """As `POST /api/admin/v1/policy-data` (or mas-cli) would: the latest policy data."""
+        self.policy_data, self.policy_data_id = data, self.ids.new()
+
+    def op_getLatestPolicyData(self, params: dict[str, Any], body: Any, path: str) -> tuple[int, Any]:
+        # MAS: crates/handlers/src/admin/v1/policy_data/get_latest.rs
+        if self.policy_data is None:
+            raise Answer(404, "No policy data found")
+        link = f"{PREFIX}/policy-data/{self.policy_data_id}"
+        return 200, {"data": {"type": "policy-data", "id": self.policy_data_id, "links": {"self": link},
+                              "attributes": {"created_at": rfc3339(self.now()), "data": self.policy_data}},
+                     "links": {"self": link}}
 
     # -- users
 

@@ -85,6 +85,8 @@ class MASStandIn(Operations):
         self.admin_api_enabled = True  # False: no listener serves the `adminapi` resource
         self.discovery_token_endpoint: str | None = None  # override what discovery advertises
         self.version = "1.5.0"
+        self.policy_data: dict[str, Any] | None = None  # what setPolicyData last set (`admin_users`, …)
+        self.policy_data_id = ""
         self.down: str | None = None  # None, "refuse" or "503"
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
