@@ -86,6 +86,7 @@ class App:
         self.policy: Policy
         self._tasks: list[asyncio.Task[Any]] = []
         self._recovery: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
         self._report_page_size = report_page_size
         self._report_flood_window_s = report_flood_window_s
         self.reports: ReportInbox
@@ -201,12 +202,16 @@ class App:
 
         Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
         asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
-        scrubber before any request.
+        scrubber before any request. Where the accounts live is asked after the first sync's commands
+        (`_settle`): it only words the advice on an Admin API endpoint a delegating homeserver lacks.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
             self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
+
+    async def _detect_mas(self) -> None:
+        config = self.config
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
         self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
@@ -247,8 +252,9 @@ class App:
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
-        # Not among the tasks whose end ends the bot: this one is done once it has looked.
+        # Not among the tasks whose end ends the bot: these are done once they have looked.
         self._recovery = asyncio.create_task(self._recover(), name="recover")
+        self._settling = asyncio.create_task(self._settle(), name="settle")
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         for refresher in self.refreshers:
@@ -257,6 +263,21 @@ class App:
         for task in done:
             if task in self._tasks and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+    async def _settle(self) -> None:
+        """What a start defers until the commands waiting at start are answered (bot/matrix/client.py's
+        `settled`: the cross-signing identity), then where the homeserver keeps its accounts."""
+        await self.matrix.settled()
+        try:
+            await self._detect_mas()
+        except Exception:
+            log.exception("asking the homeserver whether it delegates auth failed")
+
+    async def ready(self) -> None:
+        """Wait until the start's deferred work is done (tests look at its results)."""
+        while self._settling is None:
+            await asyncio.sleep(0.05)
+        await asyncio.shield(self._settling)
 
     async def _recover(self) -> None:
         """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/dispatcher.py)."""
@@ -295,7 +316,7 @@ class App:
 
     async def close(self) -> None:
         self.stop_event.set()
-        tasks = [*self._tasks, *([self._recovery] if self._recovery is not None else [])]
+        tasks = [*self._tasks, *(task for task in (self._recovery, self._settling) if task is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,6 +14,7 @@ import httpx
 
 from bot.config import MASConfig, TokenSource
 from bot.homeserver.login import AUTH_METADATA_PATHS
+from bot.homeserver.http import tls_context
 from bot.homeserver.mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, ScopeRefused, TokenError
 from bot.text.untrusted import inline
 from bot.homeserver.mas_api.paths import V1
@@ -67,7 +68,8 @@ async def detect_mas(
     """Ask the homeserver (no token needed) whether it delegates auth: `GET /_matrix/client/v1/auth_metadata`,
     then the unstable MSC2965 path that older homeservers serve."""
     async with httpx.AsyncClient(base_url=homeserver_url.rstrip("/"), timeout=timeout, transport=transport,
-                                 follow_redirects=False, headers={"User-Agent": "synapse-admin-bot"}) as http:
+                                 follow_redirects=False, verify=tls_context(homeserver_url),
+                                 headers={"User-Agent": "synapse-admin-bot"}) as http:
         for path in AUTH_METADATA_PATHS:
             try:
                 response = await http.get(path)
@@ -136,7 +138,7 @@ def _where(source: TokenSource | None) -> str:
 async def _probe_reachable(url: str, say: Say, *, transport: httpx.AsyncBaseTransport | None, timeout: float) -> bool:
     """Without a token MAS answers its admin API with 400 (missing header) or 401: then it serves it."""
     target = url.rstrip("/") + str(V1.version)
-    async with httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False,
+    async with httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False, verify=tls_context(),
                                  headers={"User-Agent": "synapse-admin-bot"}) as http:
         try:
             response = await http.get(target)

@@ -1,6 +1,6 @@
 """`user dossier <user>` — everything about one account in one reply: the account, reports against
 it and by it, its rooms, its media, its devices and IPs, what the team already did to it, and its
-MAS sessions. A verb of the `user` group (declared on commands/user.py's group), kept in its own
+MAS sessions. A verb of the `user` group (declared on the group of commands/user/), kept in its own
 module because it reads every other area.
 
 Every part is asked at once (asyncio.gather), each within its own deadline, so that the reply

@@ -7,11 +7,10 @@ import asyncio
 from bot.homeserver.admin_api.errors import AdminAPIError, BadRequest
 from bot.handler_api.argtypes import ArgumentError, Choice, Identifier, Int, Timestamp
 from bot.handler_api.context import Context
-from bot.homeserver.mas_api.errors import MASAPIError
 from bot.handler_api.spec import CommandGroup, Escalation, Flag, Param, Role
 from bot.text.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When
 
-from . import _mas
+from bot.homeserver.accounts import mas_reads as _mas
 
 server = CommandGroup("server", "The homeserver as a whole")
 
@@ -64,34 +63,8 @@ async def status(ctx: Context) -> Doc:
 
 
 async def _mas_status(ctx: Context) -> Record | Text | None:
-    """matrix-authentication-service's side, when accounts live there."""
-    detection = ctx.mas_detection
-    if not ctx.accounts.mas_configured:
-        advice = detection.advice() if detection is not None else None
-        return Text(advice, tone="warning") if advice else None
-    mas = ctx.accounts.mas("MAS status")
-    try:
-        version, site, accounts, usable = await asyncio.gather(
-            mas.version(), mas.site_config(), mas.list_users(first=1, count=True),
-            mas.list_users(status="active", first=1, count=True))
-    except MASAPIError as exc:
-        return Text(f"matrix-authentication-service at {mas.url} does not answer: ", Code(exc.errcode),
-                    f": {exc.error}. {exc.hint}", tone="error")
-    allowed = [name for name, on in (
-        ("password login", site.password_login_enabled), ("registration with a password", site.password_registration_enabled),
-        ("registration tokens required", site.password_registration_token_required),
-        ("e-mail changes", site.email_change_allowed), ("display name changes", site.displayname_change_allowed),
-        ("password changes", site.password_change_allowed), ("account recovery", site.account_recovery_allowed),
-        ("deactivating their own account", site.account_deactivation_allowed), ("captcha", site.captcha_enabled),
-    ) if on]
-    return Record("Accounts: matrix-authentication-service", [
-        ("MAS", Code(mas.url)),
-        ("version", Untrusted(version, 80)),
-        ("server name", Untrusted(site.server_name, 120)),
-        ("accounts (usable / all)", f"{usable.count} / {accounts.count}"),
-        ("people may", ", ".join(allowed) or "nothing by themselves"),
-        ("minimum password complexity", f"{site.minimum_password_complexity} of 4"),
-    ])
+    """matrix-authentication-service's side, when accounts live there (or the advice to configure it)."""
+    return await ctx.accounts.service_status()
 
 
 @server.command(

@@ -1,8 +1,8 @@
 """The narrow view of the bot that a command handler gets: the Admin API client, who runs the
 command with which role, where (room, event, thread), the clock, a way to say something before
 the final reply, and the typed services a group really needs. Nothing else: policy, storage,
-the command table and the dispatcher stay out of reach of commands. `accounts` says where an
-account lives (matrix-authentication-service or Synapse), for commands that act on accounts.
+the command table and the dispatcher stay out of reach of commands. `accounts` finds where an
+account lives (matrix-authentication-service or Synapse) and hands back the backend that acts on it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.homeserver.accounts import AccountDirectory
+from bot.homeserver.accounts import Accounts
 from bot.handler_api.spec import CommandError, Role
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ class Context:
     audit_log: AuditTrail | None = None  # what the team did to an account (read only)
 
     @property
-    def accounts(self) -> AccountDirectory:
-        """Where accounts live (MAS or Synapse): what account commands ask before they act."""
-        return AccountDirectory(self.mas, self.mas_detection, self.server_name)
+    def accounts(self) -> Accounts:
+        """Accounts where they live (MAS or Synapse): `ctx.accounts.for_user(user)` is the backend that acts on one."""
+        return Accounts(self.api, self.mas, self.mas_detection, self.server_name)
 
     @property
     def reports(self) -> ReportDesk:

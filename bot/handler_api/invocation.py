@@ -156,7 +156,7 @@ def decode(text: str | None, table: CommandTable, env: ParseEnv) -> Invocation:
     try:
         args = typed_args(command, data.get("args") or {}, env)
         targets = tuple(Target(kind=t["kind"], id=str(t["id"]), via=str(t.get("via", ""))) for t in data.get("targets") or [])
-        if any(t.kind not in ("user", "room") for t in targets):
+        if any(t.kind not in ("user", "room", "members") for t in targets):
             raise ArgumentError("a stored target is neither an account nor a room")
         undoes = data.get("undoes")
         if undoes is not None and (not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1):

@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.homeserver.accounts.mas_reads import MASSession, mas_flags, provider_label
 from bot.text.units import human_size
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When, presents
 
 if TYPE_CHECKING:
-    from bot.homeserver.accounts import AccountHome
+    from bot.homeserver.accounts import AccountHome, IdRemoval, Logins
     from bot.homeserver.admin_api.rooms import ForwardExtremity, RoomDetails
     from bot.homeserver.admin_api.users import Device, UserDetails
     from bot.homeserver.mas_api.models import PersonalSession, UpstreamOAuthProvider
-    from bot.homeserver.mas_api.models import User as MASUser
 
 
 # -- records shared by several commands
@@ -210,12 +210,6 @@ def _(p: ForwardExtremitiesPreview) -> Table:
 # -- accounts
 
 
-def mas_flags(user: MASUser) -> str:
-    flags = [name for name, on in (("may request admin", user.admin), ("deactivated", user.deactivated),
-                                   ("locked", user.locked and not user.deactivated), ("guest", user.legacy_guest)) if on]
-    return ", ".join(flags) or "none"
-
-
 def _where(home: AccountHome | None) -> list[tuple[str, Any]]:
     """Where the operation goes, when MAS is in play (a bot without MAS needs no such line)."""
     if home is None or not (home.in_mas or home.mas_configured):
@@ -399,23 +393,6 @@ def _(p: ExternalIdRemovalPreview) -> Any:
 # -- matrix-authentication-service: sessions, links, e-mail addresses, personal sessions
 
 
-@dataclass(frozen=True)
-class MASSession:
-    """One session of a MAS account, whatever its kind, as the bot shows it."""
-
-    kind: str  # "compat" (Matrix login API), "oauth2" (an OAuth 2.0 client), "browser" (MAS's own web session)
-    id: str
-    client: str | None  # what the client calls itself or its user agent: outside text
-    device: str | None
-    ip: str | None
-    last_active_ms: int | None
-    finished_ms: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.finished_ms is None
-
-
 SESSION_KIND_LABEL = {"compat": "Matrix login", "oauth2": "OAuth 2.0", "browser": "browser"}
 
 
@@ -454,10 +431,6 @@ class UpstreamLinkRemovalPreview:
     user: str | None  # None: every account
     links: int
     kept: list[str]  # one account: the providers it keeps
-
-
-def provider_label(provider: UpstreamOAuthProvider) -> str:
-    return f"{provider.human_name or provider.brand_name or provider.issuer or 'provider'} ({provider.id})"
 
 
 @presents(UpstreamLinkRemovalPreview)
@@ -506,3 +479,22 @@ def _(p: PersonalSessionRevokePreview) -> Record:
 
 def _moment(value: Any) -> When | None:
     return None if value is None else When(int(value.timestamp() * 1000))
+
+
+# -- what an account backend found, as the preview of its home (bot/homeserver/accounts)
+
+
+def logout_preview(user: str, found: Logins, home: AccountHome) -> MASSessionsEndPreview | DeviceLogoutPreview:
+    """`user logout`: MAS's sessions that end, or the homeserver's devices that are logged out."""
+    if found.sessions is not None:
+        return MASSessionsEndPreview(user, found.sessions, everywhere=found.everywhere)
+    return DeviceLogoutPreview(user, found.devices or [], home=home)
+
+
+def id_removal_preview(found: IdRemoval, home: AccountHome | None) -> UpstreamLinkRemovalPreview | ExternalIdRemovalPreview:
+    """`user external-ids … --remove`: MAS's upstream links that go, or the homeserver's external IDs."""
+    if found.provider_record is not None:
+        return UpstreamLinkRemovalPreview(found.provider_record, found.user, found.count or 0, found.kept)
+    if found.user is None:
+        return ExternalIdRemovalPreview(found.provider, None, None, [], accounts=found.count)
+    return ExternalIdRemovalPreview(found.provider, found.user, found.count, found.kept, home=home)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.homeserver.admin_api.errors import NotFound
-from bot.handler_api.spec import Command
+from bot.handler_api.spec import Command, CommandError
+from bot.homeserver.accounts.errors import AccountRefused
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -111,7 +112,7 @@ _FLAG_WORDS = {"locked": "locked", "suspended": "suspended", "shadow_banned": "s
                "deactivated": "deactivated"}
 
 
-# Flags that matrix-authentication-service holds for the accounts it keeps (bot/homeserver/accounts.py): the
+# Flags that matrix-authentication-service holds for the accounts it keeps (bot/homeserver/accounts/): the
 # commands that change them go there, and so does the probe.
 _MAS_FLAGS = frozenset({"locked", "admin"})
 
@@ -131,7 +132,10 @@ class AccountFlag(Probe):
 
     async def read(self, ctx: Context) -> Any:
         if self.flag in _MAS_FLAGS:
-            home = await ctx.accounts.locate(self.user)
+            try:
+                home = await ctx.accounts.locate(self.user)
+            except AccountRefused as exc:
+                raise CommandError(str(exc)) from exc
             if home.in_mas and home.mas_user is not None:
                 return bool(getattr(home.mas_user, self.flag))
         return bool(getattr(await ctx.api.user_details(self.user), self.flag))

@@ -34,17 +34,33 @@ The group object is the module's only export; `commands.load_groups()` collects 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
 from bot.handler_api.argtypes import Choice, Int, Text
+from bot.homeserver.accounts.errors import AccountRefused
 
 
 class CommandError(Exception):
     """A command cannot do what was asked (the account is already deactivated, the room is
     unknown…): shown as an error, without a usage line, and nothing is changed."""
+
+
+def answering_refusals(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A handler (or preview, job body, undo, target deriver) whose account backend's refusal
+    (`AccountRefused`, from the homeserver clients' floor) is the command's answer, as a CommandError."""
+
+    @functools.wraps(fn)
+    async def answered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except AccountRefused as exc:
+            raise CommandError(str(exc)) from exc
+
+    return answered
 
 
 class Role(IntEnum):
@@ -299,7 +315,7 @@ class Command:
 
     def preview(self, fn: Handler) -> Handler:
         """Declare the read-only step whose result the confirmation prompt shows."""
-        self.preview_handler = fn
+        self.preview_handler = answering_refusals(fn)
         return fn
 
     def validate(self, fn: Validator) -> Validator:
@@ -311,7 +327,7 @@ class Command:
         """Declare the job body that runs when the handler returns RunAsJob()."""
         if self.job:
             raise ValueError(f"{self.name}: a command declared with job=True is its own job body")
-        self.job_handler = fn
+        self.job_handler = answering_refusals(fn)
         return fn
 
     def undo(self, fn: Handler) -> Handler:
@@ -323,13 +339,13 @@ class Command:
             raise ValueError(f"{self.name}: an irreversible command has no undo")
         if self.job or self.runtime:
             raise ValueError(f"{self.name}: jobs and runtime verbs record no undo")
-        self.undo_handler = fn
+        self.undo_handler = answering_refusals(fn)
         return fn
 
     def targets(self, fn: TargetDeriver) -> TargetDeriver:
         """Declare the targets this command derives from data: `async (ctx, **args) -> [Target]`.
         Runs before the preview and again before execution; policy checks each."""
-        self.target_deriver = fn
+        self.target_deriver = answering_refusals(fn)
         return fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -371,7 +387,7 @@ class CommandGroup:
                 group=self.name,
                 verb=verb,
                 summary=summary,
-                handler=handler,
+                handler=answering_refusals(handler),
                 role=role,
                 destructive=destructive,
                 writes=destructive if writes is None else writes,

@@ -1,6 +1,8 @@
 """How many items of bulk work run at once: decided by one policy, told how each item went.
 
-`AdaptiveConcurrency` is additive increase, multiplicative decrease (AIMD), the way TCP shares a
+`AdaptiveConcurrency` starts the way TCP does (slow start: one more item at once for every item
+answered quickly, so the limit doubles each window, until the first sign of a slow or refused
+answer), then goes on by additive increase, multiplicative decrease (AIMD), the way TCP shares a
 link: one more item at once after each full window of items answered quickly, half as many after
 a 429 or a 5xx (or no answer at all), a quarter fewer when answers grow slower than the
 homeserver's usual pace (a moving baseline). So a bulk job takes what an idle homeserver can give
@@ -93,6 +95,9 @@ class AdaptiveConcurrency:
         self._ignore_decreases = 0  # answers still to come from items in flight at the last decrease
         self.increases = 0
         self.decreases = 0
+        # Slow start lasts until the homeserver first pushes back: a short job then does not pay a
+        # ramp of one item per window from `start` (a 2,000-item job ran at 0.7× a fixed 8 without it).
+        self.slow_start = True
 
     def limit(self) -> int:
         return int(self._limit)
@@ -112,6 +117,11 @@ class AdaptiveConcurrency:
             self._decrease(DECREASE_ON_SLOWNESS)
             return
         self._fast_in_window += 1
+        if self.slow_start and self._limit < self.ceiling:
+            self._limit = min(float(self.ceiling), self._limit + 1)
+            self._fast_in_window = 0
+            self.increases += 1
+            return
         if self._fast_in_window >= self.limit() and self._limit < self.ceiling:
             self._limit = min(float(self.ceiling), self._limit + 1)
             self._fast_in_window = 0
@@ -136,6 +146,7 @@ class AdaptiveConcurrency:
 
     def _decrease(self, factor: float) -> None:
         self._fast_in_window = 0
+        self.slow_start = False
         if self._ignore_decreases > 0:
             return
         before = self.limit()

@@ -16,8 +16,10 @@ auth, pacing, bounded retries, typed errors (bot/homeserver/errors.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -31,6 +33,32 @@ from bot.homeserver.gate import GateClosed, Hold, HoldReason, HomeserverGate, Ti
 log = logging.getLogger(__name__)
 
 ResponseObserver = Callable[[str, str, int, float], None]
+
+
+
+def tls_context(base_url: str | None = None) -> ssl.SSLContext:
+    """The TLS context for an HTTP client of the bot: one per process, made the way httpx makes its
+    default (the certifi CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR). Loading the CA bundle takes
+    tens of milliseconds, so not once per client — and not at all before the first answer of a bot
+    whose homeserver is reached over plain HTTP: a client that only ever sends relative paths to an
+    `http://` base URL never makes a TLS connection, and gets a context that trusts no certificate
+    (should it ever be asked for one, it fails closed)."""
+    if base_url is not None and base_url.lower().startswith("http://"):
+        return _no_tls()
+    return _verified_tls()
+
+
+@functools.cache
+def _verified_tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=True)
+
+
+@functools.cache
+def _no_tls() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies hostnames and certificates, trusts no CA
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    return context
+
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD"})
@@ -132,6 +160,7 @@ class HomeserverHTTP:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=False,
             transport=transport,
+            verify=tls_context(self.base_url),
             headers={"User-Agent": "synapse-admin-bot", **dialect.headers},
         )
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from bot.config import OAuthSession, TokenSource
+from bot.homeserver.http import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ async def login(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> LoginResult:
     async with httpx.AsyncClient(base_url=homeserver.rstrip("/"), timeout=30, follow_redirects=False,
-                                 transport=transport) as http:
+                                 transport=transport, verify=tls_context()) as http:
         metadata = await auth_metadata(http)
         if metadata is None:
             token, device_id, who = await password_login(http, user_id, password(), device_name)
@@ -308,7 +309,8 @@ class TokenRefresher:
             if session is None or self.source.file is None:
                 return False
             try:
-                async with httpx.AsyncClient(timeout=30, transport=self._transport, follow_redirects=False) as http:
+                async with httpx.AsyncClient(timeout=30, transport=self._transport, follow_redirects=False,
+                                             verify=tls_context()) as http:
                     tokens = await refresh_tokens(http, session)
             except (LoginError, httpx.HTTPError) as exc:
                 message = (f"the token in {self.source.file} can no longer be refreshed ({exc}); "

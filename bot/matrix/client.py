@@ -110,6 +110,8 @@ INVITE_TIMEOUT_S = 30.0
 MAX_OPEN_INVITES = 200
 INVITE_RETRY_S = 600.0
 INVITE_ATTEMPTS = 3
+# The start's deferred work (cross-signing) waits at most this long for the first sync's commands.
+SETTLE_WAIT_S = 10.0
 # Declined invites are remembered (so as not to decline at every sync) for INVITE_RECORD_DAYS, at
 # most MAX_INVITE_RECORDS of them: pruned at most every INVITE_PRUNE_EVERY_S, after a decline.
 INVITE_RECORD_DAYS = 30
@@ -272,6 +274,8 @@ class MatrixClient:
         self._caught_up_event = asyncio.Event()
         self._keys_upload_backoff = Backoff(base=KEYS_UPLOAD_RETRY_S, cap=KEYS_UPLOAD_RETRY_MAX_S)
         self._keys_upload_after = 0.0
+        # Set once the work of a start that can wait for the first answers is done (cross-signing).
+        self._settled = asyncio.Event()
 
     # -- login
 
@@ -285,18 +289,39 @@ class MatrixClient:
                 pass
             else:
                 await self._password_login()
+        self._save_new_encrypted_rooms_only()
         if self.encryption and self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.encryption:
-            await self._setup_cross_signing()
+            # Who cross-signed a sender's device is asked from the first command on; the bot's own
+            # cross-signing identity (a key query, signatures) is set up after the first sync and the
+            # commands it brought: nothing before the first answer needs it (see `settled`).
+            self._keys_api = KeysAPI(self.client.homeserver, lambda: str(self.client.access_token))
+
+    def _save_new_encrypted_rooms_only(self) -> None:
+        """nio writes the encrypted rooms it saw in a sync to its crypto store after every sync (a
+        transaction on the event loop, under every command's round trip), although they are already
+        there; only rooms not yet saved by this process are written (the table ignores duplicates)."""
+        store = self.client.store
+        if store is None:
+            return
+        save = store.save_encrypted_rooms
+        saved: set[str] = set(self.client.encrypted_rooms)  # loaded from the store at login
+
+        def save_new(rooms: Any) -> None:
+            new = set(rooms) - saved
+            if new:
+                save(new)
+                saved.update(new)
+
+        store.save_encrypted_rooms = save_new
 
     async def _setup_cross_signing(self) -> None:
         """Create (first start) or reuse the bot's cross-signing identity and sign this device.
 
         Failing here does not stop the bot: it still works with clients in the default trust mode,
         and says in its log (and `check`) what is missing."""
-        assert self._crypto_dir is not None
-        self._keys_api = KeysAPI(self.client.homeserver, lambda: str(self.client.access_token))
+        assert self._crypto_dir is not None and self._keys_api is not None
         olm = self.client.olm
         self.cross_signing = CrossSigning(
             self._keys_api,
@@ -397,11 +422,28 @@ class MatrixClient:
                 await self._handle_timeline(response, sink, since)
             await self._guarded(self._after_sync(), "key maintenance")
             since = response.next_batch
+            if catching_up:
+                self._spawn(self._settle(set(self._tasks)))
             first_start = catching_up = False
             self.caught_up = True
             self._caught_up_event.set()
             await self._meta.set_meta(SYNC_TOKEN_KEY, since)
             await self._guarded(self._retry_pending(sink), "retrying undecrypted events")
+
+    async def _settle(self, first_answers: set[asyncio.Task[Any]]) -> None:
+        """After the first sync: once the commands it brought are answered (or after a while), the
+        start's deferred work — the cross-signing identity."""
+        try:
+            if first_answers:
+                await asyncio.wait(first_answers, timeout=SETTLE_WAIT_S)
+            if self.encryption and self.cross_signing is None:
+                await self._guarded(self._setup_cross_signing(), "cross-signing set-up")
+        finally:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait until the first sync is handled and the start's deferred work is done."""
+        await self._settled.wait()
 
     @staticmethod
     async def _guarded(work: Awaitable[Any], what: str) -> None:

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from bot.homeserver.accounts import AccountDirectory
+from bot.homeserver.accounts import Accounts
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, is_transient
 from bot.handler_api.argtypes import ParseEnv
 from bot.homeserver.concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming, is_refusal
@@ -216,9 +216,9 @@ class JobContext:
         self._mark_set: set[str] | None = None  # loaded at the first question (bot/state/jobs.py: job_marks)
 
     @property
-    def accounts(self) -> AccountDirectory:
+    def accounts(self) -> Accounts:
         """Where accounts live (MAS or Synapse), as for a command's handler."""
-        return AccountDirectory(self.mas, self._runner.mas_detection, self.server_name)
+        return Accounts(self.api, self.mas, self._runner.mas_detection, self.server_name)
 
     async def save(self, **changes: Any) -> None:
         self.state.update(changes)

@@ -45,6 +45,7 @@ async def test_the_bot_cross_signs_its_device_once_and_keeps_its_identity(
     bot = world.bot
 
     async with running_bot(config) as app:
+        await app.ready()  # the identity is set up after the first sync's commands
         assert app.matrix.cross_signing is not None
         status = app.matrix.cross_signing.status
         assert status is not None and status.ready and status.device_signed, status
@@ -69,6 +70,7 @@ async def test_the_bot_cross_signs_its_device_once_and_keeps_its_identity(
 
     # A restart reuses the identity: clients would flag a new master key as an identity reset.
     async with running_bot(config) as app:
+        await app.ready()  # the identity is set up after the first sync's commands
         status = app.matrix.cross_signing.status  # type: ignore[union-attr]
         assert status is not None and status.ready, status
     assert path.read_bytes() == first_file
@@ -97,6 +99,7 @@ async def test_keys_the_bot_does_not_hold_are_reported_and_replaced_only_on_requ
 
     caplog.set_level(logging.INFO)
     async with running_bot(config) as app:
+        await app.ready()  # the identity is set up after the first sync's commands
         status = app.matrix.cross_signing.status  # type: ignore[union-attr]
         assert status is not None and status.state == State.FOREIGN, status
         device = app.matrix.device_id
@@ -132,6 +135,7 @@ async def test_keys_the_bot_does_not_hold_are_reported_and_replaced_only_on_requ
     assert await reset_cross_signing(with_password, out=out) == 0
     assert "nothing replaced" in out.getvalue()
     async with running_bot(config) as app:
+        await app.ready()  # the identity is set up after the first sync's commands
         status = app.matrix.cross_signing.status  # type: ignore[union-attr]
         assert status is not None and status.ready, status
     assert (await published_keys(homeserver, bot.access_token, bot.user_id)).master_public == keys.master.public

@@ -41,12 +41,31 @@ def fed(policy: AdaptiveConcurrency, timing: ItemTiming, times: int) -> list[int
 # -- the policy alone
 
 
-def test_fast_answers_add_one_per_window_up_to_the_ceiling() -> None:
+def test_slow_start_adds_one_per_fast_answer_up_to_the_ceiling() -> None:
     policy = AdaptiveConcurrency(ceiling=6, start=1)
     limits = fed(policy, FAST, 40)
-    # 1 answer at 1 → 2; 2 at 2 → 3; … additive: one more per full window of fast answers
-    assert limits[:6] == [2, 2, 3, 3, 3, 4] and limits[-1] == 6 and max(limits) == 6
-    assert policy.decreases == 0
+    # Slow start: each fast answer adds one, so the limit doubles every window.
+    assert limits[:6] == [2, 3, 4, 5, 6, 6] and max(limits) == 6
+    assert policy.decreases == 0 and policy.slow_start
+
+
+def test_after_the_first_push_back_fast_answers_add_one_per_window() -> None:
+    policy = AdaptiveConcurrency(ceiling=12, start=1)
+    fed(policy, FAST, 7)
+    assert policy.limit() == 8
+    limits = fed(policy, ItemTiming(0.010, 429), 8)
+    assert limits == [4] * 8 and not policy.slow_start
+    # The pace at four is learnt first (the first answers after a cut tell nothing), then one more
+    # per full window of fast answers: additive from here on (congestion avoidance).
+    assert fed(policy, FAST, 20) == [4] * 6 + [5] * 5 + [6] * 6 + [7] * 3
+
+
+def test_slow_start_ends_at_the_first_slow_answers() -> None:
+    policy = AdaptiveConcurrency(ceiling=16, start=2)
+    fed(policy, FAST, 6)
+    assert policy.slow_start
+    fed(policy, ItemTiming(0.080), 12)  # the homeserver queues our requests
+    assert not policy.slow_start and policy.decreases >= 1
 
 
 def test_a_429_halves_once_per_window_and_the_limit_grows_back() -> None:
@@ -234,7 +253,7 @@ async def test_in_flight_requests_shrink_on_a_429_and_grow_back(bulk_run) -> Non
     assert job.status == "done" and job.state["bulk"]["counts"] == {"ok": 200}
     sizes = server.sizes
     storm = storm_round[0]
-    assert sizes[:8] == [1, 2, 3, 4, 5, 6, 7, 8]  # additive increase, one round at a time
+    assert sizes[:4] == [1, 2, 4, 8]  # slow start: twice as many each round, up to the ceiling
     assert server.most_in_flight == 8  # the ceiling, never more
     # After the storm: the gate lets one probe out, then the seven held back; then the policy's
     # halved limit — four at once — and one more per round from there (once the pace at four is known).

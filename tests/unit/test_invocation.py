@@ -32,6 +32,18 @@ def test_an_invocation_comes_back_typed_as_it_was_stored() -> None:
     assert back.command_line() == "room delete !r:hs.test --purge --block"
 
 
+@pytest.mark.parametrize("kind", ["user", "room", "members"])
+def test_every_kind_of_derived_target_comes_back(kind: str) -> None:
+    """A prompt's derived targets survive the store: a room judged by its members included (a
+    moderator's `room quarantine-media` stores one, and its confirmation must still run)."""
+    inv = stored("room quarantine-media", {"room": "!r:hs.test"}, targets=(Target(kind, "!r:hs.test", "why"),))
+    assert decode(encode(inv), TABLE, ENV) == inv
+    data = json.loads(encode(inv))
+    data["targets"][0]["kind"] = "server"
+    with pytest.raises(InvalidInvocation, match="neither an account nor a room"):
+        decode(json.dumps(data), TABLE, ENV)
+
+
 def test_secrets_stay_out_of_copies_kept_for_the_record() -> None:
     inv = stored("user create", {"user": "@new:hs.test", "password": "hunter2"})
     assert "hunter2" in encode(inv)  # the pending confirmation needs it; it is cleared once decided

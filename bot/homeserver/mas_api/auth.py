@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.homeserver.http import TokenSource
+from bot.homeserver.http import tls_context
 from bot.homeserver.mas_api.errors import ADMIN_SCOPE, ScopeRefused, TokenError, TransportError
 from bot.text.untrusted import inline
 
@@ -213,7 +214,7 @@ class ClientCredentials:
 
     def _http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self._timeout, transport=self._transport, follow_redirects=False,
-                                 headers={"User-Agent": "synapse-admin-bot"})
+                                 verify=tls_context(), headers={"User-Agent": "synapse-admin-bot"})
 
     def __repr__(self) -> str:
         return f"ClientCredentials(mas_url={self.mas_url!r}, client_id={self.client_id!r})"

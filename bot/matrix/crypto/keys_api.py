@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from bot.homeserver.http import tls_context
 from bot.matrix.crypto.signing import verify_signed_json
 
 
@@ -161,7 +162,7 @@ class KeysAPI:
         self._token = token
         self._client = httpx.AsyncClient(
             base_url=homeserver_url.rstrip("/"), timeout=timeout, follow_redirects=False, transport=transport,
-            headers={"User-Agent": "synapse-admin-bot"},
+            verify=tls_context(homeserver_url), headers={"User-Agent": "synapse-admin-bot"},
         )
 
     async def aclose(self) -> None:

@@ -1,7 +1,7 @@
-"""What the account commands read from matrix-authentication-service (MAS): sessions of every kind,
-upstream links and providers, e-mail addresses. Shared by the `user`, `token` and `server` groups;
-not a group itself. Everything MAS says that people outside the team control (user agents, client
-names, e-mail addresses, account names at a provider) is shown as untrusted text by the views.
+"""What the account backends read from matrix-authentication-service (MAS): sessions of every kind,
+upstream links and providers, e-mail addresses. Used by the MAS account backend and by the `user`,
+`token` and `server` groups. Everything MAS says that people outside the team control (user agents,
+client names, e-mail addresses, account names at a provider) is shown as untrusted text by the views.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from bot.handler_api.argtypes import ArgumentError
-from bot.text.ids import valid_ulid
+from dataclasses import dataclass
+
+from bot.homeserver.accounts.errors import AccountRefused
 from bot.homeserver.mas_api import Page, walk
 from bot.homeserver.mas_api.errors import BadRequest
 from bot.homeserver.mas_api.errors import NotFound as MASNotFound
 from bot.homeserver.mas_api.models import UpstreamOAuthLink, UpstreamOAuthProvider, UserEmail
-from bot.handler_api.previews import MASSession, provider_label
-from bot.handler_api.spec import CommandError
+from bot.homeserver.mas_api.models import User as MASUser
+from bot.text.ids import valid_ulid
 
 KINDS = ("compat", "oauth2", "browser")
 SESSION_LISTS = ("GET /api/admin/v1/compat-sessions", "GET /api/admin/v1/oauth2-sessions",
@@ -27,6 +28,33 @@ SESSION_ENDPOINTS = (*SESSION_LISTS, "POST /api/admin/v1/compat-sessions/<id>/fi
                      "POST /api/admin/v1/oauth2-sessions/<id>/finish", "POST /api/admin/v1/user-sessions/<id>/finish")
 WALK_PAGE = 100  # items per request when the bot reads a whole list
 CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class MASSession:
+    """One session of a MAS account, whatever its kind, as the bot shows it."""
+
+    kind: str  # "compat" (Matrix login API), "oauth2" (an OAuth 2.0 client), "browser" (MAS's own web session)
+    id: str
+    client: str | None  # what the client calls itself or its user agent: outside text
+    device: str | None
+    ip: str | None
+    last_active_ms: int | None
+    finished_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.finished_ms is None
+
+
+def provider_label(provider: UpstreamOAuthProvider) -> str:
+    return f"{provider.human_name or provider.brand_name or provider.issuer or 'provider'} ({provider.id})"
+
+
+def mas_flags(user: MASUser) -> str:
+    flags = [name for name, on in (("may request admin", user.admin), ("deactivated", user.deactivated),
+                                   ("locked", user.locked and not user.deactivated), ("guest", user.legacy_guest)) if on]
+    return ", ".join(flags) or "none"
 
 
 def ms(value: datetime | None) -> int | None:
@@ -69,24 +97,25 @@ async def _views(mas: Any, kind: str, sessions: list[Any], names: dict[str, str 
     return [_view(kind, s, names) for s in sessions]
 
 
-def _position(start: str | None) -> tuple[int, str | None]:
-    """A page position of `user sessions`: `<kind>:<cursor>` (an empty cursor: the kind's beginning)."""
+def position(start: str | None) -> tuple[int, str | None] | None:
+    """A page position of `user sessions`: `<kind>:<cursor>` (an empty cursor: the kind's beginning);
+    None when `start` is not one."""
     if start is None:
         return 0, None
     kind, _, cursor = start.partition(":")
     if kind not in KINDS or (cursor and not valid_ulid(cursor)):
-        raise ArgumentError(f"--from {start!r} is not a position of this list: use the one the previous page gave")
+        return None
     return KINDS.index(kind), cursor or None
 
 
-async def sessions_page(mas: Any, mas_user_id: str, *, active_only: bool, start: str | None,
+async def sessions_page(mas: Any, mas_user_id: str, *, active_only: bool, start: tuple[int, str | None],
                         limit: int) -> tuple[list[MASSession], str | None, int]:
     """One page of an account's sessions, Matrix-login ones first, then OAuth 2.0, then browser,
     each kind in MAS's order (by ID), cursor by cursor; the position of the next page; the total."""
     status = "active" if active_only else None
     counts = await asyncio.gather(*(_lister(mas, k)(user=mas_user_id, status=status, first=1, count=True) for k in KINDS))
     total = sum(c.count or 0 for c in counts)
-    index, cursor = _position(start)
+    index, cursor = start
     shown: list[MASSession] = []
     names: dict[str, str | None] = {}
     while index < len(KINDS) and len(shown) < limit:
@@ -125,7 +154,7 @@ async def session_by_id(mas: Any, session_id: str) -> tuple[MASSession, str | No
                 raise
             continue
         return (await _views(mas, kind, [session], {}))[0], session.user_id
-    raise CommandError(f"matrix-authentication-service has no session {session_id}")
+    raise AccountRefused(f"matrix-authentication-service has no session {session_id}")
 
 
 async def end_sessions(mas: Any, sessions: list[MASSession]) -> int:
@@ -166,7 +195,7 @@ async def resolve_provider(mas: Any, text: str) -> UpstreamOAuthProvider:
         except MASNotFound as exc:
             if not exc.answered:
                 raise
-            raise CommandError(f"matrix-authentication-service has no upstream provider {text}") from None
+            raise AccountRefused(f"matrix-authentication-service has no upstream provider {text}") from None
     known = await providers(mas)
     wanted = text.casefold()
     matching = [p for p in known if wanted in {(p.human_name or "").casefold(), (p.brand_name or "").casefold()}]
@@ -174,8 +203,8 @@ async def resolve_provider(mas: Any, text: str) -> UpstreamOAuthProvider:
         return matching[0]
     names = ", ".join(provider_label(p) for p in known) or "none"
     if not matching:
-        raise CommandError(f"matrix-authentication-service has no upstream provider called {text!r}; it has: {names}")
-    raise CommandError(f"several upstream providers are called {text!r}: give its ID ({names})")
+        raise AccountRefused(f"matrix-authentication-service has no upstream provider called {text!r}; it has: {names}")
+    raise AccountRefused(f"several upstream providers are called {text!r}: give its ID ({names})")
 
 
 async def links_of(mas: Any, mas_user_id: str) -> list[UpstreamOAuthLink]:

@@ -7,9 +7,11 @@ it an admin, deactivating, reactivating and locking it go to MAS, for every acco
 Appservice and bridge users are not in MAS: they stay with Synapse. Suspending, shadow-banning,
 redacting, rooms, media and reports are Synapse's business everywhere.
 
-A command keeps one declaration: its handler asks the directory where the account lives and
-calls the MAS client or the Synapse client accordingly. The directory decides nothing about who
-may do what (bot/policy/rules.py does); it only says where.
+A command keeps one declaration: its handler asks the directory for the account
+(`ctx.accounts.for_user(user)`), which finds once where it lives and hands back that home's
+backend (bot/homeserver/accounts/synapse.py or mas.py); the handler calls its typed methods and
+never asks where. The directory decides nothing about who may do what (bot/policy/rules.py does);
+it only says where.
 
 Rules that keep an operation from landing in the wrong place:
 - only MAS's own "no such user" sends an account to Synapse: a MAS that is down, refuses the
@@ -22,16 +24,21 @@ Rules that keep an operation from landing in the wrong place:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from bot.homeserver.accounts.errors import AccountRefused
 from bot.homeserver.mas_api.errors import InvalidIdentifier
 from bot.homeserver.mas_api.errors import NotFound as MASNotFound
 from bot.homeserver.mas_api.models import User as MASUser
-from bot.handler_api.spec import CommandError
 
 if TYPE_CHECKING:
-    from bot.mas import MASDetection
     from bot.homeserver.mas_api import MASAPI
+
+
+class Detection(Protocol):
+    """What the homeserver says about MAS (bot/mas.py `MASDetection`): advice when the bot cannot reach it."""
+
+    def advice(self) -> str | None: ...
 
 Home = Literal["MAS", "Synapse"]
 
@@ -53,7 +60,7 @@ class AccountHome:
     @property
     def mas_id(self) -> str:
         if self.mas_user is None:
-            raise CommandError(f"{self.user_id} has no account in matrix-authentication-service")
+            raise AccountRefused(f"{self.user_id} has no account in matrix-authentication-service")
         return self.mas_user.id
 
     def described(self) -> str:
@@ -68,7 +75,7 @@ class AccountHome:
 class AccountDirectory:
     """Finds where accounts live. Built per command from the Context's MAS client and detection."""
 
-    def __init__(self, mas: MASAPI | None, detection: MASDetection | None, server_name: str) -> None:
+    def __init__(self, mas: MASAPI | None, detection: Detection | None, server_name: str) -> None:
         self._mas = mas
         self._detection = detection
         self.server_name = server_name
@@ -82,7 +89,7 @@ class AccountDirectory:
         if self._mas is None and self._detection is not None:
             advice = self._detection.advice()
             if advice is not None:
-                raise CommandError(advice)
+                raise AccountRefused(advice)
 
     async def locate(self, user_id: str) -> AccountHome:
         """Where an existing local account lives. Raises the MAS error when MAS cannot say."""
@@ -109,7 +116,7 @@ class AccountDirectory:
         """The MAS client, for what only MAS does (sessions, e-mail addresses, upstream links…)."""
         self.refuse_unreachable_mas()
         if self._mas is None:
-            raise CommandError(f"{what} is kept by matrix-authentication-service, and this homeserver keeps its "
+            raise AccountRefused(f"{what} is kept by matrix-authentication-service, and this homeserver keeps its "
                                "accounts in Synapse (the bot has no `mas:` section)")
         return self._mas
 
@@ -118,6 +125,6 @@ class AccountDirectory:
         mas = self.mas(what)
         home = await self.locate(user_id)
         if home.mas_user is None:
-            raise CommandError(f"matrix-authentication-service does not know {user_id} (an appservice or bridge "
+            raise AccountRefused(f"matrix-authentication-service does not know {user_id} (an appservice or bridge "
                                f"user?), so it has no {what}")
         return mas, home.mas_user

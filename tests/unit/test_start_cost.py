@@ -1,0 +1,45 @@
+"""What a start pays for before its first answer (issue 23): only the imports it needs, and no CA
+bundle for a homeserver reached over plain HTTP. Timing stays in bench/coldstart.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.homeserver.http import tls_context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Loaded only when needed: metrics (`metrics.bind` set), signing (the bot's identity, after the first
+# answer; an encrypted room's senders).
+NOT_BEFORE_THE_FIRST_ANSWER = ("prometheus_client", "signedjson", "nacl")
+
+
+def test_a_start_imports_neither_metrics_nor_signing() -> None:
+    script = (
+        "import sys, json\n"
+        "import bot.cli, bot.app\n"
+        "from commands import load_table\n"
+        "load_table()\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         check=True, capture_output=True, text=True).stdout
+    loaded = set(json.loads(out))
+    assert "nio" in loaded and "httpx" in loaded  # the check sees what a start imports
+    assert loaded.isdisjoint(NOT_BEFORE_THE_FIRST_ANSWER), loaded & set(NOT_BEFORE_THE_FIRST_ANSWER)
+
+
+def test_a_plain_http_client_gets_a_context_that_trusts_nothing_and_https_the_ca_bundle() -> None:
+    plain = tls_context("http://127.0.0.1:8008")
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0  # no bundle loaded; a TLS connection would fail closed
+    verified = tls_context("https://matrix.example.org")
+    assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
+    assert verified.cert_store_stats()["x509_ca"] > 0
+    assert tls_context() is verified and tls_context("HTTPS://other.example") is verified  # loaded once
+    assert tls_context("http://elsewhere:80") is plain
