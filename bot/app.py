@@ -33,6 +33,7 @@ from bot.matrix.client import MatrixClient
 from bot.metrics import Metrics
 from bot.policy.rules import Policy
 from bot.runtime import oplog
+from bot.inbox.policy_lists import PolicyBook
 from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
@@ -122,9 +123,11 @@ class App:
         stores = self.stores
         admin_rooms = self.admin_rooms = AdminRooms(config.admin_rooms)
         access = self.access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
+        self.policy_book = PolicyBook(config.policy_lists)
         self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, identities=stores.identities,
-                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           gate=self.gate, **self._matrix_options)
+                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add, gate=self.gate,
+                                           policy_lists=config.policy_lists, on_policy_state=self.policy_book.update,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -158,6 +161,8 @@ class App:
         await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
+        if config.policy_lists:
+            await self.matrix.follow_policy_lists()
         await self.jobs.resume_all()
 
     # -- secrets, token refresh and metrics (issue: deployment)
@@ -251,7 +256,8 @@ class App:
             api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, role_of=access.role_of,
-            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate, **options,
+            reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
+            policy=self.policy_book, digest=reports.digest, **options,
         )
         self.dispatcher.report_desk = ReportDesk(self.reports, self.stores.reports)
         self.dispatcher.reaction_hooks.append(self.reports.on_reaction)

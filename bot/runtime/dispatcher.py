@@ -744,6 +744,7 @@ class Dispatcher:
                 await self.messenger.send_file(
                     ctx.room_id, path=view.path, filename=view.filename, mimetype=view.mimetype,
                     reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=_txn("file"),
+                    **({"image": view.extra["image"]} if "image" in view.extra else {}),
                 )
             finally:
                 os.unlink(view.path)
