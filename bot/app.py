@@ -153,6 +153,7 @@ class App:
             pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
             gate=self.api.gate,
         )
+        self.jobs.record_undo = self.dispatcher.record_job_undo
         self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)

@@ -255,7 +255,16 @@ def _team(d: Dossier) -> list[Any]:
                 for a in part.actions]
         body = Table(f"6. What the team did to {d.user}: {part.total} actions", ["#", "when", "who", "what", "undo"], rows,
                      total=part.total, empty="Nothing yet.")
+        takedowns = [a for a in part.actions if a.command == "user takedown"]
+        if takedowns:  # the heaviest thing the team does to an account: said first, not left in a row
+            body = Doc(*[_takedown_line(a) for a in takedowns], body)
     return _section("6. Team actions", part, body, _more(d.prefix, f"audit --about {d.user}"))
+
+
+def _takedown_line(a: Any) -> Text:
+    if a.undone_by:
+        return Text(f"Taken down by {a.sender} on ", When(a.ts), f" (#{a.entry}), undone by #{a.undone_by}.")
+    return Text(f"⛔ TAKEN DOWN by {a.sender} on ", When(a.ts), f" (#{a.entry}: ", Code(a.args), ").", tone="warning")
 
 
 def _mas(d: Dossier) -> list[Any]:

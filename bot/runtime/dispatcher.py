@@ -186,7 +186,7 @@ class Dispatcher:
                                         clock=lambda: self.clock())
         self.report_desk = report_desk
         self.bot_status = BotStatus(confirmations, jobs.running)
-        self.undo_book = UndoBook(undo, audit, table, self._env, prefix)
+        self.undo_book = UndoBook(undo, audit, table, self._env, prefix, jobs=job_store)
         self.audit_trail = AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler])
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
@@ -660,6 +660,20 @@ class Dispatcher:
             return view
         hint = self.undo_book.hint(await self.undo_book.record(ctx, inv, plan, row))
         return Doc(view, hint) if hint is not None else view
+
+    async def record_job_undo(self, record: Any, inv: Invocation, reversal: Any) -> Any:
+        """A job that is over hands back how to take it back (JobResult.reversal): recorded as the
+        undo of the audit entry that started it, once (a job finished again after a restart finds it
+        recorded). Returns the line that ends the job's message."""
+        entry = await self.audit_log.audit_of_job(record.id)
+        if entry is None:
+            return Text("No undo: the bot has no audit entry for this job.", tone="warning")
+        found = await self.undo_book.undos.get_undo(entry.id)
+        if found is None:
+            role = self.policy.role_of(record.sender) or Role.VIEWER
+            ctx = self._context(record.sender, role, record.room_id, record.reply_to or "", record.thread_root)
+            found = await self.undo_book.record(ctx, inv, Plan(reversal), entry.id)
+        return self.undo_book.hint(found)
 
     # -- undo <entry>
 

@@ -46,6 +46,7 @@ from bot.homeserver.gate import HomeserverGate, Priority, Work, working
 from bot.handler_api.invocation import Invocation, InvalidInvocation, decode, encode
 from bot.text.render import SendForm, fit_content, render_fitting
 from bot.records import JobRecord, now_ms
+from bot.handler_api.reversal import Reversal
 from bot.handler_api.spec import CommandError, CommandTable, Role, Target
 from bot.text.views import Doc, Record, Text
 
@@ -109,6 +110,9 @@ class Policy(Protocol):
 class JobResult:
     status: JobStatus
     view: Any
+    # How to take back what the job did, when only the job knows (what it suspended, which files it
+    # quarantined): recorded as the undo of the job's audit entry once the job is over.
+    reversal: Reversal | None = None
 
 
 class JobStopped(Exception):
@@ -606,6 +610,9 @@ class JobRunner:
         self._cancels: dict[int, str] = {}
         self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
         self.mas_detection: Any = None
+        # Records a finished job's reversal as the undo of its audit entry; returns the line that
+        # says how to take it back (set by the dispatcher, which keeps the undo records).
+        self.record_undo: Callable[[JobRecord, Invocation, Reversal], Awaitable[Any]] | None = None
 
     async def create(self, inv: Invocation, *, started_by: str) -> int:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
@@ -682,6 +689,14 @@ class JobRunner:
         if resumed:
             await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
         result = await self._run_body(record, inv, resumed=resumed)
+        if result.reversal is not None and self.record_undo is not None:  # also a job cancelled mid-way
+            try:
+                hint = await self.record_undo(record, inv, result.reversal)
+            except Exception:
+                log.exception("could not record the undo of job #%s", record.id)
+                hint = Text("No undo: the bot could not record how to take it back.", tone="warning")
+            if hint is not None:
+                result = JobResult(result.status, Doc(result.view, hint))
         await self._finish(record, result)
 
     async def _run_body(self, record: JobRecord, inv: Invocation, *, resumed: bool) -> JobResult:
