@@ -24,7 +24,11 @@ from bot.homeserver.concurrency import AdaptiveConcurrency
 from bot.config import Config, ConfigError, LIVE_KEYS, live_changes, load_raw, parse, restart_needed
 from bot.runtime.dispatcher import Dispatcher
 from bot.homeserver.gate import HomeserverGate
+from bot.handler_api.argtypes import ParseEnv
+from bot.records import now_ms
 from bot.runtime.jobs import JobRunner
+from bot.runtime.jobs.undo import JobUndo
+from bot.runtime.undo import UndoBook
 from bot.homeserver.login import TokenRefresher
 from bot.logs import SecretScrubber
 from bot.mas import MASDetection, detect_mas
@@ -33,6 +37,7 @@ from bot.matrix.client import MatrixClient
 from bot.metrics import Metrics
 from bot.policy.rules import Policy
 from bot.runtime import oplog
+from bot.inbox.policy_lists import PolicyBook
 from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
@@ -115,6 +120,9 @@ class App:
         self._reloading: asyncio.Task[None] | None = None
         self._announcing: asyncio.Task[None] | None = None
 
+    def _env(self) -> ParseEnv:
+        return ParseEnv(server_name=self.config.server_name, now_ms=now_ms())
+
     async def start(self) -> None:
         self.started_at = time.monotonic()
         config = self.config
@@ -122,9 +130,11 @@ class App:
         stores = self.stores
         admin_rooms = self.admin_rooms = AdminRooms(config.admin_rooms)
         access = self.access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
+        self.policy_book = PolicyBook(config.policy_lists)
         self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, identities=stores.identities,
-                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           gate=self.gate, **self._matrix_options)
+                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add, gate=self.gate,
+                                           policy_lists=config.policy_lists, on_policy_state=self.policy_book.update,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -137,11 +147,16 @@ class App:
         )
         await self._start_mas()
         self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas)
+        # The undo records, for the commands' undo and for what a job hands back when it is over.
+        undo_book = UndoBook(stores.undo, stores.audit, self.table, self._env, config.command_prefix, jobs=stores.jobs)
         self.jobs = JobRunner(
             job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
             concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
             mas=self.mas, mas_detection=self._detected, **self._job_options,
+            undo=JobUndo(audit=stores.audit, book=undo_book, role_of=self.policy.role_of, api=self.api,
+                         server_name=config.server_name, bot_user_id=config.bot.user_id, prefix=config.command_prefix,
+                         clock=now_ms),
         )
         self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
@@ -153,13 +168,15 @@ class App:
             pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
             gate=self.api.gate, mas=self.mas, mas_detection=self._detected,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
-            observers=[self.metrics.observe_command] if self.metrics is not None else [],
+            observers=[self.metrics.observe_command] if self.metrics is not None else [], undo_book=undo_book,
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
         await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
+        if config.policy_lists:
+            await self.matrix.follow_policy_lists()
         await self.jobs.resume_all()
 
     # -- secrets, token refresh and metrics (issue: deployment)
@@ -255,6 +272,7 @@ class App:
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
+            policy=self.policy_book, digest=reports.digest,
             latency_observers=[self.metrics.observe_report_latency] if self.metrics is not None else [], **options,
         )
 

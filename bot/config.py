@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.text.schedule import Recurrence
 from bot.text.units import parse_duration_ms
 
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
@@ -197,6 +198,8 @@ class ReportsConfig:
     # not closed), at most every `reminder_every` seconds; 0 turns it off.
     reminder_after: float = 4 * 3600.0
     reminder_every: float = 4 * 3600.0
+    # `reports stats` posted to every admin room on this schedule ("weekly mon 09:00", "daily 18:00"; UTC)
+    digest: Recurrence | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
+    policy_lists: tuple[str, ...] = ()  # policy rooms (m.policy.rule.*) the team follows: read only
 
     @property
     def server_name(self) -> str:
@@ -291,6 +295,7 @@ _TOP_LEVEL_KEYS = (
     "metrics",
     "rate_limits",
     "mas",
+    "policy_lists",
 )
 
 
@@ -533,13 +538,26 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         pin_identities=enc.boolean("pin_identities", True),
     )
 
-    rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every"))
+    rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every", "digest"))
+    digest_text = rep.string("digest")
+    try:
+        digest = Recurrence.parse(digest_text) if digest_text else None
+    except ValueError as exc:
+        raise ConfigError(rep.key("digest"), str(exc)) from None
     reminder_after = rep.duration("reminder_after", ReportsConfig.reminder_after, minimum=1)
     reports = ReportsConfig(
         enabled=rep.boolean("enabled", True), poll_interval=rep.number("poll_interval", 2.0, minimum=0.2),
         reminder_after=reminder_after,
         reminder_every=rep.duration("reminder_every", reminder_after or ReportsConfig.reminder_every, minimum=1),
+        digest=digest,
     )
+
+    policy_lists = root.string_list("policy_lists")
+    for index, room in enumerate(policy_lists):
+        if not re.match(r"^[!#][^\s]+$", room) or (room.startswith("#") and ":" not in room):
+            raise ConfigError(f"policy_lists[{index}]", f"must be a room ID (!…) or an alias (#…:server), not {room!r}")
+        if room in admin_rooms:
+            raise ConfigError(f"policy_lists[{index}]", f"{room} is an admin room: a policy list is only read, never an admin room")
 
     conf = root.section("confirmations", ("timeout",))
     confirmations = ConfirmationsConfig(timeout=conf.number("timeout", 600.0, minimum=10))
@@ -573,6 +591,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         metrics=metrics,
         rate_limits=rate_limits,
         mas=mas,
+        policy_lists=policy_lists,
     )
 
 

@@ -221,6 +221,14 @@ class Command:
     runtime: bool = False  # a verb of the bot itself, run by the runtime (bot/runtime/verbs.py; declared in bot/handler_api/verbs.py)
     irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
     undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
+    # A job whose body hands back its Reversal when it is over (JobResult.reversal): only the job
+    # knows what it changed (which files it quarantined, whether it was the one that suspended).
+    job_undo: bool = False
+
+    @property
+    def reversible(self) -> bool:
+        """What it does can be taken back with `undo` (as declared)."""
+        return self.undo_handler is not None or self.job_undo
 
     @property
     def job_body(self) -> Handler | None:
@@ -266,7 +274,7 @@ class Command:
     @property
     def undo_label(self) -> str:
         """For help and docs: can what it does be taken back with `undo`?"""
-        if self.undo_handler is not None:
+        if self.reversible:
             return "yes"
         if self.irreversible:
             return "no (irreversible)"
@@ -381,6 +389,7 @@ class CommandGroup:
         job: bool = False,
         runtime: bool = False,
         irreversible: bool | str = False,
+        job_undo: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -401,7 +410,10 @@ class CommandGroup:
                 job=job,
                 runtime=runtime,
                 irreversible=irreversible_reason(irreversible),
+                job_undo=job_undo,
             )
+            if job_undo and not job:
+                raise ValueError(f"{command.name}: job_undo is for commands that run as a job")
             _check_declaration(command)
             self.commands.append(command)
             return command

@@ -106,7 +106,7 @@ class Dispatcher:
         writer = AuditWriter(audit, policy)
         refusing = Refusals(self.refusals, writer, self.replies)
         command_journal = CommandJournal(journal, clock)
-        self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix)
+        self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix, jobs=job_store)
         undo_checks = UndoChecks(self.undo_book, policy, self.replies, writer)
         self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
         self.pipeline = Pipeline(

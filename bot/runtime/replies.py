@@ -99,6 +99,10 @@ class Replies:
             log.exception("could not send a reply in %s", room_id)
             return None
 
-    async def send_file(self, ctx: Context, *, path: str, filename: str, mimetype: str) -> None:
+    async def send_file(self, ctx: Context, *, path: str, filename: str, mimetype: str,
+                        extra: dict[str, Any] | None = None) -> None:
+        """A file after the reply (an export, a chart); `extra` may say it is an image (`image`: its size)."""
+        image = (extra or {}).get("image")
         await self.messenger.send_file(ctx.room_id, path=path, filename=filename, mimetype=mimetype,
-                                       reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=txn("file"))
+                                       reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=txn("file"),
+                                       **({"image": image} if image is not None else {}))
