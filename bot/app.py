@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import dataclasses
+import os
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +21,14 @@ from bot.matrix.rooms import AdminRooms
 from bot.homeserver.admin_api import AdminAPI
 from bot.homeserver.admin_api.errors import AdminAPIError
 from bot.homeserver.concurrency import AdaptiveConcurrency
-from bot.config import Config
+from bot.config import Config, ConfigError, LIVE_KEYS, live_changes, load_raw, parse, restart_needed
 from bot.runtime.dispatcher import Dispatcher
 from bot.homeserver.gate import HomeserverGate
+from bot.handler_api.argtypes import ParseEnv
+from bot.records import now_ms
 from bot.runtime.jobs import JobRunner
+from bot.runtime.jobs.undo import JobUndo
+from bot.runtime.undo import UndoBook
 from bot.homeserver.login import TokenRefresher
 from bot.logs import SecretScrubber
 from bot.mas import MASDetection, detect_mas
@@ -28,6 +36,8 @@ from bot.homeserver.mas_api import MASAPI
 from bot.matrix.client import MatrixClient
 from bot.metrics import Metrics
 from bot.policy.rules import Policy
+from bot.runtime import oplog
+from bot.inbox.policy_lists import PolicyBook
 from bot.runtime.refusals import RefusalLimiter
 from bot.inbox.inbox import ReportInbox
 from bot.handler_api.services import ReportDesk
@@ -41,6 +51,7 @@ VOICE_TIMEOUT_S = 10.0  # how long the start waits for the homeserver to lift th
 
 HOUSEKEEPING_INTERVAL_S = 2.0
 JOURNAL_RETENTION_MS = 30 * 86_400_000
+READY_JOIN_WAIT_S = 15.0
 
 
 class App:
@@ -62,6 +73,7 @@ class App:
         mas_transport: httpx.AsyncBaseTransport | None = None,
         refusal_window_s: float | None = None,
         timer_interval: float = 1.0,
+        config_path: Path | None = None,
     ) -> None:
         self._timer_interval = timer_interval  # how often due timers are looked for (bot/runtime/timers.py)
         if table is None:
@@ -103,16 +115,29 @@ class App:
         self._refusals = RefusalLimiter() if refusal_window_s is None else RefusalLimiter(window_s=refusal_window_s)
         self.mas: MASAPI | None = None
         self.mas_detection: MASDetection | None = None
+        self.started_at = time.monotonic()
+        self.stop_reason = "stopped"
+        # SIGHUP reads this file again (reload): the document as last applied, to tell what changed.
+        self.config_path = config_path
+        self._raw: Any = load_raw(config_path) if config_path is not None else None
+        self._reloading: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
+
+    def _env(self) -> ParseEnv:
+        return ParseEnv(server_name=self.config.server_name, now_ms=now_ms())
 
     async def start(self) -> None:
+        self.started_at = time.monotonic()
         config = self.config
         self.db, self.stores = await wiring.open_store(config)
         stores = self.stores
-        admin_rooms = AdminRooms(config.admin_rooms)
-        access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
+        admin_rooms = self.admin_rooms = AdminRooms(config.admin_rooms)
+        access = self.access = Access(config.access, bot_user_id=config.bot.user_id, admin_rooms=admin_rooms)
+        self.policy_book = PolicyBook(config.policy_lists)
         self.matrix = wiring.matrix_client(config, meta=stores.meta, journal=stores.journal, identities=stores.identities,
-                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add,
-                                           gate=self.gate, **self._matrix_options)
+                                           admin_rooms=admin_rooms, on_secret=self.scrubber.add, gate=self.gate,
+                                           policy_lists=config.policy_lists, on_policy_state=self.policy_book.update,
+                                           **self._matrix_options)
         await self.matrix.login()
         self._watch_secrets()
         bot_refresher = self._refreshers.for_source(config.bot.token)
@@ -126,11 +151,16 @@ class App:
         await self._start_mas()
         self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas,
                              two_person=frozenset(config.approval.two_person))
+        # The undo records, for the commands' undo and for what a job hands back when it is over.
+        undo_book = UndoBook(stores.undo, stores.audit, self.table, self._env, config.command_prefix, jobs=stores.jobs)
         self.jobs = JobRunner(
             job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
             concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
             mas=self.mas, mas_detection=self._detected, **self._job_options,
+            undo=JobUndo(audit=stores.audit, book=undo_book, role_of=self.policy.role_of, api=self.api,
+                         server_name=config.server_name, bot_user_id=config.bot.user_id, prefix=config.command_prefix,
+                         clock=now_ms),
         )
         self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
@@ -142,14 +172,16 @@ class App:
             pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
             gate=self.api.gate, mas=self.mas, mas_detection=self._detected,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
-            observers=[self.metrics.observe_command] if self.metrics is not None else [], timers=stores.timers,
-            schedules=stores.schedules,
+            observers=[self.metrics.observe_command] if self.metrics is not None else [], undo_book=undo_book,
+            timers=stores.timers, schedules=stores.schedules,
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
         await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
+        if config.policy_lists:
+            await self.matrix.follow_policy_lists()
         await self.jobs.resume_all()
 
     # -- secrets, token refresh and metrics (issue: deployment)
@@ -245,6 +277,7 @@ class App:
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
             ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
+            policy=self.policy_book, digest=reports.digest,
             latency_observers=[self.metrics.observe_report_latency] if self.metrics is not None else [], **options,
         )
 
@@ -258,6 +291,7 @@ class App:
         # Not among the tasks whose end ends the bot: these are done once they have looked.
         self._recovery = asyncio.create_task(self._recover(), name="recover")
         self._settling = asyncio.create_task(self._settle(), name="settle")
+        self._announcing = asyncio.create_task(self._announce_ready(), name="ready")
         if self.config.reports.enabled:
             self._tasks.append(asyncio.create_task(self.reports.run(self.stop_event), name="reports"))
         for refresher in self.refreshers:
@@ -281,6 +315,18 @@ class App:
         while self._settling is None:
             await asyncio.sleep(0.05)
         await asyncio.shield(self._settling)
+
+    async def _announce_ready(self) -> None:
+        """The operator's line once the first sync is in and an invitation it found has been accepted
+        (or soon anyway); on the side, so that it holds back no command."""
+        while not self.matrix.caught_up and not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+        waited = time.monotonic()
+        while self.matrix.admin_rooms_being_joined() and time.monotonic() - waited < READY_JOIN_WAIT_S:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=0.1)
+        if not self.stop_event.is_set():
+            self._say_ready()
 
     async def _recover(self) -> None:
         """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/recovery.py)."""
@@ -318,6 +364,14 @@ class App:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=self._timer_interval)
 
+    def _say_ready(self) -> None:
+        """The operator's one line: synced, in its admin rooms, the inbox started — it answers now."""
+        rooms = list(self.matrix.admin_rooms)
+        joined = [room for room in rooms if room in self.matrix.client.rooms]
+        oplog.ready(user_id=self.config.bot.user_id, device_id=self.matrix.device_id, rooms=rooms, joined=joined,
+                    reports=self.config.reports.enabled, jobs=len(self.jobs.running()),
+                    seconds=time.monotonic() - self.started_at)
+
     async def _housekeeping(self) -> None:
         ticks = 0
         while not self.stop_event.is_set():
@@ -336,12 +390,90 @@ class App:
             except Exception:
                 log.exception("housekeeping failed")
 
-    def stop(self) -> None:
+    # -- reload (SIGHUP)
+
+    def request_reload(self) -> None:
+        """SIGHUP: read the config file again and apply what can change live; one reload at a time."""
+        if self.config_path is None or (self._reloading is not None and not self._reloading.done()):
+            return
+        if not hasattr(self, "reports"):
+            log.warning("reload: SIGHUP while the bot is starting; send it again once it says it is ready")
+            return
+        self._reloading = asyncio.create_task(self.reload(), name="reload")
+
+    async def reload(self) -> list[str]:
+        """Apply `access`, `admin_rooms` and the report inbox's timings from the config file, and say what
+        changed in the log and in the admin rooms; a change elsewhere is named as needing a restart.
+        A config that does not load changes nothing. Returns the changes applied."""
+        assert self.config_path is not None
+        try:
+            raw = load_raw(self.config_path)
+            new = parse(raw, base_dir=self.config_path.resolve().parent, environ=os.environ)
+        except ConfigError as exc:
+            log.error("reload: config error: %s; the running config is kept", exc)
+            await self._tell_admin_rooms(f"The config was not reloaded: {exc.key} is not valid (the bot's log says "
+                                         "why); the running config is kept.", tone="error")
+            return []
+        except Exception:
+            log.exception("reload failed; the running config is kept")
+            return []
+        changes = live_changes(self.config, new)
+        restart = restart_needed(self._raw, raw)
+        self.access.update(new.access)
+        fresh_aliases = self.admin_rooms.reconfigure(new.admin_rooms)
+        if fresh_aliases:
+            try:
+                await self.matrix.resolve_admin_rooms()
+            except Exception:
+                log.warning("reload: could not resolve %s yet; the sync loop tries again", ", ".join(fresh_aliases))
+        self.reports.poll_interval = new.reports.poll_interval
+        self.reports.reminder_after_ms = int(new.reports.reminder_after * 1000)
+        self.reports.reminder_every_ms = int(new.reports.reminder_every * 1000)
+        live_reports = dataclasses.replace(self.config.reports, **{name: getattr(new.reports, name)
+                                                                    for name in LIVE_KEYS["reports"] or ()})
+        self.config = dataclasses.replace(self.config, access=new.access, admin_rooms=new.admin_rooms, reports=live_reports)
+        # What was applied becomes the reference; what was not stays as it runs, and is named again next time.
+        old = self._raw if isinstance(self._raw, dict) else {}
+        applied = dict(old)
+        for key, live in LIVE_KEYS.items():
+            if live is None:
+                applied[key] = raw.get(key) if isinstance(raw, dict) else None
+            else:
+                section = dict(old.get(key) or {})
+                section.update({name: (raw.get(key) or {}).get(name) for name in live} if isinstance(raw, dict) else {})
+                applied[key] = section
+        self._raw = applied
+        oplog.reloaded(changes=changes, needs_restart=restart)
+        said = ("The config was reloaded: " + "; ".join(changes) + "." if changes
+                else "The config was reloaded: no change to access, admin rooms or report timings.")
+        if restart:
+            said += f" Needs a restart to take effect: {', '.join(restart)}."
+        await self._tell_admin_rooms(said, tone="warning" if restart else "info")
+        return changes
+
+    async def _tell_admin_rooms(self, text: str, *, tone: str) -> None:
+        from bot.text.render import notice_content, render
+        from bot.text.views import Text
+
+        if not hasattr(self, "matrix"):
+            return
+        content = notice_content(render(Text(text, tone=tone)))
+        for room_id in self.matrix.admin_rooms:
+            if room_id in self.matrix.client.rooms:
+                try:
+                    await self.matrix.send(room_id, content)
+                except Exception:
+                    log.warning("could not tell admin room %s about the reload", room_id, exc_info=True)
+
+    def stop(self, reason: str = "stopped") -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
         self.stop_event.set()
 
     async def close(self) -> None:
         self.stop_event.set()
-        tasks = [*self._tasks, *(task for task in (self._recovery, self._settling) if task is not None)]
+        tasks = [*self._tasks, *(task for task in (self._recovery, self._settling, self._reloading, self._announcing)
+                                 if task is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -363,9 +495,14 @@ class App:
 async def run_until_signalled(app: App) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, app.stop)
+        loop.add_signal_handler(sig, app.stop, f"{sig.name} received")
+    loop.add_signal_handler(signal.SIGHUP, app.request_reload)
     try:
         await app.start()
         await app.run()
+    except BaseException as exc:
+        app.stop(f"failed: {type(exc).__name__}")
+        raise
     finally:
         await app.close()
+        oplog.stopped(reason=app.stop_reason, seconds=time.monotonic() - app.started_at)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from bot import wiring
 from bot.homeserver.admin_api import AdminAPI
@@ -33,32 +34,65 @@ EXIT_STATE_LOCKED = 3
 Say = Callable[[bool, str], None]
 
 
+def version() -> str:
+    """The installed distribution's version; the source tree's when run from a clone without installing."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("synapse-admin-bot")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        try:
+            pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+            return str(pyproject["project"]["version"])
+        except (OSError, KeyError, ValueError):
+            return "unknown"
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--log-level and --log-format, accepted before the subcommand and after it. On a subcommand
+    their default is SUPPRESS, so that a value given before the subcommand is not overwritten."""
+    level = os.environ.get("SYNAPSE_ADMIN_BOT_LOG_LEVEL", "INFO") if defaults else argparse.SUPPRESS
+    form = os.environ.get("SYNAPSE_ADMIN_BOT_LOG_FORMAT", "human") if defaults else argparse.SUPPRESS
+    parser.add_argument("--log-level", default=level, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="INFO (default): one line when ready, per command, per refusal and on stop")
+    parser.add_argument("--log-format", default=form, choices=["human", "json"],
+                        help="human-readable lines (default) or JSON lines")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synapse-admin-bot", description="Run the Synapse Admin API from a Matrix room.")
-    parser.add_argument("--log-level", default=os.environ.get("SYNAPSE_ADMIN_BOT_LOG_LEVEL", "INFO"),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-format", default=os.environ.get("SYNAPSE_ADMIN_BOT_LOG_FORMAT", "human"),
-                        choices=["human", "json"], help="human-readable lines (default) or JSON lines")
+    parser.add_argument("--version", action="version", version=f"synapse-admin-bot {version()}")
+    _global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bot until SIGTERM/SIGINT")
+
+    def command(name: str, **kwargs: str) -> argparse.ArgumentParser:
+        added = sub.add_parser(name, **kwargs)
+        _global_options(added, defaults=False)
+        return added
+
+    run = command("run", help="run the bot until SIGTERM/SIGINT; SIGHUP reloads access, admin rooms and reports")
     run.add_argument("--config", required=True)
-    check = sub.add_parser("check", help="validate the config and probe the homeserver")
+    check = command("check", help="validate the config and probe the homeserver")
     check.add_argument("--config", required=True)
-    sub.add_parser("demo", help="a throwaway local Synapse with the bot; commands from standard input")
-    reset = sub.add_parser(
+    command("demo", help="a throwaway local Synapse with the bot; commands from standard input")
+    reset = command(
         "reset-cross-signing",
         help="give the bot's account a new cross-signing identity held by the bot (when the account has keys "
              "the bot does not hold); clients will show that the bot's identity changed",
     )
     reset.add_argument("--config", required=True)
-    identity = sub.add_parser("identity", help="pinned cross-signing identities of role holders")
+    identity = command("identity", help="pinned cross-signing identities of role holders")
     identity_sub = identity.add_subparsers(dest="identity_command", required=True)
     approve = identity_sub.add_parser(
         "approve", help="accept a role holder's changed cross-signing identity (where no other admin can: "
                         "check with the person first)")
+    _global_options(approve, defaults=False)
     approve.add_argument("user", help="the user ID, e.g. @alice:example.com")
     approve.add_argument("--config", required=True)
-    login = sub.add_parser("login", help="get an access token (password, or the OAuth device grant on MAS) into a file")
+    login = command("login", help="get an access token (password, or the OAuth device grant on MAS) into a file")
     login.add_argument("--homeserver", required=True, help="client-server API URL, e.g. https://matrix.example.com")
     login.add_argument("--user", required=True, help="the bot's user ID, e.g. @adminbot:example.com")
     login.add_argument("--token-file", default="./data/access_token", help="where to write the token (mode 0600)")
@@ -96,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(reset_cross_signing(config))
     if args.command == "identity":
         return asyncio.run(approve_identity(config, args.user))
-    return asyncio.run(_run(config, scrubber))
+    return asyncio.run(_run(config, scrubber, Path(args.config)))
 
 
 async def _login(args: argparse.Namespace) -> int:
@@ -107,6 +141,8 @@ async def _login(args: argparse.Namespace) -> int:
     def password() -> str:
         if args.password_file:
             return Path(args.password_file).read_text().strip()
+        if not sys.stdin.isatty():  # piped in: read it as it comes, without getpass's echo warning
+            return sys.stdin.readline().rstrip("\n")
         return getpass.getpass(f"Password for {args.user}: ")
 
     def prompt(code: DeviceCodePrompt) -> None:
@@ -131,7 +167,7 @@ async def _login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(config: Config, scrubber: SecretScrubber) -> int:
+async def _run(config: Config, scrubber: SecretScrubber, path: Path) -> int:
     from bot.state.lock import StateLock, StateLocked
 
     # One process per state directory: a second one (an overlapping restart, a slip) stops here,
@@ -146,7 +182,7 @@ async def _run(config: Config, scrubber: SecretScrubber) -> int:
     from bot.matrix.client import MatrixError
 
     try:
-        await run_until_signalled(App(config, scrubber=scrubber))
+        await run_until_signalled(App(config, scrubber=scrubber, config_path=path))
     except MatrixError as exc:
         logging.getLogger("bot").error("%s", exc)
         return EXIT_CHECK_FAILED
@@ -197,6 +233,9 @@ async def check(config: Config, *, out: object = None, scrubber: SecretScrubber 
         await _check_cross_signing(config, bot_token if bot_who is not None else None, say)
         await _check_identities(config, say, note)
         await check_mas(config.homeserver.url, config.mas, say, note, on_secret=scrubber.add if scrubber else None)
+        if config.metrics.bind is not None:
+            host, port = config.metrics.bind
+            note(f"metrics listener on: http://{host}:{port}/metrics serves Prometheus metrics (metrics.bind)")
     finally:
         await client.aclose()
     return EXIT_OK if all(line.ok for line in lines) else EXIT_CHECK_FAILED
@@ -214,14 +253,36 @@ async def _check_bot_token(client: AdminAPI, config: Config, token: str | None, 
     if who.user_id != config.bot.user_id:
         say(False, f"bot token belongs to {who.user_id}, not to bot.user_id {config.bot.user_id}")
         return None
-    say(True, f"bot token valid for {who.user_id} (device {who.device_id or '?'})")
+    say(True, f"bot token valid for {who.user_id} (device {who.device_id or '?'}; from {token_origin(config.bot.token)})")
+    if config.bot.device_id is not None and who.device_id is not None and config.bot.device_id != who.device_id:
+        # The E2EE store is kept per device: a wrong one means keys the homeserver does not know.
+        say(False, f"bot.device_id is {config.bot.device_id}, but the token belongs to device {who.device_id}: "
+                   "remove bot.device_id (it is looked up) or set it to the token's device")
     return who
+
+
+def token_origin(source: object) -> str:
+    """Where a token comes from, for the operator: the key, the file or the environment variable — never the token."""
+    from bot.config import TokenSource
+
+    if not isinstance(source, TokenSource):
+        return "none"
+    if source.file is not None:
+        return f"{source.key}: {source.file}"
+    if source.key.startswith("SYNAPSE_ADMIN_BOT_"):
+        return f"${source.key} from the environment"
+    return source.key
 
 
 async def _check_admin(config: Config, bot_token: str | None, say: Say) -> None:
     if wiring.current_token(config.admin_token) is None and bot_token is None:
         say(True, "admin token: the bot's password session is used; checked when the bot runs")
         return
+    if config.admin_token is not None:
+        used = f"a token of its own, from {token_origin(config.admin_token)}"
+    else:
+        used = f"the bot's own token, from {token_origin(config.bot.token)}"
+    say(True, f"Admin API token: {used}")
     api = wiring.admin_api(config, session_token=lambda: bot_token or "", timeout=wiring.CHECK_TIMEOUT_S)
     try:
         who = await api.whoami()

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.text.schedule import Recurrence
 from bot.text.units import parse_duration_ms
 
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
@@ -197,6 +198,8 @@ class ReportsConfig:
     # not closed), at most every `reminder_every` seconds; 0 turns it off.
     reminder_after: float = 4 * 3600.0
     reminder_every: float = 4 * 3600.0
+    # `reports stats` posted to every admin room on this schedule ("weekly mon 09:00", "daily 18:00"; UTC)
+    digest: Recurrence | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class Config:
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
+    policy_lists: tuple[str, ...] = ()  # policy rooms (m.policy.rule.*) the team follows: read only
 
     @property
     def server_name(self) -> str:
@@ -300,6 +304,7 @@ _TOP_LEVEL_KEYS = (
     "rate_limits",
     "approval",
     "mas",
+    "policy_lists",
 )
 
 
@@ -542,13 +547,26 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         pin_identities=enc.boolean("pin_identities", True),
     )
 
-    rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every"))
+    rep = root.section("reports", ("enabled", "poll_interval", "reminder_after", "reminder_every", "digest"))
+    digest_text = rep.string("digest")
+    try:
+        digest = Recurrence.parse(digest_text) if digest_text else None
+    except ValueError as exc:
+        raise ConfigError(rep.key("digest"), str(exc)) from None
     reminder_after = rep.duration("reminder_after", ReportsConfig.reminder_after, minimum=1)
     reports = ReportsConfig(
         enabled=rep.boolean("enabled", True), poll_interval=rep.number("poll_interval", 2.0, minimum=0.2),
         reminder_after=reminder_after,
         reminder_every=rep.duration("reminder_every", reminder_after or ReportsConfig.reminder_every, minimum=1),
+        digest=digest,
     )
+
+    policy_lists = root.string_list("policy_lists")
+    for index, room in enumerate(policy_lists):
+        if not re.match(r"^[!#][^\s]+$", room) or (room.startswith("#") and ":" not in room):
+            raise ConfigError(f"policy_lists[{index}]", f"must be a room ID (!…) or an alias (#…:server), not {room!r}")
+        if room in admin_rooms:
+            raise ConfigError(f"policy_lists[{index}]", f"{room} is an admin room: a policy list is only read, never an admin room")
 
     conf = root.section("confirmations", ("timeout",))
     confirmations = ConfirmationsConfig(timeout=conf.number("timeout", 600.0, minimum=10))
@@ -585,6 +603,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         rate_limits=rate_limits,
         approval=approval,
         mas=mas,
+        policy_lists=policy_lists,
     )
 
 
@@ -631,17 +650,69 @@ def check_command_names(config: Config, prompting: Collection[str], others: Coll
         raise ConfigError(key, f"there is no command {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
-def load(path: Path | str, environ: Mapping[str, str]) -> Config:
+# What SIGHUP applies to a running bot (bot/app.py: App.reload): these keys, or of a section only the
+# keys listed; a change anywhere else needs a restart.
+LIVE_KEYS: dict[str, tuple[str, ...] | None] = {
+    "access": None, "admin_rooms": None, "reports": ("poll_interval", "reminder_after", "reminder_every"),
+}
+
+
+def live_changes(old: Config, new: Config) -> list[str]:
+    """What a reload changes in the keys it applies live, one phrase each (no secrets: roles, rooms, settings)."""
+    changes = []
+    for role in ROLES:
+        before, after = getattr(old.access, role), getattr(new.access, role)
+        added = [person for person in after if person not in before]
+        removed = [person for person in before if person not in after]
+        if added or removed:
+            changes.append(f"access.{role}: " + ", ".join([*(f"+{p}" for p in added), *(f"-{p}" for p in removed)]))
+    added = [room for room in new.admin_rooms if room not in old.admin_rooms]
+    removed = [room for room in old.admin_rooms if room not in new.admin_rooms]
+    if added or removed:
+        changes.append("admin_rooms: " + ", ".join([*(f"+{r}" for r in added), *(f"-{r}" for r in removed)]))
+    for name in LIVE_KEYS["reports"] or ():
+        before, after = getattr(old.reports, name), getattr(new.reports, name)
+        if before != after:
+            changes.append(f"reports.{name}: {before:g} s → {after:g} s")
+    return changes
+
+
+def restart_needed(old_raw: Any, new_raw: Any) -> list[str]:
+    """The keys outside LIVE_KEYS whose value differs between two YAML documents (`section.key`)."""
+    old_raw = old_raw if isinstance(old_raw, Mapping) else {}
+    new_raw = new_raw if isinstance(new_raw, Mapping) else {}
+    found = []
+    for key in sorted(set(old_raw) | set(new_raw), key=str):
+        live = LIVE_KEYS.get(str(key), ())
+        if live is None or old_raw.get(key) == new_raw.get(key):
+            continue
+        before, after = old_raw.get(key), new_raw.get(key)
+        if isinstance(before, Mapping) or isinstance(after, Mapping):
+            before = before if isinstance(before, Mapping) else {}
+            after = after if isinstance(after, Mapping) else {}
+            found += [f"{key}.{sub}" for sub in sorted(set(before) | set(after), key=str)
+                      if sub not in live and before.get(sub) != after.get(sub)]
+        else:
+            found.append(str(key))
+    return found
+
+
+def load_raw(path: Path | str) -> Any:
+    """The YAML document as written (for telling what a reload changed); ConfigError when it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError("--config", f"{path} is not valid YAML{where}: {problem}") from None
-    return parse(data, base_dir=path.resolve().parent, environ=environ)
+
+
+def load(path: Path | str, environ: Mapping[str, str]) -> Config:
+    path = Path(path)
+    return parse(load_raw(path), base_dir=path.resolve().parent, environ=environ)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.handler_api.previews import account_flags
 from bot.records import ReportFacts, ReportRecord, TeamAction
 from bot.inbox.model import EVENT, ref_label
-from bot.inbox.views import ROOM_NAME_CHARS, state_text
+from bot.inbox.views import ROOM_NAME_CHARS, policy_items, state_text
 from bot.text.units import format_ts
 from bot.text.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When, presents
 
@@ -56,6 +56,7 @@ class ReportsPart:
     filed_dismissed: int
     watching_since: int | None
     incomplete: str | None = None  # one of the sources did not answer: which, and why
+    policy: tuple[Any, ...] = ()  # rules of the followed policy lists that name the account or its server
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ def _reports(d: Dossier) -> list[Any]:
             _reports_table(f"Reports filed by {d.user}: {part.filed_total} ({part.filed_dismissed} dismissed)",
                            part.filed, part.filed_total, "reported user", part.watching_since),
             Text(since.strip()) if since else None,
+            policy_items(f"⛔ Policy lists: {len(part.policy)} rule{'s' if len(part.policy) != 1 else ''} name "
+                         f"{d.user} or its server", part.policy) if part.policy else None,
             Text("Incomplete: ", Untrusted(part.incomplete, 300), ".", tone="warning") if part.incomplete else None,
         )
     return _section("2. Reports", part, body, _more(d.prefix, f"reports list --all --reported {d.user}",
@@ -252,7 +255,16 @@ def _team(d: Dossier) -> list[Any]:
                 for a in part.actions]
         body = Table(f"6. What the team did to {d.user}: {part.total} actions", ["#", "when", "who", "what", "undo"], rows,
                      total=part.total, empty="Nothing yet.")
+        takedowns = [a for a in part.actions if a.command == "user takedown"]
+        if takedowns:  # the heaviest thing the team does to an account: said first, not left in a row
+            body = Doc(*[_takedown_line(a) for a in takedowns], body)
     return _section("6. Team actions", part, body, _more(d.prefix, f"audit --about {d.user}"))
+
+
+def _takedown_line(a: Any) -> Text:
+    if a.undone_by:
+        return Text(f"Taken down by {a.sender} on ", When(a.ts), f" (#{a.entry}), undone by #{a.undone_by}.")
+    return Text(f"⛔ TAKEN DOWN by {a.sender} on ", When(a.ts), f" (#{a.entry}: ", Code(a.args), ").", tone="warning")
 
 
 def _mas(d: Dossier) -> list[Any]:

@@ -175,6 +175,7 @@ async def _reports(ctx: Context, user: str) -> ReportsPart:
         filed_dismissed=queue.filed_dismissed if queue else 0,
         watching_since=queue.watching_since if queue else None,
         incomplete="; ".join(missing) or None,
+        policy=tuple(desk.policy_hits(user)) if desk else (),
     )
 
 

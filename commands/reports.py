@@ -12,21 +12,21 @@ from dataclasses import replace
 from typing import Any
 
 from bot.homeserver.admin_api.errors import NotFound
-from bot.handler_api.argtypes import ArgumentError, Duration, RoomID, UserID
+from bot.handler_api.argtypes import ArgumentError, Duration, Int, RoomID, UserID
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
 from bot.handler_api.parsing import PageRequest
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.views import (
     NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
-    room_value, state_text,
+    room_value, state_text, stats_view,
 )
 from bot.records import ReportFacts, ReportQuery, ReportRecord
 from bot.handler_api.reversal import Inverse, ReportState, Reversal
 from bot.handler_api.services import ReportDesk
 from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, Target
 from bot.text.units import format_ts, human_duration
-from bot.text.views import Code, Doc, Handoff, Record, Table, Text, Untrusted, When
+from bot.text.views import Attachment, Code, Doc, Handoff, Record, Table, Text, Untrusted, When
 
 from ._events import event_ts
 
@@ -187,6 +187,36 @@ def _(open: bool, mine: bool, all: bool, reported: str | None, user: str | None,
         raise ArgumentError("choose one of --mine and --assigned-to")
     if reported and user and reported != user:
         raise ArgumentError("--user is the same as --reported: give one of them")
+
+
+# -- reports stats
+
+MAX_STATS_DAYS = 366
+
+
+@reports.command(
+    "stats", summary="The queue in numbers and a chart: reports by kind and state, waits, who is reported most",
+    role=Role.VIEWER,
+    flags=[Flag("days", "how many days back, today included (default 7)", Int(minimum=1, maximum=MAX_STATS_DAYS), default=7)],
+    details=("From the bot's own queue: every report filed since the bot started watching. Totals by kind (event, "
+             "user) and state (open, claimed, resolved, dismissed), the median time to claim and to resolve, the most "
+             "reported users and rooms, the most active reporters, and a chart of the reports of each day by state "
+             "(a PNG image, its numbers also in its text alternative). `reports.digest` in the config posts the same "
+             "on a schedule."),
+    examples=["reports stats", "reports stats --days 30"],
+)
+async def stats(ctx: Context, days: int) -> Any:
+    desk = _inbox(ctx)
+    numbers = await desk.stats(days)
+    view = stats_view(numbers, ctx.prefix)
+    try:
+        chart = await desk.chart(numbers)
+    except Exception as exc:  # the numbers stand without the picture
+        return Doc(view, Text(f"The chart could not be drawn ({type(exc).__name__}).", tone="warning"))
+    filename = f"reports-stats-{numbers.days}d.png"
+    return Attachment(filename=filename, path=chart.path, mimetype="image/png",
+                      caption=Doc(view, Text(f"📈 The chart of reports per day by state follows as an image ({filename}).")),
+                      extra={"image": {"w": chart.width, "h": chart.height, "body": chart.alt}})
 
 
 # -- report show

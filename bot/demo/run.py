@@ -6,6 +6,9 @@ The same world builder serves the tests and the benchmarks, so the demo shows wh
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import struct
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +19,7 @@ from typing import Any, TextIO
 from bot.app import App
 from bot.config import Config, parse
 from bot.demo.synapse import Account, LocalHomeserver
-from bot.demo.localchat import ChatClient
+from bot.demo.localchat import ChatClient, reply_target
 
 MODERATOR_PASSWORD = "demo-moderator-password"
 # The smallest valid PNG (1×1, transparent): sample media that clients can display.
@@ -116,9 +119,85 @@ async def running_bot(config: Config, **app_options: Any) -> AsyncIterator[App]:
         await asyncio.gather(task, return_exceptions=True)
 
 
+SAMPLE_QUEUE_FIRST_ID = 900_001
+SAVE_ENV = "SYNAPSE_ADMIN_BOT_DEMO_FILES"  # a directory: images and files the bot sends are saved there
+
+
+async def seed_sample_queue(world: World, *, days: int = 7, seed: int = 22) -> int:
+    """A sample week of the bot's report queue (ids from 900001, only in the bot's store, never on
+    the homeserver), so that `reports stats` has something to show. Written before the bot starts."""
+    from bot.records import ReportFacts, now_ms
+    from bot.state.db import Database
+    from bot.state.reports import ReportStore
+
+    chance = random.Random(seed)
+    users = world.samples.get("users") or ["@spammer:localhost"]
+    reporters = [u for u in users if "spammer" not in u] or users
+    hour, now = 3_600_000, now_ms()
+    db = Database(world.state_dir / "state.db")
+    await db.open()
+    store = ReportStore(db)
+    count = 0
+    try:
+        for day in range(days):
+            for _ in range(chance.randint(1, 6)):
+                filed = now - day * 24 * hour - chance.randint(0, 20) * hour
+                report_id = SAMPLE_QUEUE_FIRST_ID + count
+                kind = "event" if chance.random() < 0.7 else "user"
+                target = users[-1] if chance.random() < 0.6 else chance.choice(users)
+                await store.add_report(ReportFacts(
+                    kind=kind, report_id=report_id, received_ts=filed, reporter=chance.choice(reporters), target=target,
+                    room_id=world.samples.get("general") if kind == "event" else None,
+                    room_name="General" if kind == "event" else None, reason="sample report (demo)"))
+                recent = now - filed < 36 * hour
+                state = "open" if recent and chance.random() < 0.85 else chance.choice(["claimed", "resolved", "resolved", "dismissed"])
+                claimed = filed + chance.randint(1, 8) * hour // 2
+                closed = claimed + chance.randint(1, 12) * hour // 2
+                await db.execute(
+                    "UPDATE reports SET state = ?, claimed_by = ?, claimed_ts = ?, closed_by = ?, closed_ts = ? "
+                    "WHERE kind = ? AND report_id = ?",
+                    (state, None if state == "open" else world.moderator.user_id, None if state == "open" else claimed,
+                     world.moderator.user_id if state in ("resolved", "dismissed") else None,
+                     closed if state in ("resolved", "dismissed") else None, kind, report_id))
+                count += 1
+    finally:
+        await db.close()
+    return count
+
+
+async def attachments_of(chat: ChatClient, room_id: str, command_id: str, reply_body: str, timeout: float = 60.0) -> list[str]:
+    """The image or file the bot sends after a reply that announces one: described, and saved when
+    SYNAPSE_ADMIN_BOT_DEMO_FILES names a directory."""
+    if "follows as an image" not in reply_body and "Exported " not in reply_body.split("\n", 1)[0]:
+        return []
+    event = await chat.wait_for(room_id, lambda e: reply_target(e) == command_id
+                                and e["content"].get("msgtype") in ("m.image", "m.file"), timeout)
+    content = event["content"]
+    info = content.get("info") or {}
+    name = str(content.get("filename") or content.get("body") or "file")
+    size = f"{info['w']}×{info['h']} " if "w" in info else ""
+    line = f"[{content['msgtype'][2:]} {name}: {size}{info.get('mimetype', '?')}, {int(info.get('size', 0)):,} bytes"
+    folder = os.environ.get(SAVE_ENV)
+    if folder and isinstance(content.get("url"), str):
+        server, media_id = content["url"][len("mxc://"):].split("/", 1)
+        response = await chat.http.get(f"/_matrix/client/v1/media/download/{server}/{media_id}")
+        target = Path(folder) / Path(name).name
+        target.write_bytes(response.content)
+        if response.content[:8] == b"\x89PNG\r\n\x1a\n":
+            width, height = struct.unpack(">II", response.content[16:24])
+            line += f"; the PNG is {width}×{height}"
+        line += f"; saved as {target}"
+    return [line + "]"]
+
+
 async def ask(chat: ChatClient, room_id: str, text: str, timeout: float = 60.0, *, follow_job: bool = True) -> str:
     """Send a command as a person would and return the bot's reply (its final form, for jobs)."""
     event_id = await chat.send_text(room_id, text)
+    return await answer(chat, room_id, event_id, timeout, follow_job=follow_job)
+
+
+async def answer(chat: ChatClient, room_id: str, event_id: str, timeout: float = 60.0, *, follow_job: bool = True) -> str:
+    """The bot's reply to a command already sent (its final form, for jobs)."""
     reply = await chat.wait_for_reply(room_id, event_id, timeout)
     body = str(reply["content"].get("body", ""))
     if follow_job and body.startswith("Job #") and "⏳ running" in body:
@@ -137,6 +216,7 @@ async def run_demo(stdin: TextIO, stdout: TextIO) -> int:
     async with LocalHomeserver() as hs:
         world = await build_world(hs, hs.root / "bot")
         await populate_samples(world)
+        sample_reports = await seed_sample_queue(world)
         config = world.config()
         async with running_bot(config):
             await world.chat.start()
@@ -146,6 +226,7 @@ async def run_demo(stdin: TextIO, stdout: TextIO) -> int:
                 f"Log in with any Matrix client: user {world.moderator.user_id}, password {MODERATOR_PASSWORD}\n"
                 f"Admin room: {world.admin_room}  · the moderator holds the admin role\n"
                 f"Sample users: {', '.join(world.samples['users'])}; rooms #general and #free-stuff; one event and one user report.\n"
+                f"The bot's queue holds a sample week of {sample_reports} reports (ids from {SAMPLE_QUEUE_FIRST_ID}) for reports stats.\n"
                 "Type commands (e.g. !admin help); end with Ctrl-D.\n\n"
             )
             stdout.flush()
@@ -161,7 +242,9 @@ async def run_demo(stdin: TextIO, stdout: TextIO) -> int:
                     command = f"{config.command_prefix} {command}"
                 out(f"» {command}\n")
                 try:
-                    reply = await ask(world.chat, world.admin_room, command)
+                    command_id = await world.chat.send_text(world.admin_room, command)
+                    reply = await answer(world.chat, world.admin_room, command_id)
+                    reply = "\n".join([reply, *await attachments_of(world.chat, world.admin_room, command_id, reply)])
                 except TimeoutError:
                     reply = "(no reply within 60 s)"
                 out("\n".join("  " + line for line in reply.splitlines()) + "\n\n")

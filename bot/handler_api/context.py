@@ -43,6 +43,9 @@ class Context:
     mas: MASAPI | None = None  # the MAS admin API, when a `mas:` section is configured
     mas_detection: MASDetection | None = None  # whether the homeserver's accounts live in MAS
     audit_log: AuditTrail | None = None  # what the team did to an account (read only)
+    # Why a secret could not reach this person alone, in an encrypted direct message (None: it can);
+    # asked before a command makes a secret it cannot show in the room (a generated password).
+    private_channel: Callable[[str], Awaitable[str | None]] | None = None
 
     @property
     def accounts(self) -> Accounts:

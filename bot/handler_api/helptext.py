@@ -11,12 +11,12 @@ from bot.text.views import Code, Doc, Items, Preformatted, Record, Table, Text
 
 
 def overview(table: CommandTable, prefix: str) -> Doc:
-    groups = table.command_groups()
-    rows = [[Code(g.name), g.summary, ", ".join(c.verb for c in g.commands)] for g in groups]
-    top = [[Code(c.verb), c.summary, c.role.label] for c in table.top_level.values()]
+    # Key/value lines, not tables: a table's plain-text body clips long cells, and help names every verb in full.
+    groups = [(g.name, f"{g.summary} — " + ", ".join(c.verb for c in g.commands)) for g in table.command_groups()]
+    top = [(c.verb, f"{c.summary} ({c.role.label})") for c in table.top_level.values()]
     return Doc(
-        Table("Command groups", ["group", "what", "verbs"], rows),
-        Table("Other commands", ["command", "what", "role"], top),
+        Record("Command groups (group: what — verbs)", groups),
+        Record("Other commands", top),
         Text("Details: ", Code(f"{prefix} help <group>"), " or ", Code(f"{prefix} <group> <verb> --help"), "."),
     )
 

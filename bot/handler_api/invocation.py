@@ -85,7 +85,7 @@ class Invocation:
     @property
     def reversible(self) -> bool:
         """It records an undo when it succeeds (an undo itself does not: it is final)."""
-        return self.command.undo_handler is not None and self.undoes is None
+        return self.command.reversible and self.undoes is None
 
     @property
     def role_needed(self) -> Role:

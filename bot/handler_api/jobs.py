@@ -35,6 +35,7 @@ from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, is_transien
 from bot.homeserver.concurrency import ItemTiming, is_refusal
 from bot.homeserver.gate import Priority, Work, working
 from bot.handler_api.invocation import Invocation
+from bot.handler_api.reversal import Reversal
 from bot.handler_api.spec import Role, Target
 from bot.text.views import Doc, Record, Text
 
@@ -111,6 +112,12 @@ class JobHost(Protocol):
 class JobResult:
     status: JobStatus
     view: Any
+    # How to take back what the job did, when only the job knows (what it suspended, which files it
+    # quarantined): recorded as the undo of the job's audit entry once the job is over.
+    reversal: Reversal | None = None
+    # How to take back what the job did, when only the job knows (what it suspended, which files it
+    # quarantined): recorded as the undo of the job's audit entry once the job is over.
+    reversal: Reversal | None = None
 
 
 class JobStopped(Exception):

@@ -239,6 +239,29 @@ class FilesQuarantined(Probe):
         return f"{len(value)} of the {len(self.files)} files are quarantined"
 
 
+@probe("takedown")
+@dataclass(frozen=True)
+class TakedownState(Probe):
+    """What a takedown changed that can be taken back: the account's suspension, and which of the
+    files it quarantined are quarantined (read like `FilesQuarantined`)."""
+
+    user: str
+    files: list[str] = field(default_factory=list)  # mxc URIs
+
+    @property
+    def key(self) -> str:
+        return f"takedown:{self.user}"
+
+    async def read(self, ctx: Context) -> Any:
+        suspended = bool((await ctx.api.user_details(self.user)).suspended)
+        files = await FilesQuarantined(self.user, self.files).read(ctx) if self.files else []
+        return {"suspended": suspended, "quarantined": files}
+
+    def describe(self, value: Any) -> str:
+        return (f"{self.user} is {'' if value.get('suspended') else 'not '}suspended and "
+                f"{len(value.get('quarantined') or [])} of the {len(self.files)} files it quarantined are quarantined")
+
+
 @probe("files-each")
 @dataclass(frozen=True)
 class EachFileQuarantined(Probe):

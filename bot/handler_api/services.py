@@ -13,7 +13,10 @@ from bot.records import TeamAction
 
 if TYPE_CHECKING:
     from bot.records import ReportQuery, ReportRecord
+    from bot.inbox.chart import Chart
     from bot.inbox.inbox import ReportInbox, UserStanding
+    from bot.inbox.policy_lists import PolicyHit
+    from bot.inbox.stats import QueueStats
     from bot.inbox.model import ReportRef
     from bot.inbox.views import NoticeContext
     from bot.state.audit import AuditLog
@@ -84,6 +87,18 @@ class ReportDesk:
     async def standing(self, user_id: str, *, limit: int = 5) -> UserStanding:
         """Reports against a user and by them, in the bot's queue (for the dossier)."""
         return await self._inbox.standing(user_id, limit=limit)
+
+    def policy_hits(self, user_id: str) -> list[PolicyHit]:
+        """The rules of the followed policy lists that name this account or its server (the dossier)."""
+        return self._inbox.policy_hits(user_id)
+
+    async def stats(self, days: int) -> QueueStats:
+        """The bot's queue of the last `days` days in numbers (`reports stats`)."""
+        return await self._inbox.stats(days)
+
+    async def chart(self, stats: QueueStats) -> Chart:
+        """Its chart, drawn off the event loop into a temporary PNG (the caller removes it)."""
+        return await self._inbox.chart(stats)
 
     @property
     def watching_since(self) -> int | None:

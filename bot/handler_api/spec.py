@@ -235,6 +235,14 @@ class Command:
         """The arguments its handlers (preview, undo, targets, validator) take: without the
         runtime's own (`--for`)."""
         return {name: value for name, value in args.items() if name not in RUNTIME_ARGS}
+    # A job whose body hands back its Reversal when it is over (JobResult.reversal): only the job
+    # knows what it changed (which files it quarantined, whether it was the one that suspended).
+    job_undo: bool = False
+
+    @property
+    def reversible(self) -> bool:
+        """What it does can be taken back with `undo` (as declared)."""
+        return self.undo_handler is not None or self.job_undo
 
     @property
     def job_body(self) -> Handler | None:
@@ -280,7 +288,7 @@ class Command:
     @property
     def undo_label(self) -> str:
         """For help and docs: can what it does be taken back with `undo`?"""
-        if self.undo_handler is not None:
+        if self.reversible:
             return "yes; by itself with --for" if self.expires else "yes"
         if self.irreversible:
             return "no (irreversible)"
@@ -399,6 +407,7 @@ class CommandGroup:
         irreversible: bool | str = False,
         expires: bool = False,
         passthrough: bool = False,
+        job_undo: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
             command = Command(
@@ -421,7 +430,10 @@ class CommandGroup:
                 irreversible=irreversible_reason(irreversible),
                 expires=expires,
                 passthrough=passthrough,
+                job_undo=job_undo,
             )
+            if job_undo and not job:
+                raise ValueError(f"{command.name}: job_undo is for commands that run as a job")
             _check_declaration(command)
             self.commands.append(command)
             return command

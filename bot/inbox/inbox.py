@@ -11,8 +11,10 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
@@ -30,10 +32,15 @@ from bot.handler_api.spec import CommandError, Role
 from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
+from bot.inbox.chart import Chart
+from bot.inbox.chart import draw as draw_chart
+from bot.inbox.policy_lists import PolicyBook, PolicyHit
 from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
+from bot.inbox.stats import MAX_DAYS, QueueStats, compute, window
+from bot.text.schedule import Recurrence
 from bot.inbox.views import (
     NOTE_CHARS, NOTES_ON_NOTICE, REMINDER_ROWS, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
-    minimal_notice_view, notice_view, reminder_view, state_text, summary_view,
+    minimal_notice_view, notice_view, reminder_view, state_text, stats_view, summary_view,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "reports.cursor.{kind}"
 START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
 REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
+DIGEST_KEY = "reports.digest.last"  # the period (its scheduled moment, ms) of the last stats digest posted
 START_ASK_S = 10.0  # how long the start waits for each report list
 START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
@@ -157,6 +165,8 @@ class ReportInbox:
         reminder_every: float = 0.0,
         gate: HomeserverGate | None = None,
         latency_observers: list[Callable[[float], None]] | None = None,
+        policy: PolicyBook | None = None,
+        digest: Recurrence | None = None,
     ) -> None:
         self.api = api
         self.report_store = reports
@@ -175,6 +185,9 @@ class ReportInbox:
         self.reminder_after_ms = int(reminder_after * 1000)
         self.reminder_every_ms = int(reminder_every * 1000)
         self.reminders_checked = 0
+        # The followed policy lists (bot/inbox/policy_lists.py): read when a notice is drawn, never acted on.
+        self.policy = policy
+        self.digest = digest
         # After a poll the homeserver could not answer (down, rate-limiting): wait at its gate, the
         # one the Admin API client passes, and poll again as soon as it lets requests through.
         self.gate = gate
@@ -211,6 +224,7 @@ class ReportInbox:
                 await self.poll_once()
                 await self.remind_if_due()
                 await self._sweep_if_due()
+                await self.digest_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
                 self.backoff.reset()
@@ -756,7 +770,77 @@ class ReportInbox:
         await self._load_start()
         newest, total = await self.report_store.report_notes(facts.kind, facts.report_id, limit=notes)
         history = await self.report_store.report_history(facts)
-        return NoticeContext(newest, total, history, self.watching_since)
+        return NoticeContext(newest, total, history, self.watching_since, self.policy_hits(
+            facts.target, rooms=(facts.room_id, facts.room_alias)))
+
+    def policy_hits(self, user: str | None, *, rooms: Sequence[str | None] = ()) -> list[PolicyHit]:
+        """The rules of the followed policy lists that the user, their server or the rooms match.
+        A failure here never fails a notice: it shows no rules instead (and the log says why)."""
+        if self.policy is None:
+            return []
+        try:
+            return self.policy.match(user=user, rooms=rooms)
+        except Exception:
+            log.exception("matching the policy lists failed")
+            return []
+
+    # -- the queue in numbers
+
+    async def stats(self, days: int) -> QueueStats:
+        """The last `days` days of the bot's queue in numbers (bot/inbox/stats.py)."""
+        days = max(1, min(days, MAX_DAYS))
+        await self._load_start()
+        now = now_ms()
+        since, _ = window(days, now)
+        records = await self.report_store.reports_received_since(since)
+        return compute(records, days=days, now_ms=now, watching_since=self.watching_since)
+
+    async def chart(self, stats: QueueStats) -> Chart:
+        """The chart of `stats`, drawn off the event loop into a temporary PNG (the caller removes it)."""
+        return await asyncio.to_thread(draw_chart, stats)
+
+    async def digest_if_due(self) -> bool:
+        """`reports stats` posted to every admin room once per period of `reports.digest`: the
+        period is written down before the posts (a crash in between loses one digest rather than
+        posting it twice), and a restart inside the period posts nothing again. True when posted."""
+        if self.digest is None:
+            return False
+        now = now_ms()
+        period = self.digest.latest(now)
+        last = await self.meta.get_meta(DIGEST_KEY)
+        if last is not None and int(last) >= period:
+            return False
+        await self.meta.set_meta(DIGEST_KEY, str(period))
+        stats = await self.stats(self.digest.period_days)
+        title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
+                 f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
+        view = stats_view(stats, self.prefix, title=title)
+        rooms = self._rooms()
+        for room_id in rooms:
+            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-digest-{period}")
+        send_file = getattr(self.messenger, "send_file", None)
+        if send_file is not None and rooms:
+            await self._send_chart(send_file, stats, rooms, f"sab-reports-digest-chart-{period}")
+        return True
+
+    async def _send_chart(self, send_file: Callable[..., Any], stats: QueueStats, rooms: Sequence[str], txn: str) -> None:
+        """The digest's chart, after its numbers; a chart that cannot be drawn or sent is left out."""
+        try:
+            chart = await self.chart(stats)
+        except Exception:
+            log.exception("could not draw the digest's chart")
+            return
+        try:
+            for room_id in rooms:
+                try:
+                    await send_file(room_id, path=chart.path, filename=f"reports-stats-{stats.days}d.png",
+                                    mimetype="image/png", reply_to=None, thread_root=None, txn_id=txn, background=True,
+                                    image={"w": chart.width, "h": chart.height, "body": chart.alt})
+                except Exception as exc:
+                    log.warning("could not send the digest's chart to %s: %s", room_id, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(chart.path)
 
     # -- the reminder
 

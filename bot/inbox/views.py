@@ -8,9 +8,12 @@ from typing import Any
 
 from bot.homeserver.admin_api.events import is_redacted, redaction_unknown
 from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
+from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
+from bot.inbox.policy_lists import PolicyHit
+from bot.inbox.stats import QueueStats
 
 SUMMARY_ROWS = 30
 EXCERPT_CHARS = 300
@@ -34,6 +37,7 @@ class NoticeContext:
     notes_total: int = 0
     history: ReportHistory | None = None
     watching_since: int | None = None
+    policy: Sequence[PolicyHit] | None = None  # rules of the followed policy lists the report matches
 
 _MEDIA = {
     "m.image": "an image", "m.video": "a video", "m.audio": "an audio clip", "m.file": "a file",
@@ -168,6 +172,8 @@ def notice_view(record: ReportRecord, prefix: str, context: NoticeContext | None
         if context.history is not None:
             fields += history_fields(context.history, facts, context.watching_since)
         notes = notes_view(context.notes, context.notes_total)
+        if context.policy:
+            fields.append(("⛔ policy lists", policy_value(context.policy)))
     return Doc(Record(title, fields), notes, footer)
 
 
@@ -251,3 +257,64 @@ def _stored(text: Any) -> str | None:
         return None
     value = text if isinstance(text, str) else str(text)
     return value[:STORED_CHARS]
+
+
+# -- policy lists (bot/inbox/policy_lists.py)
+
+POLICY_SHOWN = 5
+POLICY_REASON_CHARS = 200
+
+
+def policy_hit_text(hit: PolicyHit) -> Untrusted:
+    """One matching rule on one line: which name matched which rule of which list, and the rule's
+    reason. All of it is the list's words (or a stranger's name): untrusted, clipped, one line."""
+    rule = hit.rule
+    text = f"{rule.kind} rule {inline(rule.entity, 80)} of {inline(hit.list_name or rule.list_id, 80)}"
+    if hit.matched != rule.entity:
+        text += f" matches {inline(hit.matched, 80)}"
+    text += f": {inline(rule.reason, POLICY_REASON_CHARS) if rule.reason else '(no reason given)'}"
+    return Untrusted(text, POLICY_REASON_CHARS + 300)
+
+
+def policy_value(hits: Sequence[PolicyHit]) -> list[Any]:
+    """The rules a report matches, as one field's value: the first few, and how many more."""
+    shown: list[Any] = [policy_hit_text(hit) for hit in hits[:POLICY_SHOWN]]
+    if len(hits) > POLICY_SHOWN:
+        shown.append(f"… and {len(hits) - POLICY_SHOWN} more")
+    return shown if len(shown) == 1 else [f"{len(hits)} rules", *shown]
+
+
+def policy_items(title: str, hits: Sequence[PolicyHit]) -> Items:
+    return Items(title, [policy_hit_text(hit) for hit in hits])
+
+
+# -- the queue in numbers (bot/inbox/stats.py)
+
+
+def _wait(ms: int | None, count: int) -> str:
+    if ms is None:
+        return "— (none yet)"
+    return f"{human_duration(ms)} (median of {count:,})"
+
+
+def stats_view(stats: QueueStats, prefix: str, *, title: str | None = None) -> Doc:
+    """`reports stats`: totals, waits, the most reported and the most active reporters."""
+    since = format_ts(stats.since_ms)
+    head = title or f"📊 Reports of the last {stats.days} day{'s' if stats.days != 1 else ''} (since {since})"
+    fields: list[tuple[str, Any]] = [
+        ("reports", f"{stats.total:,}"),
+        ("by kind", ", ".join(f"{n:,} {kind}" for kind, n in stats.by_kind.items())),
+        ("by state", ", ".join(f"{n:,} {state}" for state, n in stats.by_state.items())),
+        ("time to claim", _wait(stats.median_claim_ms, stats.claimed_count)),
+        ("time to resolve", _wait(stats.median_resolve_ms, stats.resolved_count)),
+    ]
+    top_users = Table("Most reported users", ["user", "reports"], [[Code(u), n] for u, n in stats.top_reported],
+                      empty="None.")
+    top_rooms = Table("Most reported rooms", ["room", "name", "reports"],
+                      [[Code(r), Untrusted.of(name, ROOM_NAME_CHARS), n] for r, name, n in stats.top_rooms], empty="None.")
+    top_reporters = Table("Most active reporters", ["reporter", "reports"],
+                          [[Code(u), n] for u, n in stats.top_reporters], empty="None.")
+    since_watch = (f"From the bot's own queue: every report filed since it started watching "
+                   f"({format_ts(stats.watching_since)}). ") if stats.watching_since else "From the bot's own queue. "
+    return Doc(Record(head, fields), top_users, top_rooms, top_reporters,
+               Text(since_watch, "The list: ", Code(f"{prefix} reports list"), "."))

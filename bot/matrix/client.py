@@ -35,7 +35,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,6 +196,8 @@ class MatrixClient:
         on_secret: Callable[[str], None] | None = None,
         trusted_devices_only: bool = True,
         pin_identities: bool = True,
+        policy_lists: Sequence[str] = (),
+        on_policy_state: Callable[[str, list[dict[str, Any]]], Any] | None = None,
     ) -> None:
         self.user_id = user_id
         # `encryption.require_cross_signed_senders` (and `pin_identities`): room keys, so replies and
@@ -203,6 +205,12 @@ class MatrixClient:
         self.trusted_devices_only = trusted_devices_only
         self.pin_identities = pin_identities
         self._secret_rooms: set[str] = set()  # the direct rooms that carry secrets (send_direct)
+        # Policy list rooms (config `policy_lists`): joined (on invite, or directly when public) and
+        # read only — their state goes to `on_policy_state`; nothing there is a command, and the bot
+        # never sends there. IDs as configured or as their aliases resolved.
+        self.policy_lists = tuple(policy_lists)
+        self.policy_rooms: set[str] = {room for room in self.policy_lists if room.startswith("!")}
+        self._on_policy_state = on_policy_state
         self._token = token
         self._password = password
         self._configured_device = device_id
@@ -362,6 +370,11 @@ class MatrixClient:
     def device_id(self) -> str:
         return str(self.client.device_id)
 
+    def admin_rooms_being_joined(self) -> list[str]:
+        """Admin rooms the bot was invited to and is joining right now (not in them yet)."""
+        return [room for room in self.admin_rooms
+                if (room in self._open_invites or room in self._joining) and room not in self.client.rooms]
+
     async def resolve_admin_rooms(self) -> list[str]:
         """Resolve the configured aliases on the homeserver and pin each at its first resolution;
         returns the aliases that are neither resolved nor pinned."""
@@ -407,6 +420,7 @@ class MatrixClient:
                 continue
             self._queue_invites(response)
             self._joining.difference_update(self.client.rooms)
+            self._feed_policy_lists(response)
             for user_id in response.device_list.changed:
                 self._sender_keys.pop(user_id, None)
             if not first_start:
@@ -572,7 +586,9 @@ class MatrixClient:
     async def _handle_invite(self, room_id: str, inviter: str) -> None:
         try:
             async with self._invite_slots:
-                if room_id in self.admin_rooms:
+                if room_id in self.policy_rooms:
+                    await self._join_policy_list(room_id, f"invited by {inviter}")
+                elif room_id in self.admin_rooms:
                     await self._join_admin_room(room_id, inviter)
                 else:
                     await self._decline(room_id, inviter)
@@ -633,9 +649,64 @@ class MatrixClient:
             log.info("forgot %d declined invite(s): older than %d days, or beyond the newest %d",
                      gone, INVITE_RECORD_DAYS, MAX_INVITE_RECORDS)
 
+    # -- policy lists: joined, read, never written to
+
+    async def follow_policy_lists(self) -> list[str]:
+        """Resolve the configured list aliases and join the lists the bot is not in yet (a public
+        one lets it in; a private one waits for an invite). Returns those not joined."""
+        waiting = []
+        for entry in self.policy_lists:
+            room_id: str | None = entry
+            if entry.startswith("#"):
+                response = await self.client.room_resolve_alias(entry)
+                found = getattr(response, "room_id", None) if isinstance(response, RoomResolveAliasResponse) else None
+                room_id = str(found) if valid_room_id(found) else None
+                if room_id is None:
+                    log.warning("policy list %s: the alias does not resolve; not followed for now", entry)
+                    waiting.append(entry)
+                    continue
+                if room_id in self.admin_rooms:
+                    log.warning("policy list %s is %s, an admin room: not followed as a list", entry, room_id)
+                    continue
+                self.policy_rooms.add(room_id)
+            assert room_id is not None
+            if room_id not in self.client.rooms and not await self._join_policy_list(room_id, "configured"):
+                waiting.append(entry)
+        return waiting
+
+    async def _join_policy_list(self, room_id: str, why: str) -> bool:
+        log.info("joining policy list %s (%s)", room_id, why)
+        try:
+            result = await asyncio.wait_for(self.client.join(room_id), timeout=self._invite_timeout_s)
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("could not join policy list %s: %s; trying again at the next invite or start", room_id,
+                        type(exc).__name__)
+            return False
+        if isinstance(result, JoinError):
+            log.warning("could not join policy list %s (%s); it is followed once the bot is invited", room_id,
+                        str(result.message)[:200])
+            return False
+        return True
+
+    def _feed_policy_lists(self, response: SyncResponse) -> None:
+        """The state a sync brings of the list rooms (the full state at the first sync of a run,
+        the changes after), in order, to `on_policy_state`. A failure there is logged, never the sync's."""
+        if self._on_policy_state is None:
+            return
+        for room_id, info in response.rooms.join.items():
+            if room_id not in self.policy_rooms:
+                continue
+            events = [e.source for e in getattr(info, "state", []) if isinstance(getattr(e, "source", None), dict)]
+            events += [e.source for e in info.timeline.events
+                       if isinstance(getattr(e, "source", None), dict) and "state_key" in e.source]
+            try:
+                self._on_policy_state(room_id, events)
+            except Exception:
+                log.exception("reading the state of policy list %s failed", room_id)
+
     async def _handle_timeline(self, response: SyncResponse, sink: EventSink, since: str | None = None) -> None:
         for room_id, info in response.rooms.join.items():
-            if room_id not in self.admin_rooms:
+            if room_id not in self.admin_rooms or room_id in self.policy_rooms:
                 continue
             events = list(info.timeline.events)
             if info.timeline.limited and since is not None:
@@ -892,6 +963,8 @@ class MatrixClient:
         """Send an event; a repeated `txn_id` (same device, within the server's ~30 min transaction
         cache) returns the first event instead of sending a second one. `background` sends (report
         notices) go one at a time, and only while no reply is being sent: replies come first."""
+        if room_id in self.policy_rooms:
+            raise MatrixError(f"{room_id} is a policy list: the bot never writes there", errcode="M_FORBIDDEN")
         if not self._caught_up_event.is_set():
             # Jobs resumed at start-up may want to edit before nio knows the room (first sync).
             with contextlib.suppress(asyncio.TimeoutError):
@@ -1013,6 +1086,18 @@ class MatrixClient:
         self._sender_keys.pop(user_id, None)  # the newest keys: a device signed a moment ago counts
         return room_id, await self.send(room_id, content)
 
+    async def direct_problem(self, user_id: str) -> str | None:
+        """Why `send_direct` to this person could not be read by them (None: it could): asked before
+        making a secret that only a direct message may carry."""
+        if not self.encryption:
+            return "direct messages are sent encrypted, and encryption is off (encryption.enabled)"
+        keys = await self._published_keys(user_id, fresh=True)
+        if keys is None:
+            return f"the devices of {user_id} could not be looked up"
+        if not any(keys.device_key(device, "curve25519") for device in keys.devices):
+            return f"{user_id} has no device that can receive encrypted messages"
+        return None
+
     async def _direct_room(self, user_id: str, timeout: float) -> str:
         key = DIRECT_ROOM_KEY.format(user_id=user_id)
         stored = await self._meta.get_meta(key)
@@ -1059,7 +1144,7 @@ class MatrixClient:
 
     async def send_file(
         self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None,
-        txn_id: str | None = None,
+        txn_id: str | None = None, image: dict[str, Any] | None = None, background: bool = False,
     ) -> str:
         size = Path(path).stat().st_size
         encrypt = self.is_encrypted(room_id)
@@ -1074,9 +1159,9 @@ class MatrixClient:
             file_info = {**keys, "url": response.content_uri}
         content = file_content(
             filename=filename, mimetype=mimetype, size=size, url=response.content_uri, file_info=file_info,
-            reply_to=reply_to, thread_root=thread_root,
+            reply_to=reply_to, thread_root=thread_root, image=image,
         )
-        return await self.send(room_id, content, txn_id=txn_id)
+        return await self.send(room_id, content, txn_id=txn_id, background=background)
 
     async def fetch_event(self, room_id: str, event_id: str) -> IncomingMessage | IncomingReaction | None:
         """An event of an admin room read again from the homeserver (decrypted when it is encrypted

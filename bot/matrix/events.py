@@ -58,8 +58,11 @@ class Messenger(Protocol):
 
     async def send_file(
         self, room_id: str, *, path: str, filename: str, mimetype: str, reply_to: str | None, thread_root: str | None,
-        txn_id: str | None = None,
-    ) -> str: ...
+        txn_id: str | None = None, image: dict[str, Any] | None = None, background: bool = False,
+    ) -> str:
+        """Upload a file (encrypted in an encrypted room) and send it: an `m.file`, or with `image`
+        ({"w", "h", "body"}) an `m.image` whose `body` is its text alternative."""
+        ...
 
     def is_encrypted(self, room_id: str) -> bool: ...
 

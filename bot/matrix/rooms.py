@@ -50,6 +50,16 @@ class AdminRooms:
                 f"{now} is not an admin room (if the move is intended, list {now} under admin_rooms)"
                 for alias, now in sorted(self.moved.items())]
 
+    def reconfigure(self, configured: Iterable[str]) -> list[str]:
+        """The admin rooms from now on (a reload): room IDs at once, aliases kept pinned where they were;
+        returns the aliases that are new (to be resolved)."""
+        known = self.aliases
+        self.configured = tuple(configured)
+        self.pins = {alias: room for alias, room in self.pins.items() if alias in self.aliases}
+        self.moved = {alias: room for alias, room in self.moved.items() if alias in self.aliases}
+        self._ids = {room for room in self.configured if room.startswith("!")} | set(self.pins.values())
+        return [alias for alias in self.aliases if alias not in known]
+
     def add(self, room_id: str) -> None:
         self._ids.add(room_id)
 

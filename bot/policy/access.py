@@ -11,11 +11,17 @@ from bot.handler_api.spec import Role
 class Access:
     def __init__(self, config: AccessConfig, *, bot_user_id: str, admin_rooms: AdminRooms) -> None:
         self._roles: dict[str, Role] = {}
-        for role, people in ((Role.VIEWER, config.viewers), (Role.MODERATOR, config.moderators), (Role.ADMIN, config.admins)):
-            for person in people:
-                self._roles[person] = max(role, self._roles.get(person, role))
+        self.update(config)
         self.bot_user_id = bot_user_id
         self.admin_rooms = admin_rooms
+
+    def update(self, config: AccessConfig) -> None:
+        """The roles from now on (a reload): asked at every command, job batch and reaction, so this is live."""
+        roles: dict[str, Role] = {}
+        for role, people in ((Role.VIEWER, config.viewers), (Role.MODERATOR, config.moderators), (Role.ADMIN, config.admins)):
+            for person in people:
+                roles[person] = max(role, roles.get(person, role))
+        self._roles = roles
 
     @property
     def staff(self) -> frozenset[str]:

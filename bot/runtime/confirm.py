@@ -38,11 +38,24 @@ def normalise_code(text: str) -> str:
     return text.strip().upper()
 
 
+def heading(inv: Invocation) -> str:
+    """What will happen, in words: the command's summary, or — for `--undo` (the way back of a toggle
+    like `user lock`) — what the flag's help says the reverse does; an undo says which entry it takes back."""
+    name, summary = inv.name, inv.command.summary
+    reverse = next((flag for flag in inv.command.all_flags if flag.dest == "undo"), None)
+    if reverse is not None and inv.args.get("undo") is True:
+        name, summary = f"{inv.name} --undo", reverse.help[:1].upper() + reverse.help[1:]
+    if inv.undoes is not None:
+        return f"This will undo #{inv.undoes}: {name} — {summary}"
+    return f"This will run: {name} — {summary}"
+
+
 def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str, timeout_s: float,
                 second_person: bool = False, extra: Any = None) -> Doc:
     """`second_person`: the two-person rule applies (someone else than the requester confirms);
     `extra`: what the source adds (the schedule it will run on)."""
-    what = Record(f"This will run: {inv.name} — {inv.command.summary}", inv.described())
+    what = Record(heading(inv), [(name, value) for name, value in inv.described()
+                                 if not (name == "--undo" and inv.args.get("undo") is True)])
     if code is None:
         footer = Text("Dry run: nothing was changed.", tone="info")
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.argtypes import ParseEnv
@@ -22,6 +22,7 @@ class Contexts:
         self, *, api: AdminAPI, replies: Replies, server_name: str, bot_user_id: str, prefix: str,
         clock: Callable[[], int], report_desk: ReportDesk | None, bot_status: BotStatus, audit_trail: AuditTrail,
         mas: MASAPI | None, mas_detection: Callable[[], MASDetection | None],
+        private_channel: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.api = api
         self.replies = replies
@@ -33,6 +34,7 @@ class Contexts:
         self.bot_status = bot_status
         self.audit_trail = audit_trail
         self.mas = mas
+        self.private_channel = private_channel  # why a secret could not reach a person alone (None: it can)
         self.mas_detection = mas_detection  # asked per context: known once the app has asked the homeserver
 
     def env(self) -> ParseEnv:
@@ -48,5 +50,5 @@ class Contexts:
             api=self.api, requester=sender, role=role, room_id=room_id, event_id=event_id, thread_root=thread_root,
             server_name=self.server_name, bot_user_id=self.bot_user_id, prefix=self.prefix, now_ms=self.clock,
             note=note, report_desk=self.report_desk, bot_status=self.bot_status, mas=self.mas,
-            mas_detection=self.mas_detection(), audit_log=self.audit_trail,
+            mas_detection=self.mas_detection(), audit_log=self.audit_trail, private_channel=self.private_channel,
         )

@@ -51,6 +51,17 @@ class SecretDelivery:
                                         tone="ok")),
                 f"{result.what} sent to {person} in a direct message")
 
+    async def channel_problem(self, person: str) -> str | None:
+        """Why a direct message to `person` would not reach them encrypted (the Matrix layer's answer);
+        None: it would. Asked before a command makes a secret it cannot show in the room."""
+        probe = getattr(self.messenger, "direct_problem", None)
+        if probe is None:
+            return None
+        try:
+            return await asyncio.wait_for(probe(person), timeout=self.timeout)
+        except Exception as exc:
+            return f"their devices could not be looked up ({untrusted.inline(str(exc) or type(exc).__name__, 200)})"
+
     def recipient(self, ctx: Context, inv: Invocation) -> str:
         """Who asked for it (the person who typed the command), while their role still allows the
         command; else whoever confirmed it."""

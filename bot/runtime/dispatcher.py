@@ -102,16 +102,17 @@ class Dispatcher:
         self.replies = Replies(messenger, prefix)
         detected = mas_detection or _undetected  # where the accounts live, once the app has asked
         self.answers = Answers(prefix, detected)
+        delivery = SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout)
         self.contexts = Contexts(
             api=api, replies=self.replies, server_name=server_name, bot_user_id=bot_user_id, prefix=prefix,
             clock=clock, report_desk=report_desk, bot_status=BotStatus(confirmations, jobs.running),
             audit_trail=AuditTrail(audit, undo, [c.name for c in table.commands() if c.may_write or c.undo_handler]),
-            mas=mas, mas_detection=detected,
+            mas=mas, mas_detection=detected, private_channel=delivery.channel_problem,
         )
         writer = AuditWriter(audit, policy)
         refusing = Refusals(self.refusals, writer, self.replies)
         command_journal = CommandJournal(journal, clock)
-        self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix)
+        self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix, jobs=job_store)
         undo_checks = UndoChecks(self.undo_book, policy, self.replies, writer)
         timer_book = TimerBook(timers, policy, prefix, clock) if timers is not None else None
         self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
@@ -121,7 +122,7 @@ class Dispatcher:
             prompts=Prompts(confirmations=confirmations, meta=meta, held_secrets=self.held_secrets,
                             replies=self.replies, audit=writer, answers=self.answers, prefix=prefix,
                             confirm_timeout=confirm_timeout, second_person=policy.needs_second_person),
-            delivery=SecretDelivery(messenger, policy.may_still_run, timeout=direct_timeout),
+            delivery=delivery,
             observers=observers if observers is not None else [], timers=timer_book,
         )
         # Commands that run on a schedule: a source of their own (bot/runtime/schedules.py).

@@ -310,15 +310,24 @@ class Intake:
                                                    Code(f"{self.prefix} {secret.name}"), "?", tone="error"))
             else:
                 await self.replies.reply(ctx, helptext.not_found(exc.words, exc.suggestions, self.prefix))
+            # A mistyped command leaves a trace in the audit log, as typed (a password's words hidden).
+            said = f"did you mean {secret.name}?" if secret is not None else (
+                f"did you mean {' or '.join(exc.suggestions[:3])}?" if exc.suggestions else "no such command")
+            await self._audit_unparsed(ctx, "(unknown)", text, secret, "unknown command", said)
             self.pipeline.observe("(unknown)", Unknown(), started)
             return
         except UsageError as exc:
             await self.replies.reply(ctx, self.answers.usage(exc.command, exc.message, secret))
+            hidden = secret is not None or bool(exc.command.secret_names)
+            await self._audit_unparsed(ctx, exc.command.name, text, secret if secret is not None else (
+                exc.command if hidden else None), "usage error", f"the arguments do not fit ({HIDDEN})" if hidden
+                else exc.message)
             self.pipeline.observe(exc.command.name, Usage(), started)
             return
         except ArgumentError as exc:
             message = f"{secret.name}: cannot split the command into words; check the quotes" if secret else str(exc)
             await self.replies.reply(ctx, Text(message, tone="error"))
+            await self._audit_unparsed(ctx, "(unparsed)", text, secret, "usage error", message)
             return
         if isinstance(parsed, HelpRequest):
             await self.replies.reply(ctx, helptext.command_help(parsed.command, self.prefix))
@@ -334,3 +343,14 @@ class Intake:
         inv = self.pipeline.invocation(ctx, parsed.command, parsed.args)
         options = RunOptions(dry_run=parsed.dry_run, page=parsed.page, export=parsed.export, tokens=tuple(parsed.tokens))
         await self.pipeline.run(ctx, inv, options, started)
+
+    async def _audit_unparsed(self, ctx: Context, command: str, text: str, secret: Command | None, result: str,
+                              detail: str) -> None:
+        """A command that did not get as far as running (unknown, or its arguments do not fit): one audit
+        row, with what was typed — a password's words hidden — and why."""
+        args = hidden_form(secret) if secret is not None else untrusted.inline(text, 200)
+        if not command.startswith("(") and args.lower().startswith(command.lower() + " "):
+            args = args[len(command) + 1:]  # the row names the command already
+        elif args.lower() == command.lower():
+            args = ""
+        await self.audit.words(ctx, command, args, result, untrusted.inline(detail, 300))

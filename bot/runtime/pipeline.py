@@ -236,7 +236,8 @@ class Pipeline:
             await self.jobs.attach(view.job_id, reply_id)
         elif isinstance(view, Attachment):
             try:
-                await self.replies.send_file(ctx, path=view.path, filename=view.filename, mimetype=view.mimetype)
+                await self.replies.send_file(ctx, path=view.path, filename=view.filename, mimetype=view.mimetype,
+                                             extra=view.extra)
             finally:
                 os.unlink(view.path)
 

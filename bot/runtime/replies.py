@@ -6,6 +6,7 @@ homeserver, never a second one."""
 from __future__ import annotations
 
 import logging
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class Answering:
 
     event_id: str
     sent: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # for the operator's log: how long it took
 
 
 ANSWERING: ContextVar[Answering | None] = ContextVar("runtime_answering", default=None)
@@ -36,6 +38,12 @@ def origin() -> str | None:
     """The event whose handling this is (the audit row's origin), if any."""
     answering = ANSWERING.get()
     return answering.event_id if answering is not None else None
+
+
+def answering_for() -> float | None:
+    """How long the event being answered has been handled, in seconds (None: no event)."""
+    answering = ANSWERING.get()
+    return time.monotonic() - answering.started if answering is not None else None
 
 
 def txn(purpose: str) -> str | None:
@@ -91,6 +99,10 @@ class Replies:
             log.exception("could not send a reply in %s", room_id)
             return None
 
-    async def send_file(self, ctx: Context, *, path: str, filename: str, mimetype: str) -> None:
+    async def send_file(self, ctx: Context, *, path: str, filename: str, mimetype: str,
+                        extra: dict[str, Any] | None = None) -> None:
+        """A file after the reply (an export, a chart); `extra` may say it is an image (`image`: its size)."""
+        image = (extra or {}).get("image")
         await self.messenger.send_file(ctx.room_id, path=path, filename=filename, mimetype=mimetype,
-                                       reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=txn("file"))
+                                       reply_to=ctx.event_id, thread_root=ctx.thread_root, txn_id=txn("file"),
+                                       **({"image": image} if image is not None else {}))

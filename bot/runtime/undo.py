@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bot.handler_api.context import Context
     from bot.records import AuditEntry, UndoRecord
     from bot.state.audit import AuditLog
+    from bot.state.jobs import JobStore
     from bot.state.undo import UndoStore
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,11 @@ class Undoable:
 
 
 class UndoBook:
-    def __init__(self, undos: UndoStore, audit: AuditLog, table: CommandTable, env: Callable[[], ParseEnv], prefix: str) -> None:
+    def __init__(self, undos: UndoStore, audit: AuditLog, table: CommandTable, env: Callable[[], ParseEnv], prefix: str,
+                 jobs: JobStore | None = None) -> None:
         self.undos = undos
         self.audit_log = audit
+        self.jobs = jobs  # to say that a job which records its own undo (job_undo) has not ended yet
         self.table = table
         self.env = env
         self.prefix = prefix
@@ -79,9 +82,8 @@ class UndoBook:
     async def plan(self, ctx: Context, inv: Invocation) -> Plan | None:
         """Before a reversible action: how to take it back, and the state it is about to change.
         Never stops the action: a failure here only means no undo."""
-        if not inv.reversible:
+        if not inv.reversible or inv.command.undo_handler is None:  # a job_undo job records its own
             return None
-        assert inv.command.undo_handler is not None
         try:
             reversal = await inv.command.undo_handler(ctx, **inv.command.handler_args(inv.args))
         except (AdminAPIError, CommandError, ArgumentError) as exc:
@@ -158,12 +160,19 @@ class UndoBook:
             return f"#{row} ({entry.command}) did not run ({entry.result}): there is nothing to undo"
         if record is not None:
             return Undoable(entry, action, record)
+        if entry.job_id is not None and command is not None and command.job_undo and self.jobs is not None:
+            job = await self.jobs.get_job(entry.job_id)
+            if job is not None and job.status == "running":
+                return (f"#{row} ({entry.command}) runs as job #{entry.job_id}, which is not over yet: its undo is "
+                        "recorded when it ends")
+            if job is not None:
+                return f"#{row} ({entry.command}): its job #{entry.job_id} ended ({job.status}) without recording an undo"
         if command is None or command.runtime or not (command.may_write or command.undo_handler):
             return f"#{row} ({entry.command}) changed nothing: there is nothing to undo"
         irreversible = action.irreversible if action is not None else command.irreversible
         if irreversible:
             return f"#{row} ({entry.command}) cannot be undone: {irreversible}"
-        if command.undo_handler is not None:
+        if command.reversible:
             return (f"no undo was recorded for #{row} ({entry.command}): it ran before this version of the bot "
                     "recorded undos, or the bot stopped before it could")
         return f"#{row} ({entry.command}) records no undo: take it back by hand"

@@ -42,6 +42,11 @@ class AuditLog(Table):
         row = await self.db.fetchone("SELECT * FROM audit WHERE id = ?", (row_id,))
         return None if row is None else AuditEntry(**dict(row))
 
+    async def audit_of_job(self, job_id: int) -> AuditEntry | None:
+        """The entry of the invocation that started this job."""
+        row = await self.db.fetchone("SELECT * FROM audit WHERE job_id = ? ORDER BY id LIMIT 1", (job_id,))
+        return None if row is None else AuditEntry(**dict(row))
+
     async def audit_about(
         self, user_id: str, *, limit: int, results: Sequence[str] | None = ("ok",), commands: Sequence[str] | None = None,
         before_id: int | None = None, sender: str | None = None,

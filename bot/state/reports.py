@@ -340,3 +340,9 @@ class ReportStore(Table):
         """When the bot first stored a report (a bot from before the start point was recorded)."""
         row = await self.db.fetchone("SELECT MIN(created_ts) AS ts FROM reports")
         return None if row is None or row["ts"] is None else int(row["ts"])
+
+    async def reports_received_since(self, since_ms: int, *, limit: int = 200_000) -> list[ReportRecord]:
+        """The reports filed since `since_ms` (ms), oldest first, at most `limit` (the statistics)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM reports WHERE received_ts >= ? ORDER BY received_ts, kind, report_id LIMIT ?", (since_ms, limit))
+        return [r for r in map(self._report, rows) if r is not None]

@@ -448,8 +448,9 @@ def edit_content(rendered: Rendered, *, target_event_id: str) -> dict[str, Any]:
 
 def file_content(
     *, filename: str, mimetype: str, size: int, url: str | None, file_info: dict[str, Any] | None,
-    reply_to: str | None, thread_root: str | None,
+    reply_to: str | None, thread_root: str | None, image: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """An `m.file`, or with `image` ({"w", "h", "body"}: its size and its text alternative) an `m.image`."""
     content: dict[str, Any] = {
         "msgtype": "m.file",
         "body": filename,
@@ -457,6 +458,10 @@ def file_content(
         "info": {"mimetype": mimetype, "size": size},
         "m.mentions": {},
     }
+    if image is not None:
+        content["msgtype"] = "m.image"
+        content["body"] = str(image.get("body") or filename)
+        content["info"].update({"w": int(image["w"]), "h": int(image["h"])})
     if file_info is not None:
         content["file"] = file_info
     else:

@@ -63,6 +63,20 @@ def with_generated_password(public: Doc, user: str, password: str, *, prefix: st
     )
 
 
+async def password_can_reach_requester(ctx: Context, command: str) -> None:
+    """Before a password is generated: it can only go to the requester alone, in an encrypted direct
+    message. When that cannot work, refuse before anything changes, and say how to give one instead."""
+    if ctx.private_channel is None:
+        return
+    problem = await ctx.private_channel(ctx.requester)
+    if problem:
+        raise CommandError(
+            f"nothing was done: a generated password goes to you alone, in an encrypted direct message, and it "
+            f"could not reach you ({problem}). Give the password in the command instead — {ctx.prefix} {command} "
+            "<password> (your message is removed from the room at once) — or send the command from a client that "
+            "encrypts")
+
+
 async def existing(ctx: Context, user: str) -> UserDetails:
     """The account's details; a clear refusal when there is no such account."""
     try:

@@ -13,7 +13,7 @@ from bot.handler_api.spec import CommandError, Flag, Param, Role
 from bot.homeserver.accounts import mas_reads
 from bot.text.views import Code, Doc, PrivateSecret, Text
 
-from ._common import MAS_USER_ENDPOINT, generated_password, user, with_generated_password
+from ._common import MAS_USER_ENDPOINT, generated_password, password_can_reach_requester, user, with_generated_password
 
 
 @user.command(
@@ -29,6 +29,8 @@ from ._common import MAS_USER_ENDPOINT, generated_password, user, with_generated
             "A generated password is sent to you alone, in an encrypted direct message; never into the room.",
 )
 async def create(ctx: Context, user: str, password: str | None, displayname: str | None, admin: bool) -> Doc | PrivateSecret:
+    if password is None:
+        await password_can_reach_requester(ctx, f"user create {user}")
     chosen = password or generated_password()
     created = await ctx.accounts.for_new(user).create(chosen, displayname, admin)
     done = Doc(Text("Created ", Code(created.user_id), " (server admin)." if admin else ".", tone="ok"), *created.notes)
@@ -62,6 +64,8 @@ async def reset_password(ctx: Context, user: str, password: str | None, no_logou
 
 @reset_password.preview
 async def _(ctx: Context, user: str, password: str | None, no_logout: bool) -> PasswordResetPreview:
+    if password is None:
+        await password_can_reach_requester(ctx, f"user reset-password {user}")
     account = await ctx.accounts.for_user(user)
     details = await account.record()
     return PasswordResetPreview(details, password_given=bool(password), devices=await account.logins(),

@@ -18,11 +18,12 @@ from bot.text.views import Code, Doc, Text
 from ._common import MAS_USER_ENDPOINT, existing, user
 
 
-def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str) -> Any:
+def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str, *, reverse: str) -> Any:
+    """`reverse`: what --undo does, in the words of a summary (the prompt's heading says it)."""
     return user.command(
         verb, summary=summary, role=Role.MODERATOR, destructive=True,
         params=[Param("user", LocalUserID, "the account")],
-        flags=[Flag("undo", "reverse it")],
+        flags=[Flag("undo", reverse)],
         endpoints=["GET /_synapse/admin/v2/users/<user_id>", *endpoint],
         details=details, expires=True,
     )
@@ -53,7 +54,8 @@ async def _check_toggled(ctx: Context, user: str, flag: str, undo: bool, label: 
 
 
 @_toggle_command("suspend", "Suspend an account: it can read but not send, join, invite or change its profile",
-                 ["PUT /_synapse/admin/v1/suspend/<user_id>"], "Reversible with --undo.")
+                 ["PUT /_synapse/admin/v1/suspend/<user_id>"], "Reversible with --undo.",
+                 reverse="lift the suspension: the account can send, join and invite again")
 async def suspend(ctx: Context, user: str, undo: bool) -> Text:
     await ctx.api.set_suspended(user, not undo)
     return await _check_toggled(ctx, user, "suspended", undo, "suspended")
@@ -73,7 +75,8 @@ async def _(ctx: Context, user: str, undo: bool) -> Reversal:
 
 @_toggle_command("shadow-ban", "Shadow-ban an account: its events seem to work but reach nobody",
                  ["POST /_synapse/admin/v1/users/<user_id>/shadow_ban", "DELETE /_synapse/admin/v1/users/<user_id>/shadow_ban"],
-                 "A tool of last resort; reversible with --undo.")
+                 "A tool of last resort; reversible with --undo.",
+                 reverse="lift the shadow-ban: the account's events reach people again")
 async def shadow_ban(ctx: Context, user: str, undo: bool) -> Text:
     await ctx.api.set_shadow_banned(user, not undo)
     return await _check_toggled(ctx, user, "shadow_banned", undo, "shadow-banned")
@@ -95,7 +98,8 @@ async def _(ctx: Context, user: str, undo: bool) -> Reversal:
                  ["PUT /_synapse/admin/v2/users/<user_id>", MAS_USER_ENDPOINT, "POST /api/admin/v1/users/<id>/lock",
                   "POST /api/admin/v1/users/<id>/unlock"],
                  "Goes through PUT v2/users, which would create a missing account: the account is checked first. "
-                 "With matrix-authentication-service, MAS locks it (its sessions stop working until it is unlocked).")
+                 "With matrix-authentication-service, MAS locks it (its sessions stop working until it is unlocked).",
+                 reverse="unlock the account: it can log in again")
 async def lock(ctx: Context, user: str, undo: bool) -> Text:
     return await (await ctx.accounts.for_user(user)).set_locked(not undo)
 

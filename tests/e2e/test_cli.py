@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -142,3 +143,68 @@ async def test_run_stops_cleanly_on_sigterm(homeserver: LocalHomeserver, tmp_roo
         if process.returncode is None:
             process.kill()
         await world.chat.close()
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "config.sample.yaml"
+
+
+async def test_a_copy_of_the_sample_with_only_the_required_keys_set_checks_clean(homeserver: LocalHomeserver, tmp_root: Path) -> None:
+    world = await build_world(homeserver, tmp_root / "samplebot", bot_localpart="samplebot", moderator_localpart="sample-admin")
+    directory = tmp_root / "sample-config"
+    (directory / "data").mkdir(parents=True)
+    (directory / "data" / "access_token").write_text(world.bot.access_token + "\n")
+    text = SAMPLE.read_text()
+    required = {  # the operator's edit: the value of each required key, nothing else
+        "  url: https://matrix.example.com": f"  url: {homeserver.url}",
+        '  user_id: "@adminbot:example.com"': f'  user_id: "{world.bot.user_id}"',
+        'admin_rooms: ["!abc:example.com"]': f'admin_rooms: ["{world.admin_room}"]',
+        '  admins: ["@alice:example.com"]': f'  admins: ["{world.moderator.user_id}"]',
+    }
+    for old, new in required.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = directory / "config.yaml"
+    path.write_text(text)
+    out = io.StringIO()
+    assert await check(parse(yaml.safe_load(text), base_dir=directory, environ={}), out=out) == 0, out.getvalue()
+    lines = out.getvalue()
+    assert "FAIL" not in lines
+    token_file = directory / "data" / "access_token"
+    assert f"bot token valid for {world.bot.user_id} (device " in lines and f"; from bot.access_token_file: {token_file})" in lines
+    assert f"ok    Admin API token: the bot's own token, from bot.access_token_file: {token_file}" in lines
+    assert "metrics" not in lines and world.bot.access_token not in lines
+
+    # The operator's slips, each named: a device that is not the token's, a metrics listener switched on,
+    # a separate Admin API token (which one is used is named, never shown).
+    who = httpx.get(f"{homeserver.url}/_matrix/client/v3/account/whoami",
+                    headers={"Authorization": f"Bearer {world.bot.access_token}"}).json()
+    data = yaml.safe_load(text)
+    data["bot"]["device_id"] = "NOTTHISONE"
+    data["metrics"] = {"bind": "127.0.0.1:19464"}
+    data["admin_api"] = {"access_token": world.bot.access_token}
+    out = io.StringIO()
+    assert await check(parse(data, base_dir=directory, environ={}), out=out) == 1
+    lines = out.getvalue()
+    assert (f"FAIL  bot.device_id is NOTTHISONE, but the token belongs to device {who['device_id']}: remove bot.device_id"
+            in lines), lines
+    assert "note  metrics listener on: http://127.0.0.1:19464/metrics" in lines
+    assert "ok    Admin API token: a token of its own, from admin_api.access_token" in lines
+    assert world.bot.access_token not in lines
+    await world.chat.close()
+
+
+def test_global_options_go_before_or_after_the_subcommand_and_version(tmp_path: Path, capsys) -> None:
+    from bot.cli import _parser, version
+
+    for argv in (["--log-format", "json", "--log-level", "DEBUG", "check", "--config", "c.yaml"],
+                 ["check", "--config", "c.yaml", "--log-format", "json", "--log-level", "DEBUG"],
+                 ["--log-level", "WARNING", "run", "--log-level", "DEBUG", "--log-format", "json", "--config", "c.yaml"]):
+        args = _parser().parse_args(argv)
+        assert (args.command, args.config, args.log_format, args.log_level) in {
+            ("check", "c.yaml", "json", "DEBUG"), ("run", "c.yaml", "json", "DEBUG")}, argv
+    args = _parser().parse_args(["run", "--config", "c.yaml"])
+    assert (args.log_format, args.log_level) == ("human", "INFO")
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"synapse-admin-bot {version()}" and version()[0].isdigit()

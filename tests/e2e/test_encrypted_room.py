@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import struct
+import time
 from pathlib import Path
+from typing import Any
 
-from nio import MegolmEvent, RoomMessageNotice
+from nio import MegolmEvent, RoomEncryptedImage, RoomMessageNotice
+from nio.crypto.attachments import decrypt_attachment
 
 from bot.demo.run import build_world, running_bot
 from bot.demo.synapse import LocalHomeserver
@@ -31,6 +35,21 @@ async def test_encrypted_admin_room_gets_encrypted_answers(homeserver: LocalHome
             raw = await world.chat.get_event(world.admin_room, reply.event_id)
             assert raw["type"] == "m.room.encrypted"
 
+            # The chart of `reports stats` is an encrypted attachment: the PNG decrypts to the stated size.
+            stats_id = await person.send_text(world.admin_room, "!admin reports stats")
+            image = await _image_reply(person, world.admin_room, stats_id)
+            assert isinstance(image, RoomEncryptedImage), f"not an encrypted image: {image}"
+            content = image.source["content"]
+            assert "url" not in content and content["info"]["mimetype"] == "image/png"
+            assert content["body"].startswith("Chart: reports per day by state")
+            server, media_id = content["file"]["url"][len("mxc://"):].split("/", 1)
+            download = await world.chat.http.get(f"/_matrix/client/v1/media/download/{server}/{media_id}")
+            assert download.status_code == 200, download.text
+            png = decrypt_attachment(download.content, content["file"]["key"]["k"], content["file"]["hashes"]["sha256"],
+                                     content["file"]["iv"])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) == content["info"]["size"]
+            assert struct.unpack(">II", png[16:24]) == (content["info"]["w"], content["info"]["h"])
+
             # A message the bot cannot decrypt is never executed: it says so instead.
             bogus = await world.chat.send(world.admin_room, {
                 "algorithm": "m.megolm.v1.aes-sha2", "sender_key": "x" * 43, "device_id": "NOPE",
@@ -42,3 +61,16 @@ async def test_encrypted_admin_room_gets_encrypted_answers(homeserver: LocalHome
     finally:
         await person.close()
         await world.chat.close()
+
+
+async def _image_reply(person: EncryptedPerson, room_id: str, event_id: str, timeout: float = 60.0) -> Any:
+    """The image among the replies to a command (its text reply comes first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rid, event in person.events:
+            content = event.source.get("content", {}) if hasattr(event, "source") else {}
+            reply = (content.get("m.relates_to") or {}).get("m.in_reply_to", {})
+            if rid == room_id and reply.get("event_id") == event_id and content.get("msgtype") == "m.image":
+                return event
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"no image in reply to {event_id}")

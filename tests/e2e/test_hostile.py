@@ -24,6 +24,7 @@ from bot.app import App
 from bot.demo.run import World, build_world, running_bot
 from bot.demo.synapse import LocalHomeserver
 from bot.demo.localchat import ChatClient
+from bot.homeserver.admin_api.errors import NotFound
 from bot.matrix.client import INVITE_KEY, PINS_KEY
 from tests.support.chat import Person, body, code_of
 from tests.support.faultproxy import FaultProxy
@@ -234,12 +235,14 @@ async def test_a_generated_password_is_shown_nowhere_when_encryption_is_off(host
     event_id = await hostile.admin.say(f"!admin user create {name}")
     reply = await hostile.admin.chat.wait_for_reply(hostile.admin.room_id, event_id, timeout=30)
     text = body(reply)
-    assert f"Created {user_id}" in text and "could not be sent to you in a direct message" in text
-    assert "encryption is off" in text and f"!admin user reset-password {user_id} <password>" in text
-    assert (await hostile.app.api.user_details(user_id)).name == user_id  # created all the same
+    # Asked before anything is created: no private channel, so no account without a password.
+    assert "nothing was done" in text and "encryption is off" in text and f"Created {user_id}" not in text
+    assert f"!admin user create {user_id} <password>" in text
+    with pytest.raises(NotFound):
+        await hostile.app.api.user_details(user_id)
     assert "Generated password" not in text and "shown once" not in text
     [row] = [r for r in await hostile.app.stores.audit.audit_entries(limit=5) if r.command == "user create"][:1]
-    assert "not delivered" in row.detail
+    assert row.result == "refused"
 
 
 # -- with the session bot

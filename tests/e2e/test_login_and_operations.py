@@ -55,6 +55,17 @@ async def test_password_login_writes_a_token_file_the_bot_then_runs_from(homeser
                                  "--password-file", str(tmp_root / "loginbot" / "missing"), "--token-file", str(token_file))
     assert code == 1 and "login failed" in err
 
+    # A password piped in (not a terminal): read as it comes, without getpass's echo warning.
+    piped = tmp_root / "loginbot" / "piped-token"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "login", "--homeserver", homeserver.url, "--user", world.bot.user_id,
+        "--token-file", str(piped), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out_b, err_b = await process.communicate((world.bot.password + "\n").encode())
+    assert process.returncode == 0, err_b.decode()
+    assert "Warning" not in err_b.decode() and "Password for" not in out_b.decode() + err_b.decode()
+    assert piped.read_text().strip() and world.bot.password not in out_b.decode() + err_b.decode()
+
 
 async def test_debug_json_logs_hide_secrets_and_metrics_are_served(homeserver: LocalHomeserver, tmp_root: Path) -> None:
     world = await build_world(homeserver, tmp_root / "logbot", bot_localpart="logbot", moderator_localpart="log-admin")

@@ -33,7 +33,7 @@ def undo_entry(text: str) -> int:
 async def run(person: Person, command: str) -> str:
     """Send a command; confirm it when it asks; the final reply's text."""
     reply = body(await person.ask(command))
-    if "!admin confirm " in reply and "This will run" in reply:
+    if "!admin confirm " in reply and ("This will run" in reply or "This will undo" in reply):
         return await person.ask_body(f"!admin confirm {code_of_text(reply)}")
     return reply
 
@@ -71,7 +71,8 @@ async def test_lock_then_undo_unlocks_after_confirmation_and_the_audit_links_bot
 
     # The inverse (`user lock --undo`) is destructive: the undo asks for confirmation first.
     prompt = await mod.ask(f"!admin undo {entry}")
-    assert "This will run: user lock" in body(prompt) and f"takes back audit entry #{entry}" in body(prompt)
+    assert body(prompt).startswith(f"This will undo #{entry}: user lock --undo — Unlock the account: it can log in again")
+    assert f"takes back audit entry #{entry}" in body(prompt) and "Lock an account" not in body(prompt)
     assert (await account(world, user))["locked"] is True  # nothing before the confirmation
     done = await mod.ask_body(f"!admin confirm {code_of(prompt)}")
     assert "is no longer locked" in done and f"took back #{entry}" in done

@@ -62,15 +62,20 @@ async def test_list_filters(viewer: Person, admin: Person, homeserver: LocalHome
 
 
 async def test_create_with_generated_password_then_reset_with_a_typed_one(admin: Person, world: World, homeserver: LocalHomeserver) -> None:
+    # The admin has no device that encrypts, so a generated password could not reach them alone: asked
+    # first, nothing is created, and they are told how to give one (tests/e2e/test_secrets.py has a
+    # generated one arrive in a direct message).
     text = await admin.ask_body("!admin user create newcomer --displayname 'New Comer'")
-    assert "Created @newcomer:localhost" in text
-    # The admin has no device that encrypts, so the generated password cannot reach them alone: it is
-    # shown nowhere (tests/e2e/test_secrets.py has it arrive in a direct message), and they are told what to do.
-    assert "could not be sent to you in a direct message" in text and "has no device that can receive" in text
-    assert "!admin user reset-password @newcomer:localhost <password>" in text
+    assert "nothing was done" in text and "has no device that can receive" in text and "Created" not in text
+    assert "!admin user create @newcomer:localhost <password>" in text
+    async with httpx.AsyncClient(base_url=world.hs.url, headers={"Authorization": f"Bearer {world.bot.access_token}"}) as http:
+        assert (await http.get("/_synapse/admin/v2/users/@newcomer:localhost")).status_code == 404
+    text = await admin.ask_body("!admin user create newcomer first-pw-123 --displayname 'New Comer'")
+    assert "Created @newcomer:localhost" in text and "first-pw-123" not in text
     account = Account("@newcomer:localhost", "", "", "")
     assert (await details(world, account.user_id))["displayname"] == "New Comer"
-    assert "already exists" in await admin.ask_body("!admin user create newcomer")
+    assert await can_log_in(homeserver, account, "first-pw-123")
+    assert "already exists" in await admin.ask_body("!admin user create newcomer second-pw-1")
 
     # A typed password: the command leaves the room, the password is never echoed.
     event_id = await admin.say("!admin user reset-password newcomer S3cret-typed-pw")

@@ -21,10 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
-    def __init__(self, config: dict[str, Any], state_dir: Path, *, tree: Path = REPO, log_level: str = "INFO") -> None:
+    def __init__(self, config: dict[str, Any], state_dir: Path, *, tree: Path = REPO, log_level: str = "INFO",
+                 log_format: str = "human") -> None:
         self.state_dir = state_dir
         self.tree = tree
         self.log_level = log_level
+        self.log_format = log_format
         state_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = state_dir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -38,7 +40,8 @@ class BotProcess:
         self._log = self.log_path.open("ab")  # one log across restarts
         env = {**os.environ, "PYTHONPATH": str(self.tree)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--log-level", self.log_level, "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "bot", "--log-level", self.log_level, "run", "--config", str(self.config_path),
+             "--log-format", self.log_format],
             cwd=self.tree, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.starts += 1
 
@@ -63,6 +66,16 @@ class BotProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def rewrite_config(self, config: dict[str, Any]) -> None:
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(sig)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
 
     @property
     def pid(self) -> int | None:

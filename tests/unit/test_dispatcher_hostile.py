@@ -319,6 +319,32 @@ async def test_a_password_that_cannot_be_sent_privately_is_shown_nowhere(bot: Bo
     assert "not delivered" in row.detail
 
 
+@pytest.mark.parametrize("why", ["direct messages are sent encrypted, and encryption is off (encryption.enabled)",
+                                 "@root:hs.test has no device that can receive encrypted messages"])
+async def test_no_account_is_created_when_its_generated_password_could_not_reach_the_requester(bot: Bot, why: str) -> None:
+    """Asked first: without a private channel to the requester, `user create` without a password creates
+    nothing and says how to give one; with a typed password it works as ever."""
+    asked: list[str] = []
+
+    async def direct_problem(user_id: str) -> str | None:
+        asked.append(user_id)
+        return why
+
+    bot.room.direct_problem = direct_problem  # type: ignore[attr-defined]
+    event_id = await bot.say("!admin user create alice")
+    answer = bot.answer(event_id)
+    assert "@alice:hs.test" not in bot.api.users and bot.room.direct == [] and asked == [ADMIN]
+    assert "nothing was done" in answer and why in answer and "!admin user create @alice:hs.test <password>" in answer
+    [row] = await bot.store.audit.audit_entries(limit=1)
+    assert row.command == "user create" and row.result == "refused"
+    await bot.say("!admin user create alice typed-password-1")
+    assert bot.api.users["@alice:hs.test"]["password"] == "typed-password-1" and asked == [ADMIN]
+    # reset-password without one: refused at the prompt, before anything waits for confirmation
+    event_id = await bot.say("!admin user reset-password alice")
+    assert "nothing was done" in bot.answer(event_id) and "confirm" not in bot.answer(event_id)
+    assert bot.api.users["@alice:hs.test"]["password"] == "typed-password-1"
+
+
 def test_a_private_secret_never_renders_into_a_room() -> None:
     result = PrivateSecret(public=Text("done"), secret=Text(Shown("SECRET-PW")), what="the generated password",
                            if_undelivered=Text("what to do"))

@@ -35,6 +35,7 @@ from bot.text.render import SendForm, fit_content, render_fitting
 from bot.text.views import Doc, Text
 
 if TYPE_CHECKING:
+    from bot.runtime.jobs.undo import JobUndo
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.mas_api import MASAPI
     from bot.mas import MASDetection
@@ -103,6 +104,7 @@ class JobRunner:
         gate: HomeserverGate | None = None,
         mas: MASAPI | None = None,
         mas_detection: Callable[[], MASDetection | None] | None = None,
+        undo: JobUndo | None = None,
     ) -> None:
         self.job_store = job_store
         self.api = api
@@ -125,6 +127,8 @@ class JobRunner:
         self._cancels: dict[int, str] = {}
         self.mas = mas  # the MAS admin API and what detection found (bot/mas.py)
         self._detected = mas_detection
+        # Records a finished job's reversal as the undo of its audit entry (bot/runtime/jobs/undo.py).
+        self.undo = undo
 
     async def create(self, inv: Invocation, *, started_by: str) -> int:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
@@ -202,6 +206,14 @@ class JobRunner:
             inv = inv.via("job")
             await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
         result = await self._run_body(record, inv, resumed=resumed)
+        if result.reversal is not None and self.undo is not None:  # also a job cancelled mid-way
+            try:
+                hint = await self.undo.record(record, inv, result.reversal)
+            except Exception:
+                log.exception("could not record the undo of job #%s", record.id)
+                hint = Text("No undo: the bot could not record how to take it back.", tone="warning")
+            if hint is not None:
+                result = JobResult(result.status, Doc(result.view, hint))
         await self._finish(record, result)
 
     async def _run_body(self, record: JobRecord, inv: Invocation, *, resumed: bool) -> JobResult:
