@@ -14,15 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from bot.handler_api.argtypes import ArgumentError, duration_ms
+from bot.text.schedule import DAYS, Recurrence
 from bot.text.units import human_duration
 
 MIN_EVERY_MS = 60_000
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -84,13 +82,5 @@ def next_run(when: When, after_ms: int, *, last_ms: int | None = None) -> int:
             return after_ms + when.every_ms
         missed = max(0, (after_ms - last_ms) // when.every_ms)
         return last_ms + (missed + 1) * when.every_ms
-    moment = datetime.fromtimestamp(after_ms / 1000, tz=timezone.utc)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    for offset in range(0, 9):
-        candidate = day + timedelta(days=offset, minutes=when.minute)
-        if when.kind == "weekly" and candidate.weekday() != when.weekday:
-            continue
-        ms = int(candidate.timestamp() * 1000)
-        if ms > after_ms:
-            return ms
-    raise AssertionError("no run within nine days")  # pragma: no cover
+    # The same moments as the report digest's (bot/text/schedule.py): one computation of "the next one".
+    return Recurrence(when.weekday if when.kind == "weekly" else None, when.minute // 60, when.minute % 60).next_after(after_ms)
