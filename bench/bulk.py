@@ -40,7 +40,7 @@ from bot.demo.run import World, ask  # noqa: E402
 from bot.demo.synapse import LocalHomeserver  # noqa: E402
 from bot.demo.localchat import ChatClient  # noqa: E402
 
-PAGE_SIZE = 100  # the bot's bulk page (bot/runtime/jobs.py)
+PAGE_SIZE = 100  # the bot's bulk page (bot/handler_api/jobs.py)
 RTT_EVERY_S = 1.0
 IDLE_ROUNDS = 15
 

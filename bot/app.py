@@ -24,7 +24,11 @@ from bot.homeserver.concurrency import AdaptiveConcurrency
 from bot.config import Config, ConfigError, LIVE_KEYS, live_changes, load_raw, parse, restart_needed
 from bot.runtime.dispatcher import Dispatcher
 from bot.homeserver.gate import HomeserverGate
+from bot.handler_api.argtypes import ParseEnv
+from bot.records import now_ms
 from bot.runtime.jobs import JobRunner
+from bot.runtime.jobs.undo import JobUndo
+from bot.runtime.undo import UndoBook
 from bot.homeserver.login import TokenRefresher
 from bot.logs import SecretScrubber
 from bot.mas import MASDetection, detect_mas
@@ -116,6 +120,9 @@ class App:
         self._reloading: asyncio.Task[None] | None = None
         self._announcing: asyncio.Task[None] | None = None
 
+    def _env(self) -> ParseEnv:
+        return ParseEnv(server_name=self.config.server_name, now_ms=now_ms())
+
     async def start(self) -> None:
         self.started_at = time.monotonic()
         config = self.config
@@ -138,12 +145,20 @@ class App:
             transport=self._admin_transport, observer=self.metrics.observe_admin_api if self.metrics else None,
             gate=self.gate,
         )
-        self.policy = Policy(access, self.api, server_name=config.server_name)
+        await self._start_mas()
+        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas)
+        # The undo records, for the commands' undo and for what a job hands back when it is over.
+        undo_book = UndoBook(stores.undo, stores.audit, self.table, self._env, config.command_prefix, jobs=stores.jobs)
         self.jobs = JobRunner(
             job_store=stores.jobs, api=self.api, policy=self.policy, table=self.table, server_name=config.server_name,
             sender=self.matrix, poll_interval=self._job_poll_interval, edit_interval=self._job_edit_interval,
-            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate, **self._job_options,
+            concurrency=AdaptiveConcurrency(ceiling=config.jobs.max_concurrency), gate=self.api.gate,
+            mas=self.mas, mas_detection=self._detected, **self._job_options,
+            undo=JobUndo(audit=stores.audit, book=undo_book, role_of=self.policy.role_of, api=self.api,
+                         server_name=config.server_name, bot_user_id=config.bot.user_id, prefix=config.command_prefix,
+                         clock=now_ms),
         )
+        self.reports = self._report_inbox(admin_rooms, access)
         self.dispatcher = Dispatcher(
             table=self.table, policy=self.policy, api=self.api, confirmations=stores.confirmations, journal=stores.journal,
             audit=stores.audit, undo=stores.undo, job_store=stores.jobs, meta=stores.meta, messenger=self.matrix, jobs=self.jobs,
@@ -151,13 +166,12 @@ class App:
             confirm_timeout=config.confirmations.timeout,
             require_cross_signed_senders=config.encryption.require_cross_signed_senders,
             pin_identities=config.encryption.pin_identities, identity_pins=stores.identities, refusals=self._refusals,
-            gate=self.api.gate,
+            gate=self.api.gate, mas=self.mas, mas_detection=self._detected,
+            report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
+            observers=[self.metrics.observe_command] if self.metrics is not None else [], undo_book=undo_book,
         )
-        self.jobs.record_undo = self.dispatcher.record_job_undo
-        self._build_report_inbox(admin_rooms, access)
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
-        await self._start_mas()
         await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
@@ -214,23 +228,25 @@ class App:
                         "back its replies", getattr(exc, "errcode", None) or type(exc).__name__)
 
     async def _start_mas(self) -> None:
-        """The MAS client when a `mas:` section is set, and where the homeserver keeps its accounts.
-
-        Both reach the commands as typed Context services (`ctx.mas`, `ctx.mas_detection`), jobs alike; policy
-        asks MAS who is an admin there. Building the client needs no network; its secrets reach the log
-        scrubber before any request. Where the accounts live is asked after the first sync's commands
-        (`_settle`): it only words the advice on an Admin API endpoint a delegating homeserver lacks.
+        """The MAS client when a `mas:` section is set, before the parts that are handed it: it reaches
+        the commands as a typed Context service (`ctx.mas`), jobs alike; policy asks MAS who is an admin
+        there. Building the client needs no network; its secrets reach the log scrubber before any
+        request. Where the accounts live (`ctx.mas_detection`) is asked after the first sync's commands
+        (`_settle`): it only words the advice on an Admin API endpoint a delegating homeserver lacks, and
+        the parts read it through `_detected` when they need it.
         """
         config = self.config
         if config.mas is not None:
             self.mas = wiring.mas_client(config.mas, on_secret=self.scrubber.add, transport=self._mas_transport)
-            self.dispatcher.mas = self.jobs.mas = self.policy.mas = self.mas
+
+    def _detected(self) -> MASDetection | None:
+        """Where the homeserver keeps its accounts, once `_detect_mas` has asked (None before)."""
+        return self.mas_detection
 
     async def _detect_mas(self) -> None:
         config = self.config
         self.mas_detection = await detect_mas(config.homeserver.url, mas_url=config.mas.url if config.mas else None,
                                               transport=self._mas_transport)
-        self.dispatcher.mas_detection = self.jobs.mas_detection = self.mas_detection
         advice = self.mas_detection.advice()
         if advice is not None:
             log.warning("%s", advice)
@@ -238,29 +254,27 @@ class App:
     def _start_metrics(self) -> None:
         if self.metrics is None or self.config.metrics.bind is None:
             return
-        self.dispatcher.observers.append(self.metrics.observe_command)
-        self.reports.latency_observers.append(self.metrics.observe_report_latency)
         self.metrics.watch(running_jobs=lambda: len(self.jobs.running()), last_sync_ok=lambda: self.matrix.last_sync_ok,
                            sync_failures=lambda: self.matrix.sync_failures)
         host, port = self.config.metrics.bind
         self.metrics.serve(host, port)
         log.info("metrics on http://%s:%d/metrics", host, port)
 
-    def _build_report_inbox(self, admin_rooms: AdminRooms, access: Access) -> None:
+    def _report_inbox(self, admin_rooms: AdminRooms, access: Access) -> ReportInbox:
         """The report inbox (bot/inbox/): its commands and reactions work even when polling is off."""
         options: dict[str, Any] = {} if self._report_page_size is None else {"page_size": self._report_page_size}
         if self._report_flood_window_s is not None:
             options["flood_window"] = self._report_flood_window_s
         reports = self.config.reports
-        self.reports = ReportInbox(
-            api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix, admin_rooms=admin_rooms, commands=self.dispatcher,
+        return ReportInbox(
+            api=self.api, reports=self.stores.reports, meta=self.stores.meta, messenger=self.matrix,
+            admin_rooms=admin_rooms,
             prefix=self.config.command_prefix, poll_interval=reports.poll_interval,
-            ready=lambda: self.matrix.caught_up, role_of=access.role_of,
+            ready=lambda: self.matrix.caught_up, may_be_assigned=self.policy.may_be_assigned,
             reminder_after=reports.reminder_after, reminder_every=reports.reminder_every, gate=self.api.gate,
-            policy=self.policy_book, digest=reports.digest, **options,
+            policy=self.policy_book, digest=reports.digest,
+            latency_observers=[self.metrics.observe_report_latency] if self.metrics is not None else [], **options,
         )
-        self.dispatcher.report_desk = ReportDesk(self.reports, self.stores.reports)
-        self.dispatcher.reaction_hooks.append(self.reports.on_reaction)
 
     async def run(self) -> None:
         """Sync and serve until `stop()` (or a signal) sets the stop event."""
@@ -309,7 +323,7 @@ class App:
             self._say_ready()
 
     async def _recover(self) -> None:
-        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/dispatcher.py)."""
+        """Once the first sync is in (rooms, keys): the commands a kill interrupted (bot/runtime/recovery.py)."""
         while not self.matrix.caught_up and not self.stop_event.is_set():
             await asyncio.sleep(0.1)
         if self.stop_event.is_set():

@@ -45,7 +45,7 @@ class AuditEntry:
     confirmation: str | None = None  # the confirmation code it came from
     job_id: int | None = None
     undoes: int | None = None  # the action (audit row) this row took back
-    origin: str | None = None  # the event that caused it (bot/runtime/dispatcher.py's command journal)
+    origin: str | None = None  # the event that caused it (bot/runtime/journal.py: the command journal)
 
 
 @dataclass(frozen=True)

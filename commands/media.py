@@ -10,7 +10,7 @@ from bot.handler_api.argtypes import ArgumentError, Choice, LocalUserID, MxcURI,
 from bot.text.units import human_size
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
-from bot.runtime.jobs import JobContext, JobResult
+from bot.handler_api.jobs import JobContext, JobResult
 from bot.handler_api.parsing import PageRequest
 from bot.handler_api.reversal import MAX_UNDO_FILES, FilesQuarantined, Inverse, MediaFlag, Reversal, no_undo
 from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, Target

@@ -9,7 +9,7 @@ from bot.homeserver.admin_api.errors import BadRequest
 from bot.handler_api.argtypes import ArgumentError, LocalUserID
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
-from bot.runtime.jobs import JobContext, JobResult, Page
+from bot.handler_api.jobs import JobContext, JobResult, Page
 from bot.handler_api.spec import CommandError, CommandGroup, Flag, Param, Role, RunAsJob, Target
 from bot.text.views import Code, Record, Text
 

@@ -11,7 +11,7 @@ from bot.homeserver.admin_api.rooms import DeleteStatus
 from bot.handler_api.argtypes import ArgumentError, Choice, EventID, EventOrTimestamp, Int, LocalUserID, RoomRef, Timestamp, UserID
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
-from bot.runtime.jobs import ItemResult, JobContext, JobResult, follow, is_transient
+from bot.handler_api.jobs import ItemResult, JobContext, JobResult, follow, is_transient
 from bot.handler_api.parsing import PageRequest
 from bot.handler_api.previews import (
     BulkJoinPreview, ForwardExtremitiesPreview, HistoryPurgePreview, RoomAdminPreview, RoomBlockPreview,

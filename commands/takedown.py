@@ -21,7 +21,7 @@ from bot.handler_api.context import Context
 from bot.handler_api.reversal import MAX_UNDO_FILES, Inverse, Reversal, TakedownState
 from bot.handler_api.spec import CommandError, Flag, Param, Role
 from bot.homeserver.admin_api.errors import NotFound
-from bot.runtime.jobs import ItemResult, JobContext, JobResult, JobStopped, Page
+from bot.handler_api.jobs import ItemResult, JobContext, JobResult, JobStopped, Page
 from bot.text.views import Code, Doc, Record, Text, When, presents
 
 from . import user as user_group

@@ -1,7 +1,7 @@
 """The narrow view of the bot that a command handler gets: the Admin API client, who runs the
 command with which role, where (room, event, thread), the clock, a way to say something before
 the final reply, and the typed services a group really needs. Nothing else: policy, storage,
-the command table and the dispatcher stay out of reach of commands. `accounts` finds where an
+the command table and the runtime stay out of reach of commands. `accounts` finds where an
 account lives (matrix-authentication-service or Synapse) and hands back the backend that acts on it.
 """
 

@@ -26,6 +26,26 @@ SUMMARY_LIMIT = 160
 _RUNTIME_OPTIONS = frozenset({"dry-run", "from", "limit", "export"})
 
 
+# Where invocations come from (bot/runtime/: each source builds one and hands it to the pipeline).
+SOURCES = frozenset({
+    "command",  # typed in an admin room
+    "built",  # built by the bot for a person (a reaction on a report notice)
+    "handoff",  # a command that handed over to another
+    "confirmation",  # `confirm <code>` or ✅ on a prompt
+    "undo",  # `undo <entry>`: the inverse of a recorded action
+    "job",  # a job picked up again after a restart
+})
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command the bot built for a person (a reaction on a report notice): run as if they had typed it."""
+
+    command: str
+    args: dict[str, Any]
+    quiet: bool = False  # a plain success gets no reply (the caller shows it)
+
+
 class InvalidInvocation(Exception):
     """A stored invocation that cannot run any more; the message says why, for the room."""
 
@@ -40,6 +60,11 @@ class Invocation:
     thread_root: str | None = None
     targets: tuple[Target, ...] = field(default=())
     undoes: int | None = None  # the action (its audit row) this invocation takes back, when it is an undo
+    source: str = "command"  # where it came from: one of SOURCES
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source of an invocation: {self.source}")
 
     @property
     def name(self) -> str:
@@ -72,6 +97,10 @@ class Invocation:
 
     def with_targets(self, targets: list[Target] | tuple[Target, ...]) -> Invocation:
         return replace(self, targets=tuple(targets))
+
+    def via(self, source: str) -> Invocation:
+        """The same invocation, arriving from another source (a stored one, confirmed)."""
+        return replace(self, source=source)
 
     def described(self) -> list[tuple[str, Any]]:
         """Each given argument as the bot understood it; secrets hidden (prompts, audit)."""
@@ -139,6 +168,7 @@ def encode(inv: Invocation, *, hide_secrets: bool = False) -> str:
         "thread_root": inv.thread_root,
         "targets": [{"kind": t.kind, "id": t.id, "via": t.via} for t in inv.targets],
         **({"undoes": inv.undoes} if inv.undoes is not None else {}),
+        **({"source": inv.source} if inv.source != "command" else {}),
     }, ensure_ascii=False)
 
 
@@ -161,9 +191,12 @@ def decode(text: str | None, table: CommandTable, env: ParseEnv) -> Invocation:
         undoes = data.get("undoes")
         if undoes is not None and (not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1):
             raise ArgumentError("the action it takes back is not an audit entry number")
+        source = data.get("source", "command")
+        if source not in SOURCES:
+            raise ArgumentError(f"{source!r} is not a source of invocations")
         return Invocation(command=command, args=args, requester=str(data["requester"]), room_id=str(data["room_id"]),
                           event_id=str(data["event_id"]), thread_root=data.get("thread_root"), targets=targets,
-                          undoes=undoes)
+                          undoes=undoes, source=source)
     except ArgumentError as exc:
         raise InvalidInvocation(f"its arguments are no longer valid for {command.name}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

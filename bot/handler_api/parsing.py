@@ -2,7 +2,7 @@
 
 Shell-style quoting (with the curly quotes that phone keyboards type turned straight), options
 as `--name value` or `--name=value`, `--` to end options. Nothing here calls the network:
-aliases are resolved later, by the dispatcher.
+aliases are resolved later, by the pipeline.
 """
 
 from __future__ import annotations

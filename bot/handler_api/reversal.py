@@ -3,7 +3,7 @@
 A command's undo declaration runs just before the action and returns a `Reversal`:
 - `inverse`: the invocation that takes the action back (`user lock @x --undo` for `user lock @x`),
   run later through the normal command path (roles, staff protection, confirmation, audit);
-- `state`: a probe of the state the action changes (is @x locked?). The dispatcher reads it
+- `state`: a probe of the state the action changes (is @x locked?). The pipeline reads it
   before and after the action; the value after is "the state the action left", and an undo only
   runs while the server still shows it (bot/runtime/undo.py);
 - `note`: what the undo cannot restore (the homeserver's deletion of a dismissed report).

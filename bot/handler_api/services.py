@@ -1,7 +1,7 @@
 """Typed services that command groups need beyond the Admin API, handed to them through the
 Context: the report desk (the inbox's queue), the audit trail (what the team did to an account)
 and the bot's own status. Each is narrow on purpose:
-commands never get the store, the dispatcher, the command table or the access rules.
+commands never get the store, the runtime, the command table or the access rules.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ A command module creates a `CommandGroup` and declares each verb with `@group.co
 
 An action that can be taken back declares how, next to its handler, with `@command.undo`: a
 function called just before the action runs that returns its `Reversal` (bot/handler_api/reversal.py: the
-inverse invocation and a probe of the state it changes), so that the dispatcher records an undo
+inverse invocation and a probe of the state it changes), so that the pipeline records an undo
 after a successful run. One that cannot be taken back says so with `irreversible=True` (or a
 reason), on the command or on the flag that makes it so; prompts and docs show it.
 
 A long operation says so with `job=True`: its function is then the job's body, called with a
-`JobContext` (bot/runtime/jobs.py) instead of a Context, and the same typed arguments. A command that
+`JobContext` (bot/handler_api/jobs.py) instead of a Context, and the same typed arguments. A command that
 decides at run time (a join of many users) returns `RunAsJob()` and declares its body with
 `@command.as_job`. Targets that a command derives from data rather than from its arguments
-(the sender of a reported message) are declared with `@command.targets`; the dispatcher and
+(the sender of a reported message) are declared with `@command.targets`; the pipeline and
 the job runner check them like any argument.
 
 The group object is the module's only export; `commands.load_groups()` collects them into a
@@ -177,7 +177,7 @@ class Target:
 
 class RunAsJob:
     """Returned by a handler that decides at run time to continue as a job (`room join` of many
-    users): the dispatcher starts the command's `job_body` with the same arguments."""
+    users): the pipeline starts the command's `job_body` with the same arguments."""
 
 
 Handler = Callable[..., Awaitable[Any]]
@@ -218,7 +218,7 @@ class Command:
     job: bool = False  # the handler is a job body: (JobContext, **args) -> JobResult
     job_handler: Handler | None = None  # the body of a job started by RunAsJob
     target_deriver: TargetDeriver | None = None
-    runtime: bool = False  # a verb of the bot itself, run by the dispatcher (see bot/handler_api/verbs.py)
+    runtime: bool = False  # a verb of the bot itself, run by the runtime (bot/runtime/verbs.py; declared in bot/handler_api/verbs.py)
     irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
     undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
     # A job whose body hands back its Reversal when it is over (JobResult.reversal): only the job
@@ -341,7 +341,7 @@ class Command:
     def undo(self, fn: Handler) -> Handler:
         """Declare how to take this action back: `async (ctx, **args) -> Reversal | None`, called just
         before the action runs (so it can read what the action will change); None when this
-        invocation changes nothing that can be taken back. The dispatcher stores the reversal once
+        invocation changes nothing that can be taken back. The pipeline stores the reversal once
         the action has succeeded, and its reply ends with `undo <entry>`."""
         if self.irreversible:
             raise ValueError(f"{self.name}: an irreversible command has no undo")

@@ -2,10 +2,10 @@
 `identity list`, `identity approve`.
 
 They are declared like commands, so that parsing, `--help`, roles and docs/commands.md treat them
-alike, but they are not commands of a group: the dispatcher runs them itself (a `runtime=True`
+alike, but they are not commands of a group: the runtime runs them itself (bot/runtime/verbs.py; a `runtime=True`
 declaration), handing them the parts of the runtime they are about. `confirm` and `cancel` are
-the dispatcher's own decisions on a stored invocation (a ✅ reaction takes the same path);
-`undo` hands the dispatcher an action to take back (bot/runtime/undo.py); `jobs cancel` asks the job
+the runtime's own decisions on a stored invocation (bot/runtime/confirmations.py) (a ✅ reaction takes the same path);
+`undo` hands the runtime an action to take back (bot/runtime/undoing.py); `jobs cancel` asks the job
 runner to stop a job.
 """
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class Runtime(Protocol):
-    """What the runtime verbs work on; the dispatcher provides it."""
+    """What the runtime verbs work on (bot/runtime/verbs.py provides it)."""
 
     audit_log: AuditLog
     job_store: JobStore
@@ -43,6 +43,8 @@ class Runtime(Protocol):
     async def undo(self, ctx: Context, row: int) -> Any: ...
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
+
+    def may_see_result(self, ctx: Context, record: JobRecord) -> bool: ...
 
     async def identity_list(self, ctx: Context) -> Any: ...
 
@@ -141,7 +143,7 @@ async def jobs(rt: Runtime, ctx: Context, job: int | None, limit: int) -> Any:
     finished = [r for r in await rt.job_store.jobs(limit=limit + len(running)) if r.status != "running"][:limit]
     rows = [[r.id, r.summary, _status(r), Code(r.sender), When(r.created_ts),
              None if r.status == "running" else When(r.updated_ts),
-             _first_line(r.result_text) if _may_see_result(rt, ctx, r) else HIDDEN_RESULT]
+             _first_line(r.result_text) if rt.may_see_result(ctx, r) else HIDDEN_RESULT]
             for r in running + finished]
     return Table("Jobs", ["#", "what", "status", "by", "started", "finished", "result"], rows,
                  empty="No jobs yet.")
@@ -193,11 +195,6 @@ def _status(record: JobRecord) -> str:
 HIDDEN_RESULT = "(hidden: for those who may run it)"
 
 
-def _may_see_result(rt: Runtime, ctx: Context, record: JobRecord) -> bool:
-    command = rt.table.by_name.get(record.kind)
-    return ctx.role >= (command.role if command is not None else Role.ADMIN)
-
-
 async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
     record = await rt.job_store.get_job(job_id)
     if record is None:
@@ -216,7 +213,7 @@ async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
     if record.status == "running":
         fields.append(("followed right now", followed))
     blocks: list[Any] = [Record(f"Job #{record.id}", fields)]
-    if record.result_text and _may_see_result(rt, ctx, record):
+    if record.result_text and rt.may_see_result(ctx, record):
         blocks.append(Preformatted(record.result_text))
     elif record.result_text:
         blocks.append(Text(f"Its result is shown to those who may run {record.kind}.", tone="info"))

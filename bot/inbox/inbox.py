@@ -27,6 +27,7 @@ from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
 from bot.homeserver.gate import HomeserverGate
 from bot.text.render import SendForm, fit_content
+from bot.handler_api.invocation import Request
 from bot.handler_api.spec import CommandError, Role
 from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
@@ -54,7 +55,6 @@ REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out
 DIGEST_KEY = "reports.digest.last"  # the period (its scheduled moment, ms) of the last stats digest posted
 START_ASK_S = 10.0  # how long the start waits for each report list
 START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
-HANDLER_ROLE = Role.MODERATOR  # who handles reports, and so can be assigned one
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more report notices than this within FLOOD_WINDOW_S → the rest go into summaries
@@ -120,11 +120,23 @@ class UserStanding:
     watching_since: int | None
 
 
-class CommandRunner(Protocol):
-    async def run_as(
-        self, *, sender: str, room_id: str, reply_to: str, command: str, args: dict[str, Any],
-        thread_root: str | None = None, quiet: bool = False,
-    ) -> str: ...
+class Verdict(Protocol):
+    """A decision of the policy (bot/policy/decisions.py): yes, or no with the reason."""
+
+    @property
+    def reason(self) -> str: ...
+
+    def __bool__(self) -> bool: ...
+
+
+class _Nobody:
+    reason = "no one handles reports in this bot"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_NOBODY = _Nobody()
 
 
 class ReportInbox:
@@ -140,7 +152,6 @@ class ReportInbox:
         meta: MetaStore,
         messenger: Messenger,
         admin_rooms: Iterable[str],
-        commands: CommandRunner | None = None,
         prefix: str = "!admin",
         poll_interval: float = 2.0,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -149,10 +160,11 @@ class ReportInbox:
         flood_window: float = FLOOD_WINDOW_S,
         ready: Callable[[], bool] = lambda: True,
         backoff: Backoff | None = None,
-        role_of: Callable[[str], Role | None] = lambda user_id: None,
+        may_be_assigned: Callable[[str], Verdict] = lambda user_id: _NOBODY,
         reminder_after: float = 0.0,
         reminder_every: float = 0.0,
         gate: HomeserverGate | None = None,
+        latency_observers: list[Callable[[float], None]] | None = None,
         policy: PolicyBook | None = None,
         digest: Recurrence | None = None,
     ) -> None:
@@ -161,7 +173,6 @@ class ReportInbox:
         self.meta = meta
         self.messenger = messenger
         self.admin_rooms = admin_rooms
-        self.commands = commands
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.page_size = page_size
@@ -170,7 +181,7 @@ class ReportInbox:
         self.flood_window = flood_window
         self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
-        self.role_of = role_of  # the configured role of a person: who may be given a report
+        self.may_be_assigned = may_be_assigned  # the policy's answer: who may be given a report
         self.reminder_after_ms = int(reminder_after * 1000)
         self.reminder_every_ms = int(reminder_every * 1000)
         self.reminders_checked = 0
@@ -185,7 +196,7 @@ class ReportInbox:
         self.polls = 0
         self.last_poll_ok: float | None = None
         # Called with the seconds from a report being filed to its first notice (metrics).
-        self.latency_observers: list[Callable[[float], None]] = []
+        self.latency_observers: list[Callable[[float], None]] = list(latency_observers or [])
         # No lock is held across a send: claims and resolves never wait behind a flood of notices.
         # A notice edit re-reads the record after sending and goes again when it changed meanwhile.
         self._flushing = False
@@ -673,11 +684,9 @@ class ReportInbox:
 
     async def assign(self, ref: ReportRef, to: str, by: str) -> ReportRecord:
         """Give a report to a moderator or admin: it becomes their claim, whoever held it before."""
-        role = self.role_of(to)
-        if role is None or role < HANDLER_ROLE:
-            what = f"is a {role.label}" if role is not None else "has no role in this bot"
-            raise CommandError(f"{to} {what}: only moderators and admins (access.moderators and access.admins in "
-                               "the config) handle reports, so only they can be assigned one")
+        verdict = self.may_be_assigned(to)
+        if not verdict:
+            raise CommandError(verdict.reason)
         record = await self.record(ref)
         if record.state in CLOSED:
             raise CommandError(f"report {ref} is already {state_text(record)}; reopen it first with "
@@ -937,22 +946,19 @@ class ReportInbox:
 
     # -- reactions on notices
 
-    async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool:
-        """A reaction on one of the bot's report notices runs the matching command as the person who
-        reacted (role, confirmation, audit: as if typed). Anything else is not ours."""
+    async def on_reaction(self, reaction: IncomingReaction, role: Role | None) -> bool | Request:
+        """A reaction on one of the bot's report notices: the command to run as the person who
+        reacted (the runtime runs it as if typed: role, confirmation, audit). True when the notice
+        is ours but nothing is to run; False when the reaction is not on a notice of ours."""
         record = await self.report_store.report_by_notice(reaction.room_id, reaction.target_event_id)
         if record is None:
             return False
         command = REACTIONS.get(normalise_key(reaction.key))
-        if command is None or role is None or self.commands is None:
+        if command is None or role is None:
             return True  # another emoji, or someone without a role: nothing happens
         if command == "report redact" and record.facts.kind != EVENT:
             return True  # a user report has no message to redact
-        await self.commands.run_as(
-            sender=reaction.sender, room_id=reaction.room_id, reply_to=reaction.target_event_id, command=command,
-            args={"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True,
-        )
-        return True
+        return Request(command, {"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True)
 
 
 def _homeserver_problem(exc: BaseException) -> bool:

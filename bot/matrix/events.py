@@ -1,4 +1,4 @@
-"""What the Matrix layer hands to the dispatcher: plain data, no nio types."""
+"""What the Matrix layer hands to the runtime (bot/runtime/intake.py): plain data, no nio types."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may run what, and what nobody below admin may touch. Asked by the dispatcher (before
+"""Who may run what, and what nobody below admin may touch. Asked by the pipeline (before
 anything runs or is shown for confirmation) and by the job runner (on resume, before each
 batch, for each account of a bulk job); handlers never decide this themselves.
 
@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from bot.policy import decisions
 from bot.policy.access import Access
+from bot.policy.decisions import Decision
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, UnrecognizedEndpoint
 from bot.handler_api.argtypes import RoomID, UserID
 from bot.handler_api.invocation import Invocation
@@ -43,10 +45,16 @@ class StaffLookup(Protocol):
     async def room_members(self, room_id: str) -> list[str]: ...
 
 
+class MASLookup(Protocol):
+    """What matrix-authentication-service is asked (the MAS admin API client has it)."""
+
+    async def user_for_matrix_id(self, matrix_user_id: str, *, server_name: str) -> Any: ...
+
+
 class Policy:
     def __init__(
         self, access: Access, api: StaffLookup, *, server_name: str, cache_s: float = SERVER_ADMIN_CACHE_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, mas: MASLookup | None = None,
     ) -> None:
         self.access = access
         self.api = api
@@ -57,7 +65,7 @@ class Policy:
         self._mas_admins: dict[str, tuple[bool, float]] = {}
         self._mas_policy: tuple[frozenset[str], float] | None = None
         self._token_account: str | None = None
-        self.mas: Any = None  # the MAS admin API (bot/homeserver/mas_api), set by the app when a `mas:` section is configured
+        self.mas = mas  # the MAS admin API (bot/homeserver/mas_api), when a `mas:` section is configured
 
     @property
     def bot_user_id(self) -> str:
@@ -66,9 +74,25 @@ class Policy:
     def role_of(self, user_id: str) -> Role | None:
         return self.access.role_of(user_id)
 
-    @staticmethod
-    def may_run(role: Role | None, inv: Invocation) -> bool:
-        return role is not None and role >= inv.role_needed
+    # -- who may (bot/policy/decisions.py): each a Decision with its reason
+
+    may_run = staticmethod(decisions.may_run)
+    may_run_verb = staticmethod(decisions.may_run_verb)
+    may_confirm = staticmethod(decisions.may_confirm)
+    may_approve = staticmethod(decisions.may_approve)
+    may_cancel = staticmethod(decisions.may_cancel)
+    may_undo = staticmethod(decisions.may_undo)
+    may_stop_job = staticmethod(decisions.may_stop_job)
+    may_see_job_result = staticmethod(decisions.may_see_job_result)
+    may_go_on = staticmethod(decisions.may_go_on)
+
+    def may_be_assigned(self, user_id: str) -> Decision:
+        """Whether a report may be given to `user_id` (by their role in the current config)."""
+        return decisions.may_be_assigned(user_id, self.role_of(user_id))
+
+    def may_still_run(self, requester: str, inv: Invocation) -> Decision:
+        """Whether `requester`, with the role the current config gives them, may run `inv`."""
+        return decisions.may_run(self.role_of(requester), inv)
 
     @staticmethod
     def argument_targets(inv: Invocation) -> list[Target]:

@@ -13,9 +13,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.text.views import Text
+
+if TYPE_CHECKING:
+    from bot.handler_api.context import Context
+    from bot.handler_api.invocation import Invocation
+    from bot.runtime.auditing import AuditWriter
+    from bot.runtime.replies import Replies
 
 REFUSAL_WINDOW_S = 60.0
 MAX_SENDERS = 4096
+# Refusals answered per sender and window: one for someone without a role or on a device nobody
+# vouches for; a few for a team member who tries what their role does not allow (they get every
+# other answer anyway, so holding theirs back protects nothing at first).
+STRANGER_REFUSALS = 1
+ROLE_REFUSALS = 5
 
 
 @dataclass
@@ -82,3 +96,32 @@ def tally(detail: str, held: int, window_s: float) -> str:
     """The audit detail of an answered refusal, with the ones held back after it."""
     minutes = f"{window_s / 60:g} min" if window_s >= 60 else f"{window_s:g} s"
     return f"{detail}; {held} more refused in the same {minutes} window, not answered"
+
+
+class Refusals:
+    """Answers and audits a refusal, at most `burst` per sender (or `key`) and window; later ones in
+    the window are counted in the audit row of the last answered one, and get no answer."""
+
+    def __init__(self, limiter: RefusalLimiter, audit: AuditWriter, replies: Replies) -> None:
+        self.limiter = limiter
+        self.audit = audit
+        self.replies = replies
+
+    async def refuse(self, ctx: Context, view: Text, *, detail: str, burst: int, inv: Invocation | None = None,
+                     args: str = "", key: str | None = None) -> None:
+        key = key or ctx.requester
+        slot = self.limiter.admit(key, burst=burst)
+        if not slot.answer:
+            if slot.row is not None:
+                await self.audit.set_detail(slot.row, tally(slot.detail, slot.held, self.limiter.window_s))
+            return
+        if inv is not None:
+            row = await self.audit.invocation(ctx, inv, "refused", detail)
+        else:
+            row = await self.audit.words(ctx, "(refused)", args, "refused", detail)
+        self.limiter.answered(key, row, detail)
+        if slot.last:
+            window_s = self.limiter.window_s
+            window = f"{window_s / 60:g} minute(s)" if window_s >= 60 else f"{window_s:g} s"
+            view = Text(*view.parts, f" Further refusals to you within {window} get no answer.", tone=view.tone)
+        await self.replies.reply(ctx, view)

@@ -1,5 +1,5 @@
-"""Undo records: what the dispatcher keeps after a reversible action, and the checks before it
-takes one back.
+"""Undo records: what the pipeline keeps after a reversible action, and the checks before it
+takes one back (the source that takes one back is bot/runtime/undoing.py).
 
 The life of an undo:
 1. Just before a reversible action runs (a command with `@command.undo`), `plan` asks the command
@@ -47,7 +47,7 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-canonical = _canonical  # a probe's value as stored: what the command journal compares (bot/runtime/dispatcher.py)
+canonical = _canonical  # a probe's value as stored: what recovery compares (bot/runtime/recovery.py)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class UndoBook:
         except ArgumentError as exc:
             return f"the way back of #{found.record.action} is no longer valid ({exc})"
         return Invocation(command=command, args=args, requester=ctx.requester, room_id=ctx.room_id,
-                          event_id=ctx.event_id, thread_root=ctx.thread_root, undoes=found.record.action)
+                          event_id=ctx.event_id, thread_root=ctx.thread_root, undoes=found.record.action, source="undo")
 
     async def take(self, action: int) -> bool:
         return await self.undos.take_undo(action)

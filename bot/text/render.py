@@ -260,7 +260,7 @@ def _render(view: Any, opts: _Options) -> Rendered:
         parts = [_render(block, opts) for block in view.blocks]
         return Rendered("\n\n".join(p.body for p in parts), "".join(p.html for p in parts))
     if isinstance(view, PrivateSecret):
-        # Only the dispatcher's direct message shows the secret; any other path shows that it is withheld.
+        # Only the runtime's direct message (bot/runtime/delivery.py) shows the secret; any other path shows that it is withheld.
         return _render(Doc(view.public, Text(f"{view.what[:1].upper()}{view.what[1:]} is not shown here.", tone="warning")), opts)
     presenter = presenter_for(view)  # typed data (a preview) with its registered presenter
     if presenter is not None:
@@ -340,7 +340,7 @@ def fit(view: Any, form: SendForm = WORST_CASE, *, minimal: Any = None, budget: 
     measured after escaping) fits within Synapse's event size limit. A view too large even when
     shortened becomes `minimal` (a short notice with an id and how to see more), or a generic one.
     A view that cannot be rendered at all becomes `minimal` too, unless `strict`: then the error
-    propagates, for a caller that says so itself (the dispatcher, in its reply and audit row)."""
+    propagates, for a caller that says so itself (the pipeline, in its reply and audit row)."""
     try:
         attempts = _attempts(view)  # asks presenters for the rows, so it may fail like rendering
     except Exception:

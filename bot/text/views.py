@@ -98,7 +98,7 @@ class Table:
     total: int | None = None
     next_from: str | None = None
     empty: str = "Nothing found."
-    next_hint: str | None = None  # filled in by the dispatcher: the command that shows the next page
+    next_hint: str | None = None  # filled in by the pipeline (bot/runtime/export.py): the command that shows the next page
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class JobStarted:
 @dataclass(frozen=True)
 class Handoff:
     """Run another command for the same person, as if they had typed it (e.g. `report suspend 12`
-    → `user suspend @spammer:…`): the dispatcher applies that command's role, protections,
+    → `user suspend @spammer:…`): the pipeline applies that command's role, protections,
     preview and confirmation. `args` are in their stored (JSON) form."""
 
     command: str
@@ -149,7 +149,7 @@ class Handoff:
 class PrivateSecret:
     """A result that holds a secret for the requester's eyes only (a generated password).
 
-    The dispatcher sends `secret` to the person who asked, alone, in an encrypted direct message,
+    The pipeline sends `secret` (bot/runtime/delivery.py) to the person who asked, alone, in an encrypted direct message,
     and answers the room with `public` and where the secret went. When the direct message cannot
     be sent it says so with `if_undelivered` (what to do now: the action has happened anyway),
     and the secret is shown nowhere. The renderer never shows `secret`, whatever path reaches it.
@@ -170,7 +170,7 @@ class ExportRequest:
 
 @dataclass
 class Attachment:
-    """A file the dispatcher uploads and sends after its reply."""
+    """A file the pipeline uploads and sends after its reply."""
 
     filename: str
     path: str

@@ -12,7 +12,7 @@ from bot.handler_api.parsing import PageRequest
 from bot.handler_api.previews import UserMediaDeletionPreview
 from bot.handler_api.spec import Flag, Param, Role, RunAsJob
 from bot.homeserver.admin_api.errors import NotFound
-from bot.runtime.jobs import ItemResult, JobContext, JobResult, Page
+from bot.handler_api.jobs import ItemResult, JobContext, JobResult, Page
 from bot.text.views import Bytes, Code, Record, Table, Text, When
 
 from ._common import MEDIA_DELETE_BATCH, MEDIA_ORDER, user

@@ -15,7 +15,7 @@ from bot.homeserver.accounts import mas_reads
 from bot.homeserver.accounts.synapse import remove_provider
 from bot.homeserver.admin_api.errors import NotFound
 from bot.homeserver.mas_api.errors import NotFound as MASNotFound
-from bot.runtime.jobs import SKIPPED, JobContext, JobResult, Page
+from bot.handler_api.jobs import SKIPPED, JobContext, JobResult, Page
 from bot.text.views import Doc, Record, Untrusted
 
 from ._common import MAS_USER_ENDPOINT, user

@@ -9,7 +9,7 @@ from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
 from bot.handler_api.previews import RedactionPreview
 from bot.handler_api.spec import Flag, Param, Role
-from bot.runtime.jobs import JobContext, JobResult, follow
+from bot.handler_api.jobs import JobContext, JobResult, follow
 from bot.text.views import Code, Table, Text
 
 from ._common import REDACT_LIMIT, existing, user

@@ -83,10 +83,10 @@ async def test_a_message_that_may_hold_a_password_is_redacted_and_never_echoed_o
     finally:
         await stranger.chat.close()
     with monkeypatch.context() as patch:  # the bot was away: the command is 20 minutes old when it reads it
-        patch.setattr(bot.dispatcher, "clock", lambda: int(time.time() * 1000) + 20 * 60_000)
+        patch.setattr(bot.dispatcher.intake, "clock", lambda: int(time.time() * 1000) + 20 * 60_000)
         await path("stale", admin, f"!admin user reset-password {target} {horse}")
     with monkeypatch.context() as patch:  # cross-signed senders required, and a command in the clear in an encrypted room
-        patch.setattr(bot.dispatcher, "require_cross_signed_senders", True)
+        patch.setattr(bot.dispatcher.intake, "require_cross_signed_senders", True)
         patch.setattr(bot.matrix, "is_encrypted", lambda room_id: True)
         await path("untrusted device", admin, f"!admin user reset-password {target} {horse} {battery}")
 

@@ -129,7 +129,7 @@ async def test_the_app_builds_the_mas_client_and_detection_for_the_commands(home
         async with running_bot(config) as app:
             await app.ready()  # where the accounts live is asked after the first sync's commands
             # what a command's Context carries (typed services, no extras dict)
-            ctx = app.dispatcher._context(world.moderator.user_id, Role.ADMIN, world.admin_room, "$x", None)
+            ctx = app.dispatcher.contexts.make(world.moderator.user_id, Role.ADMIN, world.admin_room, "$x", None)
             assert ctx.mas is app.mas and ctx.mas_detection is app.mas_detection
             assert app.mas_detection.delegated is False and app.mas_detection.configured  # the test Synapse does not delegate
             found = await app.mas.user_for_matrix_id(world.moderator.user_id, server_name=world.hs.server_name)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.handler_api.argtypes import ParseEnv
 from bot.handler_api.invocation import Invocation, typed_args
+from bot.policy import decisions
 from bot.runtime.jobs import JobRunner
 from bot.handler_api.spec import CommandTable, Role, Target
 from commands import load_table
@@ -49,6 +50,8 @@ class SetPolicy:
 
     async def invocation_problem(self, role: Role, inv: Invocation) -> str | None:
         return self.refusal
+
+    may_go_on = staticmethod(decisions.may_go_on)
 
     async def target_problem(self, role: Role, target: Target) -> str | None:
         return f"{target.id} is protected" if target.id in self.protected else None

@@ -1,4 +1,4 @@
-"""Bulk jobs that adapt (bot/homeserver/concurrency.py, bot/runtime/jobs.py): the concurrency policy alone, with
+"""Bulk jobs that adapt (bot/homeserver/concurrency.py, bot/handler_api/jobs.py): the concurrency policy alone, with
 timings injected; then a real bulk job through the real Admin API client and the homeserver gate
 against a MockTransport that answers in rounds — every request in flight is held until the test
 answers them together, so the assertions are on how many requests were in flight at once, never
@@ -18,9 +18,9 @@ from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.handler_api.argtypes import Int
 from bot.homeserver.concurrency import AdaptiveConcurrency, ItemTiming
 from bot.homeserver import gate as gate_module
-from bot.runtime import jobs as jobs_module
+from bot.handler_api import jobs as jobs_module
 from bot.homeserver.gate import HomeserverGate, Priority, Work, working
-from bot.runtime.jobs import JobContext, JobResult
+from bot.handler_api.jobs import JobContext, JobResult
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
 from bot.state.db import Database
 from bot.state.stores import Stores

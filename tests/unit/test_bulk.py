@@ -1,4 +1,4 @@
-"""The one bulk mechanism of jobs (`job.for_each`, bot/runtime/jobs.py): batches saved as they finish,
+"""The one bulk mechanism of jobs (`job.for_each`, bot/handler_api/jobs.py): batches saved as they finish,
 concurrency decided by one policy, policy on every item, cancellation and lost roles between
 batches, a transient failure repeating only the batch it interrupted, no pause between pages."""
 
@@ -14,7 +14,8 @@ import pytest
 
 from bot.homeserver.admin_api.errors import BadRequest, TransportError
 from bot.handler_api.argtypes import Int
-from bot.runtime.jobs import FixedConcurrency, ItemTiming, JobContext, JobResult
+from bot.handler_api.jobs import JobContext, JobResult
+from bot.homeserver.concurrency import FixedConcurrency, ItemTiming
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role, Target
 from bot.state.db import Database
 from bot.state.jobs import JobStore

@@ -1,4 +1,4 @@
-"""The command journal (bot/runtime/dispatcher.py, migration 11): a command the bot had taken in when it was
+"""The command journal (bot/runtime/journal.py and recovery.py, migration 11): a command the bot had taken in when it was
 killed is not lost. A read (or a prompt) cut short runs again at the next start; a write that was
 under way is not run again but checked against the homeserver, and the requester is told what
 happened; an answer that had gone out is not posted twice (the same transaction ID). The kill is a
@@ -190,14 +190,14 @@ async def test_a_write_cut_short_is_checked_not_run_again(bot: Bot, kill: str, t
 async def test_a_write_that_ran_before_the_kill_is_reported_from_its_audit_row(bot: Bot) -> None:
     await bot.say(f"!admin user lock {VICTIM}", "$lock")
     code = answers(bot.room, "$lock")[0].split("confirm ")[1].split()[0].strip(".`")
-    original = bot.dispatcher._send
+    original = bot.dispatcher.replies.send
 
     async def die_before_replying(room_id: str, content: dict[str, Any], **kw: Any) -> str | None:
         if "locked" in content.get("body", "") and "Confirmed by" not in content.get("body", ""):
             raise asyncio.CancelledError()  # the action ran and was audited; the reply never left
         return await original(room_id, content, **kw)
 
-    bot.dispatcher._send = die_before_replying  # type: ignore[method-assign]
+    bot.dispatcher.replies.send = die_before_replying  # type: ignore[method-assign]
     await bot.say(f"!admin confirm {code}", "$yes")
     assert bot.server.locked and answers(bot.room, "$yes") == []
     await bot.restart()
@@ -209,7 +209,7 @@ async def test_a_write_that_ran_before_the_kill_is_reported_from_its_audit_row(b
 async def test_the_recovery_leaves_alone_what_this_run_is_handling_now(bot: Bot) -> None:
     # The first sync after a restart brings new commands while the recovery looks at the journal:
     # those are this run's, in hand right now, not interrupted ones.
-    bot.dispatcher.started_ms -= 10  # this run started a moment ago
+    bot.dispatcher.recovery.started_ms -= 10  # this run started a moment ago
     await bot.store.journal.claim_event("$in-hand", ROOM)
     bot.messages["$in-hand"] = IncomingMessage(ROOM, "$in-hand", ADMIN, "!admin server version", "m.text",
                                                origin_ts=bot.dispatcher.clock())

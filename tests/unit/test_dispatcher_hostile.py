@@ -22,12 +22,13 @@ from bot.homeserver.admin_api.users import UserDetails
 from bot.matrix.rooms import AdminRooms
 from bot.handler_api.argtypes import ArgumentError, ParseEnv, UserID
 from bot.config import AccessConfig
-from bot.runtime.dispatcher import ROLE_REFUSALS, Dispatcher
+from bot.runtime.answers import Answers
+from bot.runtime.dispatcher import Dispatcher
 from bot.matrix.events import IncomingMessage
 from bot.matrix.client import MatrixError
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, UsageError, parse
 from bot.policy.rules import Policy
-from bot.runtime.refusals import RefusalLimiter
+from bot.runtime.refusals import ROLE_REFUSALS, RefusalLimiter
 from bot.text.render import render
 from bot.runtime.sensitive import may_carry_secret, secret_command
 from bot.handler_api.spec import CommandGroup, CommandTable, Param, Role
@@ -178,8 +179,8 @@ async def bot(tmp_path: Path):
     clock = {"now": 1_700_000_000_000.0}
     dispatcher = Dispatcher(table=TABLE, policy=policy, api=api, **dispatcher_stores(store), messenger=room, jobs=jobs, prefix="!admin",
                             server_name="hs.test", bot_user_id="@bot:hs.test", confirm_timeout=60,
-                            refusals=RefusalLimiter(window_s=60, clock=lambda: clock["now"] / 1000))
-    dispatcher.clock = lambda: int(clock["now"])
+                            refusals=RefusalLimiter(window_s=60, clock=lambda: clock["now"] / 1000),
+                            clock=lambda: int(clock["now"]))
     the_bot = Bot(dispatcher, store, room, api)
     the_bot.clock = clock  # type: ignore[attr-defined]
     yield the_bot
@@ -281,7 +282,7 @@ async def test_replies_to_such_messages_still_help(bot: Bot) -> None:
 
 
 async def test_an_untrusted_device_is_refused_with_the_message_redacted_and_hidden(bot: Bot) -> None:
-    bot.dispatcher.require_cross_signed_senders = True
+    bot.dispatcher.intake.require_cross_signed_senders = True
     event_id = await bot.say("!admin user create alice horse-77 battery-77", encrypted=True, sender_device="EVIL",
                              sender_device_trusted=False)
     assert bot.room.redacted == [event_id] and "not cross-signed" in bot.answer(event_id)
@@ -462,15 +463,14 @@ def test_the_parser_only_ever_answers_with_its_own_errors() -> None:
 
 def test_no_usage_error_of_a_secret_bearing_command_repeats_a_word() -> None:
     rng = random.Random(77)
-    dispatcher = Dispatcher.__new__(Dispatcher)
-    dispatcher.prefix = "!admin"
+    answers = Answers("!admin")
     for _ in range(1_000):
         secret_word = f"pw{rng.randrange(10**9)}"
         text = f"user {rng.choice(['create', 'reset-password', 'reactivate'])} {_hostile_text(rng)} {secret_word} {_hostile_text(rng)}"
         try:
             parse(text, TABLE, ENV)
         except UsageError as exc:
-            rendered = render(dispatcher._usage(exc.command, exc.message))
+            rendered = render(answers.usage(exc.command, exc.message))
             assert secret_word not in rendered.body + rendered.html
         except (CommandNotFound, ArgumentError):
             pass
@@ -542,16 +542,16 @@ async def test_a_reaction_from_a_device_nobody_vouches_for_acts_on_no_report_not
     bot.dispatcher.reaction_hooks.append(hook)
     reaction = IncomingReaction(ROOM, "$r1", ADMIN, "$notice", "❌")  # in the clear: the device is unknown
     bot.room.encrypted = True
-    bot.dispatcher.require_cross_signed_senders = True
+    bot.dispatcher.intake.require_cross_signed_senders = True
     await bot.dispatcher.on_reaction(reaction)
     assert heard == []
-    bot.dispatcher.require_cross_signed_senders = False
+    bot.dispatcher.intake.require_cross_signed_senders = False
     await bot.dispatcher.on_reaction(IncomingReaction(ROOM, "$r2", ADMIN, "$notice", "❌"))
     assert heard == ["❌"]
 
 
 async def test_unsigned_devices_are_refused_once_each(bot: Bot) -> None:
-    bot.dispatcher.require_cross_signed_senders = True
+    bot.dispatcher.intake.require_cross_signed_senders = True
     bot.room.encrypted = True
     first = await bot.say("!admin server version", encrypted=True, sender_device="OLDPHONE", sender_device_trusted=False)
     again = await bot.say("!admin server version", encrypted=True, sender_device="OLDPHONE", sender_device_trusted=False)

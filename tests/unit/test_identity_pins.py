@@ -21,7 +21,7 @@ async def _warnings(bot: Bot) -> list[str]:
 
 
 async def test_a_changed_identity_is_refused_and_warned_once_until_another_admin_approves(bot: Bot) -> None:
-    bot.dispatcher.require_cross_signed_senders = True
+    bot.dispatcher.intake.require_cross_signed_senders = True
     assert "Pinned cross-signing identities" in bot.answer(await bot.say("!admin identity list", **_signed(OLD)))
     pin = await bot.store.identities.get(ADMIN)
     assert pin is not None and pin.master_key == OLD and pin.pinned_by == "first sight"
@@ -46,10 +46,10 @@ async def test_a_changed_identity_is_refused_and_warned_once_until_another_admin
 
 
 async def test_the_opt_outs_pin_nothing(bot: Bot) -> None:
-    bot.dispatcher.require_cross_signed_senders = False
+    bot.dispatcher.intake.require_cross_signed_senders = False
     await bot.say("!admin identity list", **_signed(OLD))
     assert await bot.store.identities.get(ADMIN) is None
-    bot.dispatcher.require_cross_signed_senders = True
-    bot.dispatcher.pin_identities = False
+    bot.dispatcher.intake.require_cross_signed_senders = True
+    bot.dispatcher.intake.pin_identities = False
     await bot.say("!admin identity list", **_signed(OLD))
     assert await bot.store.identities.get(ADMIN) is None

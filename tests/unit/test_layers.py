@@ -258,24 +258,9 @@ COMMANDS_MAY_NOT_IMPORT = ("bot.homeserver.http", "bot.homeserver.admin_api.http
 # Known arrows that still go up, each to be removed (and this list with it). Empty is the goal.
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("bot.handler_api.reversal", "bot.inbox.model"),
-    ("commands.media", "bot.runtime.jobs"),
-    ("commands.notice", "bot.runtime.jobs"),
-    ("commands.room", "bot.runtime.jobs"),
-    ("commands.takedown", "bot.runtime.jobs"),
-    ("commands.user.activity", "bot.runtime.jobs"),
-    ("commands.user.external_ids", "bot.runtime.jobs"),
-    ("commands.user.redaction", "bot.runtime.jobs"),
 }
 # Known imports of commands outside COMMANDS_MAY_IMPORT, each to be removed. Empty is the goal.
-COMMANDS_KNOWN: set[tuple[str, str]] = {
-    ("commands.media", "bot.runtime.jobs"),
-    ("commands.notice", "bot.runtime.jobs"),
-    ("commands.room", "bot.runtime.jobs"),
-    ("commands.takedown", "bot.runtime.jobs"),
-    ("commands.user.activity", "bot.runtime.jobs"),
-    ("commands.user.external_ids", "bot.runtime.jobs"),
-    ("commands.user.redaction", "bot.runtime.jobs"),
-}
+COMMANDS_KNOWN: set[tuple[str, str]] = set()
 
 
 def layer_of(name: str) -> int | None:

@@ -129,12 +129,12 @@ async def test_a_missing_endpoint_on_a_mas_backed_homeserver_is_answered_with_th
         access = Access(AccessConfig(admins=("@root:hs.test",), moderators=(), viewers=()), bot_user_id="@bot:hs.test",
                         admin_rooms=AdminRooms(["!admin:hs.test"]))
         jobs, _ = runner_for(store, None, room)
-        dispatcher = Dispatcher(table=CommandTable([group, meta]), policy=Policy(access, Homeserver(), server_name="hs.test"),
-                                api=None, **dispatcher_stores(store), messenger=room, jobs=jobs, prefix="!admin", server_name="hs.test",
-                                bot_user_id="@bot:hs.test", confirm_timeout=60)
         for detection, expected in ((None, "does not offer this endpoint"),
                                     (MASDetection(True, issuer=ISSUER), "Add a `mas:` section")):
-            dispatcher.mas_detection = detection
+            dispatcher = Dispatcher(table=CommandTable([group, meta]), policy=Policy(access, Homeserver(), server_name="hs.test"),
+                                    api=None, **dispatcher_stores(store), messenger=room, jobs=jobs, prefix="!admin",
+                                    server_name="hs.test", bot_user_id="@bot:hs.test", confirm_timeout=60,
+                                    mas_detection=lambda: detection)
             await dispatcher.on_message(IncomingMessage("!admin:hs.test", f"$c{expected[:3]}", "@root:hs.test",
                                                         "!admin hs thing", "m.text", origin_ts=dispatcher.clock()))
             assert expected in room.replies_to(f"$c{expected[:3]}")[0]

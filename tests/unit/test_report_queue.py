@@ -14,6 +14,7 @@ import pytest
 from bot.homeserver.admin_api.errors import ServerError
 from bot.config import ConfigError, parse
 from bot.records import ReportFacts, ReportQuery, now_ms
+from bot.policy.decisions import may_be_assigned
 from bot.inbox.inbox import CURSOR_KEY, REMINDER_KEY, START_KEY, ReportInbox
 from bot.inbox.model import ReportRef
 from bot.inbox.scan import Cursor, StartPoint
@@ -189,7 +190,8 @@ async def test_notes_are_bounded_and_kept_newest_first(tmp_path: Path) -> None:
 async def test_assign_only_to_people_who_handle_reports_and_reopen_only_closed_reports(tmp_path: Path) -> None:
     store = await _store(tmp_path / "state.db")
     roles = {"@mod:hs": Role.MODERATOR, "@admin:hs": Role.ADMIN, "@viewer:hs": Role.VIEWER}
-    inbox = ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=FakeMessenger(), admin_rooms=[], role_of=roles.get)
+    inbox = ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=FakeMessenger(), admin_rooms=[],
+                        may_be_assigned=lambda user_id: may_be_assigned(user_id, roles.get(user_id)))
     await store.reports.add_report(_facts(1, ts=now_ms()))
     ref = ReportRef.of("event", 1)
     with pytest.raises(CommandError, match="is a viewer"):

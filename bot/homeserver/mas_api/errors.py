@@ -4,7 +4,7 @@ MAS answers errors as `{"errors": [{"title": "…"}, …]}` (the error and its c
 error codes, so each class carries a synthetic `errcode` (`MAS_NOT_FOUND` …) for the reply.
 
 Each class derives from its kind in the shared tree (bot/homeserver/errors.py), so that code
-written for the kinds — the dispatcher's error replies, the job runner's retry of `RateLimited`,
+written for the kinds — the runtime's error replies, the job runner's retry of `RateLimited`,
 `ServerError` and `TransportError` — treats a MAS failure the same way without knowing MAS. Text is
 cleaned as every error's is (`bot.text.untrusted.inline`).
 """

@@ -1,31 +1,23 @@
-"""What runs a job: long operations, persisted when they start, progress shown by editing one
-message, resumed after a restart, re-authorised, cancellable, never blocking the sync loop.
+"""What a job body sees: JobContext (state, checkpoints, progress, bulk work), Page, ItemResult,
+JobResult, `follow` for a task the homeserver runs. The runner that stores, starts, resumes and
+finishes jobs is bot/runtime/jobs/runner.py; this side knows it only as a `JobHost`.
 
 A command that runs as a job says so in its declaration (`job=True`, bot/handler_api/spec.py), or returns
 `RunAsJob()` when it decides at run time; its body is
 
     async def body(job: JobContext, **typed_arguments) -> JobResult
 
-A job is a stored invocation (bot/handler_api/invocation.py), like a pending confirmation: on resume it is
-decoded and validated again, and its command is found in the table by name.
-
 A body keeps what it needs to pick up again (a homeserver task ID, by convention a state key
 ending in `_id`) in `job.state` with `job.save()`; after a restart it is called again with
 the saved state and `job.resumed`. Because every body can pick up from its saved state, the
-runner also calls it again when the homeserver is briefly unreachable: a job is not declared
-failed because Synapse was down for a minute, only after `outage_budget` seconds of it; meanwhile it
-waits at the homeserver gate (bot/homeserver/gate.py), so it goes on as soon as the homeserver is back.
+runner also calls it again when the homeserver is briefly unreachable.
 
 Bulk work (every account, every user of a list, every file) goes through `job.for_each()`: it
 checkpoints its progress durably after each batch, re-authorises the requester before each
-batch, has policy check each item's target, stops cleanly when the job is cancelled, and runs
-items as many at once as one `ConcurrencyPolicy` (bot/homeserver/concurrency.py: adaptive, shared by every
-job) allows, reading the next page meanwhile — no pause between pages. A job's requests are bulk
-work for the homeserver gate: people's commands go before them.
-
-Policy lives here and in the dispatcher only: before a body starts (also on resume), the runner
-checks the requester's role from the current config and the invocation's targets; a job whose
-requester lost the role stops with a message saying so and how far it got.
+batch (the policy's `may_go_on`), has policy check each item's target, stops cleanly when the
+job is cancelled, and runs items as many at once as the host's concurrency allows, reading the
+next page meanwhile — no pause between pages. A job's requests are bulk work for the homeserver
+gate: people's commands go before them.
 """
 
 from __future__ import annotations
@@ -40,18 +32,21 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from bot.homeserver.accounts import Accounts
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, is_transient
-from bot.handler_api.argtypes import ParseEnv
-from bot.homeserver.concurrency import AdaptiveConcurrency, ConcurrencyPolicy, FixedConcurrency, ItemTiming, is_refusal
-from bot.homeserver.gate import HomeserverGate, Priority, Work, working
-from bot.handler_api.invocation import Invocation, InvalidInvocation, decode, encode
-from bot.text.render import SendForm, fit_content, render_fitting
-from bot.records import JobRecord, now_ms
+from bot.homeserver.concurrency import ItemTiming, is_refusal
+from bot.homeserver.gate import Priority, Work, working
+from bot.handler_api.invocation import Invocation
 from bot.handler_api.reversal import Reversal
-from bot.handler_api.spec import CommandError, CommandTable, Role, Target
+from bot.handler_api.spec import Role, Target
 from bot.text.views import Doc, Record, Text
 
 if TYPE_CHECKING:
-    from bot.state.jobs import JobStore
+    from bot.homeserver.admin_api import AdminAPI
+    from bot.homeserver.mas_api import MASAPI
+    from bot.mas import MASDetection
+    from bot.records import JobRecord
+
+__all__ = ["SKIPPED", "FAILED", "BulkProgress", "ItemResult", "JobContext", "JobHost", "JobResult", "JobStopped",
+           "Page", "PageFetcher", "follow", "is_transient"]
 
 log = logging.getLogger(__name__)
 
@@ -62,54 +57,64 @@ TASK_FAILED = "failed"
 TASK_CANCELLED = "cancelled"
 FORGOTTEN_TASK = ("The homeserver no longer knows this task (it forgets finished tasks after a while and "
                   "running ones when it restarts), so its outcome is unknown.")
-FINISHED: frozenset[str] = frozenset({"done", "failed", "unknown", "partial", "cancelled"})
-_STATUS_LABEL = {
-    "running": "⏳ running",
-    "done": "✅ done",
-    "failed": "❌ failed",
-    "unknown": "❔ status unknown",
-    "partial": "⚠️ finished with failures",
-    "cancelled": "⏹ cancelled",
-}
-
-# How long a job keeps trying while the homeserver does not answer, and the longest pause between tries.
-OUTAGE_BUDGET_S = 15 * 60.0
-MAX_RETRY_WAIT_S = 30.0
-_FINAL_EDIT_ATTEMPTS = 3
-DEFAULT_BATCH_SIZE = 100
 # While people are at work with the bot, a bulk item keeps its slot as long again as it took, up to this.
 MAX_PAUSE_WITH_PEOPLE_S = 2.0
 SKIPPED = "skipped (protected)"
 FAILED = "failed"
 
 
-def job_view(job_id: int, summary: str, status: str, elapsed_s: int, view: Any) -> Doc:
-    """How a job's message looks, from its first version to its last."""
-    return Doc(Text(f"Job #{job_id} · {summary} · {_STATUS_LABEL.get(status, status)} · {elapsed_s}s"), view)
+class JobHost(Protocol):
+    """What a job's body reaches through its JobContext: the runner (bot/runtime/jobs/runner.py)."""
 
+    api: AdminAPI
+    mas: MASAPI | None
+    mas_detection: MASDetection | None
+    server_name: str
+    poll_interval: float
+    edit_interval: float
+    batch_size: int
 
-class Sender(Protocol):
-    async def send(
-        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message", *, txn_id: str | None = None
-    ) -> str: ...
+    async def save_state(self, job_id: int, state: dict[str, Any]) -> None: ...
 
-    def is_encrypted(self, room_id: str) -> bool: ...
+    async def save_progress(self, job_id: int, state: dict[str, Any], done_items: list[str]) -> None: ...
 
+    async def add_mark(self, job_id: int, item: str) -> None: ...
 
-class Policy(Protocol):
-    """The decisions the runner asks for (bot/policy/rules.py)."""
+    async def marks(self, job_id: int) -> set[str]: ...
 
-    def role_of(self, user_id: str) -> Role | None: ...
+    async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None: ...
 
-    async def invocation_problem(self, role: Role, inv: Invocation) -> str | None: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+    def cancel_requested(self, job_id: int) -> str | None: ...
+
+    def may_go_on(self, requester: str, inv: Invocation) -> tuple[Role | None, str | None]: ...
 
     async def target_problem(self, role: Role, target: Target) -> str | None: ...
+
+    # bulk items of every job together
+    def has_room(self) -> bool: ...
+
+    def take_slot(self) -> None: ...
+
+    def release_slot(self) -> None: ...
+
+    async def slot_freed(self, within: float | None = None) -> None: ...
+
+    def people_around(self) -> bool: ...
+
+    def people_around_for(self) -> float | None: ...
+
+    def record_timing(self, timing: ItemTiming) -> None: ...
 
 
 @dataclass(frozen=True)
 class JobResult:
     status: JobStatus
     view: Any
+    # How to take back what the job did, when only the job knows (what it suspended, which files it
+    # quarantined): recorded as the undo of the job's audit entry once the job is over.
+    reversal: Reversal | None = None
     # How to take back what the job did, when only the job knows (what it suspended, which files it
     # quarantined): recorded as the undo of the job's audit entry once the job is over.
     reversal: Reversal | None = None
@@ -202,18 +207,18 @@ def _pages_of(items: Sequence[T]) -> PageFetcher[T]:
 class JobContext:
     """A job body's view: the Admin API, its saved state, progress, checkpoints and bulk work."""
 
-    def __init__(self, runner: JobRunner, record: JobRecord, inv: Invocation, *, resumed: bool) -> None:
-        self._runner = runner
+    def __init__(self, host: JobHost, record: JobRecord, inv: Invocation, *, resumed: bool) -> None:
+        self._host = host
         self._record = record
         self._inv = inv
         self.id = record.id
         self.state: dict[str, Any] = dict(record.state)
         self.resumed = resumed
-        self.api = runner.api
-        self.mas = runner.mas  # the MAS admin API, when a `mas:` section is configured
+        self.api = host.api
+        self.mas = host.mas  # the MAS admin API, when a `mas:` section is configured
         self.requester = record.sender  # whose authority runs it: who typed or confirmed it
-        self.server_name = runner.server_name
-        self.poll_interval = runner.poll_interval
+        self.server_name = host.server_name
+        self.poll_interval = host.poll_interval
         self.role: Role | None = None
         self.advanced = False  # saved or reported something since it was (re)started
         self._last_edit = 0.0
@@ -222,12 +227,12 @@ class JobContext:
     @property
     def accounts(self) -> Accounts:
         """Where accounts live (MAS or Synapse), as for a command's handler."""
-        return Accounts(self.api, self.mas, self._runner.mas_detection, self.server_name)
+        return Accounts(self.api, self.mas, self._host.mas_detection, self.server_name)
 
     async def save(self, **changes: Any) -> None:
         self.state.update(changes)
         self.advanced = True
-        await self._runner.job_store.update_job(self.id, state=self.state)
+        await self._host.save_state(self.id, self.state)
 
     # -- marks: exact totals across a kill
 
@@ -235,9 +240,9 @@ class JobContext:
         """Say, durably, that this job is about to change `item` (before the request that does it).
         If the bot is killed before the item's batch is saved, the item is done again after the
         restart and found already done: `intended(item)` then says it was this job's doing."""
-        marks = await self._marks()
+        marks = await self.load_marks()
         if item not in marks:
-            await self._runner.job_store.add_job_mark(self.id, item)
+            await self._host.add_mark(self.id, item)
             marks.add(item)
 
     def intended(self, item: str) -> bool:
@@ -247,11 +252,11 @@ class JobContext:
     async def leftover_marks(self) -> set[str]:
         """Items this job marked whose batch was never saved with them: for a listing that loses its
         items as they are done (deleted files), the ones done before a restart and not seen again."""
-        return set(await self._marks())
+        return set(await self.load_marks())
 
-    async def _marks(self) -> set[str]:
+    async def load_marks(self) -> set[str]:
         if self._mark_set is None:
-            self._mark_set = await self._runner.job_store.job_marks(self.id)
+            self._mark_set = await self._host.marks(self.id)
         return self._mark_set
 
     async def _save_counted(self, bulk: dict[str, Any], items: list[str]) -> None:
@@ -259,42 +264,37 @@ class JobContext:
         self.advanced = True
         if self._mark_set:
             self._mark_set.difference_update(items)
-        await self._runner.job_store.save_job_progress(self.id, self.state, done_items=items if self._mark_set is not None
-                                                   else [])
+        await self._host.save_progress(self.id, self.state, items if self._mark_set is not None else [])
 
     async def progress(self, view: Any, *, force: bool = False) -> None:
         """Show progress by editing the job's message; at most one edit per interval."""
         self.advanced = True
         now = time.monotonic()
-        if not force and now - self._last_edit < self._runner.edit_interval:
+        if not force and now - self._last_edit < self._host.edit_interval:
             return
         self._last_edit = now
-        await self._runner.show(self._record, "running", view)
+        await self._host.show(self._record, "running", view)
 
     async def sleep(self, seconds: float) -> None:
-        await self._runner.sleep(seconds)
+        await self._host.sleep(seconds)
 
     @property
     def cancelled_by(self) -> str | None:
-        return self._runner.cancel_requested(self.id)
+        return self._host.cancel_requested(self.id)
 
     async def checkpoint(self) -> Role:
         """Between steps: stop if the job was cancelled, or if its requester may no longer run
         it (roles come from the current config). Returns the requester's current role."""
         by = self.cancelled_by
         if by is not None:
-            raise JobStopped(JobResult("cancelled", self._stopped(f"Cancelled by {by}")))
-        role = self._runner.policy.role_of(self.requester)
-        needed = self._inv.role_needed
-        if role is None or role < needed:
-            now = "no role any more" if role is None else f"only the {role.label} role"
-            raise JobStopped(JobResult("failed", self._stopped(
-                f"Stopped: {self.requester} has {now} in the bot's config, and this job needs the {needed.label} role",
-                tone="error")))
+            raise JobStopped(JobResult("cancelled", self.stopped(f"Cancelled by {by}")))
+        role, refusal = self._host.may_go_on(self.requester, self._inv)
+        if refusal is not None or role is None:
+            raise JobStopped(JobResult("failed", self.stopped(f"Stopped: {refusal}", tone="error")))
         self.role = role
         return role
 
-    def _stopped(self, why: str, *, tone: str = "warning") -> Text:
+    def stopped(self, why: str, *, tone: str = "warning") -> Text:
         """Why the job stopped, how far it got, and what keeps running on the homeserver."""
         parts = [why]
         bulk = self.state.get("bulk")
@@ -346,7 +346,7 @@ class JobContext:
         progress = BulkProgress.load(self.state.get("bulk"), keep_results=keep_results)
         if not progress.finished:
             run = _BulkRun(self, fetch, do_one, progress, target=target, key=key, cap=max_concurrency, view=view,
-                           size=batch_size or self._runner.batch_size, prefetch=prefetch)
+                           size=batch_size or self._host.batch_size, prefetch=prefetch)
             await run.run()
         return progress
 
@@ -372,7 +372,7 @@ class _BulkRun(Generic[T]):
                  progress: BulkProgress, *, target: Callable[[T], Target | None] | None, key: Callable[[T], str],
                  cap: int | None, view: Callable[[BulkProgress], Any] | None, size: int, prefetch: bool) -> None:
         self.job = job
-        self.runner = job._runner
+        self.host = job._host
         self.fetch = fetch
         self.do_one = do_one
         self.progress = progress
@@ -432,12 +432,11 @@ class _BulkRun(Generic[T]):
         return asyncio.create_task(self.fetch(cursor, self.size))
 
     async def _start(self, batch: _Batch[T], role: Role) -> None:
-        policy = self.runner.policy
         for index, item in enumerate(batch.page.items):
             if self.stopped or self.failure is not None:
                 return
             aimed_at = self.target(item) if self.target is not None else None
-            problem = await policy.target_problem(role, aimed_at) if aimed_at is not None else None
+            problem = await self.host.target_problem(role, aimed_at) if aimed_at is not None else None
             if problem:
                 batch.results[index] = ItemResult(SKIPPED, problem)
                 batch.started = index + 1
@@ -446,7 +445,7 @@ class _BulkRun(Generic[T]):
             if self.stopped or self.failure is not None:
                 return
             batch.started = index + 1
-            self.runner.in_flight += 1
+            self.host.take_slot()
             task = asyncio.create_task(self._one(batch, index, item))
             self.running.add(task)
             task.add_done_callback(self._ended)
@@ -455,23 +454,22 @@ class _BulkRun(Generic[T]):
         """Until the concurrency policy (and this run's cap) lets one more item start; batches
         that complete meanwhile are saved."""
         while not (self.stopped or self.failure is not None):
-            if self.runner.in_flight < self.runner.bulk_limit() and (
+            if self.host.has_room() and (
                     self.cap is None or len(self.running) < self.cap):
                 return
-            await self.runner.slot_freed(within=self.runner.people_around_for())
+            await self.host.slot_freed(within=self.host.people_around_for())
             await self._commit()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         # A callback, not a `finally`: a task cancelled before it ever ran ends here too.
         self.running.discard(task)
-        self.runner.in_flight -= 1
-        self.runner.free_slot()
+        self.host.release_slot()
 
     async def _one(self, batch: _Batch[T], index: int, item: T) -> None:
         started = time.monotonic()
         # Paced by people's presence, not by the policy: its answers tell the policy nothing of
         # what the homeserver can take (refusals excepted).
-        held_for_people = self.runner.people_around()
+        held_for_people = self.host.people_around()
         with working(Work(Priority.BULK)) as work:
             try:
                 answer = await self.do_one(item)
@@ -491,15 +489,15 @@ class _BulkRun(Generic[T]):
         batch.results[index] = result
         if result.stop:
             self.stopped = True
-        if self.runner.people_around():
+        if self.host.people_around():
             # The item keeps its slot as long again: while people are at work with the bot, bulk
             # work takes at most about half of the homeserver's time, whatever its pace.
-            await self.runner.sleep(min(time.monotonic() - started, MAX_PAUSE_WITH_PEOPLE_S))
+            await self.host.sleep(min(time.monotonic() - started, MAX_PAUSE_WITH_PEOPLE_S))
 
     def _record(self, started: float, work: Work, status: int | None, held_for_people: bool) -> None:
         if held_for_people and not is_refusal(status):
             return
-        self.runner.concurrency.record(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status,
+        self.host.record_timing(ItemTiming(max(0.0, time.monotonic() - started - work.held_s), status,
                                                   requests=max(1, len(work.statuses))))
 
     async def _drain(self) -> None:
@@ -568,259 +566,3 @@ async def follow(
         await job.progress(progress(status))
 
 
-# -- the runner
-
-
-class JobRunner:
-    def __init__(
-        self,
-        *,
-        job_store: JobStore,
-        api: Any,
-        policy: Policy,
-        table: CommandTable,
-        server_name: str,
-        sender: Sender,
-        edit_interval: float = 2.0,
-        poll_interval: float = 1.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        outage_budget: float = OUTAGE_BUDGET_S,
-        concurrency: ConcurrencyPolicy | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        gate: HomeserverGate | None = None,
-    ) -> None:
-        self.job_store = job_store
-        self.api = api
-        self.policy = policy
-        self.table = table
-        self.server_name = server_name
-        self.sender = sender
-        self.edit_interval = edit_interval
-        self.poll_interval = poll_interval
-        self.sleep = sleep
-        self.outage_budget = outage_budget
-        # One policy for the items of every running job: the homeserver's capacity is shared.
-        self.concurrency = concurrency or AdaptiveConcurrency()
-        self.batch_size = batch_size
-        # After a transient failure a job waits here for the homeserver (no backoff of its own).
-        self.gate = gate
-        self.in_flight = 0  # bulk items running, all jobs together
-        self._slot = asyncio.Event()
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._cancels: dict[int, str] = {}
-        self.mas: Any = None  # the MAS admin API and what detection found (bot/mas.py), set by the app
-        self.mas_detection: Any = None
-        # Records a finished job's reversal as the undo of its audit entry; returns the line that
-        # says how to take it back (set by the dispatcher, which keeps the undo records).
-        self.record_undo: Callable[[JobRecord, Invocation, Reversal], Awaitable[Any]] | None = None
-
-    async def create(self, inv: Invocation, *, started_by: str) -> int:
-        """Store a job for this invocation; it starts once its message exists (`attach`)."""
-        if inv.command.job_body is None:
-            raise ValueError(f"{inv.name} cannot run as a job")
-        return await self.job_store.add_job(
-            command=inv.name, invocation_json=encode(inv, hide_secrets=True), summary=inv.command_line(),
-            sender=started_by, room_id=inv.room_id, reply_to=inv.event_id, thread_root=inv.thread_root,
-        )
-
-    async def attach(self, job_id: int, progress_event_id: str | None) -> None:
-        """The job's message exists: record it and start the job."""
-        if progress_event_id:
-            await self.job_store.update_job(job_id, progress_event_id=progress_event_id)
-        record = await self.job_store.get_job(job_id)
-        if record is not None:
-            self._spawn(record, resumed=False)
-
-    async def resume_all(self) -> int:
-        records = await self.job_store.jobs(statuses=["running"], limit=1000)
-        for record in records:
-            if record.id not in self._tasks:
-                log.info("resuming job #%s (%s)", record.id, record.kind)
-                self._spawn(record, resumed=True)
-        return len(records)
-
-    def running(self) -> list[int]:
-        return sorted(self._tasks)
-
-    def cancel_requested(self, job_id: int) -> str | None:
-        return self._cancels.get(job_id)
-
-    async def cancel(self, job_id: int, by: str, *, wait: float = 10.0) -> JobRecord | None:
-        """Ask a job to stop at its next checkpoint (remembered across a restart), and wait a
-        little for it. Returns the job's record once it has stopped, or None if it still runs."""
-        await self.job_store.request_job_cancel(job_id, by)
-        record = await self.job_store.get_job(job_id)
-        self._cancels[job_id] = record.cancel_requested_by if record and record.cancel_requested_by else by
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.wait([task], timeout=wait)
-        record = await self.job_store.get_job(job_id)
-        return record if record is not None and record.status != "running" else None
-
-    def _spawn(self, record: JobRecord, *, resumed: bool) -> None:
-        if record.cancel_requested_by:
-            self._cancels[record.id] = record.cancel_requested_by
-        task = asyncio.create_task(self._run(record, resumed=resumed), name=f"job-{record.id}")
-        self._tasks[record.id] = task
-        task.add_done_callback(lambda _t, job_id=record.id: self._tasks.pop(job_id, None))
-
-    def _load(self, record: JobRecord) -> Invocation:
-        if record.invocation_json is None:
-            raise InvalidInvocation("it was started by an older version of the bot, which kept its progress in a "
-                                    "form this one cannot carry on")
-        inv = decode(record.invocation_json, self.table, ParseEnv(server_name=self.server_name, now_ms=now_ms()))
-        if inv.command.job_body is None:
-            raise InvalidInvocation(f"{inv.name} no longer runs as a job")
-        return inv
-
-    async def _run(self, record: JobRecord, *, resumed: bool) -> None:
-        # A job's requests are bulk work (bot/homeserver/gate.py): people's commands go first, also when the
-        # job was started from one (a task inherits its starter's context).
-        with working(Work(Priority.BULK)):
-            await self._run_job(record, resumed=resumed)
-
-    async def _run_job(self, record: JobRecord, *, resumed: bool) -> None:
-        try:
-            inv = self._load(record)
-        except InvalidInvocation as exc:
-            await self._finish(record, JobResult("unknown", Text(
-                f"Not resumed: {exc}. Check its outcome on the homeserver, and start it again if needed.", tone="warning")))
-            return
-        if resumed:
-            await self.show(record, "running", Text("Picked up again after the bot restarted; checking on it…"))
-        result = await self._run_body(record, inv, resumed=resumed)
-        if result.reversal is not None and self.record_undo is not None:  # also a job cancelled mid-way
-            try:
-                hint = await self.record_undo(record, inv, result.reversal)
-            except Exception:
-                log.exception("could not record the undo of job #%s", record.id)
-                hint = Text("No undo: the bot could not record how to take it back.", tone="warning")
-            if hint is not None:
-                result = JobResult(result.status, Doc(result.view, hint))
-        await self._finish(record, result)
-
-    async def _run_body(self, record: JobRecord, inv: Invocation, *, resumed: bool) -> JobResult:
-        body = inv.command.job_body
-        assert body is not None
-        outage_since: float | None = None
-        attempt = 0
-        while True:
-            job = JobContext(self, record, inv, resumed=resumed or attempt > 0)
-            try:
-                if job.resumed:
-                    await job._marks()  # what it was about to do before the restart (`intended`)
-                role = await job.checkpoint()
-                problem = await self.policy.invocation_problem(role, inv)
-                if problem:
-                    return JobResult("failed", job._stopped(f"Refused: {problem}", tone="error"))
-                return await body(job, **inv.args)
-            except JobStopped as stop:
-                return stop.result
-            except asyncio.CancelledError:
-                raise  # the bot is stopping: the job stays 'running' and resumes on the next start
-            except AdminAPIError as exc:
-                if not is_transient(exc):
-                    return _stopped_on(exc)
-                now = time.monotonic()
-                new_outage = outage_since is None or job.advanced
-                if new_outage:
-                    outage_since = now
-                if now - outage_since >= self.outage_budget:
-                    return JobResult("failed", Text(
-                        f"The homeserver did not answer for {int(now - outage_since)}s ({exc.errcode}: {exc.error}); "
-                        "the bot gave up following this job. Check its outcome on the homeserver.", tone="error"))
-                attempt += 1
-                if new_outage:
-                    log.warning("job #%s: homeserver unavailable (%s); going on when it is back", record.id, exc.errcode)
-                    await self.show(record, "running", Text(
-                        f"The homeserver does not answer ({exc.errcode}: {exc.error}); the job goes on as soon as it "
-                        "does.", tone="warning"))
-                await self._homeserver_back()
-                record = await self.job_store.get_job(record.id) or record  # with what the body saved
-            except CommandError as exc:
-                return JobResult("failed", Text(str(exc), tone="error"))
-            except Exception as exc:  # a body's bug must not take the bot down
-                log.exception("job #%s (%s) failed", record.id, record.kind)
-                return JobResult("failed", Text(f"The job stopped on an error: {type(exc).__name__}: {exc}", tone="error"))
-
-    async def _homeserver_back(self) -> None:
-        """After a transient failure: until the homeserver gate lets a request try again (the
-        whole bot finds out together whether the homeserver is back: no backoff of the job's own
-        that could outlast its return). Without a gate, a short pause."""
-        if self.gate is None:
-            await self.sleep(max(self.poll_interval, 0.1))
-            return
-        await self.gate.wait_ready(MAX_RETRY_WAIT_S)
-
-    async def _finish(self, record: JobRecord, result: JobResult) -> None:
-        self._cancels.pop(record.id, None)
-        # Shown first, then recorded: a kill in between leaves the job running, and the next start
-        # finds it finished (its saved progress) and shows the same end again — never a job that is
-        # over in the store while its message still says it runs.
-        await self.show(record, result.status, result.view, final=True)
-        await self.job_store.update_job(record.id, status=result.status, result_text=render_fitting(result.view).body[:2000])
-
-    def people_around(self) -> bool:
-        return self.people_around_for() is not None
-
-    def people_around_for(self) -> float | None:
-        """While people are at work with the bot, how long bulk work keeps to fewer items (bot/homeserver/gate.py)."""
-        return self.gate.people_around_for() if self.gate is not None else None
-
-    def bulk_limit(self) -> int:
-        """Bulk items allowed in flight now, all jobs together: the concurrency policy's limit, or
-        fewer while people are at work with the bot (bot/homeserver/gate.py)."""
-        limit = self.concurrency.limit()
-        cap = self.gate.bulk_in_flight_cap() if self.gate is not None else None
-        return limit if cap is None else min(limit, cap)
-
-    def free_slot(self) -> None:
-        self._slot.set()
-        self._slot = asyncio.Event()
-
-    async def slot_freed(self, within: float | None = None) -> None:
-        """Until a bulk item (of any job) ends, or `within` seconds have passed (when given)."""
-        if within is None:
-            await self._slot.wait()
-            return
-        try:
-            await asyncio.wait_for(self._slot.wait(), within)
-        except TimeoutError:
-            pass
-
-    async def show(self, record: JobRecord, status: str, view: Any, *, final: bool = False) -> None:
-        """Edit the job's message; a job whose message was never sent (the bot stopped between
-        storing the job and replying) gets a new reply, which later edits then follow."""
-        elapsed = max(0, (now_ms() - record.created_ts) // 1000)
-        shown = job_view(record.id, record.summary, status, elapsed, view)
-        current = await self.job_store.get_job(record.id)
-        target = current.progress_event_id if current else record.progress_event_id
-        encrypted = self.sender.is_encrypted(record.room_id)
-        for attempt in range(_FINAL_EDIT_ATTEMPTS if final else 1):
-            try:
-                # Measured as it goes out (an edit or a reply, encrypted or not), not as the largest form.
-                if target:
-                    form = SendForm(encrypted=encrypted, edit_of=target, room_id=record.room_id)
-                    await self.sender.send(record.room_id, fit_content(shown, form))
-                else:
-                    form = SendForm(encrypted=encrypted, reply_to=record.reply_to, thread_root=record.thread_root,
-                                    room_id=record.room_id)
-                    target = await self.sender.send(record.room_id, fit_content(shown, form),
-                                                    txn_id=f"job-{record.id}-message")
-                    await self.job_store.update_job(record.id, progress_event_id=target)
-                return
-            except Exception:
-                log.warning("could not show job #%s (attempt %s)", record.id, attempt + 1, exc_info=True)
-                if attempt + 1 < (_FINAL_EDIT_ATTEMPTS if final else 1):
-                    await self.sleep(1.0)
-
-    async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _stopped_on(exc: AdminAPIError) -> JobResult:
-    hint = f" {exc.hint}" if exc.hint else ""
-    return JobResult("failed", Text(f"The homeserver refused: {exc.errcode}: {exc.error.rstrip('.')}.{hint}", tone="error"))

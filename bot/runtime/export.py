@@ -1,0 +1,128 @@
+"""Exports (`--export csv|json`): every page of a listing streamed into a file, and the hint that
+names the next page of a listing answered in the room."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import json
+import os
+import shlex
+import tempfile
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from bot.handler_api.invocation import Invocation
+from bot.handler_api.parsing import PageRequest
+from bot.handler_api.spec import EXPORT_PAGE_SIZE
+from bot.runtime.options import RunOptions, handler_kwargs
+from bot.text.render import csv_cell, plain_value
+from bot.text.views import Attachment, Doc, Table, Text
+
+if TYPE_CHECKING:
+    from bot.handler_api.context import Context
+
+# Rows written between looks at the event loop (the next page's answer comes in meanwhile), and
+# the file's write buffer.
+EXPORT_ROWS_BETWEEN_YIELDS = 100
+EXPORT_WRITE_BUFFER = 1 << 16
+
+
+async def export(ctx: Context, inv: Invocation, options: RunOptions) -> Attachment:
+    """Fetch every page and stream the rows into a file; at most two pages in memory. The next
+    page is asked for as soon as this one has come (its token is known), and this one's rows are
+    written while the homeserver works on it."""
+    fmt = options.export or "csv"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    filename = f"{inv.name.replace(' ', '-')}-{stamp}.{fmt}"
+    handle = tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", delete=False, encoding="utf-8", newline="",
+                                         buffering=EXPORT_WRITE_BUFFER)
+    rows = 0
+    token = options.page.from_token if options.page else None
+    columns: list[str] | None = None
+
+    async def page_at(at: str | None) -> Table | None:
+        page = PageRequest(from_token=at, limit=EXPORT_PAGE_SIZE, export=True)
+        return _first_table(await inv.command.handler(ctx, **handler_kwargs(inv, page)))
+
+    coming: asyncio.Task[Table | None] | None = asyncio.ensure_future(page_at(token))
+    try:
+        writer = csv.writer(handle) if fmt == "csv" else None
+        if fmt == "json":
+            handle.write("[")
+        while coming is not None:
+            table = await coming
+            coming = None
+            if table is None:
+                break
+            if table.next_from and table.next_from != token:
+                token = table.next_from
+                coming = asyncio.ensure_future(page_at(token))
+                await asyncio.sleep(0)  # let its request leave before the rows are written
+            if columns is None:
+                columns = list(table.columns)
+                if writer is not None:
+                    writer.writerow(columns)
+            for index, row in enumerate(table.rows):
+                values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
+                if writer is not None:
+                    writer.writerow(values)
+                else:
+                    handle.write(("," if rows else "") + "\n" + json.dumps(dict(zip(columns, values)), ensure_ascii=False))
+                rows += 1
+                if index % EXPORT_ROWS_BETWEEN_YIELDS == EXPORT_ROWS_BETWEEN_YIELDS - 1:
+                    await asyncio.sleep(0)  # the next page's answer, and other commands, are read meanwhile
+        if fmt == "json":
+            handle.write("\n]\n")
+    except BaseException:
+        handle.close()
+        os.unlink(handle.name)
+        raise
+    finally:
+        if coming is not None:
+            coming.cancel()
+            await asyncio.gather(coming, return_exceptions=True)
+    handle.close()
+    mimetype = "text/csv" if fmt == "csv" else "application/json"
+    return Attachment(filename=filename, path=handle.name, mimetype=mimetype, rows=rows,
+                      caption=Text(f"Exported {rows:,} rows of {inv.name} as {filename}.", tone="ok"))
+
+
+def with_next_hint(view: Any, options: RunOptions, prefix: str) -> Any:
+    """A listing answered in the room ends with the command for its next page, as it was typed."""
+    if not options.tokens:
+        return view  # a stored invocation has no words to repeat; the table says `--from` itself
+    if isinstance(view, Table) and view.next_from is not None:
+        return dataclasses.replace(view, next_hint=_next_page_command(options.tokens, view.next_from, prefix))
+    if isinstance(view, Doc):
+        return Doc(*[with_next_hint(b, options, prefix) for b in view.blocks])
+    return view
+
+
+def _next_page_command(tokens: tuple[str, ...], next_from: str, prefix: str) -> str:
+    words: list[str] = []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+            continue
+        if token == "--from":
+            skip = True
+            continue
+        if token.startswith("--from="):
+            continue
+        words.append(token)
+    words += ["--from", next_from]
+    return " ".join([prefix] + [shlex.quote(w) for w in words])
+
+
+def _first_table(view: Any) -> Table | None:
+    if isinstance(view, Table):
+        return view
+    if isinstance(view, Doc):
+        for block in view.blocks:
+            found = _first_table(block)
+            if found is not None:
+                return found
+    return None
