@@ -241,7 +241,10 @@ async def _snapshot(hs: LocalHomeserver, token: str, t: Targets) -> dict[str, An
                             for u in users),
             "rooms": sorted((r["room_id"], r["joined_members"], r["joined_local_members"], r["name"]) for r in rooms),
             "tokens": await get("/_synapse/admin/v1/registration_tokens"),
-            "media": await get("/_synapse/admin/v1/statistics/users/media", limit=100_000),
+            # What the bot itself uploads (the chart of `reports stats`) is its answer, not a change
+            # a command made to anyone's account.
+            "media": [m for m in (await get("/_synapse/admin/v1/statistics/users/media", limit=100_000))["users"]
+                      if m["user_id"] != (await get("/_matrix/client/v3/account/whoami"))["user_id"]],
         }
         for user in t.users:
             q = quote(user)
@@ -311,7 +314,11 @@ async def test_500_hostile_commands_from_four_roles_leave_the_bot_up_and_the_hom
             def notices_by_command() -> dict[str, list[dict[str, Any]]]:
                 found: dict[str, list[dict[str, Any]]] = {}
                 for event in observer.events.get(world.admin_room, []):
-                    if event.get("sender") == world.bot.user_id and reply_target(event):
+                    # An answer is its notice; a file or chart sent with it (`reports stats`, an
+                    # export) replies to the same command but is part of that one answer.
+                    content = event.get("content") or {}
+                    if (event.get("sender") == world.bot.user_id and reply_target(event)
+                            and content.get("msgtype") in ("m.notice", "m.text")):
                         found.setdefault(str(reply_target(event)), []).append(event)
                 return found
 

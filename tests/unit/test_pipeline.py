@@ -122,6 +122,9 @@ def test_each_who_may_is_a_decision_with_its_reason() -> None:
     assert decisions.may_approve(ADMIN, Role.ADMIN, grant) and not decisions.may_approve(VIEWER, Role.MODERATOR, grant)
     assert decisions.may_be_assigned("@v:hs", Role.VIEWER).reason.startswith("@v:hs is a viewer: only moderators")
     assert decisions.may_be_assigned("@m:hs", Role.MODERATOR)
+    wipe = table().by_name["acct grant"]
+    assert decisions.may_see_job_result(Role.ADMIN, wipe) and not decisions.may_see_job_result(Role.MODERATOR, wipe)
+    assert decisions.may_see_job_result(Role.VIEWER, None).reason.endswith("needs the admin role; you are a viewer")
 
 
 _ROLE_WORDS = ("role", "needed", "Role")
