@@ -25,6 +25,13 @@
   devices" mode share room keys with it and trust its replies; and it tells whether the device that
   sent a message is cross-signed by its owner.
 
+MatrixClient keeps the sync loop and sending; each other concern is an object it constructs and
+shares its state with: `session` (login, cross-signing set-up, bot/matrix/session.py), `invites`
+(bot/matrix/invites.py), `lists` (policy list rooms, bot/matrix/policy_lists.py), `trust` (senders'
+published keys, who gets room keys, bot/matrix/trust.py), `direct` (send_direct, bot/matrix/direct.py)
+and `timeline` (what a sync brings to the admin rooms, bot/matrix/timeline.py). Settings, the error
+type and the event sink live in bot/matrix/common.py and are importable from here too.
+
 This module knows no command and no Admin API endpoint.
 """
 
@@ -36,53 +43,62 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
-    JoinError,
     KeysUploadResponse,
-    LoginResponse,
-    MegolmEvent,
-    ReactionEvent,
-    RoomMemberEvent,
-    MessageDirection,
-    RoomMessage,
-    RoomMessagesResponse,
     RoomRedactResponse,
-    RoomCreateResponse,
-    RoomLeaveResponse,
-    RoomPreset,
     RoomResolveAliasResponse,
     RoomSendResponse,
-    RoomVisibility,
     SyncResponse,
     UploadResponse,
-    WhoamiResponse,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
-from bot.matrix.rooms import MOVED, PINNED, AdminRooms
-from bot.homeserver.backoff import Backoff
 from bot.config import Secret, TokenSource
-from bot.matrix.crypto.identity import CrossSigning, State
-from bot.matrix.crypto.keyfile import KEYS_FILE_NAME
-from bot.matrix.crypto.keys_api import KeysAPI, KeysAPIError, UserKeys
-from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMessage
+from bot.homeserver.backoff import Backoff
 from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
-from bot.text.ids import valid_room_id
-from bot.text.render import file_content, notice_content, render
+from bot.matrix.crypto.identity import CrossSigning, State
+from bot.matrix.crypto.keys_api import KeysAPI, UserKeys
+from bot.matrix.events import IncomingMessage, IncomingReaction
+from bot.matrix.rooms import AdminRooms, MOVED, PINNED
 from bot.state.identities import IdentityPins
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
-from bot.text.views import Text
-
-from bot.matrix.common import *  # noqa: F403  (the names other modules import from here)
-from bot.matrix.common import _body, _error_of, _load_json, _Pending  # noqa: F401
+from bot.text.ids import valid_room_id
+from bot.text.render import file_content
+from bot.matrix.common import (
+    BACKGROUND_WAIT_S,
+    CROSS_SIGNING_RETRY_S,
+    DIRECT_READY_TIMEOUT_S,
+    EventSink,
+    GAP_PAGES,
+    GAP_PAGE_SIZE,
+    INVITE_KEY,
+    INVITE_TASKS,
+    INVITE_TIMEOUT_S,
+    KEYS_UPLOAD_RETRY_MAX_S,
+    KEYS_UPLOAD_RETRY_S,
+    MAX_OPEN_INVITES,
+    MatrixError,
+    NOT_READY,
+    NO_TRUSTED_DEVICE,
+    PINS_KEY,
+    SEND_WAIT_FOR_HOMESERVER_S,
+    SEND_WAIT_FOR_SYNC_S,
+    SESSION_KEY,
+    SETTLE_WAIT_S,
+    SYNC_FILTER,
+    SYNC_TOKEN_KEY,
+    UNDECRYPTABLE_GRACE_S,
+    strip_reply_fallback,
+    _Pending,
+    _error_of,
+)
 from bot.matrix.direct import DirectMessages
 from bot.matrix.invites import Invites
 from bot.matrix.policy_lists import PolicyLists

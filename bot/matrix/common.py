@@ -3,58 +3,14 @@ small helpers of the event contents (bot/matrix/client.py explains the whole).""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    JoinError,
-    KeysUploadResponse,
-    LoginResponse,
-    MegolmEvent,
-    ReactionEvent,
-    RoomMemberEvent,
-    MessageDirection,
-    RoomMessage,
-    RoomMessagesResponse,
-    RoomRedactResponse,
-    RoomCreateResponse,
-    RoomLeaveResponse,
-    RoomPreset,
-    RoomResolveAliasResponse,
-    RoomSendResponse,
-    RoomVisibility,
-    SyncResponse,
-    UploadResponse,
-    WhoamiResponse,
-)
-from nio.exceptions import EncryptionError, LocalProtocolError
+from nio import MegolmEvent
 
-from bot.matrix.rooms import MOVED, PINNED, AdminRooms
-from bot.homeserver.backoff import Backoff
-from bot.config import Secret, TokenSource
-from bot.matrix.crypto.identity import CrossSigning, State
-from bot.matrix.crypto.keyfile import KEYS_FILE_NAME
-from bot.matrix.crypto.keys_api import KeysAPI, KeysAPIError, UserKeys
 from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMessage
-from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
-from bot.text.ids import valid_room_id
-from bot.text.render import file_content, notice_content, render
-from bot.state.identities import IdentityPins
-from bot.state.journal import Journal
-from bot.state.meta import MetaStore
-from bot.text.views import Text
 
-log = logging.getLogger(__name__)
 
 SYNC_TOKEN_KEY = "sync.next_batch"
 SESSION_KEY = "matrix.session"  # "user_id device_id access_token" after a password login

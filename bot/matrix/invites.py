@@ -5,65 +5,33 @@ Part of the Matrix client (bot/matrix/client.py), which constructs it and whose 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import aiohttp
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    JoinError,
-    KeysUploadResponse,
-    LoginResponse,
-    MegolmEvent,
-    ReactionEvent,
-    RoomMemberEvent,
-    MessageDirection,
-    RoomMessage,
-    RoomMessagesResponse,
-    RoomRedactResponse,
-    RoomCreateResponse,
-    RoomLeaveResponse,
-    RoomPreset,
-    RoomResolveAliasResponse,
-    RoomSendResponse,
-    RoomVisibility,
-    SyncResponse,
-    UploadResponse,
-    WhoamiResponse,
+from nio import JoinError, RoomLeaveResponse, SyncResponse
+from bot.matrix.common import (
+    INVITE_ATTEMPTS,
+    INVITE_KEY,
+    INVITE_PRUNE_EVERY_S,
+    INVITE_RECORD_DAYS,
+    INVITE_RETRY_S,
+    MAX_INVITE_RECORDS,
+    MAX_OPEN_INVITES,
+    _load_json,
 )
-from nio.exceptions import EncryptionError, LocalProtocolError
 
-from bot.matrix.rooms import MOVED, PINNED, AdminRooms
-from bot.homeserver.backoff import Backoff
-from bot.config import Secret, TokenSource
-from bot.matrix.crypto.identity import CrossSigning, State
-from bot.matrix.crypto.keyfile import KEYS_FILE_NAME
-from bot.matrix.crypto.keys_api import KeysAPI, KeysAPIError, UserKeys
-from bot.matrix.events import IncomingMessage, IncomingReaction, UndecryptableMessage
-from bot.homeserver.gate import GateClosed, HomeserverGate, Ticket
-from bot.text.ids import valid_room_id
-from bot.text.render import file_content, notice_content, render
-from bot.state.identities import IdentityPins
-from bot.state.journal import Journal
-from bot.state.meta import MetaStore
-from bot.text.views import Text
-
-from bot.matrix.common import *  # noqa: F403
-from bot.matrix.common import _body, _error_of, _load_json, _Pending  # noqa: F401
+if TYPE_CHECKING:
+    from bot.matrix.client import MatrixClient
 
 log = logging.getLogger(__name__)
 
 
 class Invites:
-    def __init__(self, client: Any) -> None:
-        self._c = client  # the MatrixClient
+    def __init__(self, client: MatrixClient) -> None:
+        self._c = client  # the client that constructed it: its nio client, stores and shared state
 
     def _queue_invites(self, response: SyncResponse) -> None:
         for room_id, info in response.rooms.invite.items():
