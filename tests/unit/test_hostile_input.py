@@ -206,14 +206,14 @@ async def test_an_invite_flood_is_bounded_and_a_stalled_decline_times_out_and_is
             running -= 1
 
     client.client.room_leave = stalled_leave  # type: ignore[method-assign]
-    client._queue_invites(_invites(*[f"!spam{i}:evil" for i in range(MAX_OPEN_INVITES + 50)]))
+    client.invites._queue_invites(_invites(*[f"!spam{i}:evil" for i in range(MAX_OPEN_INVITES + 50)]))
     assert len(client._open_invites) == MAX_OPEN_INVITES and client.invites_dropped == 50
     deadline = time.monotonic() + 30
     while client._open_invites and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert not client._open_invites and peak <= INVITE_TASKS and len(calls) == MAX_OPEN_INVITES
     # Seen again (the next start's full sync): not declined again before the retry time.
-    client._queue_invites(_invites("!spam0:evil"))
+    client.invites._queue_invites(_invites("!spam0:evil"))
     await client.drain()
     assert calls.count("!spam0:evil") == 1
     await client.close()
@@ -280,7 +280,7 @@ async def test_a_stalled_join_of_an_admin_room_times_out_and_frees_the_invite(tm
         await asyncio.sleep(3600)  # a homeserver that never answers the join
 
     client.client.join = stalled_join  # type: ignore[method-assign]
-    client._queue_invites(_invites("!admin:hs"))
+    client.invites._queue_invites(_invites("!admin:hs"))
     deadline = time.monotonic() + 5
     while client._open_invites and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -305,10 +305,10 @@ async def test_a_stored_direct_room_is_reused_only_while_private_and_encrypted(t
     room("!dm:hs", ["@bot:hs", "@alice:hs"])
     room("!joined:hs", ["@bot:hs", "@alice:hs", "@mallory:hs"])  # someone else came in since
     room("!clear:hs", ["@bot:hs", "@alice:hs"], encrypted=False)
-    assert client._private_with("!dm:hs", "@alice:hs")
-    assert not client._private_with("!joined:hs", "@alice:hs")
-    assert not client._private_with("!clear:hs", "@alice:hs")
-    assert not client._private_with("!dm:hs", "@bob:hs") and not client._private_with("!unknown:hs", "@alice:hs")
+    assert client.direct._private_with("!dm:hs", "@alice:hs")
+    assert not client.direct._private_with("!joined:hs", "@alice:hs")
+    assert not client.direct._private_with("!clear:hs", "@alice:hs")
+    assert not client.direct._private_with("!dm:hs", "@bob:hs") and not client.direct._private_with("!unknown:hs", "@alice:hs")
     await client.close()
     await store.db.close()
 
@@ -341,7 +341,7 @@ async def test_the_token_of_a_password_login_reaches_the_scrubber_before_it_is_s
 
     store.meta.set_meta = spying_set_meta  # type: ignore[method-assign]
     client.client.login = login  # type: ignore[method-assign]
-    await client._password_login()
+    await client.session._password_login()
     assert known_when_stored == ["@bot:hs NEWDEV ***"]
     await client.close()
     await db.close()
@@ -354,7 +354,7 @@ async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> 
         raise ConnectionResetError("connection dropped")
 
     client.client.room_leave = dropped  # type: ignore[method-assign]
-    client._queue_invites(_invites("!a:evil"))
+    client.invites._queue_invites(_invites("!a:evil"))
     await client.drain()
     assert '"state": "failed"' in (await store.meta.get_meta("invite.!a:evil") or "")
 
@@ -362,7 +362,7 @@ async def test_a_failing_decline_never_reaches_the_sync_loop(tmp_path: Path) -> 
         return RoomLeaveResponse()
 
     client.client.room_leave = fine  # type: ignore[method-assign]
-    client._queue_invites(_invites("!b:evil"))
+    client.invites._queue_invites(_invites("!b:evil"))
     await client.drain()
     assert '"state": "declined"' in (await store.meta.get_meta("invite.!b:evil") or "")
     await client.close()
@@ -453,7 +453,7 @@ async def test_a_failing_step_after_a_sync_is_logged_and_the_loop_syncs_again(tm
 
     client._sync_once = sync_once  # type: ignore[method-assign]
     client._after_sync = broken  # type: ignore[method-assign]
-    client._retry_pending = broken  # type: ignore[method-assign]
+    client.timeline._retry_pending = broken  # type: ignore[method-assign]
     await asyncio.wait_for(client.run(SimpleNamespace(), stop), timeout=10)
     assert syncs == ["s0", "s1", "s2"] and await store.meta.get_meta("sync.next_batch") == "s3"
     await client.close()
@@ -515,7 +515,7 @@ async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_i
     store.journal.claim_event = claim  # type: ignore[method-assign]
     timeline = SimpleNamespace(events=[event("$bad", "first"), event("$good", "second")], limited=False)
     response = SimpleNamespace(rooms=SimpleNamespace(join={"!admin:hs": SimpleNamespace(timeline=timeline)}))
-    await client._handle_timeline(response, Sink())  # type: ignore[arg-type]
+    await client.timeline._handle_timeline(response, Sink())  # type: ignore[arg-type]
     await client.drain()
     assert delivered == ["second"]
     await client.close()
@@ -525,9 +525,9 @@ async def test_a_failure_while_handling_one_event_is_logged_and_the_next_event_i
 async def test_the_memory_of_declined_invites_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    import bot.matrix.client as matrix_client
+    import bot.matrix.invites as matrix_invites
 
-    monkeypatch.setattr(matrix_client, "MAX_INVITE_RECORDS", 5)
+    monkeypatch.setattr(matrix_invites, "MAX_INVITE_RECORDS", 5)
     client, store = await _matrix(tmp_path)
     await store.meta.set_meta("invite.!ancient:evil", json.dumps({"attempts": 3, "last": 1.0, "state": "declined"}))
 
@@ -536,8 +536,8 @@ async def test_the_memory_of_declined_invites_is_pruned(tmp_path: Path, monkeypa
 
     client.client.room_leave = leave  # type: ignore[method-assign]
     for index in range(12):
-        await client._decline(f"!spam{index}:evil", "@spammer:evil")
-        client._invites_pruned_at = -1e9  # the pruning pause is over
+        await client.invites._decline(f"!spam{index}:evil", "@spammer:evil")
+        client.invites._invites_pruned_at = -1e9  # the pruning pause is over
     kept = await store.db.run(lambda c: [r[0] for r in c.execute("SELECT key FROM meta WHERE key LIKE 'invite.%'")])
     assert len(kept) == 5 and "invite.!ancient:evil" not in kept and "invite.!spam11:evil" in kept
     await client.close()

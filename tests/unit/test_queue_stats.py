@@ -304,7 +304,7 @@ async def test_the_client_never_writes_to_a_list_and_never_takes_an_admin_room_f
     message = {"type": "m.room.message", "event_id": "$m", "sender": "@a:hs", "content": {"body": "!admin server version"}}
     sync = SimpleNamespace(rooms=SimpleNamespace(join={"!list:hs": SimpleNamespace(
         state=[SimpleNamespace(source=rule)], timeline=SimpleNamespace(events=[SimpleNamespace(source=message)]))}))
-    client._feed_policy_lists(sync)  # type: ignore[arg-type]
+    client.lists._feed_policy_lists(sync)  # type: ignore[arg-type]
     assert seen == [("!list:hs", [rule])]
     await client.close()
     await db.close()

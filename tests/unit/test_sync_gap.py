@@ -32,7 +32,7 @@ async def test_the_gap_is_read_back_to_the_last_sync_oldest_first(tmp_path: Path
     async with VirtualClock() as clock:
         client, _ = await make_client(tmp_path, "http://127.0.0.1:9", HomeserverGate(clock), [])
         calls, client.client.room_messages = pager([["e5", "e4", "e3"], ["e2", "e1"]])
-        events = await client._gap("!r:test", "prev", "s1")
+        events = await client.timeline._gap("!r:test", "prev", "s1")
     assert events == ["e1", "e2", "e3", "e4", "e5"]
     assert [c["start"] for c in calls] == ["prev", "t1", "t2"]
     assert all(c["end"] == "s1" for c in calls)
@@ -50,7 +50,7 @@ async def test_a_flood_beyond_the_bound_costs_the_bound_and_the_room_is_told(tmp
             return "$notice"
 
         client.send = send  # type: ignore[method-assign]
-        events = await client._gap("!r:test", "prev", "s1")
+        events = await client.timeline._gap("!r:test", "prev", "s1")
         await asyncio.sleep(0)
         await client.drain()
     assert len(calls) == GAP_PAGES
@@ -63,5 +63,5 @@ async def test_no_prev_batch_means_no_gap_to_read(tmp_path: Path) -> None:
     async with VirtualClock() as clock:
         client, _ = await make_client(tmp_path, "http://127.0.0.1:9", HomeserverGate(clock), [])
         calls, client.client.room_messages = pager([["e1"]])
-        assert await client._gap("!r:test", None, "s1") == []
+        assert await client.timeline._gap("!r:test", None, "s1") == []
     assert calls == []
