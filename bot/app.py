@@ -72,12 +72,15 @@ class App:
         matrix_options: dict[str, Any] | None = None,
         mas_transport: httpx.AsyncBaseTransport | None = None,
         refusal_window_s: float | None = None,
+        timer_interval: float = 1.0,
         config_path: Path | None = None,
     ) -> None:
+        self._timer_interval = timer_interval  # how often due timers are looked for (bot/runtime/timers.py)
         if table is None:
             from commands import load_table
 
             table = load_table()
+        wiring.check_commands(config, table)  # a ConfigError, as from loading the file
         self.config = config
         self.table = table
         self._admin_transport = admin_transport
@@ -146,7 +149,8 @@ class App:
             gate=self.gate,
         )
         await self._start_mas()
-        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas)
+        self.policy = Policy(access, self.api, server_name=config.server_name, mas=self.mas,
+                             two_person=frozenset(config.approval.two_person))
         # The undo records, for the commands' undo and for what a job hands back when it is over.
         undo_book = UndoBook(stores.undo, stores.audit, self.table, self._env, config.command_prefix, jobs=stores.jobs)
         self.jobs = JobRunner(
@@ -169,6 +173,7 @@ class App:
             gate=self.api.gate, mas=self.mas, mas_detection=self._detected,
             report_desk=ReportDesk(self.reports, stores.reports), reaction_hooks=[self.reports.on_reaction],
             observers=[self.metrics.observe_command] if self.metrics is not None else [], undo_book=undo_book,
+            timers=stores.timers, schedules=stores.schedules,
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
@@ -281,6 +286,7 @@ class App:
         self._tasks = [
             asyncio.create_task(self.matrix.run(self.dispatcher, self.stop_event), name="sync"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self._timers(), name="timers"),
         ]
         # Not among the tasks whose end ends the bot: these are done once they have looked.
         self._recovery = asyncio.create_task(self._recover(), name="recover")
@@ -335,6 +341,28 @@ class App:
             return
         if found:
             log.info("handled %d command(s) interrupted by the last stop", found)
+
+    async def _timers(self) -> None:
+        """Actions given --for end when their time is up (bot/runtime/timers.py); once the first sync
+        is in, the ones that fell due while the bot was down (or were cut short by a kill) first."""
+        timers, schedules = self.dispatcher.timers, self.dispatcher.schedules
+        while not self.matrix.caught_up and not self.stop_event.is_set():
+            await asyncio.sleep(0.1)
+        for source in (timers, schedules):
+            try:
+                if source is not None:
+                    await source.resume()
+            except Exception:
+                log.exception("resuming %s failed", type(source).__name__)
+        while not self.stop_event.is_set():
+            for source in (timers, schedules):  # the scheduled commands too (bot/runtime/schedules.py)
+                try:
+                    if source is not None:
+                        await source.tick()
+                except Exception:
+                    log.exception("running what is due (%s) failed", type(source).__name__)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self._timer_interval)
 
     def _say_ready(self) -> None:
         """The operator's one line: synced, in its admin rooms, the inbox started — it answers now."""

@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_login(args))
     try:
         config = load(args.config, os.environ)
+        from commands import load_table
+
+        wiring.check_commands(config, load_table())
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,13 @@ class ConfirmationsConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalConfig:
+    # Commands (by name, `user deactivate`) whose prompt a second person must confirm. The names are
+    # checked against the command table at start (`check_command_names`: the table is not known here).
+    two_person: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     bind: tuple[str, int] | None = None  # off unless set
 
@@ -272,6 +279,7 @@ class Config:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     mas: MASConfig | None = None  # None: no `mas:` section (the homeserver may still delegate to MAS)
     policy_lists: tuple[str, ...] = ()  # policy rooms (m.policy.rule.*) the team follows: read only
 
@@ -294,6 +302,7 @@ _TOP_LEVEL_KEYS = (
     "jobs",
     "metrics",
     "rate_limits",
+    "approval",
     "mas",
     "policy_lists",
 )
@@ -573,6 +582,8 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
 
     limits_reader = root.section("rate_limits", ("exempt_bot",))
     rate_limits = RateLimitsConfig(exempt_bot=limits_reader.boolean("exempt_bot", True))
+    approval_reader = root.section("approval", ("two_person",))
+    approval = ApprovalConfig(two_person=tuple(" ".join(name.split()) for name in approval_reader.string_list("two_person")))
 
     mas = _mas(root, base_dir, environ)
 
@@ -590,6 +601,7 @@ def parse(data: Any, *, base_dir: Path, environ: Mapping[str, str]) -> Config:
         jobs=jobs,
         metrics=metrics,
         rate_limits=rate_limits,
+        approval=approval,
         mas=mas,
         policy_lists=policy_lists,
     )
@@ -622,6 +634,20 @@ def _password(reader: _Reader, base_dir: Path, environ: Mapping[str, str]) -> Se
             raise ConfigError("bot.password_file", f"{path} is empty")
         return Secret(text)
     return Secret(password) if password else None
+
+
+def check_command_names(config: Config, prompting: Collection[str], others: Collection[str]) -> None:
+    """The commands `approval.two_person` names exist and ask for confirmation (`prompting`: the
+    names of commands that do; `others`: every other command and verb). Called where the command
+    table is known (bot/cli.py, bot/app.py); raises ConfigError naming the entry."""
+    for index, name in enumerate(config.approval.two_person):
+        if name in prompting:
+            continue
+        key = f"approval.two_person[{index}]"
+        if name in others:
+            raise ConfigError(key, f"{name} never asks for confirmation, so a second person could not confirm it")
+        close = difflib.get_close_matches(name, list(prompting), n=1)
+        raise ConfigError(key, f"there is no command {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 # What SIGHUP applies to a running bot (bot/app.py: App.reload): these keys, or of a section only the

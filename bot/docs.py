@@ -107,6 +107,9 @@ def render(table: CommandTable, prefix: str = "!admin", catalogue: list[Catalogu
         "The undo column: `yes` — a successful run records how to take it back, and its reply ends with",
         f"`{prefix} undo <entry>`; `no (irreversible)` — its prompt says there is no undo, and `undo` refuses it",
         "with the reason; `—` — no undo is recorded (take it back by hand). An undo is final.",
+        f"`by itself with --for`: given `--for <duration>` (from 10s), the action ends by itself — its undo runs",
+        f"when the time is up, and the admin rooms are told; `{prefix} timers` lists them, `{prefix} timers cancel <id>`",
+        "keeps the action.",
         "",
         f"Admin API coverage: {len(named)} of {total} catalogue endpoints are offered by a command "
         f"({100 * len(named) / total:.0f}%); {len(missing)} are listed at the end with the reason.",

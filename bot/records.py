@@ -171,3 +171,42 @@ class TeamAction:
     detail: str
     undone_by: int | None = None  # the audit row of its undo
     undo_available: bool = False  # it recorded an undo that has not been used
+
+
+@dataclass(frozen=True)
+class TimerRecord:
+    """An action that ends by itself (`--for`): its undo runs at `due_ts` (bot/runtime/timers.py)."""
+
+    id: int
+    action: int  # the audit row of the action; its undo record says how to take it back
+    command: str
+    summary: str
+    requester: str
+    room_id: str
+    due_ts: int
+    created_ts: int
+    state: str  # pending, firing, done, refused, failed, cancelled
+    decided_by: str | None = None
+    decided_ts: int | None = None
+    result: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A command that runs on a schedule (bot/runtime/schedules.py)."""
+
+    id: int
+    author: str
+    room_id: str
+    when_json: str  # bot/handler_api/when.py
+    when_text: str
+    invocation_json: str  # the command, as typed and checked when scheduled (bot/handler_api/invocation.py)
+    summary: str
+    next_ts: int
+    state: str  # unconfirmed, active, paused, stopped (its author lost the role), removed
+    running: int = 0
+    runs: int = 0
+    last_run_ts: int | None = None
+    last_result: str = ""
+    note: str = ""
+    created_ts: int = 0

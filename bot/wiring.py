@@ -26,7 +26,7 @@ import httpx
 from bot.homeserver.admin_api import AdminAPI, AdminHTTP
 from bot.homeserver.admin_api.http import ResponseObserver
 from bot.matrix.rooms import AdminRooms
-from bot.config import Config, MASConfig, TokenSource
+from bot.config import Config, MASConfig, TokenSource, check_command_names
 from bot.matrix.crypto.identity import CrossSigning
 from bot.matrix.crypto.keyfile import keys_path
 from bot.matrix.crypto.keys_api import KeysAPI
@@ -40,6 +40,7 @@ from bot.state.meta import MetaStore
 from bot.state.stores import Stores
 
 if TYPE_CHECKING:
+    from bot.handler_api.spec import CommandTable
     from bot.matrix.client import MatrixClient
 
 CHECK_TIMEOUT_S = 15.0
@@ -49,6 +50,13 @@ def current_token(source: TokenSource | None) -> str | None:
     """The token a source holds right now, if any."""
     current = source.current() if source is not None else None
     return current.reveal() if current is not None else None
+
+
+def check_commands(config: Config, table: CommandTable) -> None:
+    """What the config says about commands by name (`approval.two_person`) matches the table; raises ConfigError."""
+    commands = list(table.commands())
+    prompting = {c.name for c in commands if not c.runtime and c.confirm_label != "no"}
+    check_command_names(config, prompting, {c.name for c in commands} - prompting)
 
 
 # -- state on disk

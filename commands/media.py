@@ -54,7 +54,7 @@ async def info(ctx: Context, mxc: MxcURI) -> Record:
 
 @media.command(
     "quarantine", summary="Quarantine a file, or every file of a room or of a user: kept on disk, no longer served",
-    role=Role.MODERATOR, destructive=True,
+    role=Role.MODERATOR, destructive=True, expires=True,
     params=[Param("mxc", MxcURI, "the file (or use --room / --user)", optional=True)],
     flags=[Flag("room", "every file referenced in this room's unencrypted events", RoomRef),
            Flag("user", "every file this local user uploaded", LocalUserID)],

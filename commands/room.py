@@ -255,7 +255,7 @@ async def _(ctx: Context, room: str, **_: Any) -> ForwardExtremitiesPreview:
 
 @room.command(
     "block", summary="Block a room: local users can no longer join it (works for unknown rooms too)",
-    role=Role.MODERATOR, destructive=True,
+    role=Role.MODERATOR, destructive=True, expires=True,
     params=[Param("room", RoomRef, "room ID or alias")],
     endpoints=["GET /_synapse/admin/v1/rooms/<room_id>/block", "PUT /_synapse/admin/v1/rooms/<room_id>/block"],
 )

@@ -343,6 +343,24 @@ class Duration(int):
         return cls(int(raw))
 
 
+class TimerDuration(Duration):
+    """How long an action lasts before it ends by itself (`--for`): from 10 s."""
+
+    minimum = 10_000
+    bounds = "from 10s up to 100y"
+
+    @classmethod
+    def parse(cls, token: str, env: ParseEnv) -> TimerDuration:
+        value = cls(duration_ms(token))
+        if value < cls.minimum:
+            raise ArgumentError(f"{_shown(token)} is too short: an action ends by itself after 10s at the soonest")
+        return value
+
+    @classmethod
+    def load(cls, raw: Any) -> TimerDuration:
+        return cls(int(raw))
+
+
 def _shown(token: str) -> str:
     """A token quoted in an error message, cut when long (a 5,000-digit number is not echoed whole)."""
     return repr(token) if len(token) <= 40 else repr(token[:40]) + "…"

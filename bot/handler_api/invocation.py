@@ -35,6 +35,13 @@ SOURCES = frozenset({
     "undo",  # `undo <entry>`: the inverse of a recorded action
     "job",  # a job picked up again after a restart
 })
+# Sources that name what they come from: "timer 3" (an action's time is up), "schedule 2" (a run).
+NUMBERED_SOURCES = frozenset({"timer", "schedule"})
+
+
+def is_source(source: str) -> bool:
+    kind, _, number = source.partition(" ")
+    return source in SOURCES or (kind in NUMBERED_SOURCES and number.isdigit() and not number.startswith("0"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class Invocation:
     source: str = "command"  # where it came from: one of SOURCES
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
+        if not is_source(self.source):
             raise ValueError(f"unknown source of an invocation: {self.source}")
 
     @property
@@ -119,7 +126,7 @@ class Invocation:
             if value is None or value == []:
                 continue
             words.append("(hidden)" if param.secret else _word(param.type, value))
-        for flag in self.command.flags:
+        for flag in _own_flags(self.command):
             value = self.args.get(flag.dest)
             if value is None or value is False or value == [] or value == flag.default:
                 continue
@@ -135,7 +142,7 @@ def describe_args(command: Command, args: Mapping[str, Any]) -> list[tuple[str, 
         if value is None or value == []:
             continue
         lines.append((param.name, "(hidden)" if param.secret else describe_value(param.type, value)))
-    for flag in command.flags:
+    for flag in _own_flags(command):
         value = args.get(flag.dest)
         if value is None or value is False or value == [] or value == flag.default:
             continue
@@ -192,7 +199,7 @@ def decode(text: str | None, table: CommandTable, env: ParseEnv) -> Invocation:
         if undoes is not None and (not isinstance(undoes, int) or isinstance(undoes, bool) or undoes < 1):
             raise ArgumentError("the action it takes back is not an audit entry number")
         source = data.get("source", "command")
-        if source not in SOURCES:
+        if not isinstance(source, str) or not is_source(source):
             raise ArgumentError(f"{source!r} is not a source of invocations")
         return Invocation(command=command, args=args, requester=str(data["requester"]), room_id=str(data["room_id"]),
                           event_id=str(data["event_id"]), thread_root=data.get("thread_root"), targets=targets,
@@ -226,7 +233,7 @@ def typed_args(command: Command, raw: Mapping[str, Any], env: ParseEnv) -> dict[
         else:
             args[flag.dest] = _load(flag.type, value, env, flag.option)
     if command.validator is not None:
-        command.validator(**args)
+        command.validator(**command.handler_args(args))
     return args
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.handler_api.argtypes import ArgumentError, ParseEnv, _shown
-from bot.handler_api.spec import DEFAULT_PAGE_SIZE, HELP_FLAG, Command, CommandTable, Flag
+from bot.handler_api.spec import DEFAULT_PAGE_SIZE, FOR_FLAG, HELP_FLAG, Command, CommandTable, Flag
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "«": '"', "»": '"'})
 
@@ -94,7 +94,7 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
     while index < len(rest):
         token = rest[index]
         index += 1
-        if options_done or not token.startswith("--") or token == "-":
+        if options_done or not token.startswith("--") or token == "-" or (command.passthrough and positionals):
             positionals.append(token)
             continue
         if token == "--":
@@ -102,6 +102,10 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
             continue
         name, has_value, inline = token.partition("=")
         flag = flags.get(name)
+        if flag is None and name == FOR_FLAG.option:
+            raise ArgumentError(f"--for: {command.name} does not end by itself: only actions that undo can take back "
+                                "on their own take --for (user suspend, user lock, user shadow-ban, room block, "
+                                "media quarantine)")
         if flag is None:
             close = difflib.get_close_matches(name, list(flags), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -146,8 +150,10 @@ def _bind(command: Command, rest: list[str], env: ParseEnv, tokens: list[str]) -
             limit=_flag_value(_flag(command, "limit"), limit, env) or DEFAULT_PAGE_SIZE,
         )
         invocation.export = _flag_value(_flag(command, "export"), export, env)
+    if invocation.args.get(FOR_FLAG.dest) is not None and invocation.args.get("undo"):
+        raise ArgumentError("--for ends an action by itself: with --undo there is no action to end")
     if command.validator is not None:
-        command.validator(**invocation.args)
+        command.validator(**command.handler_args(invocation.args))
     return invocation
 
 

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
-from bot.handler_api.argtypes import Choice, Int, Text
+from bot.handler_api.argtypes import Choice, Int, Text, TimerDuration
 from bot.homeserver.accounts.errors import AccountRefused
 
 
@@ -192,6 +192,12 @@ PAGE_FLAGS = (
     Flag("limit", "rows per page", Int(minimum=1, maximum=1000)),
     Flag("export", "send every page as a file attachment instead", Choice("csv", "json")),
 )
+# `--for <duration>`, on the commands declared with `expires=True`: the action ends by itself (its
+# undo runs) after that long (bot/runtime/timers.py). Stored with the invocation, never handed to
+# the handler: how long it lasts is the runtime's business.
+FOR_FLAG = Flag("for", "end it by itself after this long (from 10s): its undo runs then, and the admin rooms are told",
+                TimerDuration)
+RUNTIME_ARGS = frozenset({FOR_FLAG.dest})
 DEFAULT_PAGE_SIZE = 25
 MAS_API_PREFIX = "/api/admin/v1/"  # where matrix-authentication-service's admin API lives
 EXPORT_PAGE_SIZE = 1000  # rows per page an export asks for: fewer, larger requests (bench/bigserver.py)
@@ -221,6 +227,14 @@ class Command:
     runtime: bool = False  # a verb of the bot itself, run by the runtime (bot/runtime/verbs.py; declared in bot/handler_api/verbs.py)
     irreversible: str = ""  # why what it does cannot be taken back ("" when it can, or is not declared)
     undo_handler: Handler | None = None  # (ctx, **args) -> Reversal | None, called just before it runs
+    expires: bool = False  # takes `--for <duration>` (FOR_FLAG): the action ends by itself
+    passthrough: bool = False  # after its first positional word, every word is positional (`schedule add`)
+
+    @staticmethod
+    def handler_args(args: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments its handlers (preview, undo, targets, validator) take: without the
+        runtime's own (`--for`)."""
+        return {name: value for name, value in args.items() if name not in RUNTIME_ARGS}
     # A job whose body hands back its Reversal when it is over (JobResult.reversal): only the job
     # knows what it changed (which files it quarantined, whether it was the one that suspended).
     job_undo: bool = False
@@ -275,7 +289,7 @@ class Command:
     def undo_label(self) -> str:
         """For help and docs: can what it does be taken back with `undo`?"""
         if self.reversible:
-            return "yes"
+            return "yes; by itself with --for" if self.expires else "yes"
         if self.irreversible:
             return "no (irreversible)"
         triggers = [name for name, e in self._declared_escalations() if e.irreversible]
@@ -303,6 +317,8 @@ class Command:
     @property
     def all_flags(self) -> tuple[Flag, ...]:
         extra: list[Flag] = []
+        if self.expires:
+            extra.append(FOR_FLAG)
         if self.may_write:
             extra.append(DRY_RUN_FLAG)
         if self.paged:
@@ -389,6 +405,8 @@ class CommandGroup:
         job: bool = False,
         runtime: bool = False,
         irreversible: bool | str = False,
+        expires: bool = False,
+        passthrough: bool = False,
         job_undo: bool = False,
     ) -> Callable[[Handler], Command]:
         def register(handler: Handler) -> Command:
@@ -410,6 +428,8 @@ class CommandGroup:
                 job=job,
                 runtime=runtime,
                 irreversible=irreversible_reason(irreversible),
+                expires=expires,
+                passthrough=passthrough,
                 job_undo=job_undo,
             )
             if job_undo and not job:

@@ -44,6 +44,16 @@ class Runtime(Protocol):
 
     async def cancel_job(self, ctx: Context, job_id: int) -> Any: ...
 
+    async def list_timers(self) -> Any: ...
+
+    async def schedule_add(self, ctx: Context, words: list[str]) -> Any: ...
+
+    async def list_schedules(self) -> Any: ...
+
+    async def change_schedule(self, ctx: Context, schedule_id: int, verb: str) -> Any: ...
+
+    async def cancel_timer(self, ctx: Context, timer_id: int) -> Any: ...
+
     def may_see_result(self, ctx: Context, record: JobRecord) -> bool: ...
 
     async def identity_list(self, ctx: Context) -> Any: ...
@@ -66,7 +76,9 @@ async def help_(rt: Runtime, ctx: Context, topic: list[str] | None) -> Any:
 @meta.command(
     "confirm", summary="Run a command that waits for confirmation", role=Role.VIEWER, runtime=True,
     params=[Param("code", Identifier, "the code shown in the prompt; optional when you have exactly one waiting", optional=True)],
-    details="Only someone whose role may run the waiting command can confirm it. A ✅ reaction on the prompt does the same.",
+    details="Only someone whose role may run the waiting command can confirm it. A ✅ reaction on the prompt does the same. "
+            "A command listed under `approval.two_person` in the config needs a second person: someone else than "
+            "its requester, whose role may run it (the prompt says so; the audit names both).",
 )
 async def confirm(rt: Runtime, ctx: Context, code: str | None) -> Any:
     return await rt.decide(ctx, code, confirm=True)
@@ -223,3 +235,62 @@ async def _job_details(rt: Runtime, ctx: Context, job_id: int) -> Any:
 def _first_line(text: str) -> str:
     line = next((part for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= 80 else line[:79] + "…"
+
+
+@meta.command(
+    "timers", summary="List the actions that end by themselves (given --for), and when", role=Role.VIEWER,
+    runtime=True,
+    details="An action given `--for <duration>` (user suspend, lock and shadow-ban, room block, media quarantine) "
+            "ends by itself: when its time is up its undo runs, as its requester with their role then, and the "
+            "admin rooms are told. If someone changed what it changed meanwhile, nothing is done and the rooms are "
+            "told why. A timer that fell due while the bot was down runs when it starts.",
+)
+async def timers(rt: Runtime, ctx: Context) -> Any:
+    return await rt.list_timers()
+
+
+@meta.command(
+    "timers cancel", summary="Keep an action that would end by itself: its timer will not run", role=Role.VIEWER,
+    runtime=True,
+    params=[Param("timer", Int(minimum=1), "the timer's number (see `timers`)")],
+    details="Whoever set the timer, or an admin, can cancel it. The action stays; `undo` still takes it back.",
+)
+async def timers_cancel(rt: Runtime, ctx: Context, timer: int) -> Any:
+    return await rt.cancel_timer(ctx, timer)
+
+
+@meta.command(
+    "schedule add", summary="Run a command on a schedule (UTC): every <duration>, daily HH:MM or weekly <day> HH:MM",
+    role=Role.VIEWER, runtime=True, passthrough=True,
+    params=[Param("words", TextArg, "the schedule, then the command with its arguments", variadic=True)],
+    details="`every <duration>` (at least 1m), `daily HH:MM`, or `weekly mon|tue|wed|thu|fri|sat|sun HH:MM`, in UTC, "
+            "then the command as you would type it. It is checked now, like a typed command (your role, what it acts "
+            "on); a destructive one is confirmed now, once, and its prompt shows the schedule. Each run is a new "
+            "command by you, checked again with your role then (a schedule whose author lost the role stops, saying "
+            "so), audited as `schedule <id>`, and posts its result here as a new message. Runs missed while the bot "
+            "was down run once when it starts; two runs never overlap. The bot's own verbs (confirm, undo, "
+            "schedule, timers…) cannot be scheduled.",
+    examples=["schedule add weekly sun 03:00 media purge --before 90d", "schedule add every 6h server stats"],
+)
+async def schedule_add(rt: Runtime, ctx: Context, words: list[str]) -> Any:
+    return await rt.schedule_add(ctx, words)
+
+
+@meta.command("schedule list", summary="List the schedules: when, what, next run", role=Role.VIEWER, runtime=True)
+async def schedule_list(rt: Runtime, ctx: Context) -> Any:
+    return await rt.list_schedules()
+
+
+def _schedule_verb(verb: str, summary: str) -> Any:
+    @meta.command(f"schedule {verb}", summary=summary, role=Role.VIEWER, runtime=True,
+                  params=[Param("schedule", Int(minimum=1), "the schedule's number (see `schedule list`)")],
+                  details="Its author, or an admin, can change a schedule.")
+    async def change(rt: Runtime, ctx: Context, schedule: int) -> Any:
+        return await rt.change_schedule(ctx, schedule, verb)
+
+    return change
+
+
+schedule_remove = _schedule_verb("remove", "Remove a schedule: it does not run again")
+schedule_pause = _schedule_verb("pause", "Pause a schedule until it is resumed")
+schedule_resume = _schedule_verb("resume", "Resume a paused or stopped schedule (its next run is the next one after now)")

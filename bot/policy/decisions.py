@@ -1,7 +1,7 @@
 """Every "who may" the bot asks, answered with a Decision and its reason.
 
-Run a command, confirm one, cancel one, take an action back, stop a job, keep a job going, and
-(for the two-person approval to come) approve one: the runtime asks here and nowhere compares
+Run a command, confirm one (with the two-person rule, `approval.two_person`: approve one, as a
+second person), cancel one, take an action back, stop a job, keep a job going: the runtime asks here and nowhere compares
 roles itself. The reason is for the room, without the leading "Refused: " and the final stop
 (the caller says how it refuses); "needs the X role; you are a Y" is written once, in `_needs`.
 
@@ -52,15 +52,23 @@ def may_run_verb(role: Role | None, command: Command) -> Decision:
     return _needs(command.name, command.role, role)
 
 
-def may_confirm(role: Role | None, inv: Invocation) -> Decision:
-    """Whoever confirms runs it: they need the role it needs."""
+def may_confirm(who: str, role: Role | None, inv: Invocation, *, two_person: bool = False) -> Decision:
+    """Whoever confirms runs it: they need the role it needs. Under the two-person rule
+    (`two_person`: its command is listed under `approval.two_person`), that is someone else than
+    the requester: `may_approve`."""
+    if two_person:
+        return may_approve(who, role, inv)
     return _needs(f"confirming {as_asked(inv)}", inv.role_needed, role)
+
+
+SECOND_PERSON = "a second person is needed"
 
 
 def may_approve(approver: str, role: Role | None, inv: Invocation) -> Decision:
     """A second person's approval (two-person rule): someone else than the requester, who may run it."""
     if approver == inv.requester:
-        return Decision(False, "the second approval must come from someone else than the requester")
+        return Decision(False, f"{SECOND_PERSON}: {inv.name} runs only when someone else whose role may run it "
+                               "(approval.two_person in the config) confirms it; the prompt stays valid for them")
     return _needs(f"approving {as_asked(inv)}", inv.role_needed, role)
 
 
@@ -92,6 +100,20 @@ def may_stop_job(who: str, role: Role | None, *, started_by: str, job_id: int) -
     return Decision(False, f"only {started_by}, who started job #{job_id}, or an admin can stop it")
 
 
+def may_cancel_timer(who: str, role: Role | None, *, set_by: str, timer_id: int) -> Decision:
+    """`timers cancel`: keeping an action that would end by itself is for whoever set it, or an admin."""
+    if who == set_by or (role is not None and role >= Role.ADMIN):
+        return YES
+    return Decision(False, f"only {set_by}, who set timer #{timer_id}, or an admin can cancel it")
+
+
+def may_change_schedule(who: str, role: Role | None, *, author: str, schedule_id: int) -> Decision:
+    """`schedule remove|pause|resume`: its author, or an admin."""
+    if who == author or (role is not None and role >= Role.ADMIN):
+        return YES
+    return Decision(False, f"only {author}, who scheduled #{schedule_id}, or an admin can change it")
+
+
 # Who handles reports, and so can be given one.
 REPORT_HANDLER = Role.MODERATOR
 
@@ -105,10 +127,10 @@ def may_be_assigned(user_id: str, role: Role | None) -> Decision:
                            "the config) handle reports, so only they can be assigned one")
 
 
-def may_go_on(requester: str, role: Role | None, inv: Invocation) -> Decision:
+def may_go_on(requester: str, role: Role | None, inv: Invocation, *, what: str = "this job") -> Decision:
     """A job, before each step: its requester still has the role it needs (from the current config)."""
     needed = inv.role_needed
     if role is not None and role >= needed:
         return YES
     now = "no role any more" if role is None else f"only the {role.label} role"
-    return Decision(False, f"{requester} has {now} in the bot's config, and this job needs the {needed.label} role")
+    return Decision(False, f"{requester} has {now} in the bot's config, and {what} needs the {needed.label} role")

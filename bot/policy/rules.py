@@ -55,8 +55,10 @@ class Policy:
     def __init__(
         self, access: Access, api: StaffLookup, *, server_name: str, cache_s: float = SERVER_ADMIN_CACHE_S,
         clock: Callable[[], float] = time.monotonic, mas: MASLookup | None = None,
+        two_person: frozenset[str] = frozenset(),
     ) -> None:
         self.access = access
+        self.two_person = two_person  # approval.two_person: commands a second person must confirm
         self.api = api
         self.server_name = server_name
         self.cache_s = cache_s
@@ -78,13 +80,21 @@ class Policy:
 
     may_run = staticmethod(decisions.may_run)
     may_run_verb = staticmethod(decisions.may_run_verb)
-    may_confirm = staticmethod(decisions.may_confirm)
     may_approve = staticmethod(decisions.may_approve)
     may_cancel = staticmethod(decisions.may_cancel)
     may_undo = staticmethod(decisions.may_undo)
     may_stop_job = staticmethod(decisions.may_stop_job)
+    may_cancel_timer = staticmethod(decisions.may_cancel_timer)
+    may_change_schedule = staticmethod(decisions.may_change_schedule)
     may_see_job_result = staticmethod(decisions.may_see_job_result)
     may_go_on = staticmethod(decisions.may_go_on)
+
+    def needs_second_person(self, inv: Invocation) -> bool:
+        """Its prompt must be confirmed by someone else than its requester (approval.two_person)."""
+        return inv.name in self.two_person
+
+    def may_confirm(self, who: str, role: Role | None, inv: Invocation) -> Decision:
+        return decisions.may_confirm(who, role, inv, two_person=self.needs_second_person(inv))
 
     def may_be_assigned(self, user_id: str) -> Decision:
         """Whether a report may be given to `user_id` (by their role in the current config)."""

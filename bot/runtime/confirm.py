@@ -50,19 +50,24 @@ def heading(inv: Invocation) -> str:
     return f"This will run: {name} — {summary}"
 
 
-def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str, timeout_s: float) -> Doc:
+def prompt_view(inv: Invocation, preview: Any, *, code: str | None, prefix: str, timeout_s: float,
+                second_person: bool = False, extra: Any = None) -> Doc:
+    """`second_person`: the two-person rule applies (someone else than the requester confirms);
+    `extra`: what the source adds (the schedule it will run on)."""
     what = Record(heading(inv), [(name, value) for name, value in inv.described()
                                  if not (name == "--undo" and inv.args.get("undo") is True)])
     if code is None:
         footer = Text("Dry run: nothing was changed.", tone="info")
     else:
         minutes = max(1, round(timeout_s / 60))
+        who = ("Two-person rule: someone else than " + inv.requester + " whose role may run it must confirm. To run it, "
+               "they send ") if second_person else "To run it, send "
         footer = Text(
-            "To run it, send ", Code(f"{prefix} confirm {code}"), " or react ✅ to this message within "
+            who, Code(f"{prefix} confirm {code}"), " or react ✅ to this message within "
             f"{minutes} min. To drop it: ", Code(f"{prefix} cancel {code}"), " or ❌.",
             tone="warning",
         )
-    return Doc(what, preview, undo_line(inv, prefix), footer)
+    return Doc(what, extra, preview, undo_line(inv, prefix), footer)
 
 
 def undo_line(inv: Invocation, prefix: str) -> Text | None:

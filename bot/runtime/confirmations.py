@@ -7,7 +7,7 @@ the confirmation."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.argtypes import ParseEnv
@@ -37,7 +37,10 @@ class Confirmations:
     def __init__(
         self, *, store: ConfirmationStore, held_secrets: HeldSecrets, table: CommandTable, env: Callable[[], ParseEnv], policy: Policy, pipeline: Pipeline,
         journal: CommandJournal, replies: Replies, audit: AuditWriter, answers: Answers, clock: Callable[[], int],
+        on_schedule: Callable[[Context, Invocation], Awaitable[None]] | None = None,
     ) -> None:
+        # A confirmed prompt of a scheduled command activates its schedule instead of running it now.
+        self.on_schedule = on_schedule
         self.store = store
         self.held_secrets = held_secrets
         self.table = table
@@ -57,7 +60,9 @@ class Confirmations:
         if isinstance(pending, Text):
             return pending
         try:
-            stored = decode(pending.invocation_json, self.table, self.env()).via("confirmation")
+            stored = decode(pending.invocation_json, self.table, self.env())
+            # A scheduled command's prompt stays the schedule's: confirming it activates the schedule.
+            stored = stored if stored.source.startswith("schedule ") else stored.via("confirmation")
         except InvalidInvocation as exc:
             return await self._drop_invalid(ctx, pending, str(exc))
         inv = self.held_secrets.restore(pending.code, stored)
@@ -73,7 +78,7 @@ class Confirmations:
                 self.held_secrets.drop(pending.code)
 
     async def _confirm(self, ctx: Context, pending: PendingConfirmation, inv: Invocation) -> Any:
-        decision = self.policy.may_confirm(ctx.role, inv)
+        decision = self.policy.may_confirm(ctx.requester, ctx.role, inv)
         if not decision:
             return Text(f"Refused: {decision.reason}.", tone="error")
         try:
@@ -90,7 +95,12 @@ class Confirmations:
         taken = await self.store.take_confirmation(pending.code, ctx.requester)
         if taken is None:
             return Text(f"Confirmation {pending.code} was already used, cancelled or expired; nothing was done.", tone="error")
-        await self._edit_prompt(taken, Text(f"Confirmed by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
+        approved = self.policy.needs_second_person(inv)
+        verb = "Approved (second person)" if approved else "Confirmed"
+        await self._edit_prompt(taken, Text(f"{verb} by {ctx.requester}: {inv.name} {taken.summary}", tone="ok"))
+        if inv.source.startswith("schedule ") and self.on_schedule is not None:
+            await self.on_schedule(ctx, inv)  # confirmed once, when scheduled: it runs at its times
+            return None
         await self.pipeline.execute(ctx, inv, RunOptions.stored(inv), confirmation=taken)
         return None
 

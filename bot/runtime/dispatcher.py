@@ -37,6 +37,8 @@ from bot.runtime.prompts import Prompts
 from bot.runtime.recovery import Recovery
 from bot.runtime.refusals import RefusalLimiter, Refusals
 from bot.runtime.replies import Replies
+from bot.runtime.schedules import Schedules
+from bot.runtime.timers import TimerBook, TimerSource
 from bot.runtime.undo import UndoBook
 from bot.runtime.undoing import UndoChecks, UndoSource
 from bot.runtime.verbs import RuntimeVerbs
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from bot.state.journal import Journal
     from bot.state.meta import MetaStore
     from bot.state.undo import UndoStore
+    from bot.state.schedules import ScheduleStore
+    from bot.state.timers import TimerStore
     from bot.homeserver.admin_api import AdminAPI
     from bot.homeserver.gate import HomeserverGate
     from bot.homeserver.mas_api import MASAPI
@@ -87,6 +91,8 @@ class Dispatcher:
         reaction_hooks: list[ReactionHook] | None = None,
         observers: list[Observer] | None = None,
         undo_book: UndoBook | None = None,
+        timers: TimerStore | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self.clock = clock = clock or (lambda: int(time.time() * 1000))
         self.policy = policy
@@ -108,20 +114,27 @@ class Dispatcher:
         command_journal = CommandJournal(journal, clock)
         self.undo_book = undo_book or UndoBook(undo, audit, table, self.contexts.env, prefix, jobs=job_store)
         undo_checks = UndoChecks(self.undo_book, policy, self.replies, writer)
+        timer_book = TimerBook(timers, policy, prefix, clock) if timers is not None else None
         self.held_secrets = HeldSecrets()  # typed passwords waiting for a confirmation: never in the database
         self.pipeline = Pipeline(
             table=table, policy=policy, api=api, contexts=self.contexts, replies=self.replies, audit=writer,
             refusals=refusing, answers=self.answers, journal=command_journal, undo=undo_checks, jobs=jobs,
             prompts=Prompts(confirmations=confirmations, meta=meta, held_secrets=self.held_secrets,
                             replies=self.replies, audit=writer, answers=self.answers, prefix=prefix,
-                            confirm_timeout=confirm_timeout),
+                            confirm_timeout=confirm_timeout, second_person=policy.needs_second_person),
             delivery=delivery,
-            observers=observers if observers is not None else [],
+            observers=observers if observers is not None else [], timers=timer_book,
         )
+        # Commands that run on a schedule: a source of their own (bot/runtime/schedules.py).
+        self.schedules = Schedules(
+            store=schedules, table=table, env=self.contexts.env, pipeline=self.pipeline, prompts=self.pipeline.prompts,
+            policy=policy, replies=self.replies, journal=command_journal, prefix=prefix, clock=clock,
+            make_context=self.contexts.make,
+        ) if schedules is not None else None
         self.confirmations = Confirmations(
             store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,
             pipeline=self.pipeline, journal=command_journal, replies=self.replies, audit=writer, answers=self.answers,
-            clock=clock,
+            clock=clock, on_schedule=self.schedules.confirmed if self.schedules is not None else None,
         )
         pins = identity_pins if identity_pins is not None else IdentityPinsStore(meta.db)
         # Pinned cross-signing identities (bot/runtime/identities.py), asked by intake when senders must be cross-signed.
@@ -133,6 +146,7 @@ class Dispatcher:
             policy=policy, confirmations=self.confirmations, undoing=UndoSource(undo_checks, self.pipeline, writer),
             pipeline=self.pipeline, replies=self.replies, audit=writer, refusals=refusing, answers=self.answers,
             identity_pins=pins, clock=clock,
+            timers=timer_book, schedules=self.schedules,
         )
         self.intake = Intake(
             policy=policy, table=table, contexts=self.contexts, confirmations_store=confirmations, messenger=messenger,
@@ -146,6 +160,13 @@ class Dispatcher:
         self.recovery = Recovery(journal_store=journal, audit_log=audit, job_store=job_store, table=table, policy=policy,
                                  contexts=self.contexts, intake=self.intake, journal=command_journal,
                                  replies=self.replies, audit=writer, clock=clock)
+
+        # Actions given --for end by themselves: a source of its own (bot/runtime/timers.py).
+        self.timers = TimerSource(
+            store=timers, book=self.undo_book, checks=undo_checks, pipeline=self.pipeline, policy=policy,
+            contexts=self.contexts, replies=self.replies, audit=writer, journal=command_journal,
+            admin_rooms=lambda: list(self.intake.admin_rooms), clock=clock,
+        ) if timers is not None else None
 
     @property
     def admin_rooms(self) -> AdminRooms:

@@ -25,7 +25,7 @@ class RunOptions:
 
 
 def handler_kwargs(inv: Invocation, page: PageRequest | None) -> dict[str, Any]:
-    kwargs = dict(inv.args)
+    kwargs = inv.command.handler_args(inv.args)
     if inv.command.paged:
         kwargs["page"] = page or PageRequest()
     return kwargs

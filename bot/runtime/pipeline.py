@@ -31,6 +31,7 @@ from bot.runtime.jobs import JobRunner, job_view
 from bot.runtime.options import RunOptions, handler_kwargs
 from bot.runtime.outcome import ANSWERED, Broken, HandedOff, Outcome, Refused, Started, Unknown, Usage
 from bot.runtime.refusals import ROLE_REFUSALS, Refusals
+from bot.runtime.timers import TimerBook
 from bot.runtime.undo import FINAL
 from bot.text.views import Attachment, Doc, Handoff, JobStarted, PrivateSecret, Text
 
@@ -57,7 +58,9 @@ class Pipeline:
         self, *, table: CommandTable, policy: Policy, api: AdminAPI, contexts: Contexts, replies: Replies,
         audit: AuditWriter, refusals: Refusals, answers: Answers, prompts: Prompts, journal: CommandJournal,
         undo: UndoChecks, jobs: JobRunner, delivery: SecretDelivery, observers: list[Observer],
+        timers: TimerBook | None = None,
     ) -> None:
+        self.timers = timers  # `--for`: the action's undo runs when its time is up (bot/runtime/timers.py)
         self.table = table
         self.policy = policy
         self.api = api
@@ -142,7 +145,7 @@ class Pipeline:
         derive = inv.command.target_deriver
         if derive is None:
             return inv
-        return inv.with_targets(await derive(ctx, **inv.args))
+        return inv.with_targets(await derive(ctx, **inv.command.handler_args(inv.args)))
 
     async def execute(self, ctx: Context, inv: Invocation, options: RunOptions,
                       confirmation: PendingConfirmation | None = None) -> Outcome:
@@ -150,6 +153,14 @@ class Pipeline:
         if inv.undoes is not None and not await self.undo.ready(ctx, inv, confirmation):
             return Refused()
         plan = await self.undo_book.plan(ctx, inv)  # before it runs: the state it is about to change
+        if TimerBook.wanted(inv) is not None and (self.timers is None or plan is None or plan.reversal.inverse is None):
+            # Given --for, it runs only if it can end by itself.
+            why = (plan.reversal.why if plan is not None else "it would change nothing that undo can take back") \
+                if self.timers is not None else "this bot keeps no timers"
+            await self.replies.reply(ctx, Text(f"Not run: --for needs an action that can be taken back, and {why}. "
+                                               "Nothing was done.", tone="error"))
+            await self.audit.invocation(ctx, inv, Refused(why).result, f"--for: {why}", confirmation=confirmation)
+            return Refused(why)
         if inv.writes or inv.command.job:
             await self.journal.executing(ctx, inv, plan, confirmation)
         job_id: int | None = None
@@ -214,7 +225,10 @@ class Pipeline:
             return view
         if plan is None or not outcome.ok or row is None or isinstance(view, (JobStarted, Attachment)):
             return view
-        hint = book.hint(await book.record(ctx, inv, plan, row))
+        record = await book.record(ctx, inv, plan, row)
+        hint = book.hint(record)
+        if self.timers is not None and TimerBook.wanted(inv) is not None:
+            return Doc(view, hint, await self.timers.start(ctx, inv, record))
         return Doc(view, hint) if hint is not None else view
 
     async def _after_reply(self, view: Any, reply_id: str | None, ctx: Context) -> None:

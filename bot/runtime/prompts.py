@@ -5,6 +5,7 @@ later is bot/runtime/confirmations.py's."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.invocation import Invocation
@@ -27,7 +28,8 @@ CODE_KEY = "confirm.key"  # meta: the secret that prompt codes are derived with 
 
 class Prompts:
     def __init__(self, *, confirmations: ConfirmationStore, meta: MetaStore, held_secrets: HeldSecrets, replies: Replies, audit: AuditWriter, answers: Answers, prefix: str,
-                 confirm_timeout: float) -> None:
+                 confirm_timeout: float, second_person: Callable[[Invocation], bool] = lambda inv: False) -> None:
+        self.second_person = second_person  # the policy's answer: the two-person rule applies to it
         self.store = confirmations
         self.meta = meta
         self.held_secrets = held_secrets  # typed passwords waiting for a confirmation: never in the database
@@ -38,7 +40,7 @@ class Prompts:
         self.confirm_timeout = confirm_timeout
         self._code_key: bytes | None = None
 
-    async def prompt(self, ctx: Context, inv: Invocation, options: RunOptions) -> Outcome:
+    async def prompt(self, ctx: Context, inv: Invocation, options: RunOptions, *, extra: Any = None) -> Outcome:
         preview: Any = None
         if inv.command.preview_handler is not None:
             try:
@@ -62,7 +64,8 @@ class Prompts:
             code, known = new_code(), None  # another prompt's code (a collision): a fresh one
         # However much the preview must shrink to fit one event, the code stays in the prompt.
         prompt_id = await self.replies.reply(
-            ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout),
+            ctx, prompt_view(inv, preview, code=code, prefix=self.prefix, timeout_s=self.confirm_timeout,
+                             second_person=self.second_person(inv), extra=extra),
             minimal=prompt_minimal(inv, code=code, prefix=self.prefix))
         if not prompt_id:
             # Nobody saw the prompt: nothing may wait for a confirmation (a bare `confirm` would run it unseen).

@@ -85,7 +85,7 @@ class UndoBook:
         if not inv.reversible or inv.command.undo_handler is None:  # a job_undo job records its own
             return None
         try:
-            reversal = await inv.command.undo_handler(ctx, **inv.args)
+            reversal = await inv.command.undo_handler(ctx, **inv.command.handler_args(inv.args))
         except (AdminAPIError, CommandError, ArgumentError) as exc:
             return Plan(Reversal(None, None, why=f"the bot could not work out how to take it back ({exc})"))
         except Exception:

@@ -16,6 +16,8 @@ from bot.runtime.answers import Answers
 from bot.runtime.jobs import JobRunner
 from bot.runtime.outcome import ANSWERED
 from bot.runtime.refusals import ROLE_REFUSALS, Refusals
+from bot.runtime.schedules import Schedules
+from bot.runtime.timers import TimerBook
 from bot.runtime.undo import UndoBook
 from bot.text.views import Text
 
@@ -39,7 +41,10 @@ class RuntimeVerbs:
         self, *, audit_log: AuditLog, job_store: JobStore, table: CommandTable, jobs: JobRunner, prefix: str, undo_book: UndoBook, policy: Policy,
         confirmations: Confirmations, undoing: UndoSource, pipeline: Pipeline, replies: Replies, audit: AuditWriter,
         refusals: Refusals, answers: Answers, identity_pins: IdentityPins, clock: Callable[[], int],
+        timers: TimerBook | None = None, schedules: Schedules | None = None,
     ) -> None:
+        self.timers = timers
+        self.schedules = schedules
         self.audit_log = audit_log
         self.job_store = job_store
         self.table = table
@@ -83,6 +88,32 @@ class RuntimeVerbs:
 
     def may_see_result(self, ctx: Context, record: JobRecord) -> bool:
         return bool(self.policy.may_see_job_result(ctx.role, self.table.by_name.get(record.kind)))
+
+    async def schedule_add(self, ctx: Context, words: list[str]) -> Any:
+        if self.schedules is None:
+            raise CommandError("this bot keeps no schedules")
+        return await self.schedules.add(ctx, words)
+
+    async def list_schedules(self) -> Any:
+        if self.schedules is None:
+            raise CommandError("this bot keeps no schedules")
+        return await self.schedules.listing()
+
+    async def change_schedule(self, ctx: Context, schedule_id: int, verb: str) -> Any:
+        if self.schedules is None:
+            raise CommandError(f"there is no schedule #{schedule_id}")
+        return await self.schedules.change(ctx, schedule_id, verb)
+
+    async def list_timers(self) -> Any:
+        if self.timers is None:
+            return Text("This bot keeps no timers.", tone="info")
+        return await self.timers.listing()
+
+    async def cancel_timer(self, ctx: Context, timer_id: int) -> Any:
+        """`timers cancel <id>`: whoever set it, or an admin (the policy's answer), keeps the action."""
+        if self.timers is None:
+            raise CommandError(f"there is no timer #{timer_id}")
+        return await self.timers.cancel(ctx, timer_id)
 
     async def identity_list(self, ctx: Context) -> Any:
         return await identities.pins_table(self.identity_pins)

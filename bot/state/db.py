@@ -308,6 +308,57 @@ MIGRATIONS.append("""
     )
 """)
 
+MIGRATIONS += [
+    # 13: timers (`--for <duration>`, bot/runtime/timers.py): an action that ends by itself. Its undo
+    # (the undo record of audit row `action`) runs once `due_ts` has passed. 'pending' until a
+    # run claims it ('firing', before anything runs: a second claim finds nothing), then 'done',
+    # 'refused' (the state changed meanwhile, the requester lost the role…) or 'failed';
+    # 'cancelled' by `timers cancel` (the action stays).
+    """
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        action INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        due_ts INTEGER NOT NULL,
+        created_ts INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        decided_ts INTEGER,
+        result TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX timers_due ON timers (state, due_ts)
+    """,
+]
+
+MIGRATIONS += [
+    # 14: schedules (`schedule add`, bot/runtime/schedules.py): a command checked when scheduled,
+    #     run by its author at each `next_ts`. A run is claimed (`running`, next_ts moved on) in one
+    #     statement before it starts: runs never overlap and none runs twice.
+    """
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        author TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        when_json TEXT NOT NULL,
+        when_text TEXT NOT NULL,
+        invocation_json TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        next_ts INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        running INTEGER NOT NULL DEFAULT 0,
+        runs INTEGER NOT NULL DEFAULT 0,
+        last_run_ts INTEGER,
+        last_result TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        created_ts INTEGER NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (state, next_ts)
+    """,
+]
+
 class Database:
     """A sqlite connection owned by one worker thread."""
 

@@ -14,6 +14,8 @@ from bot.state.jobs import JobStore
 from bot.state.journal import Journal
 from bot.state.meta import MetaStore
 from bot.state.reports import ReportStore
+from bot.state.schedules import ScheduleStore
+from bot.state.timers import TimerStore
 from bot.state.undo import UndoStore
 
 
@@ -28,12 +30,15 @@ class Stores:
     jobs: JobStore
     reports: ReportStore
     identities: IdentityPins
+    timers: TimerStore
+    schedules: ScheduleStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
         return cls(db=db, meta=MetaStore(db), journal=Journal(db), confirmations=ConfirmationStore(db), audit=AuditLog(db),
-                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), identities=IdentityPins(db))
+                   undo=UndoStore(db), jobs=JobStore(db), reports=ReportStore(db), identities=IdentityPins(db),
+                   timers=TimerStore(db), schedules=ScheduleStore(db))
 
 
 __all__ = ["AuditLog", "ConfirmationStore", "Database", "IdentityPins", "JobStore", "Journal", "MetaStore", "ReportStore",
-           "Stores", "UndoStore"]
+           "ScheduleStore", "Stores", "TimerStore", "UndoStore"]

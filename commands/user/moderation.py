@@ -25,7 +25,7 @@ def _toggle_command(verb: str, summary: str, endpoint: list[str], details: str, 
         params=[Param("user", LocalUserID, "the account")],
         flags=[Flag("undo", reverse)],
         endpoints=["GET /_synapse/admin/v2/users/<user_id>", *endpoint],
-        details=details,
+        details=details, expires=True,
     )
 
 

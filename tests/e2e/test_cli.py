@@ -43,6 +43,10 @@ def write(tmp_path: Path, data: object, name: str = "config.yaml") -> Path:
         (lambda c: c.__setitem__("reports", {"poll_interval": "fast"}), "reports.poll_interval: must be a number"),
         (lambda c: c["homeserver"].__setitem__("url", "matrix.example.org"), "homeserver.url: must be an http(s) URL"),
         (lambda c: c["access"].__setitem__("admins", ["alice"]), "access.admins[0]: must be a full Matrix user ID"),
+        (lambda c: c.__setitem__("approval", {"two_person": ["room delete", "user deactivte"]}),
+         "approval.two_person[1]: there is no command 'user deactivte'; did you mean 'user deactivate'?"),
+        (lambda c: c.__setitem__("approval", {"two_person": ["user info"]}),
+         "approval.two_person[0]: user info never asks for confirmation"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path: Path, capsys, change, key) -> None:

@@ -10,7 +10,7 @@ TOKEN = {"SYNAPSE_ADMIN_BOT_ACCESS_TOKEN": "syt_from_the_environment"}
 # Optional keys whose commented-out line shows the default (the others show an alternative or an example).
 DEFAULTS_SHOWN = ("admin_api_url", "device_name", "command_prefix", "path", "enabled", "require_cross_signed_senders",
                   "poll_interval", "reminder_after", "reminder_every", "timeout", "max_concurrency", "exempt_bot",
-                  "pin_identities")
+                  "pin_identities", "two_person")
 
 
 def test_the_sample_config_is_valid_and_documents_every_key(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_every_optional_key_is_commented_out_at_its_default(tmp_path: Path) -> N
             if re.match(r"^\s*[a-z_]+:", line)]
     assert live == ["homeserver", "url", "bot", "user_id", "access_token_file", "admin_api", "admin_rooms", "access",
                     "admins", "moderators", "viewers", "storage", "encryption", "reports", "confirmations", "jobs",
-                    "metrics", "rate_limits", "mas"], live
+                    "approval", "metrics", "rate_limits", "mas"], live
     uncommented = re.sub(rf"^(\s*)# ({'|'.join(DEFAULTS_SHOWN)}):", r"\1\2:", SAMPLE.read_text(), flags=re.M)
     assert uncommented.count("\n") == SAMPLE.read_text().count("\n")
     copy = tmp_path / "config.yaml"
@@ -46,7 +46,8 @@ def test_every_optional_key_is_commented_out_at_its_default(tmp_path: Path) -> N
     for key in DEFAULTS_SHOWN:
         assert re.search(rf"^\s*{key}:", uncommented, re.M), key
     explicit = config_module.load(copy, environ=TOKEN)
-    for part in ("homeserver", "encryption", "reports", "confirmations", "jobs", "metrics", "rate_limits", "command_prefix"):
+    for part in ("homeserver", "encryption", "reports", "confirmations", "jobs", "metrics", "rate_limits", "approval",
+                 "command_prefix"):
         assert getattr(explicit, part) == getattr(loaded, part), part
     assert explicit.bot.device_name == loaded.bot.device_name
     assert explicit.storage.path == tmp_path / "data" / "state.db" and loaded.storage.path == SAMPLE.parent / "data" / "state.db"

@@ -98,7 +98,11 @@ def test_each_who_may_is_a_decision_with_its_reason() -> None:
     grant, setter = _inv("acct grant"), _inv("acct set")
     assert decisions.may_run(Role.ADMIN, grant) and not decisions.may_run(None, setter)
     assert decisions.may_run(Role.MODERATOR, grant).reason == "acct grant needs the admin role; you are a moderator"
-    assert decisions.may_confirm(Role.VIEWER, setter).reason == "confirming acct set needs the moderator role; you are a viewer"
+    assert decisions.may_confirm(VIEWER, Role.VIEWER, setter).reason == "confirming acct set needs the moderator role; you are a viewer"
+    # Under the two-person rule the requester's own confirmation is not enough; another's, with the role, is.
+    assert decisions.may_confirm(MOD, Role.ADMIN, grant) and not decisions.may_confirm(MOD, Role.ADMIN, grant, two_person=True)
+    assert decisions.may_confirm(MOD, Role.ADMIN, grant, two_person=True).reason.startswith("a second person is needed")
+    assert decisions.may_confirm(ADMIN, Role.ADMIN, grant, two_person=True)
     assert decisions.may_run_verb(Role.VIEWER, table().by_name["audit"]).reason == "audit needs the moderator role; you are a viewer"
     assert decisions.may_undo(Role.MODERATOR, grant, entry=4, command="acct grant").reason == (
         "undoing #4 (acct grant) needs the admin role; you are a moderator")
@@ -114,7 +118,7 @@ def test_each_who_may_is_a_decision_with_its_reason() -> None:
     assert decisions.may_go_on(MOD, None, setter).reason == (
         f"{MOD} has no role any more in the bot's config, and this job needs the moderator role")
     assert decisions.may_go_on(MOD, Role.VIEWER, setter).reason.startswith(f"{MOD} has only the viewer role")
-    assert decisions.may_approve(MOD, Role.ADMIN, grant).reason.startswith("the second approval must come from someone else")
+    assert decisions.may_approve(MOD, Role.ADMIN, grant).reason.startswith("a second person is needed")
     assert decisions.may_approve(ADMIN, Role.ADMIN, grant) and not decisions.may_approve(VIEWER, Role.MODERATOR, grant)
     assert decisions.may_be_assigned("@v:hs", Role.VIEWER).reason.startswith("@v:hs is a viewer: only moderators")
     assert decisions.may_be_assigned("@m:hs", Role.MODERATOR)

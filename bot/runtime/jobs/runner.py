@@ -230,7 +230,7 @@ class JobRunner:
                 problem = await self.policy.invocation_problem(role, inv)
                 if problem:
                     return JobResult("failed", job.stopped(f"Refused: {problem}", tone="error"))
-                return await body(job, **inv.args)
+                return await body(job, **inv.command.handler_args(inv.args))
             except JobStopped as stop:
                 return stop.result
             except asyncio.CancelledError:

@@ -1,0 +1,139 @@
+"""Scheduled commands (`schedule add`), on the real Synapse, from chat. The bot's clock is not
+changed: a run is made due by moving its next time into the past in the bot's database, as the
+passing of time would."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot import wiring
+from bot.app import App
+from bot.demo.run import World, running_bot
+from bot.demo.synapse import LocalHomeserver
+from tests.conftest import make_world
+from tests.support.chat import Person, body, code_of
+
+
+@pytest.fixture(scope="module")
+async def sched_world(homeserver: LocalHomeserver, tmp_root: Path):
+    world, people = await make_world(homeserver, tmp_root, "schedbot")
+    yield world, people
+    for person in people.values():
+        await person.chat.close()
+
+
+async def _account(world: World, user_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=world.hs.url,
+                                 headers={"Authorization": f"Bearer {world.bot.access_token}"}) as http:
+        return dict((await http.get(f"/_synapse/admin/v2/users/{user_id}")).json())
+
+
+async def _due(app: App, schedule: int, ago_ms: int = 1000) -> None:
+    """Its next run is now (`ago_ms` late, as if the bot had been down)."""
+    await app.stores.db.execute("UPDATE schedules SET next_ts = ? WHERE id = ?",
+                                (int(time.time() * 1000) - ago_ms, schedule))
+
+
+def _schedule_of(reply: str) -> int:
+    marker = "Scheduled #" if "Scheduled #" in reply else "On schedule #"
+    return int(reply.split(marker, 1)[1].split(":", 1)[0].split(" ", 1)[0])
+
+
+def _runs(person: Person, schedule: int) -> list[dict[str, Any]]:
+    return [e for e in person.chat.events.get(person.room_id, []) if f"🗓 Schedule #{schedule} (" in body(e)]
+
+
+async def _audited(app: App, schedule: int) -> list[Any]:
+    return [e for e in await app.stores.audit.audit_entries(limit=100)
+            if e.invocation_json and json.loads(e.invocation_json).get("source") == f"schedule {schedule}"]
+
+
+async def test_bad_schedules_get_a_clear_reply_and_change_nothing(sched_world) -> None:
+    world, people = sched_world
+    admin = people["admin"]
+    async with running_bot(world.config()) as app:
+        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        assert "too often" in await admin.ask_body("!admin schedule add every 30s server version")
+        assert "not a time of day" in await admin.ask_body("!admin schedule add daily 3:00 server version")
+        assert "not a time of day" in await admin.ask_body("!admin schedule add weekly sun 25:00 server version")
+        for verb in ("confirm ABCDEF", "undo 3", "schedule list", "timers"):
+            answer = await admin.ask_body(f"!admin schedule add every 1h {verb}")
+            assert "cannot be scheduled" in answer, answer
+        assert "Refused" in await people["viewer"].ask_body("!admin schedule add daily 03:00 user suspend @x:localhost")
+        assert await app.stores.schedules.schedules() == []
+
+
+async def test_runs_survive_a_restart_none_lost_none_doubled_and_stop_when_the_author_loses_the_role(
+        sched_world, homeserver: LocalHomeserver) -> None:
+    world, people = sched_world
+    admin, mod = people["admin"], people["mod"]
+    config = world.config()
+    async with running_bot(config) as app:
+        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        reply = await mod.ask_body("!admin schedule add every 1h server version")
+        assert "Scheduled #" in reply, reply
+        schedule = _schedule_of(reply)
+        await _due(app, schedule)
+        result = await mod.chat.wait_for(mod.room_id, lambda e: "Homeserver" in body(e) and "version" in body(e)
+                                         and "m.relates_to" not in e["content"], 60)
+        assert result
+        assert len(await _audited(app, schedule)) == 1
+
+    # Down for three hours' worth of runs: one runs at start, never more.
+    db, stores = await wiring.open_store(config)  # the bot's database, to move time on as three hours would
+    await stores.db.execute("UPDATE schedules SET next_ts = ? WHERE id = ?",
+                            (int(time.time() * 1000) - 3 * 3_600_000, schedule))
+    await db.close()
+    async with running_bot(config) as app:
+        await admin.chat.wait_for(admin.room_id, lambda e: len(_runs(admin, schedule)) >= 2, 60)
+        await admin.ask_body("!admin server version")  # a sentinel: anything due has had its turn
+        await admin.ask_body("!admin schedule list")
+        record = await app.stores.schedules.get_schedule(schedule)
+        assert record.runs == 2 and record.next_ts > time.time() * 1000
+        assert len(await _audited(app, schedule)) == 2
+        assert [json.loads(e.invocation_json)["requester"] for e in await _audited(app, schedule)] == [mod.user_id] * 2
+
+    # Its author is no longer a moderator: the next run stops the schedule, and says so.
+    world.roles = {**world.roles, "moderators": []}
+    try:
+        async with running_bot(world.config()) as app:
+            await _due(app, schedule)
+            stopped = await admin.chat.wait_for(admin.room_id, lambda e: f"Schedule #{schedule}" in body(e)
+                                                and "stopped" in body(e), 60)
+            assert f"{mod.user_id} has no role any more" in body(stopped), body(stopped)
+            assert (await app.stores.schedules.get_schedule(schedule)).state == "stopped"
+            assert len(await _audited(app, schedule)) == 2
+    finally:
+        world.roles = {**world.roles, "moderators": [mod.user_id]}
+
+
+async def test_a_destructive_command_is_confirmed_once_when_scheduled_then_runs_without_asking(
+        sched_world, homeserver: LocalHomeserver) -> None:
+    world, people = sched_world
+    admin = people["admin"]
+    user = (await homeserver.register(f"sched-{uuid.uuid4().hex[:6]}")).user_id
+    async with running_bot(world.config()) as app:
+        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        prompt = await admin.ask(f"!admin schedule add daily 03:00 user suspend {user}")
+        text = body(prompt)
+        assert "This will run: user suspend" in text and "On schedule #" in text and "daily 03:00" in text, text
+        schedule = _schedule_of(text)
+        assert (await app.stores.schedules.get_schedule(schedule)).state == "unconfirmed"
+        active = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+        assert f"Schedule #{schedule} is active" in active, active
+        assert (await _account(world, user))["suspended"] is False  # nothing runs now
+        await _due(app, schedule)
+        await admin.chat.wait_for(admin.room_id, lambda e: "now suspended" in body(e) and user in body(e), 60)
+        assert (await _account(world, user))["suspended"] is True
+        rows = await _audited(app, schedule)  # the prompt when it was scheduled, then the run
+        assert [e.result for e in rows] == ["ok", "pending"] and rows[0].sender == admin.user_id
+        assert "paused" in await admin.ask_body(f"!admin schedule pause {schedule}")
+        assert "removed" in await admin.ask_body(f"!admin schedule remove {schedule}")
+        assert schedule not in [s.id for s in await app.stores.schedules.schedules()]
