@@ -33,6 +33,7 @@ from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.chart import Chart
+from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery, room_problem
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
 from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
@@ -70,12 +71,6 @@ SUMMARY_EVERY_S = 10.0
 BATCH_PREFIX = "batch:"
 BACKLOG_DAYS = 7
 BACKLOG_ROWS = 10
-# An admin room that refuses the bot (kicked, banned, gone) is tried again after ROOM_RETRY_S,
-# doubling up to ROOM_RETRY_MAX_S: never on every poll. `check` names it (ROOMS_REFUSED_KEY).
-ROOM_RETRY_S = 30.0
-ROOM_RETRY_MAX_S = 3600.0
-ROOMS_REFUSED_KEY = "reports.rooms.refused"  # {room: {"since": s, "error": str, "retry_at": s}}
-DELIVERED_KEY = "reports.delivered.{txn}"  # {room: event id}: where a summary (or the start notice) went
 MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
@@ -91,9 +86,6 @@ REDACTION_SWEEP_ROWS = 20
 REDACTION_SWEEP_DAYS = 8
 REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
 NOTICE_RETRY_S = 2.0
-# Answers that say the room (or the homeserver) cannot take anything now, not that this message is
-# wrong: the room is tried again later, and the message is not charged an attempt.
-_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -173,6 +165,7 @@ class ReportInbox:
         self.meta = meta
         self.messenger = messenger
         self.admin_rooms = admin_rooms
+        self.delivery = RoomDelivery(meta=meta, messenger=messenger, admin_rooms=admin_rooms)
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.page_size = page_size
@@ -203,8 +196,6 @@ class ReportInbox:
         self.clock: Callable[[], float] = time.monotonic
         self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
         self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
-        self._room_retry_at: dict[str, float] = {}
-        self._room_backoff: dict[str, Backoff] = {}
         self._swept_at: float | None = None
         self._sweep_offset = 0
         # (kind, report id, room) → failed attempts and when to try again; given up after the last
@@ -441,84 +432,6 @@ class ReportInbox:
         await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
         return len(batch)
 
-    def _rooms(self) -> list[str]:
-        now = time.monotonic()
-        return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
-
-    async def _deliver(self, txn: str, content_for: Callable[[str], dict[str, Any]]) -> tuple[bool, int]:
-        """Send one message that concerns no one report (a summary, the start notice) to each admin
-        room that has not got it yet, recorded per room: a room that refuses the bot is tried again
-        on its own backoff, and the rooms that have it never get it twice. Returns (every room has
-        it, how many rooms got it now)."""
-        key = DELIVERED_KEY.format(txn=txn)
-        try:
-            delivered = dict(json.loads(await self.meta.get_meta(key) or "{}"))
-        except (ValueError, TypeError):
-            delivered = {}
-        reachable, sent = self._rooms(), 0
-        for room_id in self.admin_rooms:
-            if room_id in delivered or room_id not in reachable:
-                continue
-            event_id = await self._send(room_id, content_for(room_id), txn)
-            if event_id is not None:
-                delivered[room_id] = event_id
-                sent += 1
-                await self.meta.set_meta(key, json.dumps(delivered))
-        return all(room in delivered for room in self.admin_rooms), sent
-
-    def refused_rooms(self) -> dict[str, float]:
-        """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
-        now = time.monotonic()
-        return {room: at for room, at in self._room_retry_at.items() if at > now}
-
-    def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
-        is_encrypted = getattr(self.messenger, "is_encrypted", None)
-        return SendForm(encrypted=bool(is_encrypted(room_id)) if is_encrypted else True, edit_of=edit_of, room_id=room_id)
-
-    async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
-        """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
-        try:
-            event_id = await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
-        except Exception as exc:
-            await self._room_failed(room_id, exc)
-            return None
-        await self._room_ok(room_id)
-        return event_id
-
-    async def _room_failed(self, room_id: str, exc: BaseException) -> None:
-        if _homeserver_problem(exc):
-            # Down or busy: the next flush tries again, and its send waits at the homeserver gate for
-            # the return (a pause of the room's own could outlast it).
-            log.warning("could not post to admin room %s (%s); trying again when the homeserver answers", room_id, exc)
-            self._room_retry_at.pop(room_id, None)
-            return
-        backoff = self._room_backoff.setdefault(room_id, Backoff(base=ROOM_RETRY_S, cap=ROOM_RETRY_MAX_S))
-        delay = backoff.next_delay()
-        log.warning("admin room %s refuses the bot's notices (%s); trying it again in %ds (%d refusal(s) in a row)",
-                    room_id, exc, delay, backoff.failures)
-        self._room_retry_at[room_id] = time.monotonic() + delay
-        await self._note_refused(room_id, {"error": str(exc)[:200], "retry_at": time.time() + delay})
-
-    async def _room_ok(self, room_id: str) -> None:
-        backoff = self._room_backoff.pop(room_id, None)
-        self._room_retry_at.pop(room_id, None)
-        if backoff is not None and backoff.failures:
-            log.info("admin room %s takes the bot's notices again", room_id)
-            await self._note_refused(room_id, None)
-
-    async def _note_refused(self, room_id: str, state: dict[str, Any] | None) -> None:
-        """Kept in the state database for `check`, which runs in another process."""
-        try:
-            rooms = dict(json.loads(await self.meta.get_meta(ROOMS_REFUSED_KEY) or "{}"))
-        except (ValueError, TypeError):
-            rooms = {}
-        if state is None:
-            if rooms.pop(room_id, None) is None:
-                return
-        else:
-            rooms[room_id] = {"since": rooms.get(room_id, {}).get("since", time.time()), **state}
-        await self.meta.set_meta(ROOMS_REFUSED_KEY, json.dumps(rooms))
-
     async def _post(self, record: ReportRecord) -> bool:
         """Post one report's notice to every admin room that lacks it. True when nothing is left to
         do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
@@ -530,7 +443,7 @@ class ReportInbox:
             if room_id in done or key in self.failed_notices:
                 continue
             attempts, not_before = self._attempts.get(key, (0, 0.0))
-            if room_id not in self._rooms() or not_before > time.monotonic():
+            if room_id not in self.delivery.rooms() or not_before > time.monotonic():
                 complete = False
                 continue
             event_id = await self._post_one(record, room_id, attempts)
@@ -538,7 +451,7 @@ class ReportInbox:
                 complete = complete and key in self.failed_notices
                 continue
             self._attempts.pop(key, None)
-            await self._room_ok(room_id)
+            await self.delivery.room_ok(room_id)
             await self.report_store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
             if await self.report_store.get_report(facts.kind, facts.report_id) != record:
                 # Claimed (or changed) while the notice was on its way: it shows the latest state.
@@ -557,13 +470,13 @@ class ReportInbox:
         last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
         txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
         try:
-            form = self._form(room_id)
+            form = self.delivery.form(room_id)
             view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix, await self.context(record))
             content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
             return await self.messenger.send(room_id, content, txn_id=txn, background=True)
         except Exception as exc:
-            if _room_problem(exc):
-                await self._room_failed(room_id, exc)
+            if room_problem(exc):
+                await self.delivery.room_failed(room_id, exc)
                 return None
             label = ref_label(facts.kind, facts.report_id)
             if last:
@@ -580,7 +493,7 @@ class ReportInbox:
         title = (f"📥 {count} reports arrived while the bot was away" if away
                  else f"📥 {count} new reports at once: listed here instead of one notice each")
         view = summary_view(title, reports, self.prefix)
-        return await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
+        return await self.delivery.deliver(txn, lambda room_id: fit_content(view, self.delivery.form(room_id)))
 
     async def _announce_start(self, start: StartPoint) -> None:
         """The start notice: the inbox is on, and what was on the homeserver before it (history:
@@ -600,7 +513,7 @@ class ReportInbox:
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
         txn = f"sab-reports-start-{start.ts}"
-        reached, _ = await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
+        reached, _ = await self.delivery.deliver(txn, lambda room_id: fit_content(view, self.delivery.form(room_id)))
         if reached:
             self._start_point = replace(start, announced=True)
             await self.meta.set_meta(START_KEY, self._start_point.dump())
@@ -616,6 +529,10 @@ class ReportInbox:
                       for item in page.items if item.id <= newest and item.received_ts >= since]
         found.sort(key=lambda f: f.received_ts, reverse=True)
         return found
+
+    def refused_rooms(self) -> dict[str, float]:
+        """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
+        return self.delivery.refused_rooms()
 
     # -- state changes (commands and reactions)
 
@@ -815,9 +732,9 @@ class ReportInbox:
         title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
                  f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
         view = stats_view(stats, self.prefix, title=title)
-        rooms = self._rooms()
+        rooms = self.delivery.rooms()
         for room_id in rooms:
-            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-digest-{period}")
+            await self.delivery.send(room_id, fit_content(view, self.delivery.form(room_id)), f"sab-reports-digest-{period}")
         send_file = getattr(self.messenger, "send_file", None)
         if send_file is not None and rooms:
             await self._send_chart(send_file, stats, rooms, f"sab-reports-digest-chart-{period}")
@@ -862,8 +779,8 @@ class ReportInbox:
         # Written before sending: a crash in between loses one digest rather than sending it twice.
         await self.meta.set_meta(REMINDER_KEY, str(now))
         view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
-        for room_id in self._rooms():
-            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-reminder-{now}")
+        for room_id in self.delivery.rooms():
+            await self.delivery.send(room_id, fit_content(view, self.delivery.form(room_id)), f"sab-reports-reminder-{now}")
         return True
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
@@ -934,7 +851,7 @@ class ReportInbox:
             view = notice_view(record, self.prefix, await self.context(record))
             for room_id, event_id in await self.report_store.report_notices(ref.kind, ref.id):
                 try:
-                    form = self._form(room_id, edit_of=event_id)
+                    form = self.delivery.form(room_id, edit_of=event_id)
                     content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
                     await self.messenger.send(room_id, content, background=True)
                     edited += 1
@@ -959,26 +876,6 @@ class ReportInbox:
         if command == "report redact" and record.facts.kind != EVENT:
             return True  # a user report has no message to redact
         return Request(command, {"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True)
-
-
-def _homeserver_problem(exc: BaseException) -> bool:
-    """A failed send that says the homeserver is down or busy, not that the room refuses the bot."""
-    status = getattr(exc, "status", None)
-    if status == 429 or (isinstance(status, int) and status >= 500):
-        return True
-    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
-        type(exc).__module__.startswith("aiohttp"))
-
-
-def _room_problem(exc: BaseException) -> bool:
-    """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
-    status = getattr(exc, "status", None)
-    errcode = getattr(exc, "errcode", None)
-    if errcode in _ROOM_ERRCODES or status == 429 or (isinstance(status, int) and status >= 500):
-        return True
-    # No answer at all (the homeserver is down, the network is): every message would fail alike.
-    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
-        type(exc).__module__.startswith("aiohttp"))
 
 
 async def _until(stop: asyncio.Event, work: Any) -> None:

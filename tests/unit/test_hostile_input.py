@@ -163,11 +163,11 @@ async def test_a_room_that_cannot_take_anything_now_is_retried_without_charging_
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
     await store.reports.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
     for _ in range(5):
-        inbox._room_retry_at.clear()  # the room's retry pause is over
+        inbox.delivery._room_retry_at.clear()  # the room's retry pause is over
         await inbox.flush()
     assert messenger.refused == 5 and inbox.failed_notices == set()
     messenger.poison = "nothing matches this"
-    inbox._room_retry_at.clear()
+    inbox.delivery._room_retry_at.clear()
     await inbox.flush()
     assert "User report u1 · open" in messenger.sent[0][1]["body"]
     await store.db.close()

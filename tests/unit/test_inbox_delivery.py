@@ -116,7 +116,7 @@ async def test_a_summary_is_recorded_per_room_and_a_refusing_room_waits_its_back
 
     # The room takes the bot back: the summary reaches it, and only it.
     messenger.refusing.clear()
-    inbox._room_retry_at.clear()  # its backoff is over
+    inbox.delivery._room_retry_at.clear()  # its backoff is over
     await inbox.flush()
     assert len(messenger.bodies("!lost:hs", "reports")) == 1
     assert len(messenger.bodies("!a:hs", "reports")) == 1
