@@ -11,10 +11,7 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +30,7 @@ from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.chart import Chart
+from bot.inbox.digests import DIGEST_KEY, REMINDER_KEY, QueueDigests
 from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery, room_problem
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
@@ -40,8 +38,8 @@ from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
 from bot.inbox.stats import MAX_DAYS, QueueStats, compute, window
 from bot.text.schedule import Recurrence
 from bot.inbox.views import (
-    NOTE_CHARS, NOTES_ON_NOTICE, REMINDER_ROWS, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
-    minimal_notice_view, notice_view, reminder_view, state_text, stats_view, summary_view,
+    NOTE_CHARS, NOTES_ON_NOTICE, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
+    minimal_notice_view, notice_view, state_text, summary_view,
 )
 
 if TYPE_CHECKING:
@@ -52,8 +50,6 @@ log = logging.getLogger(__name__)
 
 CURSOR_KEY = "reports.cursor.{kind}"
 START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
-REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
-DIGEST_KEY = "reports.digest.last"  # the period (its scheduled moment, ms) of the last stats digest posted
 START_ASK_S = 10.0  # how long the start waits for each report list
 START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
@@ -175,12 +171,12 @@ class ReportInbox:
         self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.may_be_assigned = may_be_assigned  # the policy's answer: who may be given a report
-        self.reminder_after_ms = int(reminder_after * 1000)
-        self.reminder_every_ms = int(reminder_every * 1000)
-        self.reminders_checked = 0
         # The followed policy lists (bot/inbox/policy_lists.py): read when a notice is drawn, never acted on.
         self.policy = policy
         self.digest = digest
+        self.digests = QueueDigests(reports=reports, meta=meta, messenger=messenger, delivery=self.delivery,
+                                    stats=self.stats, chart=self.chart, prefix=prefix, digest=digest,
+                                    reminder_after=reminder_after, reminder_every=reminder_every)
         # After a poll the homeserver could not answer (down, rate-limiting): wait at its gate, the
         # one the Admin API client passes, and poll again as soon as it lets requests through.
         self.gate = gate
@@ -213,9 +209,9 @@ class ReportInbox:
             started = time.monotonic()
             try:
                 await self.poll_once()
-                await self.remind_if_due()
+                await self.digests.remind_if_due()
                 await self._sweep_if_due()
-                await self.digest_if_due()
+                await self.digests.digest_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
                 self.backoff.reset()
@@ -715,73 +711,6 @@ class ReportInbox:
     async def chart(self, stats: QueueStats) -> Chart:
         """The chart of `stats`, drawn off the event loop into a temporary PNG (the caller removes it)."""
         return await asyncio.to_thread(draw_chart, stats)
-
-    async def digest_if_due(self) -> bool:
-        """`reports stats` posted to every admin room once per period of `reports.digest`: the
-        period is written down before the posts (a crash in between loses one digest rather than
-        posting it twice), and a restart inside the period posts nothing again. True when posted."""
-        if self.digest is None:
-            return False
-        now = now_ms()
-        period = self.digest.latest(now)
-        last = await self.meta.get_meta(DIGEST_KEY)
-        if last is not None and int(last) >= period:
-            return False
-        await self.meta.set_meta(DIGEST_KEY, str(period))
-        stats = await self.stats(self.digest.period_days)
-        title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
-                 f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
-        view = stats_view(stats, self.prefix, title=title)
-        rooms = self.delivery.rooms()
-        for room_id in rooms:
-            await self.delivery.send(room_id, fit_content(view, self.delivery.form(room_id)), f"sab-reports-digest-{period}")
-        send_file = getattr(self.messenger, "send_file", None)
-        if send_file is not None and rooms:
-            await self._send_chart(send_file, stats, rooms, f"sab-reports-digest-chart-{period}")
-        return True
-
-    async def _send_chart(self, send_file: Callable[..., Any], stats: QueueStats, rooms: Sequence[str], txn: str) -> None:
-        """The digest's chart, after its numbers; a chart that cannot be drawn or sent is left out."""
-        try:
-            chart = await self.chart(stats)
-        except Exception:
-            log.exception("could not draw the digest's chart")
-            return
-        try:
-            for room_id in rooms:
-                try:
-                    await send_file(room_id, path=chart.path, filename=f"reports-stats-{stats.days}d.png",
-                                    mimetype="image/png", reply_to=None, thread_root=None, txn_id=txn, background=True,
-                                    image={"w": chart.width, "h": chart.height, "body": chart.alt})
-                except Exception as exc:
-                    log.warning("could not send the digest's chart to %s: %s", room_id, exc)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(chart.path)
-
-    # -- the reminder
-
-    async def remind_if_due(self) -> bool:
-        """One digest of the reports that wait too long (open ones filed, claimed ones taken, more
-        than `reminder_after` ago), at most once per `reminder_every`; the time of the last one is
-        kept durably, so a restart does not remind twice. True when a digest went out."""
-        if not self.reminder_after_ms or not self.reminder_every_ms:
-            return False
-        self.reminders_checked += 1
-        now = now_ms()
-        last = await self.meta.get_meta(REMINDER_KEY)
-        if last is not None and now - int(last) < self.reminder_every_ms:
-            return False
-        cutoff = now - self.reminder_after_ms
-        stale, total = await self.report_store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
-        if not total:
-            return False
-        # Written before sending: a crash in between loses one digest rather than sending it twice.
-        await self.meta.set_meta(REMINDER_KEY, str(now))
-        view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
-        for room_id in self.delivery.rooms():
-            await self.delivery.send(room_id, fit_content(view, self.delivery.form(room_id)), f"sab-reports-reminder-{now}")
-        return True
 
     async def redacted(self, ref: ReportRef, by: str) -> None:
         record = await self.record(ref)
