@@ -31,6 +31,7 @@ from bot.text.views import Doc, Text
 from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.chart import Chart
 from bot.inbox.digests import DIGEST_KEY, REMINDER_KEY, QueueDigests
+from bot.inbox.source import BACKLOG_DAYS, BACKLOG_ROWS, START_PAGES, ReportSource
 from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery, room_problem
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
@@ -38,7 +39,7 @@ from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
 from bot.inbox.stats import MAX_DAYS, QueueStats, compute, window
 from bot.text.schedule import Recurrence
 from bot.inbox.views import (
-    NOTE_CHARS, NOTES_ON_NOTICE, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
+    NOTE_CHARS, NOTES_ON_NOTICE, NoticeContext,
     minimal_notice_view, notice_view, state_text, summary_view,
 )
 
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "reports.cursor.{kind}"
 START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
 START_ASK_S = 10.0  # how long the start waits for each report list
-START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more report notices than this within FLOOD_WINDOW_S → the rest go into summaries
@@ -65,8 +65,6 @@ SUMMARY_EVERY_S = 10.0
 # a restart in between the same summary is sent again under the same ID (the homeserver answers
 # with the first one instead of posting it twice), never a new one listing them again.
 BATCH_PREFIX = "batch:"
-BACKLOG_DAYS = 7
-BACKLOG_ROWS = 10
 MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
@@ -165,6 +163,7 @@ class ReportInbox:
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.page_size = page_size
+        self.source = ReportSource(api=api, page_size=page_size)
         self.flood_threshold = flood_threshold
         self.summary_every = summary_every
         self.flood_window = flood_window
@@ -191,7 +190,6 @@ class ReportInbox:
         self._flushing = False
         self.clock: Callable[[], float] = time.monotonic
         self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
-        self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
         self._swept_at: float | None = None
         self._sweep_offset = 0
         # (kind, report id, room) → failed attempts and when to try again; given up after the last
@@ -262,9 +260,9 @@ class ReportInbox:
         for kind in KINDS:
             try:
                 # Bounded: a homeserver that does not answer must not hold up the bot's start.
-                page = await asyncio.wait_for(self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
+                page = await asyncio.wait_for(self.source.fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
             except UnrecognizedEndpoint:
-                self._mark_unsupported(kind)
+                self.source.mark_unsupported(kind)
                 continue
             except Exception as exc:  # the first poll places this kind by the start's time instead
                 log.warning("could not read the %s reports at start (%s); placing them by time at the first poll", kind, exc)
@@ -292,27 +290,27 @@ class ReportInbox:
         new: list[tuple[str, Any]] = []
         meta: dict[str, str] = {}
         for kind in KINDS:
-            if self._unsupported.get(kind, 0) > time.monotonic():
+            if self.source.skipped(kind):
                 continue
             key = CURSOR_KEY.format(kind=kind)
             stored = await self.meta.get_meta(key)
             try:
                 if stored is None:
-                    cursor, total = await self._place_by_time(kind, start.ts)
+                    cursor, total = await self.source.place_by_time(kind, start.ts)
                     start = start.placed(kind, cursor.id, total)
                     meta[key], meta[START_KEY] = cursor.dump(), start.dump()
                 else:
                     cursor = Cursor.load(stored)
-                items = await scan_newer(self._fetcher(kind), cursor, self.page_size)
+                items = await scan_newer(self.source.fetcher(kind), cursor, self.page_size)
             except UnrecognizedEndpoint:
-                self._mark_unsupported(kind)
+                self.source.mark_unsupported(kind)
                 continue
-            self._unsupported.pop(kind, None)
+            self.source.supported(kind)
             if items:
                 new += [(kind, item) for item in items]
                 meta[key] = cursor.advanced(items).dump()
         summarise = self._flooding(len(new))
-        facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
+        facts = [await self.source.facts(kind, item, excerpt=not summarise) for kind, item in new]
         if facts or meta:
             await self.report_store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
         self._start_point = start
@@ -334,52 +332,6 @@ class ReportInbox:
             return True
         self._individual += [now] * count
         return False
-
-    def _mark_unsupported(self, kind: str) -> None:
-        if kind not in self._unsupported:
-            log.warning("this homeserver has no %s report list (Synapse < 1.152?); checking again in 10 min", kind)
-        self._unsupported[kind] = time.monotonic() + 600
-
-    def _fetcher(self, kind: str) -> PageFetcher[Any]:
-        if kind == EVENT:
-            return lambda offset, limit: self.api.list_event_reports(from_token=offset, limit=limit, direction="b")
-        return lambda offset, limit: self.api.list_user_reports(from_token=offset, limit=limit, direction="b")
-
-    async def _place_by_time(self, kind: str, start_ts: int) -> tuple[Cursor, int]:
-        """The cursor of a kind the start could not ask about (the homeserver did not answer then, or
-        had no such list yet): reports filed before the start are history, by their time. Reads
-        back at most START_PAGES pages; the history's total."""
-        fetch = self._fetcher(kind)
-        seen: list[Any] = []
-        total = 0
-        for _ in range(START_PAGES):
-            page = await fetch(len(seen), self.page_size)
-            seen += page.items
-            total = int(page.total or len(seen))
-            if not page.items or page.next_token is None or any(i.received_ts < start_ts for i in page.items):
-                break
-        history = [i for i in seen if i.received_ts < start_ts]
-        if history:
-            return Cursor(0, 0).advanced(history), total - (len(seen) - len(history))
-        # Every report read was filed after the start: all of them are new.
-        return Cursor(min((int(i.id) for i in seen), default=1) - 1, start_ts), 0
-
-    async def _facts(self, kind: str, item: Any, *, excerpt: bool) -> ReportFacts:
-        if kind == USER:
-            return facts_from_user_report(item)
-        text = None
-        if excerpt:
-            text = await self._excerpt(int(item.id))
-        return facts_from_event_report(item, text)
-
-    async def _excerpt(self, report_id: int) -> str:
-        try:
-            details = await self.api.event_report(report_id)
-        except NotFound:
-            return "(the reported event is no longer on the homeserver)"
-        except AdminAPIError as exc:
-            return f"(could not fetch the message: {exc.errcode})"
-        return excerpt_of(details.event_json)
 
     # -- posting
 
@@ -501,7 +453,7 @@ class ReportInbox:
             view = Doc(intro, Text("The homeserver has no earlier reports."))
         else:
             counts = " and ".join(f"{totals[kind]:,} {kind} report{'s' if totals[kind] != 1 else ''}" for kind in totals)
-            backlog = await self._history(start)
+            backlog = await self.source.history(start)
             view = Doc(
                 intro,
                 Text(f"Already on the homeserver from before: {counts}. They are not posted one by one; "
@@ -515,17 +467,6 @@ class ReportInbox:
             await self.meta.set_meta(START_KEY, self._start_point.dump())
             await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
 
-    async def _history(self, start: StartPoint) -> list[ReportFacts]:
-        """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
-        since = now_ms() - BACKLOG_DAYS * 86_400_000
-        found: list[ReportFacts] = []
-        for kind, newest in start.ids.items():
-            page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
-            found += [facts_from_event_report(item, None) if kind == EVENT else facts_from_user_report(item)
-                      for item in page.items if item.id <= newest and item.received_ts >= since]
-        found.sort(key=lambda f: f.received_ts, reverse=True)
-        return found
-
     def refused_rooms(self) -> dict[str, float]:
         """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
         return self.delivery.refused_rooms()
@@ -538,20 +479,13 @@ class ReportInbox:
         if record is not None:
             return record
         try:
-            if ref.kind == EVENT:
-                facts = facts_from_event_report(*await self._event_report_with_excerpt(ref.id))
-            else:
-                facts = facts_from_user_report(await self.api.user_report(ref.id))
+            facts = await self.source.report_facts(ref.kind, ref.id)
         except NotFound:
             raise CommandError(f"the homeserver has no {ref.kind} report {ref}") from None
         await self.report_store.add_report(facts)
         record = await self.report_store.get_report(ref.kind, ref.id)
         assert record is not None
         return record
-
-    async def _event_report_with_excerpt(self, report_id: int) -> tuple[Any, str]:
-        details = await self.api.event_report(report_id)
-        return details, excerpt_of(details.event_json)
 
     def _closed(self, record: ReportRecord) -> CommandError:
         label = ref_label(record.facts.kind, record.facts.report_id)
