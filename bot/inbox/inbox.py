@@ -32,7 +32,8 @@ from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESO
 from bot.inbox.chart import Chart
 from bot.inbox.digests import DIGEST_KEY, REMINDER_KEY, QueueDigests
 from bot.inbox.source import BACKLOG_DAYS, BACKLOG_ROWS, START_PAGES, ReportSource
-from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery, room_problem
+from bot.inbox.posting import MAX_NOTICE_ATTEMPTS, NOTICE_RETRY_S, SUMMARY_EVERY_S, NoticePoster
+from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
 from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
@@ -58,20 +59,10 @@ FLOOD_THRESHOLD = 5  # more report notices than this within FLOOD_WINDOW_S → t
 # Notices are grouped by rate over a sliding window, not per poll: a paced trickle (one report per
 # poll) gets FLOOD_THRESHOLD notices of their own per window, then summaries (SUMMARY_EVERY_S apart).
 FLOOD_WINDOW_S = 60.0
-# During a flood, summaries go out at most this often: the reports of the polls in between wait
-# for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
-SUMMARY_EVERY_S = 10.0
-# A summary's reports are marked with this and its transaction ID before it is sent, so that after
-# a restart in between the same summary is sent again under the same ID (the homeserver answers
-# with the first one instead of posting it twice), never a new one listing them again.
-BATCH_PREFIX = "batch:"
 MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
 MIN_RETRY_S = 0.2
-# A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
-# then once more in a minimal form, then given up: it never holds back the reports after it.
-MAX_NOTICE_ATTEMPTS = 3
 # A stored excerpt whose message was redacted since (by its sender, by a moderator in a client) is
 # found by asking again: every REDACTION_SWEEP_S, REDACTION_SWEEP_ROWS of the reports of the last
 # REDACTION_SWEEP_DAYS (Synapse keeps a redacted event's content 7 days by default), in turn.
@@ -79,7 +70,6 @@ REDACTION_SWEEP_S = 300.0
 REDACTION_SWEEP_ROWS = 20
 REDACTION_SWEEP_DAYS = 8
 REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
-NOTICE_RETRY_S = 2.0
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -165,9 +155,7 @@ class ReportInbox:
         self.page_size = page_size
         self.source = ReportSource(api=api, page_size=page_size)
         self.flood_threshold = flood_threshold
-        self.summary_every = summary_every
         self.flood_window = flood_window
-        self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.may_be_assigned = may_be_assigned  # the policy's answer: who may be given a report
         # The followed policy lists (bot/inbox/policy_lists.py): read when a notice is drawn, never acted on.
@@ -183,8 +171,10 @@ class ReportInbox:
         self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
-        # Called with the seconds from a report being filed to its first notice (metrics).
-        self.latency_observers: list[Callable[[float], None]] = list(latency_observers or [])
+        self.poster = NoticePoster(reports=reports, meta=meta, messenger=messenger, delivery=self.delivery,
+                                   admin_rooms=admin_rooms, prefix=prefix, context=self.context, refresh=self.refresh,
+                                   summary_every=summary_every, latency_observers=latency_observers)
+        self.latency_observers = self.poster.latency_observers  # called with each report's seconds to its first notice
         # No lock is held across a send: claims and resolves never wait behind a flood of notices.
         # A notice edit re-reads the record after sending and goes again when it changed meanwhile.
         self._flushing = False
@@ -192,9 +182,7 @@ class ReportInbox:
         self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
         self._swept_at: float | None = None
         self._sweep_offset = 0
-        # (kind, report id, room) → failed attempts and when to try again; given up after the last
-        self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
-        self.failed_notices: set[tuple[str, int, str]] = set()
+        self.failed_notices = self.poster.failed_notices  # (kind, report id, room) given up on
         self._start_point: StartPoint | None = None
         self._homeserver_away = False
 
@@ -341,107 +329,9 @@ class ReportInbox:
             return 0  # one flush at a time (the poll loop's); never waits for one
         self._flushing = True
         try:
-            return await self._flush(away=away)
+            return await self.poster.flush(away=away)
         finally:
             self._flushing = False
-
-    async def _flush(self, *, away: bool) -> int:
-        posted = 0
-        for record in await self.report_store.reports_by_post_state("pending"):
-            if await self._post(record):
-                reached = await self.report_store.report_notices(record.facts.kind, record.facts.report_id)
-                await self.report_store.set_report_post_state(record.facts.kind, record.facts.report_id,
-                                                       "posted" if reached else "failed")
-                posted += 1 if reached else 0
-        # Summaries sent before a restart but not recorded as sent: again, under the same ID.
-        unsent: dict[str, list[ReportRecord]] = {}
-        for record in await self.report_store.reports_in_batches(BATCH_PREFIX):
-            unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
-        for txn, records in unsent.items():
-            posted += await self._summarise(records, txn, away=True)
-        batch = await self.report_store.reports_by_post_state("pending_summary", limit=100_000)
-        due = (self._last_summary is None or away
-               or time.monotonic() - self._last_summary >= self.summary_every)
-        if batch and due:
-            first, last = batch[0].facts, batch[-1].facts
-            txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
-            await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
-                                                    BATCH_PREFIX + txn)
-            posted += await self._summarise(batch, txn, away=away)
-        return posted
-
-    async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
-        complete, sent = await self._post_summary([r.facts for r in batch], txn, away=away)
-        if sent:
-            self._last_summary = time.monotonic()
-        if not complete:
-            return 0
-        await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
-        await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
-        return len(batch)
-
-    async def _post(self, record: ReportRecord) -> bool:
-        """Post one report's notice to every admin room that lacks it. True when nothing is left to
-        do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
-        facts = record.facts
-        done = {room for room, _ in await self.report_store.report_notices(facts.kind, facts.report_id)}
-        complete = True
-        for room_id in self.admin_rooms:
-            key = (facts.kind, facts.report_id, room_id)
-            if room_id in done or key in self.failed_notices:
-                continue
-            attempts, not_before = self._attempts.get(key, (0, 0.0))
-            if room_id not in self.delivery.rooms() or not_before > time.monotonic():
-                complete = False
-                continue
-            event_id = await self._post_one(record, room_id, attempts)
-            if event_id is None:
-                complete = complete and key in self.failed_notices
-                continue
-            self._attempts.pop(key, None)
-            await self.delivery.room_ok(room_id)
-            await self.report_store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
-            if await self.report_store.get_report(facts.kind, facts.report_id) != record:
-                # Claimed (or changed) while the notice was on its way: it shows the latest state.
-                await self.refresh(ReportRef.of(facts.kind, facts.report_id))
-            if not done:
-                done.add(room_id)
-                for observe in self.latency_observers:
-                    observe(max(0.0, time.time() - facts.received_ts / 1000))
-        return complete
-
-    async def _post_one(self, record: ReportRecord, room_id: str, attempts: int) -> str | None:
-        """One try at one notice in one room. A refusal of this message (not of the room) costs an
-        attempt; the last attempt sends the minimal notice, once, and then the bot gives up on it."""
-        facts = record.facts
-        key = (facts.kind, facts.report_id, room_id)
-        last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
-        txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
-        try:
-            form = self.delivery.form(room_id)
-            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix, await self.context(record))
-            content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
-            return await self.messenger.send(room_id, content, txn_id=txn, background=True)
-        except Exception as exc:
-            if room_problem(exc):
-                await self.delivery.room_failed(room_id, exc)
-                return None
-            label = ref_label(facts.kind, facts.report_id)
-            if last:
-                log.error("gave up posting report %s to %s after %d attempts: %s", label, room_id, attempts + 1, exc)
-                self.failed_notices.add(key)
-                self._attempts.pop(key, None)
-            else:
-                log.warning("could not post report %s to %s (%s); trying it again on its own", label, room_id, exc)
-                self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
-            return None
-
-    async def _post_summary(self, reports: list[ReportFacts], txn: str, *, away: bool) -> bool:
-        count = len(reports)
-        title = (f"📥 {count} reports arrived while the bot was away" if away
-                 else f"📥 {count} new reports at once: listed here instead of one notice each")
-        view = summary_view(title, reports, self.prefix)
-        return await self.delivery.deliver(txn, lambda room_id: fit_content(view, self.delivery.form(room_id)))
 
     async def _announce_start(self, start: StartPoint) -> None:
         """The start notice: the inbox is on, and what was on the homeserver before it (history:
