@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
-from bot.homeserver.admin_api.events import is_redacted
 from bot.homeserver.backoff import Backoff
 from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
@@ -33,6 +32,7 @@ from bot.inbox.chart import Chart
 from bot.inbox.digests import DIGEST_KEY, REMINDER_KEY, QueueDigests
 from bot.inbox.source import BACKLOG_DAYS, BACKLOG_ROWS, START_PAGES, ReportSource
 from bot.inbox.posting import MAX_NOTICE_ATTEMPTS, NOTICE_RETRY_S, SUMMARY_EVERY_S, NoticePoster
+from bot.inbox.redactions import REDACTION_SWEEP_DAYS, REDACTION_SWEEP_ROWS, REDACTION_SWEEP_S, RedactionSweep
 from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
@@ -63,12 +63,6 @@ MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
 MIN_RETRY_S = 0.2
-# A stored excerpt whose message was redacted since (by its sender, by a moderator in a client) is
-# found by asking again: every REDACTION_SWEEP_S, REDACTION_SWEEP_ROWS of the reports of the last
-# REDACTION_SWEEP_DAYS (Synapse keeps a redacted event's content 7 days by default), in turn.
-REDACTION_SWEEP_S = 300.0
-REDACTION_SWEEP_ROWS = 20
-REDACTION_SWEEP_DAYS = 8
 REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
 
 # Reactions on a report notice, and the command each one stands for.
@@ -180,8 +174,7 @@ class ReportInbox:
         self._flushing = False
         self.clock: Callable[[], float] = time.monotonic
         self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
-        self._swept_at: float | None = None
-        self._sweep_offset = 0
+        self.redactions = RedactionSweep(api=api, reports=reports, refresh=self.refresh)
         self.failed_notices = self.poster.failed_notices  # (kind, report id, room) given up on
         self._start_point: StartPoint | None = None
         self._homeserver_away = False
@@ -196,7 +189,7 @@ class ReportInbox:
             try:
                 await self.poll_once()
                 await self.digests.remind_if_due()
-                await self._sweep_if_due()
+                await self.redactions.sweep_if_due()
                 await self.digests.digest_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
@@ -543,44 +536,10 @@ class ReportInbox:
             await self.report_store.forget_event_content(record.facts.event_id)
         await self.refresh(ref)
 
-    async def _sweep_if_due(self) -> None:
-        now = time.monotonic()
-        if self._swept_at is not None and now - self._swept_at < REDACTION_SWEEP_S:
-            return
-        self._swept_at = now
-        try:
-            await self.sweep_redactions()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a sweep is best effort: it never holds up the polls
-            log.warning("could not check stored excerpts for redactions", exc_info=True)
-
-    async def sweep_redactions(self, rows: int = REDACTION_SWEEP_ROWS) -> int:
-        """Ask again about a few stored excerpts (in turn, newest first) whether their message was
-        redacted since; forget those that were. Returns how many were."""
-        since = now_ms() - REDACTION_SWEEP_DAYS * 86_400_000
-        records = await self.report_store.reports_with_excerpts(since_ms=since, limit=rows, offset=self._sweep_offset)
-        self._sweep_offset = self._sweep_offset + len(records) if len(records) == rows else 0
-        found = 0
-        for record in records:
-            try:
-                details = await self.api.event_report(record.facts.report_id)
-            except NotFound:
-                continue  # the report (or its event) is gone from the homeserver; nothing to compare
-            except AdminAPIError as exc:
-                log.info("could not check report %s for a redaction: %s", record.facts.report_id, exc.errcode)
-                continue
-            if is_redacted(details.event_json) and record.facts.event_id:
-                await self.learned_redaction(record.facts.event_id)
-                found += 1
-        return found
-
     async def learned_redaction(self, event_id: str) -> None:
         """An event was redacted (the bot redacted it, or found it redacted): no stored excerpt of it
         is kept, and the notices of the reports about it say "(redacted)"."""
-        if await self.report_store.forget_event_content(event_id):
-            for record in await self.report_store.reports_about_event(event_id):
-                await self.refresh(ReportRef.of(record.facts.kind, record.facts.report_id))
+        await self.redactions.learned_redaction(event_id)
 
     async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
         if not await self.report_store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):

@@ -187,10 +187,10 @@ async def test_an_excerpt_redacted_since_it_was_stored_is_forgotten_by_the_sweep
             room_id="!room:hs", event_id=f"$e{number}", reason="spam", excerpt=f"secret words {number}")],
             post_state="pending", meta={})
     await inbox.flush()
-    assert await inbox.sweep_redactions() == 1
+    assert await inbox.redactions.sweep_redactions() == 1
     assert (await store.reports.get_report("event", 1)).facts.excerpt == "(redacted)"  # type: ignore[union-attr]
     assert (await store.reports.get_report("event", 2)).facts.excerpt == "secret words 2"  # type: ignore[union-attr]
     edits = [c["body"] for _, c, txn in messenger.sent if txn is None]
     assert any("(redacted)" in body and "Event report 1" in body for body in edits)
-    assert await inbox.sweep_redactions() == 0  # once forgotten, not asked again
+    assert await inbox.redactions.sweep_redactions() == 0  # once forgotten, not asked again
     await store.db.close()

@@ -220,7 +220,7 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
 MAX_LINES, MAX_METHODS = 800, 35
 # Still over the limits, each to be split (and this list with it). Empty is the goal.
 KNOWN_LONG = {"bot/matrix/client.py"}
-KNOWN_BIG = {"bot/matrix/client.py:MatrixClient", "bot/inbox/inbox.py:ReportInbox"}
+KNOWN_BIG = {"bot/matrix/client.py:MatrixClient"}
 
 
 def test_no_module_over_800_lines_and_no_class_over_35_methods() -> None:
