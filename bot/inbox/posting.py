@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.inbox.delivery import DELIVERED_KEY, RoomDelivery, room_problem
 from bot.inbox.model import ReportRef, ref_label
