@@ -194,3 +194,32 @@ async def test_an_excerpt_redacted_since_it_was_stored_is_forgotten_by_the_sweep
     assert any("(redacted)" in body and "Event report 1" in body for body in edits)
     assert await inbox.redactions.sweep_redactions() == 0  # once forgotten, not asked again
     await store.db.close()
+
+
+async def test_the_poll_loop_runs_the_redaction_sweep(tmp_path: Path) -> None:
+    """The sweep is the poll loop's too, not only a method: a running inbox forgets a redacted excerpt."""
+    import time as clock
+
+    class Lists(EventReports):
+        async def list_event_reports(self, **_: Any) -> Page[Any]:
+            return Page([], 0, None)
+
+        async def list_user_reports(self, **_: Any) -> Page[Any]:
+            return Page([], 0, None)
+
+    messenger = Messenger()
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"], Lists(redacted={1}))
+    await store.reports.record_new_reports([ReportFacts(
+        kind="event", report_id=1, received_ts=int(clock.time() * 1000) - 1, reporter="@r:hs", target="@spammer:hs",
+        room_id="!room:hs", event_id="$e1", reason="spam", excerpt="secret words 1")], post_state="pending", meta={})
+    stop = asyncio.Event()
+    loop = asyncio.create_task(inbox.run(stop))
+    try:
+        async def forgotten() -> None:
+            while (await store.reports.get_report("event", 1)).facts.excerpt != "(redacted)":  # type: ignore[union-attr]
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(forgotten(), 10)
+    finally:
+        stop.set()
+        await loop
+    await store.db.close()
