@@ -427,8 +427,8 @@ class App:
             except Exception:
                 log.warning("reload: could not resolve %s yet; the sync loop tries again", ", ".join(fresh_aliases))
         self.reports.poll_interval = new.reports.poll_interval
-        self.reports.reminder_after_ms = int(new.reports.reminder_after * 1000)
-        self.reports.reminder_every_ms = int(new.reports.reminder_every * 1000)
+        self.reports.digests.reminder_after_ms = int(new.reports.reminder_after * 1000)
+        self.reports.digests.reminder_every_ms = int(new.reports.reminder_every * 1000)
         live_reports = dataclasses.replace(self.config.reports, **{name: getattr(new.reports, name)
                                                                     for name in LIVE_KEYS["reports"] or ()})
         self.config = dataclasses.replace(self.config, access=new.access, admin_rooms=new.admin_rooms, reports=live_reports)

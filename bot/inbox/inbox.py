@@ -11,36 +11,39 @@ one summary notice instead of a flood.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound, RateLimited, UnrecognizedEndpoint, is_transient
-from bot.homeserver.admin_api.events import is_redacted
 from bot.homeserver.backoff import Backoff
 from bot.matrix.events import normalise_key
 from bot.matrix.events import IncomingReaction, Messenger
 from bot.homeserver.gate import HomeserverGate
-from bot.text.render import SendForm, fit_content
+from bot.text.render import fit_content
 from bot.handler_api.invocation import Request
 from bot.handler_api.spec import CommandError, Role
-from bot.records import ReportFacts, ReportQuery, ReportRecord, now_ms
+from bot.records import ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
-from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER, ReportRef, ref_label
+from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, ReportRef, ref_label
 from bot.inbox.chart import Chart
+# The inbox's collaborators, one concern each; the keys and limits other modules and tests read
+# from here (DIGEST_KEY, REMINDER_KEY, MAX_NOTICE_ATTEMPTS, ROOMS_REFUSED_KEY) are re-exported.
+from bot.inbox.delivery import DELIVERED_KEY, ROOMS_REFUSED_KEY, RoomDelivery  # noqa: F401
+from bot.inbox.digests import DIGEST_KEY, REMINDER_KEY, QueueDigests  # noqa: F401
+from bot.inbox.posting import MAX_NOTICE_ATTEMPTS, SUMMARY_EVERY_S, NoticePoster  # noqa: F401
+from bot.inbox.redactions import RedactionSweep
+from bot.inbox.source import BACKLOG_DAYS, BACKLOG_ROWS, ReportSource
 from bot.inbox.chart import draw as draw_chart
 from bot.inbox.policy_lists import PolicyBook, PolicyHit
-from bot.inbox.scan import Cursor, PageFetcher, StartPoint, scan_newer
+from bot.inbox.scan import Cursor, StartPoint, scan_newer
 from bot.inbox.stats import MAX_DAYS, QueueStats, compute, window
 from bot.text.schedule import Recurrence
 from bot.inbox.views import (
-    NOTE_CHARS, NOTES_ON_NOTICE, REMINDER_ROWS, NoticeContext, excerpt_of, facts_from_event_report, facts_from_user_report,
-    minimal_notice_view, notice_view, reminder_view, state_text, stats_view, summary_view,
+    NOTE_CHARS, NOTES_ON_NOTICE, NoticeContext,
+    minimal_notice_view, notice_view, state_text, summary_view,
 )
 
 if TYPE_CHECKING:
@@ -51,49 +54,18 @@ log = logging.getLogger(__name__)
 
 CURSOR_KEY = "reports.cursor.{kind}"
 START_KEY = "reports.start"  # the starting point: the bot's first start (scan.StartPoint)
-REMINDER_KEY = "reports.reminder.last"  # when the last reminder digest went out (ms)
-DIGEST_KEY = "reports.digest.last"  # the period (its scheduled moment, ms) of the last stats digest posted
 START_ASK_S = 10.0  # how long the start waits for each report list
-START_PAGES = 5  # how far back a kind the start could not ask about is placed by time
 MAX_NOTES = 100  # notes one report keeps (each at most NOTE_CHARS)
 DEFAULT_PAGE_SIZE = 20
 FLOOD_THRESHOLD = 5  # more report notices than this within FLOOD_WINDOW_S → the rest go into summaries
 # Notices are grouped by rate over a sliding window, not per poll: a paced trickle (one report per
 # poll) gets FLOOD_THRESHOLD notices of their own per window, then summaries (SUMMARY_EVERY_S apart).
 FLOOD_WINDOW_S = 60.0
-# During a flood, summaries go out at most this often: the reports of the polls in between wait
-# for the next one (a flood of 1,000 reports in a minute is a handful of notices, not dozens).
-SUMMARY_EVERY_S = 10.0
-# A summary's reports are marked with this and its transaction ID before it is sent, so that after
-# a restart in between the same summary is sent again under the same ID (the homeserver answers
-# with the first one instead of posting it twice), never a new one listing them again.
-BATCH_PREFIX = "batch:"
-BACKLOG_DAYS = 7
-BACKLOG_ROWS = 10
-# An admin room that refuses the bot (kicked, banned, gone) is tried again after ROOM_RETRY_S,
-# doubling up to ROOM_RETRY_MAX_S: never on every poll. `check` names it (ROOMS_REFUSED_KEY).
-ROOM_RETRY_S = 30.0
-ROOM_RETRY_MAX_S = 3600.0
-ROOMS_REFUSED_KEY = "reports.rooms.refused"  # {room: {"since": s, "error": str, "retry_at": s}}
-DELIVERED_KEY = "reports.delivered.{txn}"  # {room: event id}: where a summary (or the start notice) went
 MAX_ERROR_BACKOFF_S = 60.0
 # After the homeserver was down or rate-limiting, the next poll waits for the homeserver gate (the
 # whole bot finds out together when it is back), and at least this long after the failed one.
 MIN_RETRY_S = 0.2
-# A notice the homeserver refuses is tried this often (with a pause growing from NOTICE_RETRY_S),
-# then once more in a minimal form, then given up: it never holds back the reports after it.
-MAX_NOTICE_ATTEMPTS = 3
-# A stored excerpt whose message was redacted since (by its sender, by a moderator in a client) is
-# found by asking again: every REDACTION_SWEEP_S, REDACTION_SWEEP_ROWS of the reports of the last
-# REDACTION_SWEEP_DAYS (Synapse keeps a redacted event's content 7 days by default), in turn.
-REDACTION_SWEEP_S = 300.0
-REDACTION_SWEEP_ROWS = 20
-REDACTION_SWEEP_DAYS = 8
 REFRESH_ROUNDS = 3  # a notice edit goes again at most this often when the report changed meanwhile
-NOTICE_RETRY_S = 2.0
-# Answers that say the room (or the homeserver) cannot take anything now, not that this message is
-# wrong: the room is tried again later, and the message is not charged an attempt.
-_ROOM_ERRCODES = frozenset({"M_LIMIT_EXCEEDED", "M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_BOT_NOT_READY"})
 
 # Reactions on a report notice, and the command each one stands for.
 REACTIONS = {
@@ -173,21 +145,21 @@ class ReportInbox:
         self.meta = meta
         self.messenger = messenger
         self.admin_rooms = admin_rooms
+        self.delivery = RoomDelivery(meta=meta, messenger=messenger, admin_rooms=admin_rooms)
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.page_size = page_size
+        self.source = ReportSource(api=api, page_size=page_size)
         self.flood_threshold = flood_threshold
-        self.summary_every = summary_every
         self.flood_window = flood_window
-        self._last_summary: float | None = None  # monotonic time of the last summary sent
         self.ready = ready
         self.may_be_assigned = may_be_assigned  # the policy's answer: who may be given a report
-        self.reminder_after_ms = int(reminder_after * 1000)
-        self.reminder_every_ms = int(reminder_every * 1000)
-        self.reminders_checked = 0
         # The followed policy lists (bot/inbox/policy_lists.py): read when a notice is drawn, never acted on.
         self.policy = policy
         self.digest = digest
+        self.digests = QueueDigests(reports=reports, meta=meta, messenger=messenger, delivery=self.delivery,
+                                    stats=self.stats, chart=self.chart, prefix=prefix, digest=digest,
+                                    reminder_after=reminder_after, reminder_every=reminder_every)
         # After a poll the homeserver could not answer (down, rate-limiting): wait at its gate, the
         # one the Admin API client passes, and poll again as soon as it lets requests through.
         self.gate = gate
@@ -195,21 +167,17 @@ class ReportInbox:
         self.backoff = backoff or Backoff(base=2 * poll_interval, cap=MAX_ERROR_BACKOFF_S)
         self.polls = 0
         self.last_poll_ok: float | None = None
-        # Called with the seconds from a report being filed to its first notice (metrics).
-        self.latency_observers: list[Callable[[float], None]] = list(latency_observers or [])
+        self.poster = NoticePoster(reports=reports, meta=meta, messenger=messenger, delivery=self.delivery,
+                                   admin_rooms=admin_rooms, prefix=prefix, context=self.context, refresh=self.refresh,
+                                   summary_every=summary_every, latency_observers=latency_observers)
+        self.latency_observers = self.poster.latency_observers  # called with each report's seconds to its first notice
         # No lock is held across a send: claims and resolves never wait behind a flood of notices.
         # A notice edit re-reads the record after sending and goes again when it changed meanwhile.
         self._flushing = False
         self.clock: Callable[[], float] = time.monotonic
         self._individual: list[float] = []  # when each of the last notices of its own was queued (window)
-        self._unsupported: dict[str, float] = {}  # kind → when to try again (older Synapse: no user reports)
-        self._room_retry_at: dict[str, float] = {}
-        self._room_backoff: dict[str, Backoff] = {}
-        self._swept_at: float | None = None
-        self._sweep_offset = 0
-        # (kind, report id, room) → failed attempts and when to try again; given up after the last
-        self._attempts: dict[tuple[str, int, str], tuple[int, float]] = {}
-        self.failed_notices: set[tuple[str, int, str]] = set()
+        self.redactions = RedactionSweep(api=api, reports=reports, refresh=self.refresh)
+        self.failed_notices = self.poster.failed_notices  # (kind, report id, room) given up on
         self._start_point: StartPoint | None = None
         self._homeserver_away = False
 
@@ -222,9 +190,9 @@ class ReportInbox:
             started = time.monotonic()
             try:
                 await self.poll_once()
-                await self.remind_if_due()
-                await self._sweep_if_due()
-                await self.digest_if_due()
+                await self.digests.remind_if_due()
+                await self.redactions.sweep_if_due()
+                await self.digests.digest_if_due()
                 if self.backoff.failures or self._homeserver_away:
                     log.info("report polling works again")
                 self.backoff.reset()
@@ -275,9 +243,9 @@ class ReportInbox:
         for kind in KINDS:
             try:
                 # Bounded: a homeserver that does not answer must not hold up the bot's start.
-                page = await asyncio.wait_for(self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
+                page = await asyncio.wait_for(self.source.fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS)), START_ASK_S)
             except UnrecognizedEndpoint:
-                self._mark_unsupported(kind)
+                self.source.mark_unsupported(kind)
                 continue
             except Exception as exc:  # the first poll places this kind by the start's time instead
                 log.warning("could not read the %s reports at start (%s); placing them by time at the first poll", kind, exc)
@@ -305,27 +273,27 @@ class ReportInbox:
         new: list[tuple[str, Any]] = []
         meta: dict[str, str] = {}
         for kind in KINDS:
-            if self._unsupported.get(kind, 0) > time.monotonic():
+            if self.source.skipped(kind):
                 continue
             key = CURSOR_KEY.format(kind=kind)
             stored = await self.meta.get_meta(key)
             try:
                 if stored is None:
-                    cursor, total = await self._place_by_time(kind, start.ts)
+                    cursor, total = await self.source.place_by_time(kind, start.ts)
                     start = start.placed(kind, cursor.id, total)
                     meta[key], meta[START_KEY] = cursor.dump(), start.dump()
                 else:
                     cursor = Cursor.load(stored)
-                items = await scan_newer(self._fetcher(kind), cursor, self.page_size)
+                items = await scan_newer(self.source.fetcher(kind), cursor, self.page_size)
             except UnrecognizedEndpoint:
-                self._mark_unsupported(kind)
+                self.source.mark_unsupported(kind)
                 continue
-            self._unsupported.pop(kind, None)
+            self.source.supported(kind)
             if items:
                 new += [(kind, item) for item in items]
                 meta[key] = cursor.advanced(items).dump()
         summarise = self._flooding(len(new))
-        facts = [await self._facts(kind, item, excerpt=not summarise) for kind, item in new]
+        facts = [await self.source.facts(kind, item, excerpt=not summarise) for kind, item in new]
         if facts or meta:
             await self.report_store.record_new_reports(facts, post_state="pending_summary" if summarise else "pending", meta=meta)
         self._start_point = start
@@ -348,52 +316,6 @@ class ReportInbox:
         self._individual += [now] * count
         return False
 
-    def _mark_unsupported(self, kind: str) -> None:
-        if kind not in self._unsupported:
-            log.warning("this homeserver has no %s report list (Synapse < 1.152?); checking again in 10 min", kind)
-        self._unsupported[kind] = time.monotonic() + 600
-
-    def _fetcher(self, kind: str) -> PageFetcher[Any]:
-        if kind == EVENT:
-            return lambda offset, limit: self.api.list_event_reports(from_token=offset, limit=limit, direction="b")
-        return lambda offset, limit: self.api.list_user_reports(from_token=offset, limit=limit, direction="b")
-
-    async def _place_by_time(self, kind: str, start_ts: int) -> tuple[Cursor, int]:
-        """The cursor of a kind the start could not ask about (the homeserver did not answer then, or
-        had no such list yet): reports filed before the start are history, by their time. Reads
-        back at most START_PAGES pages; the history's total."""
-        fetch = self._fetcher(kind)
-        seen: list[Any] = []
-        total = 0
-        for _ in range(START_PAGES):
-            page = await fetch(len(seen), self.page_size)
-            seen += page.items
-            total = int(page.total or len(seen))
-            if not page.items or page.next_token is None or any(i.received_ts < start_ts for i in page.items):
-                break
-        history = [i for i in seen if i.received_ts < start_ts]
-        if history:
-            return Cursor(0, 0).advanced(history), total - (len(seen) - len(history))
-        # Every report read was filed after the start: all of them are new.
-        return Cursor(min((int(i.id) for i in seen), default=1) - 1, start_ts), 0
-
-    async def _facts(self, kind: str, item: Any, *, excerpt: bool) -> ReportFacts:
-        if kind == USER:
-            return facts_from_user_report(item)
-        text = None
-        if excerpt:
-            text = await self._excerpt(int(item.id))
-        return facts_from_event_report(item, text)
-
-    async def _excerpt(self, report_id: int) -> str:
-        try:
-            details = await self.api.event_report(report_id)
-        except NotFound:
-            return "(the reported event is no longer on the homeserver)"
-        except AdminAPIError as exc:
-            return f"(could not fetch the message: {exc.errcode})"
-        return excerpt_of(details.event_json)
-
     # -- posting
 
     async def flush(self, *, away: bool = False) -> int:
@@ -402,185 +324,9 @@ class ReportInbox:
             return 0  # one flush at a time (the poll loop's); never waits for one
         self._flushing = True
         try:
-            return await self._flush(away=away)
+            return await self.poster.flush(away=away)
         finally:
             self._flushing = False
-
-    async def _flush(self, *, away: bool) -> int:
-        posted = 0
-        for record in await self.report_store.reports_by_post_state("pending"):
-            if await self._post(record):
-                reached = await self.report_store.report_notices(record.facts.kind, record.facts.report_id)
-                await self.report_store.set_report_post_state(record.facts.kind, record.facts.report_id,
-                                                       "posted" if reached else "failed")
-                posted += 1 if reached else 0
-        # Summaries sent before a restart but not recorded as sent: again, under the same ID.
-        unsent: dict[str, list[ReportRecord]] = {}
-        for record in await self.report_store.reports_in_batches(BATCH_PREFIX):
-            unsent.setdefault(record.post_state[len(BATCH_PREFIX):], []).append(record)
-        for txn, records in unsent.items():
-            posted += await self._summarise(records, txn, away=True)
-        batch = await self.report_store.reports_by_post_state("pending_summary", limit=100_000)
-        due = (self._last_summary is None or away
-               or time.monotonic() - self._last_summary >= self.summary_every)
-        if batch and due:
-            first, last = batch[0].facts, batch[-1].facts
-            txn = f"sab-reports-{first.kind}-{first.report_id}-{last.kind}-{last.report_id}-{len(batch)}"
-            await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch],
-                                                    BATCH_PREFIX + txn)
-            posted += await self._summarise(batch, txn, away=away)
-        return posted
-
-    async def _summarise(self, batch: list[ReportRecord], txn: str, *, away: bool) -> int:
-        complete, sent = await self._post_summary([r.facts for r in batch], txn, away=away)
-        if sent:
-            self._last_summary = time.monotonic()
-        if not complete:
-            return 0
-        await self.report_store.set_reports_post_state([(r.facts.kind, r.facts.report_id) for r in batch], "summarised")
-        await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
-        return len(batch)
-
-    def _rooms(self) -> list[str]:
-        now = time.monotonic()
-        return [room for room in self.admin_rooms if self._room_retry_at.get(room, 0) <= now]
-
-    async def _deliver(self, txn: str, content_for: Callable[[str], dict[str, Any]]) -> tuple[bool, int]:
-        """Send one message that concerns no one report (a summary, the start notice) to each admin
-        room that has not got it yet, recorded per room: a room that refuses the bot is tried again
-        on its own backoff, and the rooms that have it never get it twice. Returns (every room has
-        it, how many rooms got it now)."""
-        key = DELIVERED_KEY.format(txn=txn)
-        try:
-            delivered = dict(json.loads(await self.meta.get_meta(key) or "{}"))
-        except (ValueError, TypeError):
-            delivered = {}
-        reachable, sent = self._rooms(), 0
-        for room_id in self.admin_rooms:
-            if room_id in delivered or room_id not in reachable:
-                continue
-            event_id = await self._send(room_id, content_for(room_id), txn)
-            if event_id is not None:
-                delivered[room_id] = event_id
-                sent += 1
-                await self.meta.set_meta(key, json.dumps(delivered))
-        return all(room in delivered for room in self.admin_rooms), sent
-
-    def refused_rooms(self) -> dict[str, float]:
-        """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
-        now = time.monotonic()
-        return {room: at for room, at in self._room_retry_at.items() if at > now}
-
-    def _form(self, room_id: str, *, edit_of: str | None = None) -> SendForm:
-        is_encrypted = getattr(self.messenger, "is_encrypted", None)
-        return SendForm(encrypted=bool(is_encrypted(room_id)) if is_encrypted else True, edit_of=edit_of, room_id=room_id)
-
-    async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str | None:
-        """Send a notice that concerns no one report (a summary, the start): a failure is the room's."""
-        try:
-            event_id = await self.messenger.send(room_id, content, txn_id=txn_id, background=True)
-        except Exception as exc:
-            await self._room_failed(room_id, exc)
-            return None
-        await self._room_ok(room_id)
-        return event_id
-
-    async def _room_failed(self, room_id: str, exc: BaseException) -> None:
-        if _homeserver_problem(exc):
-            # Down or busy: the next flush tries again, and its send waits at the homeserver gate for
-            # the return (a pause of the room's own could outlast it).
-            log.warning("could not post to admin room %s (%s); trying again when the homeserver answers", room_id, exc)
-            self._room_retry_at.pop(room_id, None)
-            return
-        backoff = self._room_backoff.setdefault(room_id, Backoff(base=ROOM_RETRY_S, cap=ROOM_RETRY_MAX_S))
-        delay = backoff.next_delay()
-        log.warning("admin room %s refuses the bot's notices (%s); trying it again in %ds (%d refusal(s) in a row)",
-                    room_id, exc, delay, backoff.failures)
-        self._room_retry_at[room_id] = time.monotonic() + delay
-        await self._note_refused(room_id, {"error": str(exc)[:200], "retry_at": time.time() + delay})
-
-    async def _room_ok(self, room_id: str) -> None:
-        backoff = self._room_backoff.pop(room_id, None)
-        self._room_retry_at.pop(room_id, None)
-        if backoff is not None and backoff.failures:
-            log.info("admin room %s takes the bot's notices again", room_id)
-            await self._note_refused(room_id, None)
-
-    async def _note_refused(self, room_id: str, state: dict[str, Any] | None) -> None:
-        """Kept in the state database for `check`, which runs in another process."""
-        try:
-            rooms = dict(json.loads(await self.meta.get_meta(ROOMS_REFUSED_KEY) or "{}"))
-        except (ValueError, TypeError):
-            rooms = {}
-        if state is None:
-            if rooms.pop(room_id, None) is None:
-                return
-        else:
-            rooms[room_id] = {"since": rooms.get(room_id, {}).get("since", time.time()), **state}
-        await self.meta.set_meta(ROOMS_REFUSED_KEY, json.dumps(rooms))
-
-    async def _post(self, record: ReportRecord) -> bool:
-        """Post one report's notice to every admin room that lacks it. True when nothing is left to
-        do for it: every room has its notice, or has given up on it (see MAX_NOTICE_ATTEMPTS)."""
-        facts = record.facts
-        done = {room for room, _ in await self.report_store.report_notices(facts.kind, facts.report_id)}
-        complete = True
-        for room_id in self.admin_rooms:
-            key = (facts.kind, facts.report_id, room_id)
-            if room_id in done or key in self.failed_notices:
-                continue
-            attempts, not_before = self._attempts.get(key, (0, 0.0))
-            if room_id not in self._rooms() or not_before > time.monotonic():
-                complete = False
-                continue
-            event_id = await self._post_one(record, room_id, attempts)
-            if event_id is None:
-                complete = complete and key in self.failed_notices
-                continue
-            self._attempts.pop(key, None)
-            await self._room_ok(room_id)
-            await self.report_store.add_report_notice(facts.kind, facts.report_id, room_id, event_id)
-            if await self.report_store.get_report(facts.kind, facts.report_id) != record:
-                # Claimed (or changed) while the notice was on its way: it shows the latest state.
-                await self.refresh(ReportRef.of(facts.kind, facts.report_id))
-            if not done:
-                done.add(room_id)
-                for observe in self.latency_observers:
-                    observe(max(0.0, time.time() - facts.received_ts / 1000))
-        return complete
-
-    async def _post_one(self, record: ReportRecord, room_id: str, attempts: int) -> str | None:
-        """One try at one notice in one room. A refusal of this message (not of the room) costs an
-        attempt; the last attempt sends the minimal notice, once, and then the bot gives up on it."""
-        facts = record.facts
-        key = (facts.kind, facts.report_id, room_id)
-        last = attempts + 1 >= MAX_NOTICE_ATTEMPTS
-        txn = f"sab-report-{facts.kind}-{facts.report_id}" + ("-minimal" if last else "")
-        try:
-            form = self._form(room_id)
-            view = minimal_notice_view(record, self.prefix) if last else notice_view(record, self.prefix, await self.context(record))
-            content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
-            return await self.messenger.send(room_id, content, txn_id=txn, background=True)
-        except Exception as exc:
-            if _room_problem(exc):
-                await self._room_failed(room_id, exc)
-                return None
-            label = ref_label(facts.kind, facts.report_id)
-            if last:
-                log.error("gave up posting report %s to %s after %d attempts: %s", label, room_id, attempts + 1, exc)
-                self.failed_notices.add(key)
-                self._attempts.pop(key, None)
-            else:
-                log.warning("could not post report %s to %s (%s); trying it again on its own", label, room_id, exc)
-                self._attempts[key] = (attempts + 1, time.monotonic() + NOTICE_RETRY_S * 2 ** attempts)
-            return None
-
-    async def _post_summary(self, reports: list[ReportFacts], txn: str, *, away: bool) -> bool:
-        count = len(reports)
-        title = (f"📥 {count} reports arrived while the bot was away" if away
-                 else f"📥 {count} new reports at once: listed here instead of one notice each")
-        view = summary_view(title, reports, self.prefix)
-        return await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
 
     async def _announce_start(self, start: StartPoint) -> None:
         """The start notice: the inbox is on, and what was on the homeserver before it (history:
@@ -592,7 +338,7 @@ class ReportInbox:
             view = Doc(intro, Text("The homeserver has no earlier reports."))
         else:
             counts = " and ".join(f"{totals[kind]:,} {kind} report{'s' if totals[kind] != 1 else ''}" for kind in totals)
-            backlog = await self._history(start)
+            backlog = await self.source.history(start)
             view = Doc(
                 intro,
                 Text(f"Already on the homeserver from before: {counts}. They are not posted one by one; "
@@ -600,22 +346,15 @@ class ReportInbox:
                 summary_view(f"Earlier reports, last {BACKLOG_DAYS} days", backlog[:BACKLOG_ROWS], self.prefix),
             )
         txn = f"sab-reports-start-{start.ts}"
-        reached, _ = await self._deliver(txn, lambda room_id: fit_content(view, self._form(room_id)))
+        reached, _ = await self.delivery.deliver(txn, lambda room_id: fit_content(view, self.delivery.form(room_id)))
         if reached:
             self._start_point = replace(start, announced=True)
             await self.meta.set_meta(START_KEY, self._start_point.dump())
             await self.meta.delete_meta(DELIVERED_KEY.format(txn=txn))
 
-    async def _history(self, start: StartPoint) -> list[ReportFacts]:
-        """The newest reports of the last BACKLOG_DAYS days from before the start, newest first."""
-        since = now_ms() - BACKLOG_DAYS * 86_400_000
-        found: list[ReportFacts] = []
-        for kind, newest in start.ids.items():
-            page = await self._fetcher(kind)(0, max(self.page_size, BACKLOG_ROWS))
-            found += [facts_from_event_report(item, None) if kind == EVENT else facts_from_user_report(item)
-                      for item in page.items if item.id <= newest and item.received_ts >= since]
-        found.sort(key=lambda f: f.received_ts, reverse=True)
-        return found
+    def refused_rooms(self) -> dict[str, float]:
+        """The admin rooms that refuse the bot now, and when each is tried again (monotonic)."""
+        return self.delivery.refused_rooms()
 
     # -- state changes (commands and reactions)
 
@@ -625,20 +364,13 @@ class ReportInbox:
         if record is not None:
             return record
         try:
-            if ref.kind == EVENT:
-                facts = facts_from_event_report(*await self._event_report_with_excerpt(ref.id))
-            else:
-                facts = facts_from_user_report(await self.api.user_report(ref.id))
+            facts = await self.source.report_facts(ref.kind, ref.id)
         except NotFound:
             raise CommandError(f"the homeserver has no {ref.kind} report {ref}") from None
         await self.report_store.add_report(facts)
         record = await self.report_store.get_report(ref.kind, ref.id)
         assert record is not None
         return record
-
-    async def _event_report_with_excerpt(self, report_id: int) -> tuple[Any, str]:
-        details = await self.api.event_report(report_id)
-        return details, excerpt_of(details.event_json)
 
     def _closed(self, record: ReportRecord) -> CommandError:
         label = ref_label(record.facts.kind, record.facts.report_id)
@@ -799,73 +531,6 @@ class ReportInbox:
         """The chart of `stats`, drawn off the event loop into a temporary PNG (the caller removes it)."""
         return await asyncio.to_thread(draw_chart, stats)
 
-    async def digest_if_due(self) -> bool:
-        """`reports stats` posted to every admin room once per period of `reports.digest`: the
-        period is written down before the posts (a crash in between loses one digest rather than
-        posting it twice), and a restart inside the period posts nothing again. True when posted."""
-        if self.digest is None:
-            return False
-        now = now_ms()
-        period = self.digest.latest(now)
-        last = await self.meta.get_meta(DIGEST_KEY)
-        if last is not None and int(last) >= period:
-            return False
-        await self.meta.set_meta(DIGEST_KEY, str(period))
-        stats = await self.stats(self.digest.period_days)
-        title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
-                 f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
-        view = stats_view(stats, self.prefix, title=title)
-        rooms = self._rooms()
-        for room_id in rooms:
-            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-digest-{period}")
-        send_file = getattr(self.messenger, "send_file", None)
-        if send_file is not None and rooms:
-            await self._send_chart(send_file, stats, rooms, f"sab-reports-digest-chart-{period}")
-        return True
-
-    async def _send_chart(self, send_file: Callable[..., Any], stats: QueueStats, rooms: Sequence[str], txn: str) -> None:
-        """The digest's chart, after its numbers; a chart that cannot be drawn or sent is left out."""
-        try:
-            chart = await self.chart(stats)
-        except Exception:
-            log.exception("could not draw the digest's chart")
-            return
-        try:
-            for room_id in rooms:
-                try:
-                    await send_file(room_id, path=chart.path, filename=f"reports-stats-{stats.days}d.png",
-                                    mimetype="image/png", reply_to=None, thread_root=None, txn_id=txn, background=True,
-                                    image={"w": chart.width, "h": chart.height, "body": chart.alt})
-                except Exception as exc:
-                    log.warning("could not send the digest's chart to %s: %s", room_id, exc)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(chart.path)
-
-    # -- the reminder
-
-    async def remind_if_due(self) -> bool:
-        """One digest of the reports that wait too long (open ones filed, claimed ones taken, more
-        than `reminder_after` ago), at most once per `reminder_every`; the time of the last one is
-        kept durably, so a restart does not remind twice. True when a digest went out."""
-        if not self.reminder_after_ms or not self.reminder_every_ms:
-            return False
-        self.reminders_checked += 1
-        now = now_ms()
-        last = await self.meta.get_meta(REMINDER_KEY)
-        if last is not None and now - int(last) < self.reminder_every_ms:
-            return False
-        cutoff = now - self.reminder_after_ms
-        stale, total = await self.report_store.stale_reports(open_before=cutoff, claimed_before=cutoff, limit=REMINDER_ROWS)
-        if not total:
-            return False
-        # Written before sending: a crash in between loses one digest rather than sending it twice.
-        await self.meta.set_meta(REMINDER_KEY, str(now))
-        view = reminder_view(stale, total, self.reminder_after_ms, now + self.reminder_every_ms, self.prefix)
-        for room_id in self._rooms():
-            await self._send(room_id, fit_content(view, self._form(room_id)), f"sab-reports-reminder-{now}")
-        return True
-
     async def redacted(self, ref: ReportRef, by: str) -> None:
         record = await self.record(ref)
         await self.report_store.mark_report_redacted(ref.kind, ref.id, by)
@@ -873,44 +538,10 @@ class ReportInbox:
             await self.report_store.forget_event_content(record.facts.event_id)
         await self.refresh(ref)
 
-    async def _sweep_if_due(self) -> None:
-        now = time.monotonic()
-        if self._swept_at is not None and now - self._swept_at < REDACTION_SWEEP_S:
-            return
-        self._swept_at = now
-        try:
-            await self.sweep_redactions()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a sweep is best effort: it never holds up the polls
-            log.warning("could not check stored excerpts for redactions", exc_info=True)
-
-    async def sweep_redactions(self, rows: int = REDACTION_SWEEP_ROWS) -> int:
-        """Ask again about a few stored excerpts (in turn, newest first) whether their message was
-        redacted since; forget those that were. Returns how many were."""
-        since = now_ms() - REDACTION_SWEEP_DAYS * 86_400_000
-        records = await self.report_store.reports_with_excerpts(since_ms=since, limit=rows, offset=self._sweep_offset)
-        self._sweep_offset = self._sweep_offset + len(records) if len(records) == rows else 0
-        found = 0
-        for record in records:
-            try:
-                details = await self.api.event_report(record.facts.report_id)
-            except NotFound:
-                continue  # the report (or its event) is gone from the homeserver; nothing to compare
-            except AdminAPIError as exc:
-                log.info("could not check report %s for a redaction: %s", record.facts.report_id, exc.errcode)
-                continue
-            if is_redacted(details.event_json) and record.facts.event_id:
-                await self.learned_redaction(record.facts.event_id)
-                found += 1
-        return found
-
     async def learned_redaction(self, event_id: str) -> None:
         """An event was redacted (the bot redacted it, or found it redacted): no stored excerpt of it
         is kept, and the notices of the reports about it say "(redacted)"."""
-        if await self.report_store.forget_event_content(event_id):
-            for record in await self.report_store.reports_about_event(event_id):
-                await self.refresh(ReportRef.of(record.facts.kind, record.facts.report_id))
+        await self.redactions.learned_redaction(event_id)
 
     async def _change(self, ref: ReportRef, allowed: Sequence[str], state: str, by: str, note: str | None = None) -> ReportRecord:
         if not await self.report_store.change_report_state(ref.kind, ref.id, allowed_from=allowed, state=state, by=by, note=note):
@@ -934,7 +565,7 @@ class ReportInbox:
             view = notice_view(record, self.prefix, await self.context(record))
             for room_id, event_id in await self.report_store.report_notices(ref.kind, ref.id):
                 try:
-                    form = self._form(room_id, edit_of=event_id)
+                    form = self.delivery.form(room_id, edit_of=event_id)
                     content = fit_content(view, form, minimal=minimal_notice_view(record, self.prefix))
                     await self.messenger.send(room_id, content, background=True)
                     edited += 1
@@ -959,26 +590,6 @@ class ReportInbox:
         if command == "report redact" and record.facts.kind != EVENT:
             return True  # a user report has no message to redact
         return Request(command, {"report": ref_label(record.facts.kind, record.facts.report_id)}, quiet=True)
-
-
-def _homeserver_problem(exc: BaseException) -> bool:
-    """A failed send that says the homeserver is down or busy, not that the room refuses the bot."""
-    status = getattr(exc, "status", None)
-    if status == 429 or (isinstance(status, int) and status >= 500):
-        return True
-    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
-        type(exc).__module__.startswith("aiohttp"))
-
-
-def _room_problem(exc: BaseException) -> bool:
-    """Whether a failed send says the room cannot take anything now (not: this message is wrong)."""
-    status = getattr(exc, "status", None)
-    errcode = getattr(exc, "errcode", None)
-    if errcode in _ROOM_ERRCODES or status == 429 or (isinstance(status, int) and status >= 500):
-        return True
-    # No answer at all (the homeserver is down, the network is): every message would fail alike.
-    return isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)) or (
-        type(exc).__module__.startswith("aiohttp"))
 
 
 async def _until(stop: asyncio.Event, work: Any) -> None:

@@ -167,7 +167,7 @@ async def test_the_reminder_fires_once_per_period_across_a_restart(remind_world,
         assert digests() == [first]
         # A restart within the period does not remind again.
         async with running_bot(config) as app:
-            await _until(lambda: app.reports.reminders_checked >= 3)
+            await _until(lambda: app.reports.digests.reminders_checked >= 3)
             await asyncio.sleep(1.0)
             assert loop.time() - seen_at < every - 1, "the restart took longer than the period: nothing was shown"
             assert digests() == [first]

@@ -125,7 +125,7 @@ async def _inbox(tmp_path: Path, messenger: Any, rooms: list[str]) -> tuple[Repo
 async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_then_given_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
+    monkeypatch.setattr("bot.inbox.posting.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="POISON")
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs", "!enc:hs"])
     await store.reports.record_new_reports([_facts(1, "POISON"), _facts(2, "fine")], post_state="pending", meta={})
@@ -147,7 +147,7 @@ async def test_a_notice_the_homeserver_refuses_is_retried_alone_then_minimal_the
 async def test_a_notice_that_fails_even_when_minimal_is_given_up_without_holding_anything_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.inbox.inbox.NOTICE_RETRY_S", 0.0)
+    monkeypatch.setattr("bot.inbox.posting.NOTICE_RETRY_S", 0.0)
     messenger = FlakyMessenger(poison="u1 ")  # the minimal form names the report too
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
     await store.reports.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
@@ -163,11 +163,11 @@ async def test_a_room_that_cannot_take_anything_now_is_retried_without_charging_
     inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"])
     await store.reports.record_new_reports([_facts(1, "x")], post_state="pending", meta={})
     for _ in range(5):
-        inbox._room_retry_at.clear()  # the room's retry pause is over
+        inbox.delivery._room_retry_at.clear()  # the room's retry pause is over
         await inbox.flush()
     assert messenger.refused == 5 and inbox.failed_notices == set()
     messenger.poison = "nothing matches this"
-    inbox._room_retry_at.clear()
+    inbox.delivery._room_retry_at.clear()
     await inbox.flush()
     assert "User report u1 · open" in messenger.sent[0][1]["body"]
     await store.db.close()

@@ -116,7 +116,7 @@ async def test_a_summary_is_recorded_per_room_and_a_refusing_room_waits_its_back
 
     # The room takes the bot back: the summary reaches it, and only it.
     messenger.refusing.clear()
-    inbox._room_retry_at.clear()  # its backoff is over
+    inbox.delivery._room_retry_at.clear()  # its backoff is over
     await inbox.flush()
     assert len(messenger.bodies("!lost:hs", "reports")) == 1
     assert len(messenger.bodies("!a:hs", "reports")) == 1
@@ -187,10 +187,39 @@ async def test_an_excerpt_redacted_since_it_was_stored_is_forgotten_by_the_sweep
             room_id="!room:hs", event_id=f"$e{number}", reason="spam", excerpt=f"secret words {number}")],
             post_state="pending", meta={})
     await inbox.flush()
-    assert await inbox.sweep_redactions() == 1
+    assert await inbox.redactions.sweep_redactions() == 1
     assert (await store.reports.get_report("event", 1)).facts.excerpt == "(redacted)"  # type: ignore[union-attr]
     assert (await store.reports.get_report("event", 2)).facts.excerpt == "secret words 2"  # type: ignore[union-attr]
     edits = [c["body"] for _, c, txn in messenger.sent if txn is None]
     assert any("(redacted)" in body and "Event report 1" in body for body in edits)
-    assert await inbox.sweep_redactions() == 0  # once forgotten, not asked again
+    assert await inbox.redactions.sweep_redactions() == 0  # once forgotten, not asked again
+    await store.db.close()
+
+
+async def test_the_poll_loop_runs_the_redaction_sweep(tmp_path: Path) -> None:
+    """The sweep is the poll loop's too, not only a method: a running inbox forgets a redacted excerpt."""
+    import time as clock
+
+    class Lists(EventReports):
+        async def list_event_reports(self, **_: Any) -> Page[Any]:
+            return Page([], 0, None)
+
+        async def list_user_reports(self, **_: Any) -> Page[Any]:
+            return Page([], 0, None)
+
+    messenger = Messenger()
+    inbox, store = await _inbox(tmp_path, messenger, ["!a:hs"], Lists(redacted={1}))
+    await store.reports.record_new_reports([ReportFacts(
+        kind="event", report_id=1, received_ts=int(clock.time() * 1000) - 1, reporter="@r:hs", target="@spammer:hs",
+        room_id="!room:hs", event_id="$e1", reason="spam", excerpt="secret words 1")], post_state="pending", meta={})
+    stop = asyncio.Event()
+    loop = asyncio.create_task(inbox.run(stop))
+    try:
+        async def forgotten() -> None:
+            while (await store.reports.get_report("event", 1)).facts.excerpt != "(redacted)":  # type: ignore[union-attr]
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(forgotten(), 10)
+    finally:
+        stop.set()
+        await loop
     await store.db.close()

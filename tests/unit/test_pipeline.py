@@ -223,8 +223,8 @@ def _sizes() -> tuple[dict[str, int], dict[str, int]]:
 
 MAX_LINES, MAX_METHODS = 800, 35
 # Still over the limits, each to be split (and this list with it). Empty is the goal.
-KNOWN_LONG = {"bot/inbox/inbox.py"}
-KNOWN_BIG = {"bot/inbox/inbox.py:ReportInbox"}
+KNOWN_LONG: set[str] = set()
+KNOWN_BIG: set[str] = set()
 
 
 def test_no_module_over_800_lines_and_no_class_over_35_methods() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import bot.inbox.digests as digests_module
 import bot.inbox.inbox as inbox_module
 from bot.config import ConfigError, parse
 from bot.inbox.chart import draw, png_size
@@ -137,6 +138,7 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     messenger = Messenger()
     clock = {"now": _ms("2026-12-07T09:00:30")}  # Monday, just after the digest's moment
     monkeypatch.setattr(inbox_module, "now_ms", lambda: clock["now"])
+    monkeypatch.setattr(digests_module, "now_ms", lambda: clock["now"])
 
     def inbox() -> ReportInbox:
         return ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs", "!b:hs"],
@@ -145,21 +147,21 @@ async def test_the_digest_goes_out_once_per_period_even_across_a_restart(tmp_pat
     await store.reports.add_report(ReportFacts(kind="user", report_id=1, received_ts=clock["now"] - HOUR, reporter="@r:hs",
                                        target="@spam:hs"))
     first = inbox()
-    assert await first.digest_if_due()
+    assert await first.digests.digest_if_due()
     assert [room for room, _, _ in messenger.sent] == ["!a:hs", "!b:hs"]
     assert "Weekly report digest" in messenger.sent[0][1]["body"] and "@spam:hs" in messenger.sent[0][1]["body"]
     assert [(room, (image["w"], image["h"]), size) for room, image, size in files] == [
         ("!a:hs", (800, 400), (800, 400)), ("!b:hs", (800, 400), (800, 400))]
     assert "1 in all" in files[0][1]["body"]
     clock["now"] += HOUR
-    assert not await first.digest_if_due()
-    assert not await inbox().digest_if_due()  # a restart inside the period: nothing again
+    assert not await first.digests.digest_if_due()
+    assert not await inbox().digests.digest_if_due()  # a restart inside the period: nothing again
     assert len(messenger.sent) == 2 and await store.meta.get_meta(DIGEST_KEY) == str(_ms("2026-12-07T09:00:00"))
     clock["now"] = _ms("2026-12-14T09:00:00")  # the next Monday
-    assert await inbox().digest_if_due() and len(messenger.sent) == 4 and len(files) == 4
-    assert not await inbox().digest_if_due()
+    assert await inbox().digests.digest_if_due() and len(messenger.sent) == 4 and len(files) == 4
+    assert not await inbox().digests.digest_if_due()
     assert not await ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=messenger,
-                               admin_rooms=["!a:hs"]).digest_if_due()
+                               admin_rooms=["!a:hs"]).digests.digest_if_due()
     await db.close()
 
 

@@ -228,19 +228,19 @@ async def test_the_reminder_goes_out_once_per_period_even_across_restarts(tmp_pa
                            reminder_after=3600, reminder_every=3600)
 
     first = inbox()
-    assert not await first.remind_if_due()  # nothing stale
+    assert not await first.digests.remind_if_due()  # nothing stale
     await store.reports.add_report(_facts(1, ts=now_ms() - 2 * HOUR))
     await store.reports.add_report(_facts(2, ts=now_ms() - 60_000))
-    assert await first.remind_if_due()
+    assert await first.digests.remind_if_due()
     assert len(messenger.sent) == 1 and "1 report waiting for more than 1h" in messenger.sent[0][1]["body"]
     assert "--older-than 1h" in messenger.sent[0][1]["body"]
-    assert not await first.remind_if_due()
-    assert not await inbox().remind_if_due()  # a restart: the last reminder's time is kept
+    assert not await first.digests.remind_if_due()
+    assert not await inbox().digests.remind_if_due()  # a restart: the last reminder's time is kept
     await store.meta.set_meta(REMINDER_KEY, str(now_ms() - 3600_001))  # a period later
-    assert await inbox().remind_if_due() and len(messenger.sent) == 2
+    assert await inbox().digests.remind_if_due() and len(messenger.sent) == 2
     off = ReportInbox(api=FakeAPI(), reports=store.reports, meta=store.meta, messenger=messenger, admin_rooms=["!a:hs"])
     await store.meta.set_meta(REMINDER_KEY, "0")
-    assert not await off.remind_if_due()  # off by default in the inbox; the config turns it on
+    assert not await off.digests.remind_if_due()  # off by default in the inbox; the config turns it on
     await store.db.close()
 
 

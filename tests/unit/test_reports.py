@@ -316,7 +316,7 @@ async def test_during_a_flood_summaries_go_out_at_most_every_interval(tmp_path: 
     assert len(summaries) == 1 and summaries[0].startswith("📥 10 new reports")  # the rest wait for the next
     waiting = await store.reports.reports_by_post_state("pending_summary", limit=1000)
     assert len(waiting) == 90  # recorded once each, in the queue, shown in the next summary
-    inbox.summary_every = 0
+    inbox.poster.summary_every = 0
     await inbox.poll_once()
     summaries = [c["body"] for _, c, _ in messenger.sent if "new reports at once" in c["body"]]
     assert len(summaries) == 2 and summaries[1].startswith("📥 90 new reports")
