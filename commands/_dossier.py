@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.previews import account_flags
 from bot.records import ReportFacts, ReportRecord, TeamAction
-from bot.inbox.model import EVENT, ref_label
+from bot.handler_api.report_refs import EVENT, ref_label
 from bot.inbox.views import ROOM_NAME_CHARS, policy_items, state_text
 from bot.text.units import format_ts
 from bot.text.views import Bytes, Code, Doc, Record, Table, Text, Untrusted, When, presents

@@ -16,7 +16,7 @@ from bot.handler_api.argtypes import ArgumentError, Duration, Int, RoomID, UserI
 from bot.handler_api.argtypes import Text as TextArg
 from bot.handler_api.context import Context
 from bot.handler_api.parsing import PageRequest
-from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
+from bot.handler_api.report_refs import CLAIMED, CLOSED, DISMISSED, EVENT, OPEN, RESOLVED, USER, ReportRef, ref_label
 from bot.inbox.views import (
     NOTE_CHARS, NOTES_SHOWN, excerpt_of, facts_from_event_report, facts_from_user_report, history_fields, notes_view, report_fields,
     room_value, state_text, stats_view,

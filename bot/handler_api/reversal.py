@@ -302,7 +302,7 @@ class ReportState(Probe):
         return f"report:{self.report}"
 
     async def read(self, ctx: Context) -> Any:
-        from bot.inbox.model import ReportRef
+        from bot.handler_api.report_refs import ReportRef
 
         record = await ctx.reports.stored(ReportRef.parse(self.report))
         if record is None:

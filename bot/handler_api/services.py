@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from bot.inbox.inbox import ReportInbox, UserStanding
     from bot.inbox.policy_lists import PolicyHit
     from bot.inbox.stats import QueueStats
-    from bot.inbox.model import ReportRef
+    from bot.handler_api.report_refs import ReportRef
     from bot.inbox.views import NoticeContext
     from bot.state.audit import AuditLog
     from bot.state.confirmations import ConfirmationStore

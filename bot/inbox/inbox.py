@@ -27,7 +27,7 @@ from bot.handler_api.invocation import Request
 from bot.handler_api.spec import CommandError, Role
 from bot.records import ReportQuery, ReportRecord, now_ms
 from bot.text.views import Doc, Text
-from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, ReportRef, ref_label
+from bot.handler_api.report_refs import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, ReportRef, ref_label
 from bot.inbox.chart import Chart
 # The inbox's collaborators, one concern each; the keys and limits other modules and tests read
 # from here (DIGEST_KEY, REMINDER_KEY, MAX_NOTICE_ATTEMPTS, ROOMS_REFUSED_KEY) are re-exported.

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from bot.inbox.delivery import DELIVERED_KEY, RoomDelivery, room_problem
-from bot.inbox.model import ReportRef, ref_label
+from bot.handler_api.report_refs import ReportRef, ref_label
 from bot.inbox.views import NoticeContext, minimal_notice_view, notice_view, summary_view
 from bot.matrix.events import Messenger
 from bot.records import ReportFacts, ReportRecord

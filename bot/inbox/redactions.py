@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound
 from bot.homeserver.admin_api.events import is_redacted
-from bot.inbox.model import ReportRef
+from bot.handler_api.report_refs import ReportRef
 from bot.records import now_ms
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from bot.homeserver.admin_api.errors import AdminAPIError, NotFound
-from bot.inbox.model import EVENT, USER
+from bot.handler_api.report_refs import EVENT, USER
 from bot.inbox.scan import Cursor, PageFetcher, StartPoint
 from bot.inbox.views import excerpt_of, facts_from_event_report, facts_from_user_report
 from bot.records import ReportFacts, now_ms

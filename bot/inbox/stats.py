@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.inbox.model import CLAIMED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER
+from bot.handler_api.report_refs import CLAIMED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER
 from bot.records import ReportRecord
 
 STATES = (OPEN, CLAIMED, RESOLVED, DISMISSED)

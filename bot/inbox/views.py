@@ -11,7 +11,7 @@ from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
 from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
-from bot.inbox.model import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
+from bot.handler_api.report_refs import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
 from bot.inbox.policy_lists import PolicyHit
 from bot.inbox.stats import QueueStats
 

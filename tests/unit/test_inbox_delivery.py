@@ -12,7 +12,7 @@ from typing import Any
 from bot.homeserver.admin_api.models import Page
 from bot.homeserver.admin_api.reports import UserReport
 from bot.inbox.inbox import FLOOD_THRESHOLD, FLOOD_WINDOW_S, ROOMS_REFUSED_KEY, ReportInbox
-from bot.inbox.model import ReportRef
+from bot.handler_api.report_refs import ReportRef
 from bot.matrix.client import MatrixError
 from bot.records import ReportFacts
 from bot.state.db import Database

@@ -16,7 +16,7 @@ from bot.config import ConfigError, parse
 from bot.records import ReportFacts, ReportQuery, now_ms
 from bot.policy.decisions import may_be_assigned
 from bot.inbox.inbox import CURSOR_KEY, REMINDER_KEY, START_KEY, ReportInbox
-from bot.inbox.model import ReportRef
+from bot.handler_api.report_refs import ReportRef
 from bot.inbox.scan import Cursor, StartPoint
 from bot.handler_api.spec import CommandError, Role
 from bot.state.db import MIGRATIONS, Database

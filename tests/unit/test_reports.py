@@ -16,7 +16,7 @@ from bot.homeserver.admin_api.models import Page
 from bot.handler_api.argtypes import ArgumentError
 from bot.text.render import notice_content, render
 from bot.inbox.inbox import ReportInbox
-from bot.inbox.model import ReportRef
+from bot.handler_api.report_refs import ReportRef
 from bot.inbox.scan import Cursor, scan_newer
 from bot.inbox.views import excerpt_of, notice_view
 from bot.state.db import Database
