@@ -7,31 +7,26 @@ it is derived here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
 class Outcome:
-    @property
-    def result(self) -> str:
-        raise NotImplementedError
+    word: ClassVar[str]  # what the audit log and the metrics keep for it
 
     @property
-    def ok(self) -> bool:
-        """It ran (or its job started) and succeeded."""
-        return False
+    def result(self) -> str:
+        return self.word
+
+    ok: ClassVar[bool] = False  # it ran (or its job started) and succeeded
 
 
 @dataclass(frozen=True)
 class Answered(Outcome):
     """It ran and was answered."""
 
-    @property
-    def result(self) -> str:
-        return "ok"
-
-    @property
-    def ok(self) -> bool:
-        return True
+    word: ClassVar[str] = "ok"
+    ok: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -40,13 +35,8 @@ class Started(Outcome):
 
     job_id: int
 
-    @property
-    def result(self) -> str:
-        return "ok"
-
-    @property
-    def ok(self) -> bool:
-        return True
+    word: ClassVar[str] = "ok"
+    ok: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -55,51 +45,42 @@ class Prompted(Outcome):
 
     code: str
 
-    @property
-    def result(self) -> str:
-        return "pending"
+    word: ClassVar[str] = "pending"
 
 
 @dataclass(frozen=True)
 class DryRun(Outcome):
     """The prompt was shown and nothing waits."""
 
-    @property
-    def result(self) -> str:
-        return "dry-run"
+    word: ClassVar[str] = "dry-run"
 
 
 @dataclass(frozen=True)
 class Refused(Outcome):
     reason: str = ""
 
-    @property
-    def result(self) -> str:
-        return "refused"
+    word: ClassVar[str] = "refused"
 
 
 @dataclass(frozen=True)
 class Usage(Outcome):
     """The arguments did not fit."""
 
-    @property
-    def result(self) -> str:
-        return "usage"
+    word: ClassVar[str] = "usage"
 
 
 @dataclass(frozen=True)
 class Unknown(Outcome):
     """No such command (in this version of the bot)."""
 
-    @property
-    def result(self) -> str:
-        return "unknown"
+    word: ClassVar[str] = "unknown"
 
 
 @dataclass(frozen=True)
 class Failed(Outcome):
     """The homeserver said no (its errcode), or the bot could not do its part (no errcode)."""
 
+    word: ClassVar[str] = "error"
     errcode: str | None = None
 
     @property
@@ -111,18 +92,14 @@ class Failed(Outcome):
 class Broken(Outcome):
     """A bug on the way: answered, logged, audited."""
 
-    @property
-    def result(self) -> str:
-        return "internal error"
+    word: ClassVar[str] = "internal error"
 
 
 @dataclass(frozen=True)
 class Ignored(Outcome):
     """Not for the bot (no role, not an admin room)."""
 
-    @property
-    def result(self) -> str:
-        return "ignored"
+    word: ClassVar[str] = "ignored"
 
 
 @dataclass(frozen=True)
@@ -131,27 +108,21 @@ class HandedOff(Outcome):
 
     to: str = ""
 
-    @property
-    def result(self) -> str:
-        return "handed off"
+    word: ClassVar[str] = "handed off"
 
 
 @dataclass(frozen=True)
 class Cancelled(Outcome):
     """A pending invocation was dropped before it ran."""
 
-    @property
-    def result(self) -> str:
-        return "cancelled"
+    word: ClassVar[str] = "cancelled"
 
 
 @dataclass(frozen=True)
 class Interrupted(Outcome):
     """A kill cut it short while it ran; nothing was run again."""
 
-    @property
-    def result(self) -> str:
-        return "interrupted"
+    word: ClassVar[str] = "interrupted"
 
 
 ANSWERED = Answered()
