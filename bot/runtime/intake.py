@@ -130,7 +130,8 @@ class Intake:
             self._notes.add(task)
             task.add_done_callback(self._notes.discard)
 
-        with gate.interactive(), working(Work(Priority.INTERACTIVE, patience=MAX_RETRY_AFTER_S, on_hold=held)):
+        work = Work(Priority.INTERACTIVE, patience=MAX_RETRY_AFTER_S, on_hold=held, person=ctx.requester)
+        with gate.interactive(work), working(work):
             yield
 
     async def message(self, msg: IncomingMessage) -> None:

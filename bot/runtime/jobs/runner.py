@@ -27,7 +27,7 @@ from bot.handler_api.jobs import JobContext, JobResult, JobStopped
 from bot.handler_api.spec import CommandTable, Role, Target
 from bot.homeserver.admin_api.errors import AdminAPIError, is_transient
 from bot.homeserver.concurrency import AdaptiveConcurrency, ConcurrencyPolicy, ItemTiming
-from bot.homeserver.gate import HomeserverGate, Priority, Work, working
+from bot.homeserver.gate import HomeserverGate, Priority, Work, current_work, working
 from bot.policy.decisions import Decision
 from bot.runtime import answers
 from bot.records import JobRecord, now_ms
@@ -134,6 +134,9 @@ class JobRunner:
         """Store a job for this invocation; it starts once its message exists (`attach`)."""
         if inv.command.job_body is None:
             raise ValueError(f"{inv.name} cannot run as a job")
+        starter = current_work()
+        if starter is not None and starter.priority is Priority.INTERACTIVE:
+            starter.hand_off()  # its person now waits for the job (bot/homeserver/gate.py)
         return await self.job_store.add_job(
             command=inv.name, invocation_json=encode(inv, hide_secrets=True), summary=inv.command_line(),
             sender=started_by, room_id=inv.room_id, reply_to=inv.event_id, thread_root=inv.thread_root,
