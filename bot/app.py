@@ -177,7 +177,6 @@ class App:
         )
         if config.reports.enabled:
             await self.reports.begin()  # the starting point, before the first poll (bot/inbox/inbox.py)
-        await self._keep_voice()
         self._start_metrics()
         await self.matrix.resolve_admin_rooms()
         if config.policy_lists:
@@ -215,8 +214,9 @@ class App:
 
     async def _keep_voice(self) -> None:
         """Synapse applies its default message rate limit to server admins too: unless
-        `rate_limits.exempt_bot: false`, the bot lifts its own (override_ratelimit 0/0) at start, so
-        that a flood of notices never holds back its replies. Bounded: it never holds up the start."""
+        `rate_limits.exempt_bot: false`, the bot lifts its own (override_ratelimit 0/0) once the
+        commands waiting at start are answered, so that a flood of notices never holds back its
+        replies. Bounded, and never fails the start."""
         user_id = self.config.bot.user_id
         if not self.config.rate_limits.exempt_bot:
             log.info("rate_limits.exempt_bot is false: the bot keeps the homeserver's message rate limit")
@@ -303,8 +303,11 @@ class App:
 
     async def _settle(self) -> None:
         """What a start defers until the commands waiting at start are answered (bot/matrix/client.py's
-        `settled`: the cross-signing identity), then where the homeserver keeps its accounts."""
+        `settled`: the cross-signing identity), then the bot's own message rate limit (a request, and
+        the HTTP client's first: tens of milliseconds that the first answer need not wait for) and
+        where the homeserver keeps its accounts."""
         await self.matrix.settled()
+        await self._keep_voice()
         try:
             await self._detect_mas()
         except Exception:

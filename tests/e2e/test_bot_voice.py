@@ -35,15 +35,15 @@ async def test_the_bot_lifts_its_own_rate_limit_at_start_unless_told_not_to(
 
         # Told not to: the homeserver's limit stays, and `check` says why.
         kept = world.config(rate_limits={"exempt_bot": False})
-        async with running_bot(kept):
-            pass
+        async with running_bot(kept) as app:
+            await app.ready()  # the start's deferred work is done
         assert await _override(homeserver, token, bot_id) == {}
         out = io.StringIO()
         assert await check(kept, out=out) == 0, out.getvalue()
         assert "rate_limits.exempt_bot is false, so the bot leaves it as it is" in out.getvalue()
 
-        async with running_bot(world.config()):
-            pass
+        async with running_bot(world.config()) as app:
+            await app.ready()
         assert await _override(homeserver, token, bot_id) == {"messages_per_second": 0, "burst_count": 0}
         out = io.StringIO()
         assert await check(world.config(), out=out) == 0, out.getvalue()
