@@ -67,7 +67,7 @@ async def list_rooms(ctx: Context, search: str | None, order: str | None, dir: s
              f"{r.joined_local_members} / {r.joined_members}", r.encryption or "none", r.public]
             for r in result.items]
     return Table("Rooms", ["room", "name", "alias", "members (local / all)", "encryption", "public"], rows,
-                 total=result.total, next_from=result.next_token)
+                 total=result.total, next_from=result.next_token, pages_by_offset=True)
 
 
 @room.command(

@@ -55,7 +55,7 @@ async def list_users(
         for u in result.items
     ]
     return Table("Accounts", ["user", "display name", "admin", "deactivated", "locked", "created", "last seen"], rows,
-                 total=result.total, next_from=result.next_token)
+                 total=result.total, next_from=result.next_token, pages_by_offset=True)
 
 
 @list_users.validate

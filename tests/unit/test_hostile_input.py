@@ -414,6 +414,76 @@ async def test_a_member_export_reads_the_member_list_once() -> None:
     assert len(page.rows) == 100 and page.next_from == "600"
 
 
+async def test_an_export_paged_by_offset_asks_for_the_next_pages_at_once_and_writes_them_in_order() -> None:
+    from bot.handler_api.spec import EXPORT_PAGE_SIZE
+    from bot.runtime import export as export_module
+    from bot.text.views import Table
+
+    total = EXPORT_PAGE_SIZE * 3 + 10
+    grown = EXPORT_PAGE_SIZE * 4 + 20  # rows added since the total was read: one page more
+    asked: list[str | None] = []
+    answers: dict[str | None, asyncio.Future[Table]] = {}
+
+    async def page_at(at: str | None) -> Table:
+        asked.append(at)
+        start = int(at or 0)
+        end = min(start + EXPORT_PAGE_SIZE, grown)
+        more = str(end) if end < grown else None
+        answers[at] = asyncio.get_running_loop().create_future()
+        await answers[at]
+        return Table("t", ["n"], [[n] for n in range(start, end)], total=total, next_from=more, pages_by_offset=True)
+
+    async def answer(at: str | None) -> None:
+        for _ in range(10_000):
+            if at in answers:
+                answers[at].set_result(None)
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"page {at} was never asked for (asked: {asked})")
+
+    rows: list[int] = []
+
+    async def read_all() -> None:
+        async for table in export_module._pages(page_at, None):
+            rows.extend(row[0] for row in table.rows)
+
+    reading = asyncio.create_task(read_all())
+    await answer(None)
+    pages = [str(EXPORT_PAGE_SIZE * k) for k in (1, 2, 3)]
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert asked == [None, *pages[:export_module.PAGES_AHEAD]]  # the next pages at once, before any answer
+    await answer(pages[1])  # answered out of order…
+    await answer(pages[0])
+    await answer(pages[2])  # (asked once the first of them was written)
+    await answer(str(EXPORT_PAGE_SIZE * 4))  # … and the rows added meanwhile, a page past the total
+    await reading
+    assert rows == list(range(grown))  # … written in order, none twice, none missing
+    assert asked == [None, *pages, str(EXPORT_PAGE_SIZE * 4)]
+
+
+async def test_an_export_not_paged_by_offset_asks_for_one_page_after_the_other() -> None:
+    from bot.runtime import export as export_module
+    from bot.text.views import Table
+
+    asked: list[str | None] = []
+    in_flight = 0
+    most = 0
+
+    async def page_at(at: str | None) -> Table:
+        nonlocal in_flight, most
+        asked.append(at)
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        start = int(at or 0)
+        return Table("t", ["n"], [[start]], total=5, next_from=str(start + 1) if start < 4 else None)
+
+    seen = [table.rows[0][0] async for table in export_module._pages(page_at, None)]
+    assert seen == [0, 1, 2, 3, 4] and most == 1  # a cursor is known only from the page before
+
+
 # -- remote answers are checked like people's words
 
 
