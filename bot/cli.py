@@ -193,6 +193,8 @@ async def _run(config: Config, scrubber: SecretScrubber, path: Path) -> int:
 
 @dataclass
 class CheckLine:
+    """One line of `check`'s output: a probe that passed or failed, or a note worth knowing."""
+
     ok: bool
     text: str
     note: bool = False  # worth knowing, not a failure

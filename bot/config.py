@@ -144,12 +144,16 @@ class TokenSource:
 
 @dataclass(frozen=True)
 class HomeserverConfig:
+    """The `homeserver:` section: the client-server API's URL and the Admin API's (the same by default)."""
+
     url: str
     admin_api_url: str
 
 
 @dataclass(frozen=True)
 class BotConfig:
+    """The `bot:` section: the bot's account and how it signs in (a token or a password)."""
+
     user_id: str
     token: TokenSource | None
     password: Secret | None
@@ -163,6 +167,8 @@ class BotConfig:
 
 @dataclass(frozen=True)
 class AccessConfig:
+    """The `access:` section: who holds each role, by full Matrix user ID."""
+
     admins: tuple[str, ...] = ()
     moderators: tuple[str, ...] = ()
     viewers: tuple[str, ...] = ()
@@ -174,6 +180,8 @@ class AccessConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """The `storage:` section: the bot's state database; its directory holds the rest of the bot's state."""
+
     path: Path
 
     @property
@@ -183,6 +191,8 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class EncryptionConfig:
+    """The `encryption:` section: whether the bot speaks in encrypted rooms, and whom it trusts there."""
+
     enabled: bool = True
     # In encrypted admin rooms, obey only devices their owner cross-signed (and send keys only to those).
     require_cross_signed_senders: bool = True
@@ -192,6 +202,8 @@ class EncryptionConfig:
 
 @dataclass(frozen=True)
 class ReportsConfig:
+    """The `reports:` section: polling the homeserver's reports, reminders of waiting ones, the stats digest."""
+
     enabled: bool = True
     poll_interval: float = 2.0
     # One digest of the reports that wait longer than `reminder_after` seconds (open, or claimed and
@@ -204,6 +216,8 @@ class ReportsConfig:
 
 @dataclass(frozen=True)
 class JobsConfig:
+    """The `jobs:` section: how much bulk work the bot keeps in flight."""
+
     # The most items of bulk jobs (all jobs together) in flight at once; below it, the bot finds
     # how many the homeserver takes (bot/homeserver/concurrency.py).
     max_concurrency: int = 16
@@ -211,11 +225,15 @@ class JobsConfig:
 
 @dataclass(frozen=True)
 class ConfirmationsConfig:
+    """The `confirmations:` section: how many seconds a prompt waits for its confirmation."""
+
     timeout: float = 600.0
 
 
 @dataclass(frozen=True)
 class ApprovalConfig:
+    """The `approval:` section: the commands that need a second person."""
+
     # Commands (by name, `user deactivate`) whose prompt a second person must confirm. The names are
     # checked against the command table at start (`check_command_names`: the table is not known here).
     two_person: tuple[str, ...] = ()
@@ -223,11 +241,15 @@ class ApprovalConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """The `metrics:` section: where the bot serves Prometheus metrics, if anywhere."""
+
     bind: tuple[str, int] | None = None  # off unless set
 
 
 @dataclass(frozen=True)
 class RateLimitsConfig:
+    """The `rate_limits:` section: whether the bot lifts the homeserver's message rate limit on itself."""
+
     # At start the bot lifts its own message rate limit (the Admin API's override_ratelimit, 0/0):
     # Synapse applies its default limit to server admins too, and a flood of reports must not
     # silence the bot's replies. false keeps the homeserver's limit (and any override set by hand).
@@ -266,6 +288,8 @@ class MASConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration, read and checked (`parse`); each section is its own class."""
+
     homeserver: HomeserverConfig
     bot: BotConfig
     admin_token: TokenSource | None  # None: use the bot's own token

@@ -15,6 +15,8 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class PendingConfirmation:
+    """A prompt that waits for its confirmation code, and how it was decided."""
+
     code: str
     command: str
     invocation_json: str | None  # bot/handler_api/invocation.py; cleared once decided (it may hold a password)
@@ -32,6 +34,8 @@ class PendingConfirmation:
 
 @dataclass(frozen=True)
 class AuditEntry:
+    """A row of the audit log: who ran which command, where, when, and what came of it."""
+
     id: int
     ts: int
     sender: str
@@ -72,6 +76,8 @@ class UndoRecord:
 
 @dataclass(frozen=True)
 class JobRecord:
+    """A job: its invocation, saved state, status, where it reports its progress and its result."""
+
     id: int
     kind: str  # the command's name
     invocation_json: str | None  # bot/handler_api/invocation.py; None for a bulk job of an older version

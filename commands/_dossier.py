@@ -37,17 +37,23 @@ class NotLocal:
 
 @dataclass(frozen=True)
 class AccountPart:
+    """The account section: what the homeserver knows of the account."""
+
     details: UserDetails | None  # None: no such account on this homeserver
 
 
 @dataclass(frozen=True)
 class ReportLine:
+    """One report in the dossier: what it says, and the bot's state of it."""
+
     facts: ReportFacts
     record: ReportRecord | None  # the bot's state of it; None: never in the bot's queue (history)
 
 
 @dataclass(frozen=True)
 class ReportsPart:
+    """The reports section: reports against the account and reports it filed, and policy rules naming it."""
+
     against: list[ReportLine]
     against_total: int
     against_open: int  # open or claimed in the bot's queue
@@ -61,6 +67,8 @@ class ReportsPart:
 
 @dataclass(frozen=True)
 class RoomLine:
+    """One room of the account: its name, members, whether they created it, or why it could not be read."""
+
     room_id: str
     name: str | None = None
     members: int | None = None
@@ -70,12 +78,16 @@ class RoomLine:
 
 @dataclass(frozen=True)
 class RoomsPart:
+    """The rooms section: how many rooms the account is in, and the few shown."""
+
     total: int
     shown: list[RoomLine]
 
 
 @dataclass(frozen=True)
 class MediaPart:
+    """The media section: how many files the account uploaded, their size, the newest, how many are quarantined."""
+
     total: int
     total_size: int | None  # None: the statistics did not say
     newest: list[LocalMedia]
@@ -85,6 +97,8 @@ class MediaPart:
 
 @dataclass(frozen=True)
 class SessionsPart:
+    """The sessions section: the account's devices, and the IP addresses it was seen from."""
+
     devices: list[Device]
     devices_total: int
     connections: list[Connection]  # newest first, one per IP
@@ -94,12 +108,16 @@ class SessionsPart:
 
 @dataclass(frozen=True)
 class TeamPart:
+    """The team section: what the team did to the account, from the audit log."""
+
     actions: list[TeamAction]
     total: int
 
 
 @dataclass(frozen=True)
 class MASSession:
+    """One MAS session of the account (compat, OAuth 2.0 or browser): when and where last active, and its client."""
+
     kind: str  # compat | oauth2 | browser
     id: str
     last_active_ms: int | None
@@ -109,6 +127,8 @@ class MASSession:
 
 @dataclass(frozen=True)
 class MASPart:
+    """The MAS section: the account's MAS user, and its active sessions."""
+
     mas_user: str | None  # None: MAS does not know this account
     active: list[MASSession] = field(default_factory=list)
     active_total: int = 0
@@ -116,6 +136,8 @@ class MASPart:
 
 @dataclass(frozen=True)
 class Dossier:
+    """A user's dossier: one value per section, in the order the reply shows them."""
+
     user: str
     account: AccountPart | PartFailed | NotLocal
     reports: ReportsPart | PartFailed

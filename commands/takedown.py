@@ -39,6 +39,8 @@ NOT_UNDONE_DEACTIVATED = "the account stays deactivated, for good"
 
 @dataclass(frozen=True)
 class TakedownPreview:
+    """`user takedown`: what the job would do, step by step: rooms, events, files, devices, suspension, deactivation."""
+
     user: str
     rooms: int
     events: int | None  # None: --keep-messages

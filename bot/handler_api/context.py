@@ -27,6 +27,8 @@ async def _nowhere(view: Any) -> None:
 
 @dataclass(frozen=True)
 class Context:
+    """What a command handler is given: the Admin API, who runs it with which role, where, and its services."""
+
     api: AdminAPI
     requester: str  # who runs it: the person who typed it, or who confirmed it
     role: Role

@@ -59,6 +59,8 @@ class InvalidInvocation(Exception):
 
 @dataclass(frozen=True)
 class Invocation:
+    """A command with its typed arguments, who asked and where: what a confirmation or a job stores and runs."""
+
     command: Command
     args: Mapping[str, Any]
     requester: str

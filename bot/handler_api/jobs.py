@@ -110,6 +110,8 @@ class JobHost(Protocol):
 
 @dataclass(frozen=True)
 class JobResult:
+    """How a job ended: its status, what it shows in the room, and how to take back what it did."""
+
     status: JobStatus
     view: Any
     # How to take back what the job did, when only the job knows (what it suspended, which files it

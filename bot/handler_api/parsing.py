@@ -36,6 +36,8 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class PageRequest:
+    """Which page of a listing to show: where it starts (`--from`), how many rows (`--limit`), or all (export)."""
+
     from_token: str | None = None
     limit: int = DEFAULT_PAGE_SIZE
     # Set when every page is wanted (an export): a handler that has everything in hand already (an
@@ -58,6 +60,8 @@ class ParsedCommand:
 
 @dataclass(frozen=True)
 class HelpRequest:
+    """`--help` given after a command's words: show that command's help instead of running it."""
+
     command: Command
 
 

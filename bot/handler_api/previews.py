@@ -81,6 +81,8 @@ def devices_table(devices: list[Device], title: str) -> Table:
 
 @dataclass(frozen=True)
 class RoomDeletionPreview:
+    """`room delete`: the room, who is kicked and where they go, and whether it is purged and blocked."""
+
     room_id: str
     room: RoomDetails | None  # None: the homeserver does not know the room; it is only blocked
     purge: bool
@@ -108,6 +110,8 @@ def _(p: RoomDeletionPreview) -> Doc:
 
 @dataclass(frozen=True)
 class HistoryPurgePreview:
+    """`room purge-history`: the room, where its history is cut (an event, or a time), and whose events go."""
+
     room: RoomDetails
     delete_local_events: bool
     before_event: str | None = None  # the cut-off is an event…
@@ -134,6 +138,8 @@ def _(p: HistoryPurgePreview) -> Doc:
 
 @dataclass(frozen=True)
 class BulkJoinPreview:
+    """`room join`: the users who will be joined, and those already members."""
+
     room: RoomDetails
     to_join: list[str]
     already_members: list[str]
@@ -151,6 +157,8 @@ def _(p: BulkJoinPreview) -> Doc:
 
 @dataclass(frozen=True)
 class RoomBlockPreview:
+    """`room block` and `room unblock`: the room (when the homeserver knows it), and who blocked it."""
+
     room_id: str
     room: RoomDetails | None  # None: unknown to the homeserver (blocking works all the same)
     block: bool
@@ -167,6 +175,8 @@ def _(p: RoomBlockPreview) -> Doc:
 
 @dataclass(frozen=True)
 class RoomAdminPreview:
+    """`room make-admin`: who gets which power level in the room, and whether they are invited first."""
+
     room: RoomDetails
     user: str
     level: int
@@ -184,6 +194,8 @@ def _(p: RoomAdminPreview) -> Doc:
 
 @dataclass(frozen=True)
 class RoomMediaQuarantinePreview:
+    """`room quarantine-media`: how many local and remote files the room references."""
+
     room_id: str
     local: int
     remote: int
@@ -197,6 +209,8 @@ def _(p: RoomMediaQuarantinePreview) -> Text:
 
 @dataclass(frozen=True)
 class ForwardExtremitiesPreview:
+    """`room forward-extremities --delete`: the extremities that would be deleted."""
+
     room_id: str
     extremities: list[ForwardExtremity]
 
@@ -263,6 +277,8 @@ def _(p: AccountChangePreview) -> Record:
 
 @dataclass(frozen=True)
 class PasswordResetPreview:
+    """`user reset-password`: the account, where the password comes from, and its devices or sessions that end."""
+
     account: UserDetails | None
     password_given: bool
     devices: int  # Synapse: devices; MAS: active sessions
@@ -288,6 +304,8 @@ def _(p: PasswordResetPreview) -> Record:
 
 @dataclass(frozen=True)
 class ServerAdminChangePreview:
+    """`user admin`: server admin granted or revoked, and where (Synapse, or MAS's admin scope)."""
+
     user: str
     grant: bool
     home: AccountHome | None = None
@@ -336,6 +354,8 @@ def _devices_going(p: DeviceLogoutPreview) -> Any:
 
 @dataclass(frozen=True)
 class RedactionPreview:
+    """`user redact`: the rooms (or all of them), how many events per room, since when, and the reason."""
+
     user: str
     rooms: list[str]  # empty: every room the account is in or banned from
     joined_rooms: int | None
@@ -354,6 +374,8 @@ def _(p: RedactionPreview) -> Doc:
 
 @dataclass(frozen=True)
 class UserMediaDeletionPreview:
+    """`user media --delete`: how many files go, and the size of the first batch."""
+
     user: str
     files: int
     bytes_first_batch: int
@@ -369,6 +391,8 @@ def _(p: UserMediaDeletionPreview) -> Text:
 
 @dataclass(frozen=True)
 class ExternalIdRemovalPreview:
+    """`user external-ids … --remove` on Synapse: one account's IDs at a provider, or every account's."""
+
     provider: str
     user: str | None  # None: every local account
     matching: int | None  # IDs of that provider (one account); None for all: found as the job goes
@@ -449,6 +473,8 @@ def _(p: UpstreamLinkRemovalPreview) -> Doc:
 
 @dataclass(frozen=True)
 class EmailRemovalPreview:
+    """`user emails --remove`: the address that goes, and how many others the account keeps (MAS)."""
+
     user: str
     email: str
     others: int
@@ -463,6 +489,8 @@ def _(p: EmailRemovalPreview) -> Text:
 
 @dataclass(frozen=True)
 class PersonalSessionRevokePreview:
+    """`user personal-sessions --revoke`: the personal session (a MAS access token) to revoke."""
+
     user: str
     session: PersonalSession
 

@@ -51,6 +51,8 @@ class Inverse:
 
 @dataclass(frozen=True)
 class Reversal:
+    """How an action is taken back: the invocation that does it (or why none can), the state to probe, a note."""
+
     inverse: Inverse | None  # None: nothing can take it back (`why` says so)
     state: Probe | None
     note: str = ""  # what the undo does not restore
@@ -148,6 +150,8 @@ class AccountFlag(Probe):
 @probe("ratelimit")
 @dataclass(frozen=True)
 class RateLimitOverride(Probe):
+    """A local account's rate-limit override (messages per second and burst), or none."""
+
     user: str
 
     @property
@@ -167,6 +171,8 @@ class RateLimitOverride(Probe):
 @probe("room-blocked")
 @dataclass(frozen=True)
 class RoomBlocked(Probe):
+    """Whether a room is blocked."""
+
     room: str
 
     @property

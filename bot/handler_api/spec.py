@@ -205,6 +205,8 @@ EXPORT_PAGE_SIZE = 1000  # rows per page an export asks for: fewer, larger reque
 
 @dataclass
 class Command:
+    """One command: its words, role, arguments, handler and the rest of what `@group.command` declares."""
+
     group: str
     verb: str
     summary: str
@@ -378,6 +380,8 @@ class Command:
 
 @dataclass
 class CommandGroup:
+    """The commands of one area (`user`, `room`…), declared through its `command` decorator."""
+
     name: str
     summary: str
     top_level: bool = False

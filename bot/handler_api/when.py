@@ -25,6 +25,8 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 @dataclass(frozen=True)
 class When:
+    """When a scheduled command runs: every so often, daily or weekly at a time (UTC); stored as JSON."""
+
     kind: str  # every, daily, weekly
     every_ms: int = 0
     minute: int = 0  # of the day, UTC (daily, weekly)

@@ -48,6 +48,8 @@ class LoginError(Exception):
 
 @dataclass(frozen=True)
 class DeviceCodePrompt:
+    """What to show the person who logs in by device code: where to go and the code to type there."""
+
     verification_uri: str
     verification_uri_complete: str | None
     user_code: str
@@ -56,6 +58,8 @@ class DeviceCodePrompt:
 
 @dataclass(frozen=True)
 class LoginResult:
+    """Who logged in, on which device, the token file written, and whether it holds an OAuth token."""
+
     user_id: str
     device_id: str | None
     token_file: Path

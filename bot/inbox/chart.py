@@ -16,6 +16,8 @@ COLOURS = {"open": "#d9534f", "claimed": "#f0ad4e", "resolved": "#5cb85c", "dism
 
 @dataclass(frozen=True)
 class Chart:
+    """A drawn chart: the PNG's temporary file, its size in pixels and in bytes, and the chart in words."""
+
     path: str
     width: int
     height: int

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PolicyRule:
+    """One rule of a followed policy list: whom or what it names (a glob), why, and what it recommends."""
+
     list_id: str  # the list room
     kind: str  # user | room | server
     entity: str  # the glob
@@ -74,6 +76,8 @@ class PolicyHit:
 
 @dataclass
 class _List:
+    """What the bot holds of one policy list room: its name and alias, its rules, how many it ignored."""
+
     name: str | None = None
     alias: str | None = None
     rules: dict[tuple[str, str], PolicyRule] = field(default_factory=dict)  # (event type, state key) → rule

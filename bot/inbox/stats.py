@@ -22,6 +22,8 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True)
 class QueueStats:
+    """`reports stats` over some days: counts by kind and state, median times, the most reported, per day."""
+
     days: int
     since_ms: int  # the first day's start (UTC midnight)
     until_ms: int

@@ -96,6 +96,8 @@ def _error_of(response: Any, what: str) -> MatrixError:
 
 @dataclass
 class _Pending:
+    """An encrypted event the bot cannot decrypt yet: tried again as keys arrive, reported after a grace period."""
+
     event: MegolmEvent
     room_id: str
     first_seen: float

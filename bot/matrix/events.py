@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class IncomingMessage:
+    """A message in a room the bot is in (an edit too), with what is known of its sender's device."""
+
     room_id: str
     event_id: str
     sender: str
@@ -24,6 +26,8 @@ class IncomingMessage:
 
 @dataclass(frozen=True)
 class IncomingReaction:
+    """A reaction in a room the bot is in: who reacted to which event with which key."""
+
     room_id: str
     event_id: str
     sender: str
@@ -37,6 +41,8 @@ class IncomingReaction:
 
 @dataclass(frozen=True)
 class UndecryptableMessage:
+    """An event the bot could not decrypt, and why."""
+
     room_id: str
     event_id: str
     sender: str

@@ -12,6 +12,8 @@ from bot.handler_api.parsing import PageRequest
 
 @dataclass(frozen=True)
 class RunOptions:
+    """How to run an invocation this time: dry run, which page, export, and whether a plain success is quiet."""
+
     dry_run: bool = False
     page: PageRequest | None = None
     export: str | None = None

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of one invocation; each kind is a subclass, and `word` is what the audit log keeps."""
+
     word: ClassVar[str]  # what the audit log and the metrics keep for it
 
     @property
@@ -57,6 +59,8 @@ class DryRun(Outcome):
 
 @dataclass(frozen=True)
 class Refused(Outcome):
+    """It was refused, and not run: `reason` says why."""
+
     reason: str = ""
 
     word: ClassVar[str] = "refused"

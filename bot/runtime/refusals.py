@@ -34,6 +34,8 @@ ROLE_REFUSALS = 5
 
 @dataclass
 class _Window:
+    """One sender's refusals in the current window: answered, held back, and the last answered one's audit row."""
+
     start: float
     answered: int = 0
     held: int = 0

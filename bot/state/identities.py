@@ -12,6 +12,8 @@ from bot.state.db import Table
 
 @dataclass(frozen=True)
 class IdentityPin:
+    """A role holder's pinned cross-signing identity, and a changed one that waits for `identity approve`."""
+
     user_id: str
     master_key: str
     pinned_ts: int

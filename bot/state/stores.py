@@ -21,6 +21,8 @@ from bot.state.undo import UndoStore
 
 @dataclass(frozen=True)
 class Stores:
+    """Every store of the bot's state, over one database."""
+
     db: Database
     meta: MetaStore
     journal: Journal

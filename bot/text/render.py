@@ -43,6 +43,8 @@ _CODE_LIMIT = 512
 
 @dataclass(frozen=True)
 class Rendered:
+    """A view rendered: the plain-text body and its HTML."""
+
     body: str
     html: str
 

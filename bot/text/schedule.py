@@ -14,6 +14,8 @@ _FORM = re.compile(r"^\s*(daily|weekly\s+([a-z]+))\s+(\d{1,2}):(\d{2})\s*$", re.
 
 @dataclass(frozen=True)
 class Recurrence:
+    """A daily or weekly time of day (UTC), such as the schedule of `reports.digest`."""
+
     weekday: int | None  # 0 = Monday; None: every day
     hour: int
     minute: int

@@ -23,6 +23,8 @@ class When:
 
 @dataclass(frozen=True)
 class Bytes:
+    """A size in bytes, shown human-readable (None: unknown)."""
+
     size: int | None
 
 
@@ -35,6 +37,8 @@ class Code:
 
 @dataclass(frozen=True)
 class Strong:
+    """Text shown in bold."""
+
     text: str
 
 

@@ -13,6 +13,8 @@ from bot.homeserver.admin_api.paths import CLIENT
 
 @dataclass(frozen=True)
 class WhoAmI:
+    """GET /_matrix/client/v3/account/whoami: the account (and device) a token belongs to."""
+
     user_id: str
     device_id: str | None
 

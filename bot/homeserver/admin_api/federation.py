@@ -11,6 +11,8 @@ from bot.homeserver.admin_api.paths import ADMIN
 
 @dataclass(frozen=True)
 class Destination:
+    """A remote server this homeserver federates with, and its backoff after failures (times in milliseconds)."""
+
     destination: str
     retry_last_ts: int = 0  # ms; 0: not backing off
     retry_interval: int = 0  # ms
@@ -20,6 +22,8 @@ class Destination:
 
 @dataclass(frozen=True)
 class DestinationRoom:
+    """A room shared with a remote server (GET federation/destinations/<destination>/rooms)."""
+
     room_id: str
     stream_ordering: int | None = None
 

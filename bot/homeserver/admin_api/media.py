@@ -51,6 +51,8 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class QuarantineChange:
+    """A file quarantined or released, from GET media/quarantine_changes."""
+
     origin: str
     media_id: str
     quarantined: bool

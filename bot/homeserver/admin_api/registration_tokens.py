@@ -13,6 +13,8 @@ from bot.homeserver.admin_api.paths import ADMIN
 
 @dataclass(frozen=True)
 class RegistrationToken:
+    """A Synapse registration token: how many uses it allows, has pending and completed, and when it expires."""
+
     token: str
     uses_allowed: int | None = None  # None: unlimited
     pending: int = 0

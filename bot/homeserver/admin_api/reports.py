@@ -35,6 +35,8 @@ class EventReport:
 
 @dataclass(frozen=True)
 class UserReport:
+    """A row of GET user_reports: a report about an account (undocumented, Synapse 1.152)."""
+
     id: int
     received_ts: int
     target_user_id: str  # the reported user
@@ -44,6 +46,8 @@ class UserReport:
 
 @dataclass(frozen=True)
 class RedactionStatus:
+    """How the redaction of a reported event goes (GET user/redact_status/<redact_id>)."""
+
     status: str  # scheduled | active | complete | failed
     failed_redactions: dict[str, str] = field(default_factory=dict)
     error: str | None = None

@@ -16,6 +16,8 @@ from bot.homeserver.admin_api.paths import ADMIN
 
 @dataclass(frozen=True)
 class RoomDetails:
+    """GET v1/rooms/<room_id>: what the homeserver knows of a room."""
+
     room_id: str
     name: str | None = None
     topic: str | None = None
@@ -41,6 +43,8 @@ class RoomDetails:
 
 @dataclass(frozen=True)
 class DeleteStatus:
+    """How a room deletion goes (GET v2/rooms/delete_status): its status, error and what the shutdown did."""
+
     delete_id: str
     status: str
     room_id: str | None = None
@@ -103,6 +107,8 @@ class RoomsAPI(Area):
 
 @dataclass(frozen=True)
 class RoomSummary:
+    """A row of the room list (GET v1/rooms)."""
+
     room_id: str
     name: str | None = None
     canonical_alias: str | None = None
@@ -147,6 +153,8 @@ class RoomListAPI(Area):
 
 @dataclass(frozen=True)
 class MessagesPage:
+    """A page of a room's events (GET rooms/<room_id>/messages) and the tokens around it."""
+
     events: list[dict[str, Any]]
     start: str | None
     end: str | None  # None: no more events in that direction
@@ -154,6 +162,8 @@ class MessagesPage:
 
 @dataclass(frozen=True)
 class EventContext:
+    """An event with the events just before and after it (GET rooms/<room_id>/context/<event_id>)."""
+
     event: dict[str, Any]
     before: list[dict[str, Any]]
     after: list[dict[str, Any]]
@@ -161,6 +171,8 @@ class EventContext:
 
 @dataclass(frozen=True)
 class ForwardExtremity:
+    """One of a room's forward extremities (the latest events its next event will point to)."""
+
     event_id: str
     state_group: int | None = None
     depth: int | None = None
@@ -169,6 +181,8 @@ class ForwardExtremity:
 
 @dataclass(frozen=True)
 class RoomMedia:
+    """The mxc URIs a room's unencrypted events reference, local and remote."""
+
     local: list[str]
     remote: list[str]
 

@@ -16,6 +16,8 @@ from bot.homeserver.admin_api.paths import ADMIN
 
 @dataclass(frozen=True)
 class BackgroundUpdate:
+    """The background update running in one database, and how fast it goes."""
+
     database: str
     name: str
     total_item_count: int = 0
@@ -25,12 +27,16 @@ class BackgroundUpdate:
 
 @dataclass(frozen=True)
 class BackgroundUpdates:
+    """GET background_updates/status: whether background updates run, and those running now."""
+
     enabled: bool
     current: list[BackgroundUpdate] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ScheduledTask:
+    """A task in Synapse's task scheduler (GET scheduled_tasks): what it does, to what, and how it went."""
+
     id: str
     action: str
     status: str
@@ -87,12 +93,16 @@ class ServerAPI(Area):
 
 @dataclass(frozen=True)
 class RoomSize:
+    """A room and its estimated size in the database (GET statistics/database/rooms)."""
+
     room_id: str
     estimated_size: int
 
 
 @dataclass(frozen=True)
 class UserMediaUsage:
+    """How many files a local account uploaded and their total size (GET statistics/users/media)."""
+
     user_id: str
     displayname: str | None = None
     media_count: int = 0

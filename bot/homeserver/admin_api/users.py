@@ -31,6 +31,8 @@ class UserSummary:
 
 @dataclass(frozen=True)
 class ThreePid:
+    """An e-mail address or phone number of an account (a third-party ID); times in milliseconds."""
+
     medium: str
     address: str
     added_at: int | None = None
@@ -39,6 +41,8 @@ class ThreePid:
 
 @dataclass(frozen=True)
 class ExternalId:
+    """An account's ID at an external identity provider (SSO)."""
+
     auth_provider: str
     external_id: str
 
@@ -154,6 +158,8 @@ class UsersAPI(Area):
 
 @dataclass(frozen=True)
 class Device:
+    """A device of a local account: its name and where and when it was last seen."""
+
     device_id: str
     display_name: str | None = None
     last_seen_ip: str | None = None
@@ -164,6 +170,8 @@ class Device:
 
 @dataclass(frozen=True)
 class Connection:
+    """An IP address and user agent an account was seen from (GET whois/<user_id>)."""
+
     ip: str
     last_seen: int | None
     user_agent: str | None
@@ -171,6 +179,8 @@ class Connection:
 
 @dataclass(frozen=True)
 class Pusher:
+    """A pusher of an account: where its notifications are pushed (GET users/<user_id>/pushers)."""
+
     app_display_name: str | None = None
     app_id: str | None = None
     device_display_name: str | None = None
@@ -191,6 +201,8 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class RedactStatus:
+    """How the redaction of an account's events goes (GET user/redact_status/<redact_id>)."""
+
     status: str
     failed_redactions: dict[str, str] = field(default_factory=dict)
     error: str | None = None

@@ -62,6 +62,8 @@ class StaticToken:
 
 @dataclass(frozen=True)
 class IssuedToken:
+    """An access token from the client-credentials grant: its value, scope, and when it was issued and expires."""
+
     value: str
     issued_at: float  # on the provider's clock
     expires_at: float | None  # None: MAS did not say

@@ -211,6 +211,8 @@ class PersonalSession:
 
 @dataclass(frozen=True)
 class UserEmail:
+    """An e-mail address of a MAS user."""
+
     id: str
     user_id: str
     email: str
@@ -231,6 +233,8 @@ class UpstreamOAuthLink:
 
 @dataclass(frozen=True)
 class UpstreamOAuthProvider:
+    """An upstream identity provider (SSO) configured in MAS; disabled once `disabled_at` is set."""
+
     id: str
     created_at: datetime | None = None
     issuer: str | None = None
@@ -261,6 +265,8 @@ class RegistrationToken:
 
 @dataclass(frozen=True)
 class OAuth2Client:
+    """An OAuth 2.0 client registered with MAS (a static one comes from MAS's config)."""
+
     id: str
     client_id: str
     redirect_uris: tuple[str, ...] = ()
@@ -278,6 +284,8 @@ class OAuth2Client:
 
 @dataclass(frozen=True)
 class Version:
+    """MAS's version (GET /api/admin/v1/version)."""
+
     version: str
 
 

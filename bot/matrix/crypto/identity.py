@@ -32,6 +32,8 @@ class State:
 
 @dataclass(frozen=True)
 class Status:
+    """Where the bot's cross-signing identity stands (a `State`), why, and whether its device is signed."""
+
     state: str
     detail: str
     device_signed: bool = False
