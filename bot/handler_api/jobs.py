@@ -117,9 +117,6 @@ class JobResult:
     # How to take back what the job did, when only the job knows (what it suspended, which files it
     # quarantined): recorded as the undo of the job's audit entry once the job is over.
     reversal: Reversal | None = None
-    # How to take back what the job did, when only the job knows (what it suspended, which files it
-    # quarantined): recorded as the undo of the job's audit entry once the job is over.
-    reversal: Reversal | None = None
 
 
 class JobStopped(Exception):
