@@ -11,7 +11,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ import yaml
 
 from bot.text.schedule import Recurrence
 from bot.text.units import parse_duration_ms
+from bot.records import record
 
 ENV_ACCESS_TOKEN = "SYNAPSE_ADMIN_BOT_ACCESS_TOKEN"
 ENV_ADMIN_TOKEN = "SYNAPSE_ADMIN_BOT_ADMIN_TOKEN"
@@ -64,7 +65,7 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
+@record
 class OAuthSession:
     """What an OAuth token file (written by `synapse-admin-bot login` on MAS) adds to the token."""
 
@@ -142,7 +143,7 @@ class TokenSource:
         return f"TokenSource(file={self.file!s})" if self.file else "TokenSource(value='***')"
 
 
-@dataclass(frozen=True)
+@record
 class HomeserverConfig:
     """The `homeserver:` section: the client-server API's URL and the Admin API's (the same by default)."""
 
@@ -150,7 +151,7 @@ class HomeserverConfig:
     admin_api_url: str
 
 
-@dataclass(frozen=True)
+@record
 class BotConfig:
     """The `bot:` section: the bot's account and how it signs in (a token or a password)."""
 
@@ -165,7 +166,7 @@ class BotConfig:
         return self.user_id.split(":", 1)[1]
 
 
-@dataclass(frozen=True)
+@record
 class AccessConfig:
     """The `access:` section: who holds each role, by full Matrix user ID."""
 
@@ -178,7 +179,7 @@ class AccessConfig:
         return frozenset(self.admins + self.moderators + self.viewers)
 
 
-@dataclass(frozen=True)
+@record
 class StorageConfig:
     """The `storage:` section: the bot's state database; its directory holds the rest of the bot's state."""
 
@@ -189,7 +190,7 @@ class StorageConfig:
         return self.path.parent
 
 
-@dataclass(frozen=True)
+@record
 class EncryptionConfig:
     """The `encryption:` section: whether the bot speaks in encrypted rooms, and whom it trusts there."""
 
@@ -200,7 +201,7 @@ class EncryptionConfig:
     pin_identities: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class ReportsConfig:
     """The `reports:` section: polling the homeserver's reports, reminders of waiting ones, the stats digest."""
 
@@ -214,7 +215,7 @@ class ReportsConfig:
     digest: Recurrence | None = None
 
 
-@dataclass(frozen=True)
+@record
 class JobsConfig:
     """The `jobs:` section: how much bulk work the bot keeps in flight."""
 
@@ -223,14 +224,14 @@ class JobsConfig:
     max_concurrency: int = 16
 
 
-@dataclass(frozen=True)
+@record
 class ConfirmationsConfig:
     """The `confirmations:` section: how many seconds a prompt waits for its confirmation."""
 
     timeout: float = 600.0
 
 
-@dataclass(frozen=True)
+@record
 class ApprovalConfig:
     """The `approval:` section: the commands that need a second person."""
 
@@ -239,14 +240,14 @@ class ApprovalConfig:
     two_person: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class MetricsConfig:
     """The `metrics:` section: where the bot serves Prometheus metrics, if anywhere."""
 
     bind: tuple[str, int] | None = None  # off unless set
 
 
-@dataclass(frozen=True)
+@record
 class RateLimitsConfig:
     """The `rate_limits:` section: whether the bot lifts the homeserver's message rate limit on itself."""
 
@@ -256,7 +257,7 @@ class RateLimitsConfig:
     exempt_bot: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class MASConfig:
     """The `mas:` section: matrix-authentication-service, where accounts live on ESS.
 
@@ -286,7 +287,7 @@ class MASConfig:
         return found
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """The whole configuration, read and checked (`parse`); each section is its own class."""
 

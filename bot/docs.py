@@ -12,10 +12,10 @@ import argparse
 import csv
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.handler_api.spec import CommandTable
+from bot.records import record
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = ROOT / "docs" / "commands.md"
@@ -25,7 +25,7 @@ MAS_CATALOGUE_PATH = ROOT / "docs" / "mas-admin-api.tsv"
 NOT_YET = "not offered yet"
 
 
-@dataclass(frozen=True)
+@record
 class CatalogueEntry:
     method: str
     path: str

@@ -7,7 +7,6 @@ The CLI and the app use it; commands see only the detection result (`MASDetectio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,12 +18,13 @@ from bot.homeserver.mas_api import ADMIN_SCOPE, MASAPIError, MissingScope, Scope
 from bot.text.untrusted import inline
 from bot.homeserver.mas_api.paths import V1
 from bot.wiring import mas_client
+from bot.records import record
 
 Say = Callable[[bool, str], None]
 GUIDE = "README: ESS / MAS"
 
 
-@dataclass(frozen=True)
+@record
 class MASDetection:
     """Where this homeserver's accounts live, for `check` and for replies.
 

@@ -9,11 +9,11 @@ names, room names, report reasons, device names, clients) is marked untrusted he
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.previews import account_flags
-from bot.records import ReportFacts, ReportRecord, TeamAction
+from bot.records import ReportFacts, ReportRecord, TeamAction, record
 from bot.handler_api.report_refs import EVENT, ref_label
 from bot.inbox.views import ROOM_NAME_CHARS, policy_items, state_text
 from bot.text.units import format_ts
@@ -23,26 +23,26 @@ if TYPE_CHECKING:
     from bot.homeserver.admin_api.media import LocalMedia
     from bot.homeserver.admin_api.users import Connection, Device, UserDetails
 
-@dataclass(frozen=True)
+@record
 class PartFailed:
     """A section the homeserver (or MAS, or the bot's store) did not answer: why."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class NotLocal:
     """A section only a local account has."""
 
 
-@dataclass(frozen=True)
+@record
 class AccountPart:
     """The account section: what the homeserver knows of the account."""
 
     details: UserDetails | None  # None: no such account on this homeserver
 
 
-@dataclass(frozen=True)
+@record
 class ReportLine:
     """One report in the dossier: what it says, and the bot's state of it."""
 
@@ -50,7 +50,7 @@ class ReportLine:
     record: ReportRecord | None  # the bot's state of it; None: never in the bot's queue (history)
 
 
-@dataclass(frozen=True)
+@record
 class ReportsPart:
     """The reports section: reports against the account and reports it filed, and policy rules naming it."""
 
@@ -65,7 +65,7 @@ class ReportsPart:
     policy: tuple[Any, ...] = ()  # rules of the followed policy lists that name the account or its server
 
 
-@dataclass(frozen=True)
+@record
 class RoomLine:
     """One room of the account: its name, members, whether they created it, or why it could not be read."""
 
@@ -76,7 +76,7 @@ class RoomLine:
     failed: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RoomsPart:
     """The rooms section: how many rooms the account is in, and the few shown."""
 
@@ -84,7 +84,7 @@ class RoomsPart:
     shown: list[RoomLine]
 
 
-@dataclass(frozen=True)
+@record
 class MediaPart:
     """The media section: how many files the account uploaded, their size, the newest, how many are quarantined."""
 
@@ -95,7 +95,7 @@ class MediaPart:
     quarantined: int
 
 
-@dataclass(frozen=True)
+@record
 class SessionsPart:
     """The sessions section: the account's devices, and the IP addresses it was seen from."""
 
@@ -106,7 +106,7 @@ class SessionsPart:
     whois_failed: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class TeamPart:
     """The team section: what the team did to the account, from the audit log."""
 
@@ -114,7 +114,7 @@ class TeamPart:
     total: int
 
 
-@dataclass(frozen=True)
+@record
 class MASSession:
     """One MAS session of the account (compat, OAuth 2.0 or browser): when and where last active, and its client."""
 
@@ -125,7 +125,7 @@ class MASSession:
     client: str | None  # user agent or client ID
 
 
-@dataclass(frozen=True)
+@record
 class MASPart:
     """The MAS section: the account's MAS user, and its active sessions."""
 
@@ -134,7 +134,7 @@ class MASPart:
     active_total: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class Dossier:
     """A user's dossier: one value per section, in the order the reply shows them."""
 

@@ -13,7 +13,6 @@ replies say so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from bot.handler_api.argtypes import LocalUserID, MxcURI, Timestamp
@@ -23,6 +22,7 @@ from bot.handler_api.spec import CommandError, Flag, Param, Role
 from bot.homeserver.admin_api.errors import NotFound
 from bot.handler_api.jobs import ItemResult, JobContext, JobResult, JobStopped, Page
 from bot.text.views import Code, Doc, Record, Text, When, presents
+from bot.records import record
 
 from . import user as user_group
 
@@ -37,7 +37,7 @@ NOT_UNDONE_REDACTED = "redacted events stay redacted, for good"
 NOT_UNDONE_DEACTIVATED = "the account stays deactivated, for good"
 
 
-@dataclass(frozen=True)
+@record
 class TakedownPreview:
     """`user takedown`: what the job would do, step by step: rooms, events, files, devices, suspension, deactivation."""
 

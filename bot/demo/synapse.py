@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import yaml
 
+from bot.records import record
+
 LOOPBACK = "127.0.0.1"
 
 # Every limit Synapse applies to clients, raised out of the way: the demo and the tests
@@ -60,7 +62,7 @@ class HomeserverError(RuntimeError):
     """The local homeserver could not be started or did not answer as expected."""
 
 
-@dataclass(frozen=True)
+@record
 class Account:
     """A user registered on the local homeserver, logged in on one device."""
 

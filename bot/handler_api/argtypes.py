@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from bot.text.ids import UnsafePathSegment, check_segment, valid_server_name, valid_ulid
 from bot.text.units import MAX_TIME_MS, format_ts, human_duration, human_size, parse_duration_ms
+from bot.records import record
 
 # Ranges of the numeric argument types: anything beyond is a usage error at parse time, never a
 # value that fails later in the homeserver or in rendering (`--expires 3000000d` is year 10240).
@@ -35,7 +35,7 @@ class ArgumentError(ValueError):
     """A token does not fit its argument; the message names the token and what was expected."""
 
 
-@dataclass(frozen=True)
+@record
 class ParseEnv:
     """What parsing needs to know about the world: the homeserver's name, the clock."""
 

@@ -8,11 +8,11 @@ account lives (matrix-authentication-service or Synapse) and hands back the back
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.homeserver.accounts import Accounts
 from bot.handler_api.spec import CommandError, Role
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.homeserver.admin_api import AdminAPI
@@ -25,7 +25,7 @@ async def _nowhere(view: Any) -> None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class Context:
     """What a command handler is given: the Admin API, who runs it with which role, where, and its services."""
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from bot.handler_api.argtypes import ArgumentError, ParseEnv, describe_value, load_value
 from bot.handler_api.spec import Command, CommandTable, Role, Target
+from bot.records import record
 
 FORMAT = 1  # bump when the encoding changes; decode() refuses what it does not know
 SUMMARY_LIMIT = 160
@@ -44,7 +45,7 @@ def is_source(source: str) -> bool:
     return source in SOURCES or (kind in NUMBERED_SOURCES and number.isdigit() and not number.startswith("0"))
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     """A command the bot built for a person (a reaction on a report notice): run as if they had typed it."""
 
@@ -57,7 +58,7 @@ class InvalidInvocation(Exception):
     """A stored invocation that cannot run any more; the message says why, for the room."""
 
 
-@dataclass(frozen=True)
+@record
 class Invocation:
     """A command with its typed arguments, who asked and where: what a confirmation or a job stores and runs."""
 

@@ -38,6 +38,7 @@ from bot.handler_api.invocation import Invocation
 from bot.handler_api.reversal import Reversal
 from bot.handler_api.spec import Role, Target
 from bot.text.views import Doc, Record, Text
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.homeserver.admin_api import AdminAPI
@@ -108,7 +109,7 @@ class JobHost(Protocol):
     def record_timing(self, timing: ItemTiming) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class JobResult:
     """How a job ended: its status, what it shows in the room, and how to take back what it did."""
 
@@ -133,7 +134,7 @@ class JobStopped(Exception):
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@record
 class Page(Generic[T]):
     """One batch of items from a listing, and where the next one starts (None: the last)."""
 
@@ -145,7 +146,7 @@ class Page(Generic[T]):
 PageFetcher = Callable[[str | None, int], Awaitable[Page[T]]]
 
 
-@dataclass(frozen=True)
+@record
 class ItemResult:
     """What happened to one item. `stop` ends the whole run after this batch (every further
     item would fail the same way)."""

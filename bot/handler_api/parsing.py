@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.handler_api.argtypes import ArgumentError, ParseEnv, _shown
 from bot.handler_api.spec import DEFAULT_PAGE_SIZE, FOR_FLAG, HELP_FLAG, Command, CommandTable, Flag
+from bot.records import record
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "«": '"', "»": '"'})
 
@@ -34,7 +35,7 @@ class UsageError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class PageRequest:
     """Which page of a listing to show: where it starts (`--from`), how many rows (`--limit`), or all (export)."""
 
@@ -58,7 +59,7 @@ class ParsedCommand:
     tokens: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class HelpRequest:
     """`--help` given after a command's words: show that command's help instead of running it."""
 

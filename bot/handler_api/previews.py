@@ -8,12 +8,12 @@ Also the records of rooms and accounts that several commands show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.homeserver.accounts.mas_reads import MASSession, mas_flags, provider_label
 from bot.text.units import human_size
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When, presents
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.homeserver.accounts import AccountHome, IdRemoval, Logins
@@ -79,7 +79,7 @@ def devices_table(devices: list[Device], title: str) -> Table:
 # -- rooms
 
 
-@dataclass(frozen=True)
+@record
 class RoomDeletionPreview:
     """`room delete`: the room, who is kicked and where they go, and whether it is purged and blocked."""
 
@@ -108,7 +108,7 @@ def _(p: RoomDeletionPreview) -> Doc:
     return Doc(room_record(p.room, "Room to delete"), Text("Effect: " + "; ".join(what) + ". Irreversible."))
 
 
-@dataclass(frozen=True)
+@record
 class HistoryPurgePreview:
     """`room purge-history`: the room, where its history is cut (an event, or a time), and whose events go."""
 
@@ -136,7 +136,7 @@ def _(p: HistoryPurgePreview) -> Doc:
                                                              ("always kept", "room state and the latest message")]))
 
 
-@dataclass(frozen=True)
+@record
 class BulkJoinPreview:
     """`room join`: the users who will be joined, and those already members."""
 
@@ -155,7 +155,7 @@ def _(p: BulkJoinPreview) -> Doc:
     )
 
 
-@dataclass(frozen=True)
+@record
 class RoomBlockPreview:
     """`room block` and `room unblock`: the room (when the homeserver knows it), and who blocked it."""
 
@@ -173,7 +173,7 @@ def _(p: RoomBlockPreview) -> Doc:
     return Doc(Text(f"Blocked by {p.blocked_by or 'unknown'}; local users will be able to join again."), summary)
 
 
-@dataclass(frozen=True)
+@record
 class RoomAdminPreview:
     """`room make-admin`: who gets which power level in the room, and whether they are invited first."""
 
@@ -192,7 +192,7 @@ def _(p: RoomAdminPreview) -> Doc:
                Text(f"{who} gets power level {p.level}, set by the room's most powerful joined local member{invite}."))
 
 
-@dataclass(frozen=True)
+@record
 class RoomMediaQuarantinePreview:
     """`room quarantine-media`: how many local and remote files the room references."""
 
@@ -207,7 +207,7 @@ def _(p: RoomMediaQuarantinePreview) -> Text:
                 "events become undownloadable (files are kept; `media unquarantine` reverses it).")
 
 
-@dataclass(frozen=True)
+@record
 class ForwardExtremitiesPreview:
     """`room forward-extremities --delete`: the extremities that would be deleted."""
 
@@ -241,7 +241,7 @@ def _account_lines(user_id: str, account: UserDetails | None) -> list[tuple[str,
             ("flags", account_flags(account))]
 
 
-@dataclass(frozen=True)
+@record
 class AccountChangePreview:
     """suspend, shadow-ban, lock (or their --undo), deactivate, reactivate; `home` says where it goes."""
 
@@ -275,7 +275,7 @@ def _(p: AccountChangePreview) -> Record:
     return Record("Account", fields)
 
 
-@dataclass(frozen=True)
+@record
 class PasswordResetPreview:
     """`user reset-password`: the account, where the password comes from, and its devices or sessions that end."""
 
@@ -302,7 +302,7 @@ def _(p: PasswordResetPreview) -> Record:
     ])
 
 
-@dataclass(frozen=True)
+@record
 class ServerAdminChangePreview:
     """`user admin`: server admin granted or revoked, and where (Synapse, or MAS's admin scope)."""
 
@@ -323,7 +323,7 @@ def _(p: ServerAdminChangePreview) -> Any:
     return Doc(Record(None, where), text) if where else text
 
 
-@dataclass(frozen=True)
+@record
 class DeviceLogoutPreview:
     """`user logout`, `user devices --delete/--prune-older-than`: the devices that go."""
 
@@ -352,7 +352,7 @@ def _devices_going(p: DeviceLogoutPreview) -> Any:
     return devices_table(p.devices, f"{len(p.devices)} devices will be logged out (their keys are deleted)")
 
 
-@dataclass(frozen=True)
+@record
 class RedactionPreview:
     """`user redact`: the rooms (or all of them), how many events per room, since when, and the reason."""
 
@@ -372,7 +372,7 @@ def _(p: RedactionPreview) -> Doc:
                                     ("reason", p.reason)]))
 
 
-@dataclass(frozen=True)
+@record
 class UserMediaDeletionPreview:
     """`user media --delete`: how many files go, and the size of the first batch."""
 
@@ -389,7 +389,7 @@ def _(p: UserMediaDeletionPreview) -> Text:
                 "Irreversible. Runs as a job.", tone="warning")
 
 
-@dataclass(frozen=True)
+@record
 class ExternalIdRemovalPreview:
     """`user external-ids … --remove` on Synapse: one account's IDs at a provider, or every account's."""
 
@@ -430,7 +430,7 @@ def mas_sessions_table(sessions: list[MASSession], title: str, *, total: int | N
                  total=len(rows) if total is None else total, next_from=next_from, empty="No sessions.")
 
 
-@dataclass(frozen=True)
+@record
 class MASSessionsEndPreview:
     """`user logout` of a MAS account: the sessions that end (all, or the one named)."""
 
@@ -447,7 +447,7 @@ def _(p: MASSessionsEndPreview) -> Doc:
                Text("Their devices are logged out on the homeserver too; the account itself stays usable."))
 
 
-@dataclass(frozen=True)
+@record
 class UpstreamLinkRemovalPreview:
     """`user external-ids … --remove <provider>` on MAS: one account's links, or every account's."""
 
@@ -471,7 +471,7 @@ def _(p: UpstreamLinkRemovalPreview) -> Doc:
                     tone="warning"))
 
 
-@dataclass(frozen=True)
+@record
 class EmailRemovalPreview:
     """`user emails --remove`: the address that goes, and how many others the account keeps (MAS)."""
 
@@ -487,7 +487,7 @@ def _(p: EmailRemovalPreview) -> Text:
                 "or notifications through it.")
 
 
-@dataclass(frozen=True)
+@record
 class PersonalSessionRevokePreview:
     """`user personal-sessions --revoke`: the personal session (a MAS access token) to revoke."""
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.homeserver.admin_api.errors import NotFound
 from bot.handler_api.spec import Command, CommandError
 from bot.homeserver.accounts.errors import AccountRefused
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -38,7 +39,7 @@ class InvalidProbe(Exception):
     """A stored probe this version of the bot cannot read."""
 
 
-@dataclass(frozen=True)
+@record
 class Inverse:
     """The invocation that takes an action back: a command and its arguments (typed or JSON form)."""
 
@@ -49,7 +50,7 @@ class Inverse:
         return {"command": self.command.name, "args": {k: v for k, v in self.args.items()}}
 
 
-@dataclass(frozen=True)
+@record
 class Reversal:
     """How an action is taken back: the invocation that does it (or why none can), the state to probe, a note."""
 
@@ -120,7 +121,7 @@ _MAS_FLAGS = frozenset({"locked", "admin"})
 
 
 @probe("account-flag")
-@dataclass(frozen=True)
+@record
 class AccountFlag(Probe):
     """One flag of a local account: where the account lives (MAS for the flags it holds), else
     GET v2/users/<user_id>."""
@@ -148,7 +149,7 @@ class AccountFlag(Probe):
 
 
 @probe("ratelimit")
-@dataclass(frozen=True)
+@record
 class RateLimitOverride(Probe):
     """A local account's rate-limit override (messages per second and burst), or none."""
 
@@ -169,7 +170,7 @@ class RateLimitOverride(Probe):
 
 
 @probe("room-blocked")
-@dataclass(frozen=True)
+@record
 class RoomBlocked(Probe):
     """Whether a room is blocked."""
 
@@ -193,7 +194,7 @@ def _split_mxc(mxc: str) -> tuple[str, str]:
 
 
 @probe("media")
-@dataclass(frozen=True)
+@record
 class MediaFlag(Probe):
     """A file's quarantine (`quarantined`) or protection (`protected`)."""
 
@@ -214,7 +215,7 @@ class MediaFlag(Probe):
 
 
 @probe("files-quarantined")
-@dataclass(frozen=True)
+@record
 class FilesQuarantined(Probe):
     """Which of these files are quarantined (a user's media quarantined at once). `user`: their
     uploader, read through the user's media list (a page per 500 files instead of one request per file)."""
@@ -246,7 +247,7 @@ class FilesQuarantined(Probe):
 
 
 @probe("takedown")
-@dataclass(frozen=True)
+@record
 class TakedownState(Probe):
     """What a takedown changed that can be taken back: the account's suspension, and which of the
     files it quarantined are quarantined (read like `FilesQuarantined`)."""
@@ -269,7 +270,7 @@ class TakedownState(Probe):
 
 
 @probe("files-each")
-@dataclass(frozen=True)
+@record
 class EachFileQuarantined(Probe):
     """Which of these files (of any uploader, remote ones too) are quarantined: one request per file."""
 
@@ -297,7 +298,7 @@ class EachFileQuarantined(Probe):
 
 
 @probe("report")
-@dataclass(frozen=True)
+@record
 class ReportState(Probe):
     """A report's state in the bot's queue, and who holds it."""
 

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from bot.handler_api.argtypes import Choice, Int, Text, TimerDuration
 from bot.homeserver.accounts.errors import AccountRefused
+from bot.records import record
 
 
 class CommandError(Exception):
@@ -75,7 +76,7 @@ class Role(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True)
+@record
 class Escalation:
     """What a flag, or a value of a positional, adds to its command when given."""
 
@@ -95,7 +96,7 @@ def irreversible_reason(value: bool | str) -> str:
     return IRREVERSIBLE if value else ""
 
 
-@dataclass(frozen=True)
+@record
 class Param:
     """A positional argument."""
 
@@ -118,7 +119,7 @@ class Param:
         return f"[{label}]" if self.optional else label
 
 
-@dataclass(frozen=True)
+@record
 class Flag:
     """An option: `--name` (a switch when `type` is None) or `--name VALUE`."""
 
@@ -163,7 +164,7 @@ class Flag:
         return f"[{self.option} <{self.type.label}>]" + (" …" if self.repeat else "")
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """Something an invocation acts on that policy must see: an account or a room. `via` says
     where it came from when it is not an argument ("the reported message's sender"). A room of

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from bot.handler_api.argtypes import ArgumentError, duration_ms
 from bot.text.schedule import DAYS, Recurrence
 from bot.text.units import human_duration
+from bot.records import record
 
 MIN_EVERY_MS = 60_000
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-@dataclass(frozen=True)
+@record
 class When:
     """When a scheduled command runs: every so often, daily or weekly at a time (UTC); stored as JSON."""
 

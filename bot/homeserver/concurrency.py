@@ -25,9 +25,10 @@ Neutral: no HTTP library, no Matrix, nothing of ours.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from statistics import median
 from typing import Protocol
+
+from bot.records import record
 
 DEFAULT_CEILING = 16
 DEFAULT_START = 2
@@ -43,7 +44,7 @@ PACE_WINDOW = 8
 BASELINE_DRIFT = 0.01  # how fast the baseline follows a pace slower than it (a homeserver grown slower for good)
 
 
-@dataclass(frozen=True)
+@record
 class ItemTiming:
     """One item's answer, for the concurrency policy: how long the homeserver took (time held back
     at the homeserver gate left out) for its `requests`, and, when it refused or failed at least

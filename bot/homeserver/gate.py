@@ -50,6 +50,7 @@ from enum import Enum
 from typing import Protocol
 
 from bot.homeserver.backoff import MAX_HINT_S, Backoff
+from bot.records import record
 
 # The longest a Retry-After is honoured (the one backoff policy's bound on a server's hint).
 MAX_RETRY_AFTER_S = MAX_HINT_S
@@ -96,7 +97,7 @@ class HoldReason(str, Enum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass(frozen=True)
+@record
 class Hold:
     """Requests are held back: why, since when and until when (wall-clock seconds since the epoch)."""
 

@@ -17,7 +17,6 @@ import secrets
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import httpx
 
 from bot.config import OAuthSession, TokenSource
 from bot.homeserver.http import tls_context
+from bot.records import record
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LoginError(Exception):
     """Login failed; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
+@record
 class DeviceCodePrompt:
     """What to show the person who logs in by device code: where to go and the code to type there."""
 
@@ -56,7 +56,7 @@ class DeviceCodePrompt:
     expires_in: int
 
 
-@dataclass(frozen=True)
+@record
 class LoginResult:
     """Who logged in, on which device, the token file written, and whether it holds an OAuth token."""
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import struct
 import tempfile
-from dataclasses import dataclass
 
 from bot.inbox.stats import STATES, QueueStats, alt_text
+from bot.records import record
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 100
 COLOURS = {"open": "#d9534f", "claimed": "#f0ad4e", "resolved": "#5cb85c", "dismissed": "#9e9e9e"}
 
 
-@dataclass(frozen=True)
+@record
 class Chart:
     """A drawn chart: the PNG's temporary file, its size in pixels and in bytes, and the chart in words."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +25,7 @@ from bot.homeserver.gate import HomeserverGate
 from bot.text.render import fit_content
 from bot.handler_api.invocation import Request
 from bot.handler_api.spec import CommandError, Role
-from bot.records import ReportQuery, ReportRecord, now_ms
+from bot.records import ReportQuery, ReportRecord, now_ms, record
 from bot.text.views import Doc, Text
 from bot.handler_api.report_refs import CLAIMED, CLOSED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, ReportRef, ref_label
 from bot.inbox.chart import Chart
@@ -77,7 +77,7 @@ REACTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class UserStanding:
     """A user's place in the bot's report queue: the newest reports against them and by them, with
     totals (against: how many still open; by: how many were dismissed). The queue holds what was

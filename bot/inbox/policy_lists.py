@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.text import untrusted
+from bot.records import record
 
 USER, ROOM, SERVER = "user", "room", "server"
 RULE_TYPES: dict[str, str] = {}
@@ -54,7 +55,7 @@ _WILD = re.compile(r"[*?]")
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record
 class PolicyRule:
     """One rule of a followed policy list: whom or what it names (a glob), why, and what it recommends."""
 
@@ -65,7 +66,7 @@ class PolicyRule:
     recommendation: str
 
 
-@dataclass(frozen=True)
+@record
 class PolicyHit:
     """A rule a name matched: which list, its name when it has one, and why it bans."""
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, TypeVar
 
 from bot.homeserver.admin_api.models import Page
+from bot.records import record
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ CLOCK_SLACK_MS = 30_000
 SCAN_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
+@record
 class Cursor:
     """The newest report seen: its id, and the newest received_ts seen."""
 
@@ -60,7 +61,7 @@ class Cursor:
         return Cursor(max(ids), max(stamps))
 
 
-@dataclass(frozen=True)
+@record
 class StartPoint:
     """Where the inbox began watching: the bot's first start, recorded before its first poll.
     `ids` holds, per kind, the newest report id on the homeserver at that moment (reports above it

@@ -8,11 +8,10 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from bot.handler_api.report_refs import CLAIMED, DISMISSED, EVENT, KINDS, OPEN, RESOLVED, USER
-from bot.records import ReportRecord
+from bot.records import ReportRecord, record
 
 STATES = (OPEN, CLAIMED, RESOLVED, DISMISSED)
 TOP = 5
@@ -20,7 +19,7 @@ MAX_DAYS = 366
 DAY_MS = 86_400_000
 
 
-@dataclass(frozen=True)
+@record
 class QueueStats:
     """`reports stats` over some days: counts by kind and state, median times, the most reported, per day."""
 

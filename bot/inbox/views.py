@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bot.homeserver.admin_api.events import is_redacted, redaction_unknown
-from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord
+from bot.records import ReportFacts, ReportHistory, ReportNote, ReportRecord, record
 from bot.text.untrusted import inline
 from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
@@ -28,7 +27,7 @@ NOTES_SHOWN = 10  # by `report show`
 REMINDER_ROWS = 20
 
 
-@dataclass(frozen=True)
+@record
 class NoticeContext:
     """What a notice shows besides the report itself: the team's newest notes, and what the bot's
     own store holds from before it (since `watching_since`, when the bot started watching)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.records import record
 
-@dataclass(frozen=True)
+
+@record
 class IncomingMessage:
     """A message in a room the bot is in (an edit too), with what is known of its sender's device."""
 
@@ -24,7 +25,7 @@ class IncomingMessage:
     sender_identity: str | None = None  # the master key that cross-signed the device (when trusted)
 
 
-@dataclass(frozen=True)
+@record
 class IncomingReaction:
     """A reaction in a room the bot is in: who reacted to which event with which key."""
 
@@ -39,7 +40,7 @@ class IncomingReaction:
     sender_identity: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class UndecryptableMessage:
     """An event the bot could not decrypt, and why."""
 

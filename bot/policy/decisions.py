@@ -11,13 +11,13 @@ this account staff?) are bot/policy/rules.py's `invocation_problem` and `target_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from bot.handler_api.invocation import Invocation
 from bot.handler_api.spec import Command, Role
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     """Yes, or no with the reason (for the room)."""
 

@@ -3,14 +3,14 @@ handler gets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from bot.handler_api.invocation import Invocation
 from bot.handler_api.parsing import PageRequest
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class RunOptions:
     """How to run an invocation this time: dry run, which page, export, and whether a plain success is quiet."""
 

@@ -6,11 +6,12 @@ it is derived here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
+from bot.records import record
 
-@dataclass(frozen=True)
+
+@record
 class Outcome:
     """What became of one invocation; each kind is a subclass, and `word` is what the audit log keeps."""
 
@@ -23,7 +24,7 @@ class Outcome:
     ok: ClassVar[bool] = False  # it ran (or its job started) and succeeded
 
 
-@dataclass(frozen=True)
+@record
 class Answered(Outcome):
     """It ran and was answered."""
 
@@ -31,7 +32,7 @@ class Answered(Outcome):
     ok: ClassVar[bool] = True
 
 
-@dataclass(frozen=True)
+@record
 class Started(Outcome):
     """Its job was started; the job's own message answers from here."""
 
@@ -41,7 +42,7 @@ class Started(Outcome):
     ok: ClassVar[bool] = True
 
 
-@dataclass(frozen=True)
+@record
 class Prompted(Outcome):
     """It waits for confirmation under this code."""
 
@@ -50,14 +51,14 @@ class Prompted(Outcome):
     word: ClassVar[str] = "pending"
 
 
-@dataclass(frozen=True)
+@record
 class DryRun(Outcome):
     """The prompt was shown and nothing waits."""
 
     word: ClassVar[str] = "dry-run"
 
 
-@dataclass(frozen=True)
+@record
 class Refused(Outcome):
     """It was refused, and not run: `reason` says why."""
 
@@ -66,21 +67,21 @@ class Refused(Outcome):
     word: ClassVar[str] = "refused"
 
 
-@dataclass(frozen=True)
+@record
 class Usage(Outcome):
     """The arguments did not fit."""
 
     word: ClassVar[str] = "usage"
 
 
-@dataclass(frozen=True)
+@record
 class Unknown(Outcome):
     """No such command (in this version of the bot)."""
 
     word: ClassVar[str] = "unknown"
 
 
-@dataclass(frozen=True)
+@record
 class Failed(Outcome):
     """The homeserver said no (its errcode), or the bot could not do its part (no errcode)."""
 
@@ -92,21 +93,21 @@ class Failed(Outcome):
         return f"error {self.errcode}" if self.errcode else "error"
 
 
-@dataclass(frozen=True)
+@record
 class Broken(Outcome):
     """A bug on the way: answered, logged, audited."""
 
     word: ClassVar[str] = "internal error"
 
 
-@dataclass(frozen=True)
+@record
 class Ignored(Outcome):
     """Not for the bot (no role, not an admin room)."""
 
     word: ClassVar[str] = "ignored"
 
 
-@dataclass(frozen=True)
+@record
 class HandedOff(Outcome):
     """It handed over to another command (its own row says which; the other runs as its own invocation)."""
 
@@ -115,14 +116,14 @@ class HandedOff(Outcome):
     word: ClassVar[str] = "handed off"
 
 
-@dataclass(frozen=True)
+@record
 class Cancelled(Outcome):
     """A pending invocation was dropped before it ran."""
 
     word: ClassVar[str] = "cancelled"
 
 
-@dataclass(frozen=True)
+@record
 class Interrupted(Outcome):
     """A kill cut it short while it ran; nothing was run again."""
 

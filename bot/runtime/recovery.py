@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.invocation import InvalidInvocation, Invocation, decode
@@ -24,6 +23,7 @@ from bot.runtime.options import handler_kwargs
 from bot.runtime.outcome import Interrupted
 from bot.runtime.undo import canonical
 from bot.text.views import Code, Doc, Text
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 RECOVER_MS = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True)
+@record
 class Checked:
     """What the homeserver shows after a write was cut short: what it says, whether the write took
     effect (None: cannot be told), and what to show of it."""

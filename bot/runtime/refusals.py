@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.text.views import Text
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -43,7 +44,7 @@ class _Window:
     detail: str = ""  # and what it said
 
 
-@dataclass(frozen=True)
+@record
 class Admission:
     """Whether to answer this refusal; if not, the audit row that counts it and the new count."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.homeserver.admin_api.errors import AdminAPIError
@@ -30,6 +29,7 @@ from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, ty
 from bot.handler_api.reversal import InvalidProbe, Reversal, load_probe
 from bot.handler_api.spec import CommandError, CommandTable
 from bot.text.views import Code, Text
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.handler_api.context import Context
@@ -50,7 +50,7 @@ def _canonical(value: Any) -> str:
 canonical = _canonical  # a probe's value as stored: what recovery compares (bot/runtime/recovery.py)
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What `plan` found before the action: its reversal and the state before (JSON)."""
 
@@ -58,7 +58,7 @@ class Plan:
     before: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Undoable:
     """An action that recorded an undo, found by its audit row."""
 

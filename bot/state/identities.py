@@ -5,12 +5,12 @@ client when it chooses who gets room keys."""
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 from bot.state.db import Table
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class IdentityPin:
     """A role holder's pinned cross-signing identity, and a changed one that waits for `identity approve`."""
 

@@ -4,7 +4,6 @@ inbox the reports and its cursors, the job runner the jobs, and so on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from bot.state.audit import AuditLog
 from bot.state.confirmations import ConfirmationStore
@@ -17,9 +16,10 @@ from bot.state.reports import ReportStore
 from bot.state.schedules import ScheduleStore
 from bot.state.timers import TimerStore
 from bot.state.undo import UndoStore
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Stores:
     """Every store of the bot's state, over one database."""
 

@@ -12,7 +12,6 @@ import html
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bot.text import untrusted
@@ -21,6 +20,7 @@ from bot.text.views import (
     Attachment, Bytes, Code, Doc, Items, JobStarted, Preformatted, PrivateSecret, Record, Shown, Strong, Table, Text,
     Untrusted, Value, When, presenter_for,
 )
+from bot.records import record
 
 # Synapse refuses an event whose PDU (content plus envelope: ids, hashes, signatures, prev and
 # auth events) is over 65,536 bytes of canonical JSON. The envelope of a message is about 1 KB;
@@ -41,7 +41,7 @@ _TITLE_LIMIT = 200
 _CODE_LIMIT = 512
 
 
-@dataclass(frozen=True)
+@record
 class Rendered:
     """A view rendered: the plain-text body and its HTML."""
 
@@ -49,7 +49,7 @@ class Rendered:
     html: str
 
 
-@dataclass(frozen=True)
+@record
 class _Options:
     """How much of a view to show: all of it, or less so that the event fits."""
 
@@ -273,7 +273,7 @@ def _render(view: Any, opts: _Options) -> Rendered:
 # -- events that always fit
 
 
-@dataclass(frozen=True)
+@record
 class SendForm:
     """How a rendered view will be sent: as a new notice (maybe a reply, maybe in a thread) or as
     the edit of an earlier event, into an encrypted room or not. `room_id` is part of what is

@@ -5,14 +5,15 @@ period's key, so that a digest is posted once per period, whatever restarts happ
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from bot.records import record
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FORM = re.compile(r"^\s*(daily|weekly\s+([a-z]+))\s+(\d{1,2}):(\d{2})\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@record
 class Recurrence:
     """A daily or weekly time of day (UTC), such as the schedule of `reports.digest`."""
 

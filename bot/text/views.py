@@ -11,45 +11,47 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from bot.records import record
+
 Tone = Literal["info", "ok", "warning", "error"]
 
 
-@dataclass(frozen=True)
+@record
 class When:
     """A point in time in milliseconds since the epoch (None: never / unknown)."""
 
     ms: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Bytes:
     """A size in bytes, shown human-readable (None: unknown)."""
 
     size: int | None
 
 
-@dataclass(frozen=True)
+@record
 class Code:
     """An identifier or literal shown in monospace: user and room IDs, mxc URIs, commands."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@record
 class Strong:
     """Text shown in bold."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@record
 class Shown:
     """A secret the bot generated and shows exactly once (e.g. a new password)."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@record
 class Untrusted:
     """Text that someone outside the admin team controls: a report reason, a room name or topic, a
     display name, a message body, an answer of a remote server. The renderer removes invisible
@@ -72,7 +74,7 @@ Value = Union[str, int, float, bool, None, When, Bytes, Code, Strong, Shown, Unt
 Inline = Union[str, Code, Strong, Shown, When, Bytes, Untrusted]
 
 
-@dataclass(frozen=True)
+@record
 class Text:
     """A paragraph made of plain strings and marked pieces."""
 
@@ -84,7 +86,7 @@ class Text:
         object.__setattr__(self, "tone", tone)
 
 
-@dataclass(frozen=True)
+@record
 class Record:
     """Key/value lines about one thing."""
 
@@ -92,7 +94,7 @@ class Record:
     fields: Sequence[tuple[str, Value]]
 
 
-@dataclass(frozen=True)
+@record
 class Table:
     """One page of rows. `next_from` is the position of the next page, if there is one."""
 
@@ -108,7 +110,7 @@ class Table:
     pages_by_offset: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Items:
     """A bulleted list."""
 
@@ -116,7 +118,7 @@ class Items:
     items: Sequence[Value]
 
 
-@dataclass(frozen=True)
+@record
 class Preformatted:
     """Text shown verbatim in a code block (event JSON, usage lines)."""
 
@@ -124,7 +126,7 @@ class Preformatted:
     language: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Doc:
     """Several blocks, in order."""
 
@@ -134,7 +136,7 @@ class Doc:
         object.__setattr__(self, "blocks", tuple(b for b in blocks if b is not None))
 
 
-@dataclass(frozen=True)
+@record
 class JobStarted:
     """A long operation was started; its progress message is the reply to the command."""
 
@@ -142,7 +144,7 @@ class JobStarted:
     view: Any
 
 
-@dataclass(frozen=True)
+@record
 class Handoff:
     """Run another command for the same person, as if they had typed it (e.g. `report suspend 12`
     → `user suspend @spammer:…`): the pipeline applies that command's role, protections,
@@ -152,7 +154,7 @@ class Handoff:
     args: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class PrivateSecret:
     """A result that holds a secret for the requester's eyes only (a generated password).
 
@@ -168,7 +170,7 @@ class PrivateSecret:
     if_undelivered: Any
 
 
-@dataclass(frozen=True)
+@record
 class ExportRequest:
     """Internal: a paged command asked for every page as a file."""
 

@@ -43,3 +43,22 @@ def test_a_plain_http_client_gets_a_context_that_trusts_nothing_and_https_the_ca
     assert verified.cert_store_stats()["x509_ca"] > 0
     assert tls_context() is verified and tls_context("HTTPS://other.example") is verified  # loaded once
     assert tls_context("http://elsewhere:80") is plain
+
+
+def test_the_record_types_a_start_loads_compile_only_their_init() -> None:
+    """`@dataclass(frozen=True)` compiles six methods a class on Python 3.11 (bot/records.py: `record`)."""
+    script = (
+        "import sys, json, dataclasses\n"
+        "import bot.cli, bot.app\n"
+        "from commands import load_table\n"
+        "load_table()\n"
+        "found = {c for m in list(sys.modules.values()) for c in vars(m).values()\n"
+        "         if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__.split('.')[0] in ('bot', 'commands')}\n"
+        "frozen = sorted(f'{c.__module__}.{c.__qualname__}' for c in found if c.__dataclass_params__.frozen)\n"
+        "print(json.dumps([len(found), frozen]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         check=True, capture_output=True, text=True).stdout
+    counted, frozen = json.loads(out)
+    assert counted > 150  # the check sees the record types
+    assert frozen == [], f"declare these with bot.records.record: {frozen}"

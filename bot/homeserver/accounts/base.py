@@ -12,7 +12,7 @@ devices of a Synapse account…) are not here: commands call the Admin API for t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from bot.homeserver.accounts.errors import AccountRefused
@@ -22,6 +22,7 @@ from bot.homeserver.admin_api.users import Device, UserDetails
 from bot.homeserver.accounts.mas_reads import MASSession
 from bot.homeserver.mas_api.models import UpstreamOAuthProvider
 from bot.text.views import Doc, Table, Text
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.homeserver.admin_api import AdminAPI
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from bot.homeserver.mas_api.models import User as MASUser
 
 
-@dataclass(frozen=True)
+@record
 class Created:
     """A new account: its Matrix ID, what to add to the reply, whether the password was set."""
 
@@ -38,7 +39,7 @@ class Created:
     password_set: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class Logins:
     """What logging an account out ends: MAS's sessions (`sessions`), or the homeserver's devices."""
 
@@ -47,7 +48,7 @@ class Logins:
     everywhere: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class IdRemoval:
     """What `--remove <provider>` takes from one account (or, `user` None, from every account):
     MAS's upstream links to `provider_record`, or the homeserver's external IDs at `provider`."""

@@ -23,13 +23,13 @@ Rules that keep an operation from landing in the wrong place:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from bot.homeserver.accounts.errors import AccountRefused
 from bot.homeserver.mas_api.errors import InvalidIdentifier
 from bot.homeserver.mas_api.errors import NotFound as MASNotFound
 from bot.homeserver.mas_api.models import User as MASUser
+from bot.records import record
 
 if TYPE_CHECKING:
     from bot.homeserver.mas_api import MASAPI
@@ -43,7 +43,7 @@ class Detection(Protocol):
 Home = Literal["MAS", "Synapse"]
 
 
-@dataclass(frozen=True)
+@record
 class AccountHome:
     """Where one account lives. `mas_user` is MAS's record of it (None when it lives in Synapse,
     or when it is a new account that MAS will create)."""

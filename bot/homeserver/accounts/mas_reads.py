@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from dataclasses import dataclass
 
 from bot.homeserver.accounts.errors import AccountRefused
 from bot.homeserver.mas_api import Page, walk
@@ -20,6 +19,7 @@ from bot.homeserver.mas_api.errors import NotFound as MASNotFound
 from bot.homeserver.mas_api.models import UpstreamOAuthLink, UpstreamOAuthProvider, UserEmail
 from bot.homeserver.mas_api.models import User as MASUser
 from bot.text.ids import valid_ulid
+from bot.records import record
 
 KINDS = ("compat", "oauth2", "browser")
 SESSION_LISTS = ("GET /api/admin/v1/compat-sessions", "GET /api/admin/v1/oauth2-sessions",
@@ -30,7 +30,7 @@ WALK_PAGE = 100  # items per request when the bot reads a whole list
 CONCURRENCY = 4
 
 
-@dataclass(frozen=True)
+@record
 class MASSession:
     """One session of a MAS account, whatever its kind, as the bot shows it."""
 

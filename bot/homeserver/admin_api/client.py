@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from bot.text.ids import valid_room_id
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.errors import AdminAPIError
 from bot.homeserver.admin_api.paths import CLIENT
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class WhoAmI:
     """GET /_matrix/client/v3/account/whoami: the account (and device) a token belongs to."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Destination:
     """A remote server this homeserver federates with, and its backoff after failures (times in milliseconds)."""
 
@@ -20,7 +20,7 @@ class Destination:
     last_successful_stream_ordering: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class DestinationRoom:
     """A room shared with a remote server (GET federation/destinations/<destination>/rooms)."""
 

@@ -7,13 +7,13 @@ process unless `enable_media_repo` is off there): point `homeserver.admin_api_ur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.models import build
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class LocalMedia:
     """A file in the local media repository (times in milliseconds)."""
 
@@ -31,7 +31,7 @@ class LocalMedia:
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class MediaInfo:
     """GET media/<server_name>/<media_id>: local media (user_id set) or cached remote media (media_origin set)."""
 
@@ -49,7 +49,7 @@ class MediaInfo:
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class QuarantineChange:
     """A file quarantined or released, from GET media/quarantine_changes."""
 

@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from bot.records import record
+
 T = TypeVar("T")
 M = TypeVar("M")
 
 
-@dataclass(frozen=True)
+@record
 class Page(Generic[T]):
     """One page of a list endpoint; `next_token` is None on the last page."""
 

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.models import build
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class RegistrationToken:
     """A Synapse registration token: how many uses it allows, has pending and completed, and when it expires."""
 

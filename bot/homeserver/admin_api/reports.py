@@ -7,16 +7,17 @@ User reports (added in Synapse 1.152) are not in the docs; their shapes here com
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.events import as_the_room_shows_it
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class EventReport:
     """A row of GET event_reports; the detail endpoint adds `event_json` (the reported event)."""
 
@@ -33,7 +34,7 @@ class EventReport:
     event_json: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class UserReport:
     """A row of GET user_reports: a report about an account (undocumented, Synapse 1.152)."""
 
@@ -44,7 +45,7 @@ class UserReport:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RedactionStatus:
     """How the redaction of a reported event goes (GET user/redact_status/<redact_id>)."""
 

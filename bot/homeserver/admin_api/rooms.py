@@ -6,15 +6,16 @@ for homeservers that lack the v2 deletion or the current room media quarantine p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class RoomDetails:
     """GET v1/rooms/<room_id>: what the homeserver knows of a room."""
 
@@ -41,7 +42,7 @@ class RoomDetails:
     replacement_room: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class DeleteStatus:
     """How a room deletion goes (GET v2/rooms/delete_status): its status, error and what the shutdown did."""
 
@@ -105,7 +106,7 @@ class RoomsAPI(Area):
         return [build(DeleteStatus, item) for item in data.get("results", [])]
 
 
-@dataclass(frozen=True)
+@record
 class RoomSummary:
     """A row of the room list (GET v1/rooms)."""
 
@@ -151,7 +152,7 @@ class RoomListAPI(Area):
         return Page(rooms, data.get("total_rooms"), next_token(data, "next_batch"))
 
 
-@dataclass(frozen=True)
+@record
 class MessagesPage:
     """A page of a room's events (GET rooms/<room_id>/messages) and the tokens around it."""
 
@@ -160,7 +161,7 @@ class MessagesPage:
     end: str | None  # None: no more events in that direction
 
 
-@dataclass(frozen=True)
+@record
 class EventContext:
     """An event with the events just before and after it (GET rooms/<room_id>/context/<event_id>)."""
 
@@ -169,7 +170,7 @@ class EventContext:
     after: list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@record
 class ForwardExtremity:
     """One of a room's forward extremities (the latest events its next event will point to)."""
 
@@ -179,7 +180,7 @@ class ForwardExtremity:
     received_ts: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RoomMedia:
     """The mxc URIs a room's unencrypted events reference, local and remote."""
 

@@ -6,15 +6,16 @@ background_updates.html, scheduled_tasks.html
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class BackgroundUpdate:
     """The background update running in one database, and how fast it goes."""
 
@@ -25,7 +26,7 @@ class BackgroundUpdate:
     average_items_per_ms: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class BackgroundUpdates:
     """GET background_updates/status: whether background updates run, and those running now."""
 
@@ -33,7 +34,7 @@ class BackgroundUpdates:
     current: list[BackgroundUpdate] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class ScheduledTask:
     """A task in Synapse's task scheduler (GET scheduled_tasks): what it does, to what, and how it went."""
 
@@ -91,7 +92,7 @@ class ServerAPI(Area):
         return [build(ScheduledTask, task) for task in data.get("scheduled_tasks", [])]
 
 
-@dataclass(frozen=True)
+@record
 class RoomSize:
     """A room and its estimated size in the database (GET statistics/database/rooms)."""
 
@@ -99,7 +100,7 @@ class RoomSize:
     estimated_size: int
 
 
-@dataclass(frozen=True)
+@record
 class UserMediaUsage:
     """How many files a local account uploaded and their total size (GET statistics/users/media)."""
 

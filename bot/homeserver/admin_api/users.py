@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from bot.homeserver.admin_api.base import Area
 from bot.homeserver.admin_api.media import LocalMedia
 from bot.homeserver.admin_api.models import Page, build, next_token
 from bot.homeserver.admin_api.paths import ADMIN, CLIENT
+from bot.records import record
 
 
-@dataclass(frozen=True)
+@record
 class UserSummary:
     """A row of the user list (v2/v3 users). Times are in milliseconds."""
 
@@ -29,7 +30,7 @@ class UserSummary:
     last_seen_ts: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ThreePid:
     """An e-mail address or phone number of an account (a third-party ID); times in milliseconds."""
 
@@ -39,7 +40,7 @@ class ThreePid:
     validated_at: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ExternalId:
     """An account's ID at an external identity provider (SSO)."""
 
@@ -47,7 +48,7 @@ class ExternalId:
     external_id: str
 
 
-@dataclass(frozen=True)
+@record
 class UserDetails:
     """GET v2/users/<user_id>. `creation_ts` is converted to milliseconds (Synapse sends seconds here)."""
 
@@ -156,7 +157,7 @@ class UsersAPI(Area):
         return [str(r) for r in data.get("joined_rooms", [])]
 
 
-@dataclass(frozen=True)
+@record
 class Device:
     """A device of a local account: its name and where and when it was last seen."""
 
@@ -168,7 +169,7 @@ class Device:
     dehydrated: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Connection:
     """An IP address and user agent an account was seen from (GET whois/<user_id>)."""
 
@@ -177,7 +178,7 @@ class Connection:
     user_agent: str | None
 
 
-@dataclass(frozen=True)
+@record
 class Pusher:
     """A pusher of an account: where its notifications are pushed (GET users/<user_id>/pushers)."""
 
@@ -191,7 +192,7 @@ class Pusher:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class RateLimit:
     """An override; `messages_per_second == 0` means rate limiting is off for the user."""
 
@@ -199,7 +200,7 @@ class RateLimit:
     burst_count: float
 
 
-@dataclass(frozen=True)
+@record
 class RedactStatus:
     """How the redaction of an account's events goes (GET user/redact_status/<redact_id>)."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from bot.homeserver.http import TokenSource
 from bot.homeserver.http import tls_context
 from bot.homeserver.mas_api.errors import ADMIN_SCOPE, ScopeRefused, TokenError, TransportError
 from bot.text.untrusted import inline
+from bot.records import record
 
 CLIENT_CREDENTIALS = "client_credentials"
 CLIENT_SECRET_BASIC = "client_secret_basic"
@@ -60,7 +60,7 @@ class StaticToken:
         return False
 
 
-@dataclass(frozen=True)
+@record
 class IssuedToken:
     """An access token from the client-credentials grant: its value, scope, and when it was issued and expires."""
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
+from bot.records import record
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -63,7 +65,7 @@ def single(cls: type[R], body: Mapping[str, Any]) -> R:
     return resource(cls, body["data"])
 
 
-@dataclass(frozen=True)
+@record
 class Page(Generic[T]):
     """One page of a list.
 
@@ -108,7 +110,7 @@ async def walk(fetch: Callable[[str | None], Awaitable[Page[T]]], *, after: str 
 # -- resources (attributes as in docs/mas-admin-api-spec.json, components.schemas)
 
 
-@dataclass(frozen=True)
+@record
 class User:
     """`User`: `admin` is MAS's can_request_admin flag; `locked_at` is set for deactivated users too."""
 
@@ -129,7 +131,7 @@ class User:
         return self.deactivated_at is not None
 
 
-@dataclass(frozen=True)
+@record
 class CompatSession:
     """A session of a client that logged in through the Matrix login API (`m.login.*`)."""
 
@@ -150,7 +152,7 @@ class CompatSession:
         return self.finished_at is None
 
 
-@dataclass(frozen=True)
+@record
 class OAuth2Session:
     """A session of an OAuth 2.0 client (Element X, the bot's own client-credentials session …)."""
 
@@ -171,7 +173,7 @@ class OAuth2Session:
         return self.finished_at is None
 
 
-@dataclass(frozen=True)
+@record
 class UserSession:
     """A browser (cookie) session with MAS itself."""
 
@@ -188,7 +190,7 @@ class UserSession:
         return self.finished_at is None
 
 
-@dataclass(frozen=True)
+@record
 class PersonalSession:
     """A session used through a personal access token. The token itself is never kept here."""
 
@@ -209,7 +211,7 @@ class PersonalSession:
         return self.revoked_at is None
 
 
-@dataclass(frozen=True)
+@record
 class UserEmail:
     """An e-mail address of a MAS user."""
 
@@ -219,7 +221,7 @@ class UserEmail:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@record
 class UpstreamOAuthLink:
     """A link between a MAS user and an account at an upstream identity provider (SSO)."""
 
@@ -231,7 +233,7 @@ class UpstreamOAuthLink:
     human_account_name: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class UpstreamOAuthProvider:
     """An upstream identity provider (SSO) configured in MAS; disabled once `disabled_at` is set."""
 
@@ -248,7 +250,7 @@ class UpstreamOAuthProvider:
         return self.disabled_at is None
 
 
-@dataclass(frozen=True)
+@record
 class RegistrationToken:
     """A MAS user registration token. `id` (a ULID) is what the API addresses, not `token`."""
 
@@ -263,7 +265,7 @@ class RegistrationToken:
     revoked_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@record
 class OAuth2Client:
     """An OAuth 2.0 client registered with MAS (a static one comes from MAS's config)."""
 
@@ -282,14 +284,14 @@ class OAuth2Client:
         object.__setattr__(self, "grant_types", tuple(self.grant_types))
 
 
-@dataclass(frozen=True)
+@record
 class Version:
     """MAS's version (GET /api/admin/v1/version)."""
 
     version: str
 
 
-@dataclass(frozen=True)
+@record
 class SiteConfig:
     """What MAS lets people do by themselves (`GET /site-config`)."""
 

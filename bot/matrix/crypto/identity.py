@@ -9,11 +9,11 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.matrix.crypto.keyfile import CrossSigningKeys, KeysFileError, load_keys, save_keys
 from bot.matrix.crypto.keys_api import AuthRequired, KeysAPI, KeysAPIError, UserKeys
+from bot.records import record
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class State:
     ABSENT = "absent"  # (check only) no keys yet: the bot creates them at its next start
 
 
-@dataclass(frozen=True)
+@record
 class Status:
     """Where the bot's cross-signing identity stands (a `State`), why, and whether its device is signed."""
 

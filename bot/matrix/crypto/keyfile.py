@@ -15,11 +15,11 @@ import os
 import stat
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.matrix.crypto.signing import SigningKey
+from bot.records import record
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ KEYS_FILE_VERSION = 1
 FILE_MODE = 0o600
 
 
-@dataclass(frozen=True)
+@record
 class CrossSigningKeys:
     """The bot's three private cross-signing keys."""
 

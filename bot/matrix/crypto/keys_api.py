@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import httpx
 
 from bot.homeserver.http import tls_context
 from bot.matrix.crypto.signing import verify_signed_json
+from bot.records import record
 
 
 # -- what the homeserver publishes
@@ -40,7 +41,7 @@ def _has_usage(key_object: Mapping[str, Any], usage: str) -> bool:
     return isinstance(usages, list) and usage in usages
 
 
-@dataclass(frozen=True)
+@record
 class UserKeys:
     """One user's entry in a /keys/query answer."""
 

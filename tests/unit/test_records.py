@@ -1,0 +1,130 @@
+"""`record` behaves as `@dataclass(frozen=True)` does for everything the bot relies on: the same
+class body declared both ways gives equal answers."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from dataclasses import FrozenInstanceError, field
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from bot.records import record
+
+
+def both(body: Callable[[], type]) -> tuple[type, type]:
+    return record(body()), dataclasses.dataclass(frozen=True)(body())
+
+
+def plain_body() -> type:
+    class Point:
+        """A point."""
+
+        x: int
+        y: int = 0
+        tags: tuple[str, ...] = ()
+        secret: str = field(default="", repr=False)
+        note: str = field(default="", compare=False)
+        kind: ClassVar[str] = "point"
+
+    return Point
+
+
+def test_a_record_and_a_frozen_dataclass_agree_on_init_repr_equality_and_hash() -> None:
+    ours, theirs = both(plain_body)
+    for args, kwargs in [((1,), {}), ((1, 2), {"tags": ("a",)}), ((3,), {"secret": "s", "note": "n"})]:
+        a, b = ours(*args, **kwargs), theirs(*args, **kwargs)
+        assert repr(a) == repr(b) and "secret" not in repr(a)
+        assert hash(a) == hash(b)
+        assert dataclasses.asdict(a) == dataclasses.asdict(b)
+        assert dataclasses.astuple(a) == dataclasses.astuple(b)
+        assert a.__match_args__ == b.__match_args__
+    assert ours(1, note="a") == ours(1, note="b") and hash(ours(1, note="a")) == hash(ours(1, note="b"))
+    assert ours(1) != ours(2) and ours(1) != theirs(1)  # another class is never equal
+    assert (ours(1) == object()) is False and ours(1).__eq__(object()) is NotImplemented
+    assert {ours(1, 2), ours(1, 2), ours(2)} == {ours(1, 2), ours(2)}
+    with pytest.raises(TypeError):
+        hash(ours(1, tags=["unhashable"]))  # type: ignore[arg-type]
+
+
+def test_a_record_cannot_be_changed_once_made() -> None:
+    ours, theirs = both(plain_body)
+    for made in (ours(1), theirs(1)):
+        with pytest.raises(FrozenInstanceError):
+            made.x = 2
+        with pytest.raises(FrozenInstanceError):
+            made.other = 2  # not a field either
+        with pytest.raises(FrozenInstanceError):
+            del made.y
+        assert made.x == 1 and not hasattr(made, "other")
+    changed = dataclasses.replace(ours(1), y=5)
+    assert (changed.x, changed.y) == (1, 5)
+    with pytest.raises(FrozenInstanceError):
+        changed.y = 6
+
+
+def test_copies_and_pickles_come_back_equal_and_still_frozen() -> None:
+    made = Pickled(1, ("a",))
+    for again in (copy.copy(made), copy.deepcopy(made), pickle.loads(pickle.dumps(made))):
+        assert again == made and again is not made
+        with pytest.raises(FrozenInstanceError):
+            again.x = 2  # type: ignore[misc]
+
+
+@record
+class Pickled:
+    """Module level: pickle finds classes by name."""
+
+    x: int
+    tags: tuple[str, ...]
+
+
+def test_own_methods_stay_post_init_may_derive_and_subclasses_compare_their_own_fields() -> None:
+    @record
+    class Named:
+        """With its own repr and a derived field."""
+
+        name: str
+        folded: str = field(init=False, default="")
+
+        def __post_init__(self) -> None:
+            object.__setattr__(self, "folded", self.name.casefold())
+
+        def __repr__(self) -> str:
+            return f"<{self.name}>"
+
+    @record
+    class Tagged(Named):
+        """A subclass with one more field."""
+
+        tag: str = "t"
+
+    assert repr(Named("A")) == "<A>" and Named("A").folded == "a"
+    assert Tagged("A", tag="x") != Tagged("A", tag="y") and Tagged("A") != Named("A")
+    assert dataclasses.fields(Tagged)[-1].name == "tag"
+
+    @record
+    class Equal:
+        """Its own equality, and no hash of its own: as dataclass, the fields are hashed."""
+
+        value: Any
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Equal) and str(self.value) == str(other.value)
+
+    assert Equal(1) == Equal("1") and hash(Equal(1)) == hash((1,))
+
+
+def test_recursive_records_have_a_repr() -> None:
+    @record
+    class Box:
+        """Holds anything, itself included."""
+
+        items: list[Any]
+
+    box = Box([])
+    box.items.append(box)
+    assert repr(box) == "test_recursive_records_have_a_repr.<locals>.Box(items=[...])"
