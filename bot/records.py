@@ -17,24 +17,36 @@ T = TypeVar("T")
 def record(cls: type[T], /) -> type[T]:
     """A frozen dataclass — fields, `__init__`, `dataclasses.replace`/`asdict`/`fields`, match
     arguments, equality, hashing and `repr` as `@dataclass(frozen=True)` has them — whose `repr`,
-    equality, hash and immutability are shared functions instead of methods compiled for each class.
+    equality, hash and immutability are shared functions instead of methods compiled for each
+    class, and whose `__init__` is compiled when the first one is made.
 
     Why: on the Pythons before 3.13, `dataclass` compiles every generated method with its own
-    `exec`, six for a frozen class; the bot declares some two hundred record types, and that was
-    two thirds of the time its modules take to import, the largest part of its start over a bare
-    nio bot (issue 23). Here only `__init__` is compiled. A record's fields are set once, by its
+    `exec`, six for a frozen class; the bot declares some two hundred record types, most of which a
+    start never makes, and that was two thirds of the time its modules take to import, the largest
+    part of its start over a bare nio bot (issue 23). A record's fields are set once, by its
     `__init__` (`__post_init__` may still set derived ones with `object.__setattr__`); setting or
     deleting any attribute afterwards raises `FrozenInstanceError`, as for a frozen dataclass."""
 
     own = dict(vars(cls))
     if own.get("__hash__", ...) is None and "__eq__" in own:
         del own["__hash__"]  # Python's own None for a class that defines __eq__: dataclass hashes the fields
-    cls = dataclasses.dataclass(cls, repr=False, eq=False)
-    for name, shared in (("__repr__", _repr), ("__eq__", _eq), ("__hash__", _hash),
-                         ("__setattr__", _set_once), ("__delattr__", _no_delete)):
+    cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False)
+    for name, shared in (("__init__", _init_on_first_use(cls)), ("__repr__", _repr), ("__eq__", _eq),
+                         ("__hash__", _hash), ("__setattr__", _set_once), ("__delattr__", _no_delete)):
         if name not in own:
             setattr(cls, name, shared)
     return cls
+
+
+def _init_on_first_use(cls: type) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # The __init__ `dataclass` writes for a subclass without fields of its own is cls's.
+        stand_in = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        compiled = dataclasses.dataclass(stand_in, repr=False, eq=False).__init__
+        type.__setattr__(cls, "__init__", compiled)
+        compiled(self, *args, **kwargs)
+
+    return __init__
 
 
 def _fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

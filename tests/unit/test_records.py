@@ -4,6 +4,7 @@ class body declared both ways gives equal answers."""
 from __future__ import annotations
 
 import copy
+import inspect
 import dataclasses
 import pickle
 from dataclasses import FrozenInstanceError, field
@@ -128,3 +129,31 @@ def test_recursive_records_have_a_repr() -> None:
     box = Box([])
     box.items.append(box)
     assert repr(box) == "test_recursive_records_have_a_repr.<locals>.Box(items=[...])"
+
+
+def test_a_records_init_is_compiled_when_the_first_one_is_made_and_then_is_the_dataclass_one() -> None:
+    @record
+    class Base:
+        """Never made itself."""
+
+        a: int
+        b: list[int] = field(default_factory=list)
+
+    @record
+    class Child(Base):
+        """Made first."""
+
+        c: str = "c"
+
+    waiting = Base.__init__
+    child = Child(1, c="x")
+    assert (child.a, child.b, child.c) == (1, [], "x") and type(child) is Child
+    assert Base.__init__ is waiting  # only Child's was compiled
+    base = Base(2)
+    assert Base.__init__ is not waiting and Base.__init__.__qualname__.endswith("Base.__init__")
+    assert [p for p in inspect.signature(Base).parameters] == ["a", "b"]
+    assert Base(3).b is not base.b  # the default factory, called for each
+    with pytest.raises(TypeError):
+        Base()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Child(1, 2, "c", "extra")  # type: ignore[call-arg]
