@@ -13,6 +13,7 @@ def main() -> int:
     gc.disable()
     try:
         from bot.cli import main as run_command_line
+        import bot.app  # noqa: F401  (what `run` starts, and nio: the bulk of those objects)
     finally:
         gc.freeze()
         gc.enable()

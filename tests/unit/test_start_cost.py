@@ -62,3 +62,21 @@ def test_the_record_types_a_start_loads_compile_only_their_init() -> None:
     counted, frozen = json.loads(out)
     assert counted > 150  # the check sees the record types
     assert frozen == [], f"declare these with bot.records.record: {frozen}"
+
+
+def test_the_console_leaves_what_its_imports_made_out_of_the_cyclic_collector() -> None:
+    script = (
+        "import gc, sys, json\n"
+        "from bot.__main__ import main\n"
+        "sys.argv = ['synapse-admin-bot', '--version']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps([gc.get_freeze_count(), gc.isenabled(), 'nio' in sys.modules]), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          check=True, capture_output=True, text=True)
+    frozen, collecting, nio_loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert nio_loaded and collecting
+    assert frozen > 50_000  # the bot's and nio's modules, classes and tables
