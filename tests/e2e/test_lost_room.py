@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from bot.cli import check
@@ -34,16 +35,22 @@ async def test_a_room_that_refuses_the_bot_gets_backoff_and_the_others_get_each_
 
             flood = [unique(f"lost-room flood {i}") for i in range(8)]
             await asyncio.gather(*(scene.report_user(reason) for reason in flood))
-            summary = await admin.chat.wait_for(admin.room_id, lambda e: is_notice_from(e, world.bot.user_id)
-                                                and flood[0] in body(e) and "📥" in body(e), timeout=60)
-            assert all(reason in body(summary) for reason in flood)
+            # Eight at once are more than the flood threshold: one summary, or, when the homeserver is
+            # slow and they fall into two polls, a few notices and a summary of the rest.
+            for reason in flood:
+                await admin.chat.wait_for(admin.room_id, lambda e, reason=reason: is_notice_from(e, world.bot.user_id)
+                                          and reason in body(e), timeout=60)
+
+            def flood_notices() -> list[Any]:
+                return [e for e in admin.chat.events[admin.room_id]
+                        if is_notice_from(e, world.bot.user_id) and any(reason in body(e) for reason in flood)]
+
+            assert any("📥" in body(e) for e in flood_notices())
             # A sentinel: a report after the flood gets its own notice many polls later.
             sentinel = unique("lost-room sentinel")
             await scene.report_user(sentinel)
             await wait_for_notice(admin.chat, admin.room_id, world.bot.user_id, sentinel, timeout=60)
-            summaries = [e for e in admin.chat.events[admin.room_id]
-                         if is_notice_from(e, world.bot.user_id) and flood[0] in body(e)]
-            assert len(summaries) == 1
+            assert all(sum(reason in body(e) for e in flood_notices()) == 1 for reason in flood)
             assert set(app.reports.refused_rooms()) == {lost}
             assert not any(flood[0] in body(e) for e in world.chat.events.get(lost, []))
 
