@@ -40,13 +40,28 @@ def record(cls: type[T], /) -> type[T]:
 
 def _init_on_first_use(cls: type) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        # The __init__ `dataclass` writes for a subclass without fields of its own is cls's.
-        stand_in = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
-        compiled = dataclasses.dataclass(stand_in, repr=False, eq=False).__init__
+        compiled = _frozen_init(cls)
         type.__setattr__(cls, "__init__", compiled)
         compiled(self, *args, **kwargs)
 
     return __init__
+
+
+def _frozen_init(cls: type) -> Any:
+    """The `__init__` that `@dataclass(frozen=True)` writes for cls's fields, written for a twin
+    class with the same fields: it sets each with `object.__setattr__`, as fast as a frozen
+    dataclass's (not through `_set_once`, twice as slow), and calls cls's `__post_init__`."""
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                 "__annotations__": annotations}
+    for f in dataclasses.fields(cls):
+        annotations[f.name] = f.type
+        namespace[f.name] = dataclasses.field(default=f.default, default_factory=f.default_factory, init=f.init,
+                                              kw_only=f.kw_only)
+    if hasattr(cls, "__post_init__"):
+        namespace["__post_init__"] = cls.__post_init__
+    twin = dataclasses.dataclass(type(cls.__name__, (), namespace), frozen=True, repr=False, eq=False)
+    return twin.__init__
 
 
 def _fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
