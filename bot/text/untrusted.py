@@ -40,6 +40,8 @@ _SPACES_RE = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 
 def strip_invisible(text: str) -> str:
     """Remove bidi controls, zero-width characters and C0/C1 controls other than line breaks and tabs."""
+    if text.isascii() and text.isprintable():
+        return text  # none of them is printable ASCII (an export asks this for most cells)
     return _CONTROL_RE.sub("", _INVISIBLE_RE.sub("", text))
 
 
