@@ -1,4 +1,4 @@
-"""Configuration: frozen dataclasses built by `load(path, environ)`.
+"""Configuration: frozen records (bot/records.py) built by `load(path, environ)`.
 
 Every problem is a `ConfigError` that names the key and what is wrong with it, so that the
 CLI can print one line and exit 2. Loading has no side effect beyond reading files.

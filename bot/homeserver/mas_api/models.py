@@ -1,4 +1,4 @@
-"""Typed models of the MAS admin API: one frozen dataclass per resource, plus a page of them.
+"""Typed models of the MAS admin API: one frozen record (bot/records.py) per resource, plus a page of them.
 
 MAS wraps every resource JSON:API-style — `{"type", "id", "attributes", "links", "meta"}` — and
 lists as `{"meta": {"count"}, "data": [...], "links": {"next", …}}`. The models flatten a resource
