@@ -46,7 +46,7 @@ async def quarantine_room_media(api: Any, room_id: str) -> int:
 
 
 @room.command(
-    "list", summary="List rooms known to the homeserver", role=Role.VIEWER, paged=True,
+    "list", summary="List rooms known to the homeserver", role=Role.VIEWER, paged_by_offset=True,
     flags=[
         Flag("search", "only rooms whose name, alias or ID contains this", TextArg),
         Flag("order", "sort by this column", Choice(*ROOM_ORDER)),
@@ -67,7 +67,7 @@ async def list_rooms(ctx: Context, search: str | None, order: str | None, dir: s
              f"{r.joined_local_members} / {r.joined_members}", r.encryption or "none", r.public]
             for r in result.items]
     return Table("Rooms", ["room", "name", "alias", "members (local / all)", "encryption", "public"], rows,
-                 total=result.total, next_from=result.next_token, pages_by_offset=True)
+                 total=result.total, next_from=result.next_token)
 
 
 @room.command(

@@ -219,6 +219,9 @@ class Command:
     flags: tuple[Flag, ...] = ()
     endpoints: tuple[str, ...] = ()
     paged: bool = False
+    # Its pages start at row offsets and tell the total (Synapse's lists of accounts and rooms): an
+    # export asks for several at once (bot/runtime/export.py).
+    paged_by_offset: bool = False
     top_level: bool = False
     details: str = ""
     examples: tuple[str, ...] = ()
@@ -405,6 +408,7 @@ class CommandGroup:
         flags: Sequence[Flag] = (),
         endpoints: Sequence[str] = (),
         paged: bool = False,
+        paged_by_offset: bool = False,
         details: str = "",
         examples: Sequence[str] = (),
         job: bool = False,
@@ -426,7 +430,8 @@ class CommandGroup:
                 params=tuple(params),
                 flags=tuple(flags),
                 endpoints=tuple(endpoints),
-                paged=paged,
+                paged=paged or paged_by_offset,
+                paged_by_offset=paged_by_offset,
                 top_level=self.top_level,
                 details=details,
                 examples=tuple(examples),

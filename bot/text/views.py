@@ -105,9 +105,6 @@ class Table:
     next_from: str | None = None
     empty: str = "Nothing found."
     next_hint: str | None = None  # filled in by the pipeline (bot/runtime/export.py): the command that shows the next page
-    # `next_from` is a row offset (Synapse's lists of accounts and rooms): with `total` known, an
-    # export asks for several later pages at once (bot/runtime/export.py).
-    pages_by_offset: bool = False
 
 
 @record

@@ -18,7 +18,7 @@ from bot.text.views import Code, Doc, Record, Table, Text, Untrusted, When
 
 from ._common import MAS_USER_ENDPOINT, USER_ORDER, ratelimit_text, user
 @user.command(
-    "list", summary="List local accounts", role=Role.VIEWER, paged=True,
+    "list", summary="List local accounts", role=Role.VIEWER, paged_by_offset=True,
     flags=[
         Flag("name", "only accounts whose ID or display name contains this", TextArg),
         Flag("admins", "only server admins"),
@@ -55,7 +55,7 @@ async def list_users(
         for u in result.items
     ]
     return Table("Accounts", ["user", "display name", "admin", "deactivated", "locked", "created", "last seen"], rows,
-                 total=result.total, next_from=result.next_token, pages_by_offset=True)
+                 total=result.total, next_from=result.next_token)
 
 
 @list_users.validate

@@ -431,7 +431,7 @@ async def test_an_export_paged_by_offset_asks_for_the_next_pages_at_once_and_wri
         more = str(end) if end < grown else None
         answers[at] = asyncio.get_running_loop().create_future()
         await answers[at]
-        return Table("t", ["n"], [[n] for n in range(start, end)], total=total, next_from=more, pages_by_offset=True)
+        return Table("t", ["n"], [[n] for n in range(start, end)], total=total, next_from=more)
 
     async def answer(at: str | None) -> None:
         for _ in range(10_000):
@@ -444,15 +444,18 @@ async def test_an_export_paged_by_offset_asks_for_the_next_pages_at_once_and_wri
     rows: list[int] = []
 
     async def read_all() -> None:
-        async for table in export_module._pages(page_at, None):
+        async for table in export_module._pages(page_at, None, by_offset=True):
             rows.extend(row[0] for row in table.rows)
 
     reading = asyncio.create_task(read_all())
-    await answer(None)
     pages = [str(EXPORT_PAGE_SIZE * k) for k in (1, 2, 3)]
     for _ in range(50):
         await asyncio.sleep(0)
-    assert asked == [None, *pages[:export_module.PAGES_AHEAD]]  # the next pages at once, before any answer
+    assert asked == [None, pages[0]]  # the first two pages at once: their offsets are known before any answer
+    await answer(None)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert asked == [None, *pages[:export_module.PAGES_AHEAD]]  # with the total known, the next ones too
     await answer(pages[1])  # answered out of order…
     await answer(pages[0])
     await answer(pages[2])  # (asked once the first of them was written)
@@ -460,6 +463,28 @@ async def test_an_export_paged_by_offset_asks_for_the_next_pages_at_once_and_wri
     await reading
     assert rows == list(range(grown))  # … written in order, none twice, none missing
     assert asked == [None, *pages, str(EXPORT_PAGE_SIZE * 4)]
+
+
+@pytest.mark.parametrize(("page_size", "total", "asked_1000"), [(1000, 35, 1), (7, 35, 1), (500, 2_400, 2)])
+async def test_a_listing_paged_by_offset_that_ends_early_or_gives_smaller_pages_loses_no_row(
+        page_size: int, total: int, asked_1000: int) -> None:
+    """The second page asked for with the first is a guess: dropped when the first page is the last
+    one, or when the homeserver gives fewer rows a page than asked (then pages follow its tokens)."""
+    from bot.runtime import export as export_module
+    from bot.text.views import Table
+
+    asked: list[str | None] = []
+
+    async def page_at(at: str | None) -> Table:
+        asked.append(at)
+        await asyncio.sleep(0.001)
+        start = int(at or 0)
+        end = min(start + page_size, total)
+        return Table("t", ["n"], [[n] for n in range(start, end)], total=total, next_from=str(end) if end < total else None)
+
+    rows = [row[0] async for table in export_module._pages(page_at, None, by_offset=True) for row in table.rows]
+    assert rows == list(range(total))  # in order, none twice, none missing
+    assert asked[:2] == [None, "1000"] and asked.count("1000") == asked_1000
 
 
 async def test_an_export_not_paged_by_offset_asks_for_one_page_after_the_other() -> None:
