@@ -15,9 +15,9 @@ waiting in the homeserver's queue. More than QUEUE_ALLOWANCE waiting is "slow": 
 that the homeserver never idles between answers, no more (Synapse handles its requests on one
 thread, its database queries on a few more: a plain script over 2,000 accounts went 5–10 % faster
 at 12–16 in flight than at 8, while answers grew slower by half; beyond that, more in flight only
-queue — they add no speed, only delay). People's commands
-do not wait behind that queue: while people are at work with the bot, the homeserver gate keeps
-bulk work to one item at a time (bot/homeserver/gate.py: PEOPLE_AROUND_S).
+queue — they add no speed, only delay). People's commands do not wait behind that queue: while
+people are at work with the bot, the homeserver gate keeps bulk work to one item at a time
+(bot/homeserver/gate.py: PEOPLE_AROUND_S).
 
 Neutral: no HTTP library, no Matrix, nothing of ours.
 """
