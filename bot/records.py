@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import reprlib
 import time
+from collections.abc import Mapping
 from dataclasses import FrozenInstanceError
 from typing import Any, TypeVar
 
@@ -36,6 +37,43 @@ def record(cls: type[T], /) -> type[T]:
         if name not in own:
             setattr(cls, name, shared)
     return cls
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any]) -> T:
+    """A record of `cls` from a mapping that may hold more keys than `cls` has fields (they are left
+    out), as `cls(**{k: v for k, v in data.items() if k in fields})` makes it, only faster: an
+    export builds one for each of 10,000 rows. A record type without `__post_init__` or fields
+    left out of `__init__` gets its instance dictionary filled in one go (the dictionary is what a
+    record's `__init__` fills: nothing is skipped); any other class, or missing fields, goes through
+    `__init__`, which also raises the same error."""
+    plan = cls.__dict__.get("_record_mapping_plan")
+    if plan is None:
+        plan = _mapping_plan(cls)
+        type.__setattr__(cls, "_record_mapping_plan", plan)
+    names, defaults, factories, required, direct = plan
+    if not direct or not required <= data.keys():
+        return cls(**{key: value for key, value in data.items() if key in names})
+    made = object.__new__(cls)
+    values = made.__dict__
+    values.update(defaults)
+    values.update(data)
+    for extra in data.keys() - names:
+        del values[extra]
+    for name, factory in factories:
+        if name not in data:
+            values[name] = factory()
+    return made
+
+
+def _mapping_plan(cls: type) -> tuple[frozenset[str], dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str], bool]:
+    every = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = frozenset(f.name for f in every)
+    defaults = {f.name: f.default for f in every if f.default is not dataclasses.MISSING}
+    factories = tuple((f.name, f.default_factory) for f in every if f.default_factory is not dataclasses.MISSING)
+    required = names - defaults.keys() - {name for name, _ in factories}
+    direct = (getattr(cls, "__setattr__", None) is _set_once and not hasattr(cls, "__post_init__")
+              and all(f.init for f in every) and len(every) == len(cls.__dataclass_fields__))  # type: ignore[attr-defined]
+    return names, defaults, factories, frozenset(required), direct
 
 
 def _init_on_first_use(cls: type) -> Any:

@@ -20,7 +20,7 @@ from bot.handler_api.invocation import Invocation
 from bot.handler_api.parsing import PageRequest
 from bot.handler_api.spec import EXPORT_PAGE_SIZE
 from bot.runtime.options import RunOptions, handler_kwargs
-from bot.text.render import csv_cell, plain_value
+from bot.text.render import csv_value, plain_value
 from bot.text.views import Attachment, Doc, Table, Text
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ async def export(ctx: Context, inv: Invocation, options: RunOptions) -> Attachme
                     if writer is not None:
                         writer.writerow(columns)
                 for index, row in enumerate(table.rows):
-                    values = [csv_cell(plain_value(v)) if writer is not None else plain_value(v) for v in row]
+                    values = [csv_value(v) for v in row] if writer is not None else [plain_value(v) for v in row]
                     if writer is not None:
                         writer.writerow(values)
                     else:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bot.records import record
+from bot.records import from_mapping, record
 
 
 def both(body: Callable[[], type]) -> tuple[type, type]:
@@ -157,3 +157,47 @@ def test_a_records_init_is_compiled_when_the_first_one_is_made_and_then_is_the_d
         Base()  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Child(1, 2, "c", "extra")  # type: ignore[call-arg]
+
+
+def test_a_record_from_a_mapping_is_the_one_init_makes_from_its_known_keys() -> None:
+    @record
+    class Account:
+        name: str
+        admin: bool = False
+        rooms: list[str] = field(default_factory=list)
+        note: str = field(default="", compare=False)
+
+    data = {"name": "@a:hs", "admin": True, "password_hash": "secret", "approved": True}
+    made = from_mapping(Account, data)
+    assert made == Account(name="@a:hs", admin=True) and repr(made) == repr(Account(name="@a:hs", admin=True))
+    assert not hasattr(made, "password_hash") and "password_hash" not in vars(made)
+    assert made.rooms == [] and made.rooms is not from_mapping(Account, data).rooms  # a fresh list each
+    assert from_mapping(Account, {"name": "@b:hs", "rooms": ["!r"]}).rooms == ["!r"]
+    with pytest.raises(FrozenInstanceError):
+        made.admin = False
+    with pytest.raises(TypeError, match="name"):
+        from_mapping(Account, {"admin": True})  # a missing field fails as __init__ fails
+    assert data == {"name": "@a:hs", "admin": True, "password_hash": "secret", "approved": True}  # not changed
+
+
+def test_a_record_from_a_mapping_still_runs_post_init_and_other_classes_go_through_init() -> None:
+    @record
+    class Checked:
+        size: int
+        label: str = ""
+
+        def __post_init__(self) -> None:
+            if self.size < 0:
+                raise ValueError("negative size")
+            object.__setattr__(self, "label", self.label or f"size {self.size}")
+
+    assert from_mapping(Checked, {"size": 3, "other": 1}).label == "size 3"
+    with pytest.raises(ValueError, match="negative"):
+        from_mapping(Checked, {"size": -1})
+
+    @dataclasses.dataclass
+    class Plain:
+        a: int
+        b: int = 2
+
+    assert from_mapping(Plain, {"a": 1, "c": 3}) == Plain(1, 2)
