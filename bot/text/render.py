@@ -420,6 +420,8 @@ _CSV_BY_TYPE: dict[type, Any] = {
     Code: lambda value: csv_cell(untrusted.inline(value.text, _FULL.limit(_CODE_LIMIT))),
     When: lambda value: "never" if not value.ms else csv_cell(format_ts(value.ms)),
     type(None): lambda value: "—",
+    bool: lambda value: "yes" if value else "no",
+    int: lambda value: csv_cell(f"{value:,}"),
 }
 
 
