@@ -50,15 +50,19 @@ async def timer_message(person: Person, timer: int, words: str, timeout: float =
         person.room_id, lambda e: f"Timer #{timer}:" in body(e) and words in body(e), timeout)
 
 
-async def test_a_suspension_for_10s_ends_by_itself_once_and_the_rooms_are_told(
+async def test_a_suspension_for_10s_ends_by_itself_once_and_a_lock_changed_meanwhile_is_left_as_it_is(
         mod: Person, bot: App, world: World, homeserver: LocalHomeserver) -> None:
-    user = await new_user(homeserver, "timed")
+    # Two timers set together, so that the suite waits for their 10 s once.
+    user, changed = await new_user(homeserver, "timed"), await new_user(homeserver, "changed")
     reply = await confirmed(mod, f"!admin user suspend {user} --for 10s")
     assert "ends by itself in 10s" in reply, reply
     timer = timer_of(reply)
     assert (await account(world, user))["suspended"] is True
+    other = timer_of(await confirmed(mod, f"!admin user lock {changed} --for 10s"))
     listed = await mod.ask_body("!admin timers")
     assert f"user suspend user={user}" in listed and mod.user_id in listed
+    # Someone unlocks the other account on the homeserver, outside the bot, before the time is up.
+    await admin_api(world, "PUT", f"/_synapse/admin/v2/users/{changed}", json={"locked": False})
 
     told = await timer_message(mod, timer, "time is up")
     assert "m.relates_to" not in told["content"]  # a message of its own, not a reply
@@ -70,19 +74,13 @@ async def test_a_suspension_for_10s_ends_by_itself_once_and_the_rooms_are_told(
     assert len(rows) == 1 and rows[0].result == "ok" and rows[0].sender == mod.user_id
     assert json.loads(rows[0].invocation_json)["source"] == f"timer {timer}"
     assert (await bot.stores.timers.get_timer(timer)).state == "done"
-    assert "No timers" in await mod.ask_body("!admin timers")
 
-
-async def test_someone_changed_it_meanwhile_so_nothing_is_done_and_the_rooms_are_told(
-        mod: Person, bot: App, world: World, homeserver: LocalHomeserver) -> None:
-    user = await new_user(homeserver, "changed")
-    timer = timer_of(await confirmed(mod, f"!admin user lock {user} --for 10s"))
-    # Someone unlocks it on the homeserver, outside the bot, before the time is up.
-    await admin_api(world, "PUT", f"/_synapse/admin/v2/users/{user}", json={"locked": False})
-    refused = await timer_message(mod, timer, "did not end by itself")
+    # The changed one: nothing is done, and the rooms are told why.
+    refused = await timer_message(mod, other, "did not end by itself")
     assert "it changed since" in body(refused) and "Nothing was done" in body(refused)
-    assert (await account(world, user))["locked"] is False
-    assert (await bot.stores.timers.get_timer(timer)).state == "refused"
+    assert (await account(world, changed))["locked"] is False
+    assert (await bot.stores.timers.get_timer(other)).state == "refused"
+    assert "No timers" in await mod.ask_body("!admin timers")
 
 
 async def test_cancelling_a_timer_keeps_the_action(mod: Person, viewer: Person, admin: Person, bot: App,
