@@ -70,16 +70,18 @@ async def postgres_homeserver(postgres_cluster: LocalPostgres, tmp_root: Path) -
 
 
 async def join_people(hs: LocalHomeserver, world: World, names: list[str]) -> dict[str, Person]:
-    people: dict[str, Person] = {"admin": Person(world.chat, world.admin_room)}
-    for name in names:
+    async def join(name: str) -> Person:
         account = await hs.register(f"{name}-{world.bot.localpart}", displayname=name.title())
         chat = ChatClient(hs.url, account.user_id, account.access_token)
         await world.chat.invite(world.admin_room, account.user_id)
         await chat.join(world.admin_room)
         await chat.start()
-        people[name] = Person(chat, world.admin_room)
+        return Person(chat, world.admin_room)
+
+    # Side by side: a world is made for a score of tests, and each step waits on the homeserver.
+    joined = await asyncio.gather(*(join(name) for name in names))
     await world.chat.start()
-    return people
+    return {"admin": Person(world.chat, world.admin_room), **dict(zip(names, joined))}
 
 
 async def make_world(hs: LocalHomeserver, root: Path, bot_name: str, *, encrypted: bool = False) -> tuple[World, dict[str, Person]]:

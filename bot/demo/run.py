@@ -64,8 +64,8 @@ class World:
 async def build_world(hs: LocalHomeserver, state_dir: Path, *, bot_localpart: str = "adminbot",
                       moderator_localpart: str = "moderator", encrypted: bool = False) -> World:
     """The bot's account (a server admin), a moderator and a private admin room with both in it."""
-    bot = await hs.register(bot_localpart, admin=True, displayname="Admin bot")
-    moderator = await hs.register(moderator_localpart, MODERATOR_PASSWORD, displayname="Moderator")
+    bot, moderator = await asyncio.gather(hs.register(bot_localpart, admin=True, displayname="Admin bot"),
+                                          hs.register(moderator_localpart, MODERATOR_PASSWORD, displayname="Moderator"))
     chat = ChatClient(hs.url, moderator.user_id, moderator.access_token)
     # The bot gets moderator power so that it can redact a command that contains a password.
     room = await chat.create_room(name="Admin room", invite=[bot.user_id], encrypted=encrypted,
