@@ -3,6 +3,7 @@ admin API's gate that validates every request and answer against MAS's descripti
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -88,6 +89,12 @@ class MASStandIn(Operations):
         self.policy_data: dict[str, Any] | None = None  # what setPolicyData last set (`admin_users`, …)
         self.policy_data_id = ""
         self.down: str | None = None  # None, "refuse" or "503"
+        # Requests this says yes to are never carried out, and answered 503 only when the stand-in
+        # stops (a client cut off mid-request), even once the switch is off again.
+        self.hold: Callable[[web.Request], bool] | None = None
+        self.slow: Callable[[web.Request], float] | None = None  # seconds before a request is handled
+        self.held = 0
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -122,6 +129,7 @@ class MASStandIn(Operations):
         await self._site.start()
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -153,6 +161,12 @@ class MASStandIn(Operations):
     @web.middleware
     async def _gate(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         if self.down == "503":
+            return web.json_response({"errors": [{"title": "Service Unavailable"}]}, status=503)
+        if self.slow is not None:
+            await asyncio.sleep(self.slow(request))
+        if self.hold is not None and self.hold(request):
+            self.held += 1
+            await self._stopping.wait()
             return web.json_response({"errors": [{"title": "Service Unavailable"}]}, status=503)
         return await handler(request)
 
