@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from bot.handler_api import argtypes
 from bot.demo.run import TINY_PNG, running_bot
@@ -45,6 +46,8 @@ from bot.text.untrusted import BIDI_CONTROLS
 from commands import load_table
 from tests.conftest import make_world
 from tests.unit.test_hostile_render import _Checker
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 SEED = int(os.environ.get("SAB_FUZZ_SEED", "20241212"))
 PER_PERSON = 125

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from nio import MegolmEvent, RoomMessageNotice, RoomMessageText
 
@@ -29,6 +30,8 @@ from bot.demo.localchat import ChatClient
 from bot.demo.run import build_world, running_bot
 from bot.demo.synapse import Account, LocalHomeserver
 from tests.support.e2ee import EncryptedPerson
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 

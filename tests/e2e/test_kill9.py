@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.botprocess import BotProcess
 from tests.support.chat import Person, body, code_of
 from tests.support.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 
 async def _answering(admin: Person, timeout: float = 60.0) -> None:

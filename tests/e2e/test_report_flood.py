@@ -8,11 +8,15 @@ import asyncio
 import re
 from pathlib import Path
 
+import pytest
+
 from bot.demo.run import running_bot
 from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import body
 from tests.support.reports import is_notice_from, make_scene
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 REPORTS = 150
 AT_ONCE = 10  # reports filed concurrently: a flood, not a trickle

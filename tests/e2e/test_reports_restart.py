@@ -14,6 +14,8 @@ from tests.conftest import make_world
 from tests.support.chat import Person, body
 from tests.support.reports import make_scene, notices_with, unique, wait_for_notice
 
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
+
 PAGE_SIZE = 2  # the API's page is two reports: five new ones take three pages
 
 

@@ -13,6 +13,8 @@ from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
 
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 async def restart_world(homeserver: LocalHomeserver, tmp_root: Path):

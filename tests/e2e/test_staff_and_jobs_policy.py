@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.app import App
 from bot.demo.run import TINY_PNG, running_bot
@@ -19,6 +20,8 @@ from bot.demo.localchat import ChatClient
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
 from tests.support.reports import make_scene
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 
 def _tag() -> str:

@@ -8,12 +8,15 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from bot.app import App
 from bot.demo.localchat import ChatClient, Event
 from bot.demo.run import World
 from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person, body, code_of
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 
 async def admin_api(world: World, method: str, path: str, **kwargs: Any) -> Any:

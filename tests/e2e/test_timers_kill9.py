@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
@@ -19,6 +20,8 @@ from tests.e2e.test_kill9 import _answering
 from tests.support.botprocess import BotProcess
 from tests.support.chat import Person, body, code_of
 from tests.support.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
 
 
 async def _suspended(hs: LocalHomeserver, token: str, user_id: str) -> bool:
