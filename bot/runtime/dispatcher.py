@@ -129,7 +129,7 @@ class Dispatcher:
         self.schedules = Schedules(
             store=schedules, table=table, env=self.contexts.env, pipeline=self.pipeline, prompts=self.pipeline.prompts,
             policy=policy, replies=self.replies, journal=command_journal, prefix=prefix, clock=clock,
-            make_context=self.contexts.make,
+            make_context=self.contexts.make, jobs=job_store,
         ) if schedules is not None else None
         self.confirmations = Confirmations(
             store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,

@@ -8,7 +8,9 @@
   runs as a new invocation by the schedule's author, source "schedule <id>", through the pipeline:
   authorised again with the author's role now (a schedule whose author lost the role stops, and
   says so), audited, its result a new message in the room where it was scheduled. Runs missed
-  while the bot was down run once at start, never more; two runs of one schedule never overlap.
+  while the bot was down run once at start, never more; two runs of one schedule never overlap,
+  also when the command runs as a job: while the job of its last run is still running, a run is
+  skipped (and the room told so).
 - `schedule list|remove|pause|resume`: its author or an admin (the policy's answer) changes it.
 """
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from bot.runtime.pipeline import Pipeline
     from bot.runtime.prompts import Prompts
     from bot.runtime.replies import Replies
+    from bot.state.jobs import JobStore
     from bot.state.schedules import ScheduleStore
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,10 @@ class Schedules:
     def __init__(
         self, *, store: ScheduleStore, table: CommandTable, env: Callable[[], ParseEnv], pipeline: Pipeline,
         prompts: Prompts, policy: Policy, replies: Replies, journal: CommandJournal, prefix: str,
-        clock: Callable[[], int], make_context: Callable[..., Context],
+        clock: Callable[[], int], make_context: Callable[..., Context], jobs: JobStore,
     ) -> None:
         self.store = store
+        self.jobs = jobs
         self.table = table
         self.env = env
         self.pipeline = pipeline
@@ -215,6 +219,13 @@ class Schedules:
         decision = self.policy.may_go_on(schedule.author, role, inv, what=f"schedule #{schedule.id} ({inv.name})")
         if not decision:
             return await self._stop(ctx, schedule, decision.reason)
+        busy = await self._job_still_running(schedule)
+        if busy is not None:
+            await self.replies.reply_to(schedule.room_id, "", None, Text(
+                f"🗓 Schedule #{schedule.id} ({schedule.when_text} UTC, by {schedule.author}): ", Code(schedule.summary),
+                f" not run this time: job #{busy} of an earlier run is still running.", tone="warning"),
+                purpose="schedule-skipped")
+            return f"skipped: job #{busy} still running"
         await self.replies.reply_to(schedule.room_id, "", None, Text(
             f"🗓 Schedule #{schedule.id} ({schedule.when_text} UTC, by {schedule.author}): ", Code(schedule.summary),
             tone="info"), purpose="schedule")
@@ -222,6 +233,16 @@ class Schedules:
         if isinstance(checked, Outcome):
             return checked.result
         return (await self.pipeline.execute(ctx, checked, RunOptions.stored(checked))).result
+
+    async def _job_still_running(self, schedule: ScheduleRecord) -> int | None:
+        source = f"schedule {schedule.id}"
+        for job in await self.jobs.jobs(statuses=["running"], limit=1000):
+            try:
+                if json.loads(job.invocation_json or "{}").get("source") == source:
+                    return job.id
+            except ValueError:
+                continue
+        return None
 
     async def _stop(self, ctx: Context, schedule: ScheduleRecord, why: str) -> str:
         await self.store.set_state(schedule.id, "stopped", from_states=("active",), note=why)

@@ -15,10 +15,12 @@ import pytest
 
 from bot import wiring
 from bot.app import App
+from bot.demo.localchat import ChatClient
 from bot.demo.run import World, running_bot
 from bot.demo.synapse import LocalHomeserver
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
+from tests.support.jobs import SlowJoins
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,38 @@ async def test_a_destructive_command_is_confirmed_once_when_scheduled_then_runs_
         assert "paused" in await admin.ask_body(f"!admin schedule pause {schedule}")
         assert "removed" in await admin.ask_body(f"!admin schedule remove {schedule}")
         assert schedule not in [s.id for s in await app.stores.schedules.schedules()]
+
+
+async def test_a_run_is_skipped_while_the_job_of_an_earlier_run_still_runs(sched_world, homeserver: LocalHomeserver) -> None:
+    world, people = sched_world
+    admin = people["admin"]
+    owner = await homeserver.register(f"sched-room-{uuid.uuid4().hex[:6]}")
+    owner_chat = ChatClient(homeserver.url, owner.user_id, owner.access_token)
+    room = await owner_chat.create_room(name="scheduled joins", preset="public_chat")
+    await owner_chat.close()
+    # More than five accounts: a job. One a batch, each force-join taking a second: it outlasts the next due time.
+    users = [(await homeserver.register(f"sched-joiner-{uuid.uuid4().hex[:6]}")).user_id for _ in range(6)]
+    async with running_bot(world.config(), admin_transport=SlowJoins(), job_edit_interval=0.1,
+                           job_batch_size=1) as app:
+        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        prompt = await admin.ask(f"!admin schedule add every 1h room join {room} {' '.join(users)}")
+        schedule = _schedule_of(body(prompt))
+        assert f"Schedule #{schedule} is active" in await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+        await _due(app, schedule)
+        job = await admin.chat.wait_for(admin.room_id, lambda e: body(e).startswith("Job #") and room in body(e), 60)
+        job_id = int(body(job).split()[1].lstrip("#"))
+        assert (await app.stores.jobs.get_job(job_id)).status == "running"
+
+        await _due(app, schedule)  # due again while that job runs: this run is skipped, and the room told
+        skipped = await admin.chat.wait_for(admin.room_id, lambda e: "not run this time" in body(e), 30)
+        assert f"Schedule #{schedule} (" in body(skipped) and f"job #{job_id} of an earlier run is still running" in body(skipped)
+        assert [j.id for j in await app.stores.jobs.jobs(statuses=["running"])] == [job_id]  # no second job
+        assert (await app.stores.schedules.get_schedule(schedule)).last_result.startswith("skipped")
+
+        await admin.chat.wait_for_edit(admin.room_id, job["event_id"],
+                                       lambda e: "⏳" not in e["content"]["m.new_content"]["body"], 60)
+        await _due(app, schedule)  # once it has ended, the next run goes ahead
+        await admin.chat.wait_for(admin.room_id, lambda e: body(e).startswith("Job #") and room in body(e)
+                                  and e["event_id"] != job["event_id"], 60)
+        assert len([e for e in _runs(admin, schedule) if "not run this time" not in body(e)]) == 2
+        assert "removed" in await admin.ask_body(f"!admin schedule remove {schedule}")

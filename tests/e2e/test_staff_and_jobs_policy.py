@@ -4,7 +4,6 @@ job mid-way and says how far it got."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -19,6 +18,7 @@ from bot.demo.synapse import LocalHomeserver
 from bot.demo.localchat import ChatClient
 from tests.conftest import make_world
 from tests.support.chat import Person, body, code_of
+from tests.support.jobs import SlowJoins
 from tests.support.reports import make_scene
 
 pytestmark = pytest.mark.slow  # scheduled first (tests/conftest.py)
@@ -110,15 +110,6 @@ async def _start_bulk_join(admin: Person, room_id: str, users: list[str]) -> tup
     started = await admin.chat.wait_for_reply(admin.room_id, confirm_id)
     job_id = int(re.match(r"Job #(\d+)", body(started)).group(1))
     return started, job_id
-
-
-class SlowJoins(httpx.AsyncHTTPTransport):
-    """The Admin API, with every force-join taking a second (bulk jobs have no pause of their own)."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and "/join/" in request.url.path:
-            await asyncio.sleep(1.0)
-        return await super().handle_async_request(request)
 
 
 async def test_admin_token_account_cancel_and_lost_roles(homeserver: LocalHomeserver, tmp_root: Path) -> None:

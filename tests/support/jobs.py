@@ -1,9 +1,13 @@
 """Running jobs without Matrix: a stand-in for the sending side, a policy that can be set, and
-a way to start a job from a command's name and arguments as the dispatcher would."""
+a way to start a job from a command's name and arguments as the dispatcher would; and an Admin
+API transport whose force-joins are slow, for jobs that must still run a while later."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import httpx
 
 from bot.handler_api.argtypes import ParseEnv
 from bot.handler_api.invocation import Invocation, typed_args
@@ -73,3 +77,12 @@ def invocation(name: str, args: dict[str, Any], table: CommandTable = TABLE) -> 
 async def run_to_end(runner: JobRunner) -> None:
     for task in list(runner._tasks.values()):
         await task
+
+
+class SlowJoins(httpx.AsyncHTTPTransport):
+    """The Admin API, with every force-join taking a second (bulk jobs have no pause of their own)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "/join/" in request.url.path:
+            await asyncio.sleep(1.0)
+        return await super().handle_async_request(request)
