@@ -127,7 +127,32 @@ class Pipeline:
             await self.replies.reply(ctx, Text(f"Refused: {problem}.", tone="error"))
             await self.audit.invocation(ctx, inv, Refused(problem).result, problem)
             return self.observe(inv.name, Refused(problem), started)
+        if TimerBook.wanted(inv) is not None:
+            # Given --for, said before any prompt when it could not end by itself as things stand
+            # (asked again when it runs: things may change while a prompt waits).
+            try:
+                why = self._why_it_cannot_end(await self.undo_book.plan(ctx, inv))
+            except Exception as exc:
+                view, outcome = self.answers.of(exc, inv.command, stage="check")
+                await self.replies.reply(ctx, view)
+                return outcome
+            if why is not None:
+                return self.observe(inv.name, await self._refuse_for(ctx, inv, why, None), started)
         return inv
+
+    def _why_it_cannot_end(self, plan: Plan | None) -> str | None:
+        if self.timers is None:
+            return "this bot keeps no timers"
+        if plan is None:
+            return "it would change nothing that undo can take back"
+        return plan.reversal.why if plan.reversal.inverse is None else None
+
+    async def _refuse_for(self, ctx: Context, inv: Invocation, why: str,
+                          confirmation: PendingConfirmation | None) -> Refused:
+        await self.replies.reply(ctx, Text(f"Not run: --for needs an action that can be taken back, and {why}. "
+                                           "Nothing was done.", tone="error"))
+        await self.audit.invocation(ctx, inv, Refused(why).result, f"--for: {why}", confirmation=confirmation)
+        return Refused(why)
 
     async def resolve(self, inv: Invocation) -> Invocation:
         """Aliases → room IDs, before the prompt, so a confirmation acts on what it showed."""
@@ -153,14 +178,9 @@ class Pipeline:
         if inv.undoes is not None and not await self.undo.ready(ctx, inv, confirmation):
             return Refused()
         plan = await self.undo_book.plan(ctx, inv)  # before it runs: the state it is about to change
-        if TimerBook.wanted(inv) is not None and (self.timers is None or plan is None or plan.reversal.inverse is None):
-            # Given --for, it runs only if it can end by itself.
-            why = (plan.reversal.why if plan is not None else "it would change nothing that undo can take back") \
-                if self.timers is not None else "this bot keeps no timers"
-            await self.replies.reply(ctx, Text(f"Not run: --for needs an action that can be taken back, and {why}. "
-                                               "Nothing was done.", tone="error"))
-            await self.audit.invocation(ctx, inv, Refused(why).result, f"--for: {why}", confirmation=confirmation)
-            return Refused(why)
+        why = self._why_it_cannot_end(plan) if TimerBook.wanted(inv) is not None else None
+        if why is not None:  # given --for, it runs only if it can end by itself
+            return await self._refuse_for(ctx, inv, why, confirmation)
         if inv.writes or inv.command.job:
             await self.journal.executing(ctx, inv, plan, confirmation)
         job_id: int | None = None

@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import App
 from bot.demo.localchat import ChatClient, Event
-from bot.demo.run import World
+from bot.demo.run import TINY_PNG, World
 from bot.demo.synapse import LocalHomeserver
 from tests.support.chat import Person, body, code_of
 
@@ -103,16 +103,32 @@ async def test_bad_input_gets_a_clear_reply_and_changes_nothing(mod: Person, adm
                                                                homeserver: LocalHomeserver) -> None:
     user = await new_user(homeserver, "badfor")
     before = len(await bot.stores.timers.open_timers())
+    prompts = len(await bot.stores.confirmations.pending_confirmations(sender=admin.user_id))
     assert "too short" in await mod.ask_body(f"!admin user suspend {user} --for 5s")
     assert "does not end by itself" in await admin.ask_body(f"!admin user deactivate {user} --for 1h")
     assert "with --undo there is no action to end" in await mod.ask_body(f"!admin user suspend {user} --undo --for 1h")
-    # A quarantine of a room's files records no undo: refused before it runs.
+    # A quarantine of a room's files records no undo: refused before any prompt.
     owner = await homeserver.register(f"room-owner-{uuid.uuid4().hex[:6]}")
     chat = ChatClient(homeserver.url, owner.user_id, owner.access_token)
     room = await chat.create_room(name="some room", preset="public_chat")
     await chat.close()
-    answer = await confirmed(admin, f"!admin media quarantine --room {room} --for 1h")
+    answer = await admin.ask_body(f"!admin media quarantine --room {room} --for 1h")
     assert "Not run: --for needs an action that can be taken back" in answer, answer
+    assert "which of the room's files it quarantined" in answer
+    # A user without files to quarantine: nothing that undo could take back, so nothing to end either.
+    answer = await admin.ask_body(f"!admin media quarantine --user {user} --for 1h")
+    assert "Not run: --for needs an action that can be taken back" in answer, answer
+    # Asked again when it runs: the only file was quarantined while the prompt waited.
+    uploader = await homeserver.register(f"uploader-{uuid.uuid4().hex[:6]}")
+    chat = ChatClient(homeserver.url, uploader.user_id, uploader.access_token)
+    mxc = await chat.upload(TINY_PNG + uuid.uuid4().bytes, "image/png", "one.png")
+    await chat.close()
+    prompt = await admin.ask(f"!admin media quarantine --user {uploader.user_id} --for 1h")
+    assert "This will run" in body(prompt), body(prompt)
+    await admin_api(world, "POST", f"/_synapse/admin/v1/media/quarantine/{mxc.removeprefix('mxc://')}")
+    answer = await admin.ask_body(f"!admin confirm {code_of(prompt)}")
+    assert "Not run: --for needs an action that can be taken back" in answer and "change nothing" in answer, answer
     details = await account(world, user)
     assert details["suspended"] is False and details["deactivated"] is False
     assert len(await bot.stores.timers.open_timers()) == before
+    assert len(await bot.stores.confirmations.pending_confirmations(sender=admin.user_id)) == prompts
