@@ -6,6 +6,7 @@ the confirmation."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -38,9 +39,12 @@ class Confirmations:
         self, *, store: ConfirmationStore, held_secrets: HeldSecrets, table: CommandTable, env: Callable[[], ParseEnv], policy: Policy, pipeline: Pipeline,
         journal: CommandJournal, replies: Replies, audit: AuditWriter, answers: Answers, clock: Callable[[], int],
         on_schedule: Callable[[Context, Invocation], Awaitable[None]] | None = None,
+        on_schedule_dropped: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
-        # A confirmed prompt of a scheduled command activates its schedule instead of running it now.
+        # A confirmed prompt of a scheduled command activates its schedule instead of running it now;
+        # one cancelled, expired or no longer valid leaves it never active.
         self.on_schedule = on_schedule
+        self.on_schedule_dropped = on_schedule_dropped
         self.store = store
         self.held_secrets = held_secrets
         self.table = table
@@ -113,12 +117,14 @@ class Confirmations:
         await self._edit_prompt(pending, Text(f"Cancelled by {ctx.requester}: {pending.command} {pending.summary}. "
                                               "Nothing was done.", tone="info"))
         await self.audit.invocation(ctx, inv, Cancelled().result, f"confirmation {pending.code}", confirmation=pending)
+        await self._schedule_dropped(pending, f"its prompt was cancelled by {ctx.requester}")
         return Text(f"Cancelled {pending.code}: {pending.command} {pending.summary}. Nothing was done.", tone="ok")
 
     async def _drop_invalid(self, ctx: Context, pending: PendingConfirmation, why: str) -> Text:
         """A stored invocation that no longer validates is never run; the prompt says so."""
         if await self.store.decide_confirmation(pending.code, "invalid", ctx.requester):
             await self._edit_prompt(pending, Text(f"Not run: {pending.command} {pending.summary}: {why}.", tone="error"))
+            await self._schedule_dropped(pending, f"its prompt could not be confirmed: {why}")
         return Text(f"Not run: confirmation {pending.code} ({pending.command}) cannot run any more: {why}. "
                     "Nothing was done; send the command again.", tone="error")
 
@@ -147,7 +153,18 @@ class Confirmations:
             self.held_secrets.drop(pending.code)
             await self._edit_prompt(pending, Text(f"Expired: {pending.command} {pending.summary} was not confirmed in "
                                                   "time. Nothing was done.", tone="info"))
+            await self._schedule_dropped(pending, "its prompt expired")
         return len(expired)
+
+    async def _schedule_dropped(self, pending: PendingConfirmation, why: str) -> None:
+        """The prompt of a scheduled command was decided otherwise than confirmed: tell its schedule."""
+        try:
+            source = json.loads(pending.invocation_json or "{}").get("source", "")
+        except ValueError:
+            return
+        kind, _, number = str(source).partition(" ")
+        if kind == "schedule" and number.isdigit() and self.on_schedule_dropped is not None:
+            await self.on_schedule_dropped(int(number), why)
 
     async def _edit_prompt(self, pending: PendingConfirmation, view: Text) -> None:
         if not pending.prompt_event_id:

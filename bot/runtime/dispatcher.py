@@ -135,6 +135,7 @@ class Dispatcher:
             store=confirmations, held_secrets=self.held_secrets, table=table, env=self.contexts.env, policy=policy,
             pipeline=self.pipeline, journal=command_journal, replies=self.replies, audit=writer, answers=self.answers,
             clock=clock, on_schedule=self.schedules.confirmed if self.schedules is not None else None,
+            on_schedule_dropped=self.schedules.never_confirmed if self.schedules is not None else None,
         )
         pins = identity_pins if identity_pins is not None else IdentityPinsStore(meta.db)
         # Pinned cross-signing identities (bot/runtime/identities.py), asked by intake when senders must be cross-signed.

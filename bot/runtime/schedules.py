@@ -11,7 +11,8 @@
   while the bot was down run once at start, never more; two runs of one schedule never overlap,
   also when the command runs as a job: while the job of its last run is still running, a run is
   skipped (and the room told so).
-- `schedule list|remove|pause|resume`: its author or an admin (the policy's answer) changes it.
+- `schedule list|remove|pause|resume`: its author or an admin (the policy's answer) changes it. A
+  destructive one whose prompt is cancelled, expires or cannot run any more is removed.
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ class Schedules:
             return
         await self.replies.reply(ctx, Text(f"Schedule #{schedule_id} is active: ", Code(schedule.summary),
                                            f" {schedule.when_text} (UTC); first run at {_utc(next_ts)}.", tone="ok"))
+
+    async def never_confirmed(self, schedule_id: int, why: str) -> None:
+        """A destructive scheduled command's prompt was cancelled, expired or could not run: the
+        schedule, never active, is removed (`schedule list` does not keep it waiting forever)."""
+        await self.store.set_state(schedule_id, "removed", from_states=("unconfirmed",), note=f"not confirmed: {why}")
 
     # -- schedule list|remove|pause|resume
 

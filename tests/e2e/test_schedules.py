@@ -174,3 +174,29 @@ async def test_a_run_is_skipped_while_the_job_of_an_earlier_run_still_runs(sched
                                   and e["event_id"] != job["event_id"], 60)
         assert len([e for e in _runs(admin, schedule) if "not run this time" not in body(e)]) == 2
         assert "removed" in await admin.ask_body(f"!admin schedule remove {schedule}")
+
+
+async def test_a_destructive_schedule_whose_prompt_is_cancelled_or_expires_is_removed(
+        sched_world, homeserver: LocalHomeserver) -> None:
+    world, people = sched_world
+    admin = people["admin"]
+    user = (await homeserver.register(f"sched-never-{uuid.uuid4().hex[:6]}")).user_id
+    async with running_bot(world.config()) as app:
+        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        cancelled = await admin.ask(f"!admin schedule add daily 04:00 user suspend {user}")
+        expiring = await admin.ask(f"!admin schedule add daily 05:00 user lock {user}")
+        first, second = _schedule_of(body(cancelled)), _schedule_of(body(expiring))
+        listed = await admin.ask_body("!admin schedule list")
+        assert f"user suspend {user}" in listed and f"user lock {user}" in listed and "unconfirmed" in listed
+
+        assert "Cancelled" in await admin.ask_body(f"!admin cancel {code_of(cancelled)}")
+        await app.stores.db.execute("UPDATE confirmations SET expires_ts = ? WHERE code = ?",
+                                    (int(time.time() * 1000) - 1000, code_of(expiring)))
+        assert await app.dispatcher.expire_confirmations() == 1
+
+        for schedule, why in ((first, f"its prompt was cancelled by {admin.user_id}"), (second, "its prompt expired")):
+            record = await app.stores.schedules.get_schedule(schedule)
+            assert record.state == "removed" and record.note == f"not confirmed: {why}", record
+        listed = await admin.ask_body("!admin schedule list")
+        assert user not in listed, listed
+        assert (await _account(world, user))["suspended"] is False
