@@ -84,11 +84,14 @@ async def test_commands_cut_short_by_kill_9_are_answered_exactly_once(homeserver
             told = body(await admin.chat.wait_for_reply(admin.room_id, confirm, 60))
             assert "restarted while running" in told and "took effect" in told and "locked" in told, told
 
-            # An ordinary command after it all, then time for anything that would come twice.
+            # An ordinary command after it all; then the bot stops (what it would still send goes out
+            # first) and a message sent after that is seen: every answer of the bot comes before it.
             after = await admin.say("!admin server version")
             asked.append(after)
             await admin.chat.wait_for_reply(admin.room_id, after, 60)
-            await asyncio.sleep(2)
+            await bot.stop()
+            marker = await admin.chat.send_text(admin.room_id, "the bot has stopped")
+            await admin.chat.wait_for(admin.room_id, lambda e: e.get("event_id") == marker, 30)
 
             for event_id in asked:  # exactly once each: never silence, never twice
                 assert len(admin.chat.replies_to(admin.room_id, event_id)) == 1, event_id
