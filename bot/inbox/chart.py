@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 import tempfile
 
-from bot.inbox.stats import STATES, QueueStats, alt_text
+from bot.inbox.stats import STATES, QueueStats, alt_text, days_text
 from bot.records import record
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 100
@@ -50,7 +50,7 @@ def draw(stats: QueueStats) -> Chart:
         values = [counts.get(state, 0) for _, counts in stats.per_day]
         axes.bar(positions, values, bottom=bottoms, label=state, color=COLOURS[state], width=0.7)
         bottoms = [b + v for b, v in zip(bottoms, values)]
-    axes.set_title(f"Reports per day by state — last {stats.days} days ({stats.total} in all)")
+    axes.set_title(f"Reports per day by state — last {days_text(stats.days)} ({stats.total} in all)")
     axes.set_ylabel("reports")
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.legend(loc="upper left", fontsize="small", ncols=4)

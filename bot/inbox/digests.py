@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.inbox.chart import Chart
 from bot.inbox.delivery import RoomDelivery
-from bot.inbox.stats import QueueStats
+from bot.inbox.stats import QueueStats, days_text
 from bot.inbox.views import REMINDER_ROWS, reminder_view, stats_view
 from bot.matrix.events import Messenger
 from bot.records import now_ms
@@ -57,6 +57,7 @@ class QueueDigests:
         self.reminder_after_ms = int(reminder_after * 1000)
         self.reminder_every_ms = int(reminder_every * 1000)
         self.reminders_checked = 0
+        self.digests_checked = 0
 
     async def digest_if_due(self) -> bool:
         """`reports stats` posted to every admin room once per period of `reports.digest`: the
@@ -64,6 +65,7 @@ class QueueDigests:
         posting it twice), and a restart inside the period posts nothing again. True when posted."""
         if self.digest is None:
             return False
+        self.digests_checked += 1
         now = now_ms()
         period = self.digest.latest(now)
         last = await self.meta.get_meta(DIGEST_KEY)
@@ -72,7 +74,7 @@ class QueueDigests:
         await self.meta.set_meta(DIGEST_KEY, str(period))
         stats = await self.stats(self.digest.period_days)
         title = (f"📊 {'Daily' if self.digest.weekday is None else 'Weekly'} report digest ({self.digest}): "
-                 f"the last {stats.days} day{'s' if stats.days != 1 else ''}")
+                 f"the last {days_text(stats.days)}")
         view = stats_view(stats, self.prefix, title=title)
         rooms = self.delivery.rooms()
         for room_id in rooms:

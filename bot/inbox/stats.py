@@ -94,12 +94,16 @@ def _top(counter: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:TOP]
 
 
+def days_text(days: int) -> str:
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
 def alt_text(stats: QueueStats) -> str:
     """The chart in words (its `body`): what a reader without the picture needs."""
     days = ", ".join(f"{label[5:]}: {sum(counts.values())}" for label, counts in stats.per_day if sum(counts.values()))
-    return (f"Chart: reports per day by state, last {stats.days} days ({stats.total} in all; "
+    return (f"Chart: reports per day by state, last {days_text(stats.days)} ({stats.total} in all; "
             f"{', '.join(f'{n} {s}' for s, n in stats.by_state.items())}). "
             + (f"Days with reports — {days}; none on the other days." if days else "No reports on any day."))
 
 
-__all__ = ["QueueStats", "compute", "alt_text", "window", "STATES", "USER", "EVENT"]
+__all__ = ["QueueStats", "compute", "alt_text", "days_text", "window", "STATES", "USER", "EVENT"]

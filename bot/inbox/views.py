@@ -12,7 +12,7 @@ from bot.text.units import format_ts, human_duration
 from bot.text.views import Code, Doc, Items, Record, Table, Text, Untrusted, When
 from bot.handler_api.report_refs import CLAIMED, CLOSED, DISMISSED, EVENT, USER, ref_label
 from bot.inbox.policy_lists import PolicyHit
-from bot.inbox.stats import QueueStats
+from bot.inbox.stats import QueueStats, days_text
 
 SUMMARY_ROWS = 30
 EXCERPT_CHARS = 300
@@ -299,7 +299,7 @@ def _wait(ms: int | None, count: int) -> str:
 def stats_view(stats: QueueStats, prefix: str, *, title: str | None = None) -> Doc:
     """`reports stats`: totals, waits, the most reported and the most active reporters."""
     since = format_ts(stats.since_ms)
-    head = title or f"📊 Reports of the last {stats.days} day{'s' if stats.days != 1 else ''} (since {since})"
+    head = title or f"📊 Reports of the last {days_text(stats.days)} (since {since})"
     fields: list[tuple[str, Any]] = [
         ("reports", f"{stats.total:,}"),
         ("by kind", ", ".join(f"{n:,} {kind}" for kind, n in stats.by_kind.items())),

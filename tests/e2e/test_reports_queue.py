@@ -332,3 +332,38 @@ async def test_each_notice_tells_the_reports_history_from_the_bots_store(admin: 
     assert "earlier reports: 2 reports about the same user, 1 report about the same message" in text
     assert "reporter's record: 2 earlier reports filed, 1 dismissed" in text
     assert "reporter's record: 2 earlier reports filed" in await admin.ask_body(f"!admin report show {report_label(notice)}")
+
+
+async def test_the_digest_is_posted_once_per_period_with_its_chart_across_a_restart(
+        homeserver: LocalHomeserver, tmp_root: Path) -> None:
+    world, people = await make_world(homeserver, tmp_root, "digestbot")
+    admin = people["admin"]
+    config = world.config(reports={"poll_interval": 0.5, "digest": "daily 00:00"})
+
+    def posted(what: str) -> list[dict]:
+        return [e for e in admin.chat.events.get(admin.room_id, [])
+                if e.get("sender") == world.bot.user_id and what in body(e)]
+
+    async def checked_twice_more(app) -> None:  # type: ignore[no-untyped-def]
+        seen = app.reports.digests.digests_checked
+        await _until(lambda: app.reports.digests.digests_checked >= seen + 2)
+        assert "Homeserver" in await admin.ask_body("!admin server version")  # after anything sent before it
+
+    try:
+        # A fresh bot: the period that began at 00:00 UTC today has had no digest yet.
+        async with running_bot(config) as app:
+            digest = await admin.chat.wait_for(admin.room_id, lambda e: e.get("sender") == world.bot.user_id
+                                               and "Daily report digest (daily 00:00 UTC)" in body(e), 30)
+            assert "the last 1 day" in body(digest) and "m.relates_to" not in digest["content"]
+            chart = await admin.chat.wait_for(admin.room_id, lambda e: e.get("sender") == world.bot.user_id
+                                              and e["content"].get("msgtype") == "m.image", 30)
+            assert chart["content"]["body"].startswith("Chart: reports per day by state, last 1 day (")
+            assert chart["content"]["url"].startswith("mxc://") and chart["content"]["info"]["mimetype"] == "image/png"
+            await checked_twice_more(app)
+        # A restart inside the period posts nothing again.
+        async with running_bot(config) as app:
+            await checked_twice_more(app)
+        assert posted("report digest") == [digest] and posted("Chart: reports per day") == [chart]
+    finally:
+        for person in people.values():
+            await person.chat.close()
