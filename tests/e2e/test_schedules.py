@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,14 @@ async def sched_world(homeserver: LocalHomeserver, tmp_root: Path):
     yield world, people
     for person in people.values():
         await person.chat.close()
+
+
+@asynccontextmanager
+async def _bot(world: World, person: Person, config: Any = None, **options: Any) -> AsyncIterator[App]:
+    """The bot running on `world` (its config, or `config`), once it has joined the admin room."""
+    async with running_bot(config if config is not None else world.config(), **options) as app:
+        await person.chat.wait_for_join(world.admin_room, world.bot.user_id)
+        yield app
 
 
 async def _account(world: World, user_id: str) -> dict[str, Any]:
@@ -60,8 +70,7 @@ async def _audited(app: App, schedule: int) -> list[Any]:
 async def test_bad_schedules_get_a_clear_reply_and_change_nothing(sched_world) -> None:
     world, people = sched_world
     admin = people["admin"]
-    async with running_bot(world.config()) as app:
-        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+    async with _bot(world, admin) as app:
         assert "too often" in await admin.ask_body("!admin schedule add every 30s server version")
         assert "not a time of day" in await admin.ask_body("!admin schedule add daily 3:00 server version")
         assert "not a time of day" in await admin.ask_body("!admin schedule add weekly sun 25:00 server version")
@@ -77,8 +86,7 @@ async def test_runs_survive_a_restart_none_lost_none_doubled_and_stop_when_the_a
     world, people = sched_world
     admin, mod = people["admin"], people["mod"]
     config = world.config()
-    async with running_bot(config) as app:
-        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+    async with _bot(world, admin, config) as app:
         reply = await mod.ask_body("!admin schedule add every 1h server version")
         assert "Scheduled #" in reply, reply
         schedule = _schedule_of(reply)
@@ -121,8 +129,7 @@ async def test_a_destructive_command_is_confirmed_once_when_scheduled_then_runs_
     world, people = sched_world
     admin = people["admin"]
     user = (await homeserver.register(f"sched-{uuid.uuid4().hex[:6]}")).user_id
-    async with running_bot(world.config()) as app:
-        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+    async with _bot(world, admin) as app:
         prompt = await admin.ask(f"!admin schedule add daily 03:00 user suspend {user}")
         text = body(prompt)
         assert "This will run: user suspend" in text and "On schedule #" in text and "daily 03:00" in text, text
@@ -150,9 +157,7 @@ async def test_a_run_is_skipped_while_the_job_of_an_earlier_run_still_runs(sched
     await owner_chat.close()
     # More than five accounts: a job. One a batch, each force-join taking a second: it outlasts the next due time.
     users = [(await homeserver.register(f"sched-joiner-{uuid.uuid4().hex[:6]}")).user_id for _ in range(6)]
-    async with running_bot(world.config(), admin_transport=SlowJoins(), job_edit_interval=0.1,
-                           job_batch_size=1) as app:
-        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+    async with _bot(world, admin, admin_transport=SlowJoins(), job_edit_interval=0.1, job_batch_size=1) as app:
         prompt = await admin.ask(f"!admin schedule add every 1h room join {room} {' '.join(users)}")
         schedule = _schedule_of(body(prompt))
         assert f"Schedule #{schedule} is active" in await admin.ask_body(f"!admin confirm {code_of(prompt)}")
@@ -181,8 +186,7 @@ async def test_a_destructive_schedule_whose_prompt_is_cancelled_or_expires_is_re
     world, people = sched_world
     admin = people["admin"]
     user = (await homeserver.register(f"sched-never-{uuid.uuid4().hex[:6]}")).user_id
-    async with running_bot(world.config()) as app:
-        await admin.chat.wait_for_join(world.admin_room, world.bot.user_id)
+    async with _bot(world, admin) as app:
         cancelled = await admin.ask(f"!admin schedule add daily 04:00 user suspend {user}")
         expiring = await admin.ask(f"!admin schedule add daily 05:00 user lock {user}")
         first, second = _schedule_of(body(cancelled)), _schedule_of(body(expiring))
