@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import time
@@ -44,6 +45,7 @@ from .records import (
 )
 
 SPEC_PATH = Path(__file__).resolve().parents[3] / "docs" / "mas-admin-api-spec.json"
+HOLD_LIMIT_S = 60.0  # the longest a held request waits for the stand-in to stop
 _SPEC: OpenAPI | None = None
 
 
@@ -115,6 +117,7 @@ class MASStandIn(Operations):
         return f"http://{LOOPBACK}:{self.port}"
 
     async def start(self) -> None:
+        self._stopping = asyncio.Event()  # held requests wait for this start's stop (go_down stops, come_up starts)
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_post("/oauth2/token", self._token)
@@ -166,7 +169,8 @@ class MASStandIn(Operations):
             await asyncio.sleep(self.slow(request))
         if self.hold is not None and self.hold(request):
             self.held += 1
-            await self._stopping.wait()
+            with contextlib.suppress(asyncio.TimeoutError):  # bounded: a forgotten hold fails a test, not the suite
+                await asyncio.wait_for(self._stopping.wait(), HOLD_LIMIT_S)
             return web.json_response({"errors": [{"title": "Service Unavailable"}]}, status=503)
         return await handler(request)
 
