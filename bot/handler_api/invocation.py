@@ -45,6 +45,22 @@ def is_source(source: str) -> bool:
     return source in SOURCES or (kind in NUMBERED_SOURCES and number.isdigit() and not number.startswith("0"))
 
 
+def numbered_source(source: str, kind: str) -> int | None:
+    """The number of a source of this kind ("schedule 2" → 2), or None for any other source."""
+    found_kind, _, number = source.partition(" ")
+    return int(number) if found_kind == kind and is_source(source) else None
+
+
+def stored_source(invocation_json: str | None) -> str:
+    """Where a stored invocation came from, read without decoding it (no command table needed);
+    "command" when it does not say or cannot be read."""
+    try:
+        source = json.loads(invocation_json or "{}").get("source", "command")
+    except (ValueError, AttributeError):
+        return "command"
+    return source if isinstance(source, str) else "command"
+
+
 @record
 class Request:
     """A command the bot built for a person (a reaction on a report notice): run as if they had typed it."""

@@ -6,13 +6,12 @@ the confirmation."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.handler_api.argtypes import ParseEnv
-from bot.handler_api.invocation import InvalidInvocation, Invocation, decode
+from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, numbered_source, stored_source
 from bot.handler_api.spec import CommandTable
 from bot.policy.rules import Policy
 from bot.runtime.answers import Answers
@@ -158,13 +157,9 @@ class Confirmations:
 
     async def _schedule_dropped(self, pending: PendingConfirmation, why: str) -> None:
         """The prompt of a scheduled command was decided otherwise than confirmed: tell its schedule."""
-        try:
-            source = json.loads(pending.invocation_json or "{}").get("source", "")
-        except ValueError:
-            return
-        kind, _, number = str(source).partition(" ")
-        if kind == "schedule" and number.isdigit() and self.on_schedule_dropped is not None:
-            await self.on_schedule_dropped(int(number), why)
+        schedule_id = numbered_source(stored_source(pending.invocation_json), "schedule")
+        if schedule_id is not None and self.on_schedule_dropped is not None:
+            await self.on_schedule_dropped(schedule_id, why)
 
     async def _edit_prompt(self, pending: PendingConfirmation, view: Text) -> None:
         if not pending.prompt_event_id:

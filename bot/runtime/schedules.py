@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.handler_api import helptext
 from bot.handler_api.argtypes import ArgumentError, ParseEnv
-from bot.handler_api.invocation import InvalidInvocation, Invocation, decode, encode
+from bot.handler_api.invocation import (
+    InvalidInvocation, Invocation, decode, encode, numbered_source, stored_source,
+)
 from bot.handler_api.parsing import CommandNotFound, HelpRequest, UsageError, parse
 from bot.handler_api.spec import CommandError, CommandTable, Role
 from bot.handler_api.when import When, next_run, parse_when
@@ -128,7 +130,8 @@ class Schedules:
 
     async def confirmed(self, ctx: Context, inv: Invocation) -> None:
         """A destructive scheduled command's prompt was confirmed: the schedule becomes active."""
-        schedule_id = int(inv.source.split(" ", 1)[1])
+        schedule_id = numbered_source(inv.source, "schedule")
+        assert schedule_id is not None  # Confirmations calls this for a schedule's prompt only
         schedule = await self.store.get_schedule(schedule_id)
         if schedule is None:
             await self.replies.reply(ctx, Text(f"Schedule #{schedule_id} is gone; nothing was done.", tone="error"))
@@ -241,13 +244,9 @@ class Schedules:
         return (await self.pipeline.execute(ctx, checked, RunOptions.stored(checked))).result
 
     async def _job_still_running(self, schedule: ScheduleRecord) -> int | None:
-        source = f"schedule {schedule.id}"
         for job in await self.jobs.jobs(statuses=["running"], limit=1000):
-            try:
-                if json.loads(job.invocation_json or "{}").get("source") == source:
-                    return job.id
-            except ValueError:
-                continue
+            if numbered_source(stored_source(job.invocation_json), "schedule") == schedule.id:
+                return job.id
         return None
 
     async def _stop(self, ctx: Context, schedule: ScheduleRecord, why: str) -> str:
