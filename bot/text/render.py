@@ -108,6 +108,8 @@ _PLAIN_BY_TYPE: dict[type, Any] = {
     Code: lambda value, opts: untrusted.inline(value.text, opts.limit(_CODE_LIMIT)),
     When: lambda value, opts: "never" if not value.ms else format_ts(value.ms),
     type(None): lambda value, opts: "—",
+    bool: lambda value, opts: "yes" if value else "no",
+    int: lambda value, opts: f"{value:,}",
 }
 
 
@@ -400,29 +402,10 @@ def csv_cell(text: str) -> str:
 
 
 def csv_value(value: Value) -> str:
-    """A value as a CSV cell: `csv_cell(plain_value(value))`, with one call for each of the common
-    exact types (an export writes every cell of 10,000 rows)."""
-    quick = _CSV_BY_TYPE.get(type(value))
-    if quick is not None:
-        return quick(value)  # type: ignore[no-any-return]
-    return csv_cell(_plain_value_of_any(value, _FULL))
-
-
-def _csv_text(text: str) -> str:
-    if text.isascii() and text.isprintable():  # nothing to remove; tab and CR are not printable
-        return "'" + text if text and text[0] in "=+-@" else text
-    return csv_cell(untrusted.strip_invisible(text))
-
-
-_CSV_BY_TYPE: dict[type, Any] = {
-    str: _csv_text,
-    Untrusted: lambda value: csv_cell(untrusted.inline(value.text, _FULL.limit(value.limit))),
-    Code: lambda value: csv_cell(untrusted.inline(value.text, _FULL.limit(_CODE_LIMIT))),
-    When: lambda value: "never" if not value.ms else csv_cell(format_ts(value.ms)),
-    type(None): lambda value: "—",
-    bool: lambda value: "yes" if value else "no",
-    int: lambda value: csv_cell(f"{value:,}"),
-}
+    """A value as a CSV cell: `csv_cell(plain_value(value))`, with one call less for each of the
+    common exact types (an export writes every cell of 10,000 rows)."""
+    quick = _PLAIN_BY_TYPE.get(type(value))
+    return csv_cell(quick(value, _FULL) if quick is not None else _plain_value_of_any(value, _FULL))
 
 
 # -- event contents
